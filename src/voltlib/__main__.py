@@ -1,0 +1,3 @@
+from voltlib.cli.main import app
+
+app()

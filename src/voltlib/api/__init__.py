@@ -1,0 +1,1 @@
+"""The HTTP JSON API (OpenAPI 3.1 at /api/v1/openapi.json)."""

@@ -1,0 +1,143 @@
+"""A small typed layer over aiohttp: routes declared once give both the handler table and the
+OpenAPI document; request bodies are msgspec Structs; every error is RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from voltlib.security.credentials import hash_api_token
+from voltlib.store import repo
+from voltlib.store.db import Store
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 256 * 1024
+PUBLIC = frozenset[str]()
+READ_ROLES = frozenset({"admin", "operator", "security"})
+WRITE_ROLES = frozenset({"admin", "operator"})
+
+T = TypeVar("T", bound=msgspec.Struct)
+PRINCIPAL = web.RequestKey("principal", str)
+Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Endpoint
+    summary: str
+    roles: frozenset[str] | None  # None: no authentication
+    body: type[msgspec.Struct] | None = None
+    tag: str = "charge points"
+
+
+class Problem(web.HTTPException):
+    """An HTTP error rendered as application/problem+json."""
+
+    def __init__(self, status: int, title: str, detail: str = "") -> None:
+        self.status_code = status
+        super().__init__(text=json.dumps({"type": "about:blank", "title": title, "status": status,
+                                          "detail": detail}), content_type="application/problem+json")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(data, enc_hook=_default), status=status,
+                        content_type="application/json")
+
+
+async def body_of(request: web.Request, kind: type[T]) -> T:
+    raw = await request.read()
+    try:
+        return msgspec.json.decode(raw or b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        raise Problem(422, "invalid-body", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise Problem(400, "malformed-json", str(exc)) from None
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        data = msgspec.json.decode(raw or b"{}")
+    except msgspec.DecodeError as exc:
+        raise Problem(400, "malformed-json", str(exc)) from None
+    if not isinstance(data, dict):
+        raise Problem(422, "invalid-body", "the body must be a JSON object")
+    return data
+
+
+def authenticated(store: Store, roles: frozenset[str] | None, handler: Endpoint) -> Endpoint:
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        if roles is not None:
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer "):
+                raise Problem(401, "unauthenticated", "send Authorization: Bearer <token>")
+            found = await store.read(partial(repo.find_api_token, token_hash=hash_api_token(header[7:].strip())))
+            if found is None:
+                raise Problem(401, "unauthenticated", "unknown or revoked token")
+            if found[1] not in roles:
+                raise Problem(403, "forbidden", f"role {found[1]} may not do this")
+            request[PRINCIPAL] = found[0]
+        return await handler(request)
+
+    return guarded
+
+
+@web.middleware
+async def problems(request: web.Request, handler: Endpoint) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem:
+        raise
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        raise Problem(exc.status, exc.reason, exc.text or "") from None
+    except Exception:
+        log.exception("API error on %s %s", request.method, request.path)
+        raise Problem(500, "internal-error", "the server failed; this is our fault, not yours") from None
+
+
+def openapi(routes: list[Route], version: str) -> dict[str, Any]:
+    bodies = [r.body for r in routes if r.body is not None]
+    schemas, components = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
+    paths: dict[str, dict[str, Any]] = {}
+    by_body = {r.body: s for r, s in zip([r for r in routes if r.body is not None], schemas, strict=True)}
+    for route in routes:
+        op: dict[str, Any] = {"summary": route.summary, "tags": [route.tag],
+                              "responses": {"200": {"description": "OK"},
+                                            "default": {"description": "problem+json error"}}}
+        params = [p[1:-1] for p in route.path.split("/") if p.startswith("{")]
+        if params:
+            op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                                for p in params]
+        if route.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": by_body[route.body]}}}
+        elif route.method in ("POST", "PUT"):
+            op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+        if route.roles is not None:
+            op["security"] = [{"bearer": []}]
+            op["description"] = "Roles: " + ", ".join(sorted(route.roles))
+        paths.setdefault(route.path, {})[route.method.lower()] = op
+    return {"openapi": "3.1.0", "info": {"title": "voltlib", "version": version},
+            "paths": paths,
+            "components": {"schemas": components,
+                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}}

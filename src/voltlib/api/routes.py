@@ -1,0 +1,186 @@
+"""The API's endpoints: charge points, commands, id tags, transactions, security events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Literal
+
+import msgspec
+from aiohttp import web
+
+from voltlib import __version__
+from voltlib.api.framework import (
+    PRINCIPAL,
+    READ_ROLES,
+    WRITE_ROLES,
+    Problem,
+    Route,
+    authenticated,
+    body_of,
+    json_object,
+    openapi,
+    reply,
+)
+from voltlib.gateway.auth import IDENTITY
+from voltlib.gateway.gateway import CommandError, Gateway
+from voltlib.security.credentials import PasswordPolicyError, check_policy, hash_password
+from voltlib.store import repo
+
+
+class NewChargePoint(msgspec.Struct, kw_only=True):
+    id: str
+    security_profile: Literal[0, 1, 2, 3] = 1
+    password: str | None = None
+    certificate_fingerprint: str | None = None
+    registration: Literal["Accepted", "Pending", "Rejected"] = "Accepted"
+
+
+class RegistrationChange(msgspec.Struct, kw_only=True):
+    registration: Literal["Accepted", "Pending", "Rejected"]
+
+
+class IdTagChange(msgspec.Struct, kw_only=True):
+    status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
+    expiry_date: datetime | None = None
+    parent_id_tag: str | None = None
+
+
+def build_routes(gateway: Gateway) -> list[Route]:
+    s = gateway.services
+    store, clock = s.store, s.clock
+
+    def cp_id(request: web.Request) -> str:
+        return request.match_info["cp_id"]
+
+    async def health(request: web.Request) -> web.Response:
+        return reply({"status": "ok", "version": __version__, "connected": len(gateway.connections)})
+
+    async def list_cps(request: web.Request) -> web.Response:
+        rows = await store.read(repo.list_charge_points)
+        for row in rows:
+            row["connected"] = row["id"] in gateway.connections
+        return reply(rows)
+
+    async def add_cp(request: web.Request) -> web.Response:
+        new = await body_of(request, NewChargePoint)
+        if not gateway_identity_ok(new.id):
+            raise Problem(422, "invalid-identity", "1 to 48 characters of A-Z a-z 0-9 . _ - : * + = @ |")
+        password_hash = None
+        if new.security_profile in (1, 2):
+            if new.password is None:
+                raise Problem(422, "password-required", "profiles 1 and 2 need a password")
+            try:
+                check_policy(new.password)
+            except PasswordPolicyError as exc:
+                raise Problem(422, "weak-password", str(exc)) from None
+            password_hash = hash_password(new.password)
+        if await store.read(partial(repo.get_charge_point, cp_id=new.id)) is not None:
+            raise Problem(409, "exists", f"charge point {new.id} already exists")
+        await store.write(partial(repo.add_charge_point, cp_id=new.id, registration=new.registration,
+                                  security_profile=new.security_profile, password_hash=password_hash,
+                                  certificate_fingerprint=new.certificate_fingerprint, now=clock.now()))
+        return reply(await store.read(partial(repo.charge_point_detail, cp_id=new.id)), status=201)
+
+    async def get_cp(request: web.Request) -> web.Response:
+        detail = await store.read(partial(repo.charge_point_detail, cp_id=cp_id(request)))
+        if detail is None:
+            raise Problem(404, "not-found", f"no charge point {cp_id(request)}")
+        detail["connected"] = cp_id(request) in gateway.connections
+        return reply(detail)
+
+    async def set_registration(request: web.Request) -> web.Response:
+        change = await body_of(request, RegistrationChange)
+        if not await gateway.set_registration(cp_id(request), change.registration):
+            raise Problem(404, "not-found", f"no charge point {cp_id(request)}")
+        return reply({"id": cp_id(request), "registration": change.registration})
+
+    async def history(request: web.Request) -> web.Response:
+        return reply(await store.read(partial(repo.status_history, cp_id=cp_id(request))))
+
+    async def cp_transactions(request: web.Request) -> web.Response:
+        return reply(await store.read(partial(repo.list_transactions, cp_id=cp_id(request))))
+
+    async def cp_meter_values(request: web.Request) -> web.Response:
+        tx = request.query.get("transaction_id")
+        return reply(await store.read(partial(repo.read_meter_values, cp_id=cp_id(request),
+                                              transaction_id=int(tx) if tx and tx.isdigit() else None)))
+
+    async def cp_messages(request: web.Request) -> web.Response:
+        return reply(await store.read(partial(repo.read_messages, cp_id=cp_id(request))))
+
+    async def cp_commands(request: web.Request) -> web.Response:
+        return reply(await store.read(partial(repo.list_commands, cp_id=cp_id(request))))
+
+    async def send_command(request: web.Request) -> web.Response:
+        payload = await json_object(request)
+        timeout = request.query.get("timeout")
+        try:
+            row = await gateway.send_command(cp_id(request), request.match_info["action"], payload,
+                                             requested_by=request.get(PRINCIPAL),
+                                             timeout=float(timeout) if timeout else None)
+        except CommandError as exc:
+            raise Problem(exc.status, exc.title, exc.detail) from None
+        return reply(row)
+
+    async def list_tags(request: web.Request) -> web.Response:
+        return reply(await store.read(repo.list_id_tags))
+
+    async def put_tag(request: web.Request) -> web.Response:
+        tag = request.match_info["id_tag"]
+        if not 1 <= len(tag) <= 20:
+            raise Problem(422, "invalid-id-tag", "an OCPP 1.6 idTag has 1 to 20 characters")
+        change = await body_of(request, IdTagChange)
+        await store.write(partial(repo.upsert_id_tag, id_tag=tag, status=change.status,
+                                  expiry_date=change.expiry_date, parent_id_tag=change.parent_id_tag,
+                                  now=clock.now()))
+        return reply({"id_tag": tag, "status": change.status})
+
+    async def transactions(request: web.Request) -> web.Response:
+        return reply(await store.read(repo.list_transactions))
+
+    async def security_events(request: web.Request) -> web.Response:
+        return reply(await store.read(repo.list_security_events))
+
+    routes = [
+        Route("GET", "/api/v1/health", health, "Liveness and version", None, tag="system"),
+        Route("GET", "/api/v1/charge-points", list_cps, "List charge points", READ_ROLES),
+        Route("POST", "/api/v1/charge-points", add_cp, "Register a charge point", WRITE_ROLES, NewChargePoint),
+        Route("GET", "/api/v1/charge-points/{cp_id}", get_cp, "A charge point and its connectors", READ_ROLES),
+        Route("POST", "/api/v1/charge-points/{cp_id}/registration", set_registration,
+              "Accept, hold (Pending) or reject a charge point", WRITE_ROLES, RegistrationChange),
+        Route("GET", "/api/v1/charge-points/{cp_id}/status-history", history, "Connector status history",
+              READ_ROLES),
+        Route("GET", "/api/v1/charge-points/{cp_id}/transactions", cp_transactions, "Transactions", READ_ROLES),
+        Route("GET", "/api/v1/charge-points/{cp_id}/meter-values", cp_meter_values,
+              "Meter values (all measurands)", READ_ROLES),
+        Route("GET", "/api/v1/charge-points/{cp_id}/messages", cp_messages, "Raw OCPP message log",
+              frozenset({"admin", "security"})),
+        Route("GET", "/api/v1/charge-points/{cp_id}/commands", cp_commands, "Commands sent and their outcome",
+              READ_ROLES),
+        Route("POST", "/api/v1/charge-points/{cp_id}/commands/{action}", send_command,
+              "Send an OCPP command (body = the OCPP request payload) and wait for its answer", WRITE_ROLES),
+        Route("GET", "/api/v1/id-tags", list_tags, "List id tags", READ_ROLES, tag="id tags"),
+        Route("PUT", "/api/v1/id-tags/{id_tag}", put_tag, "Create or change an id tag", WRITE_ROLES, IdTagChange,
+              tag="id tags"),
+        Route("GET", "/api/v1/transactions", transactions, "Latest transactions", READ_ROLES, tag="transactions"),
+        Route("GET", "/api/v1/security-events", security_events, "Security events", frozenset({"admin", "security"}),
+              tag="security"),
+    ]
+    spec = openapi(routes, __version__)
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return reply(spec)
+
+    routes.append(Route("GET", "/api/v1/openapi.json", openapi_json, "This document", None, tag="system"))
+    return routes
+
+
+def gateway_identity_ok(identity: str) -> bool:
+    return IDENTITY.match(identity) is not None
+
+
+def install(app: web.Application, gateway: Gateway) -> None:
+    for route in build_routes(gateway):
+        app.router.add_route(route.method, route.path, authenticated(gateway.services.store, route.roles,
+                                                                     route.handler))

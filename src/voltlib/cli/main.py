@@ -1,0 +1,239 @@
+"""The ``voltlib`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import typer
+
+from voltlib.config import load_settings
+from voltlib.security.credentials import (
+    PasswordPolicyError,
+    check_policy,
+    hash_api_token,
+    hash_password,
+    new_api_token,
+    new_charge_point_password,
+)
+from voltlib.store import repo
+from voltlib.store.db import Store
+from voltlib.store.migrate import upgrade
+
+app = typer.Typer(help="voltlib: electric car-sharing central system.", no_args_is_help=True)
+cp_app = typer.Typer(help="Charge points.", no_args_is_help=True)
+tag_app = typer.Typer(help="Id tags (RFID badges).", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+db_app = typer.Typer(help="Database.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+app.add_typer(cp_app, name="cp")
+app.add_typer(tag_app, name="idtag")
+app.add_typer(token_app, name="token")
+app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
+
+T = TypeVar("T")
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOLTLIB_CONFIG).")]
+DbOpt = Annotated[str | None, typer.Option("--database-url", help="SQLAlchemy URL (or VOLTLIB_DATABASE_URL).")]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextmanager
+def _store(config: Path | None, database_url: str | None) -> Iterator[Store]:
+    settings = load_settings(config, database_url=database_url)
+    store = Store(settings.database_url)
+    try:
+        upgrade(store.engine)
+        yield store
+    finally:
+        store.close()
+
+
+def _run(config: Path | None, database_url: str | None, op: Callable[..., T]) -> T:
+    with _store(config, database_url) as store:
+        return store.run_sync(op)
+
+
+def _print(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port for ws:// and http://.")] = None,
+    tls_port: Annotated[int | None, typer.Option(help="Port for wss:// and https:// (profiles 2, 3).")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="Server certificate chain (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM).")] = None,
+    tls_client_ca: Annotated[Path | None, typer.Option(help="CA of charge-point certificates (profile 3).")] = None,
+    registration_policy: Annotated[str | None, typer.Option(help="reject | pending, for unknown ids.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING...")] = None,
+) -> None:
+    """Run the central system: OCPP gateway and HTTP API."""
+    from voltlib.server import serve as serve_forever
+
+    settings = load_settings(config, database_url=database_url, host=host, port=port, tls_port=tls_port,
+                             tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
+                             registration_policy=registration_policy, log_level=log_level)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve_forever(settings))
+    except KeyboardInterrupt:
+        pass
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Create or migrate the schema to the newest version."""
+    with _store(config, database_url):
+        typer.echo("database is at the newest schema")
+
+
+# --- charge points ----------------------------------------------------------------------------
+
+
+@cp_app.command("add")
+def cp_add(
+    cp_id: str,
+    profile: Annotated[int, typer.Option(min=0, max=3, help="Security profile 0-3.")] = 1,
+    password: Annotated[str | None, typer.Option(help="16-40 bytes; generated when omitted (profiles 1, 2).")] = None,
+    fingerprint: Annotated[str | None, typer.Option(help="SHA-256 of its client certificate (profile 3).")] = None,
+    pending: Annotated[bool, typer.Option(help="Register as Pending instead of Accepted.")] = False,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Register a charge point. A generated password is printed once and never stored in clear."""
+    password_hash = None
+    if profile in (1, 2):
+        password = password or new_charge_point_password()
+        try:
+            check_policy(password)
+        except PasswordPolicyError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        password_hash = hash_password(password)
+    _run(config, database_url, partial(repo.add_charge_point, cp_id=cp_id, registration="Pending" if pending
+                                       else "Accepted", security_profile=profile, password_hash=password_hash,
+                                       certificate_fingerprint=fingerprint, now=_now()))
+    _print({"id": cp_id, "security_profile": profile, **({"password": password} if password_hash else {})})
+
+
+@cp_app.command("list")
+def cp_list(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    _print(_run(config, database_url, repo.list_charge_points))
+
+
+@cp_app.command("show")
+def cp_show(cp_id: str, config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    detail = _run(config, database_url, partial(repo.charge_point_detail, cp_id=cp_id))
+    if detail is None:
+        raise typer.Exit(code=_fail(f"no charge point {cp_id}"))
+    _print(detail)
+
+
+@cp_app.command("registration")
+def cp_registration(cp_id: str, status: Annotated[str, typer.Argument(help="Accepted | Pending | Rejected")],
+                    config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Approve or reject a charge point (takes effect at its next BootNotification or connection)."""
+    if status not in ("Accepted", "Pending", "Rejected"):
+        raise typer.BadParameter("Accepted, Pending or Rejected")
+    if not _run(config, database_url, partial(repo.update_charge_point, cp_id=cp_id, registration=status)):
+        raise typer.Exit(code=_fail(f"no charge point {cp_id}"))
+    typer.echo(f"{cp_id}: {status}")
+
+
+@cp_app.command("command")
+def cp_command(
+    cp_id: str,
+    action: Annotated[str, typer.Argument(help="OCPP action, e.g. Reset, RemoteStartTransaction.")],
+    payload: Annotated[str, typer.Option(help="The OCPP request payload as JSON.")] = "{}",
+    url: Annotated[str, typer.Option(envvar="VOLTLIB_URL", help="Base URL of the running server.")]
+    = "http://127.0.0.1:8180",
+    token: Annotated[str, typer.Option(envvar="VOLTLIB_TOKEN", help="API token (admin or operator).")] = "",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the charge point.")] = 30.0,
+) -> None:
+    """Send a command to a connected charge point through the running server; print the outcome."""
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"payload is not JSON: {exc}") from None
+    response = httpx.post(f"{url}/api/v1/charge-points/{cp_id}/commands/{action}", json=body,
+                          params={"timeout": timeout}, headers={"Authorization": f"Bearer {token}"},
+                          timeout=timeout + 10)
+    _print(response.json())
+    if response.status_code >= 400:
+        raise typer.Exit(code=1)
+
+
+# --- id tags ----------------------------------------------------------------------------------
+
+
+@tag_app.command("set")
+def tag_set(
+    id_tag: str,
+    status: Annotated[str, typer.Option(help="Accepted | Blocked | Expired | Invalid")] = "Accepted",
+    expiry: Annotated[datetime | None, typer.Option(help="Expiry (ISO 8601, UTC if no zone).")] = None,
+    parent: Annotated[str | None, typer.Option(help="Parent id tag (group).")] = None,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Create or change an id tag."""
+    if status not in ("Accepted", "Blocked", "Expired", "Invalid"):
+        raise typer.BadParameter("Accepted, Blocked, Expired or Invalid")
+    if expiry is not None and expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=UTC)
+    _run(config, database_url, partial(repo.upsert_id_tag, id_tag=id_tag, status=status, expiry_date=expiry,
+                                       parent_id_tag=parent, now=_now()))
+    typer.echo(f"{id_tag}: {status}")
+
+
+@tag_app.command("list")
+def tag_list(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    _print(_run(config, database_url, repo.list_id_tags))
+
+
+# --- tokens -----------------------------------------------------------------------------------
+
+
+@token_app.command("create")
+def token_create(name: str, role: Annotated[str, typer.Option(help="admin | operator | security")] = "operator",
+                 config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Create an API token; it is printed once and only its hash is stored."""
+    if role not in ("admin", "operator", "security"):
+        raise typer.BadParameter("admin, operator or security")
+    token = new_api_token()
+    _run(config, database_url, partial(repo.add_api_token, name=name, role=role, token_hash=hash_api_token(token),
+                                       now=_now()))
+    typer.echo(token)
+
+
+@token_app.command("revoke")
+def token_revoke(name: str, config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    if not _run(config, database_url, partial(repo.revoke_api_token, name=name, now=_now())):
+        raise typer.Exit(code=_fail(f"no token {name}"))
+    typer.echo(f"revoked {name}")
+
+
+def _fail(message: str) -> int:
+    typer.echo(message, err=True)
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,62 @@
+"""Settings, from (highest first) command-line flags, ``VOLTLIB_*`` environment variables,
+a TOML file (``--config`` or ``VOLTLIB_CONFIG``), and the defaults below."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOLTLIB_", extra="forbid")
+
+    database_url: str = "sqlite:///voltlib.db"
+    host: str = "127.0.0.1"
+    port: int = 8180
+    # TLS listener for security profiles 2 and 3; disabled when tls_port is 0.
+    tls_port: int = 0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # CA that signs charge-point certificates (profile 3)
+
+    registration_policy: Literal["reject", "pending"] = "reject"
+    heartbeat_interval: int = Field(300, ge=10, le=86400)
+    pending_retry_interval: int = Field(60, ge=10, le=86400)
+    command_timeout: float = Field(30.0, gt=0)
+    meter_value_retention_days: int = Field(90, ge=1)
+    message_log_retention_days: int = Field(30, ge=1)
+
+    max_frame_bytes: int = Field(64 * 1024, ge=1024)
+    rate_per_second: float = Field(20.0, gt=0)
+    rate_burst: float = Field(60.0, ge=1)
+    ping_interval: float = Field(30.0, gt=0)
+    duplicate_probe_timeout: float = Field(5.0, gt=0)
+    auth_failures_per_minute: int = Field(10, ge=1)
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("VOLTLIB_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings with ``overrides`` (flags that were given) on top. ``VOLTLIB_CONFIG`` names the TOML file."""
+    if config_file is not None:
+        os.environ["VOLTLIB_CONFIG"] = str(config_file)
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

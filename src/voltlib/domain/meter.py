@@ -1,0 +1,74 @@
+"""Compact storage of OCPP sampled values.
+
+A MeterValue's samples are packed into one MessagePack blob of tuples; the enumerated fields
+(context, format, measurand, phase, location, unit) are stored as small integers when they are
+standard values, and as text otherwise, so nothing the charge point said is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from voltlib.ocpp.v16.messages import SampledValue
+
+CONTEXTS: Final = ("Sample.Periodic", "Interruption.Begin", "Interruption.End", "Sample.Clock", "Transaction.Begin",
+                   "Transaction.End", "Trigger", "Other")
+FORMATS: Final = ("Raw", "SignedData")
+MEASURANDS: Final = (
+    "Energy.Active.Import.Register", "Energy.Active.Export.Register", "Energy.Reactive.Import.Register",
+    "Energy.Reactive.Export.Register", "Energy.Active.Import.Interval", "Energy.Active.Export.Interval",
+    "Energy.Reactive.Import.Interval", "Energy.Reactive.Export.Interval", "Power.Active.Import",
+    "Power.Active.Export", "Power.Offered", "Power.Reactive.Import", "Power.Reactive.Export", "Power.Factor",
+    "Current.Import", "Current.Export", "Current.Offered", "Voltage", "Frequency", "Temperature", "SoC", "RPM",
+)
+PHASES: Final = (None, "L1", "L2", "L3", "N", "L1-N", "L2-N", "L3-N", "L1-L2", "L2-L3", "L3-L1")
+LOCATIONS: Final = ("Outlet", "Cable", "EV", "Inlet", "Body")
+UNITS: Final = ("Wh", "kWh", "varh", "kvarh", "W", "kW", "VA", "kVA", "var", "kvar", "A", "V", "K", "Celcius",
+                "Celsius", "Fahrenheit", "Percent")
+
+_TABLES: Final = (CONTEXTS, FORMATS, MEASURANDS, PHASES, LOCATIONS, UNITS)
+_INDEX: Final = tuple({v: i for i, v in enumerate(t)} for t in _TABLES)
+_NAMES: Final = ("context", "format", "measurand", "phase", "location", "unit")
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+def _code(table: int, value: str | None) -> int | str | None:
+    index = _INDEX[table].get(value)
+    return value if index is None else index
+
+
+def pack(samples: list[SampledValue]) -> bytes:
+    rows = [
+        (s.value, *(_code(i, getattr(s, name)) for i, name in enumerate(_NAMES)))
+        for s in samples
+    ]
+    return _encoder.encode(rows)
+
+
+def unpack(blob: bytes) -> list[dict[str, Any]]:
+    """Back to wire-shaped sampled values (camelCase keys, phase omitted when absent)."""
+    out: list[dict[str, Any]] = []
+    for row in _decoder.decode(blob):
+        sample: dict[str, Any] = {"value": row[0]}
+        for i, name in enumerate(_NAMES):
+            code = row[i + 1]
+            value = _TABLES[i][code] if isinstance(code, int) else code
+            if value is not None:
+                sample[name] = value
+        out.append(sample)
+    return out
+
+
+def find(samples: list[SampledValue], measurand: str, phase: str | None = None) -> float | None:
+    """The numeric value of one measurand (e.g. SoC), or None when absent or not a number."""
+    for s in samples:
+        if s.measurand == measurand and (phase is None or s.phase == phase):
+            try:
+                return float(s.value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,146 @@
+"""Typed domain events published on the bus after their data is committed.
+
+They are msgspec Structs with a ``topic`` tag so they can travel through an external broker
+(NATS, Redis) unchanged when several gateway nodes run: ``encode``/``decode`` below.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="topic"):
+    charge_point_id: str
+    at: datetime
+
+
+class ChargePointConnected(Event, tag="ocpp.connected", frozen=True):
+    address: str
+    security_profile: int
+    subprotocol: str
+
+
+class ChargePointDisconnected(Event, tag="ocpp.disconnected", frozen=True):
+    code: int | None
+    reason: str
+
+
+class BootNotified(Event, tag="ocpp.boot", frozen=True):
+    vendor: str
+    model: str
+    serial_number: str | None
+    firmware_version: str | None
+    registration: str
+
+
+class HeartbeatReceived(Event, tag="ocpp.heartbeat", frozen=True):
+    pass
+
+
+class ConnectorStatusChanged(Event, tag="ocpp.status", frozen=True):
+    connector_id: int
+    previous: str | None
+    status: str
+    error_code: str
+    vendor_error_code: str | None
+    info: str | None
+    expected: bool
+
+
+class IdTagAuthorized(Event, tag="ocpp.authorize", frozen=True):
+    id_tag: str
+    status: str
+
+
+class TransactionStarted(Event, tag="ocpp.transaction.started", frozen=True):
+    transaction_id: int
+    connector_id: int
+    id_tag: str
+    id_tag_status: str
+    meter_start: int
+    started_at: datetime
+    reservation_id: int | None
+
+
+class TransactionStopped(Event, tag="ocpp.transaction.stopped", frozen=True):
+    transaction_id: int
+    meter_stop: int
+    stopped_at: datetime
+    reason: str | None
+    known: bool
+
+
+class MeterValuesReceived(Event, tag="ocpp.meter_values", frozen=True):
+    connector_id: int
+    transaction_id: int | None
+    sampled_at: datetime
+    energy_wh: float | None
+    power_w: float | None
+    soc_percent: float | None
+
+
+class DataTransferReceived(Event, tag="ocpp.data_transfer", frozen=True):
+    vendor_id: str
+    message_id: str | None
+    size: int
+    handled: bool
+
+
+class FirmwareStatusChanged(Event, tag="ocpp.firmware_status", frozen=True):
+    status: str
+    signed: bool
+
+
+class DiagnosticsStatusChanged(Event, tag="ocpp.diagnostics_status", frozen=True):
+    status: str
+
+
+class LogStatusChanged(Event, tag="ocpp.log_status", frozen=True):
+    status: str
+    request_id: int | None
+
+
+class ChargePointSecurityEvent(Event, tag="ocpp.security_event", frozen=True):
+    """A SecurityEventNotification the charge point itself sent (e.g. TamperDetectionActivated)."""
+
+    type: str
+    tech_info: str | None
+
+
+class SecurityIncident(Event, tag="security.incident", frozen=True):
+    """Something voltlib itself saw: failed auth, duplicate connection, protocol abuse."""
+
+    kind: str
+    severity: str
+    source: str | None
+    detail: dict[str, Any]
+
+
+class CommandFinished(Event, tag="ocpp.command", frozen=True):
+    command_id: int
+    action: str
+    state: str
+    response: dict[str, Any] | None
+
+
+AnyEvent = (
+    ChargePointConnected | ChargePointDisconnected | BootNotified | HeartbeatReceived | ConnectorStatusChanged
+    | IdTagAuthorized | TransactionStarted | TransactionStopped | MeterValuesReceived | DataTransferReceived
+    | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
+    | SecurityIncident | CommandFinished
+)
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(data: bytes) -> Event:
+    result: Event = _decoder.decode(data)
+    return result

@@ -1,0 +1,125 @@
+"""Who is connecting, and may they? OCPP security profiles at the WebSocket upgrade.
+
+- Profile 0: no authentication (lab use only; see docs/security.md).
+- Profile 1: HTTP Basic auth (username = charge point id) over plain ws.
+- Profile 2: HTTP Basic auth over TLS.
+- Profile 3: TLS with a client certificate whose subject CN is the charge point id (and, when one
+  is pinned, whose SHA-256 fingerprint matches).
+
+A connection weaker than the profile registered for the charge point is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from voltlib.security.credentials import VerifiedCache
+from voltlib.store.repo import ChargePointRecord
+
+IDENTITY = re.compile(r"^[A-Za-z0-9._:\-*+=@|]{1,48}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """What the upgrade request tells about the connection itself."""
+
+    tls: bool
+    certificate_cn: str | None
+    certificate_fingerprint: str | None
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    status: int
+    kind: str  # the security event recorded
+    reason: str
+
+
+def transport_of(request: web.Request) -> Transport:
+    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+    cn = fingerprint = None
+    if ssl_object is not None:
+        der = ssl_object.getpeercert(binary_form=True)
+        if der:
+            fingerprint = hashlib.sha256(der).hexdigest()
+            cn = _common_name(ssl_object.getpeercert())
+    return Transport(tls=ssl_object is not None, certificate_cn=cn, certificate_fingerprint=fingerprint,
+                     address=request.remote or "?")
+
+
+def _common_name(cert: dict[str, Any] | None) -> str | None:
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+def basic_credentials(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
+
+
+def check(record: ChargePointRecord, transport: Transport, credentials: tuple[str, str] | None,
+          cache: VerifiedCache) -> Refusal | None:
+    """None if this connection satisfies the charge point's registered profile."""
+    profile = record.security_profile
+    if profile >= 2 and not transport.tls:
+        return Refusal(403, "security_profile_downgrade", f"profile {profile} requires TLS")
+    if profile == 3:
+        if transport.certificate_cn is None:
+            return Refusal(403, "security_profile_downgrade", "profile 3 requires a client certificate")
+        if transport.certificate_cn != record.id:
+            return Refusal(401, "certificate_mismatch", "client certificate is not bound to this charge point")
+        if record.certificate_fingerprint and record.certificate_fingerprint != transport.certificate_fingerprint:
+            return Refusal(401, "certificate_mismatch", "client certificate differs from the pinned one")
+        return None
+    if profile in (1, 2):
+        if credentials is None:
+            return Refusal(401, "auth_missing", "HTTP Basic authentication required")
+        user, password = credentials
+        if user != record.id or not record.password_hash or not cache.verify(record.id, password, record.password_hash):
+            return Refusal(401, "auth_failed", "bad credentials")
+    return None
+
+
+class FailureLimiter:
+    """Counts failed upgrades per source address and per identity over a sliding minute."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures[key]
+        while times and now - times[0] > 60.0:
+            times.popleft()
+        return times
+
+    def blocked(self, *keys: str) -> bool:
+        now = time.monotonic()
+        return any(len(self._recent(key, now)) >= self.per_minute for key in keys)
+
+    def failed(self, *keys: str) -> None:
+        now = time.monotonic()
+        for key in keys:
+            self._recent(key, now).append(now)
+        if len(self._failures) > 100_000:  # forget the quiet ones; bounded memory under a scan
+            for key in [k for k, v in self._failures.items() if not v]:
+                del self._failures[key]

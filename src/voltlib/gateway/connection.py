@@ -1,0 +1,220 @@
+"""One charge point's live WebSocket: reads frames into the OCPP session, runs handlers,
+sends our calls one at a time, and logs every frame."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from voltlib import events as ev
+from voltlib.gateway.context import ChargePointContext
+from voltlib.gateway.handlers_v16 import HANDLERS
+from voltlib.ocpp import frames
+from voltlib.ocpp.errors import ErrorCode
+from voltlib.ocpp.session import (
+    CallReceived,
+    ErrorReceived,
+    OcppSession,
+    ResultReceived,
+    Retransmitted,
+    Violation,
+)
+from voltlib.store import repo
+
+log = logging.getLogger(__name__)
+
+WS_UNSUPPORTED_DATA = 1003
+WS_POLICY_VIOLATION = 1008
+WS_GOING_AWAY = 1001
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    state: str  # answered | failed | timeout | offline
+    payload: dict[str, Any] | None = None
+    error_code: str | None = None
+    error_description: str | None = None
+
+
+class ChargePointConnection:
+    def __init__(self, ctx: ChargePointContext, ws: web.WebSocketResponse, session: OcppSession) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.session = session
+        self._call_lock = asyncio.Lock()
+        self._pending: tuple[str, asyncio.Future[CallOutcome]] | None = None
+        self._pong: asyncio.Event | None = None
+        self.close_reason = "closed by peer"
+
+    @property
+    def cp_id(self) -> str:
+        return self.ctx.cp_id
+
+    # -- reading --
+
+    async def run(self) -> None:
+        """Read until the socket closes. Frames of one charge point are handled strictly in order."""
+        ws = self.ws
+        while True:
+            msg = await ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                await self._on_text(msg.data)
+            elif msg.type is WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif msg.type is WSMsgType.PONG:
+                if self._pong is not None:
+                    self._pong.set()
+            elif msg.type is WSMsgType.BINARY:
+                await self._security("binary_frame", "warning", {"bytes": len(msg.data)})
+                self.close_reason = "binary frame: OCPP-J requires text frames"
+                await ws.close(code=WS_UNSUPPORTED_DATA, message=b"OCPP-J requires text frames")
+                break
+            elif msg.type is WSMsgType.ERROR:
+                self.close_reason = f"socket error: {ws.exception()}"
+                await self._security("transport_error", "warning", {"error": str(ws.exception())})
+                break
+            else:  # CLOSE, CLOSING, CLOSED
+                break
+        self._fail_pending("offline", "connection closed")
+
+    async def _on_text(self, text: str) -> None:
+        s = self.ctx.services
+        event = self.session.receive(text, s.clock.monotonic())
+        self._log("in", text, event)
+        if isinstance(event, CallReceived):
+            await self._answer(event)
+        elif isinstance(event, Retransmitted):
+            if event.reply is not None:
+                await self._send(event.reply)
+        elif isinstance(event, (ResultReceived, ErrorReceived)):
+            self._settle(event)
+        else:
+            await self._on_violation(event)
+
+    async def _answer(self, event: CallReceived) -> None:
+        if self.ctx.registration != "Accepted" and event.action != "BootNotification":
+            reply = self.session.fail(event.message_id, ErrorCode.SECURITY_ERROR,
+                                      f"charge point is {self.ctx.registration}: only BootNotification is accepted",
+                                      fault="peer")
+            await self._send(reply)
+            return
+        handler = HANDLERS[type(event.request)]
+        try:
+            result = await handler(self.ctx, event.request)
+        except Exception:
+            log.exception("handler for %s from %s failed", event.action, self.cp_id)
+            reply = self.session.fail(event.message_id, ErrorCode.INTERNAL_ERROR,
+                                      "the central system failed to process this message; retry later")
+            await self._send(reply)
+            return
+        await self._send(self.session.answer(event.message_id, result))
+
+    async def _on_violation(self, event: Violation) -> None:
+        error = event.error
+        log.info("protocol violation from %s: %s", self.cp_id, error)
+        if event.reply is not None:
+            await self._send(event.reply)
+        count = self.session.violation_count()
+        if count in (1, 10, 100, 1000) or event.close:
+            await self._security("protocol_violation", "warning",
+                                 {"code": error.code.value, "description": error.description, "action": event.action,
+                                  "message_id": event.message_id, "count": count})
+        if event.close:
+            self.close_reason = f"too many protocol violations ({error.code.value})"
+            await self.ws.close(code=WS_POLICY_VIOLATION, message=b"too many protocol violations")
+
+    # -- writing --
+
+    async def _send(self, text: str) -> None:
+        if self.ws.closed:
+            return
+        self._log("out", text, None)
+        await self.ws.send_str(text)
+
+    async def call(self, action: str, payload: dict[str, Any], timeout: float) -> CallOutcome:
+        """Send one call and wait for its answer. Calls queue here: one outstanding at a time."""
+        async with self._call_lock:
+            if self.ws.closed:
+                return CallOutcome("offline")
+            message_id, text = self.session.start_call(action, payload)
+            future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
+            self._pending = (message_id, future)
+            try:
+                await self._send(text)
+                return await asyncio.wait_for(asyncio.shield(future), timeout)
+            except TimeoutError:
+                self.session.abandon_call(message_id)
+                return CallOutcome("timeout")
+            finally:
+                self._pending = None
+
+    def _settle(self, event: ResultReceived | ErrorReceived) -> None:
+        if self._pending is None or self._pending[0] != event.message_id:
+            return
+        future = self._pending[1]
+        if future.done():
+            return
+        if isinstance(event, ResultReceived):
+            future.set_result(CallOutcome("answered", event.payload))
+        else:
+            future.set_result(CallOutcome("failed", event.details or None, event.code, event.description))
+
+    def _fail_pending(self, state: str, description: str) -> None:
+        if self._pending is not None and not self._pending[1].done():
+            self._pending[1].set_result(CallOutcome(state, error_description=description))
+
+    async def probe(self, timeout: float) -> bool:
+        """Is this socket still alive? A WebSocket ping that must be answered within ``timeout``."""
+        if self.ws.closed:
+            return False
+        self._pong = asyncio.Event()
+        try:
+            await self.ws.ping(b"voltlib-probe")
+            await asyncio.wait_for(self._pong.wait(), timeout)
+            return True
+        except (TimeoutError, ConnectionError, RuntimeError):
+            return False
+        finally:
+            self._pong = None
+
+    async def close(self, code: int, reason: str) -> None:
+        self.close_reason = reason
+        await self.ws.close(code=code, message=reason.encode()[:120])
+
+    # -- records --
+
+    def _log(self, direction: str, text: str, event: object) -> None:
+        s = self.ctx.services
+        message_type, message_id, action = _frame_keys(text, event)
+        row = {"charge_point_id": self.cp_id, "direction": direction, "message_type": message_type,
+               "message_id": message_id, "action": action, "payload": text[:65536], "at": s.clock.now()}
+        s.store.write_later(partial(repo.log_frames, rows=[row]))
+
+    async def _security(self, kind: str, severity: str, detail: dict[str, Any]) -> None:
+        s = self.ctx.services
+        now = s.clock.now()
+        await s.store.write(partial(repo.record_security_event, kind=kind, severity=severity,
+                                    charge_point_id=self.cp_id, source=self.ctx.address, detail=detail, now=now))
+        await s.bus.publish(ev.SecurityIncident(charge_point_id=self.cp_id, at=now, kind=kind, severity=severity,
+                                                source=self.ctx.address, detail=detail))
+
+
+def _frame_keys(text: str, event: object) -> tuple[int, str, str | None]:
+    """Message type, id and action for the log, cheaply and without trusting the text."""
+    if isinstance(event, CallReceived):
+        return frames.CALL, event.message_id, event.action
+    if isinstance(event, (ResultReceived, ErrorReceived)):
+        return (frames.CALL_RESULT if isinstance(event, ResultReceived) else frames.CALL_ERROR), event.message_id, \
+            event.action
+    try:
+        frame = frames.parse_frame(text)
+    except frames.FrameError as exc:
+        return 0, (exc.message_id or "")[:36], None
+    if isinstance(frame, frames.Call):
+        return frames.CALL, frame.message_id, frame.action[:40]
+    return (frames.CALL_RESULT if isinstance(frame, frames.CallResult) else frames.CALL_ERROR), frame.message_id, None

@@ -1,0 +1,33 @@
+"""What a message handler may use: the charge point it serves and voltlib's services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from voltlib.bus import Bus
+from voltlib.clock import Clock
+from voltlib.config import Settings
+from voltlib.store.db import Store
+
+if TYPE_CHECKING:
+    from voltlib.gateway.datatransfer import DataTransferRouter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    bus: Bus
+    clock: Clock
+    data_transfer: DataTransferRouter
+
+
+@dataclass
+class ChargePointContext:
+    cp_id: str
+    address: str
+    security_profile: int
+    registration: str
+    services: Services
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,193 @@
+"""What voltlib does with each OCPP 1.6 request, and what it answers.
+
+One function per action, in an explicit table keyed by message class. Each handler commits its
+data (``store.write`` returns after the group commit) before returning the reply, then publishes
+the domain event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from voltlib import events as ev
+from voltlib.domain import meter
+from voltlib.domain.idtags import Decision
+from voltlib.gateway.context import ChargePointContext
+from voltlib.ocpp.v16 import messages as m
+from voltlib.store import repo
+
+Handler = Callable[[ChargePointContext, Any], Awaitable[m.Reply]]
+
+# SecurityEventNotification types (OCPP 1.6 security whitepaper, appendix 1) that mean someone
+# is physically or logically attacking the charge point.
+CRITICAL_SECURITY_EVENTS = frozenset({"TamperDetectionActivated", "InvalidFirmwareSignature",
+                                      "InvalidCentralSystemCertificate", "InvalidChargePointCertificate",
+                                      "InvalidTLSVersion", "InvalidTLSCipherSuite", "MemoryExhaustion",
+                                      "SecurityLogWasCleared", "ReconfigurationOfSecurityParameters",
+                                      "AttemptedReplayAttacks"})
+
+
+def _info(decision: Decision | None) -> m.IdTagInfo:
+    if decision is None:
+        return m.IdTagInfo(status="Accepted")
+    return m.IdTagInfo(status=decision.status, expiry_date=decision.expiry_date, parent_id_tag=decision.parent_id_tag)
+
+
+async def boot_notification(ctx: ChargePointContext, req: m.BootNotification) -> m.Reply:
+    s = ctx.services
+    now = s.clock.now()
+    status = await s.store.write(partial(repo.record_boot, cp_id=ctx.cp_id, boot=req, now=now))
+    ctx.registration = status
+    await s.bus.publish(ev.BootNotified(
+        charge_point_id=ctx.cp_id, at=now, vendor=req.charge_point_vendor, model=req.charge_point_model,
+        serial_number=req.charge_point_serial_number, firmware_version=req.firmware_version, registration=status))
+    interval = s.settings.heartbeat_interval if status == "Accepted" else s.settings.pending_retry_interval
+    return m.BootNotificationReply(status=status, current_time=now, interval=interval)
+
+
+async def heartbeat(ctx: ChargePointContext, req: m.Heartbeat) -> m.Reply:
+    s = ctx.services
+    now = s.clock.now()
+    s.store.write_later(partial(repo.touch, cp_id=ctx.cp_id, now=now))
+    await s.bus.publish(ev.HeartbeatReceived(charge_point_id=ctx.cp_id, at=now))
+    return m.HeartbeatReply(current_time=now)
+
+
+async def status_notification(ctx: ChargePointContext, req: m.StatusNotification) -> m.Reply:
+    s = ctx.services
+    now = s.clock.now()
+    previous, expected = await s.store.write(partial(repo.record_status, cp_id=ctx.cp_id, note=req, now=now))
+    await s.bus.publish(ev.ConnectorStatusChanged(
+        charge_point_id=ctx.cp_id, at=req.timestamp or now, connector_id=req.connector_id, previous=previous,
+        status=req.status, error_code=req.error_code, vendor_error_code=req.vendor_error_code, info=req.info,
+        expected=expected))
+    return m.EmptyReply()
+
+
+async def authorize(ctx: ChargePointContext, req: m.Authorize) -> m.Reply:
+    s = ctx.services
+    now = s.clock.now()
+    decision = await s.store.read(partial(repo.authorize, id_tag=req.id_tag, now=now))
+    await s.bus.publish(ev.IdTagAuthorized(charge_point_id=ctx.cp_id, at=now, id_tag=req.id_tag,
+                                           status=decision.status))
+    return m.AuthorizeReply(id_tag_info=_info(decision))
+
+
+async def start_transaction(ctx: ChargePointContext, req: m.StartTransaction) -> m.Reply:
+    s = ctx.services
+    now = s.clock.now()
+    outcome = await s.store.write(partial(repo.start_transaction, cp_id=ctx.cp_id, req=req, now=now))
+    if outcome.created:
+        await s.bus.publish(ev.TransactionStarted(
+            charge_point_id=ctx.cp_id, at=now, transaction_id=outcome.transaction_id, connector_id=req.connector_id,
+            id_tag=req.id_tag, id_tag_status=outcome.decision.status, meter_start=req.meter_start,
+            started_at=req.timestamp, reservation_id=req.reservation_id))
+    return m.StartTransactionReply(id_tag_info=_info(outcome.decision), transaction_id=outcome.transaction_id)
+
+
+async def stop_transaction(ctx: ChargePointContext, req: m.StopTransaction) -> m.Reply:
+    s = ctx.services
+    now = s.clock.now()
+    outcome = await s.store.write(partial(repo.stop_transaction, cp_id=ctx.cp_id, req=req, now=now))
+    if outcome.changed or not outcome.known:
+        await s.bus.publish(ev.TransactionStopped(
+            charge_point_id=ctx.cp_id, at=now, transaction_id=req.transaction_id, meter_stop=req.meter_stop,
+            stopped_at=req.timestamp, reason=req.reason, known=outcome.known))
+    if req.id_tag is None:
+        return m.StopTransactionReply()
+    return m.StopTransactionReply(id_tag_info=_info(outcome.decision))
+
+
+async def meter_values(ctx: ChargePointContext, req: m.MeterValues) -> m.Reply:
+    s = ctx.services
+    now = s.clock.now()
+    await s.store.write(partial(repo.insert_meter_values, cp_id=ctx.cp_id, req=req, now=now))
+    for value in req.meter_value:
+        samples = value.sampled_value
+        await s.bus.publish(ev.MeterValuesReceived(
+            charge_point_id=ctx.cp_id, at=now, connector_id=req.connector_id, transaction_id=req.transaction_id,
+            sampled_at=value.timestamp, energy_wh=meter.find(samples, "Energy.Active.Import.Register"),
+            power_w=meter.find(samples, "Power.Active.Import"), soc_percent=meter.find(samples, "SoC")))
+    return m.EmptyReply()
+
+
+async def data_transfer(ctx: ChargePointContext, req: m.DataTransfer) -> m.Reply:
+    s = ctx.services
+    answer = await s.data_transfer.route(ctx.cp_id, req.vendor_id, req.message_id, req.data)
+    await s.bus.publish(ev.DataTransferReceived(
+        charge_point_id=ctx.cp_id, at=s.clock.now(), vendor_id=req.vendor_id, message_id=req.message_id,
+        size=len(req.data or ""), handled=answer.status not in ("UnknownVendorId", "UnknownMessageId")))
+    return m.DataTransferReply(status=answer.status, data=answer.data)
+
+
+async def _set_status_column(ctx: ChargePointContext, column: str, status: str) -> None:
+    s = ctx.services
+    values: dict[str, str] = {column: status}
+    await s.store.write(lambda conn: repo.update_charge_point(conn, ctx.cp_id, **values))
+
+
+async def diagnostics_status(ctx: ChargePointContext, req: m.DiagnosticsStatusNotification) -> m.Reply:
+    await _set_status_column(ctx, "diagnostics_status", req.status)
+    await ctx.services.bus.publish(ev.DiagnosticsStatusChanged(
+        charge_point_id=ctx.cp_id, at=ctx.services.clock.now(), status=req.status))
+    return m.EmptyReply()
+
+
+async def firmware_status(ctx: ChargePointContext, req: m.FirmwareStatusNotification) -> m.Reply:
+    await _set_status_column(ctx, "firmware_status", req.status)
+    await ctx.services.bus.publish(ev.FirmwareStatusChanged(
+        charge_point_id=ctx.cp_id, at=ctx.services.clock.now(), status=req.status, signed=False))
+    return m.EmptyReply()
+
+
+async def signed_firmware_status(ctx: ChargePointContext, req: m.SignedFirmwareStatusNotification) -> m.Reply:
+    await _set_status_column(ctx, "firmware_status", req.status)
+    await ctx.services.bus.publish(ev.FirmwareStatusChanged(
+        charge_point_id=ctx.cp_id, at=ctx.services.clock.now(), status=req.status, signed=True))
+    return m.EmptyReply()
+
+
+async def log_status(ctx: ChargePointContext, req: m.LogStatusNotification) -> m.Reply:
+    await _set_status_column(ctx, "log_status", req.status)
+    await ctx.services.bus.publish(ev.LogStatusChanged(
+        charge_point_id=ctx.cp_id, at=ctx.services.clock.now(), status=req.status, request_id=req.request_id))
+    return m.EmptyReply()
+
+
+async def security_event(ctx: ChargePointContext, req: m.SecurityEventNotification) -> m.Reply:
+    s = ctx.services
+    severity = "critical" if req.type in CRITICAL_SECURITY_EVENTS else "info"
+    await s.store.write(partial(
+        repo.record_security_event, kind=f"charge_point:{req.type}", severity=severity, charge_point_id=ctx.cp_id,
+        source=ctx.address, detail={"techInfo": req.tech_info, "timestamp": req.timestamp.isoformat()},
+        now=s.clock.now()))
+    await s.bus.publish(ev.ChargePointSecurityEvent(charge_point_id=ctx.cp_id, at=req.timestamp, type=req.type,
+                                                    tech_info=req.tech_info))
+    return m.EmptyReply()
+
+
+async def sign_certificate(ctx: ChargePointContext, req: m.SignCertificate) -> m.Reply:
+    """CSRs are stored for an operator; signing through a CA is not implemented yet, so Rejected."""
+    s = ctx.services
+    await s.store.write(partial(repo.record_csr, cp_id=ctx.cp_id, csr=req.csr, state="received", now=s.clock.now()))
+    return m.SignCertificateReply(status="Rejected")
+
+
+HANDLERS: dict[type[m.Message], Handler] = {
+    m.BootNotification: boot_notification,
+    m.Heartbeat: heartbeat,
+    m.StatusNotification: status_notification,
+    m.Authorize: authorize,
+    m.StartTransaction: start_transaction,
+    m.StopTransaction: stop_transaction,
+    m.MeterValues: meter_values,
+    m.DataTransfer: data_transfer,
+    m.DiagnosticsStatusNotification: diagnostics_status,
+    m.FirmwareStatusNotification: firmware_status,
+    m.SignedFirmwareStatusNotification: signed_firmware_status,
+    m.LogStatusNotification: log_status,
+    m.SecurityEventNotification: security_event,
+    m.SignCertificate: sign_certificate,
+}

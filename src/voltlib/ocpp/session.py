@@ -1,0 +1,279 @@
+"""The OCPP-J session state machine for one charge point connection, without I/O.
+
+Feed it every text frame with :meth:`OcppSession.receive`; it returns what happened as events.
+Ask it for the text to send with :meth:`answer`, :meth:`fail` and :meth:`start_call`. It knows
+nothing of sockets, databases or clocks: the caller passes ``now`` in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from voltlib.ocpp import frames, schemas
+from voltlib.ocpp.errors import ErrorCode, Fault, OcppError
+from voltlib.ocpp.v16 import messages as v16
+
+# --- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CallReceived:
+    """A valid call: answer it with :meth:`OcppSession.answer` or :meth:`OcppSession.fail`."""
+
+    message_id: str
+    action: str
+    request: v16.Message
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Retransmitted:
+    """The peer sent a call again with the same id and payload; ``reply`` is our original answer."""
+
+    message_id: str
+    action: str
+    reply: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultReceived:
+    message_id: str
+    action: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReceived:
+    """The peer answered our call with a CallError, or with a result that broke the schema."""
+
+    message_id: str
+    action: str
+    code: str
+    description: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """The peer broke the protocol. ``reply`` is the CallError to send, if any; ``close`` asks to hang up."""
+
+    error: OcppError
+    reply: str | None
+    action: str | None = None
+    message_id: str | None = None
+    close: bool = False
+
+
+Event = CallReceived | Retransmitted | ResultReceived | ErrorReceived | Violation
+
+
+# --- memory of message ids, kept per charge point across its connections ----------------------
+
+
+@dataclass(slots=True)
+class _Seen:
+    digest: bytes
+    reply: str | None = None
+
+
+class MessageIdMemory:
+    """The last ``capacity`` call ids a charge point used, with our answers.
+
+    Lives as long as the charge point is known, not just one connection, so that a call
+    retransmitted after a reconnect is recognised.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._seen: OrderedDict[str, _Seen] = OrderedDict()
+
+    def lookup(self, message_id: str) -> _Seen | None:
+        return self._seen.get(message_id)
+
+    def remember(self, message_id: str, digest: bytes) -> None:
+        self._seen[message_id] = _Seen(digest)
+        if len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+
+    def store_reply(self, message_id: str, reply: str) -> None:
+        seen = self._seen.get(message_id)
+        if seen is not None:
+            seen.reply = reply
+
+    def forget(self, message_id: str) -> None:
+        self._seen.pop(message_id, None)
+
+
+# --- rate limiting ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    """``rate`` messages per second on average, ``burst`` at once."""
+
+    rate: float
+    burst: float
+    tokens: float = -1.0
+    updated: float = 0.0
+
+    def take(self, now: float) -> bool:
+        if self.tokens < 0:
+            self.tokens, self.updated = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Explicit per-connection limits (documented in docs/operations.md)."""
+
+    max_frame_bytes: int = 64 * 1024
+    rate_per_second: float = 20.0
+    burst: float = 60.0
+    rate_strikes_before_close: int = 100
+    violations_before_close: int = 50
+
+
+# --- the session ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Outgoing:
+    message_id: str
+    action: str
+
+
+@dataclass
+class OcppSession:
+    """One connection's protocol state. ``version`` is the negotiated OCPP version."""
+
+    version: str = "1.6"
+    memory: MessageIdMemory = field(default_factory=MessageIdMemory)
+    limits: Limits = field(default_factory=Limits)
+    outgoing: _Outgoing | None = None
+    _bucket: TokenBucket = field(init=False)
+    _rate_strikes: int = 0
+    _violations: int = 0
+
+    def __post_init__(self) -> None:
+        self._bucket = TokenBucket(self.limits.rate_per_second, self.limits.burst)
+
+    # -- input --
+
+    def receive(self, text: str, now: float) -> Event:
+        """Interpret one text frame received at monotonic time ``now``."""
+        if len(text) > self.limits.max_frame_bytes:
+            return self._violation(OcppError(ErrorCode.FORMATION_VIOLATION, "frame too large"), None, None, close=True)
+        try:
+            frame = frames.parse_frame(text)
+        except frames.FrameError as exc:
+            return self._violation(exc, exc.message_id or "-1", None)
+        if isinstance(frame, frames.Call):
+            if not self._bucket.take(now):
+                self._rate_strikes += 1
+                error = OcppError(ErrorCode.GENERIC_ERROR, "rate limit exceeded, slow down")
+                close = self._rate_strikes >= self.limits.rate_strikes_before_close
+                return self._violation(error, frame.message_id, frame.action, close=close, count=False)
+            return self._receive_call(frame)
+        return self._receive_answer(frame)
+
+    def _receive_call(self, call: frames.Call) -> Event:
+        digest = frames.payload_digest([call.action, call.payload])
+        seen = self.memory.lookup(call.message_id)
+        if seen is not None:
+            if seen.digest == digest:
+                return Retransmitted(call.message_id, call.action, seen.reply)
+            error = OcppError(ErrorCode.PROTOCOL_ERROR, "message id already used for a different message")
+            return self._violation(error, call.message_id, call.action)
+        if call.action not in v16.REQUESTS:
+            known = call.action in schemas.known_actions(self.version)
+            code = ErrorCode.NOT_SUPPORTED if known else ErrorCode.NOT_IMPLEMENTED
+            return self._violation(OcppError(code, f"action {call.action!r} is not accepted from a charge point"),
+                                   call.message_id, call.action)
+        try:
+            schemas.validate(self.version, call.action, "request", call.payload)
+            request = v16.decode_request(call.action, call.payload)
+        except OcppError as exc:
+            return self._violation(exc, call.message_id, call.action)
+        except msgspec.ValidationError as exc:
+            error = OcppError(ErrorCode.TYPE_CONSTRAINT_VIOLATION, str(exc))
+            return self._violation(error, call.message_id, call.action)
+        self.memory.remember(call.message_id, digest)
+        return CallReceived(call.message_id, call.action, request, call.payload)
+
+    def _receive_answer(self, frame: frames.CallResult | frames.CallError) -> Event:
+        pending = self.outgoing
+        if pending is None or pending.message_id != frame.message_id:
+            error = OcppError(ErrorCode.PROTOCOL_ERROR, "answer to a call we did not make (or that timed out)")
+            return self._violation(error, None, None, message_id=frame.message_id)
+        self.outgoing = None
+        if isinstance(frame, frames.CallError):
+            return ErrorReceived(frame.message_id, pending.action, frame.code, frame.description, frame.details)
+        try:
+            schemas.validate(self.version, pending.action, "response", frame.payload)
+        except OcppError as exc:
+            return ErrorReceived(frame.message_id, pending.action, exc.code.wire(self.version),
+                                 f"invalid response: {exc.description}", {"payload": frame.payload})
+        return ResultReceived(frame.message_id, pending.action, frame.payload)
+
+    def _violation(
+        self,
+        error: OcppError,
+        reply_to: str | None,
+        action: str | None,
+        *,
+        close: bool = False,
+        count: bool = True,
+        message_id: str | None = None,
+    ) -> Violation:
+        if count:
+            self._violations += 1
+        close = close or self._violations >= self.limits.violations_before_close
+        reply = None
+        if reply_to is not None:
+            reply = frames.encode_error(reply_to, error.code.wire(self.version), error.description, error.details)
+        return Violation(error, reply, action, message_id or reply_to, close)
+
+    def violation_count(self) -> int:
+        return self._violations + self._rate_strikes
+
+    # -- output --
+
+    def answer(self, message_id: str, reply: msgspec.Struct | dict[str, Any]) -> str:
+        """The CallResult text for a call we accepted; remembered for retransmissions."""
+        text = frames.encode_result(message_id, reply)
+        self.memory.store_reply(message_id, text)
+        return text
+
+    def fail(self, message_id: str, code: ErrorCode, description: str, *, fault: Fault = "ours") -> str:
+        """The CallError text for a call we could not process. An internal failure is not remembered,
+        so the charge point may retry it."""
+        if fault == "ours":
+            self.memory.forget(message_id)
+        text = frames.encode_error(message_id, code.wire(self.version), description)
+        if fault == "peer":
+            self.memory.store_reply(message_id, text)
+        return text
+
+    def start_call(self, action: str, payload: dict[str, Any]) -> tuple[str, str]:
+        """Validate and frame a call of ours. Only one may be outstanding: the caller queues."""
+        if self.outgoing is not None:
+            raise RuntimeError("a call is already outstanding on this connection")
+        schemas.validate(self.version, action, "request", payload)
+        message_id = str(uuid.uuid4())
+        self.outgoing = _Outgoing(message_id, action)
+        return message_id, frames.encode_call(message_id, action, payload)
+
+    def abandon_call(self, message_id: str) -> None:
+        """Give up waiting (timeout): a late answer will then be reported as a violation."""
+        if self.outgoing is not None and self.outgoing.message_id == message_id:
+            self.outgoing = None

@@ -1,0 +1,1 @@
+"""OCPP 1.6J (edition 2, with the security whitepaper extensions)."""

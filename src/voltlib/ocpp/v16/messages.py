@@ -1,0 +1,246 @@
+"""Typed OCPP 1.6 messages that a charge point sends, and our answers to them.
+
+Each request class names its wire action explicitly in ``ACTION``; field names are the wire
+names in camelCase via msgspec's ``rename`` (a fixed rule applied by the decoder, not a regex
+patched at run time). Payloads are validated against the official schema *before* they are
+converted, so these classes carry types, not constraints.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+import msgspec
+
+
+class Message(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    ACTION: ClassVar[str]
+
+
+# --- shared types -----------------------------------------------------------------------------
+
+
+class IdTagInfo(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    status: str
+    expiry_date: datetime | None = None
+    parent_id_tag: str | None = None
+
+
+class SampledValue(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    value: str
+    context: str = "Sample.Periodic"
+    format: str = "Raw"
+    measurand: str = "Energy.Active.Import.Register"
+    phase: str | None = None
+    location: str = "Outlet"
+    unit: str = "Wh"
+
+
+class MeterValue(msgspec.Struct, rename="camel", kw_only=True):
+    timestamp: datetime
+    sampled_value: list[SampledValue]
+
+
+# --- requests from the charge point -----------------------------------------------------------
+
+
+class Authorize(Message):
+    ACTION = "Authorize"
+    id_tag: str
+
+
+class BootNotification(Message):
+    ACTION = "BootNotification"
+    charge_point_vendor: str
+    charge_point_model: str
+    charge_point_serial_number: str | None = None
+    charge_box_serial_number: str | None = None
+    firmware_version: str | None = None
+    iccid: str | None = None
+    imsi: str | None = None
+    meter_type: str | None = None
+    meter_serial_number: str | None = None
+
+
+class DataTransfer(Message):
+    ACTION = "DataTransfer"
+    vendor_id: str
+    message_id: str | None = None
+    data: str | None = None
+
+
+class DiagnosticsStatusNotification(Message):
+    ACTION = "DiagnosticsStatusNotification"
+    status: str
+
+
+class FirmwareStatusNotification(Message):
+    ACTION = "FirmwareStatusNotification"
+    status: str
+
+
+class Heartbeat(Message):
+    ACTION = "Heartbeat"
+
+
+class MeterValues(Message):
+    ACTION = "MeterValues"
+    connector_id: int
+    meter_value: list[MeterValue]
+    transaction_id: int | None = None
+
+
+class StartTransaction(Message):
+    ACTION = "StartTransaction"
+    connector_id: int
+    id_tag: str
+    meter_start: int
+    timestamp: datetime
+    reservation_id: int | None = None
+
+
+class StatusNotification(Message):
+    ACTION = "StatusNotification"
+    connector_id: int
+    error_code: str
+    status: str
+    info: str | None = None
+    timestamp: datetime | None = None
+    vendor_id: str | None = None
+    vendor_error_code: str | None = None
+
+
+class StopTransaction(Message):
+    ACTION = "StopTransaction"
+    meter_stop: int
+    timestamp: datetime
+    transaction_id: int
+    id_tag: str | None = None
+    reason: str | None = None
+    transaction_data: list[MeterValue] | None = None
+
+
+class SecurityEventNotification(Message):
+    ACTION = "SecurityEventNotification"
+    type: str
+    timestamp: datetime
+    tech_info: str | None = None
+
+
+class LogStatusNotification(Message):
+    ACTION = "LogStatusNotification"
+    status: str
+    request_id: int | None = None
+
+
+class SignedFirmwareStatusNotification(Message):
+    ACTION = "SignedFirmwareStatusNotification"
+    status: str
+    request_id: int | None = None
+
+
+class SignCertificate(Message):
+    ACTION = "SignCertificate"
+    csr: str
+
+
+REQUESTS: dict[str, type[Message]] = {
+    cls.ACTION: cls
+    for cls in (
+        Authorize,
+        BootNotification,
+        DataTransfer,
+        DiagnosticsStatusNotification,
+        FirmwareStatusNotification,
+        Heartbeat,
+        MeterValues,
+        StartTransaction,
+        StatusNotification,
+        StopTransaction,
+        SecurityEventNotification,
+        LogStatusNotification,
+        SignedFirmwareStatusNotification,
+        SignCertificate,
+    )
+}
+
+# Actions the central system may send to a 1.6 charge point (core, profiles and security whitepaper).
+COMMANDS: frozenset[str] = frozenset(
+    {
+        "CancelReservation",
+        "CertificateSigned",
+        "ChangeAvailability",
+        "ChangeConfiguration",
+        "ClearCache",
+        "ClearChargingProfile",
+        "DataTransfer",
+        "DeleteCertificate",
+        "ExtendedTriggerMessage",
+        "GetCompositeSchedule",
+        "GetConfiguration",
+        "GetDiagnostics",
+        "GetInstalledCertificateIds",
+        "GetLocalListVersion",
+        "GetLog",
+        "InstallCertificate",
+        "RemoteStartTransaction",
+        "RemoteStopTransaction",
+        "ReserveNow",
+        "Reset",
+        "SendLocalList",
+        "SetChargingProfile",
+        "SignedUpdateFirmware",
+        "TriggerMessage",
+        "UnlockConnector",
+        "UpdateFirmware",
+    }
+)
+
+
+def decode_request(action: str, payload: dict[str, Any]) -> Message:
+    """Turn a schema-valid payload into its typed message."""
+    return msgspec.convert(payload, REQUESTS[action])
+
+
+# --- answers ----------------------------------------------------------------------------------
+
+
+class Reply(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
+    pass
+
+
+class AuthorizeReply(Reply):
+    id_tag_info: IdTagInfo
+
+
+class BootNotificationReply(Reply):
+    status: str
+    current_time: datetime
+    interval: int
+
+
+class DataTransferReply(Reply):
+    status: str
+    data: str | None = None
+
+
+class HeartbeatReply(Reply):
+    current_time: datetime
+
+
+class StartTransactionReply(Reply):
+    id_tag_info: IdTagInfo
+    transaction_id: int
+
+
+class StopTransactionReply(Reply):
+    id_tag_info: IdTagInfo | None = None
+
+
+class SignCertificateReply(Reply):
+    status: str
+
+
+class EmptyReply(Reply):
+    pass

@@ -1,0 +1,1 @@
+"""Security primitives and records: credentials, API tokens, security events."""

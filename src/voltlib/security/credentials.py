@@ -1,0 +1,92 @@
+"""Salted, slow hashes for charge-point passwords; fast hashes for high-entropy API tokens.
+
+Charge-point passwords (OCPP security profiles 1 and 2, 16 to 40 bytes) are hashed with
+scrypt (n=2**14, r=8, p=1) and a 16-byte random salt. Checking one costs ~30-50 ms of CPU, so
+a successful check is remembered in memory (keyed by an HMAC of the password under a per-process
+secret, never the password itself) to survive reconnection storms of thousands of charge points.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+N, R, P = 2**14, 8, 1
+MIN_PASSWORD_BYTES, MAX_PASSWORD_BYTES = 16, 40
+
+
+class PasswordPolicyError(ValueError):
+    pass
+
+
+def check_policy(password: str) -> None:
+    size = len(password.encode())
+    if not MIN_PASSWORD_BYTES <= size <= MAX_PASSWORD_BYTES:
+        raise PasswordPolicyError(f"a charge-point password must be 16 to 40 bytes, not {size}")
+
+
+def hash_password(password: str) -> str:
+    check_policy(password)
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=N, r=R, p=P, dklen=32)
+    return f"scrypt${N}${R}${P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    candidate = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+    return hmac.compare_digest(candidate, _unb64(digest))
+
+
+class VerifiedCache:
+    """Remembers (identity, stored hash, password) triples that verified, without keeping passwords."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self._key = secrets.token_bytes(32)
+        self._seen: dict[str, bytes] = {}
+        self._capacity = capacity
+
+    def _tag(self, identity: str, stored: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{identity}\0{stored}\0{password}".encode(), hashlib.sha256).digest()
+
+    def verify(self, identity: str, password: str, stored: str) -> bool:
+        tag = self._tag(identity, stored, password)
+        if hmac.compare_digest(self._seen.get(identity, b""), tag):
+            return True
+        if not verify_password(password, stored):
+            return False
+        if len(self._seen) >= self._capacity:
+            self._seen.pop(next(iter(self._seen)))
+        self._seen[identity] = tag
+        return True
+
+    def forget(self, identity: str) -> None:
+        self._seen.pop(identity, None)
+
+
+def new_api_token() -> str:
+    return "vlt_" + secrets.token_urlsafe(32)
+
+
+def hash_api_token(token: str) -> str:
+    """API tokens are 256-bit random strings: SHA-256 is enough and keeps every request cheap."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_charge_point_password() -> str:
+    return secrets.token_urlsafe(24)[:32]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))

@@ -1,0 +1,360 @@
+"""Synchronous database operations, each run inside a group-committed transaction.
+
+Every function takes a ``Connection`` first, so it can be passed to ``Store.write`` or
+``Store.read``. Writes that a charge point may retransmit are idempotent by natural key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, and_, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from voltlib.domain import connector as connector_rules
+from voltlib.domain import idtags, meter
+from voltlib.ocpp.v16 import messages as m
+from voltlib.store.tables import (
+    api_tokens,
+    certificate_requests,
+    charge_points,
+    commands,
+    connector_status_history,
+    connectors,
+    id_tags,
+    meter_values,
+    ocpp_messages,
+    security_events,
+    transactions,
+)
+
+# --- charge points ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ChargePointRecord:
+    id: str
+    registration: str
+    security_profile: int
+    password_hash: str | None
+    certificate_fingerprint: str | None
+    firmware_version: str | None
+    vendor: str | None
+    model: str | None
+    serial_number: str | None
+
+
+def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
+    row = conn.execute(
+        select(charge_points.c.id, charge_points.c.registration, charge_points.c.security_profile,
+               charge_points.c.password_hash, charge_points.c.certificate_fingerprint,
+               charge_points.c.firmware_version, charge_points.c.vendor, charge_points.c.model,
+               charge_points.c.serial_number).where(charge_points.c.id == cp_id)
+    ).first()
+    return None if row is None else ChargePointRecord(*row)
+
+
+def add_charge_point(conn: Connection, cp_id: str, *, registration: str, security_profile: int,
+                     password_hash: str | None, certificate_fingerprint: str | None, now: datetime) -> None:
+    conn.execute(insert(charge_points).values(
+        id=cp_id, registration=registration, security_profile=security_profile, password_hash=password_hash,
+        certificate_fingerprint=certificate_fingerprint, created_at=now))
+
+
+def update_charge_point(conn: Connection, cp_id: str, **values: Any) -> bool:
+    result = conn.execute(update(charge_points).where(charge_points.c.id == cp_id).values(**values))
+    return result.rowcount > 0
+
+
+def list_charge_points(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(charge_points).order_by(charge_points.c.id)).mappings()
+    return [{k: v for k, v in row.items() if k != "password_hash"} for row in rows]
+
+
+def charge_point_detail(conn: Connection, cp_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(charge_points).where(charge_points.c.id == cp_id)).mappings().first()
+    if row is None:
+        return None
+    detail = {k: v for k, v in row.items() if k != "password_hash"}
+    detail["connectors"] = [dict(r) for r in conn.execute(
+        select(connectors).where(connectors.c.charge_point_id == cp_id).order_by(connectors.c.connector_id)
+    ).mappings()]
+    return detail
+
+
+def record_boot(conn: Connection, cp_id: str, boot: m.BootNotification, now: datetime) -> str:
+    """Store what the charge point says it is; return its registration status."""
+    conn.execute(update(charge_points).where(charge_points.c.id == cp_id).values(
+        vendor=boot.charge_point_vendor, model=boot.charge_point_model,
+        serial_number=boot.charge_point_serial_number, charge_box_serial_number=boot.charge_box_serial_number,
+        firmware_version=boot.firmware_version, iccid=boot.iccid, imsi=boot.imsi, meter_type=boot.meter_type,
+        meter_serial_number=boot.meter_serial_number, last_boot_at=now, last_seen_at=now))
+    status = conn.execute(select(charge_points.c.registration).where(charge_points.c.id == cp_id)).scalar()
+    return str(status or "Rejected")
+
+
+def touch(conn: Connection, cp_id: str, now: datetime, address: str | None = None) -> None:
+    values: dict[str, Any] = {"last_seen_at": now}
+    if address is not None:
+        values["last_address"] = address
+    conn.execute(update(charge_points).where(charge_points.c.id == cp_id).values(**values))
+
+
+# --- connectors -------------------------------------------------------------------------------
+
+
+def record_status(conn: Connection, cp_id: str, note: m.StatusNotification, now: datetime) -> tuple[str | None, bool]:
+    """Store the new connector state and its history row; return (previous status, expected?)."""
+    key = and_(connectors.c.charge_point_id == cp_id, connectors.c.connector_id == note.connector_id)
+    previous = conn.execute(select(connectors.c.status).where(key)).scalar()
+    expected = connector_rules.is_expected(note.connector_id, previous, note.status)
+    at = note.timestamp or now
+    values = {"status": note.status, "error_code": note.error_code, "info": note.info, "vendor_id": note.vendor_id,
+              "vendor_error_code": note.vendor_error_code, "status_at": at}
+    if previous is None:
+        conn.execute(insert(connectors).values(charge_point_id=cp_id, connector_id=note.connector_id, **values))
+    else:
+        conn.execute(update(connectors).where(key).values(**values))
+    conn.execute(insert(connector_status_history).values(
+        charge_point_id=cp_id, connector_id=note.connector_id, received_at=now, expected=expected, **values))
+    return previous, expected
+
+
+def status_history(conn: Connection, cp_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(select(connector_status_history).where(connector_status_history.c.charge_point_id == cp_id)
+                        .order_by(connector_status_history.c.status_at.desc(), connector_status_history.c.id.desc())
+                        .limit(limit)).mappings()
+    return [dict(r) for r in rows]
+
+
+# --- id tags ----------------------------------------------------------------------------------
+
+
+def authorize(conn: Connection, id_tag: str, now: datetime) -> idtags.Decision:
+    row = conn.execute(select(id_tags.c.id_tag, id_tags.c.status, id_tags.c.expiry_date, id_tags.c.parent_id_tag)
+                       .where(id_tags.c.id_tag == id_tag)).first()
+    record = None if row is None else idtags.IdTagRecord(*row)
+    busy = conn.execute(select(transactions.c.id).where(
+        transactions.c.id_tag == id_tag, transactions.c.stopped_at.is_(None)).limit(1)).first() is not None
+    return idtags.decide(record, now, in_transaction=busy)
+
+
+def upsert_id_tag(conn: Connection, id_tag: str, *, status: str, expiry_date: datetime | None,
+                  parent_id_tag: str | None, now: datetime) -> None:
+    values = {"status": status, "expiry_date": expiry_date, "parent_id_tag": parent_id_tag}
+    if conn.execute(update(id_tags).where(id_tags.c.id_tag == id_tag).values(**values)).rowcount == 0:
+        conn.execute(insert(id_tags).values(id_tag=id_tag, created_at=now, **values))
+
+
+def list_id_tags(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r) for r in conn.execute(select(id_tags).order_by(id_tags.c.id_tag)).mappings()]
+
+
+# --- transactions -----------------------------------------------------------------------------
+
+MAX_TRANSACTION_ID = 2**31 - 1  # OCPP 1.6 transactionId is a signed 32-bit integer
+
+
+@dataclass(frozen=True, slots=True)
+class StartOutcome:
+    transaction_id: int
+    decision: idtags.Decision
+    created: bool
+
+
+def start_transaction(conn: Connection, cp_id: str, req: m.StartTransaction, now: datetime) -> StartOutcome:
+    """Idempotent by (charge point, connector, start time, id tag): a replay gets the same id.
+
+    Ids are random in [1, 2^31-1] so they cannot be guessed from one another. An offline
+    transaction (old timestamp) is accepted as is; listings order by start time.
+    """
+    existing = conn.execute(select(transactions.c.id).where(
+        transactions.c.charge_point_id == cp_id, transactions.c.connector_id == req.connector_id,
+        transactions.c.started_at == req.timestamp, transactions.c.id_tag == req.id_tag)).scalar()
+    decision = authorize(conn, req.id_tag, now)
+    if existing is not None:
+        return StartOutcome(int(existing), _replayed(decision), created=False)
+    row = {"charge_point_id": cp_id, "connector_id": req.connector_id, "id_tag": req.id_tag,
+           "id_tag_status": decision.status, "reservation_id": req.reservation_id, "meter_start": req.meter_start,
+           "started_at": req.timestamp, "received_at": now}
+    for _ in range(8):  # a clash of random ids is rare (ids in use / 2^31); draw again
+        tx_id = secrets.randbelow(MAX_TRANSACTION_ID) + 1
+        if insert_one_if_new(conn, transactions, {"id": tx_id, **row}):
+            return StartOutcome(tx_id, decision, created=True)
+    raise RuntimeError("could not allocate a transaction id")
+
+
+def _replayed(decision: idtags.Decision) -> idtags.Decision:
+    # The replayed start is the one that made the tag busy: do not answer ConcurrentTx to it.
+    if decision.status == "ConcurrentTx":
+        return idtags.Decision("Accepted", decision.expiry_date, decision.parent_id_tag)
+    return decision
+
+
+@dataclass(frozen=True, slots=True)
+class StopOutcome:
+    known: bool
+    changed: bool
+    decision: idtags.Decision | None
+
+
+def stop_transaction(conn: Connection, cp_id: str, req: m.StopTransaction, now: datetime) -> StopOutcome:
+    """Close the transaction once; a retransmitted stop changes nothing. A stop for a transaction
+    we never saw is still acknowledged (the charge point would retry forever) but reported."""
+    row = conn.execute(select(transactions.c.stopped_at).where(
+        transactions.c.id == req.transaction_id, transactions.c.charge_point_id == cp_id)).first()
+    decision = authorize(conn, req.id_tag, now) if req.id_tag else None
+    if decision is not None and decision.status == "ConcurrentTx":
+        decision = idtags.Decision("Accepted", decision.expiry_date, decision.parent_id_tag)
+    if row is None:
+        return StopOutcome(known=False, changed=False, decision=decision)
+    changed = row[0] is None
+    if changed:
+        conn.execute(update(transactions).where(transactions.c.id == req.transaction_id).values(
+            meter_stop=req.meter_stop, stopped_at=req.timestamp, stop_reason=req.reason, stop_id_tag=req.id_tag))
+    if req.transaction_data:
+        connector_id = _connector_of(conn, req.transaction_id)
+        insert_ignoring_duplicates(
+            conn, meter_values, _meter_rows(cp_id, connector_id, req.transaction_id, req.transaction_data, now))
+    return StopOutcome(known=True, changed=changed, decision=decision)
+
+
+def _connector_of(conn: Connection, tx_id: int) -> int:
+    return int(conn.execute(select(transactions.c.connector_id).where(transactions.c.id == tx_id)).scalar() or 0)
+
+
+def list_transactions(conn: Connection, cp_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    query = select(transactions).order_by(transactions.c.started_at.desc()).limit(limit)
+    if cp_id is not None:
+        query = query.where(transactions.c.charge_point_id == cp_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def transaction_exists(conn: Connection, cp_id: str, tx_id: int) -> bool:
+    return conn.execute(select(transactions.c.id).where(
+        transactions.c.id == tx_id, transactions.c.charge_point_id == cp_id)).first() is not None
+
+
+# --- meter values -----------------------------------------------------------------------------
+
+
+def insert_ignoring_duplicates(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: replays of the same data store nothing new."""
+    if rows:
+        dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+        conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+
+
+def insert_one_if_new(conn: Connection, table: Table, row: dict[str, Any]) -> bool:
+    """Insert ``row`` unless it clashes with a unique key; say whether it was inserted."""
+    dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    statement = dialect_insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return conn.execute(statement, row).first() is not None
+
+
+def _meter_rows(cp_id: str, connector_id: int, tx_id: int | None, values: list[m.MeterValue],
+                now: datetime) -> list[dict[str, Any]]:
+    return [{"charge_point_id": cp_id, "connector_id": connector_id, "transaction_id": tx_id or 0,
+             "sampled_at": v.timestamp, "samples": meter.pack(v.sampled_value), "received_at": now} for v in values]
+
+
+def insert_meter_values(conn: Connection, cp_id: str, req: m.MeterValues, now: datetime) -> None:
+    """Store each MeterValue once (natural key: connector, time, transaction)."""
+    insert_ignoring_duplicates(conn, meter_values, _meter_rows(cp_id, req.connector_id, req.transaction_id,
+                                                               req.meter_value, now))
+
+
+def read_meter_values(conn: Connection, cp_id: str, transaction_id: int | None = None,
+                      limit: int = 500) -> list[dict[str, Any]]:
+    query = select(meter_values).where(meter_values.c.charge_point_id == cp_id)
+    if transaction_id is not None:
+        query = query.where(meter_values.c.transaction_id == transaction_id)
+    rows = conn.execute(query.order_by(meter_values.c.sampled_at.desc()).limit(limit)).mappings()
+    return [{"connector_id": r["connector_id"], "transaction_id": r["transaction_id"] or None,
+             "timestamp": r["sampled_at"], "sampled_value": meter.unpack(r["samples"])} for r in rows]
+
+
+def purge_meter_values(conn: Connection, before: datetime) -> int:
+    return int(conn.execute(meter_values.delete().where(meter_values.c.received_at < before)).rowcount)
+
+
+# --- raw message log, commands, security events, CSRs, tokens ---------------------------------
+
+
+def log_frames(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(ocpp_messages), rows)
+
+
+def purge_messages(conn: Connection, before: datetime) -> int:
+    return int(conn.execute(ocpp_messages.delete().where(ocpp_messages.c.at < before)).rowcount)
+
+
+def read_messages(conn: Connection, cp_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(select(ocpp_messages).where(ocpp_messages.c.charge_point_id == cp_id)
+                        .order_by(ocpp_messages.c.id.desc()).limit(limit)).mappings()
+    return [dict(r) for r in rows]
+
+
+def create_command(conn: Connection, cp_id: str, action: str, request: dict[str, Any], requested_by: str | None,
+                   now: datetime) -> int:
+    result = conn.execute(insert(commands).values(
+        charge_point_id=cp_id, action=action, request=request, state="queued", requested_by=requested_by,
+        created_at=now).returning(commands.c.id))
+    return int(result.scalar_one())
+
+
+def update_command(conn: Connection, command_id: int, **values: Any) -> None:
+    conn.execute(update(commands).where(commands.c.id == command_id).values(**values))
+
+
+def get_command(conn: Connection, command_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(commands).where(commands.c.id == command_id)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def list_commands(conn: Connection, cp_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    rows = conn.execute(select(commands).where(commands.c.charge_point_id == cp_id)
+                        .order_by(commands.c.id.desc()).limit(limit)).mappings()
+    return [dict(r) for r in rows]
+
+
+def record_security_event(conn: Connection, *, kind: str, severity: str, charge_point_id: str | None,
+                          source: str | None, detail: dict[str, Any], now: datetime) -> None:
+    conn.execute(insert(security_events).values(kind=kind, severity=severity, charge_point_id=charge_point_id,
+                                                source=source, detail=detail, at=now))
+
+
+def list_security_events(conn: Connection, cp_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    query = select(security_events).order_by(security_events.c.id.desc()).limit(limit)
+    if cp_id is not None:
+        query = query.where(security_events.c.charge_point_id == cp_id)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def record_csr(conn: Connection, cp_id: str, csr: str, state: str, now: datetime) -> None:
+    conn.execute(insert(certificate_requests).values(charge_point_id=cp_id, csr=csr, state=state, at=now))
+
+
+def add_api_token(conn: Connection, name: str, role: str, token_hash: str, now: datetime) -> None:
+    conn.execute(insert(api_tokens).values(name=name, role=role, token_hash=token_hash, created_at=now))
+
+
+def find_api_token(conn: Connection, token_hash: str) -> tuple[str, str] | None:
+    row = conn.execute(select(api_tokens.c.name, api_tokens.c.role).where(
+        api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))).first()
+    return None if row is None else (row[0], row[1])
+
+
+def revoke_api_token(conn: Connection, name: str, now: datetime) -> bool:
+    return conn.execute(update(api_tokens).where(api_tokens.c.name == name).values(revoked_at=now)).rowcount > 0
+
+
+def count(conn: Connection, table_name: str) -> int:
+    from voltlib.store.tables import metadata
+
+    return int(conn.execute(select(func.count()).select_from(metadata.tables[table_name])).scalar_one())

@@ -1,0 +1,201 @@
+"""The database schema. Change it only together with a new Alembic migration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+TS = UtcDateTime()
+BigId = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrements only INTEGER primary keys
+
+charge_points = Table(
+    "charge_points", metadata,
+    Column("id", String(48), primary_key=True),
+    Column("registration", String(16), nullable=False),  # Accepted | Pending | Rejected
+    Column("security_profile", Integer, nullable=False),
+    Column("password_hash", String(200)),
+    Column("certificate_fingerprint", String(64)),  # SHA-256 of the client certificate bound to it (profile 3)
+    Column("vendor", String(20)), Column("model", String(20)), Column("serial_number", String(25)),
+    Column("charge_box_serial_number", String(25)), Column("firmware_version", String(50)),
+    Column("iccid", String(20)), Column("imsi", String(20)),
+    Column("meter_type", String(25)), Column("meter_serial_number", String(25)),
+    Column("firmware_status", String(40)), Column("diagnostics_status", String(40)), Column("log_status", String(40)),
+    Column("last_boot_at", TS), Column("last_seen_at", TS), Column("last_address", String(64)),
+    Column("created_at", TS, nullable=False),
+)
+
+connectors = Table(
+    "connectors", metadata,
+    Column("charge_point_id", String(48), ForeignKey("charge_points.id", ondelete="CASCADE"), primary_key=True),
+    Column("connector_id", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("error_code", String(32), nullable=False),
+    Column("info", String(50)), Column("vendor_id", String(255)), Column("vendor_error_code", String(50)),
+    Column("status_at", TS, nullable=False),
+)
+
+connector_status_history = Table(
+    "connector_status_history", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error_code", String(32), nullable=False),
+    Column("info", String(50)), Column("vendor_id", String(255)), Column("vendor_error_code", String(50)),
+    Column("status_at", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    Column("expected", Boolean, nullable=False),
+    Index("ix_status_history_cp", "charge_point_id", "connector_id", "status_at"),
+)
+
+id_tags = Table(
+    "id_tags", metadata,
+    Column("id_tag", String(20), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("expiry_date", TS),
+    Column("parent_id_tag", String(20)),
+    Column("note", String(200)),
+    Column("created_at", TS, nullable=False),
+)
+
+transactions = Table(
+    "transactions", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),  # random, see domain/ids.py
+    Column("charge_point_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("id_tag", String(20), nullable=False),
+    Column("id_tag_status", String(16), nullable=False),
+    Column("reservation_id", Integer),
+    Column("meter_start", BigInteger, nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("meter_stop", BigInteger),
+    Column("stopped_at", TS),
+    Column("stop_reason", String(20)),
+    Column("stop_id_tag", String(20)),
+    Column("received_at", TS, nullable=False),
+    UniqueConstraint("charge_point_id", "connector_id", "started_at", "id_tag", name="uq_transactions_natural"),
+    Index("ix_transactions_cp_started", "charge_point_id", "started_at"),
+    Index("ix_transactions_open_tag", "id_tag", "stopped_at"),
+)
+
+meter_values = Table(
+    "meter_values", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("transaction_id", BigInteger, nullable=False),  # 0 = outside any transaction (keeps the key unique)
+    Column("sampled_at", TS, nullable=False),
+    Column("samples", LargeBinary, nullable=False),  # domain/meter.py packing
+    Column("received_at", TS, nullable=False),
+    UniqueConstraint("charge_point_id", "connector_id", "sampled_at", "transaction_id", name="uq_meter_values_natural"),
+    Index("ix_meter_values_tx", "transaction_id"),
+    Index("ix_meter_values_received", "received_at"),
+)
+
+ocpp_messages = Table(
+    "ocpp_messages", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("direction", String(3), nullable=False),  # in | out
+    Column("message_type", Integer, nullable=False),  # 2 call, 3 result, 4 error
+    Column("message_id", String(36), nullable=False),
+    Column("action", String(40)),
+    Column("payload", Text, nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_ocpp_messages_cp_at", "charge_point_id", "at"),
+    Index("ix_ocpp_messages_at", "at"),
+)
+
+commands = Table(
+    "commands", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("message_id", String(36)),
+    Column("request", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # queued | sent | answered | failed | timeout | offline
+    Column("response", JSON),
+    Column("error_code", String(40)), Column("error_description", String(255)),
+    Column("requested_by", String(64)),
+    Column("created_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Index("ix_commands_cp", "charge_point_id", "created_at"),
+)
+
+security_events = Table(
+    "security_events", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48)),
+    Column("kind", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("source", String(64)),
+    Column("detail", JSON, nullable=False),
+    Column("at", TS, nullable=False),
+    Index("ix_security_events_at", "at"),
+)
+
+certificate_requests = Table(
+    "certificate_requests", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("csr", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("at", TS, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("revoked_at", TS),
+)

@@ -14,7 +14,6 @@ from aiohttp import WSMsgType, web
 from voltlib import events as ev
 from voltlib.gateway.context import ChargePointContext
 from voltlib.gateway.handlers_v16 import HANDLERS
-from voltlib.ocpp import frames
 from voltlib.ocpp.errors import ErrorCode
 from voltlib.ocpp.session import (
     CallReceived,
@@ -25,12 +24,14 @@ from voltlib.ocpp.session import (
     Violation,
 )
 from voltlib.store import repo
+from voltlib.store.tables import ocpp_messages
 
 log = logging.getLogger(__name__)
 
 WS_UNSUPPORTED_DATA = 1003
 WS_POLICY_VIOLATION = 1008
 WS_GOING_AWAY = 1001
+MAX_LOGGED = 65536  # characters of a frame kept in the raw log
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class ChargePointConnection:
         self.ws = ws
         self.session = session
         self._call_lock = asyncio.Lock()
-        self._pending: tuple[str, asyncio.Future[CallOutcome]] | None = None
+        self._pending: tuple[str, asyncio.Future[tuple[CallOutcome, str]]] | None = None
         self._pong: asyncio.Event | None = None
         self.close_reason = "closed by peer"
 
@@ -83,36 +84,39 @@ class ChargePointConnection:
         self._fail_pending("offline", "connection closed")
 
     async def _on_text(self, text: str) -> None:
-        s = self.ctx.services
-        event = self.session.receive(text, s.clock.monotonic())
-        self._log("in", text, event)
+        event = self.session.receive(text, self.ctx.services.clock.monotonic())
         if isinstance(event, CallReceived):
-            await self._answer(event)
+            reply = await self._answer(event)
+            self._record("charge_point", event.message_id, event.action, _outcome(reply), text, reply)
         elif isinstance(event, Retransmitted):
             if event.reply is not None:
                 await self._send(event.reply)
+            self._record("charge_point", event.message_id, event.action, "retransmission", text, event.reply)
         elif isinstance(event, (ResultReceived, ErrorReceived)):
-            self._settle(event)
+            self._settle(event, text)
         else:
+            self._record("charge_point", event.message_id or "", event.action, "violation", text, event.reply)
             await self._on_violation(event)
 
-    async def _answer(self, event: CallReceived) -> None:
+    async def _answer(self, event: CallReceived) -> str:
         if self.ctx.registration != "Accepted" and event.action != "BootNotification":
             reply = self.session.fail(event.message_id, ErrorCode.SECURITY_ERROR,
                                       f"charge point is {self.ctx.registration}: only BootNotification is accepted",
                                       fault="peer")
-            await self._send(reply)
-            return
+        else:
+            reply = await self._handle(event)
+        await self._send(reply)
+        return reply
+
+    async def _handle(self, event: CallReceived) -> str:
         handler = HANDLERS[type(event.request)]
         try:
             result = await handler(self.ctx, event.request)
         except Exception:
             log.exception("handler for %s from %s failed", event.action, self.cp_id)
-            reply = self.session.fail(event.message_id, ErrorCode.INTERNAL_ERROR,
-                                      "the central system failed to process this message; retry later")
-            await self._send(reply)
-            return
-        await self._send(self.session.answer(event.message_id, result))
+            return self.session.fail(event.message_id, ErrorCode.INTERNAL_ERROR,
+                                     "the central system failed to process this message; retry later")
+        return self.session.answer(event.message_id, result)
 
     async def _on_violation(self, event: Violation) -> None:
         error = event.error
@@ -131,10 +135,8 @@ class ChargePointConnection:
     # -- writing --
 
     async def _send(self, text: str) -> None:
-        if self.ws.closed:
-            return
-        self._log("out", text, None)
-        await self.ws.send_str(text)
+        if not self.ws.closed:
+            await self.ws.send_str(text)
 
     async def call(self, action: str, payload: dict[str, Any], timeout: float) -> CallOutcome:
         """Send one call and wait for its answer. Calls queue here: one outstanding at a time."""
@@ -142,31 +144,34 @@ class ChargePointConnection:
             if self.ws.closed:
                 return CallOutcome("offline")
             message_id, text = self.session.start_call(action, payload)
-            future: asyncio.Future[CallOutcome] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[tuple[CallOutcome, str]] = asyncio.get_running_loop().create_future()
             self._pending = (message_id, future)
             try:
                 await self._send(text)
-                return await asyncio.wait_for(asyncio.shield(future), timeout)
+                outcome, answer = await asyncio.wait_for(asyncio.shield(future), timeout)
             except TimeoutError:
                 self.session.abandon_call(message_id)
-                return CallOutcome("timeout")
+                outcome, answer = CallOutcome("timeout"), None
             finally:
                 self._pending = None
+            outcome_name = {"answered": "result", "failed": "error"}.get(outcome.state, outcome.state)
+            self._record("central_system", message_id, action, outcome_name, text, answer)
+            return outcome
 
-    def _settle(self, event: ResultReceived | ErrorReceived) -> None:
+    def _settle(self, event: ResultReceived | ErrorReceived, text: str) -> None:
         if self._pending is None or self._pending[0] != event.message_id:
             return
         future = self._pending[1]
         if future.done():
             return
         if isinstance(event, ResultReceived):
-            future.set_result(CallOutcome("answered", event.payload))
+            future.set_result((CallOutcome("answered", event.payload), text))
         else:
-            future.set_result(CallOutcome("failed", event.details or None, event.code, event.description))
+            future.set_result((CallOutcome("failed", event.details or None, event.code, event.description), text))
 
     def _fail_pending(self, state: str, description: str) -> None:
         if self._pending is not None and not self._pending[1].done():
-            self._pending[1].set_result(CallOutcome(state, error_description=description))
+            self._pending[1].set_result((CallOutcome(state, error_description=description), ""))
 
     async def probe(self, timeout: float) -> bool:
         """Is this socket still alive? A WebSocket ping that must be answered within ``timeout``."""
@@ -188,12 +193,13 @@ class ChargePointConnection:
 
     # -- records --
 
-    def _log(self, direction: str, text: str, event: object) -> None:
-        s = self.ctx.services
-        message_type, message_id, action = _frame_keys(text, event)
-        row = {"charge_point_id": self.cp_id, "direction": direction, "message_type": message_type,
-               "message_id": message_id, "action": action, "payload": text[:65536], "at": s.clock.now()}
-        s.store.write_later(partial(repo.log_frames, rows=[row]))
+    def _record(self, initiator: str, message_id: str, action: str | None, outcome: str, request: str,
+                response: str | None) -> None:
+        """One row per exchange in the raw OCPP log, written with the next group commit, not awaited."""
+        row = {"charge_point_id": self.cp_id, "initiator": initiator, "message_id": message_id[:36],
+               "action": action[:40] if action else None, "outcome": outcome, "request": request[:MAX_LOGGED],
+               "response": response[:MAX_LOGGED] if response else None, "at": self.ctx.services.clock.now()}
+        self.ctx.services.store.insert_later(ocpp_messages, [row])
 
     async def _security(self, kind: str, severity: str, detail: dict[str, Any]) -> None:
         s = self.ctx.services
@@ -204,17 +210,5 @@ class ChargePointConnection:
                                                 source=self.ctx.address, detail=detail))
 
 
-def _frame_keys(text: str, event: object) -> tuple[int, str, str | None]:
-    """Message type, id and action for the log, cheaply and without trusting the text."""
-    if isinstance(event, CallReceived):
-        return frames.CALL, event.message_id, event.action
-    if isinstance(event, (ResultReceived, ErrorReceived)):
-        return (frames.CALL_RESULT if isinstance(event, ResultReceived) else frames.CALL_ERROR), event.message_id, \
-            event.action
-    try:
-        frame = frames.parse_frame(text)
-    except frames.FrameError as exc:
-        return 0, (exc.message_id or "")[:36], None
-    if isinstance(frame, frames.Call):
-        return frames.CALL, frame.message_id, frame.action[:40]
-    return (frames.CALL_RESULT if isinstance(frame, frames.CallResult) else frames.CALL_ERROR), frame.message_id, None
+def _outcome(reply: str) -> str:
+    return "error" if reply.startswith("[4") else "result"

@@ -17,6 +17,7 @@ from voltlib.domain.idtags import Decision
 from voltlib.gateway.context import ChargePointContext
 from voltlib.ocpp.v16 import messages as m
 from voltlib.store import repo
+from voltlib.store.tables import meter_values as meter_values_table
 
 Handler = Callable[[ChargePointContext, Any], Awaitable[m.Reply]]
 
@@ -103,7 +104,8 @@ async def stop_transaction(ctx: ChargePointContext, req: m.StopTransaction) -> m
 async def meter_values(ctx: ChargePointContext, req: m.MeterValues) -> m.Reply:
     s = ctx.services
     now = s.clock.now()
-    await s.store.write(partial(repo.insert_meter_values, cp_id=ctx.cp_id, req=req, now=now))
+    rows = repo.meter_rows(ctx.cp_id, req.connector_id, req.transaction_id, req.meter_value, now)
+    await s.store.insert(meter_values_table, rows, ignore_duplicates=True)
     for value in req.meter_value:
         samples = value.sampled_value
         await s.bus.publish(ev.MeterValuesReceived(

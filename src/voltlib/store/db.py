@@ -17,7 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,9 +53,12 @@ def make_engine(url: str) -> Engine:
 
 @dataclass(slots=True)
 class _Job:
-    op: Op
+    op: Op | None
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop | None
+    table: Table | None = None
+    rows: list[dict[str, Any]] | None = None
+    ignore_duplicates: bool = False
 
 
 _STOP = object()
@@ -87,6 +92,16 @@ class Store:
     def write_later(self, op: Op) -> None:
         """Queue ``op`` without waiting (logs and history that nobody is waiting to see acknowledged)."""
         self._queue.put(_Job(op, None, None))
+
+    async def insert(self, table: Table, rows: list[dict[str, Any]], *, ignore_duplicates: bool = False) -> None:
+        """Insert rows in the next group commit; rows for one table from all callers go in one executemany."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Job(None, future, loop, table, rows, ignore_duplicates))
+        await future
+
+    def insert_later(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        self._queue.put(_Job(None, None, None, table, rows))
 
     async def read(self, op: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -134,18 +149,39 @@ class Store:
         try:
             with self.engine.begin() as conn:
                 for job in batch:
-                    results.append((job, True, job.op(conn)))
+                    if job.op is not None:
+                        results.append((job, True, job.op(conn)))
+                self._insert_grouped(conn, [job for job in batch if job.op is None])
+            results.extend((job, True, None) for job in batch if job.op is None)
         except Exception:  # one bad op: fall back to one transaction per op so the others commit
             log.debug("group commit of %d ops failed; retrying them one by one", len(batch), exc_info=True)
             results = [self._run_alone(job) for job in batch]
         self.batches += 1
         self.ops += len(batch)
-        for job, ok, value in results:
-            self._resolve(job, ok, value)
+        self._resolve_all(results)
+
+    @staticmethod
+    def _insert_grouped(conn: Connection, jobs: list[_Job]) -> None:
+        groups: dict[tuple[str, bool], tuple[Table, list[dict[str, Any]]]] = {}
+        for job in jobs:
+            assert job.table is not None and job.rows is not None
+            key = (job.table.name, job.ignore_duplicates)
+            groups.setdefault(key, (job.table, []))[1].extend(job.rows)
+        for (_, ignore), (table, rows) in groups.items():
+            if not rows:
+                continue
+            if ignore:
+                dialect_insert = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+                conn.execute(dialect_insert(table).on_conflict_do_nothing(), rows)
+            else:
+                conn.execute(table.insert(), rows)
 
     def _run_alone(self, job: _Job) -> tuple[_Job, bool, Any]:
         try:
             with self.engine.begin() as conn:
+                if job.op is None:
+                    self._insert_grouped(conn, [job])
+                    return job, True, None
                 return job, True, job.op(conn)
         except Exception as exc:
             if job.future is None:
@@ -153,20 +189,24 @@ class Store:
             return job, False, exc
 
     @staticmethod
-    def _resolve(job: _Job, ok: bool, value: Any) -> None:
-        if job.future is None or job.loop is None:
-            return
-        future = job.future
+    def _resolve_all(results: list[tuple[_Job, bool, Any]]) -> None:
+        """Wake each event loop once per batch, not once per future (the self-pipe write is costly)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for job, ok, value in results:
+            if job.future is not None and job.loop is not None:
+                by_loop.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # loop closed: the callers are gone
+                pass
 
-        def settle() -> None:
-            if future.done():
-                return
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
 
-        try:
-            job.loop.call_soon_threadsafe(settle)
-        except RuntimeError:  # loop closed: the caller is gone
-            pass
+def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in settled:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

@@ -219,7 +219,7 @@ def stop_transaction(conn: Connection, cp_id: str, req: m.StopTransaction, now: 
     if req.transaction_data:
         connector_id = _connector_of(conn, req.transaction_id)
         insert_ignoring_duplicates(
-            conn, meter_values, _meter_rows(cp_id, connector_id, req.transaction_id, req.transaction_data, now))
+            conn, meter_values, meter_rows(cp_id, connector_id, req.transaction_id, req.transaction_data, now))
     return StopOutcome(known=True, changed=changed, decision=decision)
 
 
@@ -256,7 +256,7 @@ def insert_one_if_new(conn: Connection, table: Table, row: dict[str, Any]) -> bo
     return conn.execute(statement, row).first() is not None
 
 
-def _meter_rows(cp_id: str, connector_id: int, tx_id: int | None, values: list[m.MeterValue],
+def meter_rows(cp_id: str, connector_id: int, tx_id: int | None, values: list[m.MeterValue],
                 now: datetime) -> list[dict[str, Any]]:
     return [{"charge_point_id": cp_id, "connector_id": connector_id, "transaction_id": tx_id or 0,
              "sampled_at": v.timestamp, "samples": meter.pack(v.sampled_value), "received_at": now} for v in values]
@@ -264,7 +264,7 @@ def _meter_rows(cp_id: str, connector_id: int, tx_id: int | None, values: list[m
 
 def insert_meter_values(conn: Connection, cp_id: str, req: m.MeterValues, now: datetime) -> None:
     """Store each MeterValue once (natural key: connector, time, transaction)."""
-    insert_ignoring_duplicates(conn, meter_values, _meter_rows(cp_id, req.connector_id, req.transaction_id,
+    insert_ignoring_duplicates(conn, meter_values, meter_rows(cp_id, req.connector_id, req.transaction_id,
                                                                req.meter_value, now))
 
 
@@ -283,11 +283,6 @@ def purge_meter_values(conn: Connection, before: datetime) -> int:
 
 
 # --- raw message log, commands, security events, CSRs, tokens ---------------------------------
-
-
-def log_frames(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert(ocpp_messages), rows)
 
 
 def purge_messages(conn: Connection, before: datetime) -> int:

@@ -140,14 +140,15 @@ meter_values = Table(
 )
 
 ocpp_messages = Table(
-    "ocpp_messages", metadata,
+    "ocpp_messages", metadata,  # one row per exchange: a call and its answer, or a rejected frame
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("charge_point_id", String(48), nullable=False),
-    Column("direction", String(3), nullable=False),  # in | out
-    Column("message_type", Integer, nullable=False),  # 2 call, 3 result, 4 error
+    Column("initiator", String(16), nullable=False),  # charge_point | central_system
     Column("message_id", String(36), nullable=False),
     Column("action", String(40)),
-    Column("payload", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),  # result | error | violation | retransmission | timeout
+    Column("request", Text, nullable=False),
+    Column("response", Text),
     Column("at", TS, nullable=False),
     Index("ix_ocpp_messages_cp_at", "charge_point_id", "at"),
     Index("ix_ocpp_messages_at", "at"),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 17:49:36.868403
+Create Date: 2026-11-28 17:56:23.161714
 """
 
 from __future__ import annotations
@@ -125,11 +125,12 @@ def upgrade() -> None:
     op.create_table('ocpp_messages',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('charge_point_id', sa.String(length=48), nullable=False),
-    sa.Column('direction', sa.String(length=3), nullable=False),
-    sa.Column('message_type', sa.Integer(), nullable=False),
+    sa.Column('initiator', sa.String(length=16), nullable=False),
     sa.Column('message_id', sa.String(length=36), nullable=False),
     sa.Column('action', sa.String(length=40), nullable=True),
-    sa.Column('payload', sa.Text(), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('request', sa.Text(), nullable=False),
+    sa.Column('response', sa.Text(), nullable=True),
     sa.Column('at', voltlib.store.tables.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ocpp_messages'))
     )

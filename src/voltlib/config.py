@@ -48,15 +48,18 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get("VOLTLIB_CONFIG")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        if settings_cls.model_config.get("toml_file"):
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings with ``overrides`` (flags that were given) on top. ``VOLTLIB_CONFIG`` names the TOML file."""
-    if config_file is not None:
-        os.environ["VOLTLIB_CONFIG"] = str(config_file)
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings with ``overrides`` (flags that were given) on top; the TOML file is ``config_file``
+    or else the one ``VOLTLIB_CONFIG`` names."""
+    path = config_file or (Path(os.environ["VOLTLIB_CONFIG"]) if os.environ.get("VOLTLIB_CONFIG") else None)
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(env_prefix="VOLTLIB_", extra="forbid", toml_file=path)
+
+    return FromFile(**{k: v for k, v in overrides.items() if v is not None})

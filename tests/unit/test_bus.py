@@ -1,0 +1,94 @@
+"""The in-process event bus and event serialisation."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from voltlib import events as ev
+from voltlib.bus import LocalBus
+
+NOW = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
+
+
+def started(tx: int) -> ev.TransactionStarted:
+    return ev.TransactionStarted(charge_point_id="CP", at=NOW, transaction_id=tx, connector_id=1, id_tag="T",
+                                 id_tag_status="Accepted", meter_start=0, started_at=NOW, reservation_id=None)
+
+
+async def test_subscribers_get_only_their_types_in_order() -> None:
+    bus = LocalBus()
+    got: list[int] = []
+    everything: list[str] = []
+
+    async def on_start(event: ev.Event) -> None:
+        assert isinstance(event, ev.TransactionStarted)
+        got.append(event.transaction_id)
+
+    async def on_any(event: ev.Event) -> None:
+        everything.append(type(event).__name__)
+
+    bus.subscribe(on_start, ev.TransactionStarted)
+    bus.subscribe(on_any)
+    for tx in range(5):
+        await bus.publish(started(tx))
+    await bus.publish(ev.HeartbeatReceived(charge_point_id="CP", at=NOW))
+    await bus.drain()
+    assert got == [0, 1, 2, 3, 4]
+    assert everything == ["TransactionStarted"] * 5 + ["HeartbeatReceived"]
+    await bus.close()
+
+
+async def test_a_failing_subscriber_does_not_stop_the_others() -> None:
+    bus = LocalBus()
+    seen: list[int] = []
+
+    async def broken(event: ev.Event) -> None:
+        raise RuntimeError("bug in a subscriber")
+
+    async def fine(event: ev.Event) -> None:
+        assert isinstance(event, ev.TransactionStarted)
+        seen.append(event.transaction_id)
+
+    bus.subscribe(broken, name="broken")
+    bus.subscribe(fine)
+    await bus.publish(started(1))
+    await bus.publish(started(2))
+    await bus.drain()
+    assert seen == [1, 2]
+    await bus.close()
+
+
+async def test_a_full_subscriber_queue_applies_back_pressure_instead_of_dropping() -> None:
+    bus = LocalBus(queue_size=2)
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    async def slow(event: ev.Event) -> None:
+        await release.wait()
+        assert isinstance(event, ev.TransactionStarted)
+        seen.append(event.transaction_id)
+
+    bus.subscribe(slow)
+    publisher = asyncio.create_task(_publish_many(bus, 6))
+    await asyncio.sleep(0.05)
+    assert not publisher.done()  # blocked on the full queue, not dropping
+    release.set()
+    await publisher
+    await bus.drain()
+    assert seen == list(range(6))
+    await bus.close()
+
+
+async def _publish_many(bus: LocalBus, n: int) -> None:
+    for tx in range(n):
+        await bus.publish(started(tx))
+
+
+def test_events_round_trip_through_bytes_for_an_external_broker() -> None:
+    event = ev.SecurityIncident(charge_point_id="CP", at=NOW, kind="auth_failed", severity="high",
+                                source="127.0.0.9", detail={"status": 401})
+    data = ev.encode(event)
+    assert b'"topic":"security.incident"' in data
+    assert ev.decode(data) == event
+    assert ev.decode(ev.encode(started(7))) == started(7)

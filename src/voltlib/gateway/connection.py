@@ -60,6 +60,12 @@ class ChargePointConnection:
 
     async def run(self) -> None:
         """Read until the socket closes. Frames of one charge point are handled strictly in order."""
+        try:
+            await self._read_until_closed()
+        finally:
+            self._fail_pending("offline", "connection closed")
+
+    async def _read_until_closed(self) -> None:
         ws = self.ws
         while True:
             msg = await ws.receive()
@@ -81,7 +87,6 @@ class ChargePointConnection:
                 break
             else:  # CLOSE, CLOSING, CLOSED
                 break
-        self._fail_pending("offline", "connection closed")
 
     async def _on_text(self, text: str) -> None:
         event = self.session.receive(text, self.ctx.services.clock.monotonic())
@@ -102,7 +107,7 @@ class ChargePointConnection:
         if self.ctx.registration != "Accepted" and event.action != "BootNotification":
             reply = self.session.fail(event.message_id, ErrorCode.SECURITY_ERROR,
                                       f"charge point is {self.ctx.registration}: only BootNotification is accepted",
-                                      fault="peer")
+                                      fault="peer", remember=False)
         else:
             reply = await self._handle(event)
         await self._send(reply)
@@ -196,9 +201,11 @@ class ChargePointConnection:
     def _record(self, initiator: str, message_id: str, action: str | None, outcome: str, request: str,
                 response: str | None) -> None:
         """One row per exchange in the raw OCPP log, written with the next group commit, not awaited."""
-        row = {"charge_point_id": self.cp_id, "initiator": initiator, "message_id": message_id[:36],
-               "action": action[:40] if action else None, "outcome": outcome, "request": request[:MAX_LOGGED],
-               "response": response[:MAX_LOGGED] if response else None, "at": self.ctx.services.clock.now()}
+        row = {"charge_point_id": self.cp_id, "initiator": initiator, "message_id": _storable(message_id)[:36],
+               "action": _storable(action)[:40] if action else None, "outcome": outcome,
+               "request": _storable(request[:MAX_LOGGED]),
+               "response": _storable(response[:MAX_LOGGED]) if response else None,
+               "at": self.ctx.services.clock.now()}
         self.ctx.services.store.insert_later(ocpp_messages, [row])
 
     async def _security(self, kind: str, severity: str, detail: dict[str, Any]) -> None:
@@ -208,6 +215,11 @@ class ChargePointConnection:
                                     charge_point_id=self.cp_id, source=self.ctx.address, detail=detail, now=now))
         await s.bus.publish(ev.SecurityIncident(charge_point_id=self.cp_id, at=now, kind=kind, severity=severity,
                                                 source=self.ctx.address, detail=detail))
+
+
+def _storable(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: keep the evidence, escaped, rather than lose the row."""
+    return text.replace("\x00", "\\u0000") if "\x00" in text else text
 
 
 def _outcome(reply: str) -> str:

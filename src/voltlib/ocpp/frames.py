@@ -59,6 +59,8 @@ def parse_frame(text: str | bytes) -> Frame:
     if not isinstance(data, list) or len(data) < 3:
         raise FrameError(ErrorCode.FORMATION_VIOLATION, "a frame must be a JSON array of 3 to 5 elements", None)
     kind, message_id = data[0], data[1]
+    if isinstance(kind, bool) or not isinstance(kind, int):  # 2.0 == 2 and True == 1 in Python
+        kind = repr(kind)
     if not isinstance(message_id, str) or not message_id or len(message_id) > MAX_MESSAGE_ID_LENGTH:
         raise FrameError(ErrorCode.FORMATION_VIOLATION, "message id must be a string of 1 to 36 characters", None)
     if kind == CALL and len(data) == 4:

@@ -84,11 +84,15 @@ class _Seen:
 class MessageIdMemory:
     """The last ``capacity`` call ids a charge point used, with our answers.
 
+    Small on purpose (~10 KB per charge point): a charge point retransmits the call it got no
+    answer for, not old ones. Replays over longer windows are for the security detectors, which
+    read the persistent message log.
+
     Lives as long as the charge point is known, not just one connection, so that a call
     retransmitted after a reconnect is recognised.
     """
 
-    def __init__(self, capacity: int = 1024) -> None:
+    def __init__(self, capacity: int = 32) -> None:
         self.capacity = capacity
         self._seen: OrderedDict[str, _Seen] = OrderedDict()
 
@@ -171,7 +175,8 @@ class OcppSession:
 
     def receive(self, text: str, now: float) -> Event:
         """Interpret one text frame received at monotonic time ``now``."""
-        if len(text) > self.limits.max_frame_bytes:
+        limit = self.limits.max_frame_bytes
+        if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
             return self._violation(OcppError(ErrorCode.FORMATION_VIOLATION, "frame too large"), None, None, close=True)
         try:
             frame = frames.parse_frame(text)
@@ -254,13 +259,15 @@ class OcppSession:
         self.memory.store_reply(message_id, text)
         return text
 
-    def fail(self, message_id: str, code: ErrorCode, description: str, *, fault: Fault = "ours") -> str:
-        """The CallError text for a call we could not process. An internal failure is not remembered,
-        so the charge point may retry it."""
-        if fault == "ours":
+    def fail(self, message_id: str, code: ErrorCode, description: str, *, fault: Fault = "ours",
+             remember: bool = True) -> str:
+        """The CallError text for a call we could not process. An internal failure, or a refusal that
+        depends on state that may change (``remember=False``), is not remembered, so the charge point
+        may retry it."""
+        if fault == "ours" or not remember:
             self.memory.forget(message_id)
         text = frames.encode_error(message_id, code.wire(self.version), description)
-        if fault == "peer":
+        if fault == "peer" and remember:
             self.memory.store_reply(message_id, text)
         return text
 

@@ -210,7 +210,9 @@ def stop_transaction(conn: Connection, cp_id: str, req: m.StopTransaction, now: 
     decision = authorize(conn, req.id_tag, now) if req.id_tag else None
     if decision is not None and decision.status == "ConcurrentTx":
         decision = idtags.Decision("Accepted", decision.expiry_date, decision.parent_id_tag)
-    if row is None:
+    if row is None:  # keep its readings anyway, on connector 0: evidence for the detectors
+        insert_ignoring_duplicates(conn, meter_values, meter_rows(cp_id, 0, req.transaction_id,
+                                                                  req.transaction_data or [], now))
         return StopOutcome(known=False, changed=False, decision=decision)
     changed = row[0] is None
     if changed:

@@ -8,14 +8,36 @@ converted, so these classes carry types, not constraints.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, ClassVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar
 
 import msgspec
+
+# OCPP 1.6 ``integer`` is 32-bit signed; the JSON schemas do not bound it, and unbounded
+# values would only fail later in the database (as our fault, so the charge point retries).
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+ConnectorId = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]
+
+
+def _check_storable(struct: msgspec.Struct) -> None:
+    """Reject values that pass the schema but cannot be stored: datetimes that overflow when
+    converted to UTC, and strings with NUL characters (PostgreSQL refuses them)."""
+    for name in struct.__struct_fields__:
+        value = getattr(struct, name)
+        if isinstance(value, datetime):
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise ValueError(f"{name}: date-time out of range") from None
+        elif isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"{name}: NUL character not allowed")
 
 
 class Message(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     ACTION: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        _check_storable(self)
 
 
 # --- shared types -----------------------------------------------------------------------------
@@ -40,6 +62,9 @@ class SampledValue(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=T
 class MeterValue(msgspec.Struct, rename="camel", kw_only=True):
     timestamp: datetime
     sampled_value: list[SampledValue]
+
+    def __post_init__(self) -> None:
+        _check_storable(self)
 
 
 # --- requests from the charge point -----------------------------------------------------------
@@ -86,23 +111,23 @@ class Heartbeat(Message):
 
 class MeterValues(Message):
     ACTION = "MeterValues"
-    connector_id: int
+    connector_id: ConnectorId
     meter_value: list[MeterValue]
-    transaction_id: int | None = None
+    transaction_id: Int32 | None = None
 
 
 class StartTransaction(Message):
     ACTION = "StartTransaction"
-    connector_id: int
+    connector_id: ConnectorId
     id_tag: str
-    meter_start: int
+    meter_start: Int32
     timestamp: datetime
-    reservation_id: int | None = None
+    reservation_id: Int32 | None = None
 
 
 class StatusNotification(Message):
     ACTION = "StatusNotification"
-    connector_id: int
+    connector_id: ConnectorId
     error_code: str
     status: str
     info: str | None = None
@@ -113,9 +138,9 @@ class StatusNotification(Message):
 
 class StopTransaction(Message):
     ACTION = "StopTransaction"
-    meter_stop: int
+    meter_stop: Int32
     timestamp: datetime
-    transaction_id: int
+    transaction_id: Int32
     id_tag: str | None = None
     reason: str | None = None
     transaction_data: list[MeterValue] | None = None
@@ -131,13 +156,13 @@ class SecurityEventNotification(Message):
 class LogStatusNotification(Message):
     ACTION = "LogStatusNotification"
     status: str
-    request_id: int | None = None
+    request_id: Int32 | None = None
 
 
 class SignedFirmwareStatusNotification(Message):
     ACTION = "SignedFirmwareStatusNotification"
     status: str
-    request_id: int | None = None
+    request_id: Int32 | None = None
 
 
 class SignCertificate(Message):

@@ -1,0 +1,116 @@
+"""OCPP-J frame parsing and encoding (sans-I/O)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from voltlib.ocpp import frames
+from voltlib.ocpp.errors import ErrorCode, OcppError
+
+
+def test_parses_the_three_frame_kinds() -> None:
+    assert frames.parse_frame('[2,"a","Heartbeat",{}]') == frames.Call("a", "Heartbeat", {})
+    assert frames.parse_frame('[3,"b",{"x":1}]') == frames.CallResult("b", {"x": 1})
+    assert frames.parse_frame('[4,"c","GenericError","oops",{"k":"v"}]') == frames.CallError(
+        "c", "GenericError", "oops", {"k": "v"})
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "message_id"),
+    [
+        ("not json", ErrorCode.FORMATION_VIOLATION, None),
+        ('[2,"a","Heartbeat",{}', ErrorCode.FORMATION_VIOLATION, None),
+        ('{"a": 1}', ErrorCode.FORMATION_VIOLATION, None),
+        ('"text"', ErrorCode.FORMATION_VIOLATION, None),
+        ("[]", ErrorCode.FORMATION_VIOLATION, None),
+        ('[2,"a"]', ErrorCode.FORMATION_VIOLATION, None),
+        ('[2,"a","Heartbeat"]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[2,"a","Heartbeat",{},{}]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[3,"a",{},{}]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[4,"a","GenericError",""]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[4,"a",1,"",{}]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[2,"a",7,{}]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[2,"a","Heartbeat",[]]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[2,"a","Heartbeat","{}"]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[3,"a",null]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ('[2,"","Heartbeat",{}]', ErrorCode.FORMATION_VIOLATION, None),
+        ('[2,17,"Heartbeat",{}]', ErrorCode.FORMATION_VIOLATION, None),
+        ('[2,null,"Heartbeat",{}]', ErrorCode.FORMATION_VIOLATION, None),
+        (json.dumps([2, "x" * 37, "Heartbeat", {}]), ErrorCode.FORMATION_VIOLATION, None),
+        ('[5,"a","Heartbeat",{}]', ErrorCode.PROTOCOL_ERROR, "a"),
+        ('[6,"a",{}]', ErrorCode.PROTOCOL_ERROR, "a"),
+        ('["2","a","Heartbeat",{}]', ErrorCode.PROTOCOL_ERROR, "a"),
+        ('[2.0,"a","Heartbeat",{}]', ErrorCode.PROTOCOL_ERROR, "a"),
+        ('[true,"a","Heartbeat",{}]', ErrorCode.PROTOCOL_ERROR, "a"),
+    ],
+)
+def test_malformed_frames_are_rejected_with_the_right_code(text: str, code: ErrorCode, message_id: str | None) -> None:
+    with pytest.raises(frames.FrameError) as info:
+        frames.parse_frame(text)
+    assert info.value.code is code
+    assert info.value.message_id == message_id
+    assert isinstance(info.value, OcppError)
+
+
+def test_message_id_of_36_characters_is_accepted() -> None:
+    frame = frames.parse_frame(json.dumps([2, "x" * 36, "Heartbeat", {}]))
+    assert isinstance(frame, frames.Call) and frame.message_id == "x" * 36
+
+
+def test_bytes_are_parsed_like_text() -> None:
+    assert frames.parse_frame(b'[3,"a",{}]') == frames.CallResult("a", {})
+
+
+def test_encoders_round_trip() -> None:
+    call = frames.encode_call("m1", "Reset", {"type": "Soft"})
+    assert json.loads(call) == [2, "m1", "Reset", {"type": "Soft"}]
+    assert frames.parse_frame(call) == frames.Call("m1", "Reset", {"type": "Soft"})
+    assert json.loads(frames.encode_result("m2", {"a": 1})) == [3, "m2", {"a": 1}]
+    assert json.loads(frames.encode_error("m3", "GenericError", "d")) == [4, "m3", "GenericError", "d", {}]
+    assert json.loads(frames.encode_error("m3", "GenericError", "d", {"x": 1}))[4] == {"x": 1}
+
+
+def test_payload_digest_ignores_key_order_but_not_values() -> None:
+    assert frames.payload_digest({"a": 1, "b": 2}) == frames.payload_digest({"b": 2, "a": 1})
+    assert frames.payload_digest({"a": 1}) != frames.payload_digest({"a": 2})
+    assert frames.payload_digest(["Heartbeat", {}]) != frames.payload_digest(["Authorize", {}])
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_error_code_wire_spelling_round_trips(code: ErrorCode) -> None:
+    for version in ("1.6", "2.0.1"):
+        assert ErrorCode.from_wire(code.wire(version)) is code
+
+
+def test_occurrence_is_misspelt_on_ocpp_16_only() -> None:
+    code = ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
+    assert code.wire("1.6") == "OccurenceConstraintViolation"
+    assert code.wire("2.0.1") == "OccurrenceConstraintViolation"
+    assert ErrorCode.from_wire("OccurrenceConstraintViolation") is code
+    assert ErrorCode.from_wire("NoSuchCode") is None
+
+
+@pytest.mark.parametrize(
+    ("code", "wire"),
+    [
+        (ErrorCode.NOT_IMPLEMENTED, "NotImplemented"),
+        (ErrorCode.NOT_SUPPORTED, "NotSupported"),
+        (ErrorCode.INTERNAL_ERROR, "InternalError"),
+        (ErrorCode.PROTOCOL_ERROR, "ProtocolError"),
+        (ErrorCode.SECURITY_ERROR, "SecurityError"),
+        (ErrorCode.FORMATION_VIOLATION, "FormationViolation"),
+        (ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, "PropertyConstraintViolation"),
+        (ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, "OccurenceConstraintViolation"),
+        (ErrorCode.TYPE_CONSTRAINT_VIOLATION, "TypeConstraintViolation"),
+        (ErrorCode.GENERIC_ERROR, "GenericError"),
+    ],
+)
+def test_ocpp16_wire_names(code: ErrorCode, wire: str) -> None:
+    assert code.wire("1.6") == wire
+
+
+def test_ocpp_error_description_is_bounded() -> None:
+    error = OcppError(ErrorCode.GENERIC_ERROR, "x" * 1000)
+    assert len(error.description) == 255 and error.fault == "peer" and error.details == {}

@@ -32,7 +32,8 @@ class Settings(BaseSettings):
 
     max_frame_bytes: int = Field(64 * 1024, ge=1024)
     rate_per_second: float = Field(20.0, gt=0)
-    rate_burst: float = Field(60.0, ge=1)
+    rate_burst: float = Field(200.0, ge=1)
+    flood_seconds: float = Field(60.0, gt=0)
     ping_interval: float = Field(30.0, gt=0)
     duplicate_probe_timeout: float = Field(5.0, gt=0)
     auth_failures_per_minute: int = Field(10, ge=1)

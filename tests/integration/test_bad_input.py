@@ -12,8 +12,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import RunningServer, basic_auth
+from tests.conftest import RunningServer, basic_auth, free_port, start_server
 from tests.integration.test_protocol import BOOT, assert_still_serving, connect, security_events, start
+from voltlib.config import Settings
 
 
 def kinds(events: list[dict[str, Any]], cp_id: str | None = None) -> list[str]:
@@ -150,35 +151,39 @@ async def test_result_for_unknown_message_id_is_ignored_and_recorded(server: Run
     await assert_still_serving(server)
 
 
-async def test_flood_is_rate_limited_and_others_stay_served(server: RunningServer) -> None:
-    await server.add_charge_point("CP-FLOOD", profile=0)
-    await server.add_charge_point("CP-CALM", profile=0)
-    answers: list[list[Any]] = []
-    async with connect(server, "CP-CALM") as calm, connect(server, "CP-FLOOD") as flood:
-        assert (await calm.call("BootNotification", BOOT))[0] == 3
-        sent = 0
-        for i in range(500):
-            try:
-                await flood.send_raw(json.dumps([2, f"f{i}", "Heartbeat", {}]))
-            except ConnectionClosed:
-                break
-            sent += 1
-        assert (await calm.call("Heartbeat", {}))[0] == 3
-        for _ in range(sent):
-            try:
-                answers.append(await flood.recv())
-            except ConnectionClosed:
-                break
-        assert (await calm.call("Heartbeat", {}))[0] == 3
-    ok = [a for a in answers if a[0] == 3]
-    limited = [a for a in answers if a[0] == 4]
-    assert ok and limited
-    assert all(a[2] == "GenericError" and "rate limit" in a[3] for a in limited)
-    assert len(ok) < 500
-    # After 100 strikes the flooding connection is closed by the server.
-    assert flood.ws.close_code == 1008
-    await eventually_recorded(server, "CP-FLOOD", "protocol_violation")
-    await assert_still_serving(server)
+async def test_flood_is_paced_then_closed_and_others_stay_served(database_url: str) -> None:
+    """A peer over its rate is answered later, not refused (a backlog replay must not lose data);
+    one that keeps it up past flood_seconds is a flood: recorded and disconnected."""
+    settings = Settings(database_url=database_url, port=free_port(), rate_per_second=50, rate_burst=10,
+                        flood_seconds=1.0)
+    runner, server = await start_server(settings)
+    try:
+        await server.add_charge_point("CP-FLOOD", profile=0)
+        await server.add_charge_point("CP-CALM", profile=0)
+        answers: list[list[Any]] = []
+        async with connect(server, "CP-CALM") as calm, connect(server, "CP-FLOOD") as flood:
+            assert (await calm.call("BootNotification", BOOT))[0] == 3
+            sent = 0
+            for i in range(500):
+                try:
+                    await flood.send_raw(json.dumps([2, f"f{i}", "Heartbeat", {}]))
+                except ConnectionClosed:
+                    break
+                sent += 1
+            assert (await calm.call("Heartbeat", {}))[0] == 3
+            for _ in range(sent):
+                try:
+                    answers.append(await flood.recv())
+                except ConnectionClosed:
+                    break
+            assert (await calm.call("Heartbeat", {}))[0] == 3
+        assert answers and all(a[0] == 3 for a in answers)  # paced, never refused
+        assert 10 < len(answers) < 500
+        assert flood.ws.close_code == 1008
+        await eventually_recorded(server, "CP-FLOOD", "flood")
+        await assert_still_serving(server)
+    finally:
+        await runner.cleanup()
 
 
 async def test_reused_message_id_is_a_protocol_error_and_a_security_event(server: RunningServer) -> None:

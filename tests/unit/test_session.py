@@ -349,3 +349,16 @@ def test_abandoned_call_makes_a_late_answer_a_violation() -> None:
     event = violation(session, json.dumps([3, message_id, {"status": "Accepted"}]))
     assert event.reply is None and event.message_id == message_id
     session.start_call("Reset", {"type": "Soft"})  # a new call may start after abandoning
+
+
+def test_pacing_delay_tells_how_long_to_wait_instead_of_refusing() -> None:
+    from voltlib.ocpp.session import Limits
+
+    session = OcppSession(limits=Limits(rate_per_second=10.0, burst=2.0))
+    assert session.pacing_delay(0.0) == 0.0
+    for i in range(2):
+        assert session.receive(f'[2,"p{i}","Heartbeat",{{}}]', 0.0).__class__.__name__ == "CallReceived"
+    assert session.pacing_delay(0.0) == pytest.approx(0.1)
+    assert session.pacing_delay(0.05) == pytest.approx(0.05)
+    assert session.pacing_delay(0.1) == 0.0
+    assert session.receive('[2,"p2","Heartbeat",{}]', 0.1).__class__.__name__ == "CallReceived"

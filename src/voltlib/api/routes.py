@@ -40,6 +40,13 @@ class RegistrationChange(msgspec.Struct, kw_only=True):
     registration: Literal["Accepted", "Pending", "Rejected"]
 
 
+class SecurityProfileChange(msgspec.Struct, kw_only=True):
+    security_profile: Literal[0, 1, 2, 3]
+    password: str | None = None  # needed when moving to profile 1 or 2 without a stored password
+    certificate_fingerprint: str | None = None  # SHA-256 of the DER certificate to pin (profile 3); "" unpins
+    allow_downgrade: bool = False
+
+
 class IdTagChange(msgspec.Struct, kw_only=True):
     status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
     expiry_date: datetime | None = None
@@ -95,6 +102,25 @@ def build_routes(gateway: Gateway) -> list[Route]:
             raise Problem(404, "not-found", f"no charge point {cp_id(request)}")
         return reply({"id": cp_id(request), "registration": change.registration})
 
+    async def set_security_profile(request: web.Request) -> web.Response:
+        change = await body_of(request, SecurityProfileChange)
+        try:
+            record = await gateway.set_security_profile(
+                cp_id(request), change.security_profile, password=change.password,
+                certificate_fingerprint=change.certificate_fingerprint, allow_downgrade=change.allow_downgrade,
+                requested_by=request.get(PRINCIPAL))
+        except CommandError as exc:
+            raise Problem(exc.status, exc.title, exc.detail) from None
+        return reply({"id": record.id, "security_profile": record.security_profile,
+                      "certificate_fingerprint": record.certificate_fingerprint})
+
+    async def rotate_password(request: web.Request) -> web.Response:
+        try:
+            row = await gateway.rotate_password(cp_id(request), requested_by=request.get(PRINCIPAL))
+        except CommandError as exc:
+            raise Problem(exc.status, exc.title, exc.detail) from None
+        return reply(row)
+
     async def history(request: web.Request) -> web.Response:
         return reply(await store.read(partial(repo.status_history, cp_id=cp_id(request))))
 
@@ -149,6 +175,12 @@ def build_routes(gateway: Gateway) -> list[Route]:
         Route("GET", "/api/v1/charge-points/{cp_id}", get_cp, "A charge point and its connectors", READ_ROLES),
         Route("POST", "/api/v1/charge-points/{cp_id}/registration", set_registration,
               "Accept, hold (Pending) or reject a charge point", WRITE_ROLES, RegistrationChange),
+        Route("POST", "/api/v1/charge-points/{cp_id}/security-profile", set_security_profile,
+              "Set the security profile (and password or pinned certificate) required from the next connection on",
+              frozenset({"admin", "security"}), SecurityProfileChange),
+        Route("POST", "/api/v1/charge-points/{cp_id}/rotate-password", rotate_password,
+              "Send a new random AuthorizationKey (ChangeConfiguration); its hash is stored if the charge point "
+              "accepts it", frozenset({"admin", "operator", "security"})),
         Route("GET", "/api/v1/charge-points/{cp_id}/status-history", history, "Connector status history",
               READ_ROLES),
         Route("GET", "/api/v1/charge-points/{cp_id}/transactions", cp_transactions, "Transactions", READ_ROLES),

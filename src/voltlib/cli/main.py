@@ -99,6 +99,22 @@ def serve(
         pass
 
 
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port for the demo's HTTP API and OCPP endpoint.")] = 8180,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")]
+    = None,
+) -> None:
+    """Run a live demo: voltlib on SQLite with simulated Paris charge points, members charging."""
+    from voltlib.sim.demo import run as run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_demo(port=port, duration=duration)
+    except OSError as exc:
+        raise typer.Exit(code=_fail(f"cannot run the demo: {exc} (is port {port} free? try --port)")) from None
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
     """Create or migrate the schema to the newest version."""
@@ -233,6 +249,28 @@ def token_revoke(name: str, config: ConfigOpt = None, database_url: DbOpt = None
 def _fail(message: str) -> int:
     typer.echo(message, err=True)
     return 1
+
+
+@app.command()
+def conformance(
+    cases: Annotated[Path, typer.Option(help="The OCA case list (central system under test), relative to the "
+                                             "repository root.")] = Path("../shared/ocpp/csms-test-cases-ocpp16.txt"),
+    run: Annotated[bool, typer.Option("--run", help="Run tests/conformance with pytest and fill in results.")] = False,
+    markdown: Annotated[Path | None, typer.Option(help="Also write the table to this Markdown file.")] = None,
+) -> None:
+    """Print each OCPP 1.6 compliance case with its test in tests/conformance and its result.
+
+    Run it from the repository root. Exits 1 when --run finds a failed or missing case.
+    """
+    from voltlib import conformance as oca
+
+    rows, _ = oca.coverage(cases, Path("."), run=run)
+    typer.echo(oca.render(rows))
+    if markdown is not None:
+        oca.write_markdown(markdown, rows, cases=cases, run=run)
+    counts = oca.summary(rows)
+    if run and (counts.get("failed") or counts.get("missing")):
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,7 +87,8 @@ def check(record: ChargePointRecord, transport: Transport, credentials: tuple[st
             return Refusal(403, "security_profile_downgrade", "profile 3 requires a client certificate")
         if transport.certificate_cn != record.id:
             return Refusal(401, "certificate_mismatch", "client certificate is not bound to this charge point")
-        if record.certificate_fingerprint and record.certificate_fingerprint != transport.certificate_fingerprint:
+        pinned = (record.certificate_fingerprint or "").replace(":", "").lower()
+        if pinned and pinned != transport.certificate_fingerprint:
             return Refusal(401, "certificate_mismatch", "client certificate differs from the pinned one")
         return None
     if profile in (1, 2):

@@ -4,6 +4,7 @@ sends our calls one at a time, and logs every frame."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from functools import partial
@@ -15,6 +16,7 @@ from voltlib import events as ev
 from voltlib.gateway.context import ChargePointContext
 from voltlib.gateway.handlers_v16 import HANDLERS
 from voltlib.ocpp.errors import ErrorCode
+from voltlib.ocpp.frames import encode_call
 from voltlib.ocpp.session import (
     CallReceived,
     ErrorReceived,
@@ -23,6 +25,7 @@ from voltlib.ocpp.session import (
     Retransmitted,
     Violation,
 )
+from voltlib.ocpp.v16.messages import redact
 from voltlib.store import repo
 from voltlib.store.tables import ocpp_messages
 
@@ -37,6 +40,7 @@ MAX_LOGGED = 65536  # characters of a frame kept in the raw log
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
     state: str  # answered | failed | timeout | offline
+    message_id: str | None = None
     payload: dict[str, Any] | None = None
     error_code: str | None = None
     error_description: str | None = None
@@ -50,6 +54,7 @@ class ChargePointConnection:
         self._call_lock = asyncio.Lock()
         self._pending: tuple[str, asyncio.Future[tuple[CallOutcome, str]]] | None = None
         self._pong: asyncio.Event | None = None
+        self._paced_since: float | None = None
         self.close_reason = "closed by peer"
 
     @property
@@ -70,6 +75,8 @@ class ChargePointConnection:
         while True:
             msg = await ws.receive()
             if msg.type is WSMsgType.TEXT:
+                if not await self._pace():
+                    break
                 await self._on_text(msg.data)
             elif msg.type is WSMsgType.PING:
                 await ws.pong(msg.data)
@@ -87,6 +94,25 @@ class ChargePointConnection:
                 break
             else:  # CLOSE, CLOSING, CLOSED
                 break
+
+    async def _pace(self) -> bool:
+        """Slow a fast peer down to its rate; hang up on one that keeps it up (a flood)."""
+        clock = self.ctx.services.clock
+        delay = self.session.pacing_delay(clock.monotonic())
+        if delay <= 0:
+            self._paced_since = None
+            return True
+        now = clock.monotonic()
+        if self._paced_since is None:
+            self._paced_since = now
+        elif now - self._paced_since > self.session.limits.flood_seconds:
+            await self._security("flood", "high", {"paced_seconds": round(now - self._paced_since, 1),
+                                                   "rate_per_second": self.session.limits.rate_per_second})
+            self.close_reason = "flood: over the message rate for too long"
+            await self.ws.close(code=WS_POLICY_VIOLATION, message=b"message rate exceeded for too long")
+            return False
+        await asyncio.sleep(delay)
+        return True
 
     async def _on_text(self, text: str) -> None:
         event = self.session.receive(text, self.ctx.services.clock.monotonic())
@@ -160,8 +186,10 @@ class ChargePointConnection:
             finally:
                 self._pending = None
             outcome_name = {"answered": "result", "failed": "error"}.get(outcome.state, outcome.state)
-            self._record("central_system", message_id, action, outcome_name, text, answer)
-            return outcome
+            logged = text if redact(action, payload) is payload else encode_call(message_id, action,
+                                                                                 redact(action, payload))
+            self._record("central_system", message_id, action, outcome_name, logged, answer)
+            return dataclasses.replace(outcome, message_id=message_id)
 
     def _settle(self, event: ResultReceived | ErrorReceived, text: str) -> None:
         if self._pending is None or self._pending[0] != event.message_id:
@@ -170,9 +198,10 @@ class ChargePointConnection:
         if future.done():
             return
         if isinstance(event, ResultReceived):
-            future.set_result((CallOutcome("answered", event.payload), text))
+            future.set_result((CallOutcome("answered", payload=event.payload), text))
         else:
-            future.set_result((CallOutcome("failed", event.details or None, event.code, event.description), text))
+            future.set_result((CallOutcome("failed", payload=event.details or None, error_code=event.code,
+                                           error_description=event.description), text))
 
     def _fail_pending(self, state: str, description: str) -> None:
         if self._pending is not None and not self._pending[1].done():

@@ -4,27 +4,40 @@ central-system commands."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from voltlib import events as ev
 from voltlib.gateway import auth
-from voltlib.gateway.connection import WS_GOING_AWAY, WS_POLICY_VIOLATION, ChargePointConnection
+from voltlib.gateway.connection import WS_GOING_AWAY, WS_POLICY_VIOLATION, CallOutcome, ChargePointConnection
 from voltlib.gateway.context import ChargePointContext, Services
 from voltlib.ocpp import schemas
 from voltlib.ocpp.errors import OcppError
 from voltlib.ocpp.session import Limits, MessageIdMemory, OcppSession
 from voltlib.ocpp.v16.messages import COMMANDS as COMMANDS_V16
-from voltlib.security.credentials import VerifiedCache
+from voltlib.security.credentials import (
+    PasswordPolicyError,
+    VerifiedCache,
+    check_policy,
+    hash_password,
+    new_authorization_key,
+)
 from voltlib.store import repo
 
 log = logging.getLogger(__name__)
 
 SUBPROTOCOLS = ("ocpp1.6",)  # ocpp2.0.1 joins here with its own message module
+FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
+REDACTED = "<redacted>"
+NEW_PASSWORD_GRACE = 30.0  # seconds a just-accepted password hash overrides the one read from the database
 
 
 class CommandError(Exception):
@@ -41,8 +54,11 @@ class Gateway:
         self._credentials = VerifiedCache()
         self._failures = auth.FailureLimiter(services.settings.auth_failures_per_minute)
         self._upgrading: set[str] = set()
+        # password hashes a charge point accepted that are not in the database yet (rotate_password)
+        self._new_password_hashes: dict[str, str] = {}
         s = services.settings
-        self.limits = Limits(max_frame_bytes=s.max_frame_bytes, rate_per_second=s.rate_per_second, burst=s.rate_burst)
+        self.limits = Limits(max_frame_bytes=s.max_frame_bytes, rate_per_second=s.rate_per_second, burst=s.rate_burst,
+                             flood_seconds=s.flood_seconds)
 
     # -- the WebSocket endpoint --
 
@@ -60,10 +76,13 @@ class Gateway:
         if subprotocol is None:
             return await self._refuse(request, cp_id, transport, auth.Refusal(
                 400, "no_subprotocol", f"offer one of the subprotocols {', '.join(SUBPROTOCOLS)}"), count=False)
-        record = await self._registered(cp_id, transport)
+        credentials = auth.basic_credentials(request)
+        record = await self._registered(cp_id, transport, credentials)
         if record is None:
             return await self._refuse(request, cp_id, transport, auth.Refusal(404, "unknown_identity", "unknown"))
-        refusal = auth.check(record, transport, auth.basic_credentials(request), self._credentials)
+        if cp_id in self._new_password_hashes:  # accepted a new password a moment ago: only that one counts
+            record = dataclasses.replace(record, password_hash=self._new_password_hashes[cp_id])
+        refusal = auth.check(record, transport, credentials, self._credentials)
         if refusal is not None:
             return await self._refuse(request, cp_id, transport, refusal)
         if not await self._make_room(cp_id, transport):
@@ -71,17 +90,31 @@ class Gateway:
                 409, "duplicate_connection", "this charge point is already connected"), count=False)
         return await self._serve(request, record, transport, subprotocol)
 
-    async def _registered(self, cp_id: str, transport: auth.Transport) -> repo.ChargePointRecord | None:
+    async def _registered(self, cp_id: str, transport: auth.Transport,
+                          credentials: tuple[str, str] | None) -> repo.ChargePointRecord | None:
+        """The charge point's record; under the ``pending`` policy an unknown one is registered as Pending
+        with the strongest credentials it presented (trust on first use): a client certificate bound to
+        its id (profile 3, fingerprint pinned), else Basic credentials that meet the password policy
+        (profile 2 over TLS, 1 over ws), else none (profile 0, until an operator raises it)."""
         s = self.services
         record = await s.store.read(partial(repo.get_charge_point, cp_id=cp_id))
         if record is not None or s.settings.registration_policy == "reject":
             return record
-        profile = 2 if transport.tls else 0
-        await s.store.write(partial(repo.add_charge_point, cp_id=cp_id, registration="Pending",
-                                    security_profile=profile, password_hash=None, certificate_fingerprint=None,
-                                    now=s.clock.now()))
+        profile, password_hash, fingerprint = 0, None, None
+        if transport.tls and transport.certificate_cn == cp_id:
+            profile, fingerprint = 3, transport.certificate_fingerprint
+        elif credentials is not None and credentials[0] == cp_id and _meets_policy(credentials[1]):
+            profile = 2 if transport.tls else 1
+            password_hash = await asyncio.to_thread(hash_password, credentials[1])
+        try:
+            await s.store.write(partial(repo.add_charge_point, cp_id=cp_id, registration="Pending",
+                                        security_profile=profile, password_hash=password_hash,
+                                        certificate_fingerprint=fingerprint, now=s.clock.now()))
+        except IntegrityError:  # registered concurrently by another upgrade: use that record
+            return await s.store.read(partial(repo.get_charge_point, cp_id=cp_id))
         await self._security(cp_id, transport.address, "registered_pending", "warning",
-                             {"reason": "unknown identity accepted as Pending by registration policy"})
+                             {"reason": "unknown identity accepted as Pending by registration policy",
+                              "security_profile": profile})
         return await s.store.read(partial(repo.get_charge_point, cp_id=cp_id))
 
     async def _make_room(self, cp_id: str, transport: auth.Transport) -> bool:
@@ -89,13 +122,16 @@ class Gateway:
 
         The newcomer has authenticated. Probe the existing socket with a ping: if it answers,
         it stays and the newcomer is refused; if not, it is closed and the newcomer taken.
+
+        On True the identity stays reserved (in ``_upgrading``) until ``_serve`` has registered the
+        newcomer, so two simultaneous upgrades cannot both find the slot empty and overwrite each other.
         """
         if cp_id in self._upgrading:
             return False
+        self._upgrading.add(cp_id)
         existing = self.connections.get(cp_id)
         if existing is None:
             return True
-        self._upgrading.add(cp_id)
         try:
             alive = await existing.probe(self.services.settings.duplicate_probe_timeout)
             detail = {"existing_address": existing.ctx.address, "new_address": transport.address,
@@ -103,25 +139,33 @@ class Gateway:
             await self._security(cp_id, transport.address, "duplicate_connection", "warning" if not alive else "high",
                                  detail)
             if alive:
+                self._upgrading.discard(cp_id)
                 return False
             await existing.close(WS_GOING_AWAY, "replaced: did not answer a liveness probe")
-            self.connections.pop(cp_id, None)
+            if self.connections.get(cp_id) is existing:
+                del self.connections[cp_id]
             return True
-        finally:
+        except BaseException:
             self._upgrading.discard(cp_id)
+            raise
 
     async def _serve(self, request: web.Request, record: repo.ChargePointRecord, transport: auth.Transport,
                      subprotocol: str) -> web.WebSocketResponse:
         s = self.services
         ws = web.WebSocketResponse(protocols=(subprotocol,), autoping=False, heartbeat=s.settings.ping_interval,
                                    max_msg_size=s.settings.max_frame_bytes, compress=False)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except BaseException:
+            self._upgrading.discard(record.id)  # the reservation taken in _make_room
+            raise
         memory = self._memories.setdefault(record.id, MessageIdMemory())
         session = OcppSession(version="1.6", memory=memory, limits=self.limits)
         ctx = ChargePointContext(cp_id=record.id, address=transport.address, security_profile=record.security_profile,
                                  registration=record.registration, services=s)
         connection = ChargePointConnection(ctx, ws, session)
         self.connections[record.id] = connection
+        self._upgrading.discard(record.id)
         now = s.clock.now()
         s.store.write_later(partial(repo.touch, cp_id=record.id, now=now, address=transport.address))
         await s.bus.publish(ev.ChargePointConnected(charge_point_id=record.id, at=now, address=transport.address,
@@ -160,7 +204,30 @@ class Gateway:
 
     async def send_command(self, cp_id: str, action: str, payload: dict[str, Any], *,
                            requested_by: str | None = None, timeout: float | None = None) -> dict[str, Any]:
-        """Validate, record, send and await one command; the stored command row is returned."""
+        """Validate, record, send and await one command; the stored command row is returned.
+
+        ChangeConfiguration of AuthorizationKey is refused here (``rotate_password`` sends it, so the
+        new password's hash is stored when the charge point accepts it), and so is lowering the
+        SecurityProfile: the whitepaper (A00.FR.005) forbids doing that over OCPP.
+        """
+        if action == "ChangeConfiguration":
+            key = str(payload.get("key", ""))
+            if key.lower() == "authorizationkey":
+                raise CommandError(422, "use-rotate-password",
+                                   "AuthorizationKey is changed with POST .../rotate-password, which stores its hash")
+            if key.lower() == "securityprofile":
+                record = await self.services.store.read(partial(repo.get_charge_point, cp_id=cp_id))
+                value = str(payload.get("value", ""))
+                if record is not None and (not value.isdigit() or int(value) <= record.security_profile):
+                    raise CommandError(422, "security-profile-downgrade",
+                                       "the SecurityProfile can only be raised over OCPP (whitepaper A00.FR.005)")
+        return await self._command(cp_id, action, payload, requested_by=requested_by, timeout=timeout)
+
+    async def _command(self, cp_id: str, action: str, payload: dict[str, Any], *, requested_by: str | None,
+                       timeout: float | None, recorded: dict[str, Any] | None = None,
+                       on_outcome: Callable[[CallOutcome], None] | None = None) -> dict[str, Any]:
+        """Send one command; ``recorded`` (a redacted payload) is stored in its place when given, and
+        ``on_outcome`` sees the answer before anything else runs."""
         s = self.services
         if action not in COMMANDS_V16:
             raise CommandError(404, "unknown-command", f"{action} is not a central-system command of OCPP 1.6")
@@ -170,7 +237,8 @@ class Gateway:
             raise CommandError(422, "invalid-payload", exc.description) from None
         if await s.store.read(partial(repo.get_charge_point, cp_id=cp_id)) is None:
             raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")
-        command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action, request=payload,
+        command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action,
+                                                 request=payload if recorded is None else recorded,
                                                  requested_by=requested_by, now=s.clock.now()))
         connection = self.connections.get(cp_id)
         values: dict[str, Any]
@@ -178,6 +246,8 @@ class Gateway:
             outcome_state, values = "offline", {"error_description": "charge point is not connected"}
         else:
             outcome = await connection.call(action, payload, timeout or s.settings.command_timeout)
+            if on_outcome is not None:
+                on_outcome(outcome)
             outcome_state = outcome.state
             values = {"response": outcome.payload, "error_code": outcome.error_code,
                       "error_description": outcome.error_description}
@@ -188,6 +258,99 @@ class Gateway:
         await s.bus.publish(ev.CommandFinished(charge_point_id=cp_id, at=s.clock.now(), command_id=command_id,
                                                action=action, state=outcome_state, response=row["response"]))
         return row
+
+    async def rotate_password(self, cp_id: str, *, requested_by: str | None = None) -> dict[str, Any]:
+        """Give a profile 1/2 charge point a new random password (whitepaper A01, OCTT TC_073).
+
+        The AuthorizationKey is 20 random bytes sent as 40 hexadecimal digits (A00.FR.205: at most
+        20 bytes, hexadecimal represented); those 40 characters are the password the charge point
+        then sends in its Basic credentials. Its hash replaces the old one only if the charge point
+        answers Accepted (A01.FR.03); any other answer, a timeout or an error keep the old password
+        (A01.FR.04). The password is never stored, logged by this method, or returned.
+        """
+        s = self.services
+        record = await s.store.read(partial(repo.get_charge_point, cp_id=cp_id))
+        if record is None:
+            raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")
+        if record.security_profile not in (1, 2):
+            raise CommandError(409, "no-password-profile",
+                               f"{cp_id} uses security profile {record.security_profile}: no password to rotate")
+        if cp_id not in self.connections:
+            raise CommandError(409, "offline", f"{cp_id} is not connected")
+        key = new_authorization_key()
+        new_hash = await asyncio.to_thread(hash_password, key)
+
+        def accepted(outcome: CallOutcome) -> None:
+            # The charge point may reconnect with the new password right after answering (A01 steps
+            # 3-4), before the database has it: from this instant on, only the new one is accepted.
+            if outcome.state == "answered" and (outcome.payload or {}).get("status") == "Accepted":
+                self._new_password_hashes[cp_id] = new_hash
+
+        try:
+            row = await self._command(cp_id, "ChangeConfiguration", {"key": "AuthorizationKey", "value": key},
+                                      requested_by=requested_by, timeout=None, on_outcome=accepted,
+                                      recorded={"key": "AuthorizationKey", "value": REDACTED})
+            rotated = self._new_password_hashes.get(cp_id) == new_hash
+            status = (row.get("response") or {}).get("status") if row["state"] == "answered" else None
+            if rotated:
+                await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, password_hash=new_hash))
+                self._credentials.forget(cp_id)
+        finally:
+            if self._new_password_hashes.get(cp_id) == new_hash:
+                # Kept a while after the write: an upgrade that read the record before it committed must
+                # still compare against the new hash.
+                asyncio.get_running_loop().call_later(NEW_PASSWORD_GRACE, self._forget_new_hash, cp_id, new_hash)
+        severity = "info" if rotated else ("high" if row["state"] == "timeout" else "warning")
+        await self._security(cp_id, "central-system", "password_rotated" if rotated else "password_rotation_failed",
+                             severity, {"command_id": row["id"], "state": row["state"], "status": status,
+                                        "requested_by": requested_by})
+        return {**row, "rotated": rotated}
+
+    def _forget_new_hash(self, cp_id: str, new_hash: str) -> None:
+        if self._new_password_hashes.get(cp_id) == new_hash:
+            del self._new_password_hashes[cp_id]
+
+    async def set_security_profile(self, cp_id: str, profile: int, *, password: str | None = None,
+                                   certificate_fingerprint: str | None = None, allow_downgrade: bool = False,
+                                   requested_by: str | None = None) -> repo.ChargePointRecord:
+        """The operator's side of a profile change (OCTT TC_083): the profile a charge point must
+        connect with from its next connection on. Lowering it needs ``allow_downgrade`` (A00.FR.005
+        leaves that to means other than OCPP). The live connection is left alone: the charge point
+        reconnects by itself after it accepted ChangeConfiguration SecurityProfile."""
+        s = self.services
+        record = await s.store.read(partial(repo.get_charge_point, cp_id=cp_id))
+        if record is None:
+            raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")
+        if profile not in (0, 1, 2, 3):
+            raise CommandError(422, "invalid-profile", "a security profile is 0, 1, 2 or 3")
+        if profile < record.security_profile and not allow_downgrade:
+            raise CommandError(409, "downgrade-refused",
+                               f"{cp_id} uses profile {record.security_profile}; lowering it needs allow_downgrade")
+        values: dict[str, Any] = {"security_profile": profile}
+        if password is not None:
+            try:
+                check_policy(password)
+            except PasswordPolicyError as exc:
+                raise CommandError(422, "weak-password", str(exc)) from None
+            values["password_hash"] = await asyncio.to_thread(hash_password, password)
+            self._new_password_hashes.pop(cp_id, None)
+        elif profile in (1, 2) and not record.password_hash:
+            raise CommandError(422, "password-required", "profiles 1 and 2 need a password")
+        if certificate_fingerprint is not None:
+            pin = certificate_fingerprint.replace(":", "").lower()
+            if pin and not FINGERPRINT.match(pin):
+                raise CommandError(422, "invalid-fingerprint", "a SHA-256 fingerprint is 64 hexadecimal digits")
+            values["certificate_fingerprint"] = pin or None
+        await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, **values))
+        self._credentials.forget(cp_id)
+        await self._security(cp_id, "central-system", "security_profile_changed",
+                             "high" if profile < record.security_profile else "info",
+                             {"from": record.security_profile, "to": profile, "requested_by": requested_by,
+                              "password_changed": password is not None,
+                              "fingerprint_changed": certificate_fingerprint is not None})
+        changed = await s.store.read(partial(repo.get_charge_point, cp_id=cp_id))
+        assert changed is not None
+        return changed
 
     async def set_registration(self, cp_id: str, registration: str) -> bool:
         s = self.services
@@ -202,3 +365,11 @@ class Gateway:
     async def close_all(self) -> None:
         await asyncio.gather(*(c.close(WS_GOING_AWAY, "server shutting down") for c in list(self.connections.values())),
                              return_exceptions=True)
+
+
+def _meets_policy(password: str) -> bool:
+    try:
+        check_policy(password)
+    except PasswordPolicyError:
+        return False
+    return True

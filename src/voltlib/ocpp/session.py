@@ -125,11 +125,19 @@ class TokenBucket:
     tokens: float = -1.0
     updated: float = 0.0
 
-    def take(self, now: float) -> bool:
+    def _refill(self, now: float) -> None:
         if self.tokens < 0:
             self.tokens, self.updated = self.burst, now
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
+
+    def wait_time(self, now: float) -> float:
+        """Seconds until a token is available (0.0 if one is), without taking it."""
+        self._refill(now)
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+    def take(self, now: float) -> bool:
+        self._refill(now)
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
@@ -142,7 +150,8 @@ class Limits:
 
     max_frame_bytes: int = 64 * 1024
     rate_per_second: float = 20.0
-    burst: float = 60.0
+    burst: float = 200.0
+    flood_seconds: float = 60.0  # paced continuously this long: a flood, not a backlog replay
     rate_strikes_before_close: int = 100
     violations_before_close: int = 50
 
@@ -247,6 +256,15 @@ class OcppSession:
         if reply_to is not None:
             reply = frames.encode_error(reply_to, error.code.wire(self.version), error.description, error.details)
         return Violation(error, reply, action, message_id or reply_to, close)
+
+    def pacing_delay(self, now: float) -> float:
+        """How long to wait before handling the next frame so the peer stays within its rate.
+
+        Pacing (answering later) rather than refusing keeps a charge point that replays a
+        backlog of offline transactions from losing data; frames received without pacing
+        beyond the bucket get a GenericError instead.
+        """
+        return self._bucket.wait_time(now)
 
     def violation_count(self) -> int:
         return self._violations + self._rate_strikes

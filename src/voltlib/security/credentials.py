@@ -84,6 +84,19 @@ def new_charge_point_password() -> str:
     return secrets.token_urlsafe(24)[:32]
 
 
+AUTHORIZATION_KEY_BYTES = 20
+
+
+def new_authorization_key() -> str:
+    """A new OCPP 1.6 AuthorizationKey: 20 random bytes as 40 hexadecimal digits.
+
+    The security whitepaper (A00.FR.205/304) wants it randomly generated binary, at least 16 and at most
+    20 bytes, hexadecimal represented; the 40 characters are the Basic-auth password (and, at 40 bytes,
+    within the 16-40 byte policy above).
+    """
+    return secrets.token_bytes(AUTHORIZATION_KEY_BYTES).hex()
+
+
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 

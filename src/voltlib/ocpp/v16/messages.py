@@ -269,3 +269,17 @@ class SignCertificateReply(Reply):
 
 class EmptyReply(Reply):
     pass
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+REDACTED = "***redacted***"
+_SECRET_CONFIGURATION_KEYS = frozenset({"AuthorizationKey"})
+
+
+def redact(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as it may be stored or logged: credentials sent to a charge point are masked
+    (security whitepaper A01.FR.09: the AuthorizationKey must not be logged)."""
+    if action == "ChangeConfiguration" and payload.get("key") in _SECRET_CONFIGURATION_KEYS:
+        return {**payload, "value": REDACTED}
+    return payload

@@ -1,0 +1,1 @@
+"""Benchmark tooling for ``voltlib bench gateway``: load generator, baseline and ceiling servers."""

@@ -1,0 +1,88 @@
+"""`voltlib bench validators`: how fast each JSON-schema validator checks OCPP 1.6 payloads.
+
+This is the measurement behind the choice of jsonschema-rs in ``voltlib.ocpp.schemas``.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PAYLOADS: dict[str, dict[str, Any]] = {
+    "MeterValues": {"connectorId": 1, "transactionId": 7, "meterValue": [{
+        "timestamp": "2026-01-01T00:00:00Z", "sampledValue": [
+            {"value": "1234.5", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+            {"value": "3000", "measurand": "Power.Active.Import", "unit": "W"},
+            {"value": "13.1", "measurand": "Current.Import", "unit": "A", "phase": "L1"},
+            {"value": "230", "measurand": "Voltage", "unit": "V", "phase": "L1-N"},
+            {"value": "55", "measurand": "SoC", "unit": "Percent", "location": "EV"}]}]},
+    "BootNotification": {"chargePointVendor": "Bollore", "chargePointModel": "AL-1", "firmwareVersion": "4.2"},
+    "StartTransaction": {"connectorId": 1, "idTag": "04A2B3C4D5", "meterStart": 1200,
+                         "timestamp": "2026-01-01T08:00:00Z"},
+}
+
+
+@dataclass(frozen=True)
+class ValidatorResult:
+    name: str
+    action: str
+    microseconds: float
+
+
+def _schema(action: str) -> dict[str, Any]:
+    text = importlib.resources.files("ocpp.v16").joinpath("schemas", f"{action}.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    schema.pop("$id", None)
+    return schema
+
+
+def _compilers() -> dict[str, Callable[[dict[str, Any]], Callable[[Any], object]]]:
+    compilers: dict[str, Callable[[dict[str, Any]], Callable[[Any], object]]] = {}
+    import jsonschema_rs
+
+    compilers["jsonschema-rs"] = lambda s: jsonschema_rs.validator_for(s, validate_formats=True).is_valid
+    try:
+        import fastjsonschema
+
+        compilers["fastjsonschema"] = lambda s: fastjsonschema.compile(s)
+    except ImportError:  # dev extra not installed
+        pass
+    try:
+        import jsonschema
+
+        def slow(s: dict[str, Any]) -> Callable[[Any], object]:
+            validator = jsonschema.Draft4Validator(s, format_checker=jsonschema.FormatChecker())
+            check: Callable[[Any], object] = validator.is_valid
+            return check
+
+        compilers["jsonschema"] = slow
+    except ImportError:
+        pass
+    return compilers
+
+
+def measure(seconds_per_case: float = 0.5) -> list[ValidatorResult]:
+    results = []
+    for name, compile_schema in _compilers().items():
+        for action, payload in PAYLOADS.items():
+            check = compile_schema(_schema(action))
+            check(payload)
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds_per_case:
+                for _ in range(100):
+                    check(payload)
+                count += 100
+            results.append(ValidatorResult(name, action, (time.perf_counter() - start) / count * 1e6))
+    return results
+
+
+def render(results: list[ValidatorResult]) -> str:
+    slowest = {r.action: max(x.microseconds for x in results if x.action == r.action) for r in results}
+    lines = ["| validator | action | µs per payload | × faster than slowest |", "|---|---|---:|---:|"]
+    for r in results:
+        lines.append(f"| {r.name} | {r.action} | {r.microseconds:.2f} | {slowest[r.action] / r.microseconds:.1f} |")
+    return "\n".join(lines)

@@ -1,0 +1,230 @@
+"""Coverage of the OCA OCPP 1.6 compliance test cases where the central system is under test.
+
+The case list has one case a line, ``TC_004_1 RegularChargingSession_IdentificationFirst``. The
+test of a case is the function named after it, ``test_TC_004_1_RegularChargingSession_IdentificationFirst``,
+in ``tests/conformance`` (found by parsing the files, so nothing is imported or run). A case whose
+test is skipped there is *later* (the skip reason says what voltlib lacks); a case listed in
+:data:`ELSEWHERE` is covered by another suite. With ``run=True`` pytest runs ``tests/conformance``
+with ``--junitxml`` and each case gets its result on every database backend.
+
+``voltlib conformance [--cases PATH] [--run] [--markdown FILE]`` prints the table.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+DEFAULT_CASES = Path("../shared/ocpp/csms-test-cases-ocpp16.txt")  # relative to the repository root
+CONFORMANCE_DIR = Path("tests/conformance")
+SECURITY_PROFILES = "tests/integration/test_security_profiles.py"
+
+# Cases another suite covers, with why they are not in tests/conformance.
+ELSEWHERE: dict[str, tuple[str, str]] = {
+    "TC_077": (SECURITY_PROFILES, "TLS client certificate refused; needs the TLS listener and a test PKI"),
+    "TC_078": (SECURITY_PROFILES, "TLS server certificate refused by the charge point; needs the TLS listener"),
+    "TC_083": (SECURITY_PROFILES, "security profile upgrade reconnects over TLS (profile 2/3)"),
+    "TC_086": (SECURITY_PROFILES, "TLS server-side certificate (profile 2)"),
+    "TC_087": (SECURITY_PROFILES, "TLS client-side certificate (profile 3)"),
+}
+
+# What a passing test does not show: voltlib's part of the case is smaller than the case.
+NOTES: dict[str, str] = {
+    "TC_080": "partial: voltlib relays the operator's signed firmware and records the status; it does not "
+              "check the signing certificate against a ManufacturerRootCertificate (later)",
+    "TC_081": "partial: as TC_080; the station's InvalidFirmwareSignature is stored as a critical security event",
+    "TC_088": "negotiation passes; when no offered subprotocol is supported, voltlib answers HTTP 400 where "
+              "OCPP-J 1.6 §4.1.2 says to complete the handshake without Sec-WebSocket-Protocol, then close",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    id: str  # TC_004_1
+    name: str  # RegularChargingSession_IdentificationFirst
+
+    @property
+    def test_name(self) -> str:
+        return f"test_{self.id}_{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class FoundTest:
+    path: str  # relative to the repository root
+    name: str
+    skip_reason: str | None  # set when decorated with pytest.mark.skip(reason=...)
+
+
+@dataclass(slots=True)
+class Row:
+    case: Case
+    test: str  # path::name, or "" when missing
+    result: str  # passed | failed | skipped-later | elsewhere | missing | not run
+    detail: str = ""
+    backends: list[str] = field(default_factory=list)
+
+
+def read_cases(path: Path) -> list[Case]:
+    """Cases in file order; blank lines and ``#`` comments are ignored."""
+    cases = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        case_id, _, name = line.partition(" ")
+        cases.append(Case(case_id.strip(), name.strip()))
+    return cases
+
+
+def _skip_reason(node: ast.AsyncFunctionDef | ast.FunctionDef) -> str | None:
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Call) and ast.unparse(decorator.func) in ("pytest.mark.skip", "mark.skip"):
+            for keyword in decorator.keywords:
+                if keyword.arg == "reason" and isinstance(keyword.value, ast.Constant):
+                    return str(keyword.value.value)
+            if decorator.args and isinstance(decorator.args[0], ast.Constant):
+                return str(decorator.args[0].value)
+            return "skipped"
+    return None
+
+
+def find_tests(root: Path, files: Iterable[Path]) -> dict[str, FoundTest]:
+    """Top-level test functions of ``files`` by name (the first definition wins)."""
+    found: dict[str, FoundTest] = {}
+    for path in sorted(files):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        relative = path.relative_to(root).as_posix()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test_"):
+                found.setdefault(node.name, FoundTest(relative, node.name, _skip_reason(node)))
+    return found
+
+
+def run_pytest(root: Path, tests: Path = CONFORMANCE_DIR) -> tuple[int, dict[str, list[tuple[str, str, str]]]]:
+    """Run pytest on ``tests``; return its exit code and, per test function, (backend, outcome, message)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "conformance.xml"
+        completed = subprocess.run(
+            [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+            cwd=root, check=False, capture_output=True, text=True)
+        sys.stderr.write(completed.stdout + completed.stderr)  # pytest's own report; the table goes to stdout
+        outcomes: dict[str, list[tuple[str, str, str]]] = {}
+        if report.exists():
+            outcomes = parse_junit(report)
+    return completed.returncode, outcomes
+
+
+def parse_junit(report: Path) -> dict[str, list[tuple[str, str, str]]]:
+    outcomes: dict[str, list[tuple[str, str, str]]] = {}
+    for testcase in ET.parse(report).getroot().iter("testcase"):
+        name = testcase.get("name", "")
+        function, _, param = name.partition("[")
+        outcome, message = "passed", ""
+        for child in testcase:
+            if child.tag in ("failure", "error"):
+                outcome, message = "failed", child.get("message", "")
+                break
+            if child.tag == "skipped":
+                outcome, message = "skipped", child.get("message", "")
+        outcomes.setdefault(function, []).append((param.rstrip("]") or "-", outcome, message))
+    return outcomes
+
+
+def _combine(results: list[tuple[str, str, str]]) -> tuple[str, str, list[str]]:
+    """One result for a test run on several backends: failed beats passed beats skipped."""
+    kinds = {outcome for _, outcome, _ in results}
+    passed = [backend for backend, outcome, _ in results if outcome == "passed"]
+    if "failed" in kinds:
+        failed = [f"{backend}: {message[:120]}" for backend, outcome, message in results if outcome == "failed"]
+        return "failed", "; ".join(failed), passed
+    if "passed" in kinds:
+        skipped = [f"{backend} skipped ({message[:80]})" for backend, outcome, message in results
+                   if outcome == "skipped"]
+        return "passed", "; ".join(skipped), passed
+    return "skipped", results[0][2] if results else "", passed
+
+
+def coverage(cases_path: Path, root: Path = Path("."), *, run: bool = False) -> tuple[list[Row], int]:
+    """The coverage rows of every case, and pytest's exit code (0 when not run)."""
+    root = root.resolve()
+    cases = read_cases(cases_path if cases_path.is_absolute() else root / cases_path)
+    ours = find_tests(root, (root / CONFORMANCE_DIR).glob("test_*.py"))
+    elsewhere_files = {root / path for path, _ in ELSEWHERE.values()}
+    theirs = find_tests(root, (p for p in elsewhere_files if p.exists()))
+    exit_code, outcomes = run_pytest(root) if run else (0, {})
+    rows = []
+    for case in cases:
+        test = ours.get(case.test_name)
+        also = theirs.get(case.test_name)
+        if case.id in ELSEWHERE:
+            path, why = ELSEWHERE[case.id]
+            where = f"{also.path}::{also.name}" if also else f"{path} (no test named after the case yet)"
+            rows.append(Row(case, where, "elsewhere", why))
+            continue
+        if test is None:
+            rows.append(Row(case, "", "missing", "no test named after this case in tests/conformance"))
+            continue
+        location = f"{test.path}::{test.name}"
+        notes = [NOTES[case.id]] if case.id in NOTES else []
+        if also is not None:
+            notes.append(f"also {also.path}::{also.name}")
+        if test.skip_reason is not None:
+            rows.append(Row(case, location, "skipped-later", test.skip_reason))
+            continue
+        if not run:
+            rows.append(Row(case, location, "not run", "; ".join(notes)))
+            continue
+        results = outcomes.get(test.name)
+        if not results:
+            rows.append(Row(case, location, "failed", "collected but not reported by pytest"))
+            continue
+        result, detail, backends = _combine(results)
+        if result == "skipped":
+            result = "skipped-later"
+        rows.append(Row(case, location, result, "; ".join([*notes, detail] if detail else notes), backends))
+    return rows, exit_code
+
+
+def summary(rows: list[Row]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.result] = counts.get(row.result, 0) + 1
+    return counts
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render(rows: list[Row]) -> str:
+    """The table as Markdown (readable in a terminal as it is)."""
+    lines = ["| Case | Name | Test | Result | Backends | Notes |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        test = f"`{row.test}`" if row.test and "::" in row.test else row.test
+        lines.append(f"| {row.case.id} | {row.case.name} | {_cell(test)} | {row.result} | "
+                     f"{', '.join(row.backends)} | {_cell(row.detail)} |")
+    counts = summary(rows)
+    total = len(rows)
+    lines += ["", f"{total} cases: " + ", ".join(f"{count} {result}" for result, count in sorted(counts.items()))]
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, rows: list[Row], *, cases: Path = DEFAULT_CASES, run: bool = False) -> None:
+    """docs/conformance.md: the table, when and by which command it was generated."""
+    command = "voltlib conformance" + ("" if cases == DEFAULT_CASES else f" --cases {cases}") + \
+        (" --run" if run else "") + f" --markdown {path}"
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    path.write_text(
+        "# OCPP 1.6 conformance (central system under test)\n\n"
+        "One test per OCA compliance test case in `tests/conformance`, named after the case. The charge point\n"
+        "is the `ocpp` package's `ChargePoint` over a real WebSocket; central-system steps go through voltlib's\n"
+        "HTTP API; each test runs on SQLite and on PostgreSQL (the Backends column).\n\n"
+        f"Generated {stamp}, from the repository root, by:\n\n```\n{command}\n```\n\n{render(rows)}\n",
+        encoding="utf-8")

@@ -1,0 +1,15 @@
+"""Simulated OCPP 1.6J charge points, for tests, the demo and the city simulator."""
+
+from voltlib.sim.chargepoint import (
+    CallFailed,
+    Car,
+    Connector,
+    NotConnected,
+    SimError,
+    SimOptions,
+    SimulatedChargePoint,
+    Transaction,
+)
+
+__all__ = ["CallFailed", "Car", "Connector", "NotConnected", "SimError", "SimOptions", "SimulatedChargePoint",
+           "Transaction"]

@@ -246,6 +246,39 @@ def token_revoke(name: str, config: ConfigOpt = None, database_url: DbOpt = None
     typer.echo(f"revoked {name}")
 
 
+@bench_app.command("gateway")
+def bench_gateway(
+    charge_points: Annotated[int, typer.Option("-n", "--charge-points", min=1, help="Simulated charge points.")]
+    = 100,
+    duration: Annotated[float, typer.Option(help="Seconds of measured load per server.")] = 10.0,
+    mode: Annotated[str, typer.Option(help="throughput (back-to-back MeterValues) or soak (60 s/30 s).")]
+    = "throughput",
+    servers: Annotated[str, typer.Option(help="Comma-separated: voltlib, baseline, ceiling.")]
+    = "voltlib,baseline,ceiling",
+    workers: Annotated[int, typer.Option(help="Load-generator processes.")] = 1,
+    password: Annotated[str | None, typer.Option(help="Use profile 1 with this password.")] = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Same load against voltlib, the ocpp-package baseline and the aiohttp echo ceiling; prints ratios."""
+    from voltlib.bench import gateway
+    from voltlib.bench.compare import render_table
+    from voltlib.bench.load import LoadPlan
+
+    plan = LoadPlan(n_charge_points=charge_points, mode=mode, duration_s=duration,  # type: ignore[arg-type]
+                    workers=workers, password=password)
+    runs = gateway.run(plan, [s.strip() for s in servers.split(",") if s.strip()], database_url)
+    typer.echo(render_table(runs))
+
+
+@bench_app.command("validators")
+def bench_validators(seconds: Annotated[float, typer.Option(help="Seconds per validator and payload.")] = 0.5,
+                     ) -> None:
+    """JSON-schema validators on OCPP 1.6 payloads (why voltlib uses jsonschema-rs)."""
+    from voltlib.bench.validators import measure, render
+
+    typer.echo(render(measure(seconds)))
+
+
 def _fail(message: str) -> int:
     typer.echo(message, err=True)
     return 1

@@ -1,0 +1,23 @@
+"""`voltlib bench` subcommands run end to end on tiny loads (tools work; no timing asserted)."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from voltlib.cli.main import app
+
+
+def test_bench_validators_compares_the_three_libraries() -> None:
+    result = CliRunner().invoke(app, ["bench", "validators", "--seconds", "0.01"])
+    assert result.exit_code == 0, result.output
+    for name in ("jsonschema-rs", "fastjsonschema", "jsonschema"):
+        assert f"| {name} | MeterValues |" in result.output
+
+
+def test_bench_gateway_runs_voltlib_with_storage() -> None:
+    result = CliRunner().invoke(app, ["bench", "gateway", "-n", "3", "--duration", "1", "--servers", "voltlib"])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("voltlib "))
+    columns = row.split()
+    assert columns[1] == "3" and columns[2] == "3"  # connected and held
+    assert columns[7] == "0"  # no errors

@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     flood_seconds: float = Field(60.0, gt=0)
     ping_interval: float = Field(30.0, gt=0)
     duplicate_probe_timeout: float = Field(5.0, gt=0)
-    auth_failures_per_minute: int = Field(10, ge=1)
+    auth_failures_per_minute: int = Field(10, ge=1)  # per identity
+    auth_failures_per_source_per_minute: int = Field(100, ge=1)  # per address: many stations share a NAT
 
     log_level: str = "INFO"
 

@@ -290,20 +290,30 @@ async def test_registration_policy_reject_refuses_unknown(launch: Launch) -> Non
 # -- failure limits -----------------------------------------------------------------------------
 
 
-async def test_ten_failures_a_minute_from_one_source_then_429(env: Env) -> None:
+async def test_ten_failures_a_minute_for_one_identity_then_429(env: Env) -> None:
     await env.server.add_charge_point("CP-1", profile=1)
     await env.server.add_charge_point("CP-2", profile=1)
     limit = env.server.settings.auth_failures_per_minute
     assert limit == 10
     for _ in range(limit):
         assert await refused(f"{env.ws_url}/CP-1", headers=basic_auth("CP-1", "wrong-password-but-long")) == 401
-    # the source is blocked now, even with good credentials and for another identity
+    # the identity is blocked now, even with good credentials
     assert await refused(f"{env.ws_url}/CP-1", headers=basic_auth("CP-1")) == 429
-    assert await refused(f"{env.ws_url}/CP-2", headers=basic_auth("CP-2")) == 429
-    assert "auth_rate_limited" in await env.kinds("CP-2")
-    # another source and identity are not affected
+    assert "auth_rate_limited" in await env.kinds("CP-1")
+    # another charge point behind the same address (a shared NAT) is not locked out
     async with websockets.connect(f"{env.ws_url}/CP-2", subprotocols=["ocpp1.6"],
-                                  additional_headers=basic_auth("CP-2"), local_addr=("127.0.0.2", 0)) as ws:
+                                  additional_headers=basic_auth("CP-2")) as ws:
+        assert await boot(ws) == "Accepted"
+
+
+async def test_a_scanning_source_is_blocked_for_every_identity(env: Env) -> None:
+    await env.server.add_charge_point("CP-3", profile=1)
+    limit = env.server.settings.auth_failures_per_source_per_minute
+    for i in range(limit):
+        assert await refused(f"{env.ws_url}/SCAN-{i}", headers=basic_auth(f"SCAN-{i}")) == 404
+    assert await refused(f"{env.ws_url}/CP-3", headers=basic_auth("CP-3")) == 429
+    async with websockets.connect(f"{env.ws_url}/CP-3", subprotocols=["ocpp1.6"],
+                                  additional_headers=basic_auth("CP-3"), local_addr=("127.0.0.2", 0)) as ws:
         assert await boot(ws) == "Accepted"
 
 

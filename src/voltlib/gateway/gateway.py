@@ -53,6 +53,7 @@ class Gateway:
         self._memories: dict[str, MessageIdMemory] = {}
         self._credentials = VerifiedCache()
         self._failures = auth.FailureLimiter(services.settings.auth_failures_per_minute)
+        self._source_failures = auth.FailureLimiter(services.settings.auth_failures_per_source_per_minute)
         self._upgrading: set[str] = set()
         # password hashes a charge point accepted that are not in the database yet (rotate_password)
         self._new_password_hashes: dict[str, str] = {}
@@ -67,7 +68,7 @@ class Gateway:
         transport = auth.transport_of(request)
         if not auth.IDENTITY.match(cp_id):
             return await self._refuse(request, None, transport, auth.Refusal(400, "bad_identity", "invalid identity"))
-        if self._failures.blocked(transport.address, cp_id):
+        if self._failures.blocked(cp_id) or self._source_failures.blocked(transport.address):
             return await self._refuse(request, cp_id, transport,
                                       auth.Refusal(429, "auth_rate_limited", "too many failed attempts; wait"),
                                       count=False)
@@ -183,7 +184,9 @@ class Gateway:
     async def _refuse(self, request: web.Request, cp_id: str | None, transport: auth.Transport,
                       refusal: auth.Refusal, *, count: bool = True) -> web.Response:
         if count:
-            self._failures.failed(transport.address, *([cp_id] if cp_id else []))
+            self._source_failures.failed(transport.address)
+            if cp_id:
+                self._failures.failed(cp_id)
         severity = "high" if refusal.status in (401, 403) else "warning"
         await self._security(cp_id, transport.address, refusal.kind, severity,
                              {"status": refusal.status, "reason": refusal.reason, "path": request.path[:200]})

@@ -40,8 +40,8 @@ NOTES: dict[str, str] = {
     "TC_080": "partial: voltlib relays the operator's signed firmware and records the status; it does not "
               "check the signing certificate against a ManufacturerRootCertificate (later)",
     "TC_081": "partial: as TC_080; the station's InvalidFirmwareSignature is stored as a critical security event",
-    "TC_088": "negotiation passes; when no offered subprotocol is supported, voltlib answers HTTP 400 where "
-              "OCPP-J 1.6 §4.1.2 says to complete the handshake without Sec-WebSocket-Protocol, then close",
+    "TC_088": "negotiation passes; when no offered subprotocol is supported the handshake completes without "
+              "Sec-WebSocket-Protocol and the socket is closed (1002), as OCPP-J 1.6 §4.1.2 says",
 }
 
 

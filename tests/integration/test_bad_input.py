@@ -230,10 +230,23 @@ async def upgrade_status(server: RunningServer, cp_id: str, *, subprotocols: lis
     return int(info.value.response.status_code)
 
 
+async def closed_without_subprotocol(server: RunningServer, cp_id: str, subprotocols: list[str] | None,
+                                     headers: dict[str, str]) -> int | None:
+    """OCPP-J 4.1.2: the handshake completes with no subprotocol, then the server closes."""
+    kwargs: dict[str, Any] = {"additional_headers": headers}
+    if subprotocols is not None:
+        kwargs["subprotocols"] = subprotocols
+    async with websockets.connect(f"{server.ws_url}/{cp_id}", **kwargs) as ws:
+        assert ws.subprotocol is None
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        return ws.close_code
+
+
 async def test_upgrade_refusals_are_http_errors_and_security_events(server: RunningServer) -> None:
     await server.add_charge_point("CP-P1")
-    assert await upgrade_status(server, "CP-P1", subprotocols=None, headers=basic_auth("CP-P1")) == 400
-    assert await upgrade_status(server, "CP-P1", subprotocols=["ocpp2.0.1"], headers=basic_auth("CP-P1")) == 400
+    assert await closed_without_subprotocol(server, "CP-P1", None, basic_auth("CP-P1")) == 1002
+    assert await closed_without_subprotocol(server, "CP-P1", ["ocpp2.0.1"], basic_auth("CP-P1")) == 1002
     assert await upgrade_status(server, "CP-NOBODY", subprotocols=["ocpp1.6"]) == 404
     assert await upgrade_status(server, "CP-P1", subprotocols=["ocpp1.6"],
                                 headers=basic_auth("CP-P1", "wrong-password-123456")) == 401

@@ -34,6 +34,7 @@ from voltlib.store import repo
 
 log = logging.getLogger(__name__)
 
+WS_PROTOCOL_ERROR = 1002
 SUBPROTOCOLS = ("ocpp1.6",)  # ocpp2.0.1 joins here with its own message module
 FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 REDACTED = "<redacted>"
@@ -75,8 +76,7 @@ class Gateway:
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         subprotocol = next((p for p in offered if p in SUBPROTOCOLS), None)
         if subprotocol is None:
-            return await self._refuse(request, cp_id, transport, auth.Refusal(
-                400, "no_subprotocol", f"offer one of the subprotocols {', '.join(SUBPROTOCOLS)}"), count=False)
+            return await self._refuse_subprotocol(request, cp_id, transport, offered)
         credentials = auth.basic_credentials(request)
         record = await self._registered(cp_id, transport, credentials)
         if record is None:
@@ -179,6 +179,17 @@ class Gateway:
                 del self.connections[record.id]
             await s.bus.publish(ev.ChargePointDisconnected(charge_point_id=record.id, at=s.clock.now(),
                                                            code=ws.close_code, reason=connection.close_reason))
+        return ws
+
+    async def _refuse_subprotocol(self, request: web.Request, cp_id: str, transport: auth.Transport,
+                                  offered: list[str]) -> web.WebSocketResponse:
+        """OCPP-J 1.6 section 4.1.2: complete the handshake without a Sec-WebSocket-Protocol header,
+        then close at once (1002 protocol error)."""
+        await self._security(cp_id, transport.address, "no_subprotocol", "warning",
+                             {"offered": offered[:10], "supported": list(SUBPROTOCOLS)})
+        ws = web.WebSocketResponse(autoping=False, compress=False)
+        await ws.prepare(request)
+        await ws.close(code=WS_PROTOCOL_ERROR, message=f"supported subprotocols: {', '.join(SUBPROTOCOLS)}".encode())
         return ws
 
     async def _refuse(self, request: web.Request, cp_id: str | None, transport: auth.Transport,

@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     tls_client_ca: Path | None = None  # CA that signs charge-point certificates (profile 3)
 
     registration_policy: Literal["reject", "pending"] = "reject"
+    max_pending_registrations: int = Field(1000, ge=0)  # beyond it, unknown ids get 404 even under "pending"
     heartbeat_interval: int = Field(300, ge=10, le=86400)
     pending_retry_interval: int = Field(60, ge=10, le=86400)
     command_timeout: float = Field(30.0, gt=0)

@@ -57,6 +57,7 @@ async def _purge_forever(gateway: Gateway) -> None:
         log_cut = now - timedelta(days=s.settings.message_log_retention_days)
         await s.store.write(partial(repo.purge_meter_values, before=meter_cut))
         await s.store.write(partial(repo.purge_messages, before=log_cut))
+        gateway.forget_idle_memories()
         await asyncio.sleep(3600)
 
 

@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any
 
 import httpx
+import pytest
 import websockets
 from sqlalchemy import Connection, func, select
 
@@ -324,3 +325,25 @@ def _firmware(conn: Connection, cp_id: str) -> str | None:
     from voltlib.store.tables import charge_points
 
     return conn.execute(select(charge_points.c.firmware_version).where(charge_points.c.id == cp_id)).scalar()
+
+
+async def test_pending_policy_is_capped_and_idle_memories_are_forgotten(database_url: str) -> None:
+    from tests.conftest import free_port, start_server
+    from voltlib.config import Settings
+
+    settings = Settings(database_url=database_url, port=free_port(), registration_policy="pending",
+                        max_pending_registrations=2)
+    runner, server = await start_server(settings)
+    try:
+        for cp_id in ("NEW-1", "NEW-2"):
+            async with connect(server, cp_id, password=None) as cp:
+                assert (await cp.call("BootNotification", BOOT))[2]["status"] == "Pending"
+        with pytest.raises(websockets.exceptions.InvalidStatus) as refused:
+            async with connect(server, "NEW-3", password=None):
+                pass
+        assert refused.value.response.status_code == 404
+        assert "pending_registrations_full" in [e["kind"] for e in await security_events(server)]
+        assert server.gateway.forget_idle_memories() == 2
+        assert server.gateway.forget_idle_memories() == 0
+    finally:
+        await runner.cleanup()

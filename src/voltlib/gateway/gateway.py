@@ -101,6 +101,11 @@ class Gateway:
         record = await s.store.read(partial(repo.get_charge_point, cp_id=cp_id))
         if record is not None or s.settings.registration_policy == "reject":
             return record
+        pending = await s.store.read(repo.count_pending)
+        if pending >= s.settings.max_pending_registrations:  # unauthenticated peers must not fill the table
+            await self._security(cp_id, transport.address, "pending_registrations_full", "high",
+                                 {"pending": pending, "limit": s.settings.max_pending_registrations})
+            return None
         profile, password_hash, fingerprint = 0, None, None
         if transport.tls and transport.certificate_cn == cp_id:
             profile, fingerprint = 3, transport.certificate_fingerprint
@@ -375,6 +380,13 @@ class Gateway:
             if registration == "Rejected":
                 await connection.close(WS_POLICY_VIOLATION, "registration rejected by operator")
         return changed
+
+    def forget_idle_memories(self) -> int:
+        """Drop the message-id memories of charge points that are not connected (run hourly)."""
+        idle = [cp_id for cp_id in self._memories if cp_id not in self.connections]
+        for cp_id in idle:
+            del self._memories[cp_id]
+        return len(idle)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(c.close(WS_GOING_AWAY, "server shutting down") for c in list(self.connections.values())),

@@ -65,6 +65,11 @@ def add_charge_point(conn: Connection, cp_id: str, *, registration: str, securit
         certificate_fingerprint=certificate_fingerprint, created_at=now))
 
 
+def count_pending(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(charge_points)
+                            .where(charge_points.c.registration == "Pending")).scalar_one())
+
+
 def update_charge_point(conn: Connection, cp_id: str, **values: Any) -> bool:
     result = conn.execute(update(charge_points).where(charge_points.c.id == cp_id).values(**values))
     return result.rowcount > 0

@@ -65,6 +65,8 @@ async def baseline_server() -> AsyncIterator[str]:
 
 def assert_clean(result: Any, n: int) -> None:
     assert result.connected == n
+    # every connected charge point is accounted for exactly once
+    assert result.connections_held + result.disconnects + result.unanswered + result.stalled == n
     assert result.connections_held == n
     assert result.calls > 0
     assert result.errors == 0, result.as_dict()
@@ -165,6 +167,16 @@ async def test_soak_against_ocpp_baseline() -> None:
     assert_clean(result, 5)
     # each charge point sends ~1.5/0.3 heartbeats and ~1.5/0.4 meter values
     assert 5 * 6 <= result.calls <= 5 * 11
+
+
+@pytest.mark.asyncio
+async def test_soak_survives_a_server_that_pings_often() -> None:
+    """Waits longer than the server's ping interval still end on time (aiohttp's
+    receive(timeout=...) would restart at every ping and never expire)."""
+    async with aiohttp_server(echo_server.make_app(ping_interval=0.1)) as url:
+        result = await run_load(url, 5, "soak", 1.6, heartbeat_s=0.7, meter_s=0.9)
+    assert_clean(result, 5)
+    assert result.calls >= 5 * 3
 
 
 @pytest.mark.asyncio

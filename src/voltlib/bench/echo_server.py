@@ -48,8 +48,12 @@ def _answer(frame: object) -> str | None:
     return _encode([3, unique_id, payload]).decode()
 
 
+PING_INTERVAL_KEY = web.AppKey("ping_interval", float)
+
+
 async def ocpp_ws(request: web.Request) -> web.StreamResponse:
-    ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), compress=False)
+    ping = request.app.get(PING_INTERVAL_KEY)  # None: the server never pings
+    ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), compress=False, heartbeat=ping)
     await ws.prepare(request)
     async for msg in ws:
         if msg.type is not WSMsgType.TEXT:
@@ -64,8 +68,10 @@ async def ocpp_ws(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def make_app() -> web.Application:
+def make_app(ping_interval: float | None = None) -> web.Application:
     app = web.Application()
+    if ping_interval is not None:
+        app[PING_INTERVAL_KEY] = ping_interval
     app.router.add_get("/ocpp/{cp}", ocpp_ws)
     return app
 

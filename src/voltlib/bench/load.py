@@ -23,7 +23,9 @@ cores to spare beyond the server's.
 
 The run is bounded: connecting gets ``ramp_timeout_s``, the window lasts
 ``duration_s``, CALLs still outstanding ``drain_timeout_s`` after the window
-are abandoned (counted as ``unanswered``), and every connection is closed.
+are abandoned (counted as ``unanswered``; charge points stuck elsewhere as
+``stalled``), and every connection is closed.  Every connected charge point
+ends up counted exactly once as held, disconnected, unanswered or stalled.
 Only loopback targets are accepted.
 
 The module also has helpers that read a process's RSS and CPU time from
@@ -136,6 +138,7 @@ class LoadResult:
     call_errors: int
     timeouts: int
     unanswered: int
+    stalled: int
     unexpected_frames: int
     server_calls: int
     latency_p50_ms: float
@@ -158,6 +161,7 @@ class LoadResult:
             + self.call_errors
             + self.timeouts
             + self.unanswered
+            + self.stalled
             + self.unexpected_frames
         )
 
@@ -181,6 +185,7 @@ class _Partial:
     call_errors: int = 0
     timeouts: int = 0
     unanswered: int = 0
+    stalled: int = 0
     unexpected: int = 0
     server_calls: int = 0
     window_s: float = 0.0
@@ -231,6 +236,7 @@ def _merge(url_base: str, plan: LoadPlan, parts: Sequence[_Partial]) -> LoadResu
         call_errors=sum(p.call_errors for p in parts),
         timeouts=sum(p.timeouts for p in parts),
         unanswered=sum(p.unanswered for p in parts),
+        stalled=sum(p.stalled for p in parts),
         unexpected_frames=sum(p.unexpected for p in parts),
         server_calls=sum(p.server_calls for p in parts),
         latency_p50_ms=percentile(lat, 50) * 1e3,
@@ -656,6 +662,8 @@ class _Worker:
             elif not ready_marked:
                 st.connect_failures += 1
                 st.failure_reasons["ramp timeout"] += 1
+            elif self.go.is_set():
+                st.stalled += 1
             raise
         finally:
             if not ready_marked:
@@ -711,8 +719,8 @@ class _Worker:
 
         Returns (_RESULT, payload), (_ERROR, error code) or (_CLOSED, None).
         Raises TimeoutError after ``timeout`` seconds (None: no per-call limit;
-        throughput mode relies on the drain deadline instead, because aiohttp's
-        per-receive timeout costs a noticeable share of client CPU).
+        throughput mode relies on the drain deadline instead, because a timeout
+        around every receive costs a noticeable share of client CPU).
         """
         st = self.stats
         deadline = time.perf_counter() + timeout if timeout is not None else None
@@ -720,8 +728,8 @@ class _Worker:
             if deadline is None:
                 msg = await ws.receive()
             else:
-                # receive(timeout=0) means "no timeout" in aiohttp: keep it positive
-                msg = await ws.receive(timeout=max(deadline - time.perf_counter(), 1e-3))
+                async with asyncio.timeout(deadline - time.perf_counter()):
+                    msg = await ws.receive()
             if msg.type is aiohttp.WSMsgType.TEXT:
                 try:
                     frame = _decode(msg.data)
@@ -800,7 +808,11 @@ class _Worker:
             if remaining <= 0:
                 return not ws.closed
             try:
-                msg = await ws.receive(timeout=max(remaining, 1e-3))
+                # Not ws.receive(timeout=...): aiohttp restarts that timeout after
+                # every PING it answers internally, so against a server that
+                # pings more often than `remaining` it would never expire.
+                async with asyncio.timeout(remaining):
+                    msg = await ws.receive()
             except TimeoutError:
                 return not ws.closed
             if msg.type is aiohttp.WSMsgType.TEXT:

@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # CA that signs charge-point certificates (profile 3)
+    # CA that signs the CSRs charge points send in SignCertificate (whitepaper A02/A03); without
+    # both files SignCertificate is answered Rejected. Usually the CA named by tls_client_ca.
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    charge_point_cert_days: int = Field(365, ge=1, le=3650)
+    cpo_name: str | None = None  # when set, a CSR's subject O must equal it (A02.FR.13)
 
     registration_policy: Literal["reject", "pending"] = "reject"
     max_pending_registrations: int = Field(1000, ge=0)  # beyond it, unknown ids get 404 even under "pending"

@@ -110,6 +110,13 @@ class ChargePointSecurityEvent(Event, tag="ocpp.security_event", frozen=True):
     tech_info: str | None
 
 
+class CertificateSigningRequested(Event, tag="ocpp.sign_certificate", frozen=True):
+    """A SignCertificate CSR that passed the checks and was answered Accepted; the CA signs it next."""
+
+    request_id: int
+    csr: str
+
+
 class SecurityIncident(Event, tag="security.incident", frozen=True):
     """Something voltlib itself saw: failed auth, duplicate connection, protocol abuse."""
 
@@ -130,6 +137,7 @@ AnyEvent = (
     ChargePointConnected | ChargePointDisconnected | BootNotified | HeartbeatReceived | ConnectorStatusChanged
     | IdTagAuthorized | TransactionStarted | TransactionStopped | MeterValuesReceived | DataTransferReceived
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
+    | CertificateSigningRequested
     | SecurityIncident | CommandFinished
 )
 

@@ -15,9 +15,11 @@ from voltlib.api.framework import problems
 from voltlib.bus import LocalBus
 from voltlib.clock import Clock, SystemClock
 from voltlib.config import Settings
+from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.gateway import Gateway
+from voltlib.security.ca import CertificateAuthority
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
@@ -33,6 +35,10 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     services = Services(settings=settings, store=store, bus=LocalBus(), clock=clock or SystemClock(),
                         data_transfer=DataTransferRouter())
     gateway = Gateway(services)
+    if settings.ca_cert is not None and settings.ca_key is not None:
+        services.certificate_authority = CertificateAuthority.from_files(settings.ca_cert, settings.ca_key,
+                                                                         settings.charge_point_cert_days)
+        CertificateIssuer(gateway, services.certificate_authority).install()
     app = web.Application(middlewares=[problems], client_max_size=256 * 1024)
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/ocpp/{cp_id}", gateway.handle)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from voltlib.store.db import Store
 
 if TYPE_CHECKING:
     from voltlib.gateway.datatransfer import DataTransferRouter
+    from voltlib.security.ca import CertificateAuthority
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Services:
     bus: Bus
     clock: Clock
     data_transfer: DataTransferRouter
+    certificate_authority: CertificateAuthority | None = None
 
 
 @dataclass
@@ -31,3 +34,6 @@ class ChargePointContext:
     registration: str
     services: Services
     extra: dict[str, Any] = field(default_factory=dict)
+    # Work a handler wants done once its reply is on the wire, e.g. a call to the charge point that
+    # must not overtake the answer (CertificateSigned after SignCertificate.conf).
+    after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

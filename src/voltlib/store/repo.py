@@ -338,8 +338,20 @@ def list_security_events(conn: Connection, cp_id: str | None = None, limit: int 
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def record_csr(conn: Connection, cp_id: str, csr: str, state: str, now: datetime) -> None:
-    conn.execute(insert(certificate_requests).values(charge_point_id=cp_id, csr=csr, state=state, at=now))
+def record_csr(conn: Connection, cp_id: str, csr: str, state: str, now: datetime) -> int:
+    result = conn.execute(insert(certificate_requests).values(charge_point_id=cp_id, csr=csr, state=state, at=now)
+                          .returning(certificate_requests.c.id))
+    return int(result.scalar_one())
+
+
+def set_csr_state(conn: Connection, request_id: int, state: str) -> None:
+    conn.execute(update(certificate_requests).where(certificate_requests.c.id == request_id).values(state=state))
+
+
+def list_csrs(conn: Connection, cp_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(certificate_requests).where(certificate_requests.c.charge_point_id == cp_id)
+                        .order_by(certificate_requests.c.id))
+    return [dict(row._mapping) for row in rows]
 
 
 def add_api_token(conn: Connection, name: str, role: str, token_hash: str, now: datetime) -> None:

@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = Field(10, ge=1)  # per identity
     auth_failures_per_source_per_minute: int = Field(100, ge=1)  # per address: many stations share a NAT
 
+    # Garbage collection with many connections (voltlib.gcpolicy): survivors are frozen every
+    # gc_freeze_interval seconds (0: CPython's default behaviour) and everything is collected once
+    # every gc_full_collect_interval seconds.
+    gc_freeze_interval: float = Field(1.0, ge=0)
+    gc_full_collect_interval: float = Field(3600.0, gt=0)
+
     log_level: str = "INFO"
 
     @classmethod

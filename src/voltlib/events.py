@@ -117,6 +117,31 @@ class CertificateSigningRequested(Event, tag="ocpp.sign_certificate", frozen=Tru
     csr: str
 
 
+class CarLeftWithoutRental(Event, tag="sharing.unauthorised_departure", frozen=True):
+    """A car left its bay with no authorised rental (for the security detectors)."""
+
+    connector_id: int
+    car_id: str
+    rental_id: str | None  # the reservation it broke, if any
+
+
+class RentalChanged(Event, tag="sharing.rental", frozen=True):
+    rental_id: str
+    member_id: str
+    car_id: str
+    state: str
+
+
+class BadgeDecided(Event, tag="sharing.badge", frozen=True):
+    """A member badged at a charge point: the answer and, when refused, why."""
+
+    id_tag: str
+    member_id: str
+    car_id: str | None
+    status: str
+    reason: str | None
+
+
 class SecurityIncident(Event, tag="security.incident", frozen=True):
     """Something voltlib itself saw: failed auth, duplicate connection, protocol abuse."""
 
@@ -137,7 +162,7 @@ AnyEvent = (
     ChargePointConnected | ChargePointDisconnected | BootNotified | HeartbeatReceived | ConnectorStatusChanged
     | IdTagAuthorized | TransactionStarted | TransactionStopped | MeterValuesReceived | DataTransferReceived
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
-    | CertificateSigningRequested
+    | CertificateSigningRequested | CarLeftWithoutRental | RentalChanged | BadgeDecided
     | SecurityIncident | CommandFinished
 )
 

@@ -4,16 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from voltlib.bus import Bus
 from voltlib.clock import Clock
 from voltlib.config import Settings
+from voltlib.domain.idtags import Decision
 from voltlib.store.db import Store
 
 if TYPE_CHECKING:
     from voltlib.gateway.datatransfer import DataTransferRouter
     from voltlib.security.ca import CertificateAuthority
+
+
+class Authorizer(Protocol):
+    """Decides Authorize requests before the id-tag table does (car sharing: member badges).
+    ``None`` means "not mine": the id-tag table decides."""
+
+    async def authorize(self, cp_id: str, id_tag: str, now: datetime) -> Decision | None: ...
 
 
 @dataclass
@@ -24,6 +33,7 @@ class Services:
     clock: Clock
     data_transfer: DataTransferRouter
     certificate_authority: CertificateAuthority | None = None
+    authorizer: Authorizer | None = None
 
 
 @dataclass

@@ -71,7 +71,9 @@ async def status_notification(ctx: ChargePointContext, req: m.StatusNotification
 async def authorize(ctx: ChargePointContext, req: m.Authorize) -> m.Reply:
     s = ctx.services
     now = s.clock.now()
-    decision = await s.store.read(partial(repo.authorize, id_tag=req.id_tag, now=now))
+    decision = None if s.authorizer is None else await s.authorizer.authorize(ctx.cp_id, req.id_tag, now)
+    if decision is None:
+        decision = await s.store.read(partial(repo.authorize, id_tag=req.id_tag, now=now))
     await s.bus.publish(ev.IdTagAuthorized(charge_point_id=ctx.cp_id, at=now, id_tag=req.id_tag,
                                            status=decision.status))
     return m.AuthorizeReply(id_tag_info=_info(decision))

@@ -103,9 +103,11 @@ def _expire_lapsed(conn: Connection, change: Change, found: tuple[dr.Rental, str
     rental, city_code = found
     city = ss.get_city(conn, city_code)
     assert city is not None
-    for event in dr.due_events(rental, now, city.policy):
+    due = dr.due_events(rental, now, city.policy)
+    for event in due:
         rental = _apply(conn, change, rental, event, city.policy, now)
-    ss.save_rental(conn, rental, now)
+    if due:
+        ss.save_rental(conn, rental, now)
     return None if rental.state in dr.TERMINAL else (rental, city_code)
 
 

@@ -39,6 +39,7 @@ def upsert_city(conn: Connection, city: City) -> None:
               "min_range_km": city.min_range_km}
     if conn.execute(update(cities).where(cities.c.code == city.code).values(**values)).rowcount == 0:
         conn.execute(insert(cities).values(code=city.code, **values))
+    _city_cache.pop((str(conn.engine.url), city.code), None)
 
 
 def seed_cities(conn: Connection) -> None:
@@ -60,12 +61,23 @@ class CityRecord:
     min_range_km: int
 
 
+# Every rental operation needs its city's plans and policy; parsing them each time cost more than
+# the rest of a reservation. Cities change only through upsert_city, which drops the cached copy.
+_city_cache: dict[tuple[str, str], CityRecord] = {}
+
+
 def get_city(conn: Connection, code: str) -> CityRecord | None:
+    key = (str(conn.engine.url), code)
+    cached = _city_cache.get(key)
+    if cached is not None:
+        return cached
     row = conn.execute(select(cities).where(cities.c.code == code)).mappings().first()
     if row is None:
         return None
     plans = {p["code"]: Plan.from_dict(p) for p in row["plans"]}
-    return CityRecord(row["code"], row["currency"], plans, policy_from_json(row["policy"]), row["min_range_km"])
+    record = CityRecord(row["code"], row["currency"], plans, policy_from_json(row["policy"]), row["min_range_km"])
+    _city_cache[key] = record
+    return record
 
 
 def list_cities(conn: Connection) -> list[dict[str, Any]]:

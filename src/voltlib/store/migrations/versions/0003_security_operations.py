@@ -12,7 +12,6 @@ from alembic import op
 
 import voltlib.store.tables
 
-
 revision = '0003'
 down_revision = '0001'
 branch_labels = None

@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from voltlib import __version__
+from voltlib.api import security as security_api
 from voltlib.api.framework import (
     PRINCIPAL,
     READ_ROLES,
@@ -199,6 +200,7 @@ def build_routes(gateway: Gateway) -> list[Route]:
         Route("GET", "/api/v1/security-events", security_events, "Security events", frozenset({"admin", "security"}),
               tag="security"),
     ]
+    routes += security_api.build_routes(gateway)  # issue 5
     spec = openapi(routes, __version__)
 
     async def openapi_json(request: web.Request) -> web.Response:
@@ -215,4 +217,4 @@ def gateway_identity_ok(identity: str) -> bool:
 def install(app: web.Application, gateway: Gateway) -> None:
     for route in build_routes(gateway):
         app.router.add_route(route.method, route.path, authenticated(gateway.services.store, route.roles,
-                                                                     route.handler))
+                                                                     security_api.audited(gateway, route)))

@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # CA that signs charge-point certificates (profile 3)
+    # CA that signs the CSRs charge points send in SignCertificate (whitepaper A02/A03); without
+    # both files SignCertificate is answered Rejected. Usually the CA named by tls_client_ca.
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    charge_point_cert_days: int = Field(365, ge=1, le=3650)
+    cpo_name: str | None = None  # when set, a CSR's subject O must equal it (A02.FR.13)
 
     registration_policy: Literal["reject", "pending"] = "reject"
     max_pending_registrations: int = Field(1000, ge=0)  # beyond it, unknown ids get 404 even under "pending"
@@ -39,6 +45,12 @@ class Settings(BaseSettings):
     duplicate_probe_timeout: float = Field(5.0, gt=0)
     auth_failures_per_minute: int = Field(10, ge=1)  # per identity
     auth_failures_per_source_per_minute: int = Field(100, ge=1)  # per address: many stations share a NAT
+
+    # Garbage collection with many connections (voltlib.gcpolicy): survivors are frozen every
+    # gc_freeze_interval seconds (0: CPython's default behaviour) and everything is collected once
+    # every gc_full_collect_interval seconds.
+    gc_freeze_interval: float = Field(1.0, ge=0)
+    gc_full_collect_interval: float = Field(3600.0, gt=0)
 
     log_level: str = "INFO"
 

@@ -28,8 +28,6 @@ SECURITY_PROFILES = "tests/integration/test_security_profiles.py"
 
 # Cases another suite covers, with why they are not in tests/conformance.
 ELSEWHERE: dict[str, tuple[str, str]] = {
-    "TC_077": (SECURITY_PROFILES, "TLS client certificate refused; needs the TLS listener and a test PKI"),
-    "TC_078": (SECURITY_PROFILES, "TLS server certificate refused by the charge point; needs the TLS listener"),
     "TC_083": (SECURITY_PROFILES, "security profile upgrade reconnects over TLS (profile 2/3)"),
     "TC_086": (SECURITY_PROFILES, "TLS server-side certificate (profile 2)"),
     "TC_087": (SECURITY_PROFILES, "TLS client-side certificate (profile 3)"),
@@ -40,6 +38,10 @@ NOTES: dict[str, str] = {
     "TC_080": "partial: voltlib relays the operator's signed firmware and records the status; it does not "
               "check the signing certificate against a ManufacturerRootCertificate (later)",
     "TC_081": "partial: as TC_080; the station's InvalidFirmwareSignature is stored as a critical security event",
+    "TC_074": "voltlib's built-in CA (ca_cert/ca_key settings) signs; a CSR with another CN, another O than "
+              "cpo_name, a weak key or a bad signature is Rejected (docs/security.md)",
+    "TC_077": "the charge point's report is stored as a critical security event; the certificate request is "
+              "marked not_installed and a pinned fingerprint stays on the old certificate",
     "TC_088": "negotiation passes; when no offered subprotocol is supported the handshake completes without "
               "Sec-WebSocket-Protocol and the socket is closed (1002), as OCPP-J 1.6 §4.1.2 says",
 }

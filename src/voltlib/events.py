@@ -110,6 +110,38 @@ class ChargePointSecurityEvent(Event, tag="ocpp.security_event", frozen=True):
     tech_info: str | None
 
 
+class CertificateSigningRequested(Event, tag="ocpp.sign_certificate", frozen=True):
+    """A SignCertificate CSR that passed the checks and was answered Accepted; the CA signs it next."""
+
+    request_id: int
+    csr: str
+
+
+class CarLeftWithoutRental(Event, tag="sharing.unauthorised_departure", frozen=True):
+    """A car left its bay with no authorised rental (for the security detectors)."""
+
+    connector_id: int
+    car_id: str
+    rental_id: str | None  # the reservation it broke, if any
+
+
+class RentalChanged(Event, tag="sharing.rental", frozen=True):
+    rental_id: str
+    member_id: str
+    car_id: str
+    state: str
+
+
+class BadgeDecided(Event, tag="sharing.badge", frozen=True):
+    """A member badged at a charge point: the answer and, when refused, why."""
+
+    id_tag: str
+    member_id: str
+    car_id: str | None
+    status: str
+    reason: str | None
+
+
 class SecurityIncident(Event, tag="security.incident", frozen=True):
     """Something voltlib itself saw: failed auth, duplicate connection, protocol abuse."""
 
@@ -130,6 +162,7 @@ AnyEvent = (
     ChargePointConnected | ChargePointDisconnected | BootNotified | HeartbeatReceived | ConnectorStatusChanged
     | IdTagAuthorized | TransactionStarted | TransactionStopped | MeterValuesReceived | DataTransferReceived
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
+    | CertificateSigningRequested | CarLeftWithoutRental | RentalChanged | BadgeDecided
     | SecurityIncident | CommandFinished
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from datetime import timedelta
 from functools import partial
 
@@ -12,15 +13,21 @@ from aiohttp import web
 
 from voltlib.api import routes
 from voltlib.api.framework import problems
+from voltlib.api.sharing import sharing_routes
 from voltlib.bus import LocalBus
 from voltlib.clock import Clock, SystemClock
 from voltlib.config import Settings
+from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.gateway import Gateway
 from voltlib.gbfs import http as gbfs_http
 from voltlib.gbfs.http import SnapshotSource
 from voltlib.gbfs.source import StaticSource
+from voltlib.gcpolicy import GcPolicy
+from voltlib.security.ca import CertificateAuthority
+from voltlib.sharing.service import SharingService
+from voltlib.sharing.store import seed_cities
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
@@ -29,6 +36,7 @@ from voltlib.web.app import Dashboard
 log = logging.getLogger(__name__)
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 GBFS_KEY = web.AppKey("gbfs", gbfs_http.FeedCache)
+SHARING_KEY = web.AppKey("sharing", SharingService)
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | None = None,
@@ -37,13 +45,21 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     ``gbfs_source`` replaces the database as the origin of the GBFS files (tests, benchmarks)."""
     store = store or Store(settings.database_url)
     upgrade(store.engine)
+    store.run_sync(seed_cities)
     services = Services(settings=settings, store=store, bus=LocalBus(), clock=clock or SystemClock(),
                         data_transfer=DataTransferRouter())
     gateway = Gateway(services)
+    if settings.ca_cert is not None and settings.ca_key is not None:
+        services.certificate_authority = CertificateAuthority.from_files(settings.ca_cert, settings.ca_key,
+                                                                         settings.charge_point_cert_days)
+        CertificateIssuer(gateway, services.certificate_authority).install()
     app = web.Application(middlewares=[problems], client_max_size=256 * 1024)
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/ocpp/{cp_id}", gateway.handle)
-    routes.install(app, gateway)
+    sharing = SharingService(gateway)
+    sharing.install()
+    app[SHARING_KEY] = sharing
+    routes.install(app, gateway, sharing_routes(sharing))
     _install_web(app, gateway, gbfs_source or StaticSource())
     app.cleanup_ctx.append(_maintenance)
     app.on_shutdown.append(_shutdown)
@@ -68,9 +84,21 @@ async def _any_city(event: object) -> str | None:
 
 
 async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
-    task = asyncio.create_task(_purge_forever(app[GATEWAY_KEY]))
+    gateway = app[GATEWAY_KEY]
+    tasks = [asyncio.create_task(_purge_forever(gateway)), asyncio.create_task(app[SHARING_KEY].run_timers())]
+    settings = gateway.services.settings
+    if settings.gc_freeze_interval > 0:
+        policy = GcPolicy(settings.gc_freeze_interval, settings.gc_full_collect_interval)
+        tasks.append(asyncio.create_task(_gc_forever(policy)))
     yield
-    task.cancel()
+    for task in tasks:
+        task.cancel()
+
+
+async def _gc_forever(policy: GcPolicy) -> None:
+    while True:
+        await asyncio.sleep(policy.freeze_interval)
+        policy.tick(time.monotonic())
 
 
 async def _purge_forever(gateway: Gateway) -> None:

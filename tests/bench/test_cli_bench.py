@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from voltlib.cli.main import app
@@ -21,3 +23,15 @@ def test_bench_gateway_runs_voltlib_with_storage() -> None:
     columns = row.split()
     assert columns[1] == "3" and columns[2] == "3"  # connected and held
     assert columns[7] == "0"  # no errors
+
+
+def test_bench_sharing_runs_every_operation_and_checks_double_booking(tmp_path: Path) -> None:
+    import asyncio
+
+    from voltlib.bench.sharing import render, run
+
+    result = asyncio.run(run(f"sqlite:///{tmp_path / 's.db'}", stations=5, cars_per_station=2, concurrency=8))
+    assert result.cars == 10 and result.double_booking_attempts == 11
+    assert result.double_booking_winners == 1
+    assert result.reservations_per_s > 0 and result.rentals_per_s > 0
+    assert "sqlite" in render([result])

@@ -160,6 +160,10 @@ class Station(ChargePoint):
     async def on_certificate_signed(self, **kw: Any) -> Any:
         return await self._answer(Action.certificate_signed, kw)
 
+    @after(Action.certificate_signed)
+    def after_certificate_signed(self, **kw: Any) -> None:
+        self._after(Action.certificate_signed, kw)
+
     @on(Action.change_availability)
     async def on_change_availability(self, **kw: Any) -> Any:
         return await self._answer(Action.change_availability, kw)

@@ -1,15 +1,19 @@
 """OCA OCPP 1.6 conformance, central system under test: the security whitepaper (edition 3) and
-the OCPP-J connection itself. TLS cases (TC_077, TC_078, TC_083, TC_086, TC_087) are covered in
+the OCPP-J connection itself. TLS cases (TC_083, TC_086, TC_087) are covered in
 tests/integration/test_security_profiles.py, which runs voltlib's TLS listener with its own PKI."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 import websockets
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,7 +22,9 @@ from cryptography.x509.oid import NameOID
 from ocpp.v16 import call, call_result
 
 from tests.conformance.conftest import Api, Station, bring_online, connect, now_iso, parse_ts, wait_until
-from tests.conftest import PASSWORD, RunningServer, basic_auth
+from tests.conftest import PASSWORD, RunningServer, basic_auth, free_port, start_server
+from voltlib.config import Settings
+from voltlib.store import repo
 
 CP = "OCTT-CP"
 
@@ -236,24 +242,127 @@ async def test_TC_073_UpdateChargePointPasswordForHttpBasicAuth(server: RunningS
     assert refused.value.response.status_code == 401
 
 
-@pytest.mark.skip(reason="later: voltlib does not sign certificates yet. SignCertificate.req CSRs are stored "
-                         "(certificate_requests) and answered Rejected; TC_074 needs a CA that signs the "
-                         "RSA and ECDSA CSRs and sends CertificateSigned.req with the chain.")
-async def test_TC_074_SignCertificateRequestAccepted_RSA_and_ECDSA(server: RunningServer, api: Api) -> None:
+@pytest_asyncio.fixture
+async def ca_server(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[RunningServer, x509.Certificate]]:
+    """voltlib with a charge-point CA configured, so SignCertificate can be Accepted."""
+    ca_cert, ca_key = _certificate("voltlib test CA", ca=True)
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "ca.key").write_bytes(ca_key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    settings = Settings(database_url=database_url, port=free_port(), command_timeout=5.0,
+                        ca_cert=tmp_path / "ca.pem", ca_key=tmp_path / "ca.key", cpo_name="OCTT")
+    runner, running = await start_server(settings)
+    try:
+        yield running, ca_cert
+    finally:
+        await runner.cleanup()
+
+
+def _csr(cp_id: str, key: Any, organization: str = "OCTT") -> str:
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+                                    x509.NameAttribute(NameOID.COMMON_NAME, cp_id)]))
+           .sign(key, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+async def test_TC_074_SignCertificateRequestAccepted_RSA_and_ECDSA(
+        ca_server: tuple[RunningServer, x509.Certificate]) -> None:
+    server, ca_cert = ca_server
+    await server.add_charge_point(CP)
+    keys = [rsa.generate_private_key(65537, 2048), ec.generate_private_key(ec.SECP256R1())]
+    async with connect(server, CP) as cp:
+        await bring_online(cp)
+        for key in keys:
+            answer = await cp.send(call.SignCertificate(csr=_csr(CP, key)))
+            assert answer.status == "Accepted"
+
+        async def installed() -> bool:  # the CertificateSigned answers are processed after they are sent
+            rows = await server.store.read(partial(repo.list_csrs, cp_id=CP))
+            return [row["state"] for row in rows] == ["installed", "installed"]
+
+        await wait_until(installed)
+    for key, payload in zip(keys, cp.got("CertificateSigned"), strict=True):
+        chain = x509.load_pem_x509_certificates(payload["certificate_chain"].encode())
+        leaf = chain[0]
+        assert chain[1] == ca_cert
+        leaf.verify_directly_issued_by(ca_cert)  # raises unless the CA's key signed it
+        assert leaf.public_key() == key.public_key()
+        assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == CP
+        assert leaf.signature_hash_algorithm is not None and leaf.signature_hash_algorithm.name == "sha256"
+
+
+@pytest.mark.parametrize("case", ["wrong-cn", "wrong-o", "weak-rsa", "garbage"])
+async def test_TC_074_bad_csr_is_rejected_and_nothing_is_signed(
+        ca_server: tuple[RunningServer, x509.Certificate], case: str) -> None:
+    server, _ = ca_server
+    await server.add_charge_point(CP)
+    csr = {"wrong-cn": lambda: _csr("SOMEONE-ELSE", ec.generate_private_key(ec.SECP256R1())),
+           "wrong-o": lambda: _csr(CP, ec.generate_private_key(ec.SECP256R1()), organization="Intruder"),
+           "weak-rsa": lambda: _csr(CP, rsa.generate_private_key(65537, 1024)),
+           "garbage": lambda: "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"}[case]()
+    async with connect(server, CP) as cp:
+        await bring_online(cp)
+        answer = await cp.send(call.SignCertificate(csr=csr))
+        assert answer.status == "Rejected"
+        await cp.send(call.Heartbeat())
+        assert cp.got("CertificateSigned") == []
+    rows = await server.store.read(partial(repo.list_csrs, cp_id=CP))
+    assert [row["state"] for row in rows] == ["rejected"]
+    events = await server.store.read(repo.list_security_events)
+    assert any(e["kind"] == "csr_rejected" and e["charge_point_id"] == CP for e in events)
+
+
+async def test_TC_077_InvalidChargePointCertificateSecurityEvent(
+        ca_server: tuple[RunningServer, x509.Certificate]) -> None:
+    """The charge point finds the signed certificate invalid (A02.FR.07): it answers Rejected and
+    reports InvalidChargePointCertificate; voltlib records both and does not move the pin."""
+    server, _ = ca_server
     await server.add_charge_point(CP)
     async with connect(server, CP) as cp:
         await bring_online(cp)
-        for key in (rsa.generate_private_key(65537, 2048), ec.generate_private_key(ec.SECP256R1())):
-            csr = (x509.CertificateSigningRequestBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CP)]))
-                   .sign(key, hashes.SHA256()))
-            answer = await cp.send(call.SignCertificate(csr=csr.public_bytes(serialization.Encoding.PEM).decode()))
-            assert answer.status == "Accepted"
+        cp.replies["CertificateSigned"] = call_result.CertificateSigned(status="Rejected")
 
-        async def signed() -> bool:
-            return len(cp.got("CertificateSigned")) == 2
+        async def report(**_: Any) -> None:
+            await cp.send(call.SecurityEventNotification(type="InvalidChargePointCertificate", timestamp=now_iso(),
+                                                         tech_info="signature check failed"))
 
-        await wait_until(signed)
+        cp.follow_ups["CertificateSigned"] = report
+        answer = await cp.send(call.SignCertificate(csr=_csr(CP, ec.generate_private_key(ec.SECP256R1()))))
+        assert answer.status == "Accepted"
+
+        async def reported() -> bool:
+            kinds = {e["kind"] for e in await server.store.read(repo.list_security_events)}
+            return {"certificate_not_installed", "charge_point:InvalidChargePointCertificate"} <= kinds
+
+        await wait_until(reported)
+        await cp.settle()
+    events = await server.store.read(repo.list_security_events)
+    reported_event = next(e for e in events if e["kind"] == "charge_point:InvalidChargePointCertificate")
+    assert reported_event["severity"] == "critical"
+    assert [row["state"] for row in await server.store.read(partial(repo.list_csrs, cp_id=CP))] == ["not_installed"]
+
+
+async def test_TC_078_InvalidCentralSystemCertificateSecurityEvent(server: RunningServer) -> None:
+    """A charge point that refused voltlib's server certificate (A00.FR.309) reports it once it is
+    connected again; voltlib answers and keeps it as a critical security event."""
+    await server.add_charge_point(CP)
+    async with connect(server, CP) as cp:
+        await bring_online(cp)
+        await cp.send(call.SecurityEventNotification(type="InvalidCentralSystemCertificate", timestamp=now_iso(),
+                                                     tech_info=None))
+    events = await server.store.read(partial(repo.list_security_events, cp_id=CP))
+    event = next(e for e in events if e["kind"] == "charge_point:InvalidCentralSystemCertificate")
+    assert event["severity"] == "critical"
+
+
+async def test_sign_certificate_without_a_ca_is_rejected(server: RunningServer) -> None:
+    await server.add_charge_point(CP)
+    async with connect(server, CP) as cp:
+        await bring_online(cp)
+        answer = await cp.send(call.SignCertificate(csr=_csr(CP, ec.generate_private_key(ec.SECP256R1()))))
+        assert answer.status == "Rejected"  # A02.FR.12: not able to process it
 
 
 async def test_TC_085_BasicAuthenticationValidCredentials(server: RunningServer, api: Api) -> None:

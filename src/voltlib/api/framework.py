@@ -27,6 +27,9 @@ WRITE_ROLES = frozenset({"admin", "operator"})
 
 T = TypeVar("T", bound=msgspec.Struct)
 PRINCIPAL = web.RequestKey("principal", str)
+MEMBER = web.RequestKey("member", str)  # the member a role-"member" token speaks for
+MEMBER_ROLES = frozenset({"member"})
+OPERATOR_ROLES = frozenset({"admin", "operator"})
 Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -54,10 +57,11 @@ class Route:
 class Problem(web.HTTPException):
     """An HTTP error rendered as application/problem+json."""
 
-    def __init__(self, status: int, title: str, detail: str = "") -> None:
+    def __init__(self, status: int, title: str, detail: str = "", **extra: Any) -> None:
         self.status_code = status
         super().__init__(text=json.dumps({"type": "about:blank", "title": title, "status": status,
-                                          "detail": detail}), content_type="application/problem+json")
+                                          "detail": detail, **extra}, default=str),
+                         content_type="application/problem+json")
 
 
 def _default(value: Any) -> Any:
@@ -114,6 +118,8 @@ def authenticated(store: Store, roles: frozenset[str] | None, handler: Endpoint)
             if found[1] not in roles:
                 raise Problem(403, "forbidden", f"role {found[1]} may not do this")
             request[PRINCIPAL] = found[0]
+            if found[2] is not None:
+                request[MEMBER] = found[2]
         return await handler(request)
 
     return guarded

@@ -53,7 +53,7 @@ class IdTagChange(msgspec.Struct, kw_only=True):
     parent_id_tag: str | None = None
 
 
-def build_routes(gateway: Gateway) -> list[Route]:
+def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Route]:
     s = gateway.services
     store, clock = s.store, s.clock
 
@@ -199,6 +199,7 @@ def build_routes(gateway: Gateway) -> list[Route]:
         Route("GET", "/api/v1/security-events", security_events, "Security events", frozenset({"admin", "security"}),
               tag="security"),
     ]
+    routes.extend(extra or [])
     spec = openapi(routes, __version__)
 
     async def openapi_json(request: web.Request) -> web.Response:
@@ -212,7 +213,7 @@ def gateway_identity_ok(identity: str) -> bool:
     return IDENTITY.match(identity) is not None
 
 
-def install(app: web.Application, gateway: Gateway) -> None:
-    for route in build_routes(gateway):
+def install(app: web.Application, gateway: Gateway, extra: list[Route] | None = None) -> None:
+    for route in build_routes(gateway, extra):
         app.router.add_route(route.method, route.path, authenticated(gateway.services.store, route.roles,
                                                                      route.handler))

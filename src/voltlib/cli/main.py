@@ -35,11 +35,13 @@ tag_app = typer.Typer(help="Id tags (RFID badges).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
+city_app = typer.Typer(help="Car-sharing cities and their stations.", no_args_is_help=True)
 app.add_typer(cp_app, name="cp")
 app.add_typer(tag_app, name="idtag")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
+app.add_typer(city_app, name="city")
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOLTLIB_CONFIG).")]
@@ -68,6 +70,54 @@ def _run(config: Path | None, database_url: str | None, op: Callable[..., T]) ->
 
 def _print(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
+
+
+# --- cities -----------------------------------------------------------------------------------
+
+
+@city_app.command("import")
+def city_import(
+    city: Annotated[str, typer.Argument(help="paris | lyon | bordeaux (data/cities.toml)")] = "paris",
+    snapshot: Annotated[Path | None, typer.Option(help="Autolib' station CSV; default: the packaged Paris "
+                                                       "snapshot (for paris)")] = None,
+    security_profile: Annotated[int, typer.Option(min=0, max=3, help="of the charge points created")] = 1,
+    password: Annotated[str | None, typer.Option(envvar="VOLTLIB_CP_PASSWORD",
+                                                 help="Basic-auth password of created charge points "
+                                                      "(profiles 1-2)")] = None,
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Load a city (plans, policy) and, from a station snapshot, its stations, bays, charge points and cars."""
+    from voltlib.sharing.cities import builtin_cities, paris_snapshot
+    from voltlib.sharing.importer import parse_snapshot
+    from voltlib.sharing.store import import_snapshot, upsert_city
+
+    cities = builtin_cities()
+    if city not in cities:
+        raise typer.BadParameter(f"known cities: {', '.join(sorted(cities))}")
+    if security_profile in (1, 2) and password is None:
+        raise typer.BadParameter("profiles 1 and 2 need --password (or VOLTLIB_CP_PASSWORD)")
+    text = snapshot.read_text(encoding="utf-8") if snapshot else (paris_snapshot() if city == "paris" else None)
+    parsed = parse_snapshot(text, car_prefix=city[:2].upper()) if text else None
+    password_hash = hash_password(password) if password and security_profile in (1, 2) else None
+
+    def op(conn: Any) -> dict[str, Any]:
+        upsert_city(conn, cities[city])
+        if parsed is None:
+            return {"city": city, "stations": 0}
+        report = import_snapshot(conn, city, parsed, security_profile=security_profile, password_hash=password_hash,
+                                 soc_percent=80.0, now=_now())
+        return {"city": city, **report.__dict__, "skipped": parsed.skipped}
+
+    _print(_run(config, database_url, op))
+
+
+@city_app.command("list")
+def city_list(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
+    """Cities in the database."""
+    from voltlib.sharing.store import list_cities
+
+    _print([{k: v for k, v in c.items() if k != "plans"} for c in _run(config, database_url, list_cities)])
 
 
 # --- serve ------------------------------------------------------------------------------------
@@ -268,6 +318,25 @@ def bench_gateway(
                     workers=workers, password=password)
     runs = gateway.run(plan, [s.strip() for s in servers.split(",") if s.strip()], database_url)
     typer.echo(render_table(runs))
+
+
+@bench_app.command("sharing")
+def bench_sharing(
+    stations: Annotated[int, typer.Option(min=1, help="Stations, each with --cars-per-station cars.")] = 200,
+    cars_per_station: Annotated[int, typer.Option(min=1)] = 2,
+    concurrency: Annotated[int, typer.Option(min=1, help="Operations in flight at once.")] = 64,
+    database_url: Annotated[list[str] | None, typer.Option(
+        "--database-url", help="Run on this store (repeatable; default: a fresh SQLite file). A PostgreSQL "
+                               "database is emptied first: give a scratch one.")] = None,
+) -> None:
+    """Reservations/s and completed rentals/s (badge, unplug, return, invoice), with the double-booking check."""
+    from voltlib.bench.sharing import render, run
+
+    results = [asyncio.run(run(url, stations=stations, cars_per_station=cars_per_station, concurrency=concurrency))
+               for url in (database_url or [None])]  # type: ignore[list-item]
+    typer.echo(render(results))
+    if any(r.double_booking_winners != 1 for r in results):
+        raise typer.Exit(1)
 
 
 @bench_app.command("validators")

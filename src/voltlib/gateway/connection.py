@@ -137,6 +137,8 @@ class ChargePointConnection:
         else:
             reply = await self._handle(event)
         await self._send(reply)
+        while self.ctx.after_reply:
+            await self.ctx.after_reply.pop(0)()
         return reply
 
     async def _handle(self, event: CallReceived) -> str:
@@ -145,6 +147,7 @@ class ChargePointConnection:
             result = await handler(self.ctx, event.request)
         except Exception:
             log.exception("handler for %s from %s failed", event.action, self.cp_id)
+            self.ctx.after_reply.clear()
             return self.session.fail(event.message_id, ErrorCode.INTERNAL_ERROR,
                                      "the central system failed to process this message; retry later")
         return self.session.answer(event.message_id, result)

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from voltlib.bus import Bus
 from voltlib.clock import Clock
 from voltlib.config import Settings
+from voltlib.domain.idtags import Decision
 from voltlib.store.db import Store
 
 if TYPE_CHECKING:
     from voltlib.gateway.datatransfer import DataTransferRouter
+    from voltlib.security.ca import CertificateAuthority
+
+
+class Authorizer(Protocol):
+    """Decides Authorize requests before the id-tag table does (car sharing: member badges).
+    ``None`` means "not mine": the id-tag table decides."""
+
+    async def authorize(self, cp_id: str, id_tag: str, now: datetime) -> Decision | None: ...
 
 
 @dataclass
@@ -21,6 +32,8 @@ class Services:
     bus: Bus
     clock: Clock
     data_transfer: DataTransferRouter
+    certificate_authority: CertificateAuthority | None = None
+    authorizer: Authorizer | None = None
 
 
 @dataclass
@@ -31,3 +44,6 @@ class ChargePointContext:
     registration: str
     services: Services
     extra: dict[str, Any] = field(default_factory=dict)
+    # Work a handler wants done once its reply is on the wire, e.g. a call to the charge point that
+    # must not overtake the answer (CertificateSigned after SignCertificate.conf).
+    after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

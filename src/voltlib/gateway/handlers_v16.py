@@ -16,6 +16,7 @@ from voltlib.domain import meter
 from voltlib.domain.idtags import Decision
 from voltlib.gateway.context import ChargePointContext
 from voltlib.ocpp.v16 import messages as m
+from voltlib.security.ca import CsrRejected, check_csr
 from voltlib.store import repo
 from voltlib.store.tables import meter_values as meter_values_table
 
@@ -70,7 +71,9 @@ async def status_notification(ctx: ChargePointContext, req: m.StatusNotification
 async def authorize(ctx: ChargePointContext, req: m.Authorize) -> m.Reply:
     s = ctx.services
     now = s.clock.now()
-    decision = await s.store.read(partial(repo.authorize, id_tag=req.id_tag, now=now))
+    decision = None if s.authorizer is None else await s.authorizer.authorize(ctx.cp_id, req.id_tag, now)
+    if decision is None:
+        decision = await s.store.read(partial(repo.authorize, id_tag=req.id_tag, now=now))
     await s.bus.publish(ev.IdTagAuthorized(charge_point_id=ctx.cp_id, at=now, id_tag=req.id_tag,
                                            status=decision.status))
     return m.AuthorizeReply(id_tag_info=_info(decision))
@@ -171,10 +174,26 @@ async def security_event(ctx: ChargePointContext, req: m.SecurityEventNotificati
 
 
 async def sign_certificate(ctx: ChargePointContext, req: m.SignCertificate) -> m.Reply:
-    """CSRs are stored for an operator; signing through a CA is not implemented yet, so Rejected."""
+    """Accepted only when a CA is configured and the CSR passes its checks (A02.FR.11/12); the
+    certificate itself follows in CertificateSigned.req, sent once this answer is on the wire."""
     s = ctx.services
-    await s.store.write(partial(repo.record_csr, cp_id=ctx.cp_id, csr=req.csr, state="received", now=s.clock.now()))
-    return m.SignCertificateReply(status="Rejected")
+    ca, now = s.certificate_authority, s.clock.now()
+    reason = "no certificate authority is configured" if ca is None else None
+    if reason is None:
+        try:
+            check_csr(req.csr, ctx.cp_id, s.settings.cpo_name)
+        except CsrRejected as exc:
+            reason = str(exc)
+    state = "rejected" if reason else "accepted"
+    request_id = await s.store.write(partial(repo.record_csr, cp_id=ctx.cp_id, csr=req.csr, state=state, now=now))
+    if reason is not None:
+        await s.store.write(partial(repo.record_security_event, kind="csr_rejected", severity="warning",
+                                    charge_point_id=ctx.cp_id, source=ctx.address,
+                                    detail={"request_id": request_id, "reason": reason}, now=now))
+        return m.SignCertificateReply(status="Rejected")
+    event = ev.CertificateSigningRequested(charge_point_id=ctx.cp_id, at=now, request_id=request_id, csr=req.csr)
+    ctx.after_reply.append(partial(s.bus.publish, event))
+    return m.SignCertificateReply(status="Accepted")
 
 
 HANDLERS: dict[type[m.Message], Handler] = {

@@ -338,18 +338,33 @@ def list_security_events(conn: Connection, cp_id: str | None = None, limit: int 
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def record_csr(conn: Connection, cp_id: str, csr: str, state: str, now: datetime) -> None:
-    conn.execute(insert(certificate_requests).values(charge_point_id=cp_id, csr=csr, state=state, at=now))
+def record_csr(conn: Connection, cp_id: str, csr: str, state: str, now: datetime) -> int:
+    result = conn.execute(insert(certificate_requests).values(charge_point_id=cp_id, csr=csr, state=state, at=now)
+                          .returning(certificate_requests.c.id))
+    return int(result.scalar_one())
 
 
-def add_api_token(conn: Connection, name: str, role: str, token_hash: str, now: datetime) -> None:
-    conn.execute(insert(api_tokens).values(name=name, role=role, token_hash=token_hash, created_at=now))
+def set_csr_state(conn: Connection, request_id: int, state: str) -> None:
+    conn.execute(update(certificate_requests).where(certificate_requests.c.id == request_id).values(state=state))
 
 
-def find_api_token(conn: Connection, token_hash: str) -> tuple[str, str] | None:
-    row = conn.execute(select(api_tokens.c.name, api_tokens.c.role).where(
+def list_csrs(conn: Connection, cp_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(certificate_requests).where(certificate_requests.c.charge_point_id == cp_id)
+                        .order_by(certificate_requests.c.id))
+    return [dict(row._mapping) for row in rows]
+
+
+def add_api_token(conn: Connection, name: str, role: str, token_hash: str, now: datetime,
+                  member_id: str | None = None) -> None:
+    conn.execute(insert(api_tokens).values(name=name, role=role, token_hash=token_hash, created_at=now,
+                                           member_id=member_id))
+
+
+def find_api_token(conn: Connection, token_hash: str) -> tuple[str, str, str | None] | None:
+    """(name, role, member id) of a live token."""
+    row = conn.execute(select(api_tokens.c.name, api_tokens.c.role, api_tokens.c.member_id).where(
         api_tokens.c.token_hash == token_hash, api_tokens.c.revoked_at.is_(None))).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def revoke_api_token(conn: Connection, name: str, now: datetime) -> bool:

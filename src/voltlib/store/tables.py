@@ -10,6 +10,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -199,4 +200,116 @@ api_tokens = Table(
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("created_at", TS, nullable=False),
     Column("revoked_at", TS),
+    Column("member_id", String(32)),  # set for role "member": the member the token speaks for
+)
+
+
+# --- car sharing (issue 3) -------------------------------------------------------------------
+# A station's parking bays are its charge points' connectors. Exclusivity (one active rental per
+# car and per member, one hold per bay) is enforced by UNIQUE columns that hold the key only while
+# the rental is active and NULL otherwise: NULLs never collide, on SQLite and PostgreSQL alike.
+
+cities = Table(
+    "cities", metadata,
+    Column("code", String(32), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("policy", JSON, nullable=False),  # rental policy durations, in seconds
+    Column("plans", JSON, nullable=False),  # list of Plan.to_dict()
+    Column("min_range_km", Integer, nullable=False),
+)
+
+stations = Table(
+    "stations", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("city", String(32), ForeignKey("cities.code"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("address", String(200), nullable=False),
+    Column("postal_code", String(16)),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("kind", String(16), nullable=False),  # STATION | SPACE | CENTER (Autolib' kinds)
+    Column("status", String(16), nullable=False),  # operational | closed
+    Index("ix_stations_city", "city"),
+)
+
+bays = Table(
+    "bays", metadata,
+    Column("station_id", String(64), ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    UniqueConstraint("charge_point_id", "connector_id", name="uq_bays_dock"),
+)
+
+vehicles = Table(
+    "vehicles", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("city", String(32), ForeignKey("cities.code"), nullable=False),
+    Column("plate", String(16), nullable=False, unique=True),
+    Column("vin", String(17), nullable=False, unique=True),
+    Column("model", String(32), nullable=False),
+    Column("battery_kwh", Float, nullable=False),
+    Column("id_tag", String(20), nullable=False, unique=True),  # what a charge point reports for this car
+    Column("status", String(16), nullable=False),  # docked | rented | missing | out_of_service
+    Column("charge_point_id", String(48)),  # current dock, when docked
+    Column("connector_id", Integer),
+    Column("soc_percent", Float),
+    Column("soc_source", String(16)),  # meter | model | telematics | import
+    Column("soc_at", TS),
+    Index("ix_vehicles_dock", "charge_point_id", "connector_id"),
+)
+
+members = Table(
+    "members", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("city", String(32), ForeignKey("cities.code"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("licence_number", String(32), nullable=False),
+    Column("licence_expiry", TS, nullable=False),
+    Column("licence_verified", Boolean, nullable=False),
+    Column("payment_ok", Boolean, nullable=False),
+    Column("plan_code", String(32)),
+    Column("subscribed_until", TS),
+    Column("created_at", TS, nullable=False),
+)
+
+badges = Table(
+    "badges", metadata,
+    Column("id_tag", String(20), primary_key=True),  # also in id_tags, which holds its status
+    Column("member_id", String(32), ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Index("ix_badges_member", "member_id"),
+)
+
+rentals = Table(
+    "rentals", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("city", String(32), nullable=False),
+    Column("member_id", String(32), nullable=False),
+    Column("car_id", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("active_car", String(32), unique=True),  # = car_id while active, else NULL
+    Column("active_member", String(32), unique=True),  # = member_id while active, else NULL
+    Column("active_bay", String(64), unique=True),  # "cp/connector" of a held destination bay
+    Column("data", JSON, nullable=False),  # the domain Rental (voltlib.sharing.codec)
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_rentals_member", "member_id", "created_at"),
+    Index("ix_rentals_car", "car_id", "created_at"),
+)
+
+invoices = Table(
+    "invoices", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("member_id", String(32), nullable=False),
+    Column("rental_id", String(32), unique=True),  # one invoice per rental, whatever is replayed
+    Column("kind", String(16), nullable=False),  # rental | subscription
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("lines", JSON, nullable=False),
+    Column("issued_at", TS, nullable=False),
+    Index("ix_invoices_member", "member_id", "issued_at"),
 )

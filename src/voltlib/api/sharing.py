@@ -1,0 +1,323 @@
+"""Car-sharing endpoints: members (sign up, subscribe, reserve, rentals, invoices) and operators."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+
+from voltlib.api.framework import (
+    MEMBER,
+    MEMBER_ROLES,
+    OPERATOR_ROLES,
+    PRINCIPAL,
+    READ_ROLES,
+    Problem,
+    Route,
+    body_of,
+    reply,
+)
+from voltlib.domain.money import Money
+from voltlib.security.credentials import hash_api_token, new_api_token
+from voltlib.sharing import store as ss
+from voltlib.sharing.service import SharingError, SharingService, car_range_km, subscription_until
+from voltlib.store import repo
+
+TAG = "car sharing"
+
+
+class SignUp(msgspec.Struct, kw_only=True):
+    city: str
+    name: str
+    email: str
+    licence_number: str
+    licence_expiry: datetime
+
+
+class MemberChange(msgspec.Struct, kw_only=True):
+    licence_verified: bool | None = None
+    payment_ok: bool | None = None
+
+
+class Subscribe(msgspec.Struct, kw_only=True):
+    plan_code: str
+
+
+class CarReservation(msgspec.Struct, kw_only=True):
+    car_id: str | None = None
+    station_id: str | None = None  # any rentable car docked there
+
+
+class BayReservation(msgspec.Struct, kw_only=True):
+    station_id: str
+
+
+class ForceEnd(msgspec.Struct, kw_only=True):
+    reason: str
+    bill: bool = True
+
+
+class BlockBadge(msgspec.Struct, kw_only=True):
+    reason: str = "lost"  # lost | stolen | other
+
+
+def _problem(exc: SharingError) -> Problem:
+    return Problem(exc.status, exc.code, exc.detail, **exc.extra)
+
+
+def _money(minor: int, currency: str) -> str:
+    return str(Money(minor, currency).amount())
+
+
+def sharing_routes(sharing: SharingService) -> list[Route]:
+    s = sharing.services
+    store, clock = s.store, s.clock
+
+    def me(request: web.Request) -> str:
+        member_id = request.get(MEMBER)
+        if not isinstance(member_id, str):
+            raise Problem(403, "not-a-member", "this endpoint needs a member token")
+        return member_id
+
+    async def guarded(work: Any) -> Any:
+        try:
+            return await work
+        except SharingError as exc:
+            raise _problem(exc) from None
+
+    # -- public --
+
+    async def sign_up(request: web.Request) -> web.Response:
+        body = await body_of(request, SignUp)
+        if body.licence_expiry.tzinfo is None:
+            raise Problem(422, "invalid-body", "licence_expiry needs a time zone")
+        if "@" not in body.email or len(body.email) > 254:
+            raise Problem(422, "invalid-email", "not an e-mail address")
+        if await store.read(partial(ss.get_city, code=body.city)) is None:
+            raise Problem(422, "unknown-city", f"no city {body.city!r}")
+        member_id, badge, token = f"m-{secrets.token_hex(6)}", secrets.token_hex(8).upper(), new_api_token()
+        member = {"id": member_id, "city": body.city, "name": body.name[:128], "email": body.email.lower(),
+                  "licence_number": body.licence_number[:32], "licence_expiry": body.licence_expiry,
+                  "licence_verified": False, "payment_ok": True, "plan_code": None, "subscribed_until": None}
+        now = clock.now()
+
+        def create(conn: Any) -> None:
+            ss.create_member(conn, member, badge, now)
+            repo.add_api_token(conn, f"member:{member_id}", "member", hash_api_token(token), now, member_id)
+
+        try:
+            await store.write(create)
+        except IntegrityError:
+            raise Problem(409, "email-taken", "a member with this e-mail exists") from None
+        return reply({"member_id": member_id, "badge": badge, "token": token,
+                      "note": "the token is shown once; the licence is verified by an operator"}, 201)
+
+    async def list_stations(request: web.Request) -> web.Response:
+        city = request.query.get("city")
+        rows = await store.read(partial(ss.station_availability, city=city))
+        near = request.query.get("near")
+        if near:
+            try:
+                lat, lon = (float(x) for x in near.split(","))
+            except ValueError:
+                raise Problem(400, "invalid-near", "near=LAT,LON") from None
+            for row in rows:
+                row["distance_m"] = round(ss.distance_m(lat, lon, row["latitude"], row["longitude"]))
+            rows.sort(key=lambda r: r["distance_m"])
+        if request.query.get("with") == "cars":
+            rows = [r for r in rows if r["cars"] > 0]
+        elif request.query.get("with") == "bays":
+            rows = [r for r in rows if r["free_bays"] > 0]
+        limit = min(int(request.query.get("limit", "50") or 50), 2000)
+        return reply(rows[:limit])
+
+    async def station(request: web.Request) -> web.Response:
+        station_id = request.match_info["station_id"]
+        rows = await store.read(partial(ss.station_availability))
+        found = next((r for r in rows if r["id"] == station_id), None)
+        if found is None:
+            raise Problem(404, "unknown-station", f"no station {station_id}")
+        found["bays_detail"] = await store.read(partial(ss.station_bays, station_id=station_id))
+        cars = await store.read(partial(ss.vehicles_at_station, station_id=station_id))
+        found["vehicles"] = [_vehicle(c) for c in cars]
+        return reply(found)
+
+    # -- member --
+
+    async def my_profile(request: web.Request) -> web.Response:
+        member = await store.read(partial(ss.get_member, member_id=me(request)))
+        return reply(member)
+
+    async def subscribe(request: web.Request) -> web.Response:
+        member_id, body = me(request), await body_of(request, Subscribe)
+        member = await store.read(partial(ss.get_member, member_id=member_id))
+        assert member is not None
+        city = await store.read(partial(ss.get_city, code=member["city"]))
+        assert city is not None
+        plan = city.plans.get(body.plan_code)
+        if plan is None:
+            raise Problem(422, "unknown-plan", f"plans here: {', '.join(sorted(city.plans))}")
+        now = clock.now()
+
+        def op(conn: Any) -> None:
+            until = subscription_until(now, plan.period_days)
+            ss.update_member(conn, member_id, plan_code=plan.code, subscribed_until=until)
+            ss.invoice_subscription(conn, member_id, plan, now)
+
+        await store.write(op)
+        return reply(await store.read(partial(ss.get_member, member_id=member_id)))
+
+    async def reserve_car(request: web.Request) -> web.Response:
+        body = await body_of(request, CarReservation)
+        if (body.car_id is None) == (body.station_id is None):
+            raise Problem(422, "invalid-body", "give car_id or station_id")
+        rental = await guarded(sharing.reserve_car(me(request), car_id=body.car_id, station_id=body.station_id))
+        return reply(_rental(_codec(rental)), 201)
+
+    async def reserve_bay(request: web.Request) -> web.Response:
+        body = await body_of(request, BayReservation)
+        rental = await guarded(sharing.reserve_bay(me(request), body.station_id))
+        return reply(_rental(_codec(rental)), 201)
+
+    async def cancel(request: web.Request) -> web.Response:
+        rental = await guarded(sharing.cancel(me(request)))
+        return reply(_rental(_codec(rental)))
+
+    async def current(request: web.Request) -> web.Response:
+        found = await store.read(partial(ss.live_rental_of_member, member_id=me(request)))
+        return reply({"rental": None if found is None else _rental(_codec(found[0]))})
+
+    async def my_rentals(request: web.Request) -> web.Response:
+        return reply([_rental(r) for r in await store.read(partial(ss.list_rentals, member_id=me(request)))])
+
+    async def my_invoices(request: web.Request) -> web.Response:
+        return reply(_statement(await store.read(partial(ss.list_invoices, member_id=me(request))),
+                                request.query.get("month")))
+
+    # -- operator --
+
+    async def list_cities(request: web.Request) -> web.Response:
+        return reply(await store.read(ss.list_cities))
+
+    async def list_members(request: web.Request) -> web.Response:
+        return reply(await store.read(ss.list_members))
+
+    async def get_member(request: web.Request) -> web.Response:
+        member = await store.read(partial(ss.get_member, member_id=request.match_info["member_id"]))
+        if member is None:
+            raise Problem(404, "unknown-member", "no such member")
+        return reply(member)
+
+    async def change_member(request: web.Request) -> web.Response:
+        member_id, body = request.match_info["member_id"], await body_of(request, MemberChange)
+        values = {k: v for k, v in msgspec.structs.asdict(body).items() if v is not None}
+        if not values:
+            raise Problem(422, "invalid-body", "nothing to change")
+        if not await store.write(partial(ss.update_member, member_id=member_id, **values)):
+            raise Problem(404, "unknown-member", "no such member")
+        return reply(await store.read(partial(ss.get_member, member_id=member_id)))
+
+    async def list_vehicles(request: web.Request) -> web.Response:
+        rows = await store.read(partial(ss.list_vehicles, city=request.query.get("city")))
+        return reply([_vehicle(r) for r in rows])
+
+    async def list_rentals(request: web.Request) -> web.Response:
+        rows = await store.read(partial(ss.list_rentals, member_id=request.query.get("member")))
+        return reply([_rental(r) for r in rows])
+
+    async def get_rental(request: web.Request) -> web.Response:
+        found = await store.read(partial(ss.load_rental, rental_id=request.match_info["rental_id"]))
+        if found is None:
+            raise Problem(404, "unknown-rental", "no such rental")
+        return reply(_rental(_codec(found[0])))
+
+    async def force_end(request: web.Request) -> web.Response:
+        body = await body_of(request, ForceEnd)
+        rental = await guarded(sharing.force_end(request.match_info["rental_id"], request[PRINCIPAL], body.reason,
+                                                 body.bill))
+        return reply(_rental(_codec(rental)))
+
+    async def block_badge(request: web.Request) -> web.Response:
+        body = await body_of(request, BlockBadge)
+        result = await sharing.block_badge(request.match_info["id_tag"], body.reason, request[PRINCIPAL])
+        if result is None:
+            raise Problem(404, "unknown-badge", "no such badge")
+        return reply(result)
+
+    async def invoices(request: web.Request) -> web.Response:
+        rows = await store.read(partial(ss.list_invoices, member_id=request.query.get("member")))
+        return reply(_statement(rows, request.query.get("month")))
+
+    return [
+        Route("POST", "/api/v1/members", sign_up, "Sign up: returns the member id, a badge and a member token "
+              "(shown once). The licence must then be verified by an operator", None, SignUp, tag=TAG),
+        Route("GET", "/api/v1/stations", list_stations, "Stations with cars docked and free bays; "
+              "?city=, ?near=LAT,LON (sorted by distance), ?with=cars|bays, ?limit=", None, tag=TAG),
+        Route("GET", "/api/v1/stations/{station_id}", station, "One station: bays, cars with state of charge and "
+              "range", None, tag=TAG),
+        Route("GET", "/api/v1/me", my_profile, "The member's profile and badges", MEMBER_ROLES, tag=TAG),
+        Route("POST", "/api/v1/me/subscription", subscribe, "Subscribe to a plan of the member's city (invoiced)",
+              MEMBER_ROLES, Subscribe, tag=TAG),
+        Route("POST", "/api/v1/me/reservation", reserve_car, "Reserve a car (by id, or any rentable car at a "
+              "station) for the city's car hold time", MEMBER_ROLES, CarReservation, tag=TAG),
+        Route("POST", "/api/v1/me/reservation/bay", reserve_bay, "Reserve a free bay at the destination station",
+              MEMBER_ROLES, BayReservation, tag=TAG),
+        Route("DELETE", "/api/v1/me/reservation", cancel, "Cancel the reservation", MEMBER_ROLES, tag=TAG),
+        Route("GET", "/api/v1/me/rental", current, "The current reservation or rental, or null", MEMBER_ROLES,
+              tag=TAG),
+        Route("GET", "/api/v1/me/rentals", my_rentals, "Rental history", MEMBER_ROLES, tag=TAG),
+        Route("GET", "/api/v1/me/invoices", my_invoices, "Invoices; ?month=YYYY-MM gives that month's statement",
+              MEMBER_ROLES, tag=TAG),
+        Route("GET", "/api/v1/cities", list_cities, "Cities, their plans and rental policy", READ_ROLES, tag=TAG),
+        Route("GET", "/api/v1/members", list_members, "Members", OPERATOR_ROLES, tag=TAG),
+        Route("GET", "/api/v1/members/{member_id}", get_member, "One member", OPERATOR_ROLES, tag=TAG),
+        Route("PATCH", "/api/v1/members/{member_id}", change_member, "Verify a licence, set payment standing",
+              OPERATOR_ROLES, MemberChange, tag=TAG),
+        Route("GET", "/api/v1/vehicles", list_vehicles, "Vehicles with dock, state of charge and range; ?city=",
+              READ_ROLES, tag=TAG),
+        Route("GET", "/api/v1/rentals", list_rentals, "Rentals and reservations, newest first; ?member=",
+              OPERATOR_ROLES, tag=TAG),
+        Route("GET", "/api/v1/rentals/{rental_id}", get_rental, "One rental", OPERATOR_ROLES, tag=TAG),
+        Route("POST", "/api/v1/rentals/{rental_id}/force-end", force_end, "End a rental (billed up to now unless "
+              "bill is false); raises an alert", OPERATOR_ROLES, ForceEnd, tag=TAG),
+        Route("POST", "/api/v1/badges/{id_tag}/block", block_badge, "Block a lost or stolen badge everywhere and "
+              "push it to the connected charge points' local lists", frozenset({"admin", "operator", "security"}),
+              BlockBadge, tag=TAG),
+        Route("GET", "/api/v1/invoices", invoices, "Invoices; ?member=, ?month=YYYY-MM", OPERATOR_ROLES, tag=TAG),
+    ]
+
+
+def _codec(rental: Any) -> dict[str, Any]:
+    from voltlib.sharing.codec import rental_to_dict
+
+    return rental_to_dict(rental)
+
+
+def _rental(data: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in data.items() if k not in ("seen", "plan")}
+    out["plan_code"] = data["plan"]["code"]
+    return out
+
+
+def _vehicle(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "range_km": None if (km := car_range_km(row)) is None else round(km, 1)}
+
+
+def _statement(rows: list[dict[str, Any]], month: str | None) -> dict[str, Any]:
+    if month is not None:
+        try:
+            datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+        except ValueError:
+            raise Problem(400, "invalid-month", "month=YYYY-MM") from None
+        rows = [r for r in rows if r["issued_at"].strftime("%Y-%m") == month]
+    totals: dict[str, int] = {}
+    for row in rows:
+        totals[row["currency"]] = totals.get(row["currency"], 0) + row["total_minor"]
+        row["total"] = _money(row["total_minor"], row["currency"])
+    return {"month": month, "invoices": rows,
+            "totals": [{"currency": c, "total_minor": v, "total": _money(v, c)} for c, v in sorted(totals.items())]}

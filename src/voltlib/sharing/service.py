@@ -1,0 +1,502 @@
+"""Rentals driven by what charge points report and what members ask for.
+
+Each change is one database operation (run by the store's writer thread, so it is atomic and
+serialised with every other write) that loads the rental, applies domain events
+(:func:`voltlib.domain.rental.apply`), saves it and stores any invoice; the effects the domain asks for
+(ReserveNow, CancelReservation, alerts) are carried out once that is committed. Event ids derive
+from the OCPP messages (``tx:<transaction id>``, ``badge:<cp>:<tag>:<time>``), so a replayed message
+never applies twice and never bills twice.
+
+Badges (Authorize) are decided here before the id-tag table (``Services.authorizer``); the unplug
+(StatusNotification Available where a car was docked) and the return (StartTransaction with a car's
+id token) arrive as bus events after the gateway has committed and answered them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from voltlib import events as ev
+from voltlib.domain import battery
+from voltlib.domain import rental as dr
+from voltlib.domain.idtags import Decision
+from voltlib.gateway.gateway import CommandError, Gateway
+from voltlib.sharing import store as ss
+from voltlib.store import repo
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+MAX_RESERVATION_ID = 2**31 - 1
+
+
+class SharingError(Exception):
+    """A refused request: HTTP ``status``, machine-readable ``code``, human ``detail``."""
+
+    def __init__(self, status: int, code: str, detail: str, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail, self.extra = status, code, detail, extra or {}
+
+
+@dataclass
+class Change:
+    """What one operation did: the rental after it, effects to carry out, events to publish."""
+
+    rental: dr.Rental | None = None
+    effects: list[dr.Effect] = field(default_factory=list)
+    events: list[ev.Event] = field(default_factory=list)
+    decision: Decision | None = None
+
+
+def standing(member: dict[str, Any], now: datetime) -> str | None:
+    """Why ``member`` may not rent now, or None."""
+    if not member["licence_verified"]:
+        return "licence_unverified"
+    if member["licence_expiry"] <= now:
+        return "licence_expired"
+    if not member["payment_ok"]:
+        return "payment_problem"
+    if member["plan_code"] is None or member["subscribed_until"] is None or member["subscribed_until"] <= now:
+        return "no_subscription"
+    return None
+
+
+def car_range_km(car: dict[str, Any]) -> float | None:
+    soc = car["soc_percent"]
+    return None if soc is None else battery.range_km(battery.BLUECAR, soc / 100.0)
+
+
+def _rentable(car: dict[str, Any], city: ss.CityRecord) -> bool:
+    km = car_range_km(car)
+    return car["status"] == "docked" and km is not None and km >= city.min_range_km
+
+
+def _apply(conn: Connection, change: Change, rental: dr.Rental, event: dr.RentalEvent, policy: dr.RentalPolicy,
+           now: datetime) -> dr.Rental:
+    updated, effects = dr.apply(rental, event, policy)
+    for effect in effects:
+        if isinstance(effect, dr.ChargeMember):
+            ss.invoice_rental(conn, effect.member_id, effect.rental_id, effect.breakdown, now)
+    change.effects.extend(effects)
+    if updated.state is not rental.state:
+        change.events.append(ev.RentalChanged(charge_point_id=updated.origin.charge_point_id, at=now,
+                                              rental_id=updated.rental_id, member_id=updated.member_id,
+                                              car_id=updated.car_id, state=updated.state.value))
+    change.rental = updated
+    return updated
+
+
+def _expire_lapsed(conn: Connection, change: Change, found: tuple[dr.Rental, str] | None,
+                   now: datetime) -> tuple[dr.Rental, str] | None:
+    """Fire the due timers of a live rental first, so a lapsed hold never blocks anyone."""
+    if found is None:
+        return None
+    rental, city_code = found
+    city = ss.get_city(conn, city_code)
+    assert city is not None
+    due = dr.due_events(rental, now, city.policy)
+    for event in due:
+        rental = _apply(conn, change, rental, event, city.policy, now)
+    if due:
+        ss.save_rental(conn, rental, now)
+    return None if rental.state in dr.TERMINAL else (rental, city_code)
+
+
+def _new_rental(member: dict[str, Any], badge: str, car: dict[str, Any], city: ss.CityRecord) -> dr.Rental:
+    plan = city.plans.get(member["plan_code"])
+    if plan is None:
+        raise SharingError(409, "unknown_plan", f"plan {member['plan_code']!r} is not offered in {city.code}")
+    return dr.Rental(rental_id=f"r-{secrets.token_hex(8)}", member_id=member["id"], member_id_tag=badge,
+                     car_id=car["id"], car_id_tag=car["id_tag"],
+                     origin=dr.Dock(car["charge_point_id"], car["connector_id"]), plan=plan)
+
+
+def _first_badge(member: dict[str, Any]) -> str:
+    accepted = [b["id_tag"] for b in member["badges"] if b["status"] == "Accepted"]
+    if not accepted:
+        raise SharingError(409, "no_badge", "the member has no usable badge")
+    return str(accepted[0])
+
+
+# --- operations (run in the store's writer thread) --------------------------------------------
+
+def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change:
+    change = Change()
+    found = ss.member_by_badge(conn, id_tag)
+    if found is None:
+        return change  # not a member badge: the id-tag table decides
+    member, badge_status = found
+
+    def refuse(status: str, reason: str, car_id: str | None = None) -> Change:
+        change.decision = Decision(status)
+        change.events.append(ev.BadgeDecided(charge_point_id=cp_id, at=now, id_tag=id_tag, member_id=member["id"],
+                                             car_id=car_id, status=status, reason=reason))
+        return change
+
+    if badge_status != "Accepted":
+        return refuse(badge_status, f"badge_{badge_status.lower()}")
+    reason = standing(member, now)
+    if reason is not None:
+        return refuse("Blocked", reason)
+    city = ss.get_city(conn, member["city"])
+    assert city is not None
+    live = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member["id"]), now)
+    cars = ss.vehicles_at(conn, cp_id)
+    if live is not None:
+        rental = live[0]
+        if rental.state not in (dr.State.RESERVED, dr.State.BADGED) or rental.origin.charge_point_id != cp_id:
+            return refuse("ConcurrentTx", "member_has_active_rental", rental.car_id)
+    else:
+        if not cars:
+            return refuse("Invalid", "no_car_here")
+        free = [c for c in cars if _expire_lapsed(conn, change, ss.live_rental_of_car(conn, c["id"]), now) is None]
+        if not free:
+            return refuse("Invalid", "car_reserved", cars[0]["id"])
+        rentable = [c for c in free if _rentable(c, city)]
+        if not rentable:
+            return refuse("Invalid", "low_range", free[0]["id"])
+        rental = _new_rental(member, id_tag, rentable[0], city)
+        ss.insert_rental(conn, rental, member["city"], now)
+    rental = _apply(conn, change, rental, dr.Badged(f"badge:{cp_id}:{id_tag}:{now.isoformat()}", now),
+                    city.policy, now)
+    ss.save_rental(conn, rental, now)
+    change.decision = Decision("Accepted")
+    change.events.append(ev.BadgeDecided(charge_point_id=cp_id, at=now, id_tag=id_tag, member_id=member["id"],
+                                         car_id=rental.car_id, status="Accepted", reason=None))
+    return change
+
+
+def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now: datetime) -> Change:
+    """The connector of a bay became Available: any car docked there has left it."""
+    change = Change()
+    for car in ss.vehicles_at(conn, cp_id, connector_id):
+        live = ss.live_rental_of_car(conn, car["id"])
+        dock = dr.Dock(cp_id, connector_id)
+        if live is not None and live[0].state in (dr.State.BADGED, dr.State.RESERVED):
+            rental, city_code = live
+            city = ss.get_city(conn, city_code)
+            assert city is not None
+            rental = _apply(conn, change, rental, dr.CarUnplugged(f"unplug:{cp_id}:{connector_id}:{at.isoformat()}",
+                                                                  at), city.policy, now)
+            ss.save_rental(conn, rental, now)
+            authorised = rental.state is dr.State.STARTED
+        else:
+            outcome = dr.departure(car["id"], dock, at, live[0] if live else None)
+            if outcome is not None:
+                change.effects.append(outcome)
+            authorised = outcome is None
+        ss.move_vehicle(conn, car["id"], status="rented" if authorised else "missing", dock=None)
+    return change
+
+
+def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, transaction_id: int,
+              started_at: datetime, now: datetime) -> Change:
+    """StartTransaction with a car's id token: the car is docked there; a running rental ends and is billed."""
+    change = Change()
+    car = ss.vehicle_by_tag(conn, id_tag)
+    if car is None:
+        return change
+    ss.move_vehicle(conn, car["id"], status="docked", dock=(cp_id, connector_id))
+    live = ss.live_rental_of_car(conn, car["id"])
+    if live is None or live[0].state not in (dr.State.STARTED, dr.State.OVERDUE):
+        return change
+    rental, city_code = live
+    city = ss.get_city(conn, city_code)
+    assert city is not None
+    returned = dr.CarReturned(f"tx:{transaction_id}", started_at, dr.Dock(cp_id, connector_id), id_tag, transaction_id)
+    rental = _apply(conn, change, rental, returned, city.policy, now)
+    rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
+    ss.save_rental(conn, rental, now)
+    return change
+
+
+def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station_id: str | None,
+                   now: datetime) -> Change:
+    change = Change()
+    member = _member_in_standing(conn, member_id, now)
+    city = ss.get_city(conn, member["city"])
+    assert city is not None
+    if _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now) is not None:
+        raise SharingError(409, "member_has_active_reservation", "a member holds one car at a time")
+    candidates = [ss.get_vehicle(conn, car_id)] if car_id else ss.vehicles_at_station(conn, station_id or "")
+    usable = [c for c in candidates if c is not None and c["city"] == member["city"]]
+    if not usable:
+        raise SharingError(404, "no_car", "no such car" if car_id else "no car docked at this station")
+    free = [c for c in usable if _expire_lapsed(conn, change, ss.live_rental_of_car(conn, c["id"]), now) is None]
+    if not free:
+        raise SharingError(409, "car_already_held", "the car is reserved or rented by someone else")
+    rentable = [c for c in free if _rentable(c, city)]
+    if not rentable:
+        raise SharingError(409, "low_range", "not enough range: the car is flagged for charging",
+                           {"range_km": car_range_km(free[0]), "min_range_km": city.min_range_km})
+    rental = _new_rental(member, _first_badge(member), rentable[0], city)
+    event = dr.ReserveCar(f"reserve:{rental.rental_id}", now, secrets.randbelow(MAX_RESERVATION_ID) + 1)
+    rental = _apply(conn, change, rental, event, city.policy, now)
+    ss.insert_rental(conn, rental, member["city"], now)  # IntegrityError: someone else won the car
+    return change
+
+
+def reserve_bay_op(conn: Connection, member_id: str, station_id: str, now: datetime) -> Change:
+    change = Change()
+    found = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now)
+    if found is None:
+        raise SharingError(409, "no_active_rental", "reserve a car (or start a rental) before a parking bay")
+    rental, city_code = found
+    city = ss.get_city(conn, city_code)
+    assert city is not None
+    free = [b for b in ss.station_bays(conn, station_id)
+            if b["car_id"] is None and not ss.bay_is_held(conn, b["charge_point_id"], b["connector_id"])]
+    if not free:
+        raise SharingError(409, "station_full", f"no free bay at {station_id}",
+                           {"suggestion": nearest_with_space(conn, station_id)})
+    dock = dr.Dock(free[0]["charge_point_id"], free[0]["connector_id"])
+    event = dr.ReserveBay(f"bay:{rental.rental_id}:{now.isoformat()}", now,
+                          secrets.randbelow(MAX_RESERVATION_ID) + 1, dock)
+    rental = _apply(conn, change, rental, event, city.policy, now)
+    ss.save_rental(conn, rental, now)  # IntegrityError: someone else won the bay
+    return change
+
+
+def nearest_with_space(conn: Connection, station_id: str) -> dict[str, Any] | None:
+    everything = ss.station_availability(conn)
+    origin = next((s for s in everything if s["id"] == station_id), None)
+    if origin is None:
+        return None
+    others = [s for s in everything if s["id"] != station_id and s["free_bays"] > 0 and s["status"] == "operational"
+              and s["city"] == origin["city"]]
+    if not others:
+        return None
+    best = min(others, key=lambda s: ss.distance_m(origin["latitude"], origin["longitude"],
+                                                    s["latitude"], s["longitude"]))
+    return {"station_id": best["id"], "name": best["name"], "free_bays": best["free_bays"],
+            "distance_m": round(ss.distance_m(origin["latitude"], origin["longitude"],
+                                              best["latitude"], best["longitude"]))}
+
+
+def cancel_op(conn: Connection, member_id: str, now: datetime) -> Change:
+    change = Change()
+    found = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now)
+    if found is None:
+        raise SharingError(404, "no_reservation", "nothing to cancel")
+    rental, city_code = found
+    city = ss.get_city(conn, city_code)
+    assert city is not None
+    rental = _event(conn, change, rental, dr.CancelReservation(f"cancel:{rental.rental_id}", now), city, now)
+    ss.save_rental(conn, rental, now)
+    return change
+
+
+def force_end_op(conn: Connection, rental_id: str, operator: str, reason: str, bill: bool, now: datetime) -> Change:
+    change = Change()
+    found = ss.load_rental(conn, rental_id)
+    if found is None:
+        raise SharingError(404, "unknown_rental", f"no rental {rental_id}")
+    rental, city_code = found
+    city = ss.get_city(conn, city_code)
+    assert city is not None
+    event = dr.ForceEnd(f"force-end:{rental_id}", now, operator, reason, bill)
+    rental = _event(conn, change, rental, event, city, now)
+    ss.save_rental(conn, rental, now)
+    return change
+
+
+def timers_op(conn: Connection, now: datetime) -> Change:
+    change = Change()
+    for rental, city_code in ss.live_rentals(conn):
+        _expire_lapsed(conn, change, (rental, city_code), now)
+    return change
+
+
+def _event(conn: Connection, change: Change, rental: dr.Rental, event: dr.RentalEvent, city: ss.CityRecord,
+           now: datetime) -> dr.Rental:
+    try:
+        return _apply(conn, change, rental, event, city.policy, now)
+    except dr.RentalTransitionError as exc:
+        raise SharingError(409, "not_allowed_now", str(exc), {"state": rental.state.value}) from None
+
+
+def _member_in_standing(conn: Connection, member_id: str, now: datetime) -> dict[str, Any]:
+    member = ss.get_member(conn, member_id)
+    if member is None:
+        raise SharingError(404, "unknown_member", f"no member {member_id}")
+    reason = standing(member, now)
+    if reason is not None:
+        raise SharingError(403, reason, f"the member may not rent: {reason.replace('_', ' ')}")
+    return member
+
+
+# --- the service -----------------------------------------------------------------------------
+
+class SharingService:
+    def __init__(self, gateway: Gateway, *, timer_interval: float = 5.0) -> None:
+        self.gateway = gateway
+        self.services = gateway.services
+        self.timer_interval = timer_interval
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def install(self) -> None:
+        self.services.authorizer = self
+        self.services.bus.subscribe(self.on_event, ev.ConnectorStatusChanged, ev.TransactionStarted, name="sharing")
+
+    async def _run(self, op: Callable[[Connection], Change]) -> Change:
+        try:
+            change = await self.services.store.write(op)
+        except IntegrityError:
+            raise SharingError(409, "already_taken", "another request took this car or bay first") from None
+        for event in change.events:
+            await self.services.bus.publish(event)
+        for effect in change.effects:
+            self._spawn(self._carry_out(effect))
+        return change
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        """Wait for every effect started so far (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- from charge points --
+
+    async def authorize(self, cp_id: str, id_tag: str, now: datetime) -> Decision | None:
+        try:
+            change = await self._run(partial(badge_op, cp_id=cp_id, id_tag=id_tag, now=now))
+        except SharingError as exc:  # lost a race for the car
+            log.info("badge %s at %s refused: %s", id_tag, cp_id, exc.code)
+            return Decision("Invalid")
+        return change.decision
+
+    async def on_event(self, event: ev.Event) -> None:
+        now = self.services.clock.now()
+        if isinstance(event, ev.ConnectorStatusChanged) and event.status == "Available" and event.connector_id > 0:
+            await self._run(partial(unplug_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
+                                    at=event.at, now=now))
+        elif isinstance(event, ev.TransactionStarted):
+            await self._run(partial(return_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
+                                    id_tag=event.id_tag, transaction_id=event.transaction_id,
+                                    started_at=event.started_at, now=now))
+
+    # -- from members and operators --
+
+    async def reserve_car(self, member_id: str, *, car_id: str | None = None,
+                          station_id: str | None = None) -> dr.Rental:
+        change = await self._run(partial(reserve_car_op, member_id=member_id, car_id=car_id, station_id=station_id,
+                                         now=self.services.clock.now()))
+        assert change.rental is not None
+        return change.rental
+
+    async def reserve_bay(self, member_id: str, station_id: str) -> dr.Rental:
+        change = await self._run(partial(reserve_bay_op, member_id=member_id, station_id=station_id,
+                                         now=self.services.clock.now()))
+        assert change.rental is not None
+        return change.rental
+
+    async def cancel(self, member_id: str) -> dr.Rental:
+        change = await self._run(partial(cancel_op, member_id=member_id, now=self.services.clock.now()))
+        assert change.rental is not None
+        return change.rental
+
+    async def force_end(self, rental_id: str, operator: str, reason: str, bill: bool) -> dr.Rental:
+        change = await self._run(partial(force_end_op, rental_id=rental_id, operator=operator, reason=reason,
+                                         bill=bill, now=self.services.clock.now()))
+        assert change.rental is not None
+        return change.rental
+
+    async def tick(self) -> int:
+        change = await self._run(partial(timers_op, now=self.services.clock.now()))
+        return len(change.events)
+
+    async def run_timers(self) -> None:
+        while True:
+            await asyncio.sleep(self.timer_interval)
+            try:
+                await self.tick()
+            except Exception:  # a bad rental must not stop the timers of the others
+                log.exception("rental timers failed")
+
+    async def block_badge(self, id_tag: str, reason: str, by: str) -> dict[str, Any] | None:
+        """A lost or stolen badge: Blocked in the id-tag table (so every online Authorize refuses it)
+        and pushed to the local authorisation list of every connected charge point (so offline
+        authorisation refuses it too). Charge points offline now get it with their next full list."""
+        s = self.services
+        now = s.clock.now()
+
+        def op(conn: Connection) -> bool:
+            if ss.member_by_badge(conn, id_tag) is None:
+                return False
+            repo.upsert_id_tag(conn, id_tag, status="Blocked", expiry_date=None, parent_id_tag=None, now=now)
+            repo.record_security_event(conn, kind="badge_blocked", severity="info", charge_point_id=None,
+                                       source=by, detail={"id_tag": id_tag, "reason": reason}, now=now)
+            return True
+
+        if not await s.store.write(op):
+            return None
+        payload = {"listVersion": int(now.timestamp()), "updateType": "Differential",
+                   "localAuthorizationList": [{"idTag": id_tag, "idTagInfo": {"status": "Blocked"}}]}
+        limit = asyncio.Semaphore(64)
+
+        async def push(cp_id: str) -> bool:
+            async with limit:
+                try:
+                    row = await self.gateway.send_command(cp_id, "SendLocalList", payload, requested_by=by)
+                except CommandError:
+                    return False
+                return row["state"] == "answered" and (row["response"] or {}).get("status") == "Accepted"
+
+        results = await asyncio.gather(*(push(cp_id) for cp_id in list(self.gateway.connections)))
+        return {"id_tag": id_tag, "status": "Blocked", "pushed_to": sum(results), "connected": len(results)}
+
+    # -- effects --
+
+    async def _carry_out(self, effect: dr.Effect) -> None:
+        s = self.services
+        now = s.clock.now()
+        try:
+            if isinstance(effect, dr.SendReserveNow):
+                await self.gateway.send_command(effect.dock.charge_point_id, "ReserveNow", {
+                    "connectorId": effect.dock.connector_id, "expiryDate": _iso(effect.expiry_date),
+                    "idTag": effect.id_tag, "reservationId": effect.reservation_id}, requested_by="car-sharing")
+            elif isinstance(effect, dr.SendCancelReservation):
+                await self.gateway.send_command(effect.charge_point_id, "CancelReservation",
+                                                {"reservationId": effect.reservation_id}, requested_by="car-sharing")
+            elif isinstance(effect, dr.RaiseAlert):
+                await self._alert(effect.kind, "warning", None, {"rental_id": effect.rental_id,
+                                                                 "detail": effect.detail}, now)
+            elif isinstance(effect, dr.UnauthorisedDeparture):
+                await s.bus.publish(ev.CarLeftWithoutRental(
+                    charge_point_id=effect.dock.charge_point_id, at=effect.at, connector_id=effect.dock.connector_id,
+                    car_id=effect.car_id, rental_id=effect.rental_id))
+                await self._alert("unauthorised_departure", "high", effect.dock.charge_point_id,
+                                  {"car_id": effect.car_id, "connector_id": effect.dock.connector_id,
+                                   "rental_id": effect.rental_id}, now)
+            elif isinstance(effect, dr.RecordNoShow):
+                log.info("no-show: member %s, rental %s", effect.member_id, effect.rental_id)
+        except CommandError as exc:
+            log.warning("car-sharing effect %s not carried out: %s", type(effect).__name__, exc)
+
+    async def _alert(self, kind: str, severity: str, cp_id: str | None, detail: dict[str, Any], now: datetime) -> None:
+        s = self.services
+        await s.store.write(partial(repo.record_security_event, kind=kind, severity=severity, charge_point_id=cp_id,
+                                    source="car-sharing", detail=detail, now=now))
+        await s.bus.publish(ev.SecurityIncident(charge_point_id=cp_id or "", at=now, kind=kind, severity=severity,
+                                                source="car-sharing", detail=detail))
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def subscription_until(now: datetime, period_days: int) -> datetime:
+    return now + timedelta(days=period_days)

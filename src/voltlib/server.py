@@ -22,8 +22,8 @@ from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.gateway import Gateway
 from voltlib.gbfs import http as gbfs_http
+from voltlib.gbfs.dbsource import DatabaseSource
 from voltlib.gbfs.http import SnapshotSource
-from voltlib.gbfs.source import StaticSource
 from voltlib.gcpolicy import GcPolicy
 from voltlib.security.ca import CertificateAuthority
 from voltlib.sharing.service import SharingService
@@ -60,17 +60,18 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     sharing.install()
     app[SHARING_KEY] = sharing
     routes.install(app, gateway, sharing_routes(sharing))
-    _install_web(app, gateway, gbfs_source or StaticSource())
+    _install_web(app, gateway, gbfs_source)
     app.cleanup_ctx.append(_maintenance)
     app.on_shutdown.append(_shutdown)
     return app
 
 
-def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource) -> None:
+def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource | None) -> None:
     """Open data (GBFS under /gbfs) and the operator dashboard (/dashboard); see docs/web.md."""
     s = gateway.services
-    cache = gbfs_http.FeedCache(source, s.clock)
-    gbfs_http.follow(cache, s.bus, _any_city)
+    database = DatabaseSource(s.store)
+    cache = gbfs_http.FeedCache(source or database, s.clock)
+    gbfs_http.follow(cache, s.bus, database.city_of if source is None else _any_city)
     gbfs_http.install(app, cache)
     app[GBFS_KEY] = cache
     paths = [r.canonical for r in app.router.resources()]
@@ -80,7 +81,7 @@ def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource)
 
 
 async def _any_city(event: object) -> str | None:
-    return None  # charge points are not tied to cities yet: a change refreshes every city
+    return None  # a source other than the database: any change refreshes every city
 
 
 async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ from aiohttp import web
 from voltlib.api.framework import Problem
 from voltlib.bus import Bus
 from voltlib.clock import Clock
-from voltlib.events import Event
+from voltlib.events import Event, HeartbeatReceived
 from voltlib.gbfs import feeds
 from voltlib.gbfs.model import CitySnapshot, System
 
@@ -177,7 +177,8 @@ def follow(cache: FeedCache, bus: Bus, city_of: Callable[[Event], Awaitable[str 
     """Keep the cache current from the bus: a change in a city drops its files and rebuilds them now."""
 
     async def on_event(event: Event) -> None:
-        cache.changed(await city_of(event))
+        if not isinstance(event, HeartbeatReceived):
+            cache.changed(await city_of(event))
 
     bus.subscribe(on_event, name="gbfs-cache")
 

@@ -202,16 +202,16 @@ async function stationPage(city, id) {
 }
 
 function stationDetail(detail) {
-  const bays = detail.bays || [];
+  const cars = new Map((detail.vehicles || []).map((v) => [v.id, v]));
   return h("section", {}, h("h2", {}, "Bays and charge points"),
-    table([["Bay", (b) => b.number ?? b.id],
-      ["Charge point", (b) => b.charge_point_id ? h("a", { href: `#/cp/${encodeURIComponent(b.charge_point_id)}` },
-        `${b.charge_point_id} / ${b.connector_id ?? 1}`) : ""],
-      ["Status", (b) => b.connector_status || b.status || ""],
-      ["Car", (b) => b.vehicle_id || ""],
-      ["Charge", (b) => (b.soc_percent ?? b.state_of_charge) != null ? `${Math.round(b.soc_percent ?? b.state_of_charge * 100)} %` : ""],
-      ["Power / limit", (b) => b.power_w != null ? `${(b.power_w / 1000).toFixed(1)} / ${((b.limit_w ?? 0) / 1000).toFixed(1)} kW` : ""],
-    ], bays, "No bay recorded."));
+    table([["Bay", (b) => b.number],
+      ["Charge point", (b) => h("a", { href: `#/cp/${encodeURIComponent(b.charge_point_id)}` },
+        `${b.charge_point_id} / ${b.connector_id}`)],
+      ["Car", (b) => b.car_id || "free"],
+      ["Charge", (b) => { const c = cars.get(b.car_id); return c && c.soc_percent != null ? `${Math.round(c.soc_percent)} %` : ""; }],
+      ["Range", (b) => { const c = cars.get(b.car_id); return c && c.range_km != null ? `${Math.round(c.range_km)} km` : ""; }],
+      ["Car status", (b) => cars.get(b.car_id)?.status || ""],
+    ], detail.bays_detail || [], "No bay recorded."));
 }
 
 // ---- charge points ---------------------------------------------------------------------------

@@ -34,9 +34,9 @@ Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class SessionLookup(Protocol):
-    """(principal, role) of a browser session cookie on the request, if any (see voltlib.web)."""
+    """(principal, role, member id) of a browser session cookie on the request, if any (voltlib.web)."""
 
-    def __call__(self, request: web.Request) -> tuple[str, str] | None: ...
+    def __call__(self, request: web.Request) -> tuple[str, str, str | None] | None: ...
 
 
 SESSION_LOOKUP = web.AppKey("session_lookup", SessionLookup)
@@ -107,7 +107,7 @@ def authenticated(store: Store, roles: frozenset[str] | None, handler: Endpoint)
             if session is not None:
                 if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER[0]) != CSRF_HEADER[1]:
                     raise Problem(403, "csrf", f"browser sessions must send {CSRF_HEADER[0]}: {CSRF_HEADER[1]}")
-                found: tuple[str, str] | None = session
+                found: tuple[str, str, str | None] | None = session
             elif not header.startswith("Bearer "):
                 raise Problem(401, "unauthenticated", "send Authorization: Bearer <token>")
             else:

@@ -59,9 +59,8 @@ def read_snapshot(conn: Connection, system_id: str) -> CitySnapshot | None:
             continue
         occupied.add((car["charge_point_id"], car["connector_id"]))
         km = car_range_km(dict(car))
-        reported = car["soc_at"] or EPOCH
         vehicle = Vehicle(car["id"], station_id, (car["soc_percent"] or 0.0) / 100.0,
-                          int((km or 0.0) * 1000), reported, reserved=car["id"] in held_cars,
+                          int((km or 0.0) * 1000), car["soc_at"] or EPOCH, reserved=car["id"] in held_cars,
                           disabled=km is None or km < city.min_range_km)
         cars.append(vehicle)
         by_station[station_id].append((vehicle, vehicle.reserved))

@@ -41,9 +41,9 @@ class Dashboard:
         self.features = features or {}
         self._assets = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.is_file()}
 
-    def lookup(self, request: web.Request) -> tuple[str, str] | None:
+    def lookup(self, request: web.Request) -> tuple[str, str, str | None] | None:
         found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
-        return None if found is None else (found.principal, found.role)
+        return None if found is None else (found.principal, found.role, None)
 
     def headers(self) -> dict[str, str]:
         img = "'self' data:" + (" " + _origin(self.tile_url) if self.tile_url else "")
@@ -78,7 +78,7 @@ class Dashboard:
         found = await self.store.read(partial(repo.find_api_token, token_hash=hash_api_token(token.strip())))
         if found is None:
             raise Problem(401, "unauthenticated", "unknown or revoked token")
-        principal, role = found
+        principal, role = found[0], found[1]
         if role not in READ_ROLES:
             raise Problem(403, "forbidden", f"role {role} may not use the dashboard")
         session_id = self.sessions.open(principal, role, self.clock.now())

@@ -135,7 +135,12 @@ async function mapPage() {
     main.replaceChildren(h("h1", {}, "Stations"), h("p", { class: "muted" }, "No city is configured yet."));
     return;
   }
-  state.city = all.includes(state.city) ? state.city : all[0];
+  if (!all.includes(state.city)) {  // start with the first city that has stations
+    state.city = all[0];
+    for (const c of all) {
+      if ((await gbfs(c, "station_information")).stations.length) { state.city = c; break; }
+    }
+  }
   const city = state.city;
   const [info, status] = await Promise.all([gbfs(city, "station_information"), gbfs(city, "station_status")]);
   const byId = new Map(status.stations.map((st) => [st.station_id, st]));
@@ -166,8 +171,8 @@ async function mapPage() {
     h("form", { class: "inline", onsubmit: (e) => e.preventDefault() }, h("label", { for: "city" }, "City", picker),
       h("label", { for: "station-filter" }, "Find a station", filter)),
     legend,
-    drawMap(info.stations, byId, (st) => `#/station/${city}/${encodeURIComponent(st.station_id)}`,
-      state.session.tile_url),
+    info.stations.length ? drawMap(info.stations, byId, (st) => `#/station/${city}/${encodeURIComponent(st.station_id)}`,
+      state.session.tile_url) : h("p", { class: "muted" }, "No station in this city yet."),
     h("h2", {}, "Station list"), list);
   state.reload = mapPage;
   state.onEvent = debounce(() => { if (location.hash === "" || location.hash === "#/map") mapPage(); }, 1500);

@@ -9,6 +9,7 @@ Static files are rebuilt when older than their ttl. ``If-None-Match`` gets 304.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import logging
 import time
@@ -42,15 +43,23 @@ class SnapshotSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
+    """A file ready to send: JSON bytes and their gzip, each with its own strong ETag."""
+
     body: bytes
+    gzipped: bytes
     etag: str
     built: float  # monotonic seconds
     ttl: int
 
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gz"'
+
 
 def encode(document: object, ttl: int) -> Encoded:
     body = msgspec.json.encode(document)
-    return Encoded(body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"', time.monotonic(), ttl)
+    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    return Encoded(body, gzip.compress(body, compresslevel=6, mtime=0), f'"{digest}"', time.monotonic(), ttl)
 
 
 class FeedCache:
@@ -147,10 +156,16 @@ class FeedCache:
 
 
 def respond(request: web.Request, file: Encoded) -> web.Response:
-    headers = {"ETag": file.etag, "Cache-Control": f"public, max-age={file.ttl}",
+    """200 with the body (gzipped when the client accepts it), or 304 when its ETag matches."""
+    zipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    etag = file.gzip_etag if zipped else file.etag
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={file.ttl}", "Vary": "Accept-Encoding",
                "Access-Control-Allow-Origin": "*"}
-    if file.etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+    if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
         return web.Response(status=304, headers=headers)
+    if zipped:
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(body=file.gzipped, content_type="application/json", headers=headers)
     return web.Response(body=file.body, content_type="application/json", headers=headers)
 
 

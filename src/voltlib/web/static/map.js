@@ -23,10 +23,11 @@ export function drawMap(stations, statusById, hrefOf, tileUrl) {
   const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
   const minX = Math.min(...xs), maxX = Math.max(...xs), minY = Math.min(...ys), maxY = Math.max(...ys);
   const scale = Math.min((W - 2 * PAD) / (maxX - minX || 1e-6), (H - 2 * PAD) / (maxY - minY || 1e-6));
-  const px = ([x, y]) => [PAD + (x - minX) * scale, PAD + (y - minY) * scale];
+  const offX = (W - 2 * PAD - (maxX - minX) * scale) / 2, offY = (H - 2 * PAD - (maxY - minY) * scale) / 2;
+  const px = ([x, y]) => [PAD + offX + (x - minX) * scale, PAD + offY + (y - minY) * scale];
   const svg = s("svg", { class: "map", viewBox: `0 0 ${W} ${H}`, role: "group",
     "aria-label": `Map of ${stations.length} stations`, id: "station-map" });
-  if (tileUrl) svg.append(tiles(tileUrl, scale, minX, minY));
+  if (tileUrl) svg.append(tiles(tileUrl, scale, minX - offX / scale, minY - offY / scale));
   const r = stations.length > 300 ? 4 : 7;
   stations.forEach((st, i) => {
     const [x, y] = px(pts[i]);

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -114,7 +113,7 @@ async def _hammer(base: str, seconds: float, concurrency: int, etag: str | None,
 async def _disabled(http: aiohttp.ClientSession, base: str, station_id: str) -> int:
     async with http.get(base + PATH) as r:
         data = await r.json()
-    return next(s["num_docks_disabled"] for s in data["data"]["stations"] if s["station_id"] == station_id)
+    return int(next(s["num_docks_disabled"] for s in data["data"]["stations"] if s["station_id"] == station_id))
 
 
 async def _rebuild_latency(base: str, ws: str, rounds: int) -> list[float]:
@@ -135,7 +134,7 @@ async def _rebuild_latency(base: str, ws: str, rounds: int) -> list[float]:
                 want = 1 if faulted else 0
                 started = time.perf_counter()
                 sim.set_fault(1, "GroundFailure" if faulted else None)
-                while await _disabled(http, base, station.id) != want:
+                while await _disabled(http, base, station.id) != want:  # noqa: ASYNC110 - polling over HTTP
                     await asyncio.sleep(0.002)
                 timings.append((time.perf_counter() - started) * 1000)
     finally:
@@ -149,8 +148,8 @@ async def run(*, seconds: float = 5.0, concurrency: int = 32, rounds: int = 10) 
         _prepare(url)
         port = _free_port()
         env = {**os.environ, "VOLTLIB_LOG_LEVEL": "WARNING"}
-        server = subprocess.Popen([sys.executable, "-m", "voltlib", "serve", "--database-url", url,
-                                   "--port", str(port)], env=env)
+        server = await asyncio.create_subprocess_exec(sys.executable, "-m", "voltlib", "serve", "--database-url",
+                                                      url, "--port", str(port), env=env)
         base, ws = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ocpp"
         try:
             await _wait_up(base)
@@ -167,7 +166,7 @@ async def run(*, seconds: float = 5.0, concurrency: int = 32, rounds: int = 10) 
             timings = await _rebuild_latency(base, ws, rounds)
         finally:
             server.terminate()
-            server.wait(10)
+            await asyncio.wait_for(server.wait(), 10)
     return GbfsBenchResult(stations, len(body), zipped, concurrency, seconds, identity / seconds, plain / seconds,
                            conditional / seconds, timings)
 

@@ -21,6 +21,9 @@ from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.gateway import Gateway
+from voltlib.gbfs import http as gbfs_http
+from voltlib.gbfs.dbsource import DatabaseSource
+from voltlib.gbfs.http import SnapshotSource
 from voltlib.gcpolicy import GcPolicy
 from voltlib.security.ca import CertificateAuthority
 from voltlib.sharing.service import SharingService
@@ -28,14 +31,18 @@ from voltlib.sharing.store import seed_cities
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
+from voltlib.web.app import Dashboard
 
 log = logging.getLogger(__name__)
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
+GBFS_KEY = web.AppKey("gbfs", gbfs_http.FeedCache)
 SHARING_KEY = web.AppKey("sharing", SharingService)
 
 
-def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | None = None) -> web.Application:
-    """The application, with the database migrated. Nothing listens until it is run."""
+def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | None = None,
+              gbfs_source: SnapshotSource | None = None) -> web.Application:
+    """The application, with the database migrated. Nothing listens until it is run.
+    ``gbfs_source`` replaces the database as the origin of the GBFS files (tests, benchmarks)."""
     store = store or Store(settings.database_url)
     upgrade(store.engine)
     store.run_sync(seed_cities)
@@ -53,9 +60,28 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     sharing.install()
     app[SHARING_KEY] = sharing
     routes.install(app, gateway, sharing_routes(sharing))
+    _install_web(app, gateway, gbfs_source)
     app.cleanup_ctx.append(_maintenance)
     app.on_shutdown.append(_shutdown)
     return app
+
+
+def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource | None) -> None:
+    """Open data (GBFS under /gbfs) and the operator dashboard (/dashboard); see docs/web.md."""
+    s = gateway.services
+    database = DatabaseSource(s.store)
+    cache = gbfs_http.FeedCache(source or database, s.clock)
+    gbfs_http.follow(cache, s.bus, database.city_of if source is None else _any_city)
+    gbfs_http.install(app, cache)
+    app[GBFS_KEY] = cache
+    paths = [r.canonical for r in app.router.resources()]
+    features = {"quarantine": any("quarantine" in p for p in paths),
+                "stations": "/api/v1/stations/{station_id}" in paths}
+    Dashboard(s.store, s.bus, s.clock, features=features).install(app)
+
+
+async def _any_city(event: object) -> str | None:
+    return None  # a source other than the database: any change refreshes every city
 
 
 async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
@@ -92,6 +118,7 @@ async def _purge_forever(gateway: Gateway) -> None:
 async def _shutdown(app: web.Application) -> None:
     gateway = app[GATEWAY_KEY]
     await gateway.close_all()
+    app[GBFS_KEY].close()
     bus = gateway.services.bus
     if isinstance(bus, LocalBus):
         await bus.close()

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -31,6 +31,16 @@ MEMBER = web.RequestKey("member", str)  # the member a role-"member" token speak
 MEMBER_ROLES = frozenset({"member"})
 OPERATOR_ROLES = frozenset({"admin", "operator"})
 Endpoint = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class SessionLookup(Protocol):
+    """(principal, role, member id) of a browser session cookie on the request, if any (voltlib.web)."""
+
+    def __call__(self, request: web.Request) -> tuple[str, str, str | None] | None: ...
+
+
+SESSION_LOOKUP = web.AppKey("session_lookup", SessionLookup)
+CSRF_HEADER = ("X-Requested-With", "voltlib")  # required on cookie-authenticated writes
 
 
 @dataclass(frozen=True)
@@ -92,9 +102,17 @@ def authenticated(store: Store, roles: frozenset[str] | None, handler: Endpoint)
     async def guarded(request: web.Request) -> web.StreamResponse:
         if roles is not None:
             header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer "):
+            lookup = request.app.get(SESSION_LOOKUP)
+            session = lookup(request) if lookup is not None and not header else None
+            if session is not None:
+                if request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER[0]) != CSRF_HEADER[1]:
+                    raise Problem(403, "csrf", f"browser sessions must send {CSRF_HEADER[0]}: {CSRF_HEADER[1]}")
+                found: tuple[str, str, str | None] | None = session
+            elif not header.startswith("Bearer "):
                 raise Problem(401, "unauthenticated", "send Authorization: Bearer <token>")
-            found = await store.read(partial(repo.find_api_token, token_hash=hash_api_token(header[7:].strip())))
+            else:
+                found = await store.read(partial(repo.find_api_token,
+                                                 token_hash=hash_api_token(header[7:].strip())))
             if found is None:
                 raise Problem(401, "unauthenticated", "unknown or revoked token")
             if found[1] not in roles:

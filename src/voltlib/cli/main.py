@@ -342,6 +342,18 @@ def bench_sharing(
         raise typer.Exit(1)
 
 
+@bench_app.command("gbfs")
+def bench_gbfs(
+    seconds: Annotated[float, typer.Option(help="Seconds of load per variant.")] = 5.0,
+    concurrency: Annotated[int, typer.Option(help="Keep-alive HTTP clients.")] = 32,
+    rounds: Annotated[int, typer.Option(help="Fault on/off cycles for the rebuild latency.")] = 10,
+) -> None:
+    """Paris station_status from the GBFS cache: requests/s, and latency from a change to the feed."""
+    from voltlib.bench.gbfs import render, run
+
+    typer.echo(render(asyncio.run(run(seconds=seconds, concurrency=concurrency, rounds=rounds))))
+
+
 @bench_app.command("validators")
 def bench_validators(seconds: Annotated[float, typer.Option(help="Seconds per validator and payload.")] = 0.5,
                      ) -> None:

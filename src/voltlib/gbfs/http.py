@@ -1,0 +1,203 @@
+"""Serves the GBFS files of every city under ``/gbfs/``, from an in-memory cache.
+
+Each file is encoded once and kept with its strong ETag. Files of a city are dropped when a bus
+event says something changed there, and rebuilt at once in the background (single flight), so a
+change shows in station_status well within a second while requests keep being answered from memory.
+Static files are rebuilt when older than their ttl. ``If-None-Match`` gets 304.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+from aiohttp import web
+
+from voltlib.api.framework import Problem
+from voltlib.bus import Bus
+from voltlib.clock import Clock
+from voltlib.events import Event, HeartbeatReceived
+from voltlib.gbfs import feeds
+from voltlib.gbfs.model import CitySnapshot, System
+
+log = logging.getLogger(__name__)
+PREFIX = "/gbfs"
+COALESCE = 0.2  # seconds: changes this close together share one rebuild
+
+
+class SnapshotSource(Protocol):
+    """Where city snapshots come from (the database in production)."""
+
+    async def systems(self) -> list[System]: ...
+
+    async def snapshot(self, system_id: str) -> CitySnapshot | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A file ready to send: JSON bytes and their gzip, each with its own strong ETag."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+    built: float  # monotonic seconds
+    ttl: int
+
+    @property
+    def gzip_etag(self) -> str:
+        return self.etag[:-1] + '-gz"'
+
+
+def encode(document: object, ttl: int) -> Encoded:
+    body = msgspec.json.encode(document)
+    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    return Encoded(body, gzip.compress(body, compresslevel=6, mtime=0), f'"{digest}"', time.monotonic(), ttl)
+
+
+class FeedCache:
+    """Encoded files per (city, feed); one snapshot read rebuilds all files of a city."""
+
+    def __init__(self, source: SnapshotSource, clock: Clock, base_url: str | None = None) -> None:
+        self.source, self.clock, self.base_url = source, clock, base_url
+        self._files: dict[tuple[str, str], Encoded] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._generation: dict[str, int] = {}
+        self._built_generation: dict[str, int] = {}
+        self._base: dict[str, str] = {}
+        self._pending: set[str] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self.rebuilds = 0
+        self.rebuilt = asyncio.Event()  # set after every rebuild (benchmarks and tests wait on it)
+
+    def base(self, request: web.Request | None) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/") + PREFIX
+        assert request is not None
+        return f"{request.scheme}://{request.host}{PREFIX}"
+
+    def invalidate(self, system_id: str | None = None) -> None:
+        """Mark a city (or all) stale; the next read or the background rebuild refreshes it."""
+        for key in [k for k in self._generation if system_id is None or k == system_id]:
+            self._generation[key] += 1
+
+    async def rebuild(self, system_id: str, base_url: str) -> bool:
+        lock = self._locks.setdefault(system_id, asyncio.Lock())
+        async with lock:
+            generation = self._generation.get(system_id, 0)
+            snap = await self.source.snapshot(system_id)
+            if snap is None:
+                return False
+            for name in feeds.CITY_FEEDS:
+                self._files[(system_id, name)] = encode(feeds.build(name, snap, base_url), feeds.TTL[name])
+            self._built_generation[system_id] = generation
+            self._base[system_id] = base_url
+            self.rebuilds += 1
+            self.rebuilt.set()
+            self.rebuilt = asyncio.Event()
+            return True
+
+    def fresh(self, system_id: str, feed: str) -> Encoded | None:
+        found = self._files.get((system_id, feed))
+        if found is None or self._built_generation.get(system_id) != self._generation.get(system_id, 0):
+            return None
+        if found.ttl and time.monotonic() - found.built > found.ttl:
+            return None
+        return found
+
+    async def get(self, system_id: str, feed: str, base_url: str) -> Encoded | None:
+        found = self.fresh(system_id, feed)
+        if found is not None:
+            return found
+        self._generation.setdefault(system_id, 0)
+        if not await self.rebuild(system_id, base_url):
+            return None
+        return self._files.get((system_id, feed))
+
+    def changed(self, system_id: str | None) -> None:
+        """Something changed in a city (None: unknown city, so all): stale now, rebuilt shortly.
+        Changes arriving within ``COALESCE`` seconds share one rebuild."""
+        targets = [system_id] if system_id is not None else self.cities()
+        for city in targets:
+            if city in self._generation:
+                self.invalidate(city)
+                self._pending.add(city)
+        if self._pending and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(COALESCE)
+        while self._pending:
+            city = self._pending.pop()
+            base = self._base.get(city)
+            if base is None:
+                continue
+            try:
+                await self.rebuild(city, base)
+            except Exception:  # the next request retries; the bus must keep flowing
+                log.exception("GBFS rebuild of %s failed", city)
+
+    def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+
+    def cities(self) -> list[str]:
+        return list(self._generation)
+
+    def base_of(self, system_id: str) -> str | None:
+        return self._base.get(system_id)
+
+
+def respond(request: web.Request, file: Encoded) -> web.Response:
+    """200 with the body (gzipped when the client accepts it), or 304 when its ETag matches."""
+    zipped = "gzip" in request.headers.get("Accept-Encoding", "")
+    etag = file.gzip_etag if zipped else file.etag
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={file.ttl}", "Vary": "Accept-Encoding",
+               "Access-Control-Allow-Origin": "*"}
+    if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+        return web.Response(status=304, headers=headers)
+    if zipped:
+        headers["Content-Encoding"] = "gzip"
+        return web.Response(body=file.gzipped, content_type="application/json", headers=headers)
+    return web.Response(body=file.body, content_type="application/json", headers=headers)
+
+
+def routes(cache: FeedCache) -> list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
+    async def manifest(request: web.Request) -> web.Response:
+        systems = await cache.source.systems()
+        now: datetime = cache.clock.now()
+        # the list of cities changes rarely; its honest time is "checked now", cached for its ttl
+        return respond(request, encode(feeds.manifest(systems, cache.base(request), now), feeds.TTL["manifest"]))
+
+    async def city_file(request: web.Request) -> web.Response:
+        system_id, name = request.match_info["system_id"], request.match_info["feed"]
+        if name not in feeds.CITY_FEEDS:
+            raise Problem(404, "unknown-feed", f"GBFS 3.0 files here: {', '.join(feeds.CITY_FEEDS)}")
+        file = await cache.get(system_id, name, cache.base(request))
+        if file is None:
+            raise Problem(404, "unknown-system", f"no city {system_id}")
+        return respond(request, file)
+
+    return [(f"{PREFIX}/manifest.json", manifest), (PREFIX + "/{system_id}/{feed}.json", city_file)]
+
+
+def follow(cache: FeedCache, bus: Bus, city_of: Callable[[Event], Awaitable[str | None]]) -> None:
+    """Keep the cache current from the bus: a change in a city drops its files and rebuilds them now."""
+
+    async def on_event(event: Event) -> None:
+        if not isinstance(event, HeartbeatReceived):
+            cache.changed(await city_of(event))
+
+    bus.subscribe(on_event, name="gbfs-cache")
+
+
+def install(app: web.Application, cache: FeedCache) -> None:
+    for path, handler in routes(cache):
+        app.router.add_get(path, handler)

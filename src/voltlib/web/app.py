@@ -1,0 +1,142 @@
+"""HTTP side of the dashboard: login/logout, session info, static assets and the live event stream.
+
+URLs (all under /dashboard): ``/`` the single-page app, ``/static/<file>`` its assets,
+``/session`` who is logged in, ``/login`` and ``/logout`` (POST), ``/events`` Server-Sent Events.
+Data comes from the ordinary API (/api/v1, which accepts the session cookie) and the GBFS files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from yarl import URL
+
+from voltlib.api.framework import CSRF_HEADER, READ_ROLES, SESSION_LOOKUP, Problem, json_object, reply
+from voltlib.bus import Bus
+from voltlib.clock import Clock
+from voltlib.security.credentials import hash_api_token
+from voltlib.store import repo
+from voltlib.store.db import Store
+from voltlib.web.live import RESYNC, Broadcaster
+from voltlib.web.sessions import Sessions
+
+PREFIX = "/dashboard"
+COOKIE = "voltlib_session"
+STATIC = resources.files("voltlib.web") / "static"
+TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
+         ".png": "image/png", ".ico": "image/x-icon"}
+KEEPALIVE_SECONDS = 15.0
+
+
+class Dashboard:
+    def __init__(self, store: Store, bus: Bus, clock: Clock, *, tile_url: str = "",
+                 features: dict[str, bool] | None = None) -> None:
+        self.store, self.clock, self.tile_url = store, clock, tile_url
+        self.sessions = Sessions()
+        self.live = Broadcaster(bus)
+        self.features = features or {}
+        self._assets = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.is_file()}
+
+    def lookup(self, request: web.Request) -> tuple[str, str, str | None] | None:
+        found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
+        return None if found is None else (found.principal, found.role, None)
+
+    def headers(self) -> dict[str, str]:
+        img = "'self' data:" + (" " + _origin(self.tile_url) if self.tile_url else "")
+        return {"Content-Security-Policy": f"default-src 'self'; img-src {img}; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+    async def index(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._assets["index.html"], content_type="text/html",
+                            headers={**self.headers(), "Cache-Control": "no-cache"})
+
+    async def static(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        body = self._assets.get(name)
+        kind = TYPES.get(name[name.rfind("."):]) if "." in name else None
+        if body is None or kind is None:
+            raise Problem(404, "not-found", f"no asset {name}")
+        return web.Response(body=body, content_type=kind, headers={**self.headers(), "Cache-Control": "no-cache"})
+
+    async def session(self, request: web.Request) -> web.Response:
+        found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
+        info: dict[str, Any] = {"authenticated": found is not None, "tile_url": self.tile_url,
+                                "features": self.features}
+        if found is not None:
+            info |= {"principal": found.principal, "role": found.role}
+        return reply(info)
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await json_object(request)
+        token = body.get("token")
+        if not isinstance(token, str) or not token.strip():
+            raise Problem(422, "token-required", "send {\"token\": \"<API token>\"}")
+        found = await self.store.read(partial(repo.find_api_token, token_hash=hash_api_token(token.strip())))
+        if found is None:
+            raise Problem(401, "unauthenticated", "unknown or revoked token")
+        principal, role = found[0], found[1]
+        if role not in READ_ROLES:
+            raise Problem(403, "forbidden", f"role {role} may not use the dashboard")
+        session_id = self.sessions.open(principal, role, self.clock.now())
+        response = reply({"authenticated": True, "principal": principal, "role": role})
+        response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", path="/",
+                            secure=request.secure, max_age=int(self.sessions.lifetime.total_seconds()))
+        return response
+
+    async def logout(self, request: web.Request) -> web.Response:
+        if request.headers.get(CSRF_HEADER[0]) != CSRF_HEADER[1]:
+            raise Problem(403, "csrf", f"send {CSRF_HEADER[0]}: {CSRF_HEADER[1]}")
+        self.sessions.close(request.cookies.get(COOKIE))
+        response = reply({"authenticated": False})
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
+        if found is None:
+            raise Problem(401, "unauthenticated", "log in first")
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                               "X-Accel-Buffering": "no"})
+        await response.prepare(request)
+        client = self.live.join(found.role)
+        try:
+            await response.write(b"event: hello\ndata: {}\n\n")
+            while True:
+                if client.overflowed:
+                    client.overflowed = False
+                    await response.write(b"event: " + RESYNC + b"\ndata: {}\n\n")
+                try:
+                    data = await asyncio.wait_for(client.queue.get(), KEEPALIVE_SECONDS)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                await response.write(b"data: " + data + b"\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.live.leave(client)
+        return response
+
+    def install(self, app: web.Application) -> None:
+        app[SESSION_LOOKUP] = self.lookup
+        app.router.add_get(PREFIX, _redirect)
+        app.router.add_get(PREFIX + "/", self.index)
+        app.router.add_get(PREFIX + "/static/{name}", self.static)
+        app.router.add_get(PREFIX + "/session", self.session)
+        app.router.add_post(PREFIX + "/login", self.login)
+        app.router.add_post(PREFIX + "/logout", self.logout)
+        app.router.add_get(PREFIX + "/events", self.events)
+
+
+async def _redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound(PREFIX + "/")
+
+
+def _origin(url: str) -> str:
+    """Scheme and host of a tile URL template such as https://tiles.example/{z}/{x}/{y}.png."""
+    parsed = URL(url.replace("{", "").replace("}", ""))
+    return f"{parsed.scheme}://{parsed.host}" if parsed.host else "'none'"

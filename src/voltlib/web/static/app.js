@@ -1,0 +1,346 @@
+// The operator dashboard: a hash-routed single page. Data from /api/v1 (session cookie) and the
+// public GBFS files; live updates from /dashboard/events (Server-Sent Events).
+import { api, ApiError, h, table, when } from "./dom.js";
+import { availability, drawMap } from "./map.js";
+
+const main = document.getElementById("main");
+const state = { session: null, city: null, render: null, reload: null };
+
+// ---- session -------------------------------------------------------------------------------
+async function start() {
+  state.session = await api("session");
+  document.getElementById("logout").addEventListener("click", logout);
+  window.addEventListener("hashchange", route);
+  if (state.session.authenticated) loggedIn();
+  else showLogin();
+}
+
+function showLogin(message = "") {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("logout").hidden = true;
+  document.getElementById("who").textContent = "";
+  const error = h("p", { class: "error", role: "alert", id: "login-error" }, message);
+  const input = h("input", { id: "token", name: "token", type: "password", autocomplete: "current-password",
+    required: true });
+  const form = h("form", { class: "login", id: "login-form", onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      state.session = await api("login", { method: "POST", body: { token: input.value } });
+      state.session.authenticated = true;
+      const info = await api("session");
+      state.session = info;
+      loggedIn();
+    } catch (err) {
+      error.textContent = err instanceof ApiError && err.status === 401 ? "Unknown or revoked token." : err.message;
+      input.focus();
+    }
+  } },
+  h("h1", {}, "Log in"),
+  h("p", { class: "muted" }, "Use an API token of role admin, operator or security (voltlib token create)."),
+  h("label", { for: "token" }, "API token", input), error,
+  h("button", { class: "primary", type: "submit" }, "Log in"));
+  main.replaceChildren(form);
+  input.focus();
+}
+
+async function logout() {
+  await api("logout", { method: "POST" });
+  if (state.events) state.events.close();
+  state.session = { authenticated: false };
+  showLogin("Logged out.");
+}
+
+function loggedIn() {
+  document.getElementById("nav").hidden = false;
+  document.getElementById("logout").hidden = false;
+  document.getElementById("who").textContent = `${state.session.principal} (${state.session.role})`;
+  listen();
+  route();
+}
+
+const canWrite = () => ["admin", "operator"].includes(state.session.role);
+const canSecurity = () => ["admin", "security"].includes(state.session.role);
+
+// ---- routing -------------------------------------------------------------------------------
+const routes = [
+  [/^#\/station\/([^/]+)\/(.+)$/, stationPage],
+  [/^#\/charge-points$/, chargePointsPage],
+  [/^#\/cp\/(.+)$/, chargePointPage],
+  [/^#\/alerts$/, alertsPage],
+  [/^(#\/map)?$/, mapPage],
+];
+
+async function route() {
+  if (!state.session || !state.session.authenticated) return;
+  const hash = location.hash || "#/map";
+  for (const link of document.querySelectorAll("header nav a")) {
+    const current = hash.startsWith(link.getAttribute("href")) ||
+      (link.getAttribute("href") === "#/map" && hash.startsWith("#/station")) ||
+      (link.getAttribute("href") === "#/charge-points" && hash.startsWith("#/cp/"));
+    if (current) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
+  }
+  for (const [pattern, page] of routes) {
+    const m = hash.match(pattern);
+    if (m) {
+      state.reload = null;
+      state.onEvent = null;
+      try {
+        await page(...m.slice(1).map(decodeURIComponent));
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) return showLogin("Your session has ended.");
+        main.replaceChildren(h("p", { class: "error", role: "alert" }, `Could not load: ${err.message}`));
+      }
+      return;
+    }
+  }
+  main.replaceChildren(h("p", {}, "No such page."));
+}
+
+// ---- live updates ---------------------------------------------------------------------------
+function listen() {
+  if (state.events) state.events.close();
+  const live = document.getElementById("live");
+  const events = new EventSource("events");
+  state.events = events;
+  events.addEventListener("hello", () => { live.textContent = "live"; });
+  events.addEventListener("resync", () => state.reload && state.reload());
+  events.onerror = () => { live.textContent = "reconnecting…"; };
+  events.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    live.textContent = `live · ${event.topic} ${event.charge_point_id}`;
+    if (state.onEvent) state.onEvent(event);
+  };
+}
+
+function debounce(fn, ms) {
+  let timer = null;
+  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
+}
+
+// ---- map -------------------------------------------------------------------------------------
+async function gbfs(city, feed) {
+  const response = await fetch(`/gbfs/${encodeURIComponent(city)}/${feed}.json`, { credentials: "same-origin" });
+  if (!response.ok) throw new ApiError(response.status, null);
+  return (await response.json()).data;
+}
+
+async function cities() {
+  const response = await fetch("/gbfs/manifest.json");
+  return (await response.json()).data.datasets.map((d) => d.system_id);
+}
+
+async function mapPage() {
+  const all = await cities();
+  if (!all.length) {
+    main.replaceChildren(h("h1", {}, "Stations"), h("p", { class: "muted" }, "No city is configured yet."));
+    return;
+  }
+  if (!all.includes(state.city)) {  // start with the first city that has stations
+    state.city = all[0];
+    for (const c of all) {
+      if ((await gbfs(c, "station_information")).stations.length) { state.city = c; break; }
+    }
+  }
+  const city = state.city;
+  const [info, status] = await Promise.all([gbfs(city, "station_information"), gbfs(city, "station_status")]);
+  const byId = new Map(status.stations.map((st) => [st.station_id, st]));
+  const picker = h("select", { id: "city", onchange: (e) => { state.city = e.target.value; mapPage(); } },
+    all.map((c) => h("option", { value: c, selected: c === city }, c)));
+  const counts = { ok: 0, low: 0, empty: 0, closed: 0 };
+  for (const st of info.stations) counts[availability(byId.get(st.station_id))]++;
+  const legend = h("p", { class: "legend", id: "legend" },
+    [["ok", "2+ cars"], ["low", "1 car"], ["empty", "no car"], ["closed", "closed"]].map(([k, label]) =>
+      h("span", {}, h("span", { class: `dot ${k}`, "aria-hidden": "true" }), `${label}: ${counts[k]}`)));
+  const filter = h("input", { id: "station-filter", type: "search", placeholder: "name or id" });
+  const list = h("div", { id: "station-list" });
+  const showList = () => {
+    const q = filter.value.trim().toLowerCase();
+    const rows = info.stations.filter((st) => !q || st.station_id.includes(q) ||
+      st.name[0].text.toLowerCase().includes(q)).slice(0, 50);
+    list.replaceChildren(table([
+      ["Station", (st) => h("a", { href: `#/station/${city}/${encodeURIComponent(st.station_id)}` }, st.name[0].text)],
+      ["Cars", (st) => byId.get(st.station_id)?.num_vehicles_available ?? "?"],
+      ["Free bays", (st) => byId.get(st.station_id)?.num_docks_available ?? "?"],
+      ["Capacity", (st) => st.capacity ?? ""],
+    ], rows, "No station matches."));
+  };
+  filter.addEventListener("input", showList);
+  showList();
+  main.replaceChildren(
+    h("h1", {}, "Stations"),
+    h("form", { class: "inline", onsubmit: (e) => e.preventDefault() }, h("label", { for: "city" }, "City", picker),
+      h("label", { for: "station-filter" }, "Find a station", filter)),
+    legend,
+    info.stations.length ? drawMap(info.stations, byId, (st) => `#/station/${city}/${encodeURIComponent(st.station_id)}`,
+      state.session.tile_url) : h("p", { class: "muted" }, "No station in this city yet."),
+    h("h2", {}, "Station list"), list);
+  state.reload = mapPage;
+  state.onEvent = debounce(() => { if (location.hash === "" || location.hash === "#/map") mapPage(); }, 1500);
+}
+
+// ---- station ---------------------------------------------------------------------------------
+async function stationPage(city, id) {
+  const [info, status, vehicles] = await Promise.all([gbfs(city, "station_information"),
+    gbfs(city, "station_status"), gbfs(city, "vehicle_status")]);
+  const st = info.stations.find((x) => x.station_id === id);
+  if (!st) { main.replaceChildren(h("p", { class: "error" }, `No station ${id} in ${city}.`)); return; }
+  const now = status.stations.find((x) => x.station_id === id) || {};
+  const cars = vehicles.vehicles.filter((v) => v.station_id === id);
+  const features = state.session.features || {};
+  const detail = features.stations ? await api(`/api/v1/stations/${encodeURIComponent(id)}`).catch(() => null) : null;
+  main.replaceChildren(
+    h("p", {}, h("a", { href: "#/map" }, "← Map")),
+    h("h1", { id: "station-title" }, st.name[0].text),
+    h("div", { class: "grid" },
+      h("div", { class: "card" }, h("h2", {}, "Now"),
+        h("p", { id: "station-availability" }, `${now.num_vehicles_available ?? "?"} cars available, ` +
+          `${now.num_docks_available ?? "?"} free bays of ${st.capacity ?? "?"}`),
+        h("p", { class: "muted" }, now.is_renting ? "Open" : "Closed", " · reported ", when(now.last_reported))),
+      h("div", { class: "card" }, h("h2", {}, "Where"), h("p", {}, st.address || ""),
+        h("p", { class: "muted" }, `${st.lat}, ${st.lon}`))),
+    h("h2", {}, "Cars"),
+    table([["Car", (v) => v.vehicle_id], ["Charge", (v) => `${Math.round(v.current_fuel_percent * 100)} %`],
+      ["Range", (v) => `${Math.round(v.current_range_meters / 1000)} km`]], cars, "No car available here."),
+    detail ? stationDetail(detail) : "");
+  state.reload = () => stationPage(city, id);
+  state.onEvent = debounce(state.reload, 1500);
+}
+
+function stationDetail(detail) {
+  const cars = new Map((detail.vehicles || []).map((v) => [v.id, v]));
+  return h("section", {}, h("h2", {}, "Bays and charge points"),
+    table([["Bay", (b) => b.number],
+      ["Charge point", (b) => h("a", { href: `#/cp/${encodeURIComponent(b.charge_point_id)}` },
+        `${b.charge_point_id} / ${b.connector_id}`)],
+      ["Car", (b) => b.car_id || "free"],
+      ["Charge", (b) => { const c = cars.get(b.car_id); return c && c.soc_percent != null ? `${Math.round(c.soc_percent)} %` : ""; }],
+      ["Range", (b) => { const c = cars.get(b.car_id); return c && c.range_km != null ? `${Math.round(c.range_km)} km` : ""; }],
+      ["Car status", (b) => cars.get(b.car_id)?.status || ""],
+    ], detail.bays_detail || [], "No bay recorded."));
+}
+
+// ---- charge points ---------------------------------------------------------------------------
+async function chargePointsPage() {
+  const cps = await api("/api/v1/charge-points");
+  main.replaceChildren(h("h1", {}, "Charge points"),
+    table([["Id", (cp) => h("a", { href: `#/cp/${encodeURIComponent(cp.id)}` }, cp.id)],
+      ["Online", (cp) => (cp.connected ? "yes" : "no")], ["Registration", (cp) => cp.registration],
+      ["Model", (cp) => [cp.vendor, cp.model].filter(Boolean).join(" ")], ["Last seen", (cp) => when(cp.last_seen_at)]],
+    cps, "No charge point registered."));
+  state.reload = chargePointsPage;
+  state.onEvent = debounce(chargePointsPage, 1000);
+}
+
+const COMMANDS = [
+  ["Reset", "Reset", [["type", ["Soft", "Hard"]]]],
+  ["UnlockConnector", "Unlock", [["connectorId", "connector"]]],
+  ["ChangeAvailability", "Availability", [["connectorId", "connector0"], ["type", ["Operative", "Inoperative"]]]],
+];
+
+async function chargePointPage(id) {
+  const base = `/api/v1/charge-points/${encodeURIComponent(id)}`;
+  const [cp, history, commands] = await Promise.all([api(base), api(`${base}/status-history`), api(`${base}/commands`)]);
+  const messages = canSecurity() ? await api(`${base}/messages`) : null;
+  const connectorIds = cp.connectors.map((c) => c.connector_id).filter((n) => n > 0);
+  const outcome = h("p", { id: "command-outcome", role: "status", "aria-live": "polite" });
+  const forms = canWrite() ? COMMANDS.map(([action, label, fields]) => commandForm(base, action, label, fields,
+    connectorIds, outcome)) : [h("p", { class: "muted" }, "Your role may not send commands.")];
+  if (canWrite() && state.session.features && state.session.features.quarantine) {
+    forms.push(h("form", { class: "inline", "data-command": "quarantine", onsubmit: async (e) => {
+      e.preventDefault();
+      await run(outcome, () => api(`${base}/quarantine`, { method: "POST", body: {} }), "Quarantine");
+    } }, h("button", { class: "danger", type: "submit" }, "Quarantine")));
+  }
+  main.replaceChildren(
+    h("p", {}, h("a", { href: "#/charge-points" }, "← Charge points")),
+    h("h1", {}, `Charge point ${cp.id}`),
+    h("p", { id: "cp-online" }, cp.connected ? "Online" : "Offline", ` · ${cp.registration} · profile ${cp.security_profile}`,
+      cp.last_seen_at ? ` · last seen ${when(cp.last_seen_at)}` : ""),
+    h("h2", {}, "Connectors"),
+    h("div", { id: "connectors" }, connectorsTable(cp.connectors)),
+    h("h2", {}, "Commands"), ...forms, outcome,
+    h("div", { id: "commands" }, commandsTable(commands)),
+    h("h2", {}, "Status history"),
+    h("div", { id: "history" }, table([["At", (r) => when(r.status_at)], ["Connector", (r) => r.connector_id],
+      ["Status", (r) => h("span", { class: `status-${r.status}` }, r.status)], ["Error", (r) => r.error_code],
+      ["Expected", (r) => (r.expected ? "yes" : "no")]], history.slice(0, 30))),
+    messages ? h("section", {}, h("h2", {}, "Last messages"), table([["At", (m) => when(m.at)],
+      ["From", (m) => m.initiator], ["Action", (m) => m.action], ["Outcome", (m) => m.outcome]], messages.slice(0, 30)))
+      : "");
+  state.reload = () => chargePointPage(id);
+  state.onEvent = (event) => {
+    if (event.charge_point_id !== id) return;
+    if (event.topic === "ocpp.status") {
+      const cell = document.querySelector(`[data-connector="${event.connector_id}"]`);
+      if (cell) {
+        cell.textContent = event.status;
+        cell.className = `status-${event.status} flash`;
+        return;
+      }
+    }
+    refresh();
+  };
+  const refresh = debounce(async () => {
+    const [fresh, freshCommands] = await Promise.all([api(base), api(`${base}/commands`)]);
+    document.getElementById("connectors")?.replaceChildren(connectorsTable(fresh.connectors));
+    document.getElementById("commands")?.replaceChildren(commandsTable(freshCommands));
+  }, 300);
+}
+
+function connectorsTable(connectors) {
+  return table([["Connector", (c) => c.connector_id],
+    ["Status", (c) => h("span", { class: `status-${c.status}`, "data-connector": c.connector_id }, c.status)],
+    ["Error", (c) => c.error_code || ""], ["Since", (c) => when(c.status_at)]], connectors, "No status reported yet.");
+}
+
+function commandsTable(commands) {
+  return table([["#", (c) => c.id], ["Action", (c) => c.action], ["State", (c) => c.state],
+    ["Answer", (c) => (c.response && c.response.status) || c.error_code || ""], ["By", (c) => c.requested_by || ""],
+    ["At", (c) => when(c.created_at)]], commands.slice(0, 10), "No command sent yet.");
+}
+
+function commandForm(base, action, label, fields, connectorIds, outcome) {
+  const inputs = fields.map(([name, kind]) => {
+    const id = `${action}-${name}`;
+    const options = Array.isArray(kind) ? kind : (kind === "connector0" ? [0, ...connectorIds] : connectorIds.length
+      ? connectorIds : [1]);
+    return [name, h("label", { for: id }, name, h("select", { id, name }, options.map((o) => h("option", { value: o }, o))))];
+  });
+  return h("form", { class: "inline", "data-command": action, onsubmit: async (e) => {
+    e.preventDefault();
+    const body = {};
+    for (const [name, labelEl] of inputs) {
+      const value = labelEl.querySelector("select").value;
+      body[name] = name === "connectorId" ? Number(value) : value;
+    }
+    await run(outcome, () => api(`${base}/commands/${action}`, { method: "POST", body }), label);
+  } }, inputs.map(([, el]) => el), h("button", { type: "submit" }, label));
+}
+
+async function run(outcome, call, label) {
+  outcome.textContent = `${label}: sending…`;
+  try {
+    const result = await call();
+    const answer = result && result.response && result.response.status;
+    outcome.textContent = `${label}: ${result.state || "done"}${answer ? ` (${answer})` : ""}`;
+  } catch (err) {
+    outcome.textContent = `${label} failed: ${err.message}`;
+  }
+}
+
+// ---- alerts ----------------------------------------------------------------------------------
+async function alertsPage() {
+  if (!canSecurity()) {
+    main.replaceChildren(h("h1", {}, "Alerts"), h("p", { class: "muted" }, "Alerts are for the admin and security roles."));
+    return;
+  }
+  const events = await api("/api/v1/security-events");
+  main.replaceChildren(h("h1", {}, "Alerts and security events"),
+    table([["At", (e) => when(e.at || e.created_at)], ["Kind", (e) => e.kind], ["Severity", (e) => e.severity],
+      ["Charge point", (e) => e.charge_point_id ? h("a", { href: `#/cp/${encodeURIComponent(e.charge_point_id)}` },
+        e.charge_point_id) : ""], ["Source", (e) => e.source || ""]], events.slice(0, 100), "No security event."));
+  state.reload = alertsPage;
+  state.onEvent = (event) => { if (event.topic.startsWith("security") || event.topic === "ocpp.security_event") alertsPage(); };
+}
+
+start().catch((err) => main.replaceChildren(h("p", { class: "error", role: "alert" }, `voltlib: ${err.message}`)));

@@ -1,0 +1,152 @@
+"""The operator dashboard in a real headless Chromium (Debian's package, driven by Playwright):
+log in, see the Paris map with its stations, open a station, open a charge point driven by a
+simulated charge point, send commands, and see a status change arrive live without a reload.
+
+Screenshots go to test-artifacts/. Outside CI a missing Chromium skips these tests with the
+command that installs it; with CI=true they fail instead (they must run there)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.conftest import PASSWORD, RunningServer, free_port, start_server
+from voltlib.config import Settings
+from voltlib.security.credentials import hash_password
+from voltlib.sharing.cities import builtin_cities, paris_snapshot
+from voltlib.sharing.importer import parse_snapshot
+from voltlib.sharing.store import import_snapshot, upsert_city
+from voltlib.sim.chargepoint import SimOptions, SimulatedChargePoint
+
+pytestmark = pytest.mark.asyncio
+CHROMIUM = os.environ.get("VOLTLIB_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+INSTALL = "install it with: sudo apt-get install -y chromium (or set VOLTLIB_CHROMIUM to a Chromium binary)"
+
+
+def _chromium() -> str:
+    path = CHROMIUM if os.path.exists(CHROMIUM) else shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the browser tests must run on CI and Chromium is missing: {INSTALL}")
+        pytest.skip(f"Chromium not found at {CHROMIUM}: {INSTALL}")
+    return path
+
+
+@pytest_asyncio.fixture
+async def paris(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """voltlib with Autolib's 1,119 Paris stations imported (SQLite: the browser does not care)."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'voltlib.db'}", port=free_port(), command_timeout=10.0)
+    runner, server = await start_server(settings)
+    parsed = parse_snapshot(paris_snapshot(), car_prefix="PA")
+    password_hash = hash_password(PASSWORD)
+
+    def load(conn: Any) -> None:
+        upsert_city(conn, builtin_cities()["paris"])
+        import_snapshot(conn, "paris", parsed, security_profile=1, password_hash=password_hash, soc_percent=75.0,
+                        now=datetime.now(UTC))
+
+    await server.store.write(load)
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+@pytest_asyncio.fixture
+async def browser() -> AsyncIterator[Any]:
+    path = _chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=path, headless=True,
+                                            args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    station = parse_snapshot(paris_snapshot()).stations[0]
+    cp_id = f"{station.id}-1"
+    sim = SimulatedChargePoint(cp_id, paris.ws_url, password=PASSWORD,
+                               options=SimOptions(connectors=1, heartbeat_interval=3600, meter_interval=3600))
+    await sim.start()
+    try:
+        assert await sim.wait_accepted(20)
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+
+        # log in: a wrong token is refused, the right one gives an HttpOnly cookie
+        await page.goto(f"{paris.url}/dashboard")
+        await page.get_by_label("API token").fill("not-a-token")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#login-error")).to_contain_text("Unknown or revoked token")
+        problems.clear()  # the refused login is an expected 401 in the console
+        await page.get_by_label("API token").fill(paris.token)
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#who")).to_contain_text("admin")
+        cookie = next(c for c in await page.context.cookies() if c["name"] == "voltlib_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+        assert cookie["value"] != paris.token
+
+        # the map: one marker per station, drawn without any tile server
+        markers = page.locator("#station-map a.marker")
+        await expect(markers).to_have_count(len(parse_snapshot(paris_snapshot()).stations))
+        await expect(page.locator("#live")).to_contain_text("live")
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-map.png"))
+
+        # keyboard: the marker is a link; focus it and press Enter
+        marker = page.locator(f'#station-map a.marker[data-station="{station.id}"]')
+        await marker.focus()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#station-title")).to_have_text(station.name)
+        await expect(page.get_by_role("link", name=f"{cp_id} / 1")).to_be_visible()
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-station.png"))
+
+        # the charge point: send Reset, see the answer
+        await page.get_by_role("link", name=f"{cp_id} / 1").click()
+        await expect(page.locator("h1")).to_have_text(f"Charge point {cp_id}")
+        await expect(page.locator("#cp-online")).to_contain_text("Online")
+        await page.locator('form[data-command="Reset"] button').click()
+        await expect(page.locator("#command-outcome")).to_contain_text("Accepted", timeout=20_000)
+        assert await sim.wait_accepted(20)  # it rebooted and is back
+
+        # ChangeAvailability Inoperative: the charge point reports Unavailable, which arrives live
+        await page.reload()
+        await expect(page.locator("#cp-online")).to_contain_text("Online")
+        await expect(page.locator("#live")).to_contain_text("live")
+        marker_js = "document.body.dataset.sameDocument = 'yes'"
+        await page.evaluate(marker_js)  # lost if the page were reloaded
+        await page.select_option("#ChangeAvailability-connectorId", "1")
+        await page.select_option("#ChangeAvailability-type", "Inoperative")
+        await page.locator('form[data-command="ChangeAvailability"] button').click()
+        await expect(page.locator("#command-outcome")).to_contain_text("Accepted", timeout=20_000)
+        await expect(page.locator('[data-connector="1"]')).to_have_text("Unavailable", timeout=20_000)
+        assert await page.evaluate("document.body.dataset.sameDocument") == "yes"
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-charge-point.png"))
+
+        assert problems == []
+    finally:
+        await sim.stop()
+
+
+async def test_dashboard_refuses_members_and_needs_a_session(paris: RunningServer, browser: Any) -> None:
+    page = await browser.new_page()
+    response = await page.request.get(f"{paris.url}/api/v1/charge-points")
+    assert response.status == 401
+    response = await page.request.get(f"{paris.url}/dashboard/events")
+    assert response.status == 401

@@ -18,6 +18,7 @@ from voltlib.config import Settings
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.gateway import Gateway
+from voltlib.security import service as security_service
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
@@ -37,6 +38,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/ocpp/{cp_id}", gateway.handle)
     routes.install(app, gateway)
+    security_service.install(gateway)  # issue 5: detectors, alerts, responses
     app.cleanup_ctx.append(_maintenance)
     app.on_shutdown.append(_shutdown)
     return app
@@ -63,6 +65,7 @@ async def _purge_forever(gateway: Gateway) -> None:
 
 async def _shutdown(app: web.Application) -> None:
     gateway = app[GATEWAY_KEY]
+    await security_service.service_of(gateway).close()
     await gateway.close_all()
     bus = gateway.services.bus
     if isinstance(bus, LocalBus):

@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 from sqlalchemy import Connection
 
 from voltlib import events as ev
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ORDER_EVENTS = (ev.BootNotified, ev.FirmwareStatusChanged, ev.DiagnosticsStatusChanged, ev.LogStatusChanged)
 WEBHOOK_ATTEMPTS = 3
+CHARGE_POINT_CLOCK = (ev.ChargePointSecurityEvent, ev.ConnectorStatusChanged)
 
 
 class SecurityService:
@@ -82,6 +84,8 @@ class SecurityService:
             for cp_id, inventory in (await store.read(records.load_inventory)).items():
                 self.detectors.remember(cp_id, inventory)
             self._loaded = True
+        if isinstance(event, CHARGE_POINT_CLOCK):  # their time is the charge point's: never trust it for windows
+            event = msgspec.structs.replace(event, at=self.services.clock.now())
         cp = event.charge_point_id
         signals: list[Signal] = []
         if isinstance(event, ORDER_EVENTS):

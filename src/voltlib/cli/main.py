@@ -46,6 +46,7 @@ app.add_typer(security_cli.audit_app, name="audit")  # issue 5: security operati
 app.add_typer(security_cli.alert_app, name="alert")
 app.add_typer(security_cli.incident_app, name="incident")
 app.add_typer(security_cli.workorder_app, name="workorder")
+app.add_typer(security_cli.security_app, name="security")
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOLTLIB_CONFIG).")]

@@ -175,3 +175,28 @@ def workorder_cancel(order_id: int, actor: ActorOpt = "cli", config: ConfigOpt =
         typer.echo(f"no open work order {order_id}", err=True)
         raise typer.Exit(code=1)
     typer.echo(f"cancelled work order {order_id}")
+
+
+# --- scenario ----------------------------------------------------------------------------------
+
+security_app = typer.Typer(help="Security measurement.", no_args_is_help=True)
+
+
+@security_app.command("scenario")
+def security_scenario(
+    normal_seconds: Annotated[float, typer.Option(help="Seconds of normal traffic before the attacks.")] = 20.0,
+    markdown: Annotated[Path | None, typer.Option(help="Also write the report to this Markdown file.")] = None,
+) -> None:
+    """Normal simulated traffic, then every attack of issue 5; exit 1 unless all are alerted within
+    60 s and the normal traffic raised no alert."""
+    import asyncio
+
+    from voltlib.security import scenario
+
+    report = asyncio.run(scenario.run(normal_seconds=normal_seconds))
+    text = report.markdown()
+    typer.echo(text)
+    if markdown is not None:
+        markdown.write_text(text + "\n")
+    if not report.meets_target():
+        raise typer.Exit(code=1)

@@ -124,6 +124,7 @@ class _Meter:
     energy_wh: float | None = None
     soc: float | None = None
     soc_at: datetime | None = None
+    soc_tx: int | None = None
 
 
 class Detectors:
@@ -355,6 +356,8 @@ class Detectors:
             out.append(Signal("data", "power_above_rating", "high", cp, None, e.at, False,
                               {**base, "power_w": e.power_w, "rating_w": rating}))
         if e.soc_percent is not None:
+            if state.soc_tx != e.transaction_id:  # another car: its state of charge starts afresh
+                state.soc, state.soc_at, state.soc_tx = None, None, e.transaction_id
             if state.soc is not None and state.soc_at is not None \
                     and abs(e.sampled_at - state.soc_at) <= t.soc_jump_within \
                     and abs(e.soc_percent - state.soc) >= t.soc_jump_percent:

@@ -92,9 +92,9 @@ class RawChargePoint:
         self._reader: asyncio.Task[None] | None = None
 
     async def connect(self) -> int:
-        auth = aiohttp.BasicAuth(self.cp_id, self.password) if self.password else None
+        headers = {"Authorization": aiohttp.encode_basic_auth(self.cp_id, self.password)} if self.password else {}
         try:
-            self.ws = await self.http.ws_connect(f"{self.url}/{self.cp_id}", protocols=("ocpp1.6",), auth=auth)
+            self.ws = await self.http.ws_connect(f"{self.url}/{self.cp_id}", protocols=("ocpp1.6",), headers=headers)
         except aiohttp.WSServerHandshakeError as exc:
             return exc.status
         self._reader = asyncio.create_task(self._read())

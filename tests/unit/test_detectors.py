@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from voltlib import events as ev
 from voltlib.security.detectors import Detectors, Inventory, Tuning, check_upload_location
 
@@ -229,3 +231,14 @@ def test_upload_location_allow_list() -> None:
     s = check_upload_location(CP, "GetDiagnostics", "ftp://203.0.113.9/loot", allow, T0)
     assert s is not None and s.kind == "upload_location_not_allowed"
     assert check_upload_location(CP, "Reset", "ftp://x", allow, T0) is None
+
+
+def test_stale_windows_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voltlib.security import detectors
+
+    monkeypatch.setattr(detectors, "MAX_WINDOWS", 10)
+    d = Detectors()
+    for i in range(10):
+        d.feed(incident("unknown_identity", 0, source=f"10.9.0.{i}"))
+    d.feed(incident("unknown_identity", 3600, source="10.9.1.1"))
+    assert len(d._windows) == 1

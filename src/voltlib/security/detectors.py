@@ -101,6 +101,7 @@ ACTIVE_FIRMWARE = frozenset({"Downloading", "Downloaded", "Installing", "Install
                              "InstallScheduled", "InstallRebooting"})
 ACTIVE_LOG = frozenset({"Uploading", "Uploaded"})
 ORDER_SLACK = timedelta(minutes=1)
+MAX_WINDOWS = 100_000
 
 
 class _Window:
@@ -160,6 +161,8 @@ class Detectors:
     def _count(self, key: tuple[str, str], span: timedelta, at: datetime) -> int:
         window = self._windows.get(key)
         if window is None:
+            if len(self._windows) >= MAX_WINDOWS:  # sources from the whole internet: forget the stale ones
+                self._windows = {k: w for k, w in self._windows.items() if w.times and at - w.times[-1] <= w.span}
             window = self._windows[key] = _Window(span)
         return window.add(at)
 

@@ -242,3 +242,17 @@ def test_stale_windows_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
         d.feed(incident("unknown_identity", 0, source=f"10.9.0.{i}"))
     d.feed(incident("unknown_identity", 3600, source="10.9.1.1"))
     assert len(d._windows) == 1
+
+
+def test_new_certificate_for_a_known_identity() -> None:
+    d = Detectors()
+
+    def connected(fingerprint: str | None) -> ev.ChargePointConnected:
+        return ev.ChargePointConnected(charge_point_id=CP, at=T0, address="1.1.1.1", security_profile=3,
+                                       subprotocol="ocpp1.6", certificate_fingerprint=fingerprint)
+
+    assert d.feed(connected("aa" * 32)) == []
+    assert d.feed(connected("aa" * 32)) == []
+    (s,) = d.feed(connected("bb" * 32))
+    assert s.kind == "new_certificate" and s.severity == "high"
+    assert d.feed(connected(None)) == []

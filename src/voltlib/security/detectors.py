@@ -50,6 +50,7 @@ class Inventory:
     serial_number: str | None = None
     firmware_version: str | None = None
     addresses: frozenset[str] = frozenset()
+    certificates: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -227,22 +228,29 @@ class Detectors:
                 out.append(Signal("identity", "firmware_changed_unordered", "high", cp, None, e.at, False,
                                   {"was": known.firmware_version, "now": e.firmware_version}))
         addresses = known.addresses if known is not None else frozenset()
-        self._inventory[cp] = Inventory(e.vendor, e.model, e.serial_number, e.firmware_version, addresses)
+        self._inventory[cp] = Inventory(e.vendor, e.model, e.serial_number, e.firmware_version, addresses,
+                                        known.certificates if known is not None else frozenset())
         return out
 
     # -- identity --
 
     def _connected(self, e: ev.ChargePointConnected) -> list[Signal]:
-        """Sees: accepted connections. Why: a known identity from a new address may be a clone.
-        Tune: ``flag_new_address`` (off for charge points on changing mobile addresses)."""
+        """Sees: accepted connections. Why: a known identity from a new address or with a new client
+        certificate may be a clone. Tune: ``flag_new_address`` (off for charge points on changing
+        mobile addresses); pin fingerprints to refuse, not just flag, other certificates."""
         known = self._inventory.get(e.charge_point_id, Inventory())
         out: list[Signal] = []
         if self.tuning.flag_new_address and known.addresses and e.address not in known.addresses:
             out.append(Signal("identity", "new_address", "warning", e.charge_point_id, e.address, e.at, False,
                               {"known": sorted(known.addresses)[:10], "address": e.address}))
+        fingerprint = e.certificate_fingerprint
+        if fingerprint and known.certificates and fingerprint not in known.certificates:
+            out.append(Signal("identity", "new_certificate", "high", e.charge_point_id, e.address, e.at, False,
+                              {"fingerprint": fingerprint, "known": sorted(known.certificates)[:10]}))
         self._inventory[e.charge_point_id] = Inventory(
             known.vendor, known.model, known.serial_number, known.firmware_version,
-            frozenset(list(known.addresses)[:49]) | {e.address})
+            frozenset(list(known.addresses)[:49]) | {e.address},
+            frozenset(list(known.certificates)[:9]) | ({fingerprint} if fingerprint else set()))
         return out
 
     def _incident(self, e: ev.SecurityIncident) -> list[Signal]:

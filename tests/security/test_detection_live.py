@@ -315,3 +315,18 @@ async def test_repeated_signals_are_deduplicated(server: RunningServer) -> None:
     found = [a for a in await alerts(server, "CP-DD") if a["kind"] == "charge_point_security_event"]
     assert len(found) == 1 and found[0]["repeats"] == 2
 
+
+
+async def test_a_dead_webhook_never_loses_the_alert(server: RunningServer) -> None:
+    from tests.conftest import free_port
+
+    service = service_of(server.gateway)
+    service.webhook_url = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    ctx, cp = await booted_client(server, "CP-HOOK")
+    try:
+        await cp.call("SecurityEventNotification", {"type": "InvalidFirmwareSignature", "timestamp": NOW})
+        await settled(server)
+    finally:
+        await ctx.__aexit__(None, None, None)
+    assert service.webhook_failures == 1
+    assert "charge_point_security_event" in kinds(await alerts(server, "CP-HOOK"))

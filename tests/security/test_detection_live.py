@@ -330,3 +330,19 @@ async def test_a_dead_webhook_never_loses_the_alert(server: RunningServer) -> No
         await ctx.__aexit__(None, None, None)
     assert service.webhook_failures == 1
     assert "charge_point_security_event" in kinds(await alerts(server, "CP-HOOK"))
+
+
+async def test_block_badge_also_calls_the_plugged_in_blocker(server: RunningServer) -> None:
+    from voltlib.security.response import set_badge_blocker
+
+    calls: list[tuple[str, str, str]] = []
+
+    async def sharing_blocker(id_tag: str, reason: str, by: str) -> None:  # stands in for the car-sharing branch
+        calls.append((id_tag, reason, by))
+
+    set_badge_blocker(server.gateway, sharing_blocker)
+    r = await api(server, "POST", "/api/v1/id-tags/LOST42/block")
+    assert r.status_code == 200 and r.json()["status"] == "Blocked"
+    assert calls == [("LOST42", "security response", calls[0][2])] and calls[0][2].startswith("test-")
+    actions = [e["action"] for e in await server.store.read(audit.read_chain)]
+    assert actions == ["response.block_badge", "response.block_badge.outcome"]

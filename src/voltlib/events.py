@@ -21,6 +21,7 @@ class ChargePointConnected(Event, tag="ocpp.connected", frozen=True):
     address: str
     security_profile: int
     subprotocol: str
+    certificate_fingerprint: str | None = None  # SHA-256 of the client certificate (TLS), for the detectors
 
 
 class ChargePointDisconnected(Event, tag="ocpp.disconnected", frozen=True):

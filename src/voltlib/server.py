@@ -28,6 +28,7 @@ from voltlib.gbfs.http import SnapshotSource
 from voltlib.gcpolicy import GcPolicy
 from voltlib.security import service as security_service
 from voltlib.security.ca import CertificateAuthority
+from voltlib.security.response import set_badge_blocker
 from voltlib.sharing.service import SharingService
 from voltlib.sharing.store import seed_cities
 from voltlib.store import repo
@@ -64,6 +65,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     app[SHARING_KEY] = sharing
     routes.install(app, gateway, sharing_routes(sharing))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
+    set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)
     if cluster is not None:
         app.cleanup_ctx.append(partial(_joined, cluster))

@@ -301,7 +301,9 @@ async def test_incident_lifecycle_through_the_api(server: RunningServer) -> None
     tags = (await api(server, "GET", "/api/v1/id-tags")).json()
     assert {"id_tag": "STOLEN1", "status": "Blocked"}.items() <= tags[0].items()
     actions = [r["action"] for r in await server.store.read(audit.read_chain)]
-    assert actions == ["incident.acknowledge", "incident.resolve", "response.block_badge"]
+    # the car-sharing hook (local-list push) is wired in the server, so its outcome is audited too
+    assert actions == ["incident.acknowledge", "incident.resolve", "response.block_badge",
+                       "response.block_badge.outcome"]
 
 
 async def test_repeated_signals_are_deduplicated(server: RunningServer) -> None:
@@ -315,3 +317,34 @@ async def test_repeated_signals_are_deduplicated(server: RunningServer) -> None:
     found = [a for a in await alerts(server, "CP-DD") if a["kind"] == "charge_point_security_event"]
     assert len(found) == 1 and found[0]["repeats"] == 2
 
+
+
+async def test_a_dead_webhook_never_loses_the_alert(server: RunningServer) -> None:
+    from tests.conftest import free_port
+
+    service = service_of(server.gateway)
+    service.webhook_url = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    ctx, cp = await booted_client(server, "CP-HOOK")
+    try:
+        await cp.call("SecurityEventNotification", {"type": "InvalidFirmwareSignature", "timestamp": NOW})
+        await settled(server)
+    finally:
+        await ctx.__aexit__(None, None, None)
+    assert service.webhook_failures == 1
+    assert "charge_point_security_event" in kinds(await alerts(server, "CP-HOOK"))
+
+
+async def test_block_badge_also_calls_the_plugged_in_blocker(server: RunningServer) -> None:
+    from voltlib.security.response import set_badge_blocker
+
+    calls: list[tuple[str, str, str]] = []
+
+    async def sharing_blocker(id_tag: str, reason: str, by: str) -> None:  # stands in for the car-sharing branch
+        calls.append((id_tag, reason, by))
+
+    set_badge_blocker(server.gateway, sharing_blocker)
+    r = await api(server, "POST", "/api/v1/id-tags/LOST42/block")
+    assert r.status_code == 200 and r.json()["status"] == "Blocked"
+    assert calls == [("LOST42", "security response", calls[0][2])] and calls[0][2].startswith("test-")
+    actions = [e["action"] for e in await server.store.read(audit.read_chain)]
+    assert actions == ["response.block_badge", "response.block_badge.outcome"]

@@ -14,4 +14,4 @@ async def test_scenario_alerts_every_attack_and_nothing_else() -> None:
     missed = [a.name for a in report.attacks if not a.detected]
     assert missed == [] and report.false_alerts == []
     assert report.normal_sessions >= 1 and len(report.attacks) == len(scenario.ATTACKS) == 9
-    assert report.meets_target() and "**met**" in report.markdown()
+    assert report.still_online == 4 and report.meets_target() and "**met**" in report.markdown()

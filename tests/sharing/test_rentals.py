@@ -10,6 +10,7 @@ from tests.conformance.conftest import connect, now_iso, wait_until
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, set_soc
 from voltlib import events as ev
 from voltlib.ocpp.v16 import messages as m
+from voltlib.security import records
 from voltlib.sharing import service
 from voltlib.store import repo
 
@@ -95,6 +96,12 @@ async def test_car_leaving_without_rental_raises_an_alert(city: City) -> None:
             return any(e["kind"] == "unauthorised_departure" and e["detail"]["car_id"] == CAR_ID for e in events)
 
         await wait_until(alerted)
+
+        async def security_alert() -> bool:  # the physical detector raised an alert from the bus event
+            alerts = await server.store.read(partial(records.list_alerts, cp_id=ORIGIN))
+            return any(a["kind"] == "car_left_without_rental" and not a["expected"] for a in alerts)
+
+        await wait_until(security_alert)
     assert (await city.vehicle())["status"] == "missing"
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from voltlib import events as ev
 from voltlib.security.detectors import Detectors, Inventory, Tuning, check_upload_location
 
@@ -49,6 +51,13 @@ def test_routine_security_events_are_quiet() -> None:
         assert d.feed(ev.ChargePointSecurityEvent(charge_point_id=CP, at=T0, type=kind, tech_info=None)) == []
     assert kinds(d.feed(ev.ChargePointSecurityEvent(charge_point_id=CP, at=T0, type="SecurityLogWasCleared",
                                                     tech_info=None))) == ["charge_point_security_event"]
+
+
+def test_car_leaving_without_rental_is_physical_and_high() -> None:
+    (s,) = Detectors().feed(ev.CarLeftWithoutRental(charge_point_id=CP, at=T0, connector_id=1, car_id="car-1",
+                                                    rental_id=None))
+    assert (s.kind, s.severity, s.physical) == ("car_left_without_rental", "high", True)
+    assert s.detail["car_id"] == "car-1"
 
 
 def status(vendor_code: str | None, info: str | None = None) -> ev.ConnectorStatusChanged:
@@ -229,3 +238,28 @@ def test_upload_location_allow_list() -> None:
     s = check_upload_location(CP, "GetDiagnostics", "ftp://203.0.113.9/loot", allow, T0)
     assert s is not None and s.kind == "upload_location_not_allowed"
     assert check_upload_location(CP, "Reset", "ftp://x", allow, T0) is None
+
+
+def test_stale_windows_are_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voltlib.security import detectors
+
+    monkeypatch.setattr(detectors, "MAX_WINDOWS", 10)
+    d = Detectors()
+    for i in range(10):
+        d.feed(incident("unknown_identity", 0, source=f"10.9.0.{i}"))
+    d.feed(incident("unknown_identity", 3600, source="10.9.1.1"))
+    assert len(d._windows) == 1
+
+
+def test_new_certificate_for_a_known_identity() -> None:
+    d = Detectors()
+
+    def connected(fingerprint: str | None) -> ev.ChargePointConnected:
+        return ev.ChargePointConnected(charge_point_id=CP, at=T0, address="1.1.1.1", security_profile=3,
+                                       subprotocol="ocpp1.6", certificate_fingerprint=fingerprint)
+
+    assert d.feed(connected("aa" * 32)) == []
+    assert d.feed(connected("aa" * 32)) == []
+    (s,) = d.feed(connected("bb" * 32))
+    assert s.kind == "new_certificate" and s.severity == "high"
+    assert d.feed(connected(None)) == []

@@ -209,7 +209,8 @@ class Gateway:
         s.store.write_later(partial(repo.touch, cp_id=record.id, now=now, address=transport.address))
         await s.bus.publish(ev.ChargePointConnected(charge_point_id=record.id, at=now, address=transport.address,
                                                     security_profile=record.security_profile,
-                                                    subprotocol=subprotocol))
+                                                    subprotocol=subprotocol,
+                                                    certificate_fingerprint=transport.certificate_fingerprint))
         try:
             await connection.run()
         finally:

@@ -50,6 +50,7 @@ class Inventory:
     serial_number: str | None = None
     firmware_version: str | None = None
     addresses: frozenset[str] = frozenset()
+    certificates: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ ACTIVE_FIRMWARE = frozenset({"Downloading", "Downloaded", "Installing", "Install
                              "InstallScheduled", "InstallRebooting"})
 ACTIVE_LOG = frozenset({"Uploading", "Uploaded"})
 ORDER_SLACK = timedelta(minutes=1)
+MAX_WINDOWS = 100_000
 
 
 class _Window:
@@ -160,6 +162,8 @@ class Detectors:
     def _count(self, key: tuple[str, str], span: timedelta, at: datetime) -> int:
         window = self._windows.get(key)
         if window is None:
+            if len(self._windows) >= MAX_WINDOWS:  # sources from the whole internet: forget the stale ones
+                self._windows = {k: w for k, w in self._windows.items() if w.times and at - w.times[-1] <= w.span}
             window = self._windows[key] = _Window(span)
         return window.add(at)
 
@@ -182,6 +186,13 @@ class Detectors:
             return [Signal("physical", "charge_point_security_event", "warning", e.charge_point_id, None, e.at,
                            False, detail)]
         return []
+
+    def _car_left(self, e: ev.CarLeftWithoutRental) -> list[Signal]:
+        """Sees: a car leaving its bay with no authorised rental (car sharing's unplug event). Why:
+        the connector was unlocked or the cable pulled without a badge: forced, or a post that
+        releases cars by itself. Physical: expected inside a work order (a technician moving a car)."""
+        return [Signal("physical", "car_left_without_rental", "high", e.charge_point_id, None, e.at, True,
+                       {"connector_id": e.connector_id, "car_id": e.car_id, "rental_id": e.rental_id})]
 
     def _status(self, e: ev.ConnectorStatusChanged) -> list[Signal]:
         """Sees: StatusNotification vendor error codes and info. Why: cabinet and door switches are
@@ -224,22 +235,29 @@ class Detectors:
                 out.append(Signal("identity", "firmware_changed_unordered", "high", cp, None, e.at, False,
                                   {"was": known.firmware_version, "now": e.firmware_version}))
         addresses = known.addresses if known is not None else frozenset()
-        self._inventory[cp] = Inventory(e.vendor, e.model, e.serial_number, e.firmware_version, addresses)
+        self._inventory[cp] = Inventory(e.vendor, e.model, e.serial_number, e.firmware_version, addresses,
+                                        known.certificates if known is not None else frozenset())
         return out
 
     # -- identity --
 
     def _connected(self, e: ev.ChargePointConnected) -> list[Signal]:
-        """Sees: accepted connections. Why: a known identity from a new address may be a clone.
-        Tune: ``flag_new_address`` (off for charge points on changing mobile addresses)."""
+        """Sees: accepted connections. Why: a known identity from a new address or with a new client
+        certificate may be a clone. Tune: ``flag_new_address`` (off for charge points on changing
+        mobile addresses); pin fingerprints to refuse, not just flag, other certificates."""
         known = self._inventory.get(e.charge_point_id, Inventory())
         out: list[Signal] = []
         if self.tuning.flag_new_address and known.addresses and e.address not in known.addresses:
             out.append(Signal("identity", "new_address", "warning", e.charge_point_id, e.address, e.at, False,
                               {"known": sorted(known.addresses)[:10], "address": e.address}))
+        fingerprint = e.certificate_fingerprint
+        if fingerprint and known.certificates and fingerprint not in known.certificates:
+            out.append(Signal("identity", "new_certificate", "high", e.charge_point_id, e.address, e.at, False,
+                              {"fingerprint": fingerprint, "known": sorted(known.certificates)[:10]}))
         self._inventory[e.charge_point_id] = Inventory(
             known.vendor, known.model, known.serial_number, known.firmware_version,
-            frozenset(list(known.addresses)[:49]) | {e.address})
+            frozenset(list(known.addresses)[:49]) | {e.address},
+            frozenset(list(known.certificates)[:9]) | ({fingerprint} if fingerprint else set()))
         return out
 
     def _incident(self, e: ev.SecurityIncident) -> list[Signal]:
@@ -414,6 +432,7 @@ def check_upload_location(cp_id: str, action: str, location: str | None, allow: 
 _HANDLERS: dict[type[ev.Event], Any] = {
     ev.ChargePointSecurityEvent: Detectors._cp_security_event,
     ev.ConnectorStatusChanged: Detectors._status,
+    ev.CarLeftWithoutRental: Detectors._car_left,
     ev.ChargePointDisconnected: Detectors._disconnected,
     ev.BootNotified: Detectors._boot,
     ev.ChargePointConnected: Detectors._connected,

@@ -211,6 +211,9 @@ def block_badge(conn: Connection, id_tag: str, now: datetime) -> str | None:
 
 def load_inventory(conn: Connection) -> dict[str, Inventory]:
     c = charge_points.c
-    rows = conn.execute(select(c.id, c.vendor, c.model, c.serial_number, c.firmware_version, c.last_address))
+    rows = conn.execute(select(c.id, c.vendor, c.model, c.serial_number, c.firmware_version, c.last_address,
+                               c.certificate_fingerprint))
     return {r.id: Inventory(r.vendor, r.model, r.serial_number, r.firmware_version,
-                            frozenset({r.last_address}) if r.last_address else frozenset()) for r in rows}
+                            frozenset({r.last_address}) if r.last_address else frozenset(),
+                            frozenset({r.certificate_fingerprint}) if r.certificate_fingerprint else frozenset())
+            for r in rows}

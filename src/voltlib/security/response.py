@@ -7,6 +7,8 @@ offered on the incident ("one action away": ``POST …/respond``).
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,16 @@ class Policy:
 
     def suggested(self, kind: str) -> tuple[str, ...]:
         return self.suggest.get(kind, (QUARANTINE,) if kind in self.auto_quarantine else ())
+
+
+# Another component that also blocks badges (car sharing: members' badges, local-list push) plugs in here.
+BadgeBlocker = Callable[[str, str, str], Awaitable[object]]  # (id_tag, reason, by)
+_badge_blockers: weakref.WeakKeyDictionary[Any, BadgeBlocker] = weakref.WeakKeyDictionary()
+
+
+def set_badge_blocker(gateway: Gateway, blocker: BadgeBlocker) -> None:
+    """Make every "block badge" response also call ``blocker`` (e.g. SharingService.block_badge)."""
+    _badge_blockers[gateway] = blocker
 
 
 class ResponseError(Exception):
@@ -109,11 +121,15 @@ class Responder:
         return {"charge_point_id": cp_id, "status": status}
 
     async def block_badge(self, id_tag: str, *, by: str) -> dict[str, Any]:
-        """Blocked in voltlib's id_tags: every later Authorize/StartTransaction is refused. (The
-        car-sharing branch's ``block_badge`` will also cover member badges; the lead integrates.)"""
+        """Blocked in voltlib's id_tags: every later Authorize/StartTransaction is refused. The server
+        wires car sharing's ``block_badge`` as the hook, which also pushes it to local lists."""
         s = self.gateway.services
         if not 1 <= len(id_tag) <= 20:
             raise ResponseError(422, "invalid-id-tag", "an OCPP 1.6 idTag has 1 to 20 characters")
         previous = await s.store.write(partial(records.block_badge, id_tag=id_tag, now=s.clock.now()))
         await self._audit(by, "response.block_badge", id_tag, {"previous_status": previous})
+        blocker = _badge_blockers.get(self.gateway)
+        if blocker is not None:
+            await blocker(id_tag, "security response", by)
+            await self._audit(by, "response.block_badge.outcome", id_tag, {"also": "badge blocker hook"})
         return {"id_tag": id_tag, "status": "Blocked", "previous_status": previous}

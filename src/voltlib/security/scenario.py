@@ -62,10 +62,11 @@ class Report:
     normal_sessions: int
     attacks: list[AttackResult]
     false_alerts: list[str]
+    still_online: int = len(NORMAL)  # normal charge points connected after all the attacks
 
     def meets_target(self, within: float = 60.0) -> bool:
-        return not self.false_alerts and all(a.detected and (a.seconds_to_alert or 0) <= within
-                                             for a in self.attacks)
+        in_time = all(a.detected and (a.seconds_to_alert or 0) <= within for a in self.attacks)
+        return in_time and not self.false_alerts and self.still_online == len(NORMAL)
 
     def markdown(self) -> str:
         lines = [f"Normal traffic: {len(NORMAL)} simulated charge points, {self.normal_sessions} charging sessions "
@@ -77,7 +78,8 @@ class Report:
             seconds = f"{a.seconds_to_alert:.2f} s" if a.seconds_to_alert is not None else "**not alerted**"
             lines.append(f"| {a.name} | {', '.join(a.expected)} | {', '.join(sorted(set(a.alerted))) or '-'} "
                          f"| {seconds} |")
-        lines += ["", f"Target (every attack alerted within 60 s, no false alert): "
+        lines += ["", f"Normal charge points still online after the attacks: {self.still_online}/{len(NORMAL)}."]
+        lines += ["", f"Target (every attack alerted within 60 s, no false alert, normal charge points unharmed): "
                       f"**{'met' if self.meets_target() else 'NOT met'}**"]
         return "\n".join(lines)
 
@@ -182,12 +184,13 @@ async def run(normal_seconds: float = 20.0, alert_timeout: float = 60.0, seed: i
                             for a in await store.read(partial(records.list_alerts, expected=False, limit=1000))]
             attacks = [await _attack(gateway, http, ws_url, passwords, register, name, expected, action,
                                      alert_timeout) for name, expected, action in ATTACKS]
+            still_online = sum(cp_id in gateway.connections for cp_id in NORMAL)
         finally:
             for sim in sims:
                 await sim.stop()
             await http.close()
             await runner.cleanup()
-        return Report(normal_elapsed, sessions, attacks, false_alerts)
+        return Report(normal_elapsed, sessions, attacks, false_alerts, still_online)
 
 
 async def _normal_traffic(sims: list[SimulatedChargePoint], rng: random.Random, seconds: float) -> int:

@@ -172,7 +172,8 @@ class SecurityService:
                         return
                 except httpx.HTTPError as exc:
                     log.info("webhook attempt %d failed: %s", attempt + 1, exc)
-                await asyncio.sleep(0.5 * 2**attempt)
+                if attempt + 1 < WEBHOOK_ATTEMPTS:
+                    await asyncio.sleep(0.5 * 2**attempt)
         self.webhook_failures += 1
         log.error("security webhook failed %d times for alert %d", WEBHOOK_ATTEMPTS, recorded.alert_id)
 

@@ -502,10 +502,12 @@ class SharingService:
             elif isinstance(effect, dr.UnauthorisedDeparture):
                 await s.bus.publish(ev.CarLeftWithoutRental(
                     charge_point_id=effect.dock.charge_point_id, at=effect.at, connector_id=effect.dock.connector_id,
-                    car_id=effect.car_id, rental_id=effect.rental_id))
-                await self._alert("unauthorised_departure", "high", effect.dock.charge_point_id,
-                                  {"car_id": effect.car_id, "connector_id": effect.dock.connector_id,
-                                   "rental_id": effect.rental_id}, now)
+                    car_id=effect.car_id, rental_id=effect.rental_id))  # the security detectors alert on it
+                await s.store.write(partial(repo.record_security_event, kind="unauthorised_departure",
+                                            severity="high", charge_point_id=effect.dock.charge_point_id,
+                                            source="car-sharing", now=now,
+                                            detail={"car_id": effect.car_id, "connector_id": effect.dock.connector_id,
+                                                    "rental_id": effect.rental_id}))
             elif isinstance(effect, dr.RecordNoShow):
                 log.info("no-show: member %s, rental %s", effect.member_id, effect.rental_id)
         except CommandError as exc:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -150,3 +151,40 @@ async def test_dashboard_refuses_members_and_needs_a_session(paris: RunningServe
     assert response.status == 401
     response = await page.request.get(f"{paris.url}/dashboard/events")
     assert response.status == 401
+
+
+async def test_member_page_reserves_a_car(paris: RunningServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=paris.url, timeout=30) as client:
+        response = await client.post("/api/v1/members", json={
+            "city": "paris", "name": "Ada", "email": "ada@example.org", "licence_number": "L000001",
+            "licence_expiry": (datetime.now(UTC) + timedelta(days=365)).isoformat()})
+        assert response.status_code == 201, response.text
+        member = response.json()
+        response = await client.patch(f"/api/v1/members/{member['member_id']}", json={"licence_verified": True},
+                                      headers=paris.api_headers())
+        assert response.status_code == 200, response.text
+        response = await client.post("/api/v1/me/subscription", json={"plan_code": "premium"},
+                                     headers={"Authorization": f"Bearer {member['token']}"})
+        assert response.status_code == 200, response.text
+
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    await page.goto(f"{paris.url}/member")
+    await page.get_by_label("Member token").fill(member["token"])
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#who")).to_have_text("Ada")
+    await expect(page.locator("#invoices")).to_contain_text("subscription")
+    await page.get_by_role("button", name="Reserve a car").first.click()
+    await expect(page.locator("#reserve-outcome")).to_contain_text("Reserved: car")
+    await expect(page.locator("#rental-state")).to_contain_text("reserved")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "member-page.png"), full_page=True)
+    assert problems == []
+
+    # an operator token cannot log in here, and a member session does not open the dashboard
+    response = await page.request.get(f"{paris.url}/dashboard/session")
+    assert (await response.json())["authenticated"] is False

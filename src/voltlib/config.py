@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     gc_freeze_interval: float = Field(1.0, ge=0)
     gc_full_collect_interval: float = Field(3600.0, gt=0)
 
+    # Operator dashboard map: optional tile URL template ("https://tiles.example/{z}/{x}/{y}.png");
+    # empty draws stations without any map tiles (docs/web.md).
+    dashboard_tile_url: str = ""
+
     log_level: str = "INFO"
 
     @classmethod

@@ -26,7 +26,6 @@ from voltlib.sharing.importer import parse_snapshot
 from voltlib.sharing.store import import_snapshot, upsert_city
 from voltlib.sim.chargepoint import SimOptions, SimulatedChargePoint
 
-pytestmark = pytest.mark.asyncio
 CHROMIUM = os.environ.get("VOLTLIB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 INSTALL = "install it with: sudo apt-get install -y chromium (or set VOLTLIB_CHROMIUM to a Chromium binary)"

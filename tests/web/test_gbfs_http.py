@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import aiohttp
-import pytest
 
 from voltlib.events import ConnectorStatusChanged
 from voltlib.gbfs import feeds
@@ -16,8 +15,6 @@ from voltlib.server import GBFS_KEY
 
 from .conftest import WebServer
 from .gbfs_schema import errors
-
-pytestmark = pytest.mark.asyncio
 
 
 async def test_manifest_and_every_city_file_validate(web_server: WebServer) -> None:

@@ -245,17 +245,13 @@ async function chargePointPage(id) {
   const outcome = h("p", { id: "command-outcome", role: "status", "aria-live": "polite" });
   const forms = canWrite() ? COMMANDS.map(([action, label, fields]) => commandForm(base, action, label, fields,
     connectorIds, outcome)) : [h("p", { class: "muted" }, "Your role may not send commands.")];
-  if (canWrite() && state.session.features && state.session.features.quarantine) {
-    forms.push(h("form", { class: "inline", "data-command": "quarantine", onsubmit: async (e) => {
-      e.preventDefault();
-      await run(outcome, () => api(`${base}/quarantine`, { method: "POST", body: {} }), "Quarantine");
-    } }, h("button", { class: "danger", type: "submit" }, "Quarantine")));
-  }
+  if (canSecurity() && features().quarantine) forms.push(quarantineForm(base, cp, outcome, id));
   main.replaceChildren(
     h("p", {}, h("a", { href: "#/charge-points" }, "← Charge points")),
     h("h1", {}, `Charge point ${cp.id}`),
     h("p", { id: "cp-online" }, cp.connected ? "Online" : "Offline", ` · ${cp.registration} · profile ${cp.security_profile}`,
       cp.last_seen_at ? ` · last seen ${when(cp.last_seen_at)}` : ""),
+    cp.quarantined ? h("p", { class: "error", id: "cp-quarantined" }, "In quarantine") : "",
     h("h2", {}, "Connectors"),
     h("div", { id: "connectors" }, connectorsTable(cp.connectors)),
     h("h2", {}, "Commands"), ...forms, outcome,
@@ -285,6 +281,25 @@ async function chargePointPage(id) {
     document.getElementById("connectors")?.replaceChildren(connectorsTable(fresh.connectors));
     document.getElementById("commands")?.replaceChildren(commandsTable(freshCommands));
   }, 300);
+}
+
+const features = () => (state.session && state.session.features) || {};
+
+function quarantineForm(base, cp, outcome, id) {
+  if (cp.quarantined) {
+    return h("form", { class: "inline", "data-command": "release", onsubmit: async (e) => {
+      e.preventDefault();
+      await run(outcome, () => api(`${base}/release`, { method: "POST", body: {} }), "Release");
+      chargePointPage(id);
+    } }, h("button", { type: "submit" }, "Release from quarantine"));
+  }
+  const reason = h("input", { id: "quarantine-reason", name: "reason", required: true, placeholder: "why" });
+  return h("form", { class: "inline", "data-command": "quarantine", onsubmit: async (e) => {
+    e.preventDefault();
+    await run(outcome, () => api(`${base}/quarantine`, { method: "POST", body: { reason: reason.value } }),
+      "Quarantine");
+  } }, h("label", { for: "quarantine-reason" }, "Reason", reason), h("button", { class: "danger", type: "submit" },
+    "Quarantine"));
 }
 
 function connectorsTable(connectors) {
@@ -330,6 +345,7 @@ async function run(outcome, call, label) {
 
 // ---- alerts ----------------------------------------------------------------------------------
 async function alertsPage() {
+  if (features().incidents) return incidentsPage();
   if (!canSecurity()) {
     main.replaceChildren(h("h1", {}, "Alerts"), h("p", { class: "muted" }, "Alerts are for the admin and security roles."));
     return;
@@ -341,6 +357,32 @@ async function alertsPage() {
         e.charge_point_id) : ""], ["Source", (e) => e.source || ""]], events.slice(0, 100), "No security event."));
   state.reload = alertsPage;
   state.onEvent = (event) => { if (event.topic.startsWith("security") || event.topic === "ocpp.security_event") alertsPage(); };
+}
+
+async function incidentsPage(which = "open") {
+  const rows = await api(`/api/v1/security/incidents?state=${which}`);
+  const outcome = h("p", { id: "incident-outcome", role: "status" });
+  const act = (incident, label, path, body) => h("button", { type: "button", onclick: async () => {
+    await run(outcome, () => api(`/api/v1/security/incidents/${incident.id}/${path}`, { method: "POST", body }), label);
+    incidentsPage(which);
+  } }, label);
+  const picker = h("select", { id: "incident-state", onchange: (e) => incidentsPage(e.target.value) },
+    ["open", "acknowledged", "resolved"].map((v) => h("option", { value: v, selected: v === which }, v)));
+  main.replaceChildren(h("h1", {}, "Alerts and incidents"),
+    h("form", { class: "inline", onsubmit: (e) => e.preventDefault() }, h("label", { for: "incident-state" }, "State", picker)),
+    outcome,
+    table([["#", (i) => i.id], ["Opened", (i) => when(i.opened_at)], ["Severity", (i) => i.severity],
+      ["Incident", (i) => i.title], ["Alerts", (i) => i.alert_count],
+      ["Charge point", (i) => i.charge_point_id ? h("a", { href: `#/cp/${encodeURIComponent(i.charge_point_id)}` },
+        i.charge_point_id) : (i.source || "")],
+      ["", (i) => canSecurity() ? h("span", { class: "actions" },
+        i.state === "open" ? act(i, "Acknowledge", "lifecycle", { action: "acknowledge" }) : "",
+        i.state !== "resolved" ? act(i, "Resolve", "lifecycle", { action: "resolve", note: "resolved from the dashboard" }) : "",
+        i.charge_point_id && i.state !== "resolved" ? act(i, "Quarantine", "respond", { action: "quarantine",
+          reason: `incident ${i.id}` }) : "") : ""]],
+    rows, `No ${which} incident.`));
+  state.reload = () => incidentsPage(which);
+  state.onEvent = debounce(() => { if (location.hash === "#/alerts") incidentsPage(which); }, 1000);
 }
 
 start().catch((err) => main.replaceChildren(h("p", { class: "error", role: "alert" }, `voltlib: ${err.message}`)));

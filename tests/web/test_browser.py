@@ -187,3 +187,16 @@ async def test_member_page_reserves_a_car(paris: RunningServer, browser: Any) ->
     # an operator token cannot log in here, and a member session does not open the dashboard
     response = await page.request.get(f"{paris.url}/dashboard/session")
     assert (await response.json())["authenticated"] is False
+
+    # the operator finds the reservation in the rentals and members search
+    operator = await browser.new_page()
+    operator.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    await operator.goto(f"{paris.url}/dashboard/#/rentals")
+    await operator.get_by_label("API token").fill(paris.token)
+    await operator.keyboard.press("Enter")
+    await operator.get_by_label("Find a member").fill("ada@")
+    await operator.get_by_role("link", name="Ada").click()
+    await expect(operator.locator("main table").first).to_contain_text("reserved")
+    await operator.get_by_role("link", name="Alerts").click()
+    await expect(operator.locator("h1")).to_contain_text("Alerts")
+    assert problems == []

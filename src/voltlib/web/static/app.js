@@ -67,6 +67,7 @@ const routes = [
   [/^#\/charge-points$/, chargePointsPage],
   [/^#\/cp\/(.+)$/, chargePointPage],
   [/^#\/alerts$/, alertsPage],
+  [/^#\/rentals(?:\/(.+))?$/, rentalsPage],
   [/^(#\/map)?$/, mapPage],
 ];
 
@@ -341,6 +342,42 @@ async function run(outcome, call, label) {
   } catch (err) {
     outcome.textContent = `${label} failed: ${err.message}`;
   }
+}
+
+// ---- rentals and members ---------------------------------------------------------------------
+function rentalsTable(rentals) {
+  return table([["Rental", (r) => r.rental_id], ["State", (r) => r.state], ["Member", (r) => h("a", {
+    href: `#/rentals/${encodeURIComponent(r.member_id)}` }, r.member_id)], ["Car", (r) => r.car_id],
+  ["Plan", (r) => r.plan_code || ""], ["Reserved or started", (r) => when(r.reserved_at || r.started_at)],
+  ["Total", (r) => (r.charged ? `${r.charged.total} ${r.charged.currency}` : "")]], rentals, "No rental.");
+}
+
+async function rentalsPage(memberId) {
+  if (!canWrite()) {
+    main.replaceChildren(h("h1", {}, "Rentals"), h("p", { class: "muted" }, "Rentals are for the admin and operator roles."));
+    return;
+  }
+  const [members, rentals] = await Promise.all([api("/api/v1/members"),
+    api(memberId ? `/api/v1/rentals?member=${encodeURIComponent(memberId)}` : "/api/v1/rentals")]);
+  const filter = h("input", { id: "member-filter", type: "search", placeholder: "name, e-mail or id" });
+  const list = h("div", { id: "member-list" });
+  const show = () => {
+    const q = filter.value.trim().toLowerCase();
+    list.replaceChildren(table([["Member", (m) => h("a", { href: `#/rentals/${encodeURIComponent(m.id)}` }, m.name)],
+      ["E-mail", (m) => m.email], ["City", (m) => m.city], ["Plan", (m) => m.plan_code || ""],
+      ["Licence verified", (m) => (m.licence_verified ? "yes" : "no")]],
+    members.filter((m) => !q || [m.id, m.name, m.email].some((v) => String(v).toLowerCase().includes(q))).slice(0, 50),
+    "No member matches."));
+  };
+  filter.addEventListener("input", show);
+  show();
+  main.replaceChildren(h("h1", {}, "Rentals and members"),
+    h("h2", {}, memberId ? `Rentals of ${memberId}` : "Latest rentals"),
+    memberId ? h("p", {}, h("a", { href: "#/rentals" }, "All rentals")) : "",
+    rentalsTable(rentals.slice(0, 50)),
+    h("h2", {}, "Members"), h("form", { class: "inline", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "member-filter" }, "Find a member", filter)), list);
+  state.reload = () => rentalsPage(memberId);
 }
 
 // ---- alerts ----------------------------------------------------------------------------------

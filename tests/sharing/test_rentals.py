@@ -8,6 +8,8 @@ from functools import partial
 
 from tests.conformance.conftest import connect, now_iso, wait_until
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, set_soc
+from voltlib import events as ev
+from voltlib.ocpp.v16 import messages as m
 from voltlib.sharing import service
 from voltlib.store import repo
 
@@ -146,3 +148,32 @@ async def test_timers_release_a_badged_car_not_taken(city: City) -> None:
     history = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
     assert history[0]["state"] == "released"
     assert now_iso()
+
+
+async def test_a_return_committed_but_never_applied_is_reconciled(city: City) -> None:
+    """voltlib stopped after committing and answering the return's StartTransaction but before the
+    rental subscriber ran: the start-up reconciliation closes and bills the rental."""
+    member = await city.sign_up(7)
+    server = city.server
+    async with connect(server, ORIGIN) as a:
+        await a.boot()
+        await a.status(1, "Charging")
+        assert (await a.authorize(member.badge))["status"] == "Accepted"
+        await a.status(1, "Available")
+
+        async def started() -> bool:
+            r = await city.rental(member)
+            return r is not None and r["state"] == "started"
+
+        await wait_until(started)
+    back = datetime.now(UTC) + timedelta(minutes=20)
+    request = m.StartTransaction(connector_id=1, id_tag=CAR_TAG, meter_start=0, timestamp=back)
+    await server.store.write(partial(repo.start_transaction, cp_id=DESTINATION, req=request, now=back))
+    assert (await city.rental(member))["state"] == "started"  # nobody applied it
+    change = await server.store.write(partial(service.reconcile_op, now=datetime.now(UTC)))
+    assert [e.state for e in change.events if isinstance(e, ev.RentalChanged)] == ["returned", "closed"]
+    assert await city.rental(member) is None
+    statement = (await city.client.get("/api/v1/me/invoices", headers=member.headers())).json()
+    assert sorted(i["kind"] for i in statement["invoices"]) == ["rental", "subscription"]
+    again = await server.store.write(partial(service.reconcile_op, now=datetime.now(UTC)))
+    assert again.events == []

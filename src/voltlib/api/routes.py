@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from voltlib import __version__
+from voltlib.api import security as security_api
 from voltlib.api.framework import (
     PRINCIPAL,
     READ_ROLES,
@@ -199,6 +200,7 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         Route("GET", "/api/v1/security-events", security_events, "Security events", frozenset({"admin", "security"}),
               tag="security"),
     ]
+    routes += security_api.build_routes(gateway)  # issue 5
     routes.extend(extra or [])
     spec = openapi(routes, __version__)
 
@@ -216,4 +218,4 @@ def gateway_identity_ok(identity: str) -> bool:
 def install(app: web.Application, gateway: Gateway, extra: list[Route] | None = None) -> None:
     for route in build_routes(gateway, extra):
         app.router.add_route(route.method, route.path, authenticated(gateway.services.store, route.roles,
-                                                                     route.handler))
+                                                                     security_api.audited(gateway, route)))

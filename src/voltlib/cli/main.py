@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import httpx
 import typer
 
+from voltlib.cli import security as security_cli
 from voltlib.config import load_settings
 from voltlib.security.credentials import (
     PasswordPolicyError,
@@ -25,6 +26,7 @@ from voltlib.security.credentials import (
     new_api_token,
     new_charge_point_password,
 )
+from voltlib.security.roles import ROLES
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
@@ -42,6 +44,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 app.add_typer(city_app, name="city")
+app.add_typer(security_cli.audit_app, name="audit")  # issue 5: security operations
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOLTLIB_CONFIG).")]
@@ -278,11 +281,11 @@ def tag_list(config: ConfigOpt = None, database_url: DbOpt = None) -> None:
 
 
 @token_app.command("create")
-def token_create(name: str, role: Annotated[str, typer.Option(help="admin | operator | security")] = "operator",
+def token_create(name: str, role: Annotated[str, typer.Option(help=" | ".join(ROLES))] = "operator",
                  config: ConfigOpt = None, database_url: DbOpt = None) -> None:
     """Create an API token; it is printed once and only its hash is stored."""
-    if role not in ("admin", "operator", "security"):
-        raise typer.BadParameter("admin, operator or security")
+    if role not in ROLES:
+        raise typer.BadParameter(", ".join(ROLES))
     token = new_api_token()
     _run(config, database_url, partial(repo.add_api_token, name=name, role=role, token_hash=hash_api_token(token),
                                        now=_now()))

@@ -316,6 +316,23 @@ def timers_op(conn: Connection, now: datetime) -> Change:
     return change
 
 
+def reconcile_op(conn: Connection, now: datetime) -> Change:
+    """Apply returns the bus never delivered: a StartTransaction with a running rental's car token is
+    committed before it is answered, but the rental is closed by a subscriber afterwards; if voltlib
+    stopped in between, the transaction is in the table and the rental still runs. Run at start-up."""
+    change = Change()
+    for rental, _ in ss.live_rentals(conn):
+        if rental.state not in (dr.State.STARTED, dr.State.OVERDUE) or rental.started_at is None:
+            continue
+        tx = repo.first_transaction_of_tag_since(conn, rental.car_id_tag, rental.started_at)
+        if tx is not None:
+            found = return_op(conn, tx["charge_point_id"], tx["connector_id"], rental.car_id_tag, tx["id"],
+                              tx["started_at"], now)
+            change.effects.extend(found.effects)
+            change.events.extend(found.events)
+    return change
+
+
 def _event(conn: Connection, change: Change, rental: dr.Rental, event: dr.RentalEvent, city: ss.CityRecord,
            now: datetime) -> dr.Rental:
     try:
@@ -419,6 +436,12 @@ class SharingService:
         return len(change.events)
 
     async def run_timers(self) -> None:
+        try:
+            change = await self._run(partial(reconcile_op, now=self.services.clock.now()))
+            if change.events:
+                log.warning("reconciled %d rental changes from committed transactions", len(change.events))
+        except Exception:
+            log.exception("rental reconciliation failed")
         while True:
             await asyncio.sleep(self.timer_interval)
             try:

@@ -234,6 +234,12 @@ def _connector_of(conn: Connection, tx_id: int) -> int:
     return int(conn.execute(select(transactions.c.connector_id).where(transactions.c.id == tx_id)).scalar() or 0)
 
 
+def first_transaction_of_tag_since(conn: Connection, id_tag: str, since: datetime) -> dict[str, Any] | None:
+    row = conn.execute(select(transactions).where(transactions.c.id_tag == id_tag, transactions.c.started_at >= since)
+                       .order_by(transactions.c.started_at).limit(1)).mappings().first()
+    return None if row is None else dict(row)
+
+
 def list_transactions(conn: Connection, cp_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     query = select(transactions).order_by(transactions.c.started_at.desc()).limit(limit)
     if cp_id is not None:

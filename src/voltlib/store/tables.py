@@ -313,3 +313,83 @@ invoices = Table(
     Column("issued_at", TS, nullable=False),
     Index("ix_invoices_member", "member_id", "issued_at"),
 )
+
+# --- security operations (issue 5)
+
+audit_log = Table(
+    "audit_log", metadata,  # append-only, hash-chained: see security/audit.py
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False, unique=True),
+    Column("at", TS, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(128), nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+security_incidents = Table(
+    "security_incidents", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("correlation_key", String(128), nullable=False),  # "cp:<id>" or "source:<address>"
+    Column("charge_point_id", String(48)),
+    Column("source", String(64)),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # open | acknowledged | resolved
+    Column("title", String(200), nullable=False),
+    Column("alert_count", Integer, nullable=False),
+    Column("opened_at", TS, nullable=False),
+    Column("last_alert_at", TS, nullable=False),
+    Column("acknowledged_at", TS), Column("acknowledged_by", String(64)),
+    Column("resolved_at", TS), Column("resolved_by", String(64)),
+    Column("note", Text),
+    Index("ix_security_incidents_key_state", "correlation_key", "state"),
+)
+
+security_alerts = Table(
+    "security_alerts", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("incident_id", BigInteger),  # None when expected (inside a work order)
+    Column("charge_point_id", String(48)),
+    Column("source", String(64)),
+    Column("detector", String(48), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("expected", Boolean, nullable=False),
+    Column("work_order_id", BigInteger),
+    Column("repeats", Integer, nullable=False),  # deduplicated occurrences folded into this row
+    Column("detail", JSON, nullable=False),
+    Column("at", TS, nullable=False),
+    Column("last_at", TS, nullable=False),
+    Index("ix_security_alerts_at", "at"),
+    Index("ix_security_alerts_incident", "incident_id"),
+)
+
+work_orders = Table(
+    "work_orders", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("technician", String(64), nullable=False),
+    Column("badge", String(20), nullable=False),
+    Column("charge_points", JSON, nullable=False),  # list of charge point ids
+    Column("starts_at", TS, nullable=False),
+    Column("ends_at", TS, nullable=False),
+    Column("purpose", String(200), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("cancelled_at", TS),
+    Column("checked_in_at", TS),
+)
+
+quarantines = Table(
+    "quarantines", metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("incident_id", BigInteger),
+    Column("started_at", TS, nullable=False),
+    Column("started_by", String(64), nullable=False),
+    Column("released_at", TS),
+    Column("released_by", String(64)),
+    Index("ix_quarantines_cp", "charge_point_id", "released_at"),
+)

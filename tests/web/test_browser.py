@@ -115,6 +115,8 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         await page.keyboard.press("Enter")
         await expect(page.locator("#station-title")).to_have_text(station.name)
         await expect(page.get_by_role("link", name=f"{cp_id} / 1")).to_be_visible()
+        bay_row = page.locator("tr", has=page.get_by_role("link", name=f"{cp_id} / 1"))
+        await expect(bay_row).to_contain_text("Available")  # the simulated charge point's report
         await page.screenshot(path=str(ARTIFACTS / "dashboard-station.png"))
 
         # the charge point: send Reset, see the answer
@@ -136,6 +138,7 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         await page.locator('form[data-command="ChangeAvailability"] button').click()
         await expect(page.locator("#command-outcome")).to_contain_text("Accepted", timeout=20_000)
         await expect(page.locator('[data-connector="1"]')).to_have_text("Unavailable", timeout=20_000)
+        await expect(page.locator("#history tbody tr").first).to_contain_text("Unavailable")
         assert await page.evaluate("document.body.dataset.sameDocument") == "yes"
         await page.screenshot(path=str(ARTIFACTS / "dashboard-charge-point.png"))
 

@@ -189,6 +189,17 @@ async function stationPage(city, id) {
   const cars = vehicles.vehicles.filter((v) => v.station_id === id);
   const features = state.session.features || {};
   const detail = features.stations ? await api(`/api/v1/stations/${encodeURIComponent(id)}`).catch(() => null) : null;
+  if (detail) {  // each bay's connector status, from its charge point
+    const ids = [...new Set((detail.bays_detail || []).map((b) => b.charge_point_id))];
+    const cps = new Map(await Promise.all(ids.map(async (cp) =>
+      [cp, await api(`/api/v1/charge-points/${encodeURIComponent(cp)}`).catch(() => null)])));
+    for (const bay of detail.bays_detail || []) {
+      const cp = cps.get(bay.charge_point_id);
+      const connector = cp && cp.connectors.find((c) => c.connector_id === bay.connector_id);
+      bay.connector_status = connector ? connector.status : "never reported";
+      bay.online = cp ? cp.connected : false;
+    }
+  }
   main.replaceChildren(
     h("p", {}, h("a", { href: "#/map" }, "← Map")),
     h("h1", { id: "station-title" }, st.name[0].text),
@@ -213,6 +224,8 @@ function stationDetail(detail) {
     table([["Bay", (b) => b.number],
       ["Charge point", (b) => h("a", { href: `#/cp/${encodeURIComponent(b.charge_point_id)}` },
         `${b.charge_point_id} / ${b.connector_id}`)],
+      ["Connector", (b) => h("span", { class: `status-${b.connector_status}` }, b.connector_status || "")],
+      ["Online", (b) => (b.online ? "yes" : "no")],
       ["Car", (b) => b.car_id || "free"],
       ["Charge", (b) => { const c = cars.get(b.car_id); return c && c.soc_percent != null ? `${Math.round(c.soc_percent)} %` : ""; }],
       ["Range", (b) => { const c = cars.get(b.car_id); return c && c.range_km != null ? `${Math.round(c.range_km)} km` : ""; }],
@@ -258,9 +271,7 @@ async function chargePointPage(id) {
     h("h2", {}, "Commands"), ...forms, outcome,
     h("div", { id: "commands" }, commandsTable(commands)),
     h("h2", {}, "Status history"),
-    h("div", { id: "history" }, table([["At", (r) => when(r.status_at)], ["Connector", (r) => r.connector_id],
-      ["Status", (r) => h("span", { class: `status-${r.status}` }, r.status)], ["Error", (r) => r.error_code],
-      ["Expected", (r) => (r.expected ? "yes" : "no")]], history.slice(0, 30))),
+    h("div", { id: "history" }, historyTable(history)),
     messages ? h("section", {}, h("h2", {}, "Last messages"), table([["At", (m) => when(m.at)],
       ["From", (m) => m.initiator], ["Action", (m) => m.action], ["Outcome", (m) => m.outcome]], messages.slice(0, 30)))
       : "");
@@ -272,15 +283,16 @@ async function chargePointPage(id) {
       if (cell) {
         cell.textContent = event.status;
         cell.className = `status-${event.status} flash`;
-        return;
       }
     }
     refresh();
   };
   const refresh = debounce(async () => {
-    const [fresh, freshCommands] = await Promise.all([api(base), api(`${base}/commands`)]);
+    const [fresh, freshCommands, freshHistory] = await Promise.all([api(base), api(`${base}/commands`),
+      api(`${base}/status-history`)]);
     document.getElementById("connectors")?.replaceChildren(connectorsTable(fresh.connectors));
     document.getElementById("commands")?.replaceChildren(commandsTable(freshCommands));
+    document.getElementById("history")?.replaceChildren(historyTable(freshHistory));
   }, 300);
 }
 
@@ -301,6 +313,12 @@ function quarantineForm(base, cp, outcome, id) {
       "Quarantine");
   } }, h("label", { for: "quarantine-reason" }, "Reason", reason), h("button", { class: "danger", type: "submit" },
     "Quarantine"));
+}
+
+function historyTable(history) {
+  return table([["At", (r) => when(r.status_at)], ["Connector", (r) => r.connector_id],
+    ["Status", (r) => h("span", { class: `status-${r.status}` }, r.status)], ["Error", (r) => r.error_code],
+    ["Expected", (r) => (r.expected ? "yes" : "no")]], history.slice(0, 30));
 }
 
 function connectorsTable(connectors) {

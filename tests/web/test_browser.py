@@ -109,6 +109,22 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         await expect(page.locator("#live")).to_contain_text("live")
         await page.screenshot(path=str(ARTIFACTS / "dashboard-map.png"))
 
+        # a charge point of the simulation comes online at a bay whose car is gone: it reports the
+        # bay Available, the car is marked missing, and the marker turns from 2+ cars to 1 without a reload
+        two = next(s for s in parse_snapshot(paris_snapshot()).stations if s.cars == 2 and s.status == "operational")
+        two_marker = page.locator(f'#station-map a.marker[data-station="{two.id}"]')
+        await expect(two_marker).to_have_attribute("data-state", "ok")
+        await page.evaluate("document.body.dataset.sameDocument = 'map'")
+        emptied = SimulatedChargePoint(f"{two.id}-1", paris.ws_url, password=PASSWORD,
+                                       options=SimOptions(connectors=1, heartbeat_interval=3600, meter_interval=3600))
+        await emptied.start()
+        try:
+            await expect(page.locator(f'#station-map a.marker[data-station="{two.id}"]')).to_have_attribute(
+                "data-state", "low", timeout=20_000)
+            assert await page.evaluate("document.body.dataset.sameDocument") == "map"
+        finally:
+            await emptied.stop()
+
         # keyboard: the marker is a link; focus it and press Enter
         marker = page.locator(f'#station-map a.marker[data-station="{station.id}"]')
         await marker.focus()

@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,14 @@ import pytest_asyncio
 
 from tests.conftest import PASSWORD, RunningServer, free_port, start_server
 from voltlib.config import Settings
+from voltlib.ocpp.v16.messages import MeterValue, SampledValue
 from voltlib.security.credentials import hash_password
 from voltlib.sharing.cities import builtin_cities, paris_snapshot
 from voltlib.sharing.importer import parse_snapshot
 from voltlib.sharing.store import import_snapshot, upsert_city
 from voltlib.sim.chargepoint import SimOptions, SimulatedChargePoint
+from voltlib.store import repo
+from voltlib.store.tables import meter_values
 
 CHROMIUM = os.environ.get("VOLTLIB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -135,9 +139,17 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         await expect(bay_row).to_contain_text("Available")  # the simulated charge point's report
         await page.screenshot(path=str(ARTIFACTS / "dashboard-station.png"))
 
-        # the charge point: send Reset, see the answer
+        # the charge point: its power chart (from stored meter values), then Reset and its answer
+        start = datetime.now(UTC) - timedelta(minutes=30)
+        readings = [MeterValue(timestamp=start + timedelta(minutes=i), sampled_value=[
+            SampledValue(value=str(1000 + 50 * i)), SampledValue(value=str(3000 - 10 * i),
+                                                                 measurand="Power.Active.Import", unit="W")])
+            for i in range(30)]
+        await paris.store.write(partial(repo.insert_ignoring_duplicates, table=meter_values,
+                                        rows=repo.meter_rows(cp_id, 1, None, readings, datetime.now(UTC))))
         await page.get_by_role("link", name=f"{cp_id} / 1").click()
         await expect(page.locator("h1")).to_have_text(f"Charge point {cp_id}")
+        await expect(page.get_by_role("img", name="Connector 1 power, 30 samples")).to_be_visible()
         await expect(page.locator("#cp-online")).to_contain_text("Online")
         await page.locator('form[data-command="Reset"] button').click()
         await expect(page.locator("#command-outcome")).to_contain_text("Accepted", timeout=20_000)

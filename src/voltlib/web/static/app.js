@@ -1,6 +1,7 @@
 // The operator dashboard: a hash-routed single page. Data from /api/v1 (session cookie) and the
 // public GBFS files; live updates from /dashboard/events (Server-Sent Events).
 import { api, ApiError, h, table, when } from "./dom.js";
+import { lineChart, powerSeries } from "./chart.js";
 import { availability, drawMap } from "./map.js";
 
 const main = document.getElementById("main");
@@ -253,7 +254,14 @@ const COMMANDS = [
 
 async function chargePointPage(id) {
   const base = `/api/v1/charge-points/${encodeURIComponent(id)}`;
-  const [cp, history, commands] = await Promise.all([api(base), api(`${base}/status-history`), api(`${base}/commands`)]);
+  const [cp, history, commands, meterValues] = await Promise.all([api(base), api(`${base}/status-history`),
+    api(`${base}/commands`), canWrite() || canSecurity() ? api(`${base}/meter-values`) : []]);
+  const energy = cp.connectors.filter((c) => c.connector_id > 0).map((c) => {
+    const series = powerSeries(meterValues, c.connector_id);
+    return h("figure", { class: "card" }, h("figcaption", {}, `Connector ${c.connector_id}: power (kW)`),
+      series.length >= 2 ? lineChart(series, { label: `Connector ${c.connector_id} power`, unit: "kW" })
+        : h("p", { class: "muted" }, "Not enough meter values yet."));
+  });
   const messages = canSecurity() ? await api(`${base}/messages`) : null;
   const connectorIds = cp.connectors.map((c) => c.connector_id).filter((n) => n > 0);
   const outcome = h("p", { id: "command-outcome", role: "status", "aria-live": "polite" });
@@ -268,6 +276,7 @@ async function chargePointPage(id) {
     cp.quarantined ? h("p", { class: "error", id: "cp-quarantined" }, "In quarantine") : "",
     h("h2", {}, "Connectors"),
     h("div", { id: "connectors" }, connectorsTable(cp.connectors)),
+    h("h2", {}, "Energy"), h("div", { class: "grid", id: "energy" }, energy),
     h("h2", {}, "Commands"), ...forms, outcome,
     h("div", { id: "commands" }, commandsTable(commands)),
     h("h2", {}, "Status history"),

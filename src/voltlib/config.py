@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     # empty draws stations without any map tiles (docs/web.md).
     dashboard_tile_url: str = ""
 
+    # security operations (issue 5, docs/security.md)
+    security_webhook_url: str | None = None  # POSTed a JSON body for every new alert outside a work order
+    security_auto_response: bool = True  # quarantine automatically on tamper / cabinet opened (Policy)
+    security_upload_allow: list[str] = []  # URL prefixes allowed for diagnostics/log uploads and firmware
+    security_rated_power_w: float = Field(22_000.0, gt=0)  # default connector rating for the power check
+
     log_level: str = "INFO"
 
     @classmethod

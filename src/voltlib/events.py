@@ -151,6 +151,25 @@ class SecurityIncident(Event, tag="security.incident", frozen=True):
     detail: dict[str, Any]
 
 
+class TransactionStartRepeated(Event, tag="ocpp.transaction.repeated", frozen=True):
+    """A StartTransaction (new message id) for a transaction voltlib already has: a retry or a replay."""
+
+    transaction_id: int
+    connector_id: int
+    id_tag: str
+    started_at: datetime
+
+
+class ProtocolViolationSeen(Event, tag="ocpp.violation", frozen=True):
+    """Every frame the session rejected (the security_events table only keeps the 1st, 10th, 100th…)."""
+
+    code: str
+    description: str
+    action: str | None
+    message_id: str | None
+    count: int
+
+
 class CommandFinished(Event, tag="ocpp.command", frozen=True):
     command_id: int
     action: str
@@ -163,7 +182,7 @@ AnyEvent = (
     | IdTagAuthorized | TransactionStarted | TransactionStopped | MeterValuesReceived | DataTransferReceived
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
     | CertificateSigningRequested | CarLeftWithoutRental | RentalChanged | BadgeDecided
-    | SecurityIncident | CommandFinished
+    | SecurityIncident | CommandFinished | TransactionStartRepeated | ProtocolViolationSeen
 )
 
 _encoder = msgspec.json.Encoder()

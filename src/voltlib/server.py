@@ -25,6 +25,7 @@ from voltlib.gbfs import http as gbfs_http
 from voltlib.gbfs.dbsource import DatabaseSource
 from voltlib.gbfs.http import SnapshotSource
 from voltlib.gcpolicy import GcPolicy
+from voltlib.security import service as security_service
 from voltlib.security.ca import CertificateAuthority
 from voltlib.sharing.service import SharingService
 from voltlib.sharing.store import seed_cities
@@ -60,6 +61,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     sharing.install()
     app[SHARING_KEY] = sharing
     routes.install(app, gateway, sharing_routes(sharing))
+    security_service.install(gateway)  # issue 5: detectors, alerts, responses
     _install_web(app, gateway, gbfs_source)
     app.cleanup_ctx.append(_maintenance)
     app.on_shutdown.append(_shutdown)
@@ -118,6 +120,7 @@ async def _purge_forever(gateway: Gateway) -> None:
 
 async def _shutdown(app: web.Application) -> None:
     gateway = app[GATEWAY_KEY]
+    await security_service.service_of(gateway).close()
     await gateway.close_all()
     app[GBFS_KEY].close()
     bus = gateway.services.bus

@@ -70,6 +70,16 @@ class City:
         assert response.status_code == 200, response.text
         return response.json()["rental"]
 
+    async def wait_for_state(self, member: Member, state: str | None) -> None:
+        """Until the member's live rental is in ``state`` (None: no live rental any more)."""
+        from tests.conformance.conftest import wait_until
+
+        async def reached() -> bool:
+            rental = await self.rental(member)
+            return (rental is None) if state is None else (rental is not None and rental["state"] == state)
+
+        await wait_until(reached)
+
     async def vehicle(self, car_id: str = CAR_ID) -> dict[str, Any]:
         response = await self.client.get("/api/v1/vehicles", headers=self.server.api_headers())
         return next(v for v in response.json() if v["id"] == car_id)

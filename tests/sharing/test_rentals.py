@@ -34,21 +34,14 @@ async def test_badge_unplug_return_elsewhere_is_billed_once(city: City) -> None:
         await a.stop_tx(charging.transaction_id, 1200, reason="EVDisconnected")
         await a.status(1, "Available")  # the car leaves its bay
 
-        async def started() -> bool:
-            r = await city.rental(member)
-            return r is not None and r["state"] == "started"
-
-        await wait_until(started)
+        await city.wait_for_state(member, "started")
         assert (await city.vehicle())["status"] == "rented"
 
         back = (datetime.now(UTC) + timedelta(minutes=25)).isoformat()
         returned = await b.start_tx(1, CAR_TAG, timestamp=back)
         assert returned.id_tag_info["status"] == "Accepted"
 
-        async def closed() -> bool:
-            return await city.rental(member) is None
-
-        await wait_until(closed)
+        await city.wait_for_state(member, None)
         again = await b.start_tx(1, CAR_TAG, timestamp=back)  # a retransmitted return
         assert again.transaction_id == returned.transaction_id
 
@@ -115,21 +108,14 @@ async def test_offline_return_is_priced_at_its_own_time(city: City) -> None:
         left = datetime.now(UTC).replace(microsecond=0)
         await a.status(1, "Available", timestamp=left.isoformat())
 
-        async def started() -> bool:
-            r = await city.rental(member)
-            return r is not None and r["state"] == "started"
-
-        await wait_until(started)
+        await city.wait_for_state(member, "started")
     # the destination was offline when the car came back 70 minutes later; it reports on reconnection
     back = (left + timedelta(minutes=70)).isoformat()
     async with connect(server, DESTINATION) as b:
         await b.boot()
         await b.start_tx(1, CAR_TAG, timestamp=back)
 
-        async def closed() -> bool:
-            return await city.rental(member) is None
-
-        await wait_until(closed)
+        await city.wait_for_state(member, None)
     history = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
     assert history[0]["charged"]["billed_minutes"] == 70
     assert history[0]["charged"]["total"] == "15.00"  # 5 + 4 + 6: three started half hours
@@ -161,11 +147,7 @@ async def test_a_return_committed_but_never_applied_is_reconciled(city: City) ->
         assert (await a.authorize(member.badge))["status"] == "Accepted"
         await a.status(1, "Available")
 
-        async def started() -> bool:
-            r = await city.rental(member)
-            return r is not None and r["state"] == "started"
-
-        await wait_until(started)
+        await city.wait_for_state(member, "started")
     back = datetime.now(UTC) + timedelta(minutes=20)
     request = m.StartTransaction(connector_id=1, id_tag=CAR_TAG, meter_start=0, timestamp=back)
     await server.store.write(partial(repo.start_transaction, cp_id=DESTINATION, req=request, now=back))

@@ -25,6 +25,7 @@ from voltlib.api.framework import (
 )
 from voltlib.gateway.auth import IDENTITY
 from voltlib.gateway.gateway import CommandError, Gateway
+from voltlib.security import records as security_records
 from voltlib.security.credentials import PasswordPolicyError, check_policy, hash_password
 from voltlib.store import repo
 
@@ -66,8 +67,10 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
 
     async def list_cps(request: web.Request) -> web.Response:
         rows = await store.read(repo.list_charge_points)
+        quarantined = {q["charge_point_id"] for q in await store.read(security_records.list_quarantines)}
         for row in rows:
             row["connected"] = row["id"] in gateway.connections
+            row["quarantined"] = row["id"] in quarantined  # issue 5
         return reply(rows)
 
     async def add_cp(request: web.Request) -> web.Response:
@@ -95,6 +98,8 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         if detail is None:
             raise Problem(404, "not-found", f"no charge point {cp_id(request)}")
         detail["connected"] = cp_id(request) in gateway.connections
+        detail["quarantined"] = await store.read(partial(security_records.active_quarantine,  # issue 5
+                                                         cp_id=cp_id(request))) is not None
         return reply(detail)
 
     async def set_registration(request: web.Request) -> web.Response:

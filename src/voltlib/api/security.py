@@ -6,14 +6,44 @@ appended to the audit log (committed) before the data is returned.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
+from typing import Literal
 
+import msgspec
 from aiohttp import web
 
-from voltlib.api.framework import PRINCIPAL, Endpoint, Route, reply
+from voltlib.api.framework import PRINCIPAL, Endpoint, Problem, Route, body_of, reply
 from voltlib.gateway.gateway import Gateway
-from voltlib.security import audit
-from voltlib.security.roles import READ_AUDIT
+from voltlib.security import audit, records, workorders
+from voltlib.security.incidents import LifecycleError
+from voltlib.security.response import BLOCK_BADGE, QUARANTINE, RELEASE, ROTATE, Policy, Responder, ResponseError
+from voltlib.security.roles import HANDLE_ALERTS, OWN_WORK, PLAN_WORK, READ_AUDIT, RESPOND, SEE_ALERTS
+
+
+class IncidentChange(msgspec.Struct, kw_only=True):
+    action: Literal["acknowledge", "resolve"]
+    note: str | None = None
+
+
+class NewWorkOrder(msgspec.Struct, kw_only=True):
+    technician: str
+    badge: str
+    charge_points: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    purpose: str
+
+
+class Respond(msgspec.Struct, kw_only=True):
+    action: Literal["quarantine", "release", "rotate_credentials", "block_badge"]
+    charge_point_id: str | None = None  # default: the incident's charge point
+    id_tag: str | None = None  # for block_badge
+    reason: str | None = None
+
+
+class QuarantineRequest(msgspec.Struct, kw_only=True):
+    reason: str
 
 # (method, path) → audit action. Routes added later that expose battery data belong here.
 AUDITED_READS: dict[tuple[str, str], str] = {
@@ -41,11 +71,25 @@ def audited(gateway: Gateway, route: Route) -> Endpoint:
 
 
 def build_routes(gateway: Gateway) -> list[Route]:
-    store = gateway.services.store
+    s = gateway.services
+    store, clock = s.store, s.clock
+    responder, policy = Responder(gateway), Policy()
+
+    def who(request: web.Request) -> str:
+        return request.get(PRINCIPAL) or "?"
+
+    def int_param(request: web.Request, name: str) -> int:
+        value = request.match_info[name]
+        if not value.isdigit():
+            raise Problem(404, "not-found", f"no {name} {value}")
+        return int(value)
+
+    def limit_of(request: web.Request) -> int:
+        value = request.query.get("limit", "200")
+        return min(int(value), 1000) if value.isdigit() else 200
 
     async def audit_entries(request: web.Request) -> web.Response:
-        limit = request.query.get("limit", "200")
-        return reply(await store.read(partial(audit.list_entries, limit=int(limit) if limit.isdigit() else 200,
+        return reply(await store.read(partial(audit.list_entries, limit=limit_of(request),
                                               action=request.query.get("action"))))
 
     async def audit_verify(request: web.Request) -> web.Response:
@@ -54,9 +98,158 @@ def build_routes(gateway: Gateway) -> list[Route]:
         return reply({"ok": not breaks, "entries": len(rows), "head": rows[-1]["hash"] if rows else audit.GENESIS,
                       "breaks": [{"seq": b.seq, "problem": b.problem} for b in breaks]})
 
+    async def alerts(request: web.Request) -> web.Response:
+        expected = request.query.get("expected")
+        return reply(await store.read(partial(
+            records.list_alerts, cp_id=request.query.get("charge_point_id"), limit=limit_of(request),
+            expected=None if expected is None else expected == "true")))
+
+    async def incidents(request: web.Request) -> web.Response:
+        return reply(await store.read(partial(records.list_incidents, state=request.query.get("state"),
+                                              limit=limit_of(request))))
+
+    async def incident(request: web.Request) -> web.Response:
+        found = await store.read(partial(records.get_incident, incident_id=int_param(request, "incident_id")))
+        if found is None:
+            raise Problem(404, "not-found", "no such incident")
+        kinds = {a["kind"] for a in found["alerts"]}
+        found["suggested_responses"] = sorted({r for k in kinds for r in policy.suggested(k)})
+        return reply(found)
+
+    async def change_incident(request: web.Request) -> web.Response:
+        change = await body_of(request, IncidentChange)
+        if change.action == "resolve" and not (change.note or "").strip():
+            raise Problem(422, "note-required", "say how the incident was resolved")
+        incident_id = int_param(request, "incident_id")
+        try:
+            row = await store.write(partial(records.change_incident, incident_id=incident_id, action=change.action,
+                                            by=who(request), note=change.note, now=clock.now()))
+        except LifecycleError as exc:
+            raise Problem(409, "invalid-transition", str(exc)) from None
+        if row is None:
+            raise Problem(404, "not-found", "no such incident")
+        await store.write(partial(audit.append, actor=who(request), action=f"incident.{change.action}",
+                                  target=str(incident_id), detail={"note": change.note}, now=clock.now()))
+        return reply(row)
+
+    async def respond(request: web.Request) -> web.Response:
+        incident_id = int_param(request, "incident_id")
+        found = await store.read(partial(records.get_incident, incident_id=incident_id))
+        if found is None:
+            raise Problem(404, "not-found", "no such incident")
+        order = await body_of(request, Respond)
+        cp = order.charge_point_id or found["charge_point_id"]
+        reason = order.reason or f"incident {incident_id}: {found['title']}"
+        return reply(await _act(order.action, cp, order.id_tag, who(request), reason, incident_id))
+
+    async def _act(action: str, cp: str | None, id_tag: str | None, by: str, reason: str,
+                   incident_id: int | None) -> dict[str, object]:
+        try:
+            if action == BLOCK_BADGE:
+                if not id_tag:
+                    raise Problem(422, "id-tag-required", "block_badge needs id_tag")
+                return await responder.block_badge(id_tag, by=by)
+            if not cp:
+                raise Problem(422, "charge-point-required", "this response needs a charge point")
+            if action == QUARANTINE:
+                return await responder.quarantine(cp, by=by, reason=reason, incident_id=incident_id)
+            if action == RELEASE:
+                return await responder.release(cp, by=by)
+            if action == ROTATE:
+                return await responder.rotate(cp, by=by)
+        except ResponseError as exc:
+            raise Problem(exc.status, exc.title, exc.detail) from None
+        raise Problem(422, "unknown-action", action)
+
+    async def quarantine(request: web.Request) -> web.Response:
+        body = await body_of(request, QuarantineRequest)
+        return reply(await _act(QUARANTINE, request.match_info["cp_id"], None, who(request), body.reason, None))
+
+    async def release(request: web.Request) -> web.Response:
+        return reply(await _act(RELEASE, request.match_info["cp_id"], None, who(request), "", None))
+
+    async def rotate(request: web.Request) -> web.Response:
+        return reply(await _act(ROTATE, request.match_info["cp_id"], None, who(request), "", None))
+
+    async def block(request: web.Request) -> web.Response:
+        return reply(await _act(BLOCK_BADGE, None, request.match_info["id_tag"], who(request), "", None))
+
+    async def list_quarantines(request: web.Request) -> web.Response:
+        return reply(await store.read(partial(records.list_quarantines,
+                                              active_only=request.query.get("all") != "true")))
+
+    async def cp_quarantine(request: web.Request) -> web.Response:
+        row = await store.read(partial(records.active_quarantine, cp_id=request.match_info["cp_id"]))
+        return reply({"charge_point_id": request.match_info["cp_id"], "quarantined": row is not None,
+                      "quarantine": row})
+
+    async def add_work_order(request: web.Request) -> web.Response:
+        new = await body_of(request, NewWorkOrder)
+        try:
+            workorders.check(new.charge_points, new.starts_at, new.ends_at, new.purpose, new.badge)
+        except workorders.InvalidWorkOrder as exc:
+            raise Problem(422, "invalid-work-order", str(exc)) from None
+        if new.starts_at.tzinfo is None or new.ends_at.tzinfo is None:
+            raise Problem(422, "invalid-work-order", "give times with a UTC offset")
+        order_id = await store.write(partial(
+            records.add_work_order, technician=new.technician, badge=new.badge, charge_points=new.charge_points,
+            starts_at=new.starts_at, ends_at=new.ends_at, purpose=new.purpose, created_by=who(request),
+            now=clock.now()))
+        await store.write(partial(audit.append, actor=who(request), action="work_order.create", target=str(order_id),
+                                  detail={"technician": new.technician, "charge_points": new.charge_points,
+                                          "starts_at": new.starts_at, "ends_at": new.ends_at,
+                                          "purpose": new.purpose}, now=clock.now()))
+        return reply(await store.read(partial(records.get_work_order, order_id=order_id)), status=201)
+
+    async def list_work_orders(request: web.Request) -> web.Response:
+        return reply(await store.read(partial(records.list_work_orders, technician=request.query.get("technician"),
+                                              limit=limit_of(request))))
+
+    async def my_work_orders(request: web.Request) -> web.Response:
+        return reply(await store.read(partial(records.list_work_orders, technician=who(request),
+                                              limit=limit_of(request))))
+
+    async def cancel_work_order(request: web.Request) -> web.Response:
+        order_id = int_param(request, "order_id")
+        if not await store.write(partial(records.cancel_work_order, order_id=order_id, now=clock.now())):
+            raise Problem(404, "not-found", "no such open work order")
+        await store.write(partial(audit.append, actor=who(request), action="work_order.cancel", target=str(order_id),
+                                  detail={}, now=clock.now()))
+        return reply(await store.read(partial(records.get_work_order, order_id=order_id)))
+
+    base = "/api/v1/security"
     return [
-        Route("GET", "/api/v1/security/audit", audit_entries, "Audit log entries, newest first", READ_AUDIT,
+        Route("GET", f"{base}/audit", audit_entries, "Audit log entries, newest first", READ_AUDIT, tag="security"),
+        Route("GET", f"{base}/audit/verify", audit_verify, "Verify the audit hash chain", READ_AUDIT, tag="security"),
+        Route("GET", f"{base}/alerts", alerts, "Alerts (?charge_point_id=, ?expected=true|false)", SEE_ALERTS,
               tag="security"),
-        Route("GET", "/api/v1/security/audit/verify", audit_verify, "Verify the audit hash chain", READ_AUDIT,
+        Route("GET", f"{base}/incidents", incidents, "Incidents (?state=open|acknowledged|resolved)", SEE_ALERTS,
+              tag="security"),
+        Route("GET", f"{base}/incidents/{{incident_id}}", incident, "An incident, its alerts and suggested responses",
+              SEE_ALERTS, tag="security"),
+        Route("POST", f"{base}/incidents/{{incident_id}}/lifecycle", change_incident,
+              "Acknowledge or resolve (with a note) an incident", HANDLE_ALERTS, IncidentChange, tag="security"),
+        Route("POST", f"{base}/incidents/{{incident_id}}/respond", respond,
+              "Apply a response to an incident's charge point or badge", RESPOND, Respond, tag="security"),
+        Route("GET", f"{base}/quarantines", list_quarantines, "Charge points in quarantine (?all=true: history)",
+              SEE_ALERTS, tag="security"),
+        Route("GET", "/api/v1/charge-points/{cp_id}/quarantine", cp_quarantine, "Is this charge point in quarantine",
+              SEE_ALERTS, tag="security"),
+        Route("POST", "/api/v1/charge-points/{cp_id}/quarantine", quarantine,
+              "Quarantine: ChangeAvailability Inoperative, remote starts refused, flagged", RESPOND,
+              QuarantineRequest, tag="security"),
+        Route("POST", "/api/v1/charge-points/{cp_id}/release", release,
+              "Release the quarantine: ChangeAvailability Operative", RESPOND, tag="security"),
+        Route("POST", "/api/v1/charge-points/{cp_id}/rotate-credentials", rotate,
+              "Security response: new AuthorizationKey (audited)", RESPOND, tag="security"),
+        Route("POST", "/api/v1/id-tags/{id_tag}/block", block, "Security response: block a badge (audited)", RESPOND,
+              tag="security"),
+        Route("POST", f"{base}/work-orders", add_work_order, "Plan a field intervention", PLAN_WORK, NewWorkOrder,
+              tag="security"),
+        Route("GET", f"{base}/work-orders", list_work_orders, "Work orders (?technician=)", PLAN_WORK,
+              tag="security"),
+        Route("GET", f"{base}/work-orders/mine", my_work_orders, "The calling technician's work orders", OWN_WORK,
+              tag="security"),
+        Route("POST", f"{base}/work-orders/{{order_id}}/cancel", cancel_work_order, "Cancel a work order", PLAN_WORK,
               tag="security"),
     ]

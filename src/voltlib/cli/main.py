@@ -45,6 +45,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 app.add_typer(city_app, name="city")
 app.add_typer(security_cli.audit_app, name="audit")  # issue 5: security operations
+app.add_typer(security_cli.alert_app, name="alert")
+app.add_typer(security_cli.incident_app, name="incident")
+app.add_typer(security_cli.workorder_app, name="workorder")
+app.add_typer(security_cli.security_app, name="security")
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOLTLIB_CONFIG).")]

@@ -158,6 +158,9 @@ class ChargePointConnection:
         if event.reply is not None:
             await self._send(event.reply)
         count = self.session.violation_count()
+        await self.ctx.services.bus.publish(ev.ProtocolViolationSeen(  # issue 5: every one, for the detectors
+            charge_point_id=self.cp_id, at=self.ctx.services.clock.now(), code=error.code.value,
+            description=error.description, action=event.action, message_id=event.message_id, count=count))
         if count in (1, 10, 100, 1000) or event.close:
             await self._security("protocol_violation", "warning",
                                  {"code": error.code.value, "description": error.description, "action": event.action,

@@ -23,6 +23,7 @@ from voltlib.ocpp import schemas
 from voltlib.ocpp.errors import OcppError
 from voltlib.ocpp.session import Limits, MessageIdMemory, OcppSession
 from voltlib.ocpp.v16.messages import COMMANDS as COMMANDS_V16
+from voltlib.security import records as security_records
 from voltlib.security.credentials import (
     PasswordPolicyError,
     VerifiedCache,
@@ -240,6 +241,9 @@ class Gateway:
                 if record is not None and (not value.isdigit() or int(value) <= record.security_profile):
                     raise CommandError(422, "security-profile-downgrade",
                                        "the SecurityProfile can only be raised over OCPP (whitepaper A00.FR.005)")
+        if action == "RemoteStartTransaction" and await self.services.store.read(
+                partial(security_records.active_quarantine, cp_id=cp_id)) is not None:  # issue 5
+            raise CommandError(409, "quarantined", f"{cp_id} is in quarantine: remote starts are refused")
         return await self._command(cp_id, action, payload, requested_by=requested_by, timeout=timeout)
 
     async def _command(self, cp_id: str, action: str, payload: dict[str, Any], *, requested_by: str | None,

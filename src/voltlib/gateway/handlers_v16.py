@@ -88,6 +88,10 @@ async def start_transaction(ctx: ChargePointContext, req: m.StartTransaction) ->
             charge_point_id=ctx.cp_id, at=now, transaction_id=outcome.transaction_id, connector_id=req.connector_id,
             id_tag=req.id_tag, id_tag_status=outcome.decision.status, meter_start=req.meter_start,
             started_at=req.timestamp, reservation_id=req.reservation_id))
+    else:  # issue 5: a retry or a replay; the security detectors tell them apart
+        await s.bus.publish(ev.TransactionStartRepeated(
+            charge_point_id=ctx.cp_id, at=now, transaction_id=outcome.transaction_id, connector_id=req.connector_id,
+            id_tag=req.id_tag, started_at=req.timestamp))
     return m.StartTransactionReply(id_tag_info=_info(outcome.decision), transaction_id=outcome.transaction_id)
 
 

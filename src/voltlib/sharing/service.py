@@ -75,6 +75,23 @@ def car_range_km(car: dict[str, Any]) -> float | None:
     return None if soc is None else battery.range_km(battery.BLUECAR, soc / 100.0)
 
 
+def _city(conn: Connection, code: str) -> ss.CityRecord:
+    """A rental's or member's city: its row exists (a foreign key or the seed put it there)."""
+    city = ss.get_city(conn, code)
+    if city is None:
+        raise SharingError(500, "unknown_city", f"city {code!r} is missing; this is our fault")
+    return city
+
+
+def _members_rental(conn: Connection, change: Change, member_id: str, now: datetime, status: int, code: str,
+                    detail: str) -> tuple[dr.Rental, ss.CityRecord]:
+    """The member's live rental (lapsed holds expired first) and its city, or a refusal."""
+    found = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now)
+    if found is None:
+        raise SharingError(status, code, detail)
+    return found[0], _city(conn, found[1])
+
+
 def _rentable(car: dict[str, Any], city: ss.CityRecord) -> bool:
     km = car_range_km(car)
     return car["status"] == "docked" and km is not None and km >= city.min_range_km
@@ -101,8 +118,7 @@ def _expire_lapsed(conn: Connection, change: Change, found: tuple[dr.Rental, str
     if found is None:
         return None
     rental, city_code = found
-    city = ss.get_city(conn, city_code)
-    assert city is not None
+    city = _city(conn, city_code)
     due = dr.due_events(rental, now, city.policy)
     for event in due:
         rental = _apply(conn, change, rental, event, city.policy, now)
@@ -147,8 +163,7 @@ def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change
     reason = standing(member, now)
     if reason is not None:
         return refuse("Blocked", reason)
-    city = ss.get_city(conn, member["city"])
-    assert city is not None
+    city = _city(conn, member["city"])
     live = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member["id"]), now)
     cars = ss.vehicles_at(conn, cp_id)
     if live is not None:
@@ -183,8 +198,7 @@ def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now
         dock = dr.Dock(cp_id, connector_id)
         if live is not None and live[0].state in (dr.State.BADGED, dr.State.RESERVED):
             rental, city_code = live
-            city = ss.get_city(conn, city_code)
-            assert city is not None
+            city = _city(conn, city_code)
             rental = _apply(conn, change, rental, dr.CarUnplugged(f"unplug:{cp_id}:{connector_id}:{at.isoformat()}",
                                                                   at), city.policy, now)
             ss.save_rental(conn, rental, now)
@@ -210,8 +224,7 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
     if live is None or live[0].state not in (dr.State.STARTED, dr.State.OVERDUE):
         return change
     rental, city_code = live
-    city = ss.get_city(conn, city_code)
-    assert city is not None
+    city = _city(conn, city_code)
     returned = dr.CarReturned(f"tx:{transaction_id}", started_at, dr.Dock(cp_id, connector_id), id_tag, transaction_id)
     rental = _apply(conn, change, rental, returned, city.policy, now)
     rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
@@ -223,8 +236,7 @@ def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station
                    now: datetime) -> Change:
     change = Change()
     member = _member_in_standing(conn, member_id, now)
-    city = ss.get_city(conn, member["city"])
-    assert city is not None
+    city = _city(conn, member["city"])
     if _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now) is not None:
         raise SharingError(409, "member_has_active_reservation", "a member holds one car at a time")
     candidates = [ss.get_vehicle(conn, car_id)] if car_id else ss.vehicles_at_station(conn, station_id or "")
@@ -247,12 +259,8 @@ def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station
 
 def reserve_bay_op(conn: Connection, member_id: str, station_id: str, now: datetime) -> Change:
     change = Change()
-    found = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now)
-    if found is None:
-        raise SharingError(409, "no_active_rental", "reserve a car (or start a rental) before a parking bay")
-    rental, city_code = found
-    city = ss.get_city(conn, city_code)
-    assert city is not None
+    rental, city = _members_rental(conn, change, member_id, now, 409, "no_active_rental",
+                                   "reserve a car (or start a rental) before a parking bay")
     free = [b for b in ss.station_bays(conn, station_id)
             if b["car_id"] is None and not ss.bay_is_held(conn, b["charge_point_id"], b["connector_id"])]
     if not free:
@@ -284,12 +292,7 @@ def nearest_with_space(conn: Connection, station_id: str) -> dict[str, Any] | No
 
 def cancel_op(conn: Connection, member_id: str, now: datetime) -> Change:
     change = Change()
-    found = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now)
-    if found is None:
-        raise SharingError(404, "no_reservation", "nothing to cancel")
-    rental, city_code = found
-    city = ss.get_city(conn, city_code)
-    assert city is not None
+    rental, city = _members_rental(conn, change, member_id, now, 404, "no_reservation", "nothing to cancel")
     rental = _event(conn, change, rental, dr.CancelReservation(f"cancel:{rental.rental_id}", now), city, now)
     ss.save_rental(conn, rental, now)
     return change
@@ -301,8 +304,7 @@ def force_end_op(conn: Connection, rental_id: str, operator: str, reason: str, b
     if found is None:
         raise SharingError(404, "unknown_rental", f"no rental {rental_id}")
     rental, city_code = found
-    city = ss.get_city(conn, city_code)
-    assert city is not None
+    city = _city(conn, city_code)
     event = dr.ForceEnd(f"force-end:{rental_id}", now, operator, reason, bill)
     rental = _event(conn, change, rental, event, city, now)
     ss.save_rental(conn, rental, now)

@@ -1,0 +1,216 @@
+"""Store functions for security operations (alerts, incidents, work orders, quarantines, badges).
+
+Plain functions taking a Connection, run through ``Store.write``/``read``; the rules they apply
+live in the pure modules (incidents.py, workorders.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from voltlib.security import incidents as inc
+from voltlib.security.detectors import Inventory, Signal
+from voltlib.security.workorders import WorkOrder
+from voltlib.store.tables import (
+    charge_points,
+    id_tags,
+    quarantines,
+    security_alerts,
+    security_incidents,
+    work_orders,
+)
+
+
+def _json(detail: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(json.dumps(detail, default=str))
+    return result
+
+
+# --- alerts and incidents ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    alert_id: int
+    incident_id: int | None
+    new_alert: bool  # False: folded into an earlier identical alert (dedup)
+    new_incident: bool
+
+
+def record_signal(conn: Connection, signal: Signal, *, expected: bool, work_order_id: int | None) -> Recorded:
+    """Store one signal: dedup against the last identical alert, then correlate into an incident
+    (expected signals, inside a work order, get no incident)."""
+    a = security_alerts.c
+    cp_match = a.charge_point_id.is_(None) if signal.charge_point_id is None else \
+        a.charge_point_id == signal.charge_point_id
+    src_match = a.source.is_(None) if signal.source is None else a.source == signal.source
+    last = conn.execute(select(a.id, a.last_at, a.incident_id).where(
+        a.kind == signal.kind, cp_match, src_match, a.expected == expected).order_by(a.id.desc()).limit(1)).first()
+    if last is not None and inc.is_repeat(last.last_at, signal.at):
+        conn.execute(update(security_alerts).where(a.id == last.id).values(
+            repeats=a.repeats + 1, last_at=max(last.last_at, signal.at)))
+        return Recorded(int(last.id), last.incident_id, False, False)
+    incident_id, new_incident = (None, False) if expected else _correlate(conn, signal)
+    alert_id = conn.execute(insert(security_alerts).values(
+        incident_id=incident_id, charge_point_id=signal.charge_point_id, source=signal.source,
+        detector=signal.detector, kind=signal.kind, severity=signal.severity, expected=expected,
+        work_order_id=work_order_id, repeats=0, detail=_json(signal.detail), at=signal.at, last_at=signal.at,
+    ).returning(a.id)).scalar_one()
+    return Recorded(int(alert_id), incident_id, True, new_incident)
+
+
+def _correlate(conn: Connection, signal: Signal) -> tuple[int, bool]:
+    i = security_incidents.c
+    key = inc.correlation_key(signal)
+    live = conn.execute(select(i.id, i.severity, i.last_alert_at).where(
+        i.correlation_key == key, i.state.in_(inc.LIVE_STATES)).order_by(i.id.desc()).limit(1)).first()
+    if live is not None and inc.joins(live.last_alert_at, signal.at):
+        conn.execute(update(security_incidents).where(i.id == live.id).values(
+            severity=inc.worst(live.severity, signal.severity), alert_count=i.alert_count + 1,
+            last_alert_at=max(live.last_alert_at, signal.at)))
+        return int(live.id), False
+    new_id = conn.execute(insert(security_incidents).values(
+        correlation_key=key, charge_point_id=signal.charge_point_id, source=signal.source,
+        severity=signal.severity, state=inc.OPEN, title=inc.title(signal), alert_count=1, opened_at=signal.at,
+        last_alert_at=signal.at).returning(i.id)).scalar_one()
+    return int(new_id), True
+
+
+def list_alerts(conn: Connection, *, cp_id: str | None = None, expected: bool | None = None,
+                limit: int = 200) -> list[dict[str, Any]]:
+    query = select(security_alerts).order_by(security_alerts.c.id.desc()).limit(limit)
+    if cp_id is not None:
+        query = query.where(security_alerts.c.charge_point_id == cp_id)
+    if expected is not None:
+        query = query.where(security_alerts.c.expected == expected)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def list_incidents(conn: Connection, *, state: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    query = select(security_incidents).order_by(security_incidents.c.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(security_incidents.c.state == state)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def get_incident(conn: Connection, incident_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(security_incidents).where(security_incidents.c.id == incident_id)).mappings().first()
+    if row is None:
+        return None
+    alerts = conn.execute(select(security_alerts).where(security_alerts.c.incident_id == incident_id)
+                          .order_by(security_alerts.c.id)).mappings()
+    return {**dict(row), "alerts": [dict(a) for a in alerts]}
+
+
+def change_incident(conn: Connection, incident_id: int, *, action: str, by: str, note: str | None,
+                    now: datetime) -> dict[str, Any] | None:
+    """Apply a lifecycle action; raises LifecycleError when the table forbids it."""
+    i = security_incidents.c
+    row = conn.execute(select(i.state, i.note).where(i.id == incident_id)).first()
+    if row is None:
+        return None
+    state = inc.transition(row.state, action)
+    values: dict[str, Any] = {"state": state}
+    if state == inc.ACKNOWLEDGED:
+        values.update(acknowledged_at=now, acknowledged_by=by)
+    if state == inc.RESOLVED:
+        values.update(resolved_at=now, resolved_by=by)
+    if note:
+        values["note"] = (f"{row.note}\n" if row.note else "") + f"[{now.isoformat()} {by}] {note}"
+    conn.execute(update(security_incidents).where(i.id == incident_id, i.state == row.state).values(**values))
+    return get_incident(conn, incident_id)
+
+
+# --- work orders ------------------------------------------------------------------------------
+
+def add_work_order(conn: Connection, *, technician: str, badge: str, charge_points: list[str],
+                   starts_at: datetime, ends_at: datetime, purpose: str, created_by: str, now: datetime) -> int:
+    return int(conn.execute(insert(work_orders).values(
+        technician=technician, badge=badge, charge_points=charge_points, starts_at=starts_at, ends_at=ends_at,
+        purpose=purpose, created_by=created_by, created_at=now).returning(work_orders.c.id)).scalar_one())
+
+
+def list_work_orders(conn: Connection, *, technician: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    query = select(work_orders).order_by(work_orders.c.id.desc()).limit(limit)
+    if technician is not None:
+        query = query.where(work_orders.c.technician == technician)
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def get_work_order(conn: Connection, order_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(work_orders).where(work_orders.c.id == order_id)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def cancel_work_order(conn: Connection, order_id: int, now: datetime) -> bool:
+    return bool(conn.execute(update(work_orders).where(
+        work_orders.c.id == order_id, work_orders.c.cancelled_at.is_(None)).values(cancelled_at=now)).rowcount)
+
+
+def live_work_orders(conn: Connection, at: datetime) -> list[WorkOrder]:
+    """Orders not cancelled whose window has not ended (a day of slack for late signals)."""
+    w = work_orders.c
+    rows = conn.execute(select(work_orders).where(w.cancelled_at.is_(None), w.ends_at >= at - inc.CORRELATION_WINDOW))
+    return [WorkOrder(r.id, r.technician, r.badge, tuple(r.charge_points), r.starts_at, r.ends_at, r.purpose)
+            for r in rows]
+
+
+def check_in(conn: Connection, order_id: int, at: datetime) -> None:
+    conn.execute(update(work_orders).where(work_orders.c.id == order_id, work_orders.c.checked_in_at.is_(None))
+                 .values(checked_in_at=at))
+
+
+# --- quarantine and badges --------------------------------------------------------------------
+
+def active_quarantine(conn: Connection, cp_id: str) -> dict[str, Any] | None:
+    q = quarantines.c
+    row = conn.execute(select(quarantines).where(q.charge_point_id == cp_id, q.released_at.is_(None))
+                       .order_by(q.id.desc()).limit(1)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def start_quarantine(conn: Connection, cp_id: str, *, reason: str, by: str, incident_id: int | None,
+                     now: datetime) -> bool:
+    """False when it already is in quarantine (idempotent)."""
+    if active_quarantine(conn, cp_id) is not None:
+        return False
+    conn.execute(insert(quarantines).values(charge_point_id=cp_id, reason=reason[:200], incident_id=incident_id,
+                                            started_at=now, started_by=by))
+    return True
+
+
+def release_quarantine(conn: Connection, cp_id: str, *, by: str, now: datetime) -> bool:
+    q = quarantines.c
+    return bool(conn.execute(update(quarantines).where(q.charge_point_id == cp_id, q.released_at.is_(None))
+                             .values(released_at=now, released_by=by)).rowcount)
+
+
+def list_quarantines(conn: Connection, *, active_only: bool = True) -> list[dict[str, Any]]:
+    query = select(quarantines).order_by(quarantines.c.id.desc())
+    if active_only:
+        query = query.where(quarantines.c.released_at.is_(None))
+    return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def block_badge(conn: Connection, id_tag: str, now: datetime) -> str | None:
+    """Set an id tag Blocked (kept: expiry, parent). Returns its previous status (None: new row)."""
+    row = conn.execute(select(id_tags.c.status).where(id_tags.c.id_tag == id_tag)).first()
+    if row is None:
+        conn.execute(insert(id_tags).values(id_tag=id_tag, status="Blocked", note="blocked by security",
+                                            created_at=now))
+        return None
+    conn.execute(update(id_tags).where(id_tags.c.id_tag == id_tag).values(status="Blocked"))
+    return str(row.status)
+
+
+# --- inventory --------------------------------------------------------------------------------
+
+def load_inventory(conn: Connection) -> dict[str, Inventory]:
+    c = charge_points.c
+    rows = conn.execute(select(c.id, c.vendor, c.model, c.serial_number, c.firmware_version, c.last_address))
+    return {r.id: Inventory(r.vendor, r.model, r.serial_number, r.firmware_version,
+                            frozenset({r.last_address}) if r.last_address else frozenset()) for r in rows}

@@ -1,0 +1,201 @@
+"""The security service: a bus subscriber that runs the detectors, checks work orders, persists
+alerts and incidents, notifies a webhook and applies the automatic responses.
+
+Thin on purpose: the rules are in detectors.py, incidents.py, workorders.py and response.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import msgspec
+from sqlalchemy import Connection
+
+from voltlib import events as ev
+from voltlib.security import records
+from voltlib.security.detectors import UPLOAD_ACTIONS, Detectors, Signal, Tuning, check_upload_location
+from voltlib.security.response import Policy, Responder
+from voltlib.security.workorders import badge_orders, covering
+from voltlib.store import repo
+
+if TYPE_CHECKING:
+    from voltlib.gateway.gateway import Gateway
+
+log = logging.getLogger(__name__)
+ORDER_EVENTS = (ev.BootNotified, ev.FirmwareStatusChanged, ev.DiagnosticsStatusChanged, ev.LogStatusChanged)
+WEBHOOK_ATTEMPTS = 3
+CHARGE_POINT_CLOCK = (ev.ChargePointSecurityEvent, ev.ConnectorStatusChanged)
+
+
+class SecurityService:
+    def __init__(self, gateway: Gateway, *, tuning: Tuning | None = None, policy: Policy | None = None,
+                 webhook_url: str | None = None, auto_response: bool = True,
+                 upload_allow: tuple[str, ...] = ()) -> None:
+        self.gateway = gateway
+        self.services = gateway.services
+        self.detectors = Detectors(tuning)
+        self.policy = policy or Policy()
+        self.responder = Responder(gateway)
+        self.webhook_url = webhook_url
+        self.auto_response = auto_response
+        self.upload_allow = upload_allow
+        self.alerts = 0
+        self.webhook_failures = 0
+        self._loaded = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def from_settings(cls, gateway: Gateway) -> SecurityService:
+        s = gateway.services.settings
+        return cls(gateway, tuning=Tuning(rated_power_w=s.security_rated_power_w,
+                                          upload_allow=tuple(s.security_upload_allow)),
+                   webhook_url=s.security_webhook_url, auto_response=s.security_auto_response,
+                   upload_allow=tuple(s.security_upload_allow))
+
+    def install(self) -> None:
+        self.services.bus.subscribe(self.handle, name="security")
+
+    async def settle(self) -> None:
+        """Wait for the responses and webhooks started so far (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the subscriber --
+
+    async def handle(self, event: ev.Event) -> None:
+        store = self.services.store
+        if not self._loaded:
+            for cp_id, inventory in (await store.read(records.load_inventory)).items():
+                self.detectors.remember(cp_id, inventory)
+            self._loaded = True
+        if isinstance(event, CHARGE_POINT_CLOCK):  # their time is the charge point's: never trust it for windows
+            event = msgspec.structs.replace(event, at=self.services.clock.now())
+        cp = event.charge_point_id
+        signals: list[Signal] = []
+        if isinstance(event, ORDER_EVENTS):
+            for command in await store.read(partial(_recent_orders, cp_id=cp)):
+                self.detectors.ordered(cp, command["action"], command["created_at"])
+        if isinstance(event, ev.CommandFinished) and event.action in UPLOAD_ACTIONS:
+            signal = await self._location(event)
+            if signal is not None:
+                signals.append(signal)
+        if isinstance(event, (ev.IdTagAuthorized, ev.TransactionStarted)):
+            signals.extend(await self._badge(event))
+        if isinstance(event, ev.ChargePointConnected) \
+                and await store.read(partial(records.active_quarantine, cp_id=cp)) is not None:
+            self._spawn(self.responder.quarantine(cp, by="voltlib", reason="still in quarantine at reconnection"))
+        signals.extend(self.detectors.feed(event))
+        for signal in signals:
+            await self.process(signal)
+
+    async def process(self, signal: Signal) -> records.Recorded:
+        store = self.services.store
+        order = None
+        if signal.physical and signal.charge_point_id:
+            order = covering(await store.read(partial(records.live_work_orders, at=signal.at)),
+                             signal.charge_point_id, signal.at)
+        expected = order is not None or signal.kind == "technician_check_in"
+        work_order_id = order.id if order is not None else signal.detail.get("work_order_id")
+        recorded = await store.write(partial(records.record_signal, signal=signal, expected=expected,
+                                             work_order_id=work_order_id))
+        if not recorded.new_alert or expected:
+            return recorded
+        self.alerts += 1
+        log.warning("security alert %s (%s) at %s from %s", signal.kind, signal.severity, signal.charge_point_id,
+                    signal.source)
+        if self.webhook_url:
+            self._spawn(self._notify(signal, recorded))
+        if self.auto_response and signal.charge_point_id:
+            for action in self.policy.automatic(signal, expected):
+                if action == "quarantine":
+                    self._spawn(self.responder.quarantine(
+                        signal.charge_point_id, by="voltlib:policy", reason=f"automatic: {signal.kind}",
+                        incident_id=recorded.incident_id))
+        return recorded
+
+    # -- helpers --
+
+    async def _location(self, event: ev.CommandFinished) -> Signal | None:
+        row = await self.services.store.read(partial(_command, command_id=event.command_id))
+        if row is None:
+            return None
+        request = row["request"] or {}
+        location = request.get("location") or (request.get("log") or {}).get("remoteLocation") \
+            or (request.get("firmware") or {}).get("location")
+        return check_upload_location(event.charge_point_id, event.action, location, self.upload_allow, event.at)
+
+    async def _badge(self, event: ev.IdTagAuthorized | ev.TransactionStarted) -> list[Signal]:
+        """Human detector: a technician's badge checks in on its work order, or is an alert when no
+        order of theirs covers this charge point now."""
+        store = self.services.store
+        orders = badge_orders(await store.read(partial(records.live_work_orders, at=event.at)), event.id_tag)
+        if not orders:
+            return []
+        cp = event.charge_point_id
+        order = covering(orders, cp, event.at)
+        if order is not None:
+            await store.write(partial(records.check_in, order_id=order.id, at=event.at))
+            return [Signal("human", "technician_check_in", "info", cp, None, event.at, False,
+                           {"work_order_id": order.id, "technician": order.technician, "badge": event.id_tag})]
+        return [Signal("human", "badge_outside_work_order", "high", cp, None, event.at, True,
+                       {"badge": event.id_tag, "technician": orders[0].technician,
+                        "work_orders": [o.id for o in orders]})]
+
+    async def _notify(self, signal: Signal, recorded: records.Recorded) -> None:
+        assert self.webhook_url is not None
+        body = {"alert_id": recorded.alert_id, "incident_id": recorded.incident_id,
+                "new_incident": recorded.new_incident, "kind": signal.kind, "severity": signal.severity,
+                "detector": signal.detector, "charge_point_id": signal.charge_point_id, "source": signal.source,
+                "at": signal.at.isoformat(), "detail": signal.detail,
+                "suggested_responses": list(self.policy.suggested(signal.kind))}
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            for attempt in range(WEBHOOK_ATTEMPTS):
+                try:
+                    response = await client.post(self.webhook_url, json=body)
+                    if response.status_code < 300:
+                        return
+                except httpx.HTTPError as exc:
+                    log.info("webhook attempt %d failed: %s", attempt + 1, exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+        self.webhook_failures += 1
+        log.error("security webhook failed %d times for alert %d", WEBHOOK_ATTEMPTS, recorded.alert_id)
+
+
+def _recent_orders(conn: Connection, cp_id: str) -> list[dict[str, Any]]:
+    return [c for c in repo.list_commands(conn, cp_id, limit=50)
+            if c["action"] in UPLOAD_ACTIONS and c["state"] != "offline"]
+
+
+def _command(conn: Connection, command_id: int) -> dict[str, Any] | None:
+    return repo.get_command(conn, command_id)
+
+
+_running: weakref.WeakKeyDictionary[Gateway, SecurityService] = weakref.WeakKeyDictionary()
+
+
+def install(gateway: Gateway) -> SecurityService:
+    """Create the service from the settings and subscribe it to the gateway's bus."""
+    service = SecurityService.from_settings(gateway)
+    service.install()
+    _running[gateway] = service
+    return service
+
+
+def service_of(gateway: Gateway) -> SecurityService:
+    return _running[gateway]

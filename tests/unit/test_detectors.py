@@ -1,0 +1,231 @@
+"""Each detector on hand-made events: it fires on the attack and stays quiet on normal traffic."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from voltlib import events as ev
+from voltlib.security.detectors import Detectors, Inventory, Tuning, check_upload_location
+
+T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+CP = "CP-1"
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def kinds(signals: list) -> list[str]:  # type: ignore[type-arg]
+    return [s.kind for s in signals]
+
+
+def incident(kind: str, t: float = 0, cp: str = CP, source: str = "10.0.0.9", **detail: object) -> ev.SecurityIncident:
+    return ev.SecurityIncident(charge_point_id=cp, at=at(t), kind=kind, severity="high", source=source,
+                               detail=dict(detail))
+
+
+def boot(t: float = 0, **fields: str | None) -> ev.BootNotified:
+    values = {"vendor": "Bollore", "model": "AL1", "serial_number": "S1", "firmware_version": "1.0"} | fields
+    return ev.BootNotified(charge_point_id=CP, at=at(t), registration="Accepted", **values)  # type: ignore[arg-type]
+
+
+def meter(t: float, energy: float | None = None, power: float | None = None, soc: float | None = None,
+          cp: str = CP) -> ev.MeterValuesReceived:
+    return ev.MeterValuesReceived(charge_point_id=cp, at=at(t), connector_id=1, transaction_id=5, sampled_at=at(t),
+                                  energy_wh=energy, power_w=power, soc_percent=soc)
+
+
+# -- physical --
+
+def test_tamper_event_is_critical_and_physical() -> None:
+    (s,) = Detectors().feed(ev.ChargePointSecurityEvent(charge_point_id=CP, at=T0, type="TamperDetectionActivated",
+                                                        tech_info="door"))
+    assert (s.kind, s.severity, s.physical) == ("tamper_detected", "critical", True)
+
+
+def test_routine_security_events_are_quiet() -> None:
+    d = Detectors()
+    for kind in ("StartupOfTheDevice", "ResetOrReboot", "FirmwareUpdated"):
+        assert d.feed(ev.ChargePointSecurityEvent(charge_point_id=CP, at=T0, type=kind, tech_info=None)) == []
+    assert kinds(d.feed(ev.ChargePointSecurityEvent(charge_point_id=CP, at=T0, type="SecurityLogWasCleared",
+                                                    tech_info=None))) == ["charge_point_security_event"]
+
+
+def status(vendor_code: str | None, info: str | None = None) -> ev.ConnectorStatusChanged:
+    return ev.ConnectorStatusChanged(charge_point_id=CP, at=T0, connector_id=0, previous="Available",
+                                     status="Faulted", error_code="OtherError", vendor_error_code=vendor_code,
+                                     info=info, expected=True)
+
+
+def test_cabinet_vendor_codes_are_physical() -> None:
+    d = Detectors()
+    (s,) = d.feed(status("CABINET_DOOR_OPEN"))
+    assert s.kind == "cabinet_opened" and s.physical and s.severity == "critical"
+    assert d.feed(status("GroundFailure", "earth leakage")) == []
+    assert kinds(Detectors(Tuning(physical_codes=("e42",))).feed(status("E42"))) == ["cabinet_opened"]
+
+
+def test_repeated_disconnections_and_reboots() -> None:
+    d = Detectors(Tuning(disconnects=3, reboots=3))
+    out = [d.feed(ev.ChargePointDisconnected(charge_point_id=CP, at=at(i * 60), code=1006, reason="x"))
+           for i in range(4)]
+    assert [kinds(o) for o in out] == [[], [], ["repeated_disconnections"], []]
+    out = [d.feed(boot(i * 600)) for i in range(3)]
+    assert kinds(out[2]) == ["repeated_reboots"]
+    slow = Detectors(Tuning(disconnects=3))
+    assert all(slow.feed(ev.ChargePointDisconnected(charge_point_id=CP, at=at(i * 3600), code=1006, reason="x"))
+               == [] for i in range(5))
+
+
+# -- identity --
+
+def test_brute_force_per_identity_and_per_source() -> None:
+    d = Detectors(Tuning(failed_auth_per_identity=3, failed_auth_per_source=4))
+    results = [kinds(d.feed(incident("auth_failed", i, cp=f"CP-{i % 2}"))) for i in range(4)]
+    assert results[:3] == [[], [], []]
+    assert results[3] == ["brute_force_source"]
+    d = Detectors(Tuning(failed_auth_per_identity=3))
+    results = [kinds(d.feed(incident("auth_failed", i, source=f"10.0.0.{i}"))) for i in range(3)]
+    assert results == [[], [], ["brute_force_identity"]]
+
+
+def test_failures_spread_over_time_are_not_brute_force() -> None:
+    d = Detectors(Tuning(failed_auth_per_identity=3))
+    assert all(d.feed(incident("auth_failed", i * 3600)) == [] for i in range(10))
+
+
+def test_identity_scan_duplicates_downgrades_lockouts() -> None:
+    d = Detectors(Tuning(unknown_identities_per_source=2))
+    assert d.feed(incident("unknown_identity", 0, cp="X1")) == []
+    assert kinds(d.feed(incident("unknown_identity", 1, cp="X2"))) == ["identity_scan"]
+    assert kinds(d.feed(incident("duplicate_connection", existing_alive=True))) == ["duplicate_identity"]
+    assert d.feed(incident("duplicate_connection", existing_alive=False)) == []
+    assert kinds(d.feed(incident("security_profile_downgrade"))) == ["profile_downgrade"]
+    assert kinds(d.feed(incident("auth_rate_limited"))) == ["locked_out"]
+    assert kinds(d.feed(incident("certificate_mismatch"))) == ["certificate_mismatch"]
+    assert kinds(d.feed(incident("flood"))) == ["flood"]
+
+
+def test_new_address_for_a_known_identity() -> None:
+    d = Detectors()
+    connected = [ev.ChargePointConnected(charge_point_id=CP, at=T0, address=a, security_profile=1,
+                                         subprotocol="ocpp1.6") for a in ("1.1.1.1", "1.1.1.1", "6.6.6.6")]
+    assert [kinds(d.feed(c)) for c in connected] == [[], [], ["new_address"]]
+    quiet = Detectors(Tuning(flag_new_address=False))
+    assert [quiet.feed(c) for c in connected] == [[], [], []]
+
+
+def test_boot_fields_differing_from_inventory() -> None:
+    d = Detectors()
+    d.remember(CP, Inventory("Bollore", "AL1", "S1", "1.0"))
+    assert d.feed(boot()) == []
+    (s,) = d.feed(boot(10, serial_number="EVIL"))
+    assert s.kind == "boot_fields_changed" and s.detail == {"serial_number": {"was": "S1", "now": "EVIL"}}
+
+
+def test_firmware_change_only_alerts_when_not_ordered() -> None:
+    d = Detectors()
+    d.remember(CP, Inventory("Bollore", "AL1", "S1", "1.0"))
+    assert kinds(d.feed(boot(0, firmware_version="6.6.6"))) == ["firmware_changed_unordered"]
+    ordered = Detectors()
+    ordered.remember(CP, Inventory("Bollore", "AL1", "S1", "1.0"))
+    ordered.ordered(CP, "UpdateFirmware", at(0))
+    assert ordered.feed(ev.FirmwareStatusChanged(charge_point_id=CP, at=at(60), status="Installed",
+                                                 signed=False)) == []
+    assert ordered.feed(boot(120, firmware_version="1.1")) == []
+    late = ordered.feed(ev.FirmwareStatusChanged(charge_point_id=CP, at=at(5 * 3600), status="Downloading",
+                                                 signed=False))
+    assert kinds(late) == ["firmware_unrequested"]
+
+
+# -- protocol --
+
+def violation(description: str, t: float = 0) -> ev.ProtocolViolationSeen:
+    return ev.ProtocolViolationSeen(charge_point_id=CP, at=at(t), code="FormationViolation",
+                                    description=description, action="X", message_id="1", count=1)
+
+
+def test_protocol_violations_replays_and_bursts() -> None:
+    d = Detectors(Tuning(violation_burst=3))
+    assert kinds(d.feed(violation("message id already used for a different message"))) == ["replayed_message_id"]
+    assert kinds(d.feed(violation("answer to a call we did not make (or that timed out)"))) == ["unsolicited_answer"]
+    assert d.feed(violation("rate limit exceeded, slow down")) == []
+    out = [kinds(d.feed(violation("bad payload", i))) for i in range(4)]
+    assert out == [["protocol_violation"], [], ["violation_burst"], []]
+
+
+def started(tx: int, t: float) -> ev.TransactionStarted:
+    return ev.TransactionStarted(charge_point_id=CP, at=at(t), transaction_id=tx, connector_id=1, id_tag="T",
+                                 id_tag_status="Accepted", meter_start=0, started_at=at(t), reservation_id=None)
+
+
+def repeated(tx: int, t: float) -> ev.TransactionStartRepeated:
+    return ev.TransactionStartRepeated(charge_point_id=CP, at=at(t), transaction_id=tx, connector_id=1, id_tag="T",
+                                       started_at=at(0))
+
+
+def stopped(tx: int, t: float, known: bool = True) -> ev.TransactionStopped:
+    return ev.TransactionStopped(charge_point_id=CP, at=at(t), transaction_id=tx, meter_stop=10, stopped_at=at(t),
+                                 reason=None, known=known)
+
+
+def test_replayed_start_transaction() -> None:
+    d = Detectors()
+    d.feed(started(7, 0))
+    assert d.feed(repeated(7, 10)) == []  # a retry right after: normal
+    d.feed(stopped(7, 100))
+    (s,) = d.feed(repeated(7, 200))
+    assert s.kind == "replayed_start_transaction" and s.severity == "high"
+    assert kinds(d.feed(stopped(999, 300, known=False))) == ["stop_unknown_transaction"]
+
+
+# -- data --
+
+def test_energy_register_backwards_and_power_above_rating() -> None:
+    d = Detectors(Tuning(ratings={CP: 7000.0}))
+    assert d.feed(meter(0, energy=1000, power=6900)) == []
+    assert d.feed(meter(60, energy=1100)) == []
+    assert kinds(d.feed(meter(120, energy=900))) == ["energy_register_backwards"]
+    assert kinds(d.feed(meter(180, power=9000))) == ["power_above_rating"]
+    assert d.feed(meter(180, power=9000, cp="CP-2")) == []  # default rating 22 kW
+
+
+def test_soc_jumps() -> None:
+    d = Detectors()
+    assert d.feed(meter(0, soc=40)) == []
+    assert d.feed(meter(60, soc=42)) == []
+    assert kinds(d.feed(meter(120, soc=90))) == ["soc_jump"]
+    assert d.feed(meter(7200, soc=20)) == []  # long gap: the car may have been driven
+
+
+def transfer(t: float, vendor: str = "com.bollore", size: int = 10, handled: bool = True) -> ev.DataTransferReceived:
+    return ev.DataTransferReceived(charge_point_id=CP, at=at(t), vendor_id=vendor, message_id=None, size=size,
+                                   handled=handled)
+
+
+def test_data_transfer_vendor_size_and_rate() -> None:
+    d = Detectors(Tuning(data_transfers=3))
+    assert d.feed(transfer(0)) == []
+    assert kinds(d.feed(transfer(1, vendor="evil", handled=False))) == ["data_transfer_unknown_vendor"]
+    assert kinds(d.feed(transfer(2, size=50_000))) == ["data_transfer_large", "data_transfer_rate"]
+    allowed = Detectors(Tuning(data_transfer_vendors=frozenset({"lab"})))
+    assert allowed.feed(transfer(0, vendor="lab", handled=False)) == []
+
+
+def test_diagnostics_and_log_uploads_nobody_ordered() -> None:
+    d = Detectors()
+    up = ev.DiagnosticsStatusChanged(charge_point_id=CP, at=at(0), status="Uploading")
+    assert kinds(d.feed(up)) == ["diagnostics_unrequested"]
+    assert d.feed(ev.DiagnosticsStatusChanged(charge_point_id=CP, at=at(0), status="Idle")) == []
+    d.ordered(CP, "GetDiagnostics", at(0))
+    assert d.feed(up) == []
+    assert kinds(d.feed(ev.LogStatusChanged(charge_point_id=CP, at=at(0), status="Uploading",
+                                            request_id=1))) == ["log_unrequested"]
+
+
+def test_upload_location_allow_list() -> None:
+    allow = ("https://diag.voltlib.example/",)
+    assert check_upload_location(CP, "GetDiagnostics", "https://diag.voltlib.example/x", allow, T0) is None
+    s = check_upload_location(CP, "GetDiagnostics", "ftp://203.0.113.9/loot", allow, T0)
+    assert s is not None and s.kind == "upload_location_not_allowed"
+    assert check_upload_location(CP, "Reset", "ftp://x", allow, T0) is None

@@ -7,7 +7,9 @@ command that installs it; with CI=true they fail instead (they must run there)."
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -231,3 +233,60 @@ async def test_member_page_reserves_a_car(paris: RunningServer, browser: Any) ->
     await operator.get_by_role("link", name="Alerts").click()
     await expect(operator.locator("h1")).to_contain_text("Alerts")
     assert problems == []
+
+
+async def test_alert_acknowledged_and_charge_point_quarantined(paris: RunningServer, browser: Any) -> None:
+    """A substitute device (same identity, another model) raises an incident; the analyst
+    acknowledges it and quarantines the charge point, which then reports itself Unavailable."""
+    from playwright.async_api import expect
+
+    station = parse_snapshot(paris_snapshot()).stations[5]
+    cp_id = f"{station.id}-1"
+    options = SimOptions(connectors=1, heartbeat_interval=3600, meter_interval=3600)
+    original = SimulatedChargePoint(cp_id, paris.ws_url, password=PASSWORD, options=options)
+    await original.start()
+    assert await original.wait_accepted(20)
+    await original.stop()
+    substitute = SimulatedChargePoint(cp_id, paris.ws_url, password=PASSWORD,
+                                      options=SimOptions(connectors=1, heartbeat_interval=3600, meter_interval=3600,
+                                                         model="Not-a-Bluestation"))
+    await substitute.start()
+    try:
+        assert await substitute.wait_accepted(20)
+        async with httpx.AsyncClient(base_url=paris.url, headers=paris.api_headers(), timeout=30) as api:
+            for _ in range(200):  # the detectors run on the bus, after the boot is answered
+                incidents = (await api.get("/api/v1/security/incidents?state=open")).json()
+                if any(i["charge_point_id"] == cp_id for i in incidents):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("no incident for the substitute device")
+
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        await page.goto(f"{paris.url}/dashboard/#/alerts")
+        await page.get_by_label("API token").fill(paris.token)
+        await page.keyboard.press("Enter")
+        row = page.locator("tr", has=page.get_by_role("link", name=cp_id))
+        await expect(row).to_be_visible()
+        await row.get_by_role("button", name="Acknowledge").click()
+        await expect(page.locator("#incident-outcome")).to_have_text("Acknowledge: acknowledged")
+        await page.select_option("#incident-state", "acknowledged")
+        row = page.locator("tr", has=page.get_by_role("link", name=cp_id))
+        await expect(row).to_be_visible()
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-alerts.png"))
+        await row.get_by_role("button", name="Quarantine").click()
+        outcome = page.locator("#incident-outcome")
+        await expect(outcome).to_have_text(re.compile(r"^Quarantine: (?!sending)"), timeout=20_000)
+        await expect(outcome).not_to_contain_text("failed")
+
+        await page.get_by_role("link", name=cp_id).first.click()
+        await expect(page.locator("#cp-quarantined")).to_have_text("In quarantine")
+        await expect(page.locator('[data-connector="1"]')).to_have_text("Unavailable", timeout=20_000)
+        await expect(page.get_by_role("button", name="Release from quarantine")).to_be_visible()
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-quarantine.png"))
+        assert problems == []
+    finally:
+        await substitute.stop()

@@ -423,12 +423,12 @@ async function alertsPage() {
   state.onEvent = (event) => { if (event.topic.startsWith("security") || event.topic === "ocpp.security_event") alertsPage(); };
 }
 
-async function incidentsPage(which = "open") {
+async function incidentsPage(which = "open", message = "") {
   const rows = await api(`/api/v1/security/incidents?state=${which}`);
-  const outcome = h("p", { id: "incident-outcome", role: "status" });
+  const outcome = h("p", { id: "incident-outcome", role: "status" }, message);
   const act = (incident, label, path, body) => h("button", { type: "button", onclick: async () => {
     await run(outcome, () => api(`/api/v1/security/incidents/${incident.id}/${path}`, { method: "POST", body }), label);
-    incidentsPage(which);
+    incidentsPage(which, outcome.textContent);
   } }, label);
   const picker = h("select", { id: "incident-state", onchange: (e) => incidentsPage(e.target.value) },
     ["open", "acknowledged", "resolved"].map((v) => h("option", { value: v, selected: v === which }, v)));

@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     security_upload_allow: list[str] = []  # URL prefixes allowed for diagnostics/log uploads and firmware
     security_rated_power_w: float = Field(22_000.0, gt=0)  # default connector rating for the power check
 
+    # Several gateway nodes: the NATS server they share (events, commands, duplicate probes;
+    # voltlib.cluster). None: this node is alone.
+    bus_url: str | None = None
+    cluster_name: str = Field("main", pattern=r"^[A-Za-z0-9_-]{1,32}$")  # deployments sharing a NATS server
+    reuse_port: bool = False  # SO_REUSEPORT: several nodes on one host share the port, the kernel spreads connections
+
     log_level: str = "INFO"
 
     @classmethod

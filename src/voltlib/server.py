@@ -16,6 +16,7 @@ from voltlib.api.framework import problems
 from voltlib.api.sharing import sharing_routes
 from voltlib.bus import LocalBus
 from voltlib.clock import Clock, SystemClock
+from voltlib.cluster import NatsCluster, SingleNode
 from voltlib.config import Settings
 from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
@@ -47,8 +48,9 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     store = store or Store(settings.database_url)
     upgrade(store.engine)
     store.run_sync(seed_cities)
-    services = Services(settings=settings, store=store, bus=LocalBus(), clock=clock or SystemClock(),
-                        data_transfer=DataTransferRouter())
+    cluster = NatsCluster(settings.bus_url, settings.cluster_name) if settings.bus_url else None
+    services = Services(settings=settings, store=store, bus=cluster or LocalBus(), clock=clock or SystemClock(),
+                        data_transfer=DataTransferRouter(), cluster=cluster or SingleNode())
     gateway = Gateway(services)
     if settings.ca_cert is not None and settings.ca_key is not None:
         services.certificate_authority = CertificateAuthority.from_files(settings.ca_cert, settings.ca_key,
@@ -63,6 +65,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     routes.install(app, gateway, sharing_routes(sharing))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     _install_web(app, gateway, gbfs_source)
+    if cluster is not None:
+        app.cleanup_ctx.append(partial(_joined, cluster))
     app.cleanup_ctx.append(_maintenance)
     app.on_shutdown.append(_shutdown)
     return app
@@ -118,6 +122,13 @@ async def _purge_forever(gateway: Gateway) -> None:
         await asyncio.sleep(3600)
 
 
+async def _joined(cluster: NatsCluster, app: web.Application):  # type: ignore[no-untyped-def]
+    """Connected to the other nodes before the first charge point or request is served."""
+    await cluster.connect()
+    yield
+    await cluster.close()
+
+
 async def _shutdown(app: web.Application) -> None:
     gateway = app[GATEWAY_KEY]
     await security_service.service_of(gateway).close()
@@ -147,10 +158,12 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     app = build_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
     await runner.setup()
-    sites = [web.TCPSite(runner, settings.host, settings.port, backlog=4096)]
+    reuse = settings.reuse_port or None
+    sites = [web.TCPSite(runner, settings.host, settings.port, backlog=4096, reuse_port=reuse)]
     context = tls_context(settings)
     if context is not None:
-        sites.append(web.TCPSite(runner, settings.host, settings.tls_port, ssl_context=context, backlog=4096))
+        sites.append(web.TCPSite(runner, settings.host, settings.tls_port, ssl_context=context, backlog=4096,
+                                 reuse_port=reuse))
     for site in sites:
         await site.start()
     log.info("voltlib listening on http://%s:%d (OCPP at /ocpp/{id}, API at /api/v1)", settings.host, settings.port)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from voltlib.bus import Bus
 from voltlib.clock import Clock
+from voltlib.cluster import Cluster, SingleNode
 from voltlib.config import Settings
 from voltlib.domain.idtags import Decision
 from voltlib.store.db import Store
@@ -34,6 +35,7 @@ class Services:
     data_transfer: DataTransferRouter
     certificate_authority: CertificateAuthority | None = None
     authorizer: Authorizer | None = None
+    cluster: Cluster = field(default_factory=SingleNode)  # other gateway nodes (voltlib.cluster)
 
 
 @dataclass

@@ -138,7 +138,7 @@ class Gateway:
         self._upgrading.add(cp_id)
         existing = self.connections.get(cp_id)
         if existing is None:
-            return True
+            return await self._room_elsewhere(cp_id, transport)
         try:
             alive = await existing.probe(self.services.settings.duplicate_probe_timeout)
             detail = {"existing_address": existing.ctx.address, "new_address": transport.address,
@@ -155,6 +155,36 @@ class Gateway:
         except BaseException:
             self._upgrading.discard(cp_id)
             raise
+
+    async def _room_elsewhere(self, cp_id: str, transport: auth.Transport) -> bool:
+        """The same rule across gateway nodes: the node holding ``cp_id`` probes its socket."""
+        try:
+            alive = await self.services.cluster.probe_elsewhere(cp_id, self.services.settings.duplicate_probe_timeout)
+        except BaseException:
+            self._upgrading.discard(cp_id)
+            raise
+        if alive is None:
+            return True
+        await self._security(cp_id, transport.address, "duplicate_connection", "high" if alive else "warning",
+                             {"new_address": transport.address, "existing_alive": alive, "existing_node": "other"})
+        if alive:
+            self._upgrading.discard(cp_id)
+        return not alive
+
+    async def _remote_probe(self, connection: ChargePointConnection) -> bool:
+        alive = await connection.probe(self.services.settings.duplicate_probe_timeout)
+        if not alive:
+            await connection.close(WS_GOING_AWAY, "replaced: did not answer a liveness probe")
+        return alive
+
+    async def _remote_command(self, cp_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """A command another node's API received for a charge point connected here."""
+        try:
+            row = await self.send_command(cp_id, str(request["action"]), dict(request["payload"]),
+                                          requested_by=request.get("requested_by"), timeout=request.get("timeout"))
+        except CommandError as exc:
+            return {"error": {"status": exc.status, "title": exc.title, "detail": exc.detail}}
+        return {"row": row}
 
     async def _serve(self, request: web.Request, record: repo.ChargePointRecord, transport: auth.Transport,
                      subprotocol: str) -> web.WebSocketResponse:
@@ -173,6 +203,8 @@ class Gateway:
         connection = ChargePointConnection(ctx, ws, session)
         self.connections[record.id] = connection
         self._upgrading.discard(record.id)
+        await s.cluster.hold(record.id, partial(self._remote_command, record.id),
+                             partial(self._remote_probe, connection))
         now = s.clock.now()
         s.store.write_later(partial(repo.touch, cp_id=record.id, now=now, address=transport.address))
         await s.bus.publish(ev.ChargePointConnected(charge_point_id=record.id, at=now, address=transport.address,
@@ -183,6 +215,7 @@ class Gateway:
         finally:
             if self.connections.get(record.id) is connection:
                 del self.connections[record.id]
+                await s.cluster.release(record.id)
             await s.bus.publish(ev.ChargePointDisconnected(charge_point_id=record.id, at=s.clock.now(),
                                                            code=ws.close_code, reason=connection.close_reason))
         return ws
@@ -260,6 +293,15 @@ class Gateway:
             raise CommandError(422, "invalid-payload", exc.description) from None
         if await s.store.read(partial(repo.get_charge_point, cp_id=cp_id)) is None:
             raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")
+        if cp_id not in self.connections and recorded is None:
+            remote = await s.cluster.command_elsewhere(
+                cp_id, {"action": action, "payload": payload, "requested_by": requested_by, "timeout": timeout},
+                timeout or s.settings.command_timeout)
+            if remote is not None:
+                if "error" in remote:
+                    raise CommandError(**remote["error"])
+                remote_row: dict[str, Any] = remote["row"]
+                return remote_row
         command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action,
                                                  request=payload if recorded is None else recorded,
                                                  requested_by=requested_by, now=s.clock.now()))

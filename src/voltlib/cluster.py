@@ -1,0 +1,176 @@
+"""Several gateway nodes behind one address: events, commands and liveness probes over NATS.
+
+One node holds each charge point's WebSocket. The others must still (1) see its events, (2) send
+it commands that the API received on their side, and (3) refuse a second connection for its
+identity while it is alive (the duplicate-identity rule of ``Gateway._make_room``, across nodes).
+
+- **Events** go to ``voltlib.<cluster name>.events.<topic>`` and come back to every node, this one included, where a
+  :class:`~voltlib.bus.LocalBus` fans them out to the subscribers in arrival order. Core NATS
+  delivers at most once: subscribers that must not miss anything (rentals) also reconcile from
+  the database, where every event's data was committed before it was published.
+- **Commands and probes** are NATS requests to a subject of the charge point
+  (``voltlib.<cluster name>.cp.<hex id>``) that only the holding node subscribes to, so
+  "nobody holds it" is known at once (no responders) instead of after a timeout.
+
+Without ``bus_url`` a node is alone: :class:`SingleNode` answers "nobody else holds it".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import msgspec
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+
+from voltlib.bus import Handler, LocalBus
+from voltlib.events import Event, decode, encode
+
+log = logging.getLogger(__name__)
+PREFIX = "voltlib"
+CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+ProbeHandler = Callable[[], Awaitable[bool]]
+
+
+class Cluster(Protocol):
+    async def hold(self, cp_id: str, on_command: CommandHandler, on_probe: ProbeHandler) -> None: ...
+
+    async def release(self, cp_id: str) -> None: ...
+
+    async def probe_elsewhere(self, cp_id: str, timeout: float) -> bool | None: ...
+
+    async def command_elsewhere(self, cp_id: str, request: dict[str, Any], timeout: float) -> dict[str, Any] | None: ...
+
+
+class SingleNode:
+    """The default: this node is the only one."""
+
+    async def hold(self, cp_id: str, on_command: CommandHandler, on_probe: ProbeHandler) -> None:
+        return None
+
+    async def release(self, cp_id: str) -> None:
+        return None
+
+    async def probe_elsewhere(self, cp_id: str, timeout: float) -> bool | None:
+        return None
+
+    async def command_elsewhere(self, cp_id: str, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        return None
+
+
+def _subject(prefix: str, cp_id: str) -> str:
+    # identities may hold "." and "*", which NATS subjects reserve: hex keeps every id distinct and legal
+    return f"{prefix}.cp.{cp_id.encode().hex()}"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+class NatsCluster:
+    """A node of a NATS-connected cluster; also the event bus (:class:`voltlib.bus.Bus`)."""
+
+    def __init__(self, url: str, name: str = "main") -> None:
+        """``name`` keeps deployments sharing one NATS server apart: subjects are ``voltlib.<name>.…``."""
+        if not name or any(c in name for c in ".*> \t"):
+            raise ValueError(f"cluster name {name!r}: no dots, wildcards or blanks")
+        self.url = url
+        self.prefix = f"{PREFIX}.{name}"
+        self.local = LocalBus()
+        self._nc: Client | None = None
+        self._held: dict[str, Subscription] = {}
+
+    # -- life --
+
+    async def connect(self) -> None:
+        self._nc = await nats.connect(self.url, name="voltlib", max_reconnect_attempts=-1)
+        await self._nc.subscribe(f"{self.prefix}.events.>", cb=self._on_event)
+
+    async def close(self) -> None:
+        if self._nc is not None:
+            await self._nc.drain()
+            self._nc = None
+        await self.local.close()
+
+    @property
+    def nc(self) -> Client:
+        if self._nc is None:
+            raise RuntimeError("the cluster is not connected yet")
+        return self._nc
+
+    # -- the bus --
+
+    async def publish(self, event: Event) -> None:
+        topic = type(event).__struct_config__.tag
+        await self.nc.publish(f"{self.prefix}.events.{topic}", encode(event))
+
+    def subscribe(self, handler: Handler, *types: type[Event], name: str = "") -> None:
+        self.local.subscribe(handler, *types, name=name)
+
+    async def drain(self) -> None:
+        await self.nc.flush()
+        await self.local.drain()
+
+    async def _on_event(self, msg: Msg) -> None:
+        try:
+            event = decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):  # another version, or garbage on our subjects
+            log.warning("undecodable event on %s", msg.subject)
+            return
+        await self.local.publish(event)
+
+    # -- charge points held here --
+
+    async def hold(self, cp_id: str, on_command: CommandHandler, on_probe: ProbeHandler) -> None:
+        """One subscription per charge point held (commands and probes share it: each subscription
+        costs nats-py a task and a queue, ~0.4 KiB at 10,000 charge points a node)."""
+
+        async def answer(msg: Msg) -> None:
+            request = json.loads(msg.data)
+            try:
+                if request.get("kind") == "probe":
+                    reply: dict[str, Any] = {"alive": await on_probe()}
+                else:
+                    reply = await on_command(request)
+            except Exception:
+                log.exception("remote %s for %s failed", request.get("kind"), cp_id)
+                reply = {"error": {"status": 500, "title": "internal-error", "detail": "the holding node failed"}}
+            await msg.respond(json.dumps(reply, default=_json_default).encode())
+
+        await self.release(cp_id)
+        self._held[cp_id] = await self.nc.subscribe(_subject(self.prefix, cp_id), cb=answer)
+        await self.nc.flush()
+
+    async def release(self, cp_id: str) -> None:
+        subscription = self._held.pop(cp_id, None)
+        if subscription is not None:
+            await subscription.unsubscribe()
+
+    # -- charge points held elsewhere --
+
+    async def probe_elsewhere(self, cp_id: str, timeout: float) -> bool | None:
+        """True: another node holds it and it answered a ping; False: held but dead (now closed); None: nobody."""
+        try:
+            reply = await self.nc.request(_subject(self.prefix, cp_id), b'{"kind": "probe"}', timeout=timeout + 1.0)
+        except (NoRespondersError, NatsTimeout):
+            return None
+        return bool(json.loads(reply.data).get("alive"))
+
+    async def command_elsewhere(self, cp_id: str, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        try:
+            body = json.dumps({"kind": "command", **request}).encode()
+            reply = await self.nc.request(_subject(self.prefix, cp_id), body, timeout=timeout + 2.0)
+        except (NoRespondersError, NatsTimeout):
+            return None
+        answer: dict[str, Any] = json.loads(reply.data)
+        return answer

@@ -1,0 +1,101 @@
+"""Two gateway nodes on one database and one NATS server (127.0.0.1:4222): a command given to
+either node reaches the charge point on the other, a second connection for a live identity is
+refused across nodes, and every node's subscribers see every node's events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import httpx
+import pytest
+import pytest_asyncio
+import websockets
+from ocpp.v16 import call
+
+from tests.conformance.conftest import connect, wait_until
+from tests.conftest import RunningServer, free_port, start_server
+from voltlib import events as ev
+from voltlib.config import Settings
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+def _nats_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 4222), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest_asyncio.fixture
+async def nodes(database_url: str) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    if not _nats_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail("NATS is required on CI and is not reachable on 127.0.0.1:4222")
+        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    async with AsyncExitStack() as stack:
+        started = []
+        name = f"test{uuid.uuid4().hex[:8]}"  # other tests and deployments on this NATS server never hear us
+        for _ in range(2):
+            settings = Settings(database_url=database_url, port=free_port(), command_timeout=5.0,
+                                duplicate_probe_timeout=1.0, bus_url=NATS_URL, cluster_name=name)
+            runner, running = await start_server(settings)
+            stack.push_async_callback(runner.cleanup)
+            started.append(running)
+        yield started[0], started[1]
+
+
+async def test_command_through_the_other_node(nodes: tuple[RunningServer, RunningServer]) -> None:
+    a, b = nodes
+    await a.add_charge_point("CP-CLUSTER")
+    async with connect(a, "CP-CLUSTER") as cp:
+        await cp.boot()
+        async with httpx.AsyncClient(base_url=b.url, headers=b.api_headers(), timeout=20) as api:
+            response = await api.post("/api/v1/charge-points/CP-CLUSTER/commands/ChangeAvailability",
+                                      json={"connectorId": 0, "type": "Inoperative"})
+        assert response.status_code == 200, response.text
+        row = response.json()
+        assert row["state"] == "answered" and row["response"] == {"status": "Accepted"}
+        assert cp.got("ChangeAvailability") == [{"connector_id": 0, "type": "Inoperative"}]
+    async with httpx.AsyncClient(base_url=b.url, headers=b.api_headers(), timeout=20) as api:
+        offline = await api.post("/api/v1/charge-points/CP-CLUSTER/commands/ClearCache", json={})
+    assert offline.json()["state"] == "offline"  # nobody holds it any more: known at once
+
+
+async def test_duplicate_identity_is_refused_across_nodes(nodes: tuple[RunningServer, RunningServer]) -> None:
+    a, b = nodes
+    await a.add_charge_point("CP-TWICE")
+    async with connect(a, "CP-TWICE") as cp:
+        await cp.boot()
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with connect(b, "CP-TWICE"):
+                pass
+        assert refused.value.response.status_code == 409
+        assert (await cp.send(call.Heartbeat())).current_time  # the real one is undisturbed
+    async with connect(b, "CP-TWICE") as again:  # once it is gone, the other node takes it
+        await again.boot()
+
+
+async def test_events_reach_subscribers_on_every_node(nodes: tuple[RunningServer, RunningServer]) -> None:
+    a, b = nodes
+    seen: list[str] = []
+
+    async def on_connected(event: ev.Event) -> None:
+        seen.append(event.charge_point_id)
+
+    b.gateway.services.bus.subscribe(on_connected, ev.ChargePointConnected, name="test")
+    await a.add_charge_point("CP-EVENTS")
+    async with connect(a, "CP-EVENTS") as cp:
+        await cp.boot()
+
+        async def arrived() -> bool:
+            return "CP-EVENTS" in seen
+
+        await wait_until(arrived)
+    await asyncio.sleep(0)

@@ -124,7 +124,7 @@ class Dashboard:
                     await response.write(b": keep-alive\n\n")
                     continue
                 await response.write(b"data: " + data + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the browser went away
             pass
         finally:
             self.live.leave(client)

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     gc_freeze_interval: float = Field(1.0, ge=0)
     gc_full_collect_interval: float = Field(3600.0, gt=0)
 
+    # Operator dashboard map: optional tile URL template ("https://tiles.example/{z}/{x}/{y}.png");
+    # empty draws stations without any map tiles (docs/web.md).
+    dashboard_tile_url: str = ""
+
     # security operations (issue 5, docs/security.md)
     security_webhook_url: str | None = None  # POSTed a JSON body for every new alert outside a work order
     security_auto_response: bool = True  # quarantine automatically on tamper / cabinet opened (Policy)

@@ -83,9 +83,10 @@ def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource 
     gbfs_http.install(app, cache)
     app[GBFS_KEY] = cache
     paths = [r.canonical for r in app.router.resources()]
-    features = {"quarantine": any("quarantine" in p for p in paths),
+    features = {"quarantine": "/api/v1/charge-points/{cp_id}/quarantine" in paths,
+                "incidents": "/api/v1/security/incidents" in paths,
                 "stations": "/api/v1/stations/{station_id}" in paths}
-    Dashboard(s.store, s.bus, s.clock, features=features).install(app)
+    Dashboard(s.store, s.bus, s.clock, tile_url=s.settings.dashboard_tile_url, features=features).install(app)
 
 
 async def _any_city(event: object) -> str | None:

@@ -11,7 +11,10 @@ from voltlib.sharing.cities import builtin_cities, paris_snapshot
 from voltlib.sharing.codec import rental_from_dict, rental_to_dict
 from voltlib.sharing.importer import CHARGE_POINT_ID_MAX, bay_charge_point, parse_snapshot
 
-SHARED = Path("../shared/data/autolib/stations-2018-05-18.csv")
+# ../shared beside the checkout; a git worktree (e.g. under wt/) finds it further up
+_ROOT = next((p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
+             Path("../shared"))
+SHARED = _ROOT / "data" / "autolib" / "stations-2018-05-18.csv"
 
 
 def test_builtin_cities_are_data() -> None:

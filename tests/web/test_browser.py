@@ -7,25 +7,31 @@ command that installs it; with CI=true they fail instead (they must run there)."
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 
 from tests.conftest import PASSWORD, RunningServer, free_port, start_server
 from voltlib.config import Settings
+from voltlib.ocpp.v16.messages import MeterValue, SampledValue
 from voltlib.security.credentials import hash_password
 from voltlib.sharing.cities import builtin_cities, paris_snapshot
 from voltlib.sharing.importer import parse_snapshot
 from voltlib.sharing.store import import_snapshot, upsert_city
 from voltlib.sim.chargepoint import SimOptions, SimulatedChargePoint
+from voltlib.store import repo
+from voltlib.store.tables import meter_values
 
-pytestmark = pytest.mark.asyncio
 CHROMIUM = os.environ.get("VOLTLIB_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 INSTALL = "install it with: sudo apt-get install -y chromium (or set VOLTLIB_CHROMIUM to a Chromium binary)"
@@ -109,17 +115,43 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         await expect(page.locator("#live")).to_contain_text("live")
         await page.screenshot(path=str(ARTIFACTS / "dashboard-map.png"))
 
+        # a charge point of the simulation comes online at a bay whose car is gone: it reports the
+        # bay Available, the car is marked missing, and the marker turns from 2+ cars to 1 without a reload
+        two = next(s for s in parse_snapshot(paris_snapshot()).stations if s.cars == 2 and s.status == "operational")
+        two_marker = page.locator(f'#station-map a.marker[data-station="{two.id}"]')
+        await expect(two_marker).to_have_attribute("data-state", "ok")
+        await page.evaluate("document.body.dataset.sameDocument = 'map'")
+        emptied = SimulatedChargePoint(f"{two.id}-1", paris.ws_url, password=PASSWORD,
+                                       options=SimOptions(connectors=1, heartbeat_interval=3600, meter_interval=3600))
+        await emptied.start()
+        try:
+            await expect(page.locator(f'#station-map a.marker[data-station="{two.id}"]')).to_have_attribute(
+                "data-state", "low", timeout=20_000)
+            assert await page.evaluate("document.body.dataset.sameDocument") == "map"
+        finally:
+            await emptied.stop()
+
         # keyboard: the marker is a link; focus it and press Enter
         marker = page.locator(f'#station-map a.marker[data-station="{station.id}"]')
         await marker.focus()
         await page.keyboard.press("Enter")
         await expect(page.locator("#station-title")).to_have_text(station.name)
         await expect(page.get_by_role("link", name=f"{cp_id} / 1")).to_be_visible()
+        bay_row = page.locator("tr", has=page.get_by_role("link", name=f"{cp_id} / 1"))
+        await expect(bay_row).to_contain_text("Available")  # the simulated charge point's report
         await page.screenshot(path=str(ARTIFACTS / "dashboard-station.png"))
 
-        # the charge point: send Reset, see the answer
+        # the charge point: its power chart (from stored meter values), then Reset and its answer
+        start = datetime.now(UTC) - timedelta(minutes=30)
+        readings = [MeterValue(timestamp=start + timedelta(minutes=i), sampled_value=[
+            SampledValue(value=str(1000 + 50 * i)), SampledValue(value=str(3000 - 10 * i),
+                                                                 measurand="Power.Active.Import", unit="W")])
+            for i in range(30)]
+        await paris.store.write(partial(repo.insert_ignoring_duplicates, table=meter_values,
+                                        rows=repo.meter_rows(cp_id, 1, None, readings, datetime.now(UTC))))
         await page.get_by_role("link", name=f"{cp_id} / 1").click()
         await expect(page.locator("h1")).to_have_text(f"Charge point {cp_id}")
+        await expect(page.get_by_role("img", name="Connector 1 power, 30 samples")).to_be_visible()
         await expect(page.locator("#cp-online")).to_contain_text("Online")
         await page.locator('form[data-command="Reset"] button').click()
         await expect(page.locator("#command-outcome")).to_contain_text("Accepted", timeout=20_000)
@@ -136,6 +168,7 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         await page.locator('form[data-command="ChangeAvailability"] button').click()
         await expect(page.locator("#command-outcome")).to_contain_text("Accepted", timeout=20_000)
         await expect(page.locator('[data-connector="1"]')).to_have_text("Unavailable", timeout=20_000)
+        await expect(page.locator("#history tbody tr").first).to_contain_text("Unavailable")
         assert await page.evaluate("document.body.dataset.sameDocument") == "yes"
         await page.screenshot(path=str(ARTIFACTS / "dashboard-charge-point.png"))
 
@@ -150,3 +183,110 @@ async def test_dashboard_refuses_members_and_needs_a_session(paris: RunningServe
     assert response.status == 401
     response = await page.request.get(f"{paris.url}/dashboard/events")
     assert response.status == 401
+
+
+async def test_member_page_reserves_a_car(paris: RunningServer, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    async with httpx.AsyncClient(base_url=paris.url, timeout=30) as client:
+        response = await client.post("/api/v1/members", json={
+            "city": "paris", "name": "Ada", "email": "ada@example.org", "licence_number": "L000001",
+            "licence_expiry": (datetime.now(UTC) + timedelta(days=365)).isoformat()})
+        assert response.status_code == 201, response.text
+        member = response.json()
+        response = await client.patch(f"/api/v1/members/{member['member_id']}", json={"licence_verified": True},
+                                      headers=paris.api_headers())
+        assert response.status_code == 200, response.text
+        response = await client.post("/api/v1/me/subscription", json={"plan_code": "premium"},
+                                     headers={"Authorization": f"Bearer {member['token']}"})
+        assert response.status_code == 200, response.text
+
+    page = await browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    await page.goto(f"{paris.url}/member")
+    await page.get_by_label("Member token").fill(member["token"])
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#who")).to_have_text("Ada")
+    await expect(page.locator("#invoices")).to_contain_text("subscription")
+    await page.get_by_role("button", name="Reserve a car").first.click()
+    await expect(page.locator("#reserve-outcome")).to_contain_text("Reserved: car")
+    await expect(page.locator("#rental-state")).to_contain_text("reserved")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "member-page.png"), full_page=True)
+    assert problems == []
+
+    # an operator token cannot log in here, and a member session does not open the dashboard
+    response = await page.request.get(f"{paris.url}/dashboard/session")
+    assert (await response.json())["authenticated"] is False
+
+    # the operator finds the reservation in the rentals and members search
+    operator = await browser.new_page()
+    operator.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    await operator.goto(f"{paris.url}/dashboard/#/rentals")
+    await operator.get_by_label("API token").fill(paris.token)
+    await operator.keyboard.press("Enter")
+    await operator.get_by_label("Find a member").fill("ada@")
+    await operator.get_by_role("link", name="Ada").click()
+    await expect(operator.locator("main table").first).to_contain_text("reserved")
+    await operator.get_by_role("link", name="Alerts").click()
+    await expect(operator.locator("h1")).to_contain_text("Alerts")
+    assert problems == []
+
+
+async def test_alert_acknowledged_and_charge_point_quarantined(paris: RunningServer, browser: Any) -> None:
+    """A substitute device (same identity, another model) raises an incident; the analyst
+    acknowledges it and quarantines the charge point, which then reports itself Unavailable."""
+    from playwright.async_api import expect
+
+    station = parse_snapshot(paris_snapshot()).stations[5]
+    cp_id = f"{station.id}-1"
+    options = SimOptions(connectors=1, heartbeat_interval=3600, meter_interval=3600)
+    original = SimulatedChargePoint(cp_id, paris.ws_url, password=PASSWORD, options=options)
+    await original.start()
+    assert await original.wait_accepted(20)
+    await original.stop()
+    substitute = SimulatedChargePoint(cp_id, paris.ws_url, password=PASSWORD,
+                                      options=SimOptions(connectors=1, heartbeat_interval=3600, meter_interval=3600,
+                                                         model="Not-a-Bluestation"))
+    await substitute.start()
+    try:
+        assert await substitute.wait_accepted(20)
+        async with httpx.AsyncClient(base_url=paris.url, headers=paris.api_headers(), timeout=30) as api:
+            for _ in range(200):  # the detectors run on the bus, after the boot is answered
+                incidents = (await api.get("/api/v1/security/incidents?state=open")).json()
+                if any(i["charge_point_id"] == cp_id for i in incidents):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("no incident for the substitute device")
+
+        page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        await page.goto(f"{paris.url}/dashboard/#/alerts")
+        await page.get_by_label("API token").fill(paris.token)
+        await page.keyboard.press("Enter")
+        row = page.locator("tr", has=page.get_by_role("link", name=cp_id))
+        await expect(row).to_be_visible()
+        await row.get_by_role("button", name="Acknowledge").click()
+        await expect(page.locator("#incident-outcome")).to_have_text("Acknowledge: acknowledged")
+        await page.select_option("#incident-state", "acknowledged")
+        row = page.locator("tr", has=page.get_by_role("link", name=cp_id))
+        await expect(row).to_be_visible()
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-alerts.png"))
+        await row.get_by_role("button", name="Quarantine").click()
+        outcome = page.locator("#incident-outcome")
+        await expect(outcome).to_have_text(re.compile(r"^Quarantine: (?!sending)"), timeout=20_000)
+        await expect(outcome).not_to_contain_text("failed")
+
+        await page.get_by_role("link", name=cp_id).first.click()
+        await expect(page.locator("#cp-quarantined")).to_have_text("In quarantine")
+        await expect(page.locator('[data-connector="1"]')).to_have_text("Unavailable", timeout=20_000)
+        await expect(page.get_by_role("button", name="Release from quarantine")).to_be_visible()
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-quarantine.png"))
+        assert problems == []
+    finally:
+        await substitute.stop()

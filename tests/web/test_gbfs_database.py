@@ -19,8 +19,6 @@ from voltlib.store.tables import vehicles
 
 from .gbfs_schema import errors
 
-pytestmark = pytest.mark.asyncio
-
 
 async def _get(client: httpx.AsyncClient, path: str) -> Any:
     response = await client.get(path)

@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import aiohttp
-import pytest
 
 from voltlib.events import ConnectorStatusChanged
 from voltlib.gbfs import feeds
@@ -16,8 +15,6 @@ from voltlib.server import GBFS_KEY
 
 from .conftest import WebServer
 from .gbfs_schema import errors
-
-pytestmark = pytest.mark.asyncio
 
 
 async def test_manifest_and_every_city_file_validate(web_server: WebServer) -> None:
@@ -90,3 +87,13 @@ async def test_a_bus_event_rebuilds_station_status(web_server: WebServer) -> Non
     old = {s["station_id"]: s for s in before["data"]["stations"]}[first.station_id]
     new = {s["station_id"]: s for s in after["data"]["stations"]}[first.station_id]
     assert new["num_vehicles_available"] == old["num_vehicles_available"] + 1
+
+
+async def test_a_forged_host_never_reaches_other_clients(web_server: WebServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{web_server.url}/gbfs/paris/gbfs.json", headers={"Host": "evil.example"}) as r:
+            forged = await r.json()
+        async with http.get(f"{web_server.url}/gbfs/paris/gbfs.json") as r:
+            honest = await r.json()
+    assert forged["data"]["feeds"][0]["url"].startswith("http://evil.example/")
+    assert all(f["url"].startswith(web_server.url + "/gbfs/paris/") for f in honest["data"]["feeds"])

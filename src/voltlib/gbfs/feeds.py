@@ -17,6 +17,8 @@ VERSION: Final = "3.0"
 # Every file of a city, in the order gbfs.json lists them.
 CITY_FEEDS: Final = ("gbfs", "gbfs_versions", "system_information", "vehicle_types", "station_information",
                      "station_status", "vehicle_status", "system_pricing_plans", "system_alerts")
+# Files that hold absolute URLs (built per base URL by the HTTP layer).
+LINKED: Final = frozenset({"gbfs", "gbfs_versions", "system_information"})
 # How long each file may be cached, in seconds (also its HTTP max-age). 0 = changes at any moment.
 TTL: Final[dict[str, int]] = {"manifest": 300, "gbfs": 300, "gbfs_versions": 300, "system_information": 3600,
                               "vehicle_types": 3600, "station_information": 300, "station_status": 0,

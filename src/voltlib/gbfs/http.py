@@ -71,7 +71,10 @@ class FeedCache:
         self._locks: dict[str, asyncio.Lock] = {}
         self._generation: dict[str, int] = {}
         self._built_generation: dict[str, int] = {}
-        self._base: dict[str, str] = {}
+        self._snapshots: dict[str, CitySnapshot] = {}
+        # files holding absolute URLs, per (city, feed, base URL): the Host header of one client
+        # must never end up in what another client is served
+        self._linked: dict[tuple[str, str, str], Encoded] = {}
         self._pending: set[str] = set()
         self._flusher: asyncio.Task[None] | None = None
         self.rebuilds = 0
@@ -88,7 +91,7 @@ class FeedCache:
         for key in [k for k in self._generation if system_id is None or k == system_id]:
             self._generation[key] += 1
 
-    async def rebuild(self, system_id: str, base_url: str) -> bool:
+    async def rebuild(self, system_id: str) -> bool:
         lock = self._locks.setdefault(system_id, asyncio.Lock())
         async with lock:
             generation = self._generation.get(system_id, 0)
@@ -96,16 +99,28 @@ class FeedCache:
             if snap is None:
                 return False
             for name in feeds.CITY_FEEDS:
-                self._files[(system_id, name)] = encode(feeds.build(name, snap, base_url), feeds.TTL[name])
+                if name not in feeds.LINKED:
+                    self._files[(system_id, name)] = encode(feeds.build(name, snap, ""), feeds.TTL[name])
+            self._snapshots[system_id] = snap
+            for key in [k for k in self._linked if k[0] == system_id]:
+                del self._linked[key]
             self._built_generation[system_id] = generation
-            self._base[system_id] = base_url
             self.rebuilds += 1
             self.rebuilt.set()
             self.rebuilt = asyncio.Event()
             return True
 
-    def fresh(self, system_id: str, feed: str) -> Encoded | None:
-        found = self._files.get((system_id, feed))
+    def fresh(self, system_id: str, feed: str, base_url: str) -> Encoded | None:
+        if feed in feeds.LINKED:
+            found = self._linked.get((system_id, feed, base_url))
+            snap = self._snapshots.get(system_id)
+            if found is None and snap is not None:
+                if len(self._linked) > 256:  # many Host names: keep memory bounded
+                    self._linked.clear()
+                found = encode(feeds.build(feed, snap, base_url), feeds.TTL[feed])
+                self._linked[(system_id, feed, base_url)] = found
+        else:
+            found = self._files.get((system_id, feed))
         if found is None or self._built_generation.get(system_id) != self._generation.get(system_id, 0):
             return None
         if found.ttl and time.monotonic() - found.built > found.ttl:
@@ -113,13 +128,13 @@ class FeedCache:
         return found
 
     async def get(self, system_id: str, feed: str, base_url: str) -> Encoded | None:
-        found = self.fresh(system_id, feed)
+        found = self.fresh(system_id, feed, base_url)
         if found is not None:
             return found
         self._generation.setdefault(system_id, 0)
-        if not await self.rebuild(system_id, base_url):
+        if not await self.rebuild(system_id):
             return None
-        return self._files.get((system_id, feed))
+        return self.fresh(system_id, feed, base_url)
 
     def changed(self, system_id: str | None) -> None:
         """Something changed in a city (None: unknown city, so all): stale now, rebuilt shortly.
@@ -136,11 +151,8 @@ class FeedCache:
         await asyncio.sleep(COALESCE)
         while self._pending:
             city = self._pending.pop()
-            base = self._base.get(city)
-            if base is None:
-                continue
             try:
-                await self.rebuild(city, base)
+                await self.rebuild(city)
             except Exception:  # the next request retries; the bus must keep flowing
                 log.exception("GBFS rebuild of %s failed", city)
 
@@ -150,9 +162,6 @@ class FeedCache:
 
     def cities(self) -> list[str]:
         return list(self._generation)
-
-    def base_of(self, system_id: str) -> str | None:
-        return self._base.get(system_id)
 
 
 def respond(request: web.Request, file: Encoded) -> web.Response:

@@ -145,6 +145,13 @@ class Detectors:
     def remember(self, cp_id: str, inventory: Inventory) -> None:
         self._inventory[cp_id] = inventory
 
+    def firmware_changes(self, e: ev.BootNotified) -> bool:
+        """Would this boot change the known firmware? Only then do the orders matter (the caller
+        reads them from the database, which it must not do for every boot of a reconnection storm)."""
+        known = self._inventory.get(e.charge_point_id)
+        return known is not None and known.firmware_version is not None \
+            and e.firmware_version != known.firmware_version
+
     def ordered(self, cp_id: str, action: str, at: datetime) -> None:
         """voltlib sent ``action`` (GetDiagnostics, UpdateFirmware, GetLog…) to ``cp_id`` at ``at``."""
         what = UPLOAD_ACTIONS.get(action)

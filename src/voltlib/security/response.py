@@ -70,6 +70,9 @@ class ResponseError(Exception):
 class Responder:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
+        # charge points this node knows to be in quarantine: checked on every connection, so kept in
+        # memory (a database read per connection stalled the bus during reconnection storms)
+        self.quarantined: set[str] = set()
 
     async def _audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
         s = self.gateway.services
@@ -91,6 +94,7 @@ class Responder:
         s = self.gateway.services
         started = await s.store.write(partial(records.start_quarantine, cp_id=cp_id, reason=reason, by=by,
                                               incident_id=incident_id, now=s.clock.now()))
+        self.quarantined.add(cp_id)
         await self._audit(by, "response.quarantine", cp_id, {"reason": reason, "incident_id": incident_id,
                                                               "new": started})
         outcome = await self._availability(cp_id, "Inoperative", by)
@@ -100,6 +104,7 @@ class Responder:
     async def release(self, cp_id: str, *, by: str) -> dict[str, Any]:
         s = self.gateway.services
         released = await s.store.write(partial(records.release_quarantine, cp_id=cp_id, by=by, now=s.clock.now()))
+        self.quarantined.discard(cp_id)
         if not released:
             raise ResponseError(409, "not-quarantined", f"{cp_id} is not in quarantine")
         await self._audit(by, "response.release", cp_id, {})

@@ -83,12 +83,15 @@ class SecurityService:
         if not self._loaded:
             for cp_id, inventory in (await store.read(records.load_inventory)).items():
                 self.detectors.remember(cp_id, inventory)
+            active = await store.read(partial(records.list_quarantines, active_only=True))
+            self.responder.quarantined.update(q["charge_point_id"] for q in active)
             self._loaded = True
         if isinstance(event, CHARGE_POINT_CLOCK):  # their time is the charge point's: never trust it for windows
             event = msgspec.structs.replace(event, at=self.services.clock.now())
         cp = event.charge_point_id
         signals: list[Signal] = []
-        if isinstance(event, ORDER_EVENTS):
+        if isinstance(event, ORDER_EVENTS) \
+                and not (isinstance(event, ev.BootNotified) and not self.detectors.firmware_changes(event)):
             for command in await store.read(partial(_recent_orders, cp_id=cp)):
                 self.detectors.ordered(cp, command["action"], command["created_at"])
         if isinstance(event, ev.CommandFinished) and event.action in UPLOAD_ACTIONS:
@@ -97,8 +100,7 @@ class SecurityService:
                 signals.append(signal)
         if isinstance(event, (ev.IdTagAuthorized, ev.TransactionStarted)):
             signals.extend(await self._badge(event))
-        if isinstance(event, ev.ChargePointConnected) \
-                and await store.read(partial(records.active_quarantine, cp_id=cp)) is not None:
+        if isinstance(event, ev.ChargePointConnected) and cp in self.responder.quarantined:
             self._spawn(self.responder.quarantine(cp, by="voltlib", reason="still in quarantine at reconnection"))
         signals.extend(self.detectors.feed(event))
         for signal in signals:

@@ -1,7 +1,9 @@
-"""HTTP side of the dashboard: login/logout, session info, static assets and the live event stream.
+"""HTTP side of the dashboard and the member page: login/logout, session info, static assets and
+the live event stream.
 
-URLs (all under /dashboard): ``/`` the single-page app, ``/static/<file>`` its assets,
+Dashboard URLs (under /dashboard): ``/`` the single-page app, ``/static/<file>`` its assets,
 ``/session`` who is logged in, ``/login`` and ``/logout`` (POST), ``/events`` Server-Sent Events.
+The member page is ``/member/`` with its own ``/member/session``, ``/member/login``, ``/member/logout``.
 Data comes from the ordinary API (/api/v1, which accepts the session cookie) and the GBFS files.
 """
 
@@ -22,9 +24,11 @@ from voltlib.security.credentials import hash_api_token
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.web.live import RESYNC, Broadcaster
-from voltlib.web.sessions import Sessions
+from voltlib.web.sessions import Session, Sessions
 
 PREFIX = "/dashboard"
+MEMBER_PREFIX = "/member"
+MEMBER_ROLES = frozenset({"member"})
 COOKIE = "voltlib_session"
 STATIC = resources.files("voltlib.web") / "static"
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
@@ -43,7 +47,11 @@ class Dashboard:
 
     def lookup(self, request: web.Request) -> tuple[str, str, str | None] | None:
         found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
-        return None if found is None else (found.principal, found.role, None)
+        return None if found is None else (found.principal, found.role, found.member_id)
+
+    def _session(self, request: web.Request, roles: frozenset[str]) -> Session | None:
+        found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
+        return found if found is not None and found.role in roles else None
 
     def headers(self) -> dict[str, str]:
         img = "'self' data:" + (" " + _origin(self.tile_url) if self.tile_url else "")
@@ -51,7 +59,8 @@ class Dashboard:
                 "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
     async def index(self, request: web.Request) -> web.Response:
-        return web.Response(body=self._assets["index.html"], content_type="text/html",
+        page = "member.html" if request.path.startswith(MEMBER_PREFIX) else "index.html"
+        return web.Response(body=self._assets[page], content_type="text/html",
                             headers={**self.headers(), "Cache-Control": "no-cache"})
 
     async def static(self, request: web.Request) -> web.Response:
@@ -63,11 +72,11 @@ class Dashboard:
         return web.Response(body=body, content_type=kind, headers={**self.headers(), "Cache-Control": "no-cache"})
 
     async def session(self, request: web.Request) -> web.Response:
-        found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
+        found = self._session(request, _roles(request))
         info: dict[str, Any] = {"authenticated": found is not None, "tile_url": self.tile_url,
                                 "features": self.features}
         if found is not None:
-            info |= {"principal": found.principal, "role": found.role}
+            info |= {"principal": found.principal, "role": found.role, "member_id": found.member_id}
         return reply(info)
 
     async def login(self, request: web.Request) -> web.Response:
@@ -78,10 +87,10 @@ class Dashboard:
         found = await self.store.read(partial(repo.find_api_token, token_hash=hash_api_token(token.strip())))
         if found is None:
             raise Problem(401, "unauthenticated", "unknown or revoked token")
-        principal, role = found[0], found[1]
-        if role not in READ_ROLES:
-            raise Problem(403, "forbidden", f"role {role} may not use the dashboard")
-        session_id = self.sessions.open(principal, role, self.clock.now())
+        principal, role, member_id = found
+        if role not in _roles(request):
+            raise Problem(403, "forbidden", f"role {role} may not log in here")
+        session_id = self.sessions.open(principal, role, self.clock.now(), member_id)
         response = reply({"authenticated": True, "principal": principal, "role": role})
         response.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", path="/",
                             secure=request.secure, max_age=int(self.sessions.lifetime.total_seconds()))
@@ -96,7 +105,7 @@ class Dashboard:
         return response
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
+        found = self._session(request, READ_ROLES)
         if found is None:
             raise Problem(401, "unauthenticated", "log in first")
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -115,7 +124,7 @@ class Dashboard:
                     await response.write(b": keep-alive\n\n")
                     continue
                 await response.write(b"data: " + data + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the browser went away
             pass
         finally:
             self.live.leave(client)
@@ -130,10 +139,21 @@ class Dashboard:
         app.router.add_post(PREFIX + "/login", self.login)
         app.router.add_post(PREFIX + "/logout", self.logout)
         app.router.add_get(PREFIX + "/events", self.events)
+        app.router.add_get(MEMBER_PREFIX, _redirect)
+        app.router.add_get(MEMBER_PREFIX + "/", self.index)
+        app.router.add_get(MEMBER_PREFIX + "/static/{name}", self.static)
+        app.router.add_get(MEMBER_PREFIX + "/session", self.session)
+        app.router.add_post(MEMBER_PREFIX + "/login", self.login)
+        app.router.add_post(MEMBER_PREFIX + "/logout", self.logout)
 
 
 async def _redirect(request: web.Request) -> web.Response:
-    raise web.HTTPFound(PREFIX + "/")
+    raise web.HTTPFound(request.path + "/")
+
+
+def _roles(request: web.Request) -> frozenset[str]:
+    """Who may log in through this URL: operators on /dashboard, members on /member."""
+    return MEMBER_ROLES if request.path.startswith(MEMBER_PREFIX) else READ_ROLES
 
 
 def _origin(url: str) -> str:

@@ -15,6 +15,7 @@ class Session:
     principal: str
     role: str
     expires: datetime
+    member_id: str | None = None
 
 
 def digest(session_id: str) -> str:
@@ -26,10 +27,10 @@ class Sessions:
         self.lifetime = lifetime
         self._by_hash: dict[str, Session] = {}
 
-    def open(self, principal: str, role: str, now: datetime) -> str:
+    def open(self, principal: str, role: str, now: datetime, member_id: str | None = None) -> str:
         """A new session; returns the id for the cookie (never stored)."""
         session_id = secrets.token_urlsafe(32)
-        self._by_hash[digest(session_id)] = Session(principal, role, now + self.lifetime)
+        self._by_hash[digest(session_id)] = Session(principal, role, now + self.lifetime, member_id)
         self._forget_expired(now)
         return session_id
 

@@ -1,6 +1,7 @@
 // The operator dashboard: a hash-routed single page. Data from /api/v1 (session cookie) and the
 // public GBFS files; live updates from /dashboard/events (Server-Sent Events).
 import { api, ApiError, h, table, when } from "./dom.js";
+import { lineChart, powerSeries } from "./chart.js";
 import { availability, drawMap } from "./map.js";
 
 const main = document.getElementById("main");
@@ -67,6 +68,7 @@ const routes = [
   [/^#\/charge-points$/, chargePointsPage],
   [/^#\/cp\/(.+)$/, chargePointPage],
   [/^#\/alerts$/, alertsPage],
+  [/^#\/rentals(?:\/(.+))?$/, rentalsPage],
   [/^(#\/map)?$/, mapPage],
 ];
 
@@ -188,6 +190,17 @@ async function stationPage(city, id) {
   const cars = vehicles.vehicles.filter((v) => v.station_id === id);
   const features = state.session.features || {};
   const detail = features.stations ? await api(`/api/v1/stations/${encodeURIComponent(id)}`).catch(() => null) : null;
+  if (detail) {  // each bay's connector status, from its charge point
+    const ids = [...new Set((detail.bays_detail || []).map((b) => b.charge_point_id))];
+    const cps = new Map(await Promise.all(ids.map(async (cp) =>
+      [cp, await api(`/api/v1/charge-points/${encodeURIComponent(cp)}`).catch(() => null)])));
+    for (const bay of detail.bays_detail || []) {
+      const cp = cps.get(bay.charge_point_id);
+      const connector = cp && cp.connectors.find((c) => c.connector_id === bay.connector_id);
+      bay.connector_status = connector ? connector.status : "never reported";
+      bay.online = cp ? cp.connected : false;
+    }
+  }
   main.replaceChildren(
     h("p", {}, h("a", { href: "#/map" }, "← Map")),
     h("h1", { id: "station-title" }, st.name[0].text),
@@ -212,6 +225,8 @@ function stationDetail(detail) {
     table([["Bay", (b) => b.number],
       ["Charge point", (b) => h("a", { href: `#/cp/${encodeURIComponent(b.charge_point_id)}` },
         `${b.charge_point_id} / ${b.connector_id}`)],
+      ["Connector", (b) => h("span", { class: `status-${b.connector_status}` }, b.connector_status || "")],
+      ["Online", (b) => (b.online ? "yes" : "no")],
       ["Car", (b) => b.car_id || "free"],
       ["Charge", (b) => { const c = cars.get(b.car_id); return c && c.soc_percent != null ? `${Math.round(c.soc_percent)} %` : ""; }],
       ["Range", (b) => { const c = cars.get(b.car_id); return c && c.range_km != null ? `${Math.round(c.range_km)} km` : ""; }],
@@ -239,31 +254,33 @@ const COMMANDS = [
 
 async function chargePointPage(id) {
   const base = `/api/v1/charge-points/${encodeURIComponent(id)}`;
-  const [cp, history, commands] = await Promise.all([api(base), api(`${base}/status-history`), api(`${base}/commands`)]);
+  const [cp, history, commands, meterValues] = await Promise.all([api(base), api(`${base}/status-history`),
+    api(`${base}/commands`), canWrite() || canSecurity() ? api(`${base}/meter-values`) : []]);
+  const energy = cp.connectors.filter((c) => c.connector_id > 0).map((c) => {
+    const series = powerSeries(meterValues, c.connector_id);
+    return h("figure", { class: "card" }, h("figcaption", {}, `Connector ${c.connector_id}: power (kW)`),
+      series.length >= 2 ? lineChart(series, { label: `Connector ${c.connector_id} power`, unit: "kW" })
+        : h("p", { class: "muted" }, "Not enough meter values yet."));
+  });
   const messages = canSecurity() ? await api(`${base}/messages`) : null;
   const connectorIds = cp.connectors.map((c) => c.connector_id).filter((n) => n > 0);
   const outcome = h("p", { id: "command-outcome", role: "status", "aria-live": "polite" });
   const forms = canWrite() ? COMMANDS.map(([action, label, fields]) => commandForm(base, action, label, fields,
     connectorIds, outcome)) : [h("p", { class: "muted" }, "Your role may not send commands.")];
-  if (canWrite() && state.session.features && state.session.features.quarantine) {
-    forms.push(h("form", { class: "inline", "data-command": "quarantine", onsubmit: async (e) => {
-      e.preventDefault();
-      await run(outcome, () => api(`${base}/quarantine`, { method: "POST", body: {} }), "Quarantine");
-    } }, h("button", { class: "danger", type: "submit" }, "Quarantine")));
-  }
+  if (canSecurity() && features().quarantine) forms.push(quarantineForm(base, cp, outcome, id));
   main.replaceChildren(
     h("p", {}, h("a", { href: "#/charge-points" }, "← Charge points")),
     h("h1", {}, `Charge point ${cp.id}`),
     h("p", { id: "cp-online" }, cp.connected ? "Online" : "Offline", ` · ${cp.registration} · profile ${cp.security_profile}`,
       cp.last_seen_at ? ` · last seen ${when(cp.last_seen_at)}` : ""),
+    cp.quarantined ? h("p", { class: "error", id: "cp-quarantined" }, "In quarantine") : "",
     h("h2", {}, "Connectors"),
     h("div", { id: "connectors" }, connectorsTable(cp.connectors)),
+    h("h2", {}, "Energy"), h("div", { class: "grid", id: "energy" }, energy),
     h("h2", {}, "Commands"), ...forms, outcome,
     h("div", { id: "commands" }, commandsTable(commands)),
     h("h2", {}, "Status history"),
-    h("div", { id: "history" }, table([["At", (r) => when(r.status_at)], ["Connector", (r) => r.connector_id],
-      ["Status", (r) => h("span", { class: `status-${r.status}` }, r.status)], ["Error", (r) => r.error_code],
-      ["Expected", (r) => (r.expected ? "yes" : "no")]], history.slice(0, 30))),
+    h("div", { id: "history" }, historyTable(history)),
     messages ? h("section", {}, h("h2", {}, "Last messages"), table([["At", (m) => when(m.at)],
       ["From", (m) => m.initiator], ["Action", (m) => m.action], ["Outcome", (m) => m.outcome]], messages.slice(0, 30)))
       : "");
@@ -275,16 +292,42 @@ async function chargePointPage(id) {
       if (cell) {
         cell.textContent = event.status;
         cell.className = `status-${event.status} flash`;
-        return;
       }
     }
     refresh();
   };
   const refresh = debounce(async () => {
-    const [fresh, freshCommands] = await Promise.all([api(base), api(`${base}/commands`)]);
+    const [fresh, freshCommands, freshHistory] = await Promise.all([api(base), api(`${base}/commands`),
+      api(`${base}/status-history`)]);
     document.getElementById("connectors")?.replaceChildren(connectorsTable(fresh.connectors));
     document.getElementById("commands")?.replaceChildren(commandsTable(freshCommands));
+    document.getElementById("history")?.replaceChildren(historyTable(freshHistory));
   }, 300);
+}
+
+const features = () => (state.session && state.session.features) || {};
+
+function quarantineForm(base, cp, outcome, id) {
+  if (cp.quarantined) {
+    return h("form", { class: "inline", "data-command": "release", onsubmit: async (e) => {
+      e.preventDefault();
+      await run(outcome, () => api(`${base}/release`, { method: "POST", body: {} }), "Release");
+      chargePointPage(id);
+    } }, h("button", { type: "submit" }, "Release from quarantine"));
+  }
+  const reason = h("input", { id: "quarantine-reason", name: "reason", required: true, placeholder: "why" });
+  return h("form", { class: "inline", "data-command": "quarantine", onsubmit: async (e) => {
+    e.preventDefault();
+    await run(outcome, () => api(`${base}/quarantine`, { method: "POST", body: { reason: reason.value } }),
+      "Quarantine");
+  } }, h("label", { for: "quarantine-reason" }, "Reason", reason), h("button", { class: "danger", type: "submit" },
+    "Quarantine"));
+}
+
+function historyTable(history) {
+  return table([["At", (r) => when(r.status_at)], ["Connector", (r) => r.connector_id],
+    ["Status", (r) => h("span", { class: `status-${r.status}` }, r.status)], ["Error", (r) => r.error_code],
+    ["Expected", (r) => (r.expected ? "yes" : "no")]], history.slice(0, 30));
 }
 
 function connectorsTable(connectors) {
@@ -328,8 +371,45 @@ async function run(outcome, call, label) {
   }
 }
 
+// ---- rentals and members ---------------------------------------------------------------------
+function rentalsTable(rentals) {
+  return table([["Rental", (r) => r.rental_id], ["State", (r) => r.state], ["Member", (r) => h("a", {
+    href: `#/rentals/${encodeURIComponent(r.member_id)}` }, r.member_id)], ["Car", (r) => r.car_id],
+  ["Plan", (r) => r.plan_code || ""], ["Reserved or started", (r) => when(r.reserved_at || r.started_at)],
+  ["Total", (r) => (r.charged ? `${r.charged.total} ${r.charged.currency}` : "")]], rentals, "No rental.");
+}
+
+async function rentalsPage(memberId) {
+  if (!canWrite()) {
+    main.replaceChildren(h("h1", {}, "Rentals"), h("p", { class: "muted" }, "Rentals are for the admin and operator roles."));
+    return;
+  }
+  const [members, rentals] = await Promise.all([api("/api/v1/members"),
+    api(memberId ? `/api/v1/rentals?member=${encodeURIComponent(memberId)}` : "/api/v1/rentals")]);
+  const filter = h("input", { id: "member-filter", type: "search", placeholder: "name, e-mail or id" });
+  const list = h("div", { id: "member-list" });
+  const show = () => {
+    const q = filter.value.trim().toLowerCase();
+    list.replaceChildren(table([["Member", (m) => h("a", { href: `#/rentals/${encodeURIComponent(m.id)}` }, m.name)],
+      ["E-mail", (m) => m.email], ["City", (m) => m.city], ["Plan", (m) => m.plan_code || ""],
+      ["Licence verified", (m) => (m.licence_verified ? "yes" : "no")]],
+    members.filter((m) => !q || [m.id, m.name, m.email].some((v) => String(v).toLowerCase().includes(q))).slice(0, 50),
+    "No member matches."));
+  };
+  filter.addEventListener("input", show);
+  show();
+  main.replaceChildren(h("h1", {}, "Rentals and members"),
+    h("h2", {}, memberId ? `Rentals of ${memberId}` : "Latest rentals"),
+    memberId ? h("p", {}, h("a", { href: "#/rentals" }, "All rentals")) : "",
+    rentalsTable(rentals.slice(0, 50)),
+    h("h2", {}, "Members"), h("form", { class: "inline", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "member-filter" }, "Find a member", filter)), list);
+  state.reload = () => rentalsPage(memberId);
+}
+
 // ---- alerts ----------------------------------------------------------------------------------
 async function alertsPage() {
+  if (features().incidents) return incidentsPage();
   if (!canSecurity()) {
     main.replaceChildren(h("h1", {}, "Alerts"), h("p", { class: "muted" }, "Alerts are for the admin and security roles."));
     return;
@@ -341,6 +421,32 @@ async function alertsPage() {
         e.charge_point_id) : ""], ["Source", (e) => e.source || ""]], events.slice(0, 100), "No security event."));
   state.reload = alertsPage;
   state.onEvent = (event) => { if (event.topic.startsWith("security") || event.topic === "ocpp.security_event") alertsPage(); };
+}
+
+async function incidentsPage(which = "open", message = "") {
+  const rows = await api(`/api/v1/security/incidents?state=${which}`);
+  const outcome = h("p", { id: "incident-outcome", role: "status" }, message);
+  const act = (incident, label, path, body) => h("button", { type: "button", onclick: async () => {
+    await run(outcome, () => api(`/api/v1/security/incidents/${incident.id}/${path}`, { method: "POST", body }), label);
+    incidentsPage(which, outcome.textContent);
+  } }, label);
+  const picker = h("select", { id: "incident-state", onchange: (e) => incidentsPage(e.target.value) },
+    ["open", "acknowledged", "resolved"].map((v) => h("option", { value: v, selected: v === which }, v)));
+  main.replaceChildren(h("h1", {}, "Alerts and incidents"),
+    h("form", { class: "inline", onsubmit: (e) => e.preventDefault() }, h("label", { for: "incident-state" }, "State", picker)),
+    outcome,
+    table([["#", (i) => i.id], ["Opened", (i) => when(i.opened_at)], ["Severity", (i) => i.severity],
+      ["Incident", (i) => i.title], ["Alerts", (i) => i.alert_count],
+      ["Charge point", (i) => i.charge_point_id ? h("a", { href: `#/cp/${encodeURIComponent(i.charge_point_id)}` },
+        i.charge_point_id) : (i.source || "")],
+      ["", (i) => canSecurity() ? h("span", { class: "actions" },
+        i.state === "open" ? act(i, "Acknowledge", "lifecycle", { action: "acknowledge" }) : "",
+        i.state !== "resolved" ? act(i, "Resolve", "lifecycle", { action: "resolve", note: "resolved from the dashboard" }) : "",
+        i.charge_point_id && i.state !== "resolved" ? act(i, "Quarantine", "respond", { action: "quarantine",
+          reason: `incident ${i.id}` }) : "") : ""]],
+    rows, `No ${which} incident.`));
+  state.reload = () => incidentsPage(which);
+  state.onEvent = debounce(() => { if (location.hash === "#/alerts") incidentsPage(which); }, 1000);
 }
 
 start().catch((err) => main.replaceChildren(h("p", { class: "error", role: "alert" }, `voltlib: ${err.message}`)));

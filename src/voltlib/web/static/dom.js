@@ -1,7 +1,7 @@
 // Small DOM and fetch helpers. Text always goes in as text nodes (never HTML), so ids from charge
 // points cannot inject markup.
 export function h(tag, attrs = {}, ...children) {
-  const svg = ["svg", "g", "circle", "a", "image", "rect", "title", "text"].includes(tag) && attrs.svg;
+  const svg = ["svg", "g", "circle", "a", "image", "rect", "title", "text", "path"].includes(tag) && attrs.svg;
   const el = svg ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
     if (k === "svg" || v === undefined || v === null || v === false) continue;

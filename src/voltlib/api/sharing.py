@@ -25,6 +25,7 @@ from voltlib.api.framework import (
 from voltlib.domain.money import Money
 from voltlib.security.credentials import hash_api_token, new_api_token
 from voltlib.sharing import store as ss
+from voltlib.sharing.codec import rental_to_dict
 from voltlib.sharing.service import SharingError, SharingService, car_range_km, subscription_until
 from voltlib.store import repo
 
@@ -138,8 +139,8 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
 
     async def station(request: web.Request) -> web.Response:
         station_id = request.match_info["station_id"]
-        rows = await store.read(partial(ss.station_availability))
-        found = next((r for r in rows if r["id"] == station_id), None)
+        rows = await store.read(partial(ss.station_availability, station_id=station_id))
+        found = rows[0] if rows else None
         if found is None:
             raise Problem(404, "unknown-station", f"no station {station_id}")
         found["bays_detail"] = await store.read(partial(ss.station_bays, station_id=station_id))
@@ -177,20 +178,20 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         if (body.car_id is None) == (body.station_id is None):
             raise Problem(422, "invalid-body", "give car_id or station_id")
         rental = await guarded(sharing.reserve_car(me(request), car_id=body.car_id, station_id=body.station_id))
-        return reply(_rental(_codec(rental)), 201)
+        return reply(_rental(rental_to_dict(rental)), 201)
 
     async def reserve_bay(request: web.Request) -> web.Response:
         body = await body_of(request, BayReservation)
         rental = await guarded(sharing.reserve_bay(me(request), body.station_id))
-        return reply(_rental(_codec(rental)), 201)
+        return reply(_rental(rental_to_dict(rental)), 201)
 
     async def cancel(request: web.Request) -> web.Response:
         rental = await guarded(sharing.cancel(me(request)))
-        return reply(_rental(_codec(rental)))
+        return reply(_rental(rental_to_dict(rental)))
 
     async def current(request: web.Request) -> web.Response:
         found = await store.read(partial(ss.live_rental_of_member, member_id=me(request)))
-        return reply({"rental": None if found is None else _rental(_codec(found[0]))})
+        return reply({"rental": None if found is None else _rental(rental_to_dict(found[0]))})
 
     async def my_rentals(request: web.Request) -> web.Response:
         return reply([_rental(r) for r in await store.read(partial(ss.list_rentals, member_id=me(request)))])
@@ -234,13 +235,13 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         found = await store.read(partial(ss.load_rental, rental_id=request.match_info["rental_id"]))
         if found is None:
             raise Problem(404, "unknown-rental", "no such rental")
-        return reply(_rental(_codec(found[0])))
+        return reply(_rental(rental_to_dict(found[0])))
 
     async def force_end(request: web.Request) -> web.Response:
         body = await body_of(request, ForceEnd)
         rental = await guarded(sharing.force_end(request.match_info["rental_id"], request[PRINCIPAL], body.reason,
                                                  body.bill))
-        return reply(_rental(_codec(rental)))
+        return reply(_rental(rental_to_dict(rental)))
 
     async def block_badge(request: web.Request) -> web.Response:
         body = await body_of(request, BlockBadge)
@@ -290,12 +291,6 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
               BlockBadge, tag=TAG),
         Route("GET", "/api/v1/invoices", invoices, "Invoices; ?member=, ?month=YYYY-MM", OPERATOR_ROLES, tag=TAG),
     ]
-
-
-def _codec(rental: Any) -> dict[str, Any]:
-    from voltlib.sharing.codec import rental_to_dict
-
-    return rental_to_dict(rental)
 
 
 def _rental(data: dict[str, Any]) -> dict[str, Any]:

@@ -398,11 +398,17 @@ class SharingService:
         return change.decision
 
     async def on_event(self, event: ev.Event) -> None:
+        """Only messages about a car reach the single writer thread: a read (on the reader pool)
+        first tells whether a car is docked there, or whether the id tag is a car's."""
         now = self.services.clock.now()
+        store = self.services.store
         if isinstance(event, ev.ConnectorStatusChanged) and event.status == "Available" and event.connector_id > 0:
-            await self._run(partial(unplug_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
-                                    at=event.at, now=now))
-        elif isinstance(event, ev.TransactionStarted):
+            if await store.read(partial(ss.vehicles_at, cp_id=event.charge_point_id,
+                                        connector_id=event.connector_id)):
+                await self._run(partial(unplug_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
+                                        at=event.at, now=now))
+        elif isinstance(event, ev.TransactionStarted) \
+                and await store.read(partial(ss.vehicle_by_tag, id_tag=event.id_tag)) is not None:
             await self._run(partial(return_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
                                     id_tag=event.id_tag, transaction_id=event.transaction_id,
                                     started_at=event.started_at, now=now))

@@ -130,8 +130,10 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
 
 
-def station_availability(conn: Connection, city: str | None = None) -> list[dict[str, Any]]:
-    """Every station with its bay count, cars docked, and free bays (no car, no live bay hold)."""
+def station_availability(conn: Connection, city: str | None = None,
+                         station_id: str | None = None) -> list[dict[str, Any]]:
+    """Stations (all, a city's, or one) with their bay count, cars docked, and free bays (no car,
+    no live bay hold)."""
     docked = (select(bays.c.station_id, func.count(vehicles.c.id).label("cars"))
               .join(vehicles, and_(vehicles.c.charge_point_id == bays.c.charge_point_id,
                                    vehicles.c.connector_id == bays.c.connector_id))
@@ -148,6 +150,8 @@ def station_availability(conn: Connection, city: str | None = None) -> list[dict
              .outerjoin(on_hold, on_hold.c.station_id == stations.c.id).order_by(stations.c.id))
     if city is not None:
         query = query.where(stations.c.city == city)
+    if station_id is not None:
+        query = query.where(stations.c.id == station_id)
     out = []
     for row in conn.execute(query).mappings():
         item = dict(row)

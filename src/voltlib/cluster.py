@@ -31,7 +31,7 @@ from nats.aio.subscription import Subscription
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from voltlib.bus import Handler, LocalBus
+from voltlib.bus import Handler, LocalBus, SubscriberStats, Watcher
 from voltlib.events import Event, decode, encode
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,12 @@ class NatsCluster:
 
     def subscribe(self, handler: Handler, *types: type[Event], name: str = "") -> None:
         self.local.subscribe(handler, *types, name=name)
+
+    def watch(self, watcher: Watcher, *types: type[Event], name: str = "") -> None:
+        self.local.watch(watcher, *types, name=name)
+
+    def stats(self) -> list[SubscriberStats]:
+        return self.local.stats()
 
     async def drain(self) -> None:
         await self.nc.flush()

@@ -78,8 +78,8 @@ def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource 
     """Open data (GBFS under /gbfs) and the operator dashboard (/dashboard); see docs/web.md."""
     s = gateway.services
     database = DatabaseSource(s.store)
-    cache = gbfs_http.FeedCache(source or database, s.clock)
-    gbfs_http.follow(cache, s.bus, database.city_of if source is None else _any_city)
+    cache = gbfs_http.FeedCache(source or database, s.clock, resolve=database.cities_of if source is None else None)
+    gbfs_http.follow(cache, s.bus)
     gbfs_http.install(app, cache)
     app[GBFS_KEY] = cache
     paths = [r.canonical for r in app.router.resources()]
@@ -87,10 +87,6 @@ def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource 
                 "incidents": "/api/v1/security/incidents" in paths,
                 "stations": "/api/v1/stations/{station_id}" in paths}
     Dashboard(s.store, s.bus, s.clock, tile_url=s.settings.dashboard_tile_url, features=features).install(app)
-
-
-async def _any_city(event: object) -> str | None:
-    return None  # a source other than the database: any change refreshes every city
 
 
 async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]

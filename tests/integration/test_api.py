@@ -62,3 +62,16 @@ async def test_registering_a_charge_point_validates_input(server: RunningServer)
         assert (await api.put("/api/v1/id-tags/BADGE-1", json={"status": "Blocked"})).status_code == 200
         tags = (await api.get("/api/v1/id-tags")).json()
         assert [(t["id_tag"], t["status"]) for t in tags] == [("BADGE-1", "Blocked")]
+
+
+async def test_bus_stats_show_each_consumer_to_operators_only(server: RunningServer) -> None:
+    now = datetime.now(UTC)
+    await server.store.write(partial(repo.add_api_token, name="op", role="operator",
+                                     token_hash=hash_api_token("vlt_operator_token"), now=now))
+    async with httpx.AsyncClient(base_url=server.url) as api:
+        assert (await api.get("/api/v1/bus")).status_code == 401
+        body = (await api.get("/api/v1/bus", headers={"Authorization": "Bearer vlt_operator_token"})).json()
+    consumers = {c["name"]: c for c in body["consumers"]}
+    assert consumers["security"]["kind"] == "subscriber"
+    assert consumers["gbfs-cache"]["kind"] == consumers["dashboard-live"]["kind"] == "watcher"
+    assert all(c["failures"] == 0 and c["queued"] >= 0 for c in consumers.values())

@@ -92,3 +92,56 @@ def test_events_round_trip_through_bytes_for_an_external_broker() -> None:
     assert b'"topic":"security.incident"' in data
     assert ev.decode(data) == event
     assert ev.decode(ev.encode(started(7))) == started(7)
+
+
+async def test_a_watcher_sees_its_types_inline_and_never_holds_up_a_publisher() -> None:
+    bus = LocalBus(queue_size=2)
+    seen: list[str] = []
+    bus.watch(lambda event: seen.append(type(event).__name__), ev.TransactionStarted)
+    for tx in range(50):  # far more than any queue size: a watcher has no queue to fill
+        await bus.publish(started(tx))
+    await bus.publish(ev.HeartbeatReceived(charge_point_id="CP", at=NOW))
+    assert seen == ["TransactionStarted"] * 50  # already there when publish returned, heartbeat filtered out
+    (stats,) = bus.stats()
+    assert (stats.kind, stats.handled, stats.failures) == ("watcher", 50, 0)
+
+
+async def test_a_failing_watcher_is_counted_and_the_subscribers_still_get_the_event() -> None:
+    bus = LocalBus()
+    got: list[int] = []
+
+    def broken(event: ev.Event) -> None:
+        raise RuntimeError("bug in a watcher")
+
+    async def fine(event: ev.Event) -> None:
+        assert isinstance(event, ev.TransactionStarted)
+        got.append(event.transaction_id)
+
+    bus.watch(broken, name="broken")
+    bus.subscribe(fine, name="fine")
+    await bus.publish(started(3))
+    await bus.drain()
+    assert got == [3]
+    stats = {s.name: s for s in bus.stats()}
+    assert stats["broken"].failures == 1 and stats["fine"].handled == 1
+    await bus.close()
+
+
+async def test_stats_show_how_far_behind_a_subscriber_fell_and_how_often_publishers_waited() -> None:
+    bus = LocalBus(queue_size=3)
+    release = asyncio.Event()
+
+    async def slow(event: ev.Event) -> None:
+        await release.wait()
+
+    bus.subscribe(slow, name="slow")
+    publisher = asyncio.create_task(_publish_many(bus, 6))
+    await asyncio.sleep(0.05)
+    (stats,) = bus.stats()
+    assert stats.publisher_waits >= 1 and stats.high_water == 3  # full, and the publisher waited
+    release.set()
+    await publisher
+    await bus.drain()
+    (stats,) = bus.stats()
+    assert stats.handled == 6 and stats.queued == 0
+    await bus.close()

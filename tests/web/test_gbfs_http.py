@@ -97,3 +97,19 @@ async def test_a_forged_host_never_reaches_other_clients(web_server: WebServer) 
             honest = await r.json()
     assert forged["data"]["feeds"][0]["url"].startswith("http://evil.example/")
     assert all(f["url"].startswith(web_server.url + "/gbfs/paris/") for f in honest["data"]["feeds"])
+
+
+async def test_a_reconnection_storm_costs_a_few_rebuilds_not_one_per_event(web_server: WebServer) -> None:
+    cache, bus = web_server.app[GBFS_KEY], web_server.gateway.services.bus
+    async with aiohttp.ClientSession() as http, http.get(f"{web_server.url}/gbfs/paris/station_status.json") as r:
+        assert r.status == 200  # the city is cached, so changes there are followed
+    before, rebuilt = cache.rebuilds, cache.rebuilt
+    for n in range(2_000):
+        await bus.publish(ConnectorStatusChanged(
+            charge_point_id=f"CP-{n}", at=datetime.now(UTC), connector_id=1, previous="Unavailable",
+            status="Available", error_code="NoError", vendor_error_code=None, info=None, expected=True))
+    await asyncio.wait_for(rebuilt.wait(), 10)
+    await asyncio.sleep(0.3)  # a second flush, if the storm straddled two, has had its chance to start
+    assert 1 <= cache.rebuilds - before <= 2
+    stats = {c.name: c for c in bus.stats()}
+    assert stats["gbfs-cache"].kind == "watcher" and stats["gbfs-cache"].handled >= 2_000

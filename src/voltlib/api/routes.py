@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from functools import partial
 from typing import Literal
@@ -64,6 +65,9 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
 
     async def health(request: web.Request) -> web.Response:
         return reply({"status": "ok", "version": __version__, "connected": len(gateway.connections)})
+
+    async def bus_stats(request: web.Request) -> web.Response:
+        return reply({"consumers": [dataclasses.asdict(x) for x in s.bus.stats()]})
 
     async def list_cps(request: web.Request) -> web.Response:
         rows = await store.read(repo.list_charge_points)
@@ -176,6 +180,8 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
 
     routes = [
         Route("GET", "/api/v1/health", health, "Liveness and version", None, tag="system"),
+        Route("GET", "/api/v1/bus", bus_stats, "Event bus consumers: queue depth, high water, waits",
+              READ_ROLES, tag="system"),
         Route("GET", "/api/v1/charge-points", list_cps, "List charge points", READ_ROLES),
         Route("POST", "/api/v1/charge-points", add_cp, "Register a charge point", WRITE_ROLES, NewChargePoint),
         Route("GET", "/api/v1/charge-points/{cp_id}", get_cp, "A charge point and its connectors", READ_ROLES),

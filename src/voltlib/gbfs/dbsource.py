@@ -12,13 +12,13 @@ Counting, so that the feeds agree with the database and with the rental rules:
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from datetime import datetime
 from functools import partial
 
 from sqlalchemy import Connection, and_, select
 
-from voltlib.events import Event
 from voltlib.gbfs.feeds import EPOCH
 from voltlib.gbfs.model import CitySnapshot, Closure, Station, StationState, System, Vehicle
 from voltlib.sharing import store as ss
@@ -92,9 +92,14 @@ def read_snapshot(conn: Connection, system_id: str) -> CitySnapshot | None:
                         tuple(cars), tuple(city.plans.values()), tuple(closures), updated)
 
 
-def city_of_charge_point(conn: Connection, cp_id: str) -> str | None:
-    return conn.execute(select(stations.c.city).join(bays, bays.c.station_id == stations.c.id)
-                        .where(bays.c.charge_point_id == cp_id).limit(1)).scalar()
+def cities_of_charge_points(conn: Connection, cp_ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(cp_ids), 500):  # bounded IN lists
+        chunk = cp_ids[start:start + 500]
+        found.update(conn.execute(select(bays.c.charge_point_id, stations.c.city)
+                                  .join(stations, bays.c.station_id == stations.c.id)
+                                  .where(bays.c.charge_point_id.in_(chunk))).all())
+    return found
 
 
 class DatabaseSource:
@@ -104,6 +109,7 @@ class DatabaseSource:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._city_of: dict[str, str | None] = {}
+        self._misses_checked = time.monotonic()
 
     async def systems(self) -> list[System]:
         result: list[System] = await self.store.read(read_systems)
@@ -113,8 +119,17 @@ class DatabaseSource:
         result: CitySnapshot | None = await self.store.read(partial(read_snapshot, system_id=system_id))
         return result
 
-    async def city_of(self, event: Event) -> str | None:
-        cp_id = event.charge_point_id
-        if cp_id not in self._city_of:
-            self._city_of[cp_id] = await self.store.read(partial(city_of_charge_point, cp_id=cp_id))
-        return self._city_of[cp_id]
+    async def cities_of(self, cp_ids: set[str]) -> set[str] | None:
+        """The cities of these charge points, one read for those not seen before (a charge point
+        outside every city, e.g. a depot, maps to none; asked again after a minute, in case a city
+        import gave it a bay)."""
+        if time.monotonic() - self._misses_checked > 60:
+            self._city_of = {k: v for k, v in self._city_of.items() if v is not None}
+            self._misses_checked = time.monotonic()
+        unknown = sorted(cp_id for cp_id in cp_ids if cp_id not in self._city_of)
+        if unknown:
+            found = await self.store.read(partial(cities_of_charge_points, cp_ids=unknown))
+            if len(self._city_of) > 100_000:  # bounded memory against made-up identities
+                self._city_of.clear()
+            self._city_of.update({cp_id: found.get(cp_id) for cp_id in unknown})
+        return {city for cp_id in cp_ids if (city := self._city_of.get(cp_id)) is not None}

@@ -1,9 +1,11 @@
 """Serves the GBFS files of every city under ``/gbfs/``, from an in-memory cache.
 
-Each file is encoded once and kept with its strong ETag. Files of a city are dropped when a bus
-event says something changed there, and rebuilt at once in the background (single flight), so a
-change shows in station_status well within a second while requests keep being answered from memory.
-Static files are rebuilt when older than their ttl. ``If-None-Match`` gets 304.
+Each file is encoded once and kept with its strong ETag. A bus watcher notes which charge points
+changed (a set insert, nothing more: it runs inside ``publish``); a background flusher maps them to
+cities and rebuilds those cities' files, at most once every ``REBUILD_EVERY`` seconds, so a change
+shows in station_status within seconds while a reconnection storm of thousands of charge points
+costs a handful of rebuilds. Static files are rebuilt when older than their ttl.
+``If-None-Match`` gets 304.
 """
 
 from __future__ import annotations
@@ -24,13 +26,23 @@ from aiohttp import web
 from voltlib.api.framework import Problem
 from voltlib.bus import Bus
 from voltlib.clock import Clock
-from voltlib.events import Event, HeartbeatReceived
+from voltlib.events import (
+    ChargePointConnected,
+    ChargePointDisconnected,
+    ConnectorStatusChanged,
+    Event,
+    RentalChanged,
+    TransactionStarted,
+    TransactionStopped,
+)
 from voltlib.gbfs import feeds
 from voltlib.gbfs.model import CitySnapshot, System
 
 log = logging.getLogger(__name__)
 PREFIX = "/gbfs"
 COALESCE = 0.2  # seconds: changes this close together share one rebuild
+REBUILD_EVERY = 2.0  # seconds: the floor between two rebuilds (a Paris snapshot is ~1,100 stations)
+CityResolver = Callable[[set[str]], Awaitable[set[str] | None]]  # charge points -> cities (None: all)
 
 
 class SnapshotSource(Protocol):
@@ -65,7 +77,8 @@ def encode(document: object, ttl: int) -> Encoded:
 class FeedCache:
     """Encoded files per (city, feed); one snapshot read rebuilds all files of a city."""
 
-    def __init__(self, source: SnapshotSource, clock: Clock, base_url: str | None = None) -> None:
+    def __init__(self, source: SnapshotSource, clock: Clock, base_url: str | None = None,
+                 resolve: CityResolver | None = None) -> None:
         self.source, self.clock, self.base_url = source, clock, base_url
         self._files: dict[tuple[str, str], Encoded] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -75,7 +88,9 @@ class FeedCache:
         # files holding absolute URLs, per (city, feed, base URL): the Host header of one client
         # must never end up in what another client is served
         self._linked: dict[tuple[str, str, str], Encoded] = {}
-        self._pending: set[str] = set()
+        self._dirty: set[str] = set()  # charge points changed since the last flush
+        self._resolve: CityResolver = resolve or _every_city
+        self._last_flush = float("-inf")
         self._flusher: asyncio.Task[None] | None = None
         self.rebuilds = 0
         self.rebuilt = asyncio.Event()  # set after every rebuild (benchmarks and tests wait on it)
@@ -136,25 +151,24 @@ class FeedCache:
             return None
         return self.fresh(system_id, feed, base_url)
 
-    def changed(self, system_id: str | None) -> None:
-        """Something changed in a city (None: unknown city, so all): stale now, rebuilt shortly.
-        Changes arriving within ``COALESCE`` seconds share one rebuild."""
-        targets = [system_id] if system_id is not None else self.cities()
-        for city in targets:
-            if city in self._generation:
-                self.invalidate(city)
-                self._pending.add(city)
-        if self._pending and (self._flusher is None or self._flusher.done()):
+    def changed(self, charge_point_id: str) -> None:
+        """Something changed at a charge point: its city is rebuilt soon (see the module docstring)."""
+        self._dirty.add(charge_point_id)
+        if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
-        await asyncio.sleep(COALESCE)
-        while self._pending:
-            city = self._pending.pop()
+        while self._dirty:
+            await asyncio.sleep(max(COALESCE, self._last_flush + REBUILD_EVERY - time.monotonic()))
+            changed, self._dirty = self._dirty, set()
+            self._last_flush = time.monotonic()
             try:
-                await self.rebuild(city)
-            except Exception:  # the next request retries; the bus must keep flowing
-                log.exception("GBFS rebuild of %s failed", city)
+                cities = await self._resolve(changed)
+                for city in [c for c in self.cities() if cities is None or c in cities]:
+                    self.invalidate(city)
+                    await self.rebuild(city)
+            except Exception:  # the next request retries; the flusher must keep going
+                log.exception("GBFS rebuild after changes at %d charge points failed", len(changed))
 
     def close(self) -> None:
         if self._flusher is not None:
@@ -197,14 +211,19 @@ def routes(cache: FeedCache) -> list[tuple[str, Callable[[web.Request], Awaitabl
     return [(f"{PREFIX}/manifest.json", manifest), (PREFIX + "/{system_id}/{feed}.json", city_file)]
 
 
-def follow(cache: FeedCache, bus: Bus, city_of: Callable[[Event], Awaitable[str | None]]) -> None:
-    """Keep the cache current from the bus: a change in a city drops its files and rebuilds them now."""
+# What a GBFS file shows: connector states, cars coming and going, charge points on or offline.
+# Meter values are left out: vehicle charge levels follow with the next of these (or the file's ttl).
+CHANGES: tuple[type[Event], ...] = (ConnectorStatusChanged, TransactionStarted, TransactionStopped, RentalChanged,
+                                    ChargePointConnected, ChargePointDisconnected)
 
-    async def on_event(event: Event) -> None:
-        if not isinstance(event, HeartbeatReceived):
-            cache.changed(await city_of(event))
 
-    bus.subscribe(on_event, name="gbfs-cache")
+def follow(cache: FeedCache, bus: Bus) -> None:
+    """Keep the cache current from the bus."""
+    bus.watch(lambda event: cache.changed(event.charge_point_id), *CHANGES, name="gbfs-cache")
+
+
+async def _every_city(charge_points: set[str]) -> set[str] | None:
+    return None
 
 
 def install(app: web.Application, cache: FeedCache) -> None:

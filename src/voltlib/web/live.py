@@ -1,7 +1,9 @@
 """Fan-out of bus events to the dashboards' Server-Sent Event streams.
 
-One bus subscriber for all browsers; each browser has a small queue of its own. A browser too slow
-to keep up loses events rather than slowing the bus, and is told to reload its data ("resync").
+One bus watcher for all browsers (it runs inside ``publish``, so it only encodes and enqueues);
+each browser has a small queue of its own. A browser too slow to keep up loses events rather than
+slowing the bus, and is told to reload its data ("resync"). Meter values and heartbeats are too
+chatty for a browser and never reach it: pages poll meter values when they show them.
 Security events reach only the roles allowed to read them through the API.
 """
 
@@ -10,11 +12,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from voltlib import events
 from voltlib.bus import Bus
-from voltlib.events import ChargePointSecurityEvent, Event, MeterValuesReceived, SecurityIncident, encode
+from voltlib.events import ChargePointSecurityEvent, Event, SecurityIncident, encode
 
 SECURITY_ROLES = frozenset({"admin", "security"})
 RESYNC = b"resync"
+SHOWN: tuple[type[Event], ...] = tuple(
+    t for t in events.Event.__subclasses__() if t not in (events.MeterValuesReceived, events.HeartbeatReceived))
 
 
 @dataclass(eq=False)
@@ -27,7 +32,7 @@ class Client:
 class Broadcaster:
     def __init__(self, bus: Bus) -> None:
         self.clients: set[Client] = set()
-        bus.subscribe(self._on_event, name="dashboard-live")
+        bus.watch(self._on_event, *SHOWN, name="dashboard-live")
 
     def join(self, role: str) -> Client:
         client = Client(role)
@@ -37,9 +42,9 @@ class Broadcaster:
     def leave(self, client: Client) -> None:
         self.clients.discard(client)
 
-    async def _on_event(self, event: Event) -> None:
-        if isinstance(event, MeterValuesReceived):
-            return  # too chatty for a browser; pages poll meter values when they show them
+    def _on_event(self, event: Event) -> None:
+        if not self.clients:
+            return
         restricted = isinstance(event, SecurityIncident | ChargePointSecurityEvent)
         data = encode(event)
         for client in self.clients:

@@ -25,6 +25,19 @@ def test_bench_gateway_runs_voltlib_with_storage() -> None:
     assert columns[7] == "0"  # no errors
 
 
+def test_bench_gateway_on_two_nodes_over_nats_holds_every_charge_point(pg_database: str) -> None:
+    result = CliRunner().invoke(app, ["bench", "gateway", "-n", "6", "--duration", "1", "--servers", "voltlib",
+                                      "--nodes", "2", "--database-url", pg_database])
+    assert result.exit_code == 0, result.output
+    columns = next(line for line in result.output.splitlines() if line.startswith("voltlib ")).split()
+    assert columns[1] == columns[2] == "6" and columns[7] == "0"
+
+
+def test_bench_gateway_refuses_several_nodes_on_sqlite() -> None:
+    result = CliRunner().invoke(app, ["bench", "gateway", "-n", "2", "--servers", "voltlib", "--nodes", "2"])
+    assert result.exit_code != 0 and "PostgreSQL" in result.output
+
+
 def test_bench_sharing_runs_every_operation_and_checks_double_booking(tmp_path: Path) -> None:
     import asyncio
 

@@ -315,6 +315,8 @@ def bench_gateway(
     workers: Annotated[int, typer.Option(help="Load-generator processes.")] = 1,
     password: Annotated[str | None, typer.Option(help="Use profile 1 with this password.")] = None,
     database_url: DbOpt = None,
+    nodes: Annotated[int, typer.Option(min=1, help="voltlib gateway nodes on one port over NATS (PostgreSQL).")]
+    = 1,
 ) -> None:
     """Same load against voltlib, the ocpp-package baseline and the aiohttp echo ceiling; prints ratios."""
     from voltlib.bench import gateway
@@ -323,7 +325,10 @@ def bench_gateway(
 
     plan = LoadPlan(n_charge_points=charge_points, mode=mode, duration_s=duration,  # type: ignore[arg-type]
                     workers=workers, password=password)
-    runs = gateway.run(plan, [s.strip() for s in servers.split(",") if s.strip()], database_url)
+    try:
+        runs = gateway.run(plan, [s.strip() for s in servers.split(",") if s.strip()], database_url, nodes)
+    except ValueError as exc:
+        raise typer.Exit(code=_fail(str(exc))) from None
     typer.echo(render_table(runs))
 
 

@@ -99,3 +99,25 @@ async def test_events_reach_subscribers_on_every_node(nodes: tuple[RunningServer
 
         await wait_until(arrived)
     await asyncio.sleep(0)
+
+
+async def test_password_rotation_asked_of_the_other_node(nodes: tuple[RunningServer, RunningServer]) -> None:
+    a, b = nodes
+    await a.add_charge_point("CP-ROTATE", profile=1)
+    async with connect(a, "CP-ROTATE") as cp:
+        await cp.boot()
+        async with httpx.AsyncClient(base_url=b.url, headers=b.api_headers(), timeout=20) as api:
+            response = await api.post("/api/v1/charge-points/CP-ROTATE/rotate-password")
+        assert response.status_code == 200, response.text
+        assert response.json()["rotated"] is True
+        (change,) = cp.got("ChangeConfiguration")
+    new_password = change["value"]
+    assert change["key"] == "AuthorizationKey" and new_password not in response.text
+    with pytest.raises(websockets.InvalidStatus):  # the old password is gone on every node
+        async with connect(b, "CP-ROTATE"):
+            pass
+    async with connect(b, "CP-ROTATE", password=new_password) as again:
+        assert (await again.send(call.Heartbeat())).current_time
+    async with httpx.AsyncClient(base_url=a.url, headers=a.api_headers(), timeout=20) as api:
+        offline = await api.post("/api/v1/charge-points/CP-ROTATE/rotate-password")
+    assert offline.status_code == 409 and offline.json()["title"] == "offline"

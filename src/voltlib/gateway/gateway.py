@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
@@ -178,8 +178,10 @@ class Gateway:
         return alive
 
     async def _remote_command(self, cp_id: str, request: dict[str, Any]) -> dict[str, Any]:
-        """A command another node's API received for a charge point connected here."""
+        """A command (or a password rotation) another node's API received for a charge point connected here."""
         try:
+            if request.get("op") == "rotate-password":
+                return {"row": await self.rotate_password(cp_id, requested_by=request.get("requested_by"))}
             row = await self.send_command(cp_id, str(request["action"]), dict(request["payload"]),
                                           requested_by=request.get("requested_by"), timeout=request.get("timeout"))
         except CommandError as exc:
@@ -282,7 +284,7 @@ class Gateway:
 
     async def _command(self, cp_id: str, action: str, payload: dict[str, Any], *, requested_by: str | None,
                        timeout: float | None, recorded: dict[str, Any] | None = None,
-                       on_outcome: Callable[[CallOutcome], None] | None = None) -> dict[str, Any]:
+                       on_outcome: Callable[[CallOutcome], Awaitable[None]] | None = None) -> dict[str, Any]:
         """Send one command; ``recorded`` (a redacted payload) is stored in its place when given, and
         ``on_outcome`` sees the answer before anything else runs."""
         s = self.services
@@ -313,7 +315,7 @@ class Gateway:
         else:
             outcome = await connection.call(action, payload, timeout or s.settings.command_timeout)
             if on_outcome is not None:
-                on_outcome(outcome)
+                await on_outcome(outcome)
             outcome_state = outcome.state
             values = {"response": outcome.payload, "error_code": outcome.error_code,
                       "error_description": outcome.error_description}
@@ -342,15 +344,18 @@ class Gateway:
             raise CommandError(409, "no-password-profile",
                                f"{cp_id} uses security profile {record.security_profile}: no password to rotate")
         if cp_id not in self.connections:
-            raise CommandError(409, "offline", f"{cp_id} is not connected")
+            return await self._rotate_elsewhere(cp_id, requested_by)
         key = new_authorization_key()
         new_hash = await asyncio.to_thread(hash_password, key)
 
-        def accepted(outcome: CallOutcome) -> None:
+        async def accepted(outcome: CallOutcome) -> None:
             # The charge point may reconnect with the new password right after answering (A01 steps
-            # 3-4), before the database has it: from this instant on, only the new one is accepted.
+            # 3-4): from this instant on, only the new one is accepted here, and the database (which
+            # the other gateway nodes read) has it one group commit later.
             if outcome.state == "answered" and (outcome.payload or {}).get("status") == "Accepted":
                 self._new_password_hashes[cp_id] = new_hash
+                await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, password_hash=new_hash))
+                self._credentials.forget(cp_id)
 
         try:
             row = await self._command(cp_id, "ChangeConfiguration", {"key": "AuthorizationKey", "value": key},
@@ -358,9 +363,6 @@ class Gateway:
                                       recorded={"key": "AuthorizationKey", "value": REDACTED})
             rotated = self._new_password_hashes.get(cp_id) == new_hash
             status = (row.get("response") or {}).get("status") if row["state"] == "answered" else None
-            if rotated:
-                await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, password_hash=new_hash))
-                self._credentials.forget(cp_id)
         finally:
             if self._new_password_hashes.get(cp_id) == new_hash:
                 # Kept a while after the write: an upgrade that read the record before it committed must
@@ -371,6 +373,18 @@ class Gateway:
                              severity, {"command_id": row["id"], "state": row["state"], "status": status,
                                         "requested_by": requested_by})
         return {**row, "rotated": rotated}
+
+    async def _rotate_elsewhere(self, cp_id: str, requested_by: str | None) -> dict[str, Any]:
+        """The node holding the charge point's socket rotates; this one relays its answer."""
+        s = self.services
+        remote = await s.cluster.command_elsewhere(cp_id, {"op": "rotate-password", "requested_by": requested_by},
+                                                   s.settings.command_timeout)
+        if remote is None:
+            raise CommandError(409, "offline", f"{cp_id} is not connected")
+        if "error" in remote:
+            raise CommandError(**remote["error"])
+        row: dict[str, Any] = remote["row"]
+        return row
 
     def _forget_new_hash(self, cp_id: str, new_hash: str) -> None:
         if self._new_password_hashes.get(cp_id) == new_hash:

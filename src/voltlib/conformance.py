@@ -35,9 +35,9 @@ ELSEWHERE: dict[str, tuple[str, str]] = {
 
 # What a passing test does not show: voltlib's part of the case is smaller than the case.
 NOTES: dict[str, str] = {
-    "TC_080": "partial: voltlib relays the operator's signed firmware and records the status; it does not "
-              "check the signing certificate against a ManufacturerRootCertificate (later)",
-    "TC_081": "partial: as TC_080; the station's InvalidFirmwareSignature is stored as a critical security event",
+    "TC_080": "voltlib relays the signed firmware only if its signing certificate is valid and issued by a "
+              "manufacturer root of firmware_signer_roots (422 otherwise), then records the status",
+    "TC_081": "as TC_080; the station's InvalidFirmwareSignature is stored as a critical security event",
     "TC_074": "voltlib's built-in CA (ca_cert/ca_key settings) signs; a CSR with another CN, another O than "
               "cpo_name, a weak key or a bad signature is Rejected (docs/security.md)",
     "TC_077": "the charge point's report is stored as a critical security event; the certificate request is "

@@ -137,9 +137,25 @@ async def test_TC_079_GetSecurityLog(server: RunningServer, api: Api) -> None:
 FIRMWARE = b"\x7fELF voltlib OCTT firmware 2.1 " * 64
 
 
-def _signed_firmware(tamper: bool) -> dict[str, Any]:
+MANUFACTURER_ROOT = _certificate("OCTT Manufacturer Root", ca=True)
+
+
+@pytest_asyncio.fixture
+async def server(database_url: str, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """The conformance server, trusting MANUFACTURER_ROOT for signed firmware (firmware_signer_roots)."""
+    roots = tmp_path / "manufacturer-roots.pem"
+    roots.write_text(_pem(MANUFACTURER_ROOT[0]))
+    settings = Settings(database_url=database_url, port=free_port(), command_timeout=5.0,
+                        duplicate_probe_timeout=1.0, firmware_signer_roots=roots)
+    runner, running = await start_server(settings)
+    try:
+        yield running
+    finally:
+        await runner.cleanup()
+
+
+def _signed_firmware(tamper: bool, root: tuple[x509.Certificate, Any] = MANUFACTURER_ROOT) -> dict[str, Any]:
     """The manufacturer signs the firmware; the operator hands voltlib location, certificate and signature."""
-    root = _certificate("OCTT Manufacturer Root", ca=True)
     signer, signer_key = _certificate("OCTT Firmware Signer", issuer=root)
     signature = signer_key.sign(FIRMWARE + (b"tampered" if tamper else b""), ec.ECDSA(hashes.SHA256()))
     return {"location": "https://firmware.example.com/octt/cp-2.1.bin", "retrieveDateTime": now_iso(),
@@ -193,6 +209,23 @@ async def test_TC_080_SecureFirmwareUpdate(server: RunningServer, api: Api) -> N
     assert (await api.charge_point(CP))["firmware_status"] == "Installed"
     events = [e for e in await api.security_events() if e["charge_point_id"] == CP]
     assert ("charge_point:FirmwareUpdated", "info") in [(e["kind"], e["severity"]) for e in events]
+
+
+async def test_TC_080_a_signer_outside_the_manufacturer_roots_never_reaches_the_charge_point(
+        server: RunningServer, api: Api) -> None:
+    await server.add_charge_point(CP)
+    impostor = _signed_firmware(False, root=_certificate("OCTT Manufacturer Root", ca=True))  # same name, other key
+    garbage = {**_signed_firmware(False), "signingCertificate": "-----BEGIN CERTIFICATE-----\nnot one"}
+    async with connect(server, CP) as cp:
+        await bring_online(cp)
+        _firmware_station(cp)
+        for firmware, code in ((impostor, "untrusted-firmware-signer"), (garbage, "invalid-signing-certificate")):
+            response = await api.http.post(f"/api/v1/charge-points/{CP}/commands/SignedUpdateFirmware",
+                                           json={"requestId": 80, "retries": 1, "firmware": firmware})
+            assert response.status_code == 422 and response.json()["title"] == code, response.text
+        await cp.settle()
+    assert cp.got("SignedUpdateFirmware") == []
+    assert await api.commands(CP) == []  # refused before anything was sent or recorded
 
 
 async def test_TC_081_SecureFirmwareUpdateInvalidSignature(server: RunningServer, api: Api) -> None:

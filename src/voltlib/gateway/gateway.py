@@ -23,6 +23,7 @@ from voltlib.ocpp import schemas
 from voltlib.ocpp.errors import OcppError
 from voltlib.ocpp.session import Limits, MessageIdMemory, OcppSession
 from voltlib.ocpp.v16.messages import COMMANDS as COMMANDS_V16
+from voltlib.security import firmware
 from voltlib.security import records as security_records
 from voltlib.security.credentials import (
     PasswordPolicyError,
@@ -60,6 +61,7 @@ class Gateway:
         # password hashes a charge point accepted that are not in the database yet (rotate_password)
         self._new_password_hashes: dict[str, str] = {}
         s = services.settings
+        self._firmware_roots = firmware.load_roots(s.firmware_signer_roots) if s.firmware_signer_roots else []
         self.limits = Limits(max_frame_bytes=s.max_frame_bytes, rate_per_second=s.rate_per_second, burst=s.rate_burst,
                              flood_seconds=s.flood_seconds)
 
@@ -277,6 +279,12 @@ class Gateway:
                 if record is not None and (not value.isdigit() or int(value) <= record.security_profile):
                     raise CommandError(422, "security-profile-downgrade",
                                        "the SecurityProfile can only be raised over OCPP (whitepaper A00.FR.005)")
+        if action == "SignedUpdateFirmware" and self._firmware_roots:
+            try:
+                firmware.check_signing_certificate(str((payload.get("firmware") or {}).get("signingCertificate", "")),
+                                                   self._firmware_roots, self.services.clock.now())
+            except firmware.FirmwareSignerRejected as exc:
+                raise CommandError(422, exc.code, str(exc)) from None
         if action == "RemoteStartTransaction" and await self.services.store.read(
                 partial(security_records.active_quarantine, cp_id=cp_id)) is not None:  # issue 5
             raise CommandError(409, "quarantined", f"{cp_id} is in quarantine: remote starts are refused")

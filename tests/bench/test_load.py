@@ -255,3 +255,14 @@ def test_render_table_with_subject_and_failure() -> None:
     assert "voltlib / baseline: calls/s x1.00" in table
     assert "cpu/call x0.50" in table
     assert "FAILED" in table and "ceiling: boom" in table
+
+
+def test_render_table_says_what_the_errors_were() -> None:
+    from voltlib.bench.load import _merge, _Partial
+
+    plan = LoadPlan(n_charge_points=3)
+    part = _Partial(connected=3, held=1, calls=10, window_s=1.0, disconnects=2)
+    part.latencies.extend([0.001] * 10)
+    part.failure_reasons["closed by server (1006)"] = 2
+    table = render_table([ServerRun(name="voltlib", load=_merge("ws://127.0.0.1:1/ocpp", plan, [part]))])
+    assert "voltlib errors: 2 disconnects; 2× closed by server (1006)" in table

@@ -434,10 +434,23 @@ def render_table(
     if ratio_lines:
         out.append("")
         out += ratio_lines
+    for r in runs:
+        if r.load is not None and r.load.errors:
+            out.append(f"{r.name} errors: {_error_kinds(r.load)}")
     failed = [r for r in runs if r.error]
     for r in failed:
         out.append(f"{r.name}: {r.error}")
     return "\n".join(out)
+
+
+def _error_kinds(load: LoadResult) -> str:
+    counts = {"connect failures": load.connect_failures, "boot rejected": load.boot_rejected,
+              "disconnects": load.disconnects, "call errors": load.call_errors, "timeouts": load.timeouts,
+              "unanswered": load.unanswered, "stalled": load.stalled, "unexpected frames": load.unexpected_frames}
+    kinds = [f"{n:,} {kind}" for kind, n in counts.items() if n]
+    kinds += [f"{n:,}× {reason}" for reason, n in sorted(load.failure_reasons.items(), key=lambda kv: -kv[1])[:5]]
+    kinds += [f"{n:,}× {code}" for code, n in sorted(load.call_error_codes.items(), key=lambda kv: -kv[1])[:5]]
+    return "; ".join(kinds)
 
 
 # --------------------------------------------------------------------------

@@ -27,6 +27,12 @@ class FixedClock:
     def monotonic(self) -> float:
         return (self.t - NOW).total_seconds()
 
+    factor = 1.0
+
+    async def sleep(self, seconds: float) -> None:
+        """Time only moves when the test moves it; a waiter still lets others run."""
+        await asyncio.sleep(0)
+
 
 def iso(t: datetime) -> str:
     return format_time(t)

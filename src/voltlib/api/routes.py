@@ -23,6 +23,7 @@ from voltlib.api.framework import (
     openapi,
     reply,
 )
+from voltlib.clock import describe as describe_clock
 from voltlib.gateway.auth import IDENTITY
 from voltlib.gateway.gateway import CommandError, Gateway
 from voltlib.security import records as security_records
@@ -64,6 +65,9 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
 
     async def health(request: web.Request) -> web.Response:
         return reply({"status": "ok", "version": __version__, "connected": len(gateway.connections)})
+
+    async def clock_now(request: web.Request) -> web.Response:
+        return reply(describe_clock(clock))
 
     async def list_cps(request: web.Request) -> web.Response:
         rows = await store.read(repo.list_charge_points)
@@ -176,6 +180,9 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
 
     routes = [
         Route("GET", "/api/v1/health", health, "Liveness and version", None, tag="system"),
+        Route("GET", "/api/v1/clock", clock_now, "voltlib's clock: now, factor (simulated seconds per wall second), "
+              "origin and wall_start (Unix seconds), enough for a simulator to compute the same time",
+              None, tag="system"),
         Route("GET", "/api/v1/charge-points", list_cps, "List charge points", READ_ROLES),
         Route("POST", "/api/v1/charge-points", add_cp, "Register a charge point", WRITE_ROLES, NewChargePoint),
         Route("GET", "/api/v1/charge-points/{cp_id}", get_cp, "A charge point and its connectors", READ_ROLES),

@@ -31,6 +31,8 @@ from voltlib.gbfs.model import CitySnapshot, System
 log = logging.getLogger(__name__)
 PREFIX = "/gbfs"
 COALESCE = 0.2  # seconds: changes this close together share one rebuild
+# Cache ages and COALESCE are wall time, even under simulated time: they are HTTP caching
+# (Cache-Control max-age is wall seconds) and process load; the feeds' last_updated is voltlib's clock.
 
 
 class SnapshotSource(Protocol):

@@ -3,6 +3,7 @@ and its state machine does what the command says (no network needed)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 

@@ -4,10 +4,11 @@ a TOML file (``--config`` or ``VOLTLIB_CONFIG``), and the defaults below."""
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 
@@ -71,7 +72,18 @@ class Settings(BaseSettings):
     cluster_name: str = Field("main", pattern=r"^[A-Za-z0-9_-]{1,32}$")  # deployments sharing a NATS server
     reuse_port: bool = False  # SO_REUSEPORT: several nodes on one host share the port, the kernel spreads connections
 
+    # Simulated time (docs/simulator.md): voltlib's clock runs time_scale times faster than the wall
+    # clock, from time_origin (default: the wall time at start). 1 and no origin: the wall clock.
+    time_scale: float = Field(1.0, ge=1.0, le=1000.0)
+    time_origin: datetime | None = None
+
     log_level: str = "INFO"
+
+    @field_validator("time_origin")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        """An origin without a zone is read as UTC."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
     @classmethod
     def settings_customise_sources(

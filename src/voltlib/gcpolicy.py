@@ -8,6 +8,9 @@ connect. Most of those objects live as long as their connection, so voltlib move
 of the collector's sight at a fixed interval (``gc.freeze``) and, less often, brings them back for
 one full collection that reclaims cyclic garbage among them (a closed connection's tasks and
 futures). Reference counting still frees frozen objects as soon as nothing refers to them.
+
+Wall clock on purpose, never voltlib's injected (possibly simulated) clock: this is about the
+process's memory and pauses, not about the city.
 """
 
 from __future__ import annotations

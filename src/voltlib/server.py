@@ -15,7 +15,7 @@ from voltlib.api import routes
 from voltlib.api.framework import problems
 from voltlib.api.sharing import sharing_routes
 from voltlib.bus import LocalBus
-from voltlib.clock import Clock, SystemClock
+from voltlib.clock import Clock, ScaledClock, SystemClock, period
 from voltlib.cluster import NatsCluster, SingleNode
 from voltlib.config import Settings
 from voltlib.gateway.certificates import CertificateIssuer
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 GBFS_KEY = web.AppKey("gbfs", gbfs_http.FeedCache)
 SHARING_KEY = web.AppKey("sharing", SharingService)
+PURGE_MIN_WALL = 60.0  # under a high time scale, purge at most once a wall minute
 
 
 def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | None = None,
@@ -50,7 +51,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     upgrade(store.engine)
     store.run_sync(seed_cities)
     cluster = NatsCluster(settings.bus_url, settings.cluster_name) if settings.bus_url else None
-    services = Services(settings=settings, store=store, bus=cluster or LocalBus(), clock=clock or SystemClock(),
+    services = Services(settings=settings, store=store, bus=cluster or LocalBus(), clock=clock or clock_for(settings),
                         data_transfer=DataTransferRouter(), cluster=cluster or SingleNode())
     gateway = Gateway(services)
     if settings.ca_cert is not None and settings.ca_key is not None:
@@ -74,6 +75,13 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     return app
 
 
+def clock_for(settings: Settings) -> Clock:
+    """The wall clock, or simulated time when ``time_scale`` or ``time_origin`` is set."""
+    if settings.time_scale == 1.0 and settings.time_origin is None:
+        return SystemClock()
+    return ScaledClock.starting_now(settings.time_scale, settings.time_origin)
+
+
 def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource | None) -> None:
     """Open data (GBFS under /gbfs) and the operator dashboard (/dashboard); see docs/web.md."""
     s = gateway.services
@@ -86,7 +94,8 @@ def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource 
     features = {"quarantine": "/api/v1/charge-points/{cp_id}/quarantine" in paths,
                 "incidents": "/api/v1/security/incidents" in paths,
                 "stations": "/api/v1/stations/{station_id}" in paths}
-    Dashboard(s.store, s.bus, s.clock, tile_url=s.settings.dashboard_tile_url, features=features).install(app)
+    # login sessions last 12 hours of a person's day, not of the simulated city: wall clock
+    Dashboard(s.store, s.bus, SystemClock(), tile_url=s.settings.dashboard_tile_url, features=features).install(app)
 
 
 async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
@@ -102,13 +111,14 @@ async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
 
 
 async def _gc_forever(policy: GcPolicy) -> None:
+    """Wall clock on purpose, even under simulated time: garbage collection is about this process."""
     while True:
         await asyncio.sleep(policy.freeze_interval)
         policy.tick(time.monotonic())
 
 
 async def _purge_forever(gateway: Gateway) -> None:
-    """Apply the retention settings once an hour."""
+    """Apply the retention settings once an hour (of voltlib's clock: retention is in its days)."""
     s = gateway.services
     while True:
         now = s.clock.now()
@@ -117,7 +127,7 @@ async def _purge_forever(gateway: Gateway) -> None:
         await s.store.write(partial(repo.purge_meter_values, before=meter_cut))
         await s.store.write(partial(repo.purge_messages, before=log_cut))
         gateway.forget_idle_memories()
-        await asyncio.sleep(3600)
+        await s.clock.sleep(period(s.clock, 3600.0, PURGE_MIN_WALL))
 
 
 async def _joined(cluster: NatsCluster, app: web.Application):  # type: ignore[no-untyped-def]

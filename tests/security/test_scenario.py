@@ -10,8 +10,13 @@ pytestmark = pytest.mark.asyncio
 
 
 async def test_scenario_alerts_every_attack_and_nothing_else() -> None:
-    report = await scenario.run(normal_seconds=4.0, alert_timeout=20.0)
+    """Ten simulated minutes of normal traffic at 200x: three wall seconds."""
+    report = await scenario.run(normal_seconds=600.0, alert_timeout=20.0, speed=200.0)
     missed = [a.name for a in report.attacks if not a.detected]
     assert missed == [] and report.false_alerts == []
+    assert report.speed == 200.0 and report.normal_seconds >= 600.0  # simulated seconds
+    for attack in report.attacks:  # on voltlib's clock the same interval is the wall one times the speed
+        assert attack.simulated_seconds_to_alert is not None and attack.seconds_to_alert is not None
+        assert attack.simulated_seconds_to_alert >= attack.seconds_to_alert
     assert report.normal_sessions >= 1 and len(report.attacks) == len(scenario.ATTACKS) == 9
     assert report.still_online == 4 and report.meets_target() and "**met**" in report.markdown()

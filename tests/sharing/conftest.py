@@ -4,6 +4,7 @@ signed up, verified and subscribed through the real API."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -87,6 +88,13 @@ class City:
 
 @pytest_asyncio.fixture
 async def city(server: RunningServer) -> AsyncIterator[City]:
+    async with seeded_city(server) as seeded:
+        yield seeded
+
+
+@asynccontextmanager
+async def seeded_city(server: RunningServer) -> AsyncIterator[City]:
+    """The tiny city imported into ``server``, with an HTTP client on it."""
     paris = builtin_cities()["paris"]
     parsed = parse_snapshot(SNAPSHOT, car_prefix="PA")
 

@@ -3,6 +3,7 @@ and its state machine does what the command says (no network needed)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,12 @@ class FixedClock:
 
     def monotonic(self) -> float:
         return (self.t - NOW).total_seconds()
+
+    factor = 1.0
+
+    async def sleep(self, seconds: float) -> None:
+        """Time only moves when the test moves it; a waiter still lets others run."""
+        await asyncio.sleep(0)
 
 
 def iso(t: datetime) -> str:

@@ -24,6 +24,7 @@ from voltlib.api.framework import (
     openapi,
     reply,
 )
+from voltlib.clock import describe as describe_clock
 from voltlib.gateway.auth import IDENTITY
 from voltlib.gateway.gateway import CommandError, Gateway
 from voltlib.security import records as security_records
@@ -68,6 +69,9 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
 
     async def bus_stats(request: web.Request) -> web.Response:
         return reply({"consumers": [dataclasses.asdict(x) for x in s.bus.stats()]})
+
+    async def clock_now(request: web.Request) -> web.Response:
+        return reply(describe_clock(clock))
 
     async def list_cps(request: web.Request) -> web.Response:
         rows = await store.read(repo.list_charge_points)
@@ -182,6 +186,9 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         Route("GET", "/api/v1/health", health, "Liveness and version", None, tag="system"),
         Route("GET", "/api/v1/bus", bus_stats, "Event bus consumers: queue depth, high water, waits",
               READ_ROLES, tag="system"),
+        Route("GET", "/api/v1/clock", clock_now, "voltlib's clock: now, factor (simulated seconds per wall second), "
+              "origin and wall_start (Unix seconds), enough for a simulator to compute the same time",
+              None, tag="system"),
         Route("GET", "/api/v1/charge-points", list_cps, "List charge points", READ_ROLES),
         Route("POST", "/api/v1/charge-points", add_cp, "Register a charge point", WRITE_ROLES, NewChargePoint),
         Route("GET", "/api/v1/charge-points/{cp_id}", get_cp, "A charge point and its connectors", READ_ROLES),

@@ -142,14 +142,28 @@ def serve(
     tls_client_ca: Annotated[Path | None, typer.Option(help="CA of charge-point certificates (profile 3).")] = None,
     registration_policy: Annotated[str | None, typer.Option(help="reject | pending, for unknown ids.")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING...")] = None,
+    time_scale: Annotated[float | None, typer.Option(
+        help="Simulated time: voltlib's clock runs this many times faster than the wall clock (1 to 1000).")] = None,
+    time_origin: Annotated[str | None, typer.Option(
+        help="Simulated time: what voltlib's clock reads at start (ISO 8601; default: now).")] = None,
 ) -> None:
     """Run the central system: OCPP gateway and HTTP API."""
+    from pydantic import ValidationError
+
     from voltlib.server import serve as serve_forever
 
-    settings = load_settings(config, database_url=database_url, host=host, port=port, tls_port=tls_port,
-                             tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
-                             registration_policy=registration_policy, log_level=log_level)
+    try:
+        settings = load_settings(config, database_url=database_url, host=host, port=port, tls_port=tls_port,
+                                 tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
+                                 registration_policy=registration_policy, log_level=log_level,
+                                 time_scale=time_scale, time_origin=time_origin)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise typer.Exit(code=_fail(f"bad settings: {problems}")) from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.time_scale != 1.0 or settings.time_origin is not None:
+        logging.getLogger("voltlib").warning("simulated time: x%g from %s (GET /api/v1/clock)", settings.time_scale,
+                                             settings.time_origin or "now")
     try:
         asyncio.run(serve_forever(settings))
     except KeyboardInterrupt:

@@ -184,7 +184,11 @@ security_app = typer.Typer(help="Security measurement.", no_args_is_help=True)
 
 @security_app.command("scenario")
 def security_scenario(
-    normal_seconds: Annotated[float, typer.Option(help="Seconds of normal traffic before the attacks.")] = 20.0,
+    normal_seconds: Annotated[float, typer.Option(
+        help="Simulated seconds of normal traffic before the attacks.", min=0)] = 1800.0,
+    speed: Annotated[float, typer.Option(
+        help="Simulated seconds per wall second (voltlib's clock, the charge points' and the runner's).",
+        min=1.0, max=1000.0)] = 60.0,
     markdown: Annotated[Path | None, typer.Option(help="Also write the report to this Markdown file.")] = None,
 ) -> None:
     """Normal simulated traffic, then every attack of issue 5; exit 1 unless all are alerted within
@@ -193,7 +197,7 @@ def security_scenario(
 
     from voltlib.security import scenario
 
-    report = asyncio.run(scenario.run(normal_seconds=normal_seconds))
+    report = asyncio.run(scenario.run(normal_seconds=normal_seconds, speed=speed))
     text = report.markdown()
     typer.echo(text)
     if markdown is not None:

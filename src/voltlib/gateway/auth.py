@@ -101,7 +101,9 @@ def check(record: ChargePointRecord, transport: Transport, credentials: tuple[st
 
 
 class FailureLimiter:
-    """Counts failed upgrades per source address and per identity over a sliding minute."""
+    """Counts failed upgrades per source address and per identity over a sliding minute of wall time:
+    the lock-out slows real attempts against this process, whatever the simulated clock says (the
+    brute-force detectors count on voltlib's clock, from the events)."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute

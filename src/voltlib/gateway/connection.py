@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -96,13 +97,13 @@ class ChargePointConnection:
                 break
 
     async def _pace(self) -> bool:
-        """Slow a fast peer down to its rate; hang up on one that keeps it up (a flood)."""
-        clock = self.ctx.services.clock
-        delay = self.session.pacing_delay(clock.monotonic())
+        """Slow a fast peer down to its rate; hang up on one that keeps it up (a flood).
+        Wall clock, even under simulated time: the rate protects this process, and the pause is real."""
+        delay = self.session.pacing_delay(time.monotonic())
         if delay <= 0:
             self._paced_since = None
             return True
-        now = clock.monotonic()
+        now = time.monotonic()
         if self._paced_since is None:
             self._paced_since = now
         elif now - self._paced_since > self.session.limits.flood_seconds:
@@ -115,7 +116,7 @@ class ChargePointConnection:
         return True
 
     async def _on_text(self, text: str) -> None:
-        event = self.session.receive(text, self.ctx.services.clock.monotonic())
+        event = self.session.receive(text, time.monotonic())  # for the rate limit: wall time
         if isinstance(event, CallReceived):
             reply = await self._answer(event)
             self._record("charge_point", event.message_id, event.action, _outcome(reply), text, reply)

@@ -43,6 +43,8 @@ PREFIX = "/gbfs"
 COALESCE = 0.2  # seconds: changes this close together share one rebuild
 REBUILD_EVERY = 2.0  # seconds: the floor between two rebuilds (a Paris snapshot is ~1,100 stations)
 CityResolver = Callable[[set[str]], Awaitable[set[str] | None]]  # charge points -> cities (None: all)
+# Cache ages, COALESCE and REBUILD_EVERY are wall time, even under simulated time: they are HTTP caching
+# (Cache-Control max-age is wall seconds) and process load; the feeds' last_updated is voltlib's clock.
 
 
 class SnapshotSource(Protocol):

@@ -1,11 +1,17 @@
 """``voltlib security scenario``: normal simulated traffic, then injected attacks; what was alerted.
 
-voltlib runs in-process on a fresh SQLite file. Simulated charge points (sim/chargepoint.py,
-profile 1) serve members charging, and a technician opens a cabinet inside a work order: that is
-the *normal* phase, and every unexpected alert raised during it is a false alert. Then each attack
-of the issue is injected by a raw OCPP client, and the runner waits (up to ``alert_timeout``) for
-the alert kinds that should name it. Time to alert = from the first attack frame to the alert row
-being committed, measured on voltlib's clock (the simulation runs at wall-clock speed).
+voltlib runs in-process on a fresh SQLite file, on simulated time (a :class:`ScaledClock` running
+``speed`` times faster than the wall clock; voltlib, the simulated charge points and the runner share
+it). Simulated charge points (sim/chargepoint.py, profile 1) serve members charging for simulated
+minutes, and a technician opens a cabinet inside a work order: that is the *normal* phase, and
+every unexpected alert raised during it is a false alert. Then each attack of the issue is injected
+by a raw OCPP client, and the runner waits (up to ``alert_timeout`` wall seconds) for the alert kinds
+that should name it.
+
+Time to alert = from just before the first attack frame to the alert row being committed. Attack
+traffic and voltlib's processing run at the machine's real speed whatever the clock says, so the
+time that stands for a real deployment is the wall time; the same interval on voltlib's clock (wall
+x speed) is reported beside it. At speed 1 the two are one.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from voltlib.clock import Clock, ScaledClock
 from voltlib.config import Settings
 from voltlib.security import records
 from voltlib.security.credentials import hash_api_token, hash_password, new_api_token, new_charge_point_password
@@ -39,9 +46,14 @@ from voltlib.store import repo
 BOOT = {"chargePointVendor": "Bollore", "chargePointModel": "Autolib Borne", "firmwareVersion": "1.0.0"}
 MEMBERS = [f"MEMBER-{n:03d}" for n in range(1, 9)]
 NORMAL = [f"AL-NORMAL-{n}" for n in range(1, 5)]
-OPTIONS = SimOptions(vendor="Bollore", model="Autolib Borne", meter_interval=2, call_timeout=10.0,
-                     connect_timeout=5.0, reconnect_min=0.5, reconnect_max=5.0, step_delay=0.3, reboot_delay=0.5,
-                     tick=0.5)
+# simulated seconds, except call_timeout and connect_timeout (wall: transport)
+OPTIONS = SimOptions(vendor="Bollore", model="Autolib Borne", meter_interval=60, call_timeout=10.0,
+                     connect_timeout=5.0, reconnect_min=10.0, reconnect_max=120.0, step_delay=5.0, reboot_delay=10.0,
+                     tick=10.0)
+# the attack phase's charge points, registered before any attack is timed (password hashing is slow)
+ATTACKERS = {"AL-SEED-1": 1, "AL-SEED-2": 1, "AL-REPLAY": 1, "AL-EXFIL": 1, "AL-DIAG": 1, "AL-FW": 1, "AL-TLS": 2}
+DEFAULT_SPEED = 60.0
+POLL = 0.02  # wall seconds between two looks for the expected alert
 
 
 @dataclass
@@ -49,7 +61,8 @@ class AttackResult:
     name: str
     expected: tuple[str, ...]
     alerted: list[str] = field(default_factory=list)
-    seconds_to_alert: float | None = None
+    seconds_to_alert: float | None = None  # wall seconds: what a real deployment would take
+    simulated_seconds_to_alert: float | None = None  # the same interval on voltlib's clock
 
     @property
     def detected(self) -> bool:
@@ -58,11 +71,12 @@ class AttackResult:
 
 @dataclass
 class Report:
-    normal_seconds: float
+    normal_seconds: float  # simulated
     normal_sessions: int
     attacks: list[AttackResult]
     false_alerts: list[str]
     still_online: int = len(NORMAL)  # normal charge points connected after all the attacks
+    speed: float = 1.0
 
     def meets_target(self, within: float = 60.0) -> bool:
         in_time = all(a.detected and (a.seconds_to_alert or 0) <= within for a in self.attacks)
@@ -70,14 +84,17 @@ class Report:
 
     def markdown(self) -> str:
         lines = [f"Normal traffic: {len(NORMAL)} simulated charge points, {self.normal_sessions} charging sessions "
-                 f"and one cabinet opening inside a work order over {self.normal_seconds:.0f} s. "
+                 f"and one cabinet opening inside a work order over {self.normal_seconds / 60:.0f} simulated "
+                 f"minutes (speed x{self.speed:g}). "
                  f"False alerts: **{len(self.false_alerts)}**" + (f" ({', '.join(self.false_alerts)})"
                                                                   if self.false_alerts else "") + ".", "",
-                 "| attack | alert kinds expected | alerts raised | time to alert |", "|---|---|---|---|"]
+                 "| attack | alert kinds expected | alerts raised | time to alert | on voltlib's clock |",
+                 "|---|---|---|---|---|"]
         for a in self.attacks:
             seconds = f"{a.seconds_to_alert:.2f} s" if a.seconds_to_alert is not None else "**not alerted**"
+            simulated = f"{a.simulated_seconds_to_alert:.1f} s" if a.simulated_seconds_to_alert is not None else "-"
             lines.append(f"| {a.name} | {', '.join(a.expected)} | {', '.join(sorted(set(a.alerted))) or '-'} "
-                         f"| {seconds} |")
+                         f"| {seconds} | {simulated} |")
         lines += ["", f"Normal charge points still online after the attacks: {self.still_online}/{len(NORMAL)}."]
         lines += ["", f"Target (every attack alerted within 60 s, no false alert, normal charge points unharmed): "
                       f"**{'met' if self.meets_target() else 'NOT met'}**"]
@@ -129,19 +146,37 @@ class RawChargePoint:
                 await self._reader
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def run(normal_seconds: float = 20.0, alert_timeout: float = 60.0, seed: int = 1) -> Report:
+@dataclass
+class Kit:
+    """What an attack script is given: the attacker's HTTP session, the OCPP endpoint, the
+    charge-point passwords (stolen or not), and the simulation's clock for its timestamps."""
+
+    http: aiohttp.ClientSession
+    url: str
+    passwords: dict[str, str]
+    clock: Clock
+
+    def stamp(self) -> str:
+        return _iso(self.clock.now())
+
+
+async def run(normal_seconds: float = 1800.0, alert_timeout: float = 60.0, seed: int = 1,
+              speed: float = DEFAULT_SPEED) -> Report:
+    """``normal_seconds``: simulated seconds of normal traffic; ``alert_timeout``: wall seconds to wait
+    for each attack's alert; ``speed``: simulated seconds per wall second."""
     rng = random.Random(seed)
+    clock = ScaledClock.starting_now(speed)
     with tempfile.TemporaryDirectory() as tmp:
         port = _free_port()
         settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'scenario.db'}", port=port, command_timeout=5.0,
                             duplicate_probe_timeout=1.0, security_upload_allow=["https://diag.voltlib.example/"])
-        app = build_app(settings)
+        app = build_app(settings, clock=clock)
         gateway = app[GATEWAY_KEY]
-        store, clock = gateway.services.store, gateway.services.clock
+        store = gateway.services.store
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await runner.setup()
         await web.TCPSite(runner, settings.host, port).start()
@@ -159,6 +194,8 @@ async def run(normal_seconds: float = 20.0, alert_timeout: float = 60.0, seed: i
 
         for cp_id in NORMAL:
             await register(cp_id)
+        for cp_id, profile in ATTACKERS.items():
+            await register(cp_id, profile)
         for member in [*MEMBERS, "TECH-01"]:
             await store.write(partial(repo.upsert_id_tag, id_tag=member, status="Accepted", expiry_date=None,
                                       parent_id_tag=None, now=clock.now()))
@@ -169,41 +206,44 @@ async def run(normal_seconds: float = 20.0, alert_timeout: float = 60.0, seed: i
                                   charge_points=[NORMAL[3]], starts_at=now, ends_at=now + timedelta(hours=2),
                                   purpose="replace the door switch", created_by="scenario", now=now))
         http = aiohttp.ClientSession()
-        sims = [SimulatedChargePoint(cp_id, ws_url, password=passwords[cp_id], options=OPTIONS, http=http)
+        sims = [SimulatedChargePoint(cp_id, ws_url, password=passwords[cp_id], options=OPTIONS, http=http, clock=clock)
                 for cp_id in NORMAL]
+        kit = Kit(http, ws_url, passwords, clock)
         try:
             for sim in sims:
                 await sim.start()
             for sim in sims:
                 await sim.wait_accepted(10)
-            started = time.monotonic()
-            sessions = await _normal_traffic(sims, rng, normal_seconds)
-            normal_elapsed = time.monotonic() - started
+            started = clock.monotonic()
+            sessions = await _normal_traffic(sims, rng, normal_seconds, clock)
+            normal_elapsed = clock.monotonic() - started
             await _settle(gateway)
             false_alerts = [a["kind"] + "@" + str(a["charge_point_id"])
                             for a in await store.read(partial(records.list_alerts, expected=False, limit=1000))]
-            attacks = [await _attack(gateway, http, ws_url, passwords, register, name, expected, action,
-                                     alert_timeout) for name, expected, action in ATTACKS]
+            attacks = [await _attack(gateway, kit, name, expected, action, alert_timeout)
+                       for name, expected, action in ATTACKS]
             still_online = sum(cp_id in gateway.connections for cp_id in NORMAL)
         finally:
             for sim in sims:
                 await sim.stop()
             await http.close()
             await runner.cleanup()
-        return Report(normal_elapsed, sessions, attacks, false_alerts, still_online)
+        return Report(normal_elapsed, sessions, attacks, false_alerts, still_online, speed)
 
 
-async def _normal_traffic(sims: list[SimulatedChargePoint], rng: random.Random, seconds: float) -> int:
-    """Members badge, charge, badge again; the technician badges then opens the cabinet of the last one."""
-    deadline = time.monotonic() + seconds
+async def _normal_traffic(sims: list[SimulatedChargePoint], rng: random.Random, seconds: float,
+                          clock: Clock) -> int:
+    """Members badge, charge for simulated minutes, badge again; the technician badges then opens the
+    cabinet of the last one. Every wait is on the simulation's clock."""
+    deadline = clock.monotonic() + seconds
     sessions = 0
     tech = sims[-1]
     await tech.authorize("TECH-01")
     # the simulator has no door switch: its own call path sends the vendor error code
     await tech._call("StatusNotification", {"connectorId": 0, "errorCode": "OtherError", "status": "Faulted",
-                                            "vendorErrorCode": "CABINET_DOOR_OPEN", "timestamp": _now_iso()})
+                                            "vendorErrorCode": "CABINET_DOOR_OPEN", "timestamp": _iso(clock.now())})
     await tech._call("StatusNotification", {"connectorId": 0, "errorCode": "NoError", "status": "Available",
-                                            "timestamp": _now_iso()})
+                                            "timestamp": _iso(clock.now())})
     tasks: list[asyncio.Task[None]] = []
 
     async def session(sim: SimulatedChargePoint, connector_id: int, member: str) -> None:
@@ -212,16 +252,16 @@ async def _normal_traffic(sims: list[SimulatedChargePoint], rng: random.Random, 
             if await sim.badge(connector_id, member) != "Accepted":
                 sim.unplug(connector_id)
                 return
-            await asyncio.sleep(rng.uniform(3, 8))
+            await clock.sleep(rng.uniform(300, 1500))  # 5 to 25 minutes of charging
             if sim.connectors[connector_id].transaction is not None:
                 await sim.badge(connector_id, member)
-            await asyncio.sleep(0.5)
+            await clock.sleep(30)
             sim.unplug(connector_id)
         finally:
             members.append(member)
 
     members = list(MEMBERS)
-    while time.monotonic() < deadline:
+    while clock.monotonic() < deadline:
         idle = [(s, c.connector_id) for s in sims[:-1] for c in s.connectors.values()
                 if c.transaction is None and c.car is None and c.status == "Available"]
         if idle and members:
@@ -229,7 +269,7 @@ async def _normal_traffic(sims: list[SimulatedChargePoint], rng: random.Random, 
             member = members.pop(rng.randrange(len(members)))
             tasks.append(asyncio.create_task(session(sim, connector_id, member)))
             sessions += 1
-        await asyncio.sleep(rng.uniform(0.3, 1.0))
+        await clock.sleep(rng.uniform(20, 90))
     await asyncio.gather(*tasks, return_exceptions=True)
     return sessions
 
@@ -241,28 +281,36 @@ async def _settle(gateway: Any) -> None:
     await bus.drain()
 
 
-Register = Callable[..., Awaitable[str]]
-Attack = Callable[[aiohttp.ClientSession, str, dict[str, str], Register], Awaitable[None]]
+Attack = Callable[[Kit], Awaitable[None]]
 
 
-async def _attack(gateway: Any, http: aiohttp.ClientSession, ws_url: str, passwords: dict[str, str],
-                  register: Register, name: str, expected: tuple[str, ...], action: Attack,
+async def _attack(gateway: Any, kit: Kit, name: str, expected: tuple[str, ...], action: Attack,
                   timeout: float) -> AttackResult:
+    """Run one attack while a watcher looks for its alert, so the time to alert does not include
+    whatever the attack script does after the frame that gave it away."""
     store, clock = gateway.services.store, gateway.services.clock
     before = {a["id"] for a in await store.read(partial(records.list_alerts, expected=False, limit=5000))}
-    t0 = clock.now()
-    await action(http, ws_url, passwords, register)
     result = AttackResult(name, expected)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        new = [a for a in await store.read(partial(records.list_alerts, expected=False, limit=5000))
-               if a["id"] not in before]
-        result.alerted = [a["kind"] for a in new]
-        hits = [a for a in new if a["kind"] in expected]
-        if hits:
-            result.seconds_to_alert = max(0.0, (clock.now() - t0).total_seconds())
-            break
-        await asyncio.sleep(0.05)
+    t0, wall0 = clock.now(), time.monotonic()  # wall time measures, it never drives the simulation
+
+    async def watch() -> None:
+        while True:
+            new = await store.read(partial(records.list_alerts, expected=False, limit=5000))
+            if any(a["kind"] in expected for a in new if a["id"] not in before):
+                result.seconds_to_alert = time.monotonic() - wall0
+                result.simulated_seconds_to_alert = max(0.0, (clock.now() - t0).total_seconds())
+                return
+            await asyncio.sleep(POLL)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await action(kit)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(watcher), timeout)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     await _settle(gateway)
     new = [a for a in await store.read(partial(records.list_alerts, expected=False, limit=5000))
            if a["id"] not in before]
@@ -270,26 +318,23 @@ async def _attack(gateway: Any, http: aiohttp.ClientSession, ws_url: str, passwo
     return result
 
 
-async def _booted(http: aiohttp.ClientSession, url: str, cp_id: str, password: str,
-                  boot: dict[str, Any] | None = None) -> RawChargePoint:
-    cp = RawChargePoint(http, url, cp_id, password)
+async def _booted(kit: Kit, cp_id: str, boot: dict[str, Any] | None = None) -> RawChargePoint:
+    cp = RawChargePoint(kit.http, kit.url, cp_id, kit.passwords[cp_id])
     assert await cp.connect() == 101
     await cp.call("BootNotification", boot or BOOT)
     return cp
 
 
-async def cabinet_forced(http: aiohttp.ClientSession, url: str, pw: dict[str, str], register: Register) -> None:
-    password = await register("AL-SEED-1")
-    cp = await _booted(http, url, "AL-SEED-1", password)
+async def cabinet_forced(kit: Kit) -> None:
+    cp = await _booted(kit, "AL-SEED-1")
     await cp.call("StatusNotification", {"connectorId": 0, "errorCode": "OtherError", "status": "Faulted",
-                                         "vendorErrorCode": "CABINET_DOOR_OPEN", "timestamp": _now_iso()})
-    await asyncio.sleep(0.5)
+                                         "vendorErrorCode": "CABINET_DOOR_OPEN", "timestamp": kit.stamp()})
+    await kit.clock.sleep(30)  # the intruder works on the open cabinet for a while
     await cp.close()
 
 
-async def laptop_requests(http: aiohttp.ClientSession, url: str, pw: dict[str, str], register: Register) -> None:
-    password = await register("AL-SEED-2")
-    cp = await _booted(http, url, "AL-SEED-2", password)
+async def laptop_requests(kit: Kit) -> None:
+    cp = await _booted(kit, "AL-SEED-2")
     await cp.call("GetConfiguration", {})
     await cp.call("ChangeConfiguration", {"key": "AuthorizationKey", "value": "x"})
     for n in range(4):
@@ -297,52 +342,46 @@ async def laptop_requests(http: aiohttp.ClientSession, url: str, pw: dict[str, s
     await cp.close()
 
 
-async def duplicate_identity(http: aiohttp.ClientSession, url: str, pw: dict[str, str], register: Register) -> None:
-    await RawChargePoint(http, url, NORMAL[0], pw[NORMAL[0]]).connect()  # stolen credentials, live original
+async def duplicate_identity(kit: Kit) -> None:
+    await RawChargePoint(kit.http, kit.url, NORMAL[0], kit.passwords[NORMAL[0]]).connect()  # stolen, original live
 
 
-async def brute_force(http: aiohttp.ClientSession, url: str, pw: dict[str, str], register: Register) -> None:
+async def brute_force(kit: Kit) -> None:
     for n in range(6):
-        await RawChargePoint(http, url, NORMAL[1], f"guess-{n:04d}-password!").connect()
+        await RawChargePoint(kit.http, kit.url, NORMAL[1], f"guess-{n:04d}-password!").connect()
 
 
-async def replayed_start(http: aiohttp.ClientSession, url: str, pw: dict[str, str], register: Register) -> None:
-    password = await register("AL-REPLAY")
-    cp = await _booted(http, url, "AL-REPLAY", password)
-    start = {"connectorId": 1, "idTag": MEMBERS[0], "meterStart": 1000, "timestamp": _now_iso()}
+async def replayed_start(kit: Kit) -> None:
+    cp = await _booted(kit, "AL-REPLAY")
+    start = {"connectorId": 1, "idTag": MEMBERS[0], "meterStart": 1000, "timestamp": kit.stamp()}
     tx = (await cp.call("StartTransaction", start))[2]["transactionId"]
-    await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 4000, "timestamp": _now_iso()})
+    await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 4000, "timestamp": kit.stamp()})
     await cp.call("StartTransaction", start)  # captured frame, replayed with a new message id
     await cp.close()
 
 
-async def exfiltration(http: aiohttp.ClientSession, url: str, pw: dict[str, str], register: Register) -> None:
-    password = await register("AL-EXFIL")
-    cp = await _booted(http, url, "AL-EXFIL", password)
+async def exfiltration(kit: Kit) -> None:
+    cp = await _booted(kit, "AL-EXFIL")
     dump = base64.b64encode(random.Random(5).randbytes(12_000)).decode()
     await cp.call("DataTransfer", {"vendorId": "com.contractor.lab", "messageId": "battery", "data": dump})
     await cp.close()
 
 
-async def unrequested_diagnostics(http: aiohttp.ClientSession, url: str, pw: dict[str, str],
-                                  register: Register) -> None:
-    password = await register("AL-DIAG")
-    cp = await _booted(http, url, "AL-DIAG", password)
+async def unrequested_diagnostics(kit: Kit) -> None:
+    cp = await _booted(kit, "AL-DIAG")
     await cp.call("DiagnosticsStatusNotification", {"status": "Uploading"})
     await cp.close()
 
 
-async def firmware_tampering(http: aiohttp.ClientSession, url: str, pw: dict[str, str], register: Register) -> None:
-    password = await register("AL-FW")
-    cp = await _booted(http, url, "AL-FW", password)
+async def firmware_tampering(kit: Kit) -> None:
+    cp = await _booted(kit, "AL-FW")
     await cp.close()
-    cp = await _booted(http, url, "AL-FW", password, {**BOOT, "firmwareVersion": "1.0.0-patched"})
+    cp = await _booted(kit, "AL-FW", {**BOOT, "firmwareVersion": "1.0.0-patched"})
     await cp.close()
 
 
-async def profile_downgrade(http: aiohttp.ClientSession, url: str, pw: dict[str, str], register: Register) -> None:
-    password = await register("AL-TLS", profile=2)
-    await RawChargePoint(http, url, "AL-TLS", password).connect()  # plain ws for a profile-2 (TLS) charge point
+async def profile_downgrade(kit: Kit) -> None:
+    await RawChargePoint(kit.http, kit.url, "AL-TLS", kit.passwords["AL-TLS"]).connect()  # plain ws, profile 2
 
 
 ATTACKS: list[tuple[str, tuple[str, ...], Attack]] = [

@@ -175,7 +175,7 @@ class SecurityService:
                 except httpx.HTTPError as exc:
                     log.info("webhook attempt %d failed: %s", attempt + 1, exc)
                 if attempt + 1 < WEBHOOK_ATTEMPTS:
-                    await asyncio.sleep(0.5 * 2**attempt)
+                    await asyncio.sleep(0.5 * 2**attempt)  # wall time: a retry against a real peer
         self.webhook_failures += 1
         log.error("security webhook failed %d times for alert %d", WEBHOOK_ATTEMPTS, recorded.alert_id)
 

@@ -27,6 +27,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from voltlib import events as ev
+from voltlib.clock import period
 from voltlib.domain import battery
 from voltlib.domain import rental as dr
 from voltlib.domain.idtags import Decision
@@ -37,6 +38,7 @@ from voltlib.store import repo
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_RESERVATION_ID = 2**31 - 1
+TIMER_MIN_WALL = 0.5  # wall seconds between rental timer ticks at least, however fast the clock runs
 
 
 class SharingError(Exception):
@@ -357,6 +359,7 @@ def _member_in_standing(conn: Connection, member_id: str, now: datetime) -> dict
 
 class SharingService:
     def __init__(self, gateway: Gateway, *, timer_interval: float = 5.0) -> None:
+        """``timer_interval``: simulated seconds between two passes over the rentals' timers."""
         self.gateway = gateway
         self.services = gateway.services
         self.timer_interval = timer_interval
@@ -450,8 +453,9 @@ class SharingService:
                 log.warning("reconciled %d rental changes from committed transactions", len(change.events))
         except Exception:
             log.exception("rental reconciliation failed")
-        while True:
-            await asyncio.sleep(self.timer_interval)
+        clock = self.services.clock
+        while True:  # simulated seconds: a 30-minute hold lapses after 30 minutes of voltlib's clock
+            await clock.sleep(period(clock, self.timer_interval, TIMER_MIN_WALL))
             try:
                 await self.tick()
             except Exception:  # a bad rental must not stop the timers of the others

@@ -18,7 +18,8 @@ simulator:
   of the messages queued after it.
 
 All time comes from the injected :class:`voltlib.clock.Clock` (timestamps, metering) and the
-injected ``sleep`` (intervals), so a city simulator can run it faster than the wall clock. Every
+injected ``sleep`` (intervals; by default the clock's own), so a city simulator can run it faster
+than the wall clock. Transport waits (``call_timeout``, ``connect_timeout``) are wall seconds. Every
 wait is bounded: calls by ``call_timeout``, connecting by ``connect_timeout``, reconnection by
 an exponential backoff capped at ``reconnect_max``.
 """
@@ -208,7 +209,7 @@ class SimulatedChargePoint:
         self.password = password
         self.options = options or SimOptions()
         self.clock: Clock = clock or SystemClock()
-        self._sleep: Sleep = sleep or asyncio.sleep
+        self._sleep: Sleep = sleep or self.clock.sleep
         self._http = http
         self._own_http = http is None
         o = self.options

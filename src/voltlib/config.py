@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     # None relays any (the charge point still checks the signature against its own root).
     firmware_signer_roots: Path | None = None
 
+    # smart charging (issue 4, docs/energy.md)
+    smart_charging: bool = True  # plan every station's charging and send charging profiles
+    charging_connector_rated_w: float = Field(3_000.0, gt=0)  # a bay's rating when not set (Autolib' posts: ~3 kW)
+    station_limit_fraction: float = Field(1.0, gt=0, le=1)  # a station's grid limit when not set: this x its ratings
+    charging_reserved_range_km: float = Field(100.0, ge=0)  # a reserved car charges first until it has this range
+
     # Several gateway nodes: the NATS server they share (events, commands, duplicate probes;
     # voltlib.cluster). None: this node is alone.
     bus_url: str | None = None

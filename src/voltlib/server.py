@@ -12,12 +12,14 @@ from functools import partial
 from aiohttp import web
 
 from voltlib.api import routes
+from voltlib.api.energy import energy_routes
 from voltlib.api.framework import problems
 from voltlib.api.sharing import sharing_routes
 from voltlib.bus import LocalBus
 from voltlib.clock import Clock, ScaledClock, SystemClock, period
 from voltlib.cluster import NatsCluster, SingleNode
 from voltlib.config import Settings
+from voltlib.energy.smart_charging import SmartCharging
 from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 GBFS_KEY = web.AppKey("gbfs", gbfs_http.FeedCache)
 SHARING_KEY = web.AppKey("sharing", SharingService)
+CHARGING_KEY = web.AppKey("smart-charging", SmartCharging)
 PURGE_MIN_WALL = 60.0  # under a high time scale, purge at most once a wall minute
 
 
@@ -64,7 +67,11 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     sharing = SharingService(gateway)
     sharing.install()
     app[SHARING_KEY] = sharing
-    routes.install(app, gateway, sharing_routes(sharing))
+    charging = SmartCharging(gateway)
+    if settings.smart_charging:
+        charging.install()
+    app[CHARGING_KEY] = charging
+    routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)
@@ -102,6 +109,8 @@ async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
     gateway = app[GATEWAY_KEY]
     tasks = [asyncio.create_task(_purge_forever(gateway)), asyncio.create_task(app[SHARING_KEY].run_timers())]
     settings = gateway.services.settings
+    if settings.smart_charging:
+        tasks.append(asyncio.create_task(app[CHARGING_KEY].run()))
     if settings.gc_freeze_interval > 0:
         policy = GcPolicy(settings.gc_freeze_interval, settings.gc_full_collect_interval)
         tasks.append(asyncio.create_task(_gc_forever(policy)))

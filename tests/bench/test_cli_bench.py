@@ -48,3 +48,11 @@ def test_bench_sharing_runs_every_operation_and_checks_double_booking(tmp_path: 
     assert result.double_booking_winners == 1
     assert result.reservations_per_s > 0 and result.rentals_per_s > 0
     assert "sqlite" in render([result])
+
+
+def test_bench_energy_times_a_station_and_the_paris_network() -> None:
+    result = CliRunner().invoke(app, ["bench", "energy", "--repeat", "5"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("| 20-bay") or line.startswith("| Paris")]
+    assert len(rows) == 2
+    assert rows[1].split("|")[2].strip() == "1,119" and int(rows[1].split("|")[3].strip().replace(",", "")) > 4_000

@@ -365,6 +365,14 @@ def bench_sharing(
         raise typer.Exit(1)
 
 
+@bench_app.command("energy")
+def bench_energy(repeat: Annotated[int, typer.Option(min=5, help="Re-plans timed per case.")] = 200) -> None:
+    """One smart-charging re-plan: a 20-bay station and the whole Paris network, against an equal split."""
+    from voltlib.bench.energy import render, run
+
+    typer.echo(render(run(repeat)))
+
+
 @bench_app.command("gbfs")
 def bench_gbfs(
     seconds: Annotated[float, typer.Option(help="Seconds of load per variant.")] = 5.0,

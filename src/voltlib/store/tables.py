@@ -231,6 +231,8 @@ stations = Table(
     Column("longitude", Float, nullable=False),
     Column("kind", String(16), nullable=False),  # STATION | SPACE | CENTER (Autolib' kinds)
     Column("status", String(16), nullable=False),  # operational | closed
+    Column("grid_limit_w", Float),  # grid connection (docs/energy.md); None: a share of the bays' ratings
+    Column("phase_limit_w", Float),  # per phase, for three-phase connections; None: only the total
     Index("ix_stations_city", "city"),
 )
 
@@ -240,6 +242,7 @@ bays = Table(
     Column("number", Integer, primary_key=True),
     Column("charge_point_id", String(48), nullable=False),
     Column("connector_id", Integer, nullable=False),
+    Column("rated_power_w", Float),  # the connector's rating; None: the charging_connector_rated_w setting
     UniqueConstraint("charge_point_id", "connector_id", name="uq_bays_dock"),
 )
 

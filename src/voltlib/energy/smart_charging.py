@@ -1,0 +1,323 @@
+"""Smart charging of every station: plan with :mod:`voltlib.domain.charging`, apply with OCPP 1.6
+charging profiles, re-plan when something changes.
+
+The profiles each charge point holds (connector 0 = the whole charge point):
+
+- ``ChargePointMaxProfile`` (id 1, stack 0, connector 0): the station's grid limit, a hard cap
+  should voltlib fall silent;
+- ``TxDefaultProfile`` (id 2, stack 0, connector 0): the *safe start*, keep-warm power only, so a
+  car plugged in between two plans can never push the station over its limit: the planner keeps
+  that much headroom for every bay without a session;
+- ``TxProfile`` (id 3, stack 1, on the connector, bound to the transaction): the plan's power for
+  this session.
+
+Changes are applied decreases first, then increases, so the station total stays under the limit
+while profiles are in flight. After each TxProfile, GetCompositeSchedule checks what the charge
+point will really do. A re-plan is triggered by a plug, an unplug, a reservation or a limit change
+(bus events, coalesced per station) and runs at least every ``REPLAN_EVERY`` simulated seconds as
+states of charge move. With several gateway nodes every node plans, and each applies the plan only
+to the charge points connected to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, select, update
+
+from voltlib import events as ev
+from voltlib.domain import battery, charging
+from voltlib.sharing import codec
+from voltlib.sharing import store as ss
+from voltlib.store.tables import bays, rentals, stations, transactions, vehicles
+
+if TYPE_CHECKING:
+    from voltlib.gateway.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+MAX_PROFILE_ID, DEFAULT_PROFILE_ID, TX_PROFILE_ID = 1, 2, 3
+TX_STACK_LEVEL = 1
+COALESCE_S = 0.2  # wall seconds: events this close together share one re-plan
+REPLAN_EVERY = 300.0  # simulated seconds between re-plans of every station with sessions
+MODEL = battery.BLUECAR
+CHANGES: tuple[type[ev.Event], ...] = (ev.TransactionStarted, ev.TransactionStopped, ev.ConnectorStatusChanged,
+                                       ev.RentalChanged, ev.BootNotified)
+
+Dock = tuple[str, int]  # (charge point, connector)
+
+
+@dataclass(frozen=True, slots=True)
+class DockState:
+    cp_id: str
+    connector_id: int
+    rated_w: float
+    transaction_id: int | None
+    car_id: str | None
+    soc: float | None  # 0..1
+    departure: datetime | None  # a live reservation of this car: when it lapses
+    required_range_km: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StationState:
+    station_id: str
+    limit_w: float
+    phase_limit_w: float | None
+    docks: tuple[DockState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A station's configured grid connection, or its default."""
+
+    station_id: str
+    limit_w: float
+    phase_limit_w: float | None
+    configured: bool
+    rated_total_w: float
+
+
+# --- reads (reader thread) -------------------------------------------------------------------------
+
+def station_of(conn: Connection, cp_ids: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for start in range(0, len(cp_ids), 500):
+        chunk = cp_ids[start:start + 500]
+        found.update(conn.execute(select(bays.c.charge_point_id, bays.c.station_id)
+                                  .where(bays.c.charge_point_id.in_(chunk))).all())
+    return found
+
+
+def read_limits(conn: Connection, station_id: str, *, rated_w: float, fraction: float) -> Limits | None:
+    row = conn.execute(select(stations.c.grid_limit_w, stations.c.phase_limit_w)
+                       .where(stations.c.id == station_id)).first()
+    if row is None:
+        return None
+    ratings = conn.execute(select(bays.c.rated_power_w).where(bays.c.station_id == station_id)).scalars().all()
+    total = sum(rated_w if r is None else r for r in ratings)
+    limit = row.grid_limit_w if row.grid_limit_w is not None else total * fraction
+    return Limits(station_id, limit, row.phase_limit_w, row.grid_limit_w is not None, total)
+
+
+def read_station(conn: Connection, station_id: str, *, rated_w: float, fraction: float,
+                 reserved_range_km: float = 0.0) -> StationState | None:
+    limits = read_limits(conn, station_id, rated_w=rated_w, fraction=fraction)
+    if limits is None:
+        return None
+    city = ss.get_city(conn, conn.execute(select(stations.c.city).where(stations.c.id == station_id)).scalar_one())
+    needed_km = max(reserved_range_km, float(city.min_range_km) if city is not None else 0.0)
+    docks = conn.execute(select(bays.c.charge_point_id, bays.c.connector_id, bays.c.rated_power_w)
+                         .where(bays.c.station_id == station_id).order_by(bays.c.number)).all()
+    cps = [d.charge_point_id for d in docks]
+    open_tx = {(r.charge_point_id, r.connector_id): r.id for r in conn.execute(
+        select(transactions.c.id, transactions.c.charge_point_id, transactions.c.connector_id)
+        .where(and_(transactions.c.charge_point_id.in_(cps), transactions.c.stopped_at.is_(None))))}
+    cars = {(r.charge_point_id, r.connector_id): r for r in conn.execute(
+        select(vehicles.c.id, vehicles.c.charge_point_id, vehicles.c.connector_id, vehicles.c.soc_percent)
+        .where(and_(vehicles.c.charge_point_id.in_(cps), vehicles.c.status == "docked")))}
+    held = _reservations(conn, [c.id for c in cars.values()])
+    out = []
+    for d in docks:
+        dock = (d.charge_point_id, d.connector_id)
+        car = cars.get(dock)
+        departure = held.get(car.id) if car is not None else None
+        out.append(DockState(d.charge_point_id, d.connector_id, rated_w if d.rated_power_w is None else d.rated_power_w,
+                             open_tx.get(dock), car.id if car else None,
+                             None if car is None or car.soc_percent is None else car.soc_percent / 100.0,
+                             departure, needed_km if departure is not None else None))
+    return StationState(station_id, limits.limit_w, limits.phase_limit_w, tuple(out))
+
+
+def _reservations(conn: Connection, car_ids: list[str]) -> dict[str, datetime]:
+    """Cars held for a member: when the hold lapses (the latest the member can come)."""
+    if not car_ids:
+        return {}
+    held: dict[str, datetime] = {}
+    for row in conn.execute(select(rentals.c.car_id, rentals.c.data).where(rentals.c.active_car.in_(car_ids))):
+        rental = codec.rental_from_dict(row.data)
+        if rental.car_hold is not None and rental.started_at is None:
+            held[row.car_id] = rental.car_hold.expires_at
+    return held
+
+
+def write_limits(conn: Connection, station_id: str, limit_w: float | None, phase_limit_w: float | None) -> bool:
+    return conn.execute(update(stations).where(stations.c.id == station_id)
+                        .values(grid_limit_w=limit_w, phase_limit_w=phase_limit_w)).rowcount > 0
+
+
+# --- the plan (pure) ------------------------------------------------------------------------------
+
+def plan_station(state: StationState, at: datetime) -> dict[Dock, int]:
+    """Power per charging session, in W. Bays without a session keep their safe-start power in
+    reserve, so a car plugged in before the next plan cannot exceed the limit."""
+    idle = sum(1 for d in state.docks if d.transaction_id is None)
+    reserve = idle * safe_start_w(state)
+    phase_limits = {p: state.phase_limit_w for p in charging.PHASES} if state.phase_limit_w else {}
+    station = charging.Station(max(0.0, state.limit_w - reserve), phase_limits)
+    sessions = [charging.ChargingSession(
+        vehicle_id=d.car_id or f"{d.cp_id}/{d.connector_id}", model=MODEL, soc=0.5 if d.soc is None else d.soc,
+        connector_max_w=d.rated_w, departure=d.departure, required_range_km=d.required_range_km,
+        connector_id=d.connector_id, transaction_id=d.transaction_id)
+        for d in state.docks if d.transaction_id is not None]
+    allocation = charging.allocate(station, sessions, at)
+    return {(d.cp_id, d.connector_id): allocation.of(s.vehicle_id).power_w
+            for d, s in zip([d for d in state.docks if d.transaction_id is not None], sessions, strict=True)}
+
+
+def safe_start_w(state: StationState) -> int:
+    """What a session draws before its first plan: keep-warm, never more than a fair share."""
+    share = state.limit_w / max(1, len(state.docks))
+    return max(0, math.floor(min(MODEL.keep_warm_w, share)))
+
+
+def ordered_changes(previous: dict[Dock, int], wanted: dict[Dock, int]) -> list[tuple[Dock, int]]:
+    """The limits to send, decreases first: in flight, the station total never goes over."""
+    changes = [(dock, watts) for dock, watts in wanted.items() if previous.get(dock) != watts]
+    return sorted(changes, key=lambda c: (c[1] > previous.get(c[0], math.inf), c[0]))
+
+
+# --- the service ------------------------------------------------------------------------------------
+
+class SmartCharging:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.services = gateway.services
+        s = self.services.settings
+        self.rated_w, self.fraction = s.charging_connector_rated_w, s.station_limit_fraction
+        self.reserved_range_km = s.charging_reserved_range_km
+        self._station_of: dict[str, str | None] = {}
+        self._dirty_cps: set[str] = set()
+        self._booted: set[str] = set()
+        self._wake = asyncio.Event()
+        self._sent: dict[Dock, int] = {}  # the TxProfile limit each session holds
+        self.plans = 0
+        self.mismatches = 0
+
+    def install(self) -> None:
+        self.services.bus.watch(self._on_event, *CHANGES, name="smart-charging")
+
+    def _on_event(self, event: ev.Event) -> None:
+        if isinstance(event, ev.BootNotified):  # a rebooted charge point lost its profiles
+            self._booted.add(event.charge_point_id)
+            self._forget(event.charge_point_id)
+        self._dirty_cps.add(event.charge_point_id)
+        self._wake.set()
+
+    def _forget(self, cp_id: str) -> None:
+        for dock in [d for d in self._sent if d[0] == cp_id]:
+            del self._sent[dock]
+
+    async def run(self) -> None:
+        """Re-plan changed stations as events arrive, and every station with sessions periodically."""
+        clock = self.services.clock
+        next_sweep = clock.monotonic() + REPLAN_EVERY
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.5, (next_sweep - clock.monotonic())
+                                                                      / clock.factor))
+            except TimeoutError:
+                pass
+            await asyncio.sleep(COALESCE_S)
+            self._wake.clear()
+            cps, self._dirty_cps = self._dirty_cps, set()
+            booted, self._booted = self._booted, set()
+            if clock.monotonic() >= next_sweep:
+                cps |= {d[0] for d in self._sent}
+                next_sweep = clock.monotonic() + REPLAN_EVERY
+            try:
+                await self.replan(await self._stations(cps), booted)
+            except Exception:  # a failed plan must not stop planning: the next event retries
+                log.exception("smart charging re-plan failed")
+
+    async def _stations(self, cps: Iterable[str]) -> set[str]:
+        unknown = [cp for cp in cps if cp not in self._station_of]
+        if unknown:
+            found = await self.services.store.read(partial(station_of, cp_ids=unknown))
+            self._station_of.update({cp: found.get(cp) for cp in unknown})
+        return {st for cp in cps if (st := self._station_of.get(cp)) is not None}
+
+    async def replan(self, station_ids: Iterable[str], booted: set[str] | None = None) -> None:
+        for station_id in sorted(station_ids):
+            state = await self.services.store.read(partial(
+                read_station, station_id=station_id, rated_w=self.rated_w, fraction=self.fraction,
+                reserved_range_km=self.reserved_range_km))
+            if state is None:
+                continue
+            for cp_id in sorted({d.cp_id for d in state.docks} & (booted or set())):
+                await self.send_station_profiles(state, cp_id)
+            await self.apply(state, plan_station(state, self.services.clock.now()))
+            self.plans += 1
+
+    async def apply(self, state: StationState, wanted: dict[Dock, int]) -> None:
+        local = self.gateway.connections
+        tx_of = {(d.cp_id, d.connector_id): d.transaction_id for d in state.docks}
+        wanted = {d: w for d, w in wanted.items() if d[0] in local}
+        for dock in [d for d in self._sent if d[0] in {x.cp_id for x in state.docks} and d not in wanted]:
+            del self._sent[dock]  # the session ended: its TxProfile went with its transaction
+        current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted}  # no TxProfile yet: the safe start
+        for dock, watts in ordered_changes(current, wanted):
+            profile = charging.charging_profile([charging.SchedulePeriod(0, watts)], self.services.clock.now(),
+                                                TX_PROFILE_ID, "TxProfile", TX_STACK_LEVEL,
+                                                transaction_id=tx_of[dock])
+            row = await self._send(dock[0], "SetChargingProfile", {"connectorId": dock[1],
+                                                                   "csChargingProfiles": profile})
+            if _accepted(row):
+                self._sent[dock] = watts
+                await self._check(dock, watts)
+
+    async def send_station_profiles(self, state: StationState, cp_id: str) -> None:
+        """The charge point's standing profiles: the station cap and the safe start (connector 0)."""
+        now = self.services.clock.now()
+        cap = charging.station_max_profile(charging.Station(state.limit_w), now, MAX_PROFILE_ID)
+        safe = charging.charging_profile([charging.SchedulePeriod(0, safe_start_w(state))], now,
+                                         DEFAULT_PROFILE_ID, "TxDefaultProfile")
+        for profile in (cap, safe):
+            await self._send(cp_id, "SetChargingProfile", {"connectorId": 0, "csChargingProfiles": profile})
+
+    async def _check(self, dock: Dock, watts: int) -> None:
+        row = await self._send(dock[0], "GetCompositeSchedule", {"connectorId": dock[1], "duration": 60,
+                                                                 "chargingRateUnit": "W"})
+        periods = ((row.get("response") or {}).get("chargingSchedule") or {}).get("chargingSchedulePeriod") or []
+        if _accepted(row) and periods and float(periods[0]["limit"]) > watts + 0.5:
+            self.mismatches += 1
+            log.warning("%s/%s will draw %s W, planned %s W", dock[0], dock[1], periods[0]["limit"], watts)
+
+    async def _send(self, cp_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await self.gateway.send_command(cp_id, action, payload, requested_by="voltlib:smart-charging")
+        except Exception:  # a refused or failed command is logged; the next plan retries
+            log.exception("smart charging: %s to %s failed", action, cp_id)
+            return {}
+
+    async def set_limit(self, station_id: str, limit_w: float | None, phase_limit_w: float | None) -> Limits:
+        """Change (or, with None, reset to the default) a station's grid limit and re-plan it now."""
+        store = self.services.store
+        if not await store.write(partial(write_limits, station_id=station_id, limit_w=limit_w,
+                                         phase_limit_w=phase_limit_w)):
+            raise KeyError(station_id)
+        state = await store.read(partial(read_station, station_id=station_id, rated_w=self.rated_w,
+                                         fraction=self.fraction, reserved_range_km=self.reserved_range_km))
+        assert state is not None
+        await self.apply(state, plan_station(state, self.services.clock.now()))  # sessions first, then caps
+        for cp_id in sorted({d.cp_id for d in state.docks} & set(self.gateway.connections)):
+            await self.send_station_profiles(state, cp_id)
+        limits = await self.limits(station_id)
+        assert limits is not None
+        return limits
+
+    async def limits(self, station_id: str) -> Limits | None:
+        result: Limits | None = await self.services.store.read(partial(
+            read_limits, station_id=station_id, rated_w=self.rated_w, fraction=self.fraction))
+        return result
+
+
+def _accepted(row: dict[str, Any]) -> bool:
+    return row.get("state") == "answered" and (row.get("response") or {}).get("status") == "Accepted"

@@ -343,8 +343,8 @@ async def test_block_badge_also_calls_the_plugged_in_blocker(server: RunningServ
         calls.append((id_tag, reason, by))
 
     set_badge_blocker(server.gateway, sharing_blocker)
-    r = await api(server, "POST", "/api/v1/id-tags/LOST42/block")
+    r = await api(server, "POST", "/api/v1/badges/LOST42/block")
     assert r.status_code == 200 and r.json()["status"] == "Blocked"
-    assert calls == [("LOST42", "security response", calls[0][2])] and calls[0][2].startswith("test-")
+    assert calls == [("LOST42", "lost", calls[0][2])] and calls[0][2].startswith("test-")
     actions = [e["action"] for e in await server.store.read(audit.read_chain)]
     assert actions == ["response.block_badge", "response.block_badge.outcome"]

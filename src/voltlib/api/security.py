@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
@@ -19,6 +19,12 @@ from voltlib.security import audit, records, workorders
 from voltlib.security.incidents import LifecycleError
 from voltlib.security.response import BLOCK_BADGE, QUARANTINE, RELEASE, ROTATE, Policy, Responder, ResponseError
 from voltlib.security.roles import HANDLE_ALERTS, OWN_WORK, PLAN_WORK, READ_AUDIT, RESPOND, SEE_ALERTS
+
+BLOCK_BADGE_ROLES = frozenset({"admin", "operator", "security"})  # customer service handles lost badges too
+
+
+class BlockBadge(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "lost"  # lost | stolen | ...
 
 
 class IncidentChange(msgspec.Struct, kw_only=True):
@@ -172,7 +178,12 @@ def build_routes(gateway: Gateway) -> list[Route]:
         return reply(await _act(ROTATE, request.match_info["cp_id"], None, who(request), "", None))
 
     async def block(request: web.Request) -> web.Response:
-        return reply(await _act(BLOCK_BADGE, None, request.match_info["id_tag"], who(request), "", None))
+        body = await body_of(request, BlockBadge)
+        try:
+            return reply(await responder.block_badge(request.match_info["id_tag"], by=who(request),
+                                                     reason=body.reason))
+        except ResponseError as exc:
+            raise Problem(exc.status, exc.title, exc.detail) from None
 
     async def list_quarantines(request: web.Request) -> web.Response:
         return reply(await store.read(partial(records.list_quarantines,
@@ -242,8 +253,9 @@ def build_routes(gateway: Gateway) -> list[Route]:
               "Release the quarantine: ChangeAvailability Operative", RESPOND, tag="security"),
         Route("POST", "/api/v1/charge-points/{cp_id}/rotate-credentials", rotate,
               "Security response: new AuthorizationKey (audited)", RESPOND, tag="security"),
-        Route("POST", "/api/v1/id-tags/{id_tag}/block", block, "Security response: block a badge (audited)", RESPOND,
-              tag="security"),
+        Route("POST", "/api/v1/badges/{id_tag}/block", block, "Block a lost or stolen badge everywhere: refused "
+              "online at once, pushed to every charge point's local list (offline ones when they are back), audited",
+              BLOCK_BADGE_ROLES, BlockBadge, tag="security"),
         Route("POST", f"{base}/work-orders", add_work_order, "Plan a field intervention", PLAN_WORK, NewWorkOrder,
               tag="security"),
         Route("GET", f"{base}/work-orders", list_work_orders, "Work orders (?technician=)", PLAN_WORK,

@@ -63,10 +63,6 @@ class ForceEnd(msgspec.Struct, kw_only=True):
     bill: bool = True
 
 
-class BlockBadge(msgspec.Struct, kw_only=True):
-    reason: str = "lost"  # lost | stolen | other
-
-
 def _problem(exc: SharingError) -> Problem:
     return Problem(exc.status, exc.code, exc.detail, **exc.extra)
 
@@ -243,13 +239,6 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
                                                  body.bill))
         return reply(_rental(rental_to_dict(rental)))
 
-    async def block_badge(request: web.Request) -> web.Response:
-        body = await body_of(request, BlockBadge)
-        result = await sharing.block_badge(request.match_info["id_tag"], body.reason, request[PRINCIPAL])
-        if result is None:
-            raise Problem(404, "unknown-badge", "no such badge")
-        return reply(result)
-
     async def invoices(request: web.Request) -> web.Response:
         rows = await store.read(partial(ss.list_invoices, member_id=request.query.get("member")))
         return reply(_statement(rows, request.query.get("month")))
@@ -286,9 +275,6 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         Route("GET", "/api/v1/rentals/{rental_id}", get_rental, "One rental", OPERATOR_ROLES, tag=TAG),
         Route("POST", "/api/v1/rentals/{rental_id}/force-end", force_end, "End a rental (billed up to now unless "
               "bill is false); raises an alert", OPERATOR_ROLES, ForceEnd, tag=TAG),
-        Route("POST", "/api/v1/badges/{id_tag}/block", block_badge, "Block a lost or stolen badge everywhere and "
-              "push it to the connected charge points' local lists", frozenset({"admin", "operator", "security"}),
-              BlockBadge, tag=TAG),
         Route("GET", "/api/v1/invoices", invoices, "Invoices; ?member=, ?month=YYYY-MM", OPERATOR_ROLES, tag=TAG),
     ]
 

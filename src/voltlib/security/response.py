@@ -125,16 +125,21 @@ class Responder:
         await self._audit(by, "response.rotate_credentials.outcome", cp_id, {"status": status})
         return {"charge_point_id": cp_id, "status": status}
 
-    async def block_badge(self, id_tag: str, *, by: str) -> dict[str, Any]:
+    async def block_badge(self, id_tag: str, *, by: str, reason: str = "security response") -> dict[str, Any]:
         """Blocked in voltlib's id_tags: every later Authorize/StartTransaction is refused. The server
-        wires car sharing's ``block_badge`` as the hook, which also pushes it to local lists."""
+        wires car sharing's ``block_badge`` as the hook, which also pushes it to the charge points'
+        local lists (now, or when an offline one is back); its answer is merged into this one."""
         s = self.gateway.services
         if not 1 <= len(id_tag) <= 20:
             raise ResponseError(422, "invalid-id-tag", "an OCPP 1.6 idTag has 1 to 20 characters")
         previous = await s.store.write(partial(records.block_badge, id_tag=id_tag, now=s.clock.now()))
         await self._audit(by, "response.block_badge", id_tag, {"previous_status": previous})
         blocker = _badge_blockers.get(self.gateway)
+        pushed: dict[str, Any] = {}
         if blocker is not None:
-            await blocker(id_tag, "security response", by)
-            await self._audit(by, "response.block_badge.outcome", id_tag, {"also": "badge blocker hook"})
-        return {"id_tag": id_tag, "status": "Blocked", "previous_status": previous}
+            outcome = await blocker(id_tag, reason, by)
+            pushed = dict(outcome) if isinstance(outcome, dict) else {}
+            await self._audit(by, "response.block_badge.outcome", id_tag,
+                              {"also": "badge blocker hook", "reason": reason,
+                               **{k: v for k, v in pushed.items() if k in ("pushed_to", "connected", "list_version")}})
+        return {**pushed, "id_tag": id_tag, "status": "Blocked", "previous_status": previous, "reason": reason}

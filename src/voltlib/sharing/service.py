@@ -32,6 +32,7 @@ from voltlib.domain import battery
 from voltlib.domain import rental as dr
 from voltlib.domain.idtags import Decision
 from voltlib.gateway.gateway import CommandError, Gateway
+from voltlib.sharing import local_lists
 from voltlib.sharing import store as ss
 from voltlib.store import repo
 
@@ -364,9 +365,11 @@ class SharingService:
         self.services = gateway.services
         self.timer_interval = timer_interval
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.local_lists = local_lists.LocalLists(gateway)
 
     def install(self) -> None:
         self.services.authorizer = self
+        self.local_lists.install()
         self.services.bus.subscribe(self.on_event, ev.ConnectorStatusChanged, ev.TransactionStarted, name="sharing")
 
     async def _run(self, op: Callable[[Connection], Change]) -> Change:
@@ -464,34 +467,27 @@ class SharingService:
     async def block_badge(self, id_tag: str, reason: str, by: str) -> dict[str, Any] | None:
         """A lost or stolen badge: Blocked in the id-tag table (so every online Authorize refuses it)
         and pushed to the local authorisation list of every connected charge point (so offline
-        authorisation refuses it too). Charge points offline now get it with their next full list."""
+        authorisation refuses it too). Charge points offline now get it when they are back
+        (:mod:`voltlib.sharing.local_lists`)."""
         s = self.services
         now = s.clock.now()
 
-        def op(conn: Connection) -> bool:
+        def op(conn: Connection) -> int | None:
             if ss.member_by_badge(conn, id_tag) is None:
-                return False
+                return None
             repo.upsert_id_tag(conn, id_tag, status="Blocked", expiry_date=None, parent_id_tag=None, now=now)
+            version = local_lists.next_version(conn, now)
+            local_lists.mark_pushed(conn, id_tag, version)
             repo.record_security_event(conn, kind="badge_blocked", severity="info", charge_point_id=None,
                                        source=by, detail={"id_tag": id_tag, "reason": reason}, now=now)
-            return True
+            return version
 
-        if not await s.store.write(op):
+        version = await s.store.write(op)
+        if version is None:
             return None
-        payload = {"listVersion": int(now.timestamp()), "updateType": "Differential",
-                   "localAuthorizationList": [{"idTag": id_tag, "idTagInfo": {"status": "Blocked"}}]}
-        limit = asyncio.Semaphore(64)
-
-        async def push(cp_id: str) -> bool:
-            async with limit:
-                try:
-                    row = await self.gateway.send_command(cp_id, "SendLocalList", payload, requested_by=by)
-                except CommandError:
-                    return False
-                return row["state"] == "answered" and (row["response"] or {}).get("status") == "Accepted"
-
-        results = await asyncio.gather(*(push(cp_id) for cp_id in list(self.gateway.connections)))
-        return {"id_tag": id_tag, "status": "Blocked", "pushed_to": sum(results), "connected": len(results)}
+        pushed, connected = await self.local_lists.blocked(id_tag, version, by)
+        return {"id_tag": id_tag, "status": "Blocked", "pushed_to": pushed, "connected": connected,
+                "list_version": version}
 
     # -- effects --
 

@@ -70,6 +70,7 @@ charge_points = Table(
     Column("firmware_status", String(40)), Column("diagnostics_status", String(40)), Column("log_status", String(40)),
     Column("last_boot_at", TS), Column("last_seen_at", TS), Column("last_address", String(64)),
     Column("created_at", TS, nullable=False),
+    Column("local_list_version", BigInteger),  # the local authorisation list version it accepted from voltlib
 )
 
 connectors = Table(
@@ -104,6 +105,7 @@ id_tags = Table(
     Column("parent_id_tag", String(20)),
     Column("note", String(200)),
     Column("created_at", TS, nullable=False),
+    Column("list_version", BigInteger),  # the local-list version its current state was pushed in (sharing.local_lists)
 )
 
 transactions = Table(

@@ -1,0 +1,126 @@
+"""Blocked badges in the charge points' local authorisation lists, including the charge points
+that were offline when the badge was blocked.
+
+Each block gets a list version (increasing, never below the Unix time, so it is above the
+time-based versions of earlier voltlib releases); the charge point's row remembers the version it
+accepted. When a charge point connects or boots, every badge blocked after its version is sent as
+one Differential update; a charge point answering VersionMismatch (its list was changed by
+someone else) gets a Full list of every blocked member badge instead. An offline charge point thus
+refuses a stolen badge from the moment it is back, without waiting for an operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from voltlib import events as ev
+from voltlib.store.tables import badges, charge_points, id_tags
+
+if TYPE_CHECKING:
+    from voltlib.gateway.gateway import Gateway
+
+log = logging.getLogger(__name__)
+MAX_ENTRIES = 1_000  # per SendLocalList; more blocked badges than this go in several updates
+
+
+def next_version(conn: Connection, now: datetime) -> int:
+    latest = conn.execute(select(func.max(id_tags.c.list_version))).scalar() or 0
+    return max(int(latest) + 1, int(now.timestamp()))
+
+
+def mark_pushed(conn: Connection, id_tag: str, version: int) -> None:
+    conn.execute(update(id_tags).where(id_tags.c.id_tag == id_tag).values(list_version=version))
+
+
+def owed(conn: Connection, cp_id: str) -> tuple[int | None, list[tuple[str, int]]]:
+    """The version a charge point holds and the blocked member badges newer than it."""
+    held = conn.execute(select(charge_points.c.local_list_version).where(charge_points.c.id == cp_id)).scalar()
+    query = (select(id_tags.c.id_tag, id_tags.c.list_version).join(badges, badges.c.id_tag == id_tags.c.id_tag)
+             .where(and_(id_tags.c.status == "Blocked", id_tags.c.list_version.is_not(None)))
+             .order_by(id_tags.c.list_version))
+    if held is not None:
+        query = query.where(id_tags.c.list_version > held)
+    return held, [(r.id_tag, int(r.list_version)) for r in conn.execute(query)]
+
+
+def all_blocked(conn: Connection) -> list[str]:
+    return list(conn.execute(select(id_tags.c.id_tag).join(badges, badges.c.id_tag == id_tags.c.id_tag)
+                             .where(id_tags.c.status == "Blocked").order_by(id_tags.c.id_tag)).scalars())
+
+
+def record_version(conn: Connection, cp_id: str, version: int) -> None:
+    conn.execute(update(charge_points).where(and_(
+        charge_points.c.id == cp_id,
+        or_(charge_points.c.local_list_version.is_(None), charge_points.c.local_list_version < version)))
+        .values(local_list_version=version))
+
+
+def _entries(tags: list[str]) -> list[dict[str, Any]]:
+    return [{"idTag": tag, "idTagInfo": {"status": "Blocked"}} for tag in tags]
+
+
+class LocalLists:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.services = gateway.services
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(64)
+
+    def install(self) -> None:
+        self.services.bus.watch(self._on_event, ev.ChargePointConnected, ev.BootNotified, name="local-lists")
+
+    def _on_event(self, event: ev.Event) -> None:
+        if event.charge_point_id in self.gateway.connections:  # with several nodes, the holding node does it
+            task = asyncio.get_running_loop().create_task(self.catch_up(event.charge_point_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def settle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def blocked(self, id_tag: str, version: int, by: str) -> tuple[int, int]:
+        """Push one newly blocked badge to every connected charge point: (accepted, connected)."""
+        pushes = [self._push(cp_id, "Differential", version, [id_tag], by) for cp_id in list(self.gateway.connections)]
+        results = await asyncio.gather(*pushes)
+        return sum(results), len(results)
+
+    async def catch_up(self, cp_id: str) -> None:
+        """Send a (re)connected charge point the badges blocked since the version it holds."""
+        connection = self.gateway.connections.get(cp_id)
+        if connection is None or connection.ctx.registration != "Accepted":
+            return  # not yet: its BootNotification Accepted triggers this again
+        held, missing = await self.services.store.read(partial(owed, cp_id=cp_id))
+        if not missing:
+            return
+        if held is None:  # never synchronised: one Full list of every blocked badge
+            tags = await self.services.store.read(all_blocked)
+            await self._push(cp_id, "Full", missing[-1][1], tags, "voltlib:local-lists")
+            return
+        for start in range(0, len(missing), MAX_ENTRIES):
+            chunk = missing[start:start + MAX_ENTRIES]
+            if not await self._push(cp_id, "Differential", chunk[-1][1], [t for t, _ in chunk], "voltlib:local-lists"):
+                return
+
+    async def _push(self, cp_id: str, kind: str, version: int, tags: list[str], by: str) -> bool:
+        payload = {"listVersion": version, "updateType": kind, "localAuthorizationList": _entries(tags)}
+        async with self._limit:
+            try:
+                row = await self.gateway.send_command(cp_id, "SendLocalList", payload, requested_by=by)
+            except Exception:  # a failed push is retried at the charge point's next connection
+                log.exception("SendLocalList to %s failed", cp_id)
+                return False
+        status = (row.get("response") or {}).get("status") if row.get("state") == "answered" else None
+        if status == "VersionMismatch" and kind == "Differential":
+            all_tags = await self.services.store.read(all_blocked)
+            return await self._push(cp_id, "Full", version, all_tags, by)
+        if status == "Accepted":
+            await self.services.store.write(partial(record_version, cp_id=cp_id, version=version))
+            return True
+        return False

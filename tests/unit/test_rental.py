@@ -19,6 +19,7 @@ from voltlib.domain.rental import (
     Badged,
     BadgeTimedOut,
     BayHoldExpired,
+    BayHoldLost,
     CancelReservation,
     CarReturned,
     CarUnplugged,
@@ -122,6 +123,7 @@ def probe(kind: str) -> RentalEvent:
         "badge_timed_out": BadgeTimedOut("p", LATE),
         "overdue": OverdueReached("p", LATE),
         "bay_hold_expired": BayHoldExpired("p", LATE, reservation_id=8),
+        "bay_hold_lost": BayHoldLost("p", LATE, reservation_id=8),
     }[kind]
 
 
@@ -447,9 +449,9 @@ def _random_event(data: st.DataObject, rental: Rental, at: datetime) -> RentalEv
         return CarReturned(event_id, at, dock=dock, id_tag=data.draw(st.sampled_from([CAR_TAG, CAR_TAG, "CAR-X"])))
     if kind is ForceEnd:
         return ForceEnd(event_id, at, operator_id="op", reason="random", bill=data.draw(st.booleans()))
-    if kind is BayHoldExpired:
+    if kind in (BayHoldExpired, BayHoldLost):
         held = rental.bay_hold.reservation_id if rental.bay_hold else 1
-        return BayHoldExpired(event_id, at, reservation_id=data.draw(st.sampled_from([held, 2])))
+        return kind(event_id, at, reservation_id=data.draw(st.sampled_from([held, 2])))  # type: ignore[call-arg]
     return kind(event_id, at)
 
 
@@ -483,3 +485,15 @@ def test_random_sequences_never_bill_twice_or_negatively(data: st.DataObject) ->
     for event in applied:
         again, fx = apply(r, event, POLICY)
         assert (again, fx) == (r, [])
+
+
+def test_a_bay_hold_lost_to_another_car_is_cancelled_at_the_charge_point_and_early() -> None:
+    rental, _ = run(new_rental(), ReserveCar("r", T0, reservation_id=7), Badged("b", T0),
+                    CarUnplugged("u", T0 + timedelta(minutes=1)),
+                    ReserveBay("bay", T0 + timedelta(minutes=2), reservation_id=9, dock=BAY))
+    assert rental.bay_hold is not None
+    lost, fx = apply(rental, BayHoldLost("lost", T0 + timedelta(minutes=3), reservation_id=9), POLICY)
+    assert lost.bay_hold is None and lost.state is State.STARTED  # long before the hold would have lapsed
+    assert fx == [SendCancelReservation(BAY.charge_point_id, 9)]
+    with pytest.raises(RentalTransitionError, match="no such bay hold"):
+        apply(lost, BayHoldLost("again", T0 + timedelta(minutes=4), reservation_id=9), POLICY)

@@ -221,9 +221,19 @@ class BayHoldExpired(RentalEvent):
     reservation_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class BayHoldLost(RentalEvent):
+    """Another member's car was plugged into the held bay and no other bay of the station is free:
+    the hold ends early (the car is physically there; voltlib cannot hold the bay any more)."""
+
+    kind: ClassVar[str] = "bay_hold_lost"
+    source: ClassVar[Fault] = "voltlib"
+    reservation_id: int
+
+
 EVENT_TYPES: Final[tuple[type[RentalEvent], ...]] = (
     ReserveCar, ReserveBay, CancelReservation, Badged, CarUnplugged, CarReturned, Close, ForceEnd,
-    ReservationExpired, BadgeTimedOut, OverdueReached, BayHoldExpired,
+    ReservationExpired, BadgeTimedOut, OverdueReached, BayHoldExpired, BayHoldLost,
 )
 
 
@@ -286,6 +296,7 @@ TRANSITIONS: Final[dict[tuple[State, str], State]] = {
     (S.NEW, "badged"): S.BADGED,  # walk-up: a free car, no reservation
     (S.RESERVED, "reserve_bay"): S.RESERVED,
     (S.RESERVED, "bay_hold_expired"): S.RESERVED,
+    (S.RESERVED, "bay_hold_lost"): S.RESERVED,
     (S.RESERVED, "badged"): S.BADGED,
     (S.RESERVED, "cancel"): S.CANCELLED,
     (S.RESERVED, "reservation_expired"): S.EXPIRED,
@@ -294,16 +305,19 @@ TRANSITIONS: Final[dict[tuple[State, str], State]] = {
     (S.BADGED, "badged"): S.BADGED,  # badging again changes nothing (the release timer keeps running)
     (S.BADGED, "reserve_bay"): S.BADGED,
     (S.BADGED, "bay_hold_expired"): S.BADGED,
+    (S.BADGED, "bay_hold_lost"): S.BADGED,
     (S.BADGED, "car_unplugged"): S.STARTED,
     (S.BADGED, "badge_timed_out"): S.RELEASED,
     (S.BADGED, "force_end"): S.FORCE_ENDED,
     (S.STARTED, "reserve_bay"): S.STARTED,
     (S.STARTED, "bay_hold_expired"): S.STARTED,
+    (S.STARTED, "bay_hold_lost"): S.STARTED,
     (S.STARTED, "car_returned"): S.RETURNED,
     (S.STARTED, "overdue"): S.OVERDUE,
     (S.STARTED, "force_end"): S.FORCE_ENDED,
     (S.OVERDUE, "reserve_bay"): S.OVERDUE,
     (S.OVERDUE, "bay_hold_expired"): S.OVERDUE,
+    (S.OVERDUE, "bay_hold_lost"): S.OVERDUE,
     (S.OVERDUE, "car_returned"): S.RETURNED,
     (S.OVERDUE, "force_end"): S.FORCE_ENDED,
     (S.RETURNED, "close"): S.CLOSED,
@@ -358,6 +372,13 @@ def _on_bay_hold_expired(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
         raise RentalTransitionError(r.rental_id, r.state, e.kind, "voltlib", "no such bay hold")
     _deadline_check(r, e, r.bay_hold.expires_at)
     return replace(r, bay_hold=None), []  # the charge point lets the reservation lapse by itself
+
+
+def _on_bay_hold_lost(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
+    assert isinstance(e, BayHoldLost)
+    if r.bay_hold is None or r.bay_hold.reservation_id != e.reservation_id:
+        raise RentalTransitionError(r.rental_id, r.state, e.kind, "voltlib", "no such bay hold")
+    return replace(r, bay_hold=None), _cancel(r.bay_hold)
 
 
 def _on_badged(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
@@ -431,6 +452,7 @@ _HANDLERS: Final[dict[str, Callable[[Rental, RentalEvent, RentalPolicy], Step]]]
     "reserve_car": _on_reserve_car,
     "reserve_bay": _on_reserve_bay,
     "bay_hold_expired": _on_bay_hold_expired,
+    "bay_hold_lost": _on_bay_hold_lost,
     "badged": _on_badged,
     "cancel": _on_cancel,
     "car_unplugged": _on_unplugged,

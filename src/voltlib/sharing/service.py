@@ -224,15 +224,48 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
         return change
     ss.move_vehicle(conn, car["id"], status="docked", dock=(cp_id, connector_id))
     live = ss.live_rental_of_car(conn, car["id"])
-    if live is None or live[0].state not in (dr.State.STARTED, dr.State.OVERDUE):
-        return change
-    rental, city_code = live
-    city = _city(conn, city_code)
-    returned = dr.CarReturned(f"tx:{transaction_id}", started_at, dr.Dock(cp_id, connector_id), id_tag, transaction_id)
-    rental = _apply(conn, change, rental, returned, city.policy, now)
-    rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
-    ss.save_rental(conn, rental, now)
+    if live is not None and live[0].state in (dr.State.STARTED, dr.State.OVERDUE):
+        rental, city_code = live
+        city = _city(conn, city_code)
+        returned = dr.CarReturned(f"tx:{transaction_id}", started_at, dr.Dock(cp_id, connector_id), id_tag,
+                                  transaction_id)
+        rental = _apply(conn, change, rental, returned, city.policy, now)
+        rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
+        ss.save_rental(conn, rental, now)
+    _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car["id"], now)
     return change
+
+
+def _displace_bay_hold(conn: Connection, change: Change, dock: dr.Dock, car_id: str, now: datetime) -> None:
+    """A car was plugged into a bay another member holds: the car stays (it is physically there);
+    the other member's hold moves to a free bay of the same station, or, if there is none, ends
+    early (BayHoldLost) — their rental then shows no bay, and the station list shows where there is
+    space. Either way they get a RentalChanged event."""
+    held = ss.bay_holder(conn, dock.charge_point_id, dock.connector_id)
+    if held is None:
+        return
+    other, city_code = held
+    hold = other.bay_hold
+    if other.car_id == car_id or hold is None:
+        return
+    city = _city(conn, city_code)
+    keep = change.rental
+    station_id = ss.station_of_dock(conn, dock.charge_point_id, dock.connector_id)
+    free = [b for b in ss.station_bays(conn, station_id or "") if b["car_id"] is None
+            and (b["charge_point_id"], b["connector_id"]) != (dock.charge_point_id, dock.connector_id)
+            and not ss.bay_is_held(conn, b["charge_point_id"], b["connector_id"])]
+    event: dr.RentalEvent
+    if free:
+        event = dr.ReserveBay(f"bay-moved:{other.rental_id}:{now.isoformat()}", now,
+                              secrets.randbelow(MAX_RESERVATION_ID) + 1,
+                              dr.Dock(free[0]["charge_point_id"], free[0]["connector_id"]))
+    else:
+        event = dr.BayHoldLost(f"bay-lost:{other.rental_id}:{now.isoformat()}", now, hold.reservation_id)
+    moved = _apply(conn, change, other, event, city.policy, now)
+    ss.save_rental(conn, moved, now)
+    change.events.append(ev.RentalChanged(charge_point_id=dock.charge_point_id, at=now, rental_id=moved.rental_id,
+                                          member_id=moved.member_id, car_id=moved.car_id, state=moved.state.value))
+    change.rental = keep
 
 
 def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station_id: str | None,

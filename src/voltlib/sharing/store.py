@@ -296,6 +296,13 @@ def live_rentals(conn: Connection) -> list[tuple[Rental, str]]:
     return [_rental(row) for row in rows]
 
 
+def bay_holder(conn: Connection, cp_id: str, connector_id: int) -> tuple[Rental, str] | None:
+    """The live rental holding this bay, if any."""
+    row = conn.execute(select(rentals.c.data, rentals.c.city)
+                       .where(rentals.c.active_bay == f"{cp_id}/{connector_id}")).first()
+    return None if row is None else _rental(row)
+
+
 def bay_is_held(conn: Connection, cp_id: str, connector_id: int) -> bool:
     return conn.execute(select(rentals.c.id).where(rentals.c.active_bay == f"{cp_id}/{connector_id}")).first() \
         is not None

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     security_auto_response: bool = True  # quarantine automatically on tamper / cabinet opened (Policy)
     security_upload_allow: list[str] = []  # URL prefixes allowed for diagnostics/log uploads and firmware
     security_rated_power_w: float = Field(22_000.0, gt=0)  # default connector rating for the power check
+    # Detector thresholds by name (voltlib.security.detectors.Tuning; durations in seconds), e.g.
+    # {failed_auth_per_identity = 3, auth_window = 300}; unknown names or bad values stop the server.
+    security_thresholds: dict[str, Any] = {}
     # PEM bundle of the manufacturer roots a SignedUpdateFirmware signing certificate must be issued by;
     # None relays any (the charge point still checks the signature against its own root).
     firmware_signer_roots: Path | None = None

@@ -13,12 +13,13 @@ from typing import Annotated, Literal
 import msgspec
 from aiohttp import web
 
-from voltlib.api.framework import PRINCIPAL, Endpoint, Problem, Route, body_of, reply
+from voltlib.api.framework import PRINCIPAL, Endpoint, Problem, Route, body_of, json_object, reply
 from voltlib.gateway.gateway import Gateway
-from voltlib.security import audit, records, workorders
+from voltlib.security import audit, records, thresholds, workorders
 from voltlib.security.incidents import LifecycleError
 from voltlib.security.response import BLOCK_BADGE, QUARANTINE, RELEASE, ROTATE, Policy, Responder, ResponseError
 from voltlib.security.roles import HANDLE_ALERTS, OWN_WORK, PLAN_WORK, READ_AUDIT, RESPOND, SEE_ALERTS
+from voltlib.security.service import service_of
 
 BLOCK_BADGE_ROLES = frozenset({"admin", "operator", "security"})  # customer service handles lost badges too
 
@@ -93,6 +94,20 @@ def build_routes(gateway: Gateway) -> list[Route]:
     def limit_of(request: web.Request) -> int:
         value = request.query.get("limit", "200")
         return min(int(value), 1000) if value.isdigit() else 200
+
+    async def get_thresholds(request: web.Request) -> web.Response:
+        return reply(thresholds.as_wire(service_of(gateway).detectors.tuning))
+
+    async def put_thresholds(request: web.Request) -> web.Response:
+        changes = await json_object(request)
+        detectors = service_of(gateway).detectors
+        try:
+            detectors.tuning = thresholds.tuning_from(changes, detectors.tuning)
+        except thresholds.ThresholdError as exc:
+            raise Problem(422, "invalid-threshold", str(exc)) from None
+        await store.write(partial(audit.append, actor=who(request), action="security.thresholds.changed",
+                                  target="detectors", detail=changes, now=clock.now()))
+        return reply(thresholds.as_wire(detectors.tuning))
 
     async def audit_entries(request: web.Request) -> web.Response:
         return reply(await store.read(partial(audit.list_entries, limit=limit_of(request),
@@ -231,6 +246,10 @@ def build_routes(gateway: Gateway) -> list[Route]:
     base = "/api/v1/security"
     return [
         Route("GET", f"{base}/audit", audit_entries, "Audit log entries, newest first", READ_AUDIT, tag="security"),
+        Route("GET", f"{base}/thresholds", get_thresholds, "Detector thresholds in force (durations in seconds)",
+              SEE_ALERTS, tag="security"),
+        Route("PUT", f"{base}/thresholds", put_thresholds, "Change detector thresholds now (partial; validated; "
+              "audited; until restart, see security_thresholds)", RESPOND, tag="security"),
         Route("GET", f"{base}/audit/verify", audit_verify, "Verify the audit hash chain", READ_AUDIT, tag="security"),
         Route("GET", f"{base}/alerts", alerts, "Alerts (?charge_point_id=, ?expected=true|false)", SEE_ALERTS,
               tag="security"),

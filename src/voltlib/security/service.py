@@ -21,6 +21,7 @@ from voltlib import events as ev
 from voltlib.security import records
 from voltlib.security.detectors import UPLOAD_ACTIONS, Detectors, Signal, Tuning, check_upload_location
 from voltlib.security.response import Policy, Responder
+from voltlib.security.thresholds import tuning_from
 from voltlib.security.workorders import badge_orders, covering
 from voltlib.store import repo
 
@@ -53,8 +54,8 @@ class SecurityService:
     @classmethod
     def from_settings(cls, gateway: Gateway) -> SecurityService:
         s = gateway.services.settings
-        return cls(gateway, tuning=Tuning(rated_power_w=s.security_rated_power_w,
-                                          upload_allow=tuple(s.security_upload_allow)),
+        base = Tuning(rated_power_w=s.security_rated_power_w, upload_allow=tuple(s.security_upload_allow))
+        return cls(gateway, tuning=tuning_from(s.security_thresholds, base),
                    webhook_url=s.security_webhook_url, auto_response=s.security_auto_response,
                    upload_allow=tuple(s.security_upload_allow))
 

@@ -19,7 +19,9 @@ from voltlib.bus import LocalBus
 from voltlib.clock import Clock, ScaledClock, SystemClock, period
 from voltlib.cluster import NatsCluster, SingleNode
 from voltlib.config import Settings
+from voltlib.energy.estimation import SocTracker
 from voltlib.energy.smart_charging import SmartCharging
+from voltlib.energy.telematics import MqttTelematics
 from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
@@ -43,6 +45,7 @@ GATEWAY_KEY = web.AppKey("gateway", Gateway)
 GBFS_KEY = web.AppKey("gbfs", gbfs_http.FeedCache)
 SHARING_KEY = web.AppKey("sharing", SharingService)
 CHARGING_KEY = web.AppKey("smart-charging", SmartCharging)
+SOC_KEY = web.AppKey("soc-tracker", SocTracker)
 PURGE_MIN_WALL = 60.0  # under a high time scale, purge at most once a wall minute
 
 
@@ -71,7 +74,10 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     if settings.smart_charging:
         charging.install()
     app[CHARGING_KEY] = charging
-    routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging))
+    soc = SocTracker(services)
+    soc.install()
+    app[SOC_KEY] = soc
+    routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging, services))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)
@@ -111,6 +117,9 @@ async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
     settings = gateway.services.settings
     if settings.smart_charging:
         tasks.append(asyncio.create_task(app[CHARGING_KEY].run()))
+    tasks.append(asyncio.create_task(app[SOC_KEY].run()))
+    if settings.telematics_mqtt_url:
+        tasks.append(asyncio.create_task(MqttTelematics(gateway.services, settings.telematics_mqtt_url).run()))
     if settings.gc_freeze_interval > 0:
         policy = GcPolicy(settings.gc_freeze_interval, settings.gc_full_collect_interval)
         tasks.append(asyncio.create_task(_gc_forever(policy)))

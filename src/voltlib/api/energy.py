@@ -9,7 +9,9 @@ import msgspec
 from aiohttp import web
 
 from voltlib.api.framework import OPERATOR_ROLES, READ_ROLES, Problem, Route, body_of, reply
+from voltlib.energy import telematics
 from voltlib.energy.smart_charging import SmartCharging
+from voltlib.gateway.context import Services
 
 MAX_LIMIT_W = 10_000_000.0  # 10 MW: above any station's grid connection; a typo guard
 
@@ -21,7 +23,18 @@ class PowerLimit(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     phase_limit_w: Annotated[float, msgspec.Meta(gt=0, le=MAX_LIMIT_W)] | None = None
 
 
-def energy_routes(charging: SmartCharging) -> list[Route]:
+def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
+    async def telematics_in(request: web.Request) -> web.Response:
+        raw = await request.read()
+        try:
+            reading = telematics.parse(raw)
+        except telematics.TelematicsError as exc:
+            raise Problem(422, "invalid-telematics", str(exc)) from None
+        if not await telematics.ingest(services, request.match_info["car_id"], reading):
+            raise Problem(404, "unknown-vehicle", f"no vehicle {request.match_info['car_id']}")
+        return reply({"car_id": request.match_info["car_id"], "soc_percent": reading.soc_percent,
+                      "source": "telematics"}, status=202)
+
     async def get_limit(request: web.Request) -> web.Response:
         limits = await charging.limits(request.match_info["station_id"])
         if limits is None:
@@ -40,6 +53,8 @@ def energy_routes(charging: SmartCharging) -> list[Route]:
 
     path = "/api/v1/stations/{station_id}/power-limit"
     return [
+        Route("POST", "/api/v1/vehicles/{car_id}/telematics", telematics_in, "A car's own state of charge "
+              "(telematics; also over MQTT, docs/energy.md)", OPERATOR_ROLES, telematics.Telematics, tag="energy"),
         Route("GET", path, get_limit, "A station's grid limit (W), configured or default", READ_ROLES, tag="energy"),
         Route("PUT", path, put_limit, "Set a station's grid limit (W); null resets it; re-plans its charging now",
               OPERATOR_ROLES, PowerLimit, tag="energy"),

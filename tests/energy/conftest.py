@@ -1,0 +1,5 @@
+"""The tiny city of tests/sharing, for the energy tests."""
+
+from tests.sharing.conftest import city
+
+__all__ = ["city"]

@@ -7,6 +7,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import pytest
+
 from tests.conformance.conftest import connect, wait_until
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, set_soc
 from voltlib.sharing import service
@@ -139,3 +141,18 @@ async def test_bad_requests_get_problem_details(city: City) -> None:
     as_operator = await city.client.get("/api/v1/me", headers=city.server.api_headers())
     assert as_operator.status_code == 403
     assert CAR_TAG
+
+
+async def test_a_reservation_for_a_trip_needs_the_range_for_it_with_margin(city: City) -> None:
+    member = await city.sign_up(1)
+    range_km = (await city.vehicle())["range_km"]
+    too_far = await city.client.post("/api/v1/me/reservation", json={"car_id": CAR_ID, "trip_km": range_km},
+                                     headers=member.headers())
+    assert too_far.status_code == 409 and too_far.json()["title"] == "low_range"
+    assert too_far.json()["needed_km"] == pytest.approx(range_km * 1.25, abs=0.1)
+    bad = await city.client.post("/api/v1/me/reservation", json={"car_id": CAR_ID, "trip_km": -3},
+                                 headers=member.headers())
+    assert bad.status_code == 422
+    fits = await city.client.post("/api/v1/me/reservation", json={"station_id": "st-a", "trip_km": range_km / 1.3},
+                                  headers=member.headers())
+    assert fits.status_code == 201, fits.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
@@ -52,6 +52,7 @@ class Subscribe(msgspec.Struct, kw_only=True):
 class CarReservation(msgspec.Struct, kw_only=True):
     car_id: str | None = None
     station_id: str | None = None  # any rentable car docked there
+    trip_km: Annotated[float, msgspec.Meta(gt=0, le=500)] | None = None  # the car must have 1.25 x this range
 
 
 class BayReservation(msgspec.Struct, kw_only=True):
@@ -173,7 +174,8 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         body = await body_of(request, CarReservation)
         if (body.car_id is None) == (body.station_id is None):
             raise Problem(422, "invalid-body", "give car_id or station_id")
-        rental = await guarded(sharing.reserve_car(me(request), car_id=body.car_id, station_id=body.station_id))
+        rental = await guarded(sharing.reserve_car(me(request), car_id=body.car_id, station_id=body.station_id,
+                                                   trip_km=body.trip_km))
         return reply(_rental(rental_to_dict(rental)), 201)
 
     async def reserve_bay(request: web.Request) -> web.Response:

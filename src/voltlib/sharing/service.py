@@ -95,9 +95,12 @@ def _members_rental(conn: Connection, change: Change, member_id: str, now: datet
     return found[0], _city(conn, found[1])
 
 
-def _rentable(car: dict[str, Any], city: ss.CityRecord) -> bool:
+TRIP_MARGIN = 1.25  # range a car needs per km of the member's planned trip (detours, cold, ageing)
+
+
+def _rentable(car: dict[str, Any], city: ss.CityRecord, needed_km: float | None = None) -> bool:
     km = car_range_km(car)
-    return car["status"] == "docked" and km is not None and km >= city.min_range_km
+    return car["status"] == "docked" and km is not None and km >= (needed_km or city.min_range_km)
 
 
 def _apply(conn: Connection, change: Change, rental: dr.Rental, event: dr.RentalEvent, policy: dr.RentalPolicy,
@@ -269,7 +272,10 @@ def _displace_bay_hold(conn: Connection, change: Change, dock: dr.Dock, car_id: 
 
 
 def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station_id: str | None,
-                   now: datetime) -> Change:
+                   now: datetime, trip_km: float | None = None) -> Change:
+    """``trip_km``: the member's planned trip; the car must have ``TRIP_MARGIN`` × that range (and
+    at least the city's minimum). Of the cars that can, the one with the least range is taken, so
+    the fullest stay for the longest trips."""
     change = Change()
     member = _member_in_standing(conn, member_id, now)
     city = _city(conn, member["city"])
@@ -282,10 +288,14 @@ def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station
     free = [c for c in usable if _expire_lapsed(conn, change, ss.live_rental_of_car(conn, c["id"]), now) is None]
     if not free:
         raise SharingError(409, "car_already_held", "the car is reserved or rented by someone else")
-    rentable = [c for c in free if _rentable(c, city)]
+    needed_km = max(float(city.min_range_km), (trip_km or 0.0) * TRIP_MARGIN)
+    rentable = sorted((c for c in free if _rentable(c, city, needed_km)), key=lambda c: car_range_km(c) or 0.0)
     if not rentable:
-        raise SharingError(409, "low_range", "not enough range: the car is flagged for charging",
-                           {"range_km": car_range_km(free[0]), "min_range_km": city.min_range_km})
+        best = max((car_range_km(c) or 0.0 for c in free), default=0.0)
+        raise SharingError(409, "low_range", "not enough range for this trip" if trip_km else
+                           "not enough range: the car is flagged for charging",
+                           {"range_km": round(best, 1), "min_range_km": city.min_range_km,
+                            "needed_km": round(needed_km, 1)})
     rental = _new_rental(member, _first_badge(member), rentable[0], city)
     event = dr.ReserveCar(f"reserve:{rental.rental_id}", now, secrets.randbelow(MAX_RESERVATION_ID) + 1)
     rental = _apply(conn, change, rental, event, city.policy, now)
@@ -455,9 +465,9 @@ class SharingService:
     # -- from members and operators --
 
     async def reserve_car(self, member_id: str, *, car_id: str | None = None,
-                          station_id: str | None = None) -> dr.Rental:
+                          station_id: str | None = None, trip_km: float | None = None) -> dr.Rental:
         change = await self._run(partial(reserve_car_op, member_id=member_id, car_id=car_id, station_id=station_id,
-                                         now=self.services.clock.now()))
+                                         now=self.services.clock.now(), trip_km=trip_km))
         assert change.rental is not None
         return change.rental
 

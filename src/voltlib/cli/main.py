@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -168,6 +169,53 @@ def serve(
         asyncio.run(serve_forever(settings))
     except KeyboardInterrupt:
         pass
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Option(help="small, paris, lyon, bordeaux, or a scenario TOML file.")] = "small",
+    speed: Annotated[float | None, typer.Option(min=1, max=200, help="Simulated seconds per wall second.")] = None,
+    hours: Annotated[float | None, typer.Option(min=0.05, max=48, help="Simulated hours (default: the scenario's).")]
+    = None,
+    seed: Annotated[int | None, typer.Option(help="Demand seed (default: the scenario's).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for report.json, report.html and the plots.")] = Path("sim-report"),
+    port: Annotated[int, typer.Option(help="Port of the in-process voltlib (0: any free one).")] = 0,
+) -> None:
+    """Run a city against an in-process voltlib on simulated time; write the report (JSON, HTML, plots)."""
+    import dataclasses
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from voltlib.bench.compare import free_port
+    from voltlib.sim import report as sim_report
+    from voltlib.sim import scenario as sim_scenario
+    from voltlib.sim.city import CitySimulation
+
+    try:
+        chosen = sim_scenario.load(scenario)
+    except sim_scenario.ScenarioError as exc:
+        raise typer.Exit(code=_fail(str(exc))) from None
+    if seed is not None:
+        chosen = dataclasses.replace(chosen, seed=seed)
+    total = hours or chosen.hours
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                  TimeElapsedColumn()) as progress:
+        bar = progress.add_task(f"{chosen.name} ×{speed or chosen.speed:g}", total=total, status="starting")
+
+        def on_progress(hour: float, counts: Counter[str]) -> None:
+            lost = sum(v for k, v in counts.items() if k.startswith("lost:"))
+            progress.update(bar, completed=min(total, hour),
+                            status=f"{counts['rentals_served']} rentals, {lost} lost")
+
+        sim = CitySimulation(chosen, port=port or free_port(), on_progress=on_progress, speed=speed, hours=hours)
+        result = asyncio.run(sim.run())
+        progress.update(bar, completed=total, status="done")
+    files = sim_report.write(result, out)
+    typer.echo(f"{result.rentals_served} rentals served of {result.demand} wanted; lost {result.lost}; "
+               f"{result.energy_delivered_kwh} kWh; peak station {result.peak_station_ratio:.0%} of its limit; "
+               f"{result.alerts} alerts; {result.protocol_errors} protocol errors; "
+               f"×{result.speed_reached:g} real time")
+    typer.echo(f"report: {files['html']}")
 
 
 @app.command()

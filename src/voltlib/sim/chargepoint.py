@@ -893,6 +893,13 @@ class SimulatedChargePoint:
             self.stop_transaction(connector_id, reason="Other")
         self._refresh(c)
 
+    def report_security_event(self, kind: str, tech_info: str | None = None) -> None:
+        """SecurityEventNotification (security whitepaper), e.g. ``TamperDetectionActivated``."""
+        payload: Payload = {"type": kind, "timestamp": _iso(self.clock.now())}
+        if tech_info:
+            payload["techInfo"] = tech_info[:255]
+        self._enqueue("SecurityEventNotification", payload)
+
     # ==== central-system commands ================================================================
 
     async def answer(self, action: str, payload: Payload) -> Payload:

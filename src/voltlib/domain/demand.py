@@ -1,0 +1,94 @@
+"""Who wants a car, when, from where to where: the demand model of the city simulator.
+
+Pure and seeded: the same seed gives the same trips. Calibration (sources in docs/simulator.md):
+Autolib' Paris served about 16,000 rentals a day at its peak with ~4,000 cars; a rental lasted
+37–40 minutes on average and covered about 9 km. The time-of-day profile has the morning and
+evening commuting peaks and a midday plateau typical of car sharing (an assumption shaped like
+published one-way car-sharing profiles, not Autolib' data). Destinations are drawn with a weight
+that falls with distance, scaled so trips average about 9 km in Paris.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+# Share of a day's rentals starting in each hour (sums to 1).
+_RAW: Final = (0.4, 0.2, 0.1, 0.1, 0.1, 0.3, 1.2, 3.6, 6.4, 5.4, 4.4, 4.8, 5.6, 5.6, 5.0, 5.2, 6.0, 7.2, 8.0, 7.0,
+               5.8, 4.8, 3.2, 1.6)
+HOURLY: Final[tuple[float, ...]] = tuple(x / sum(_RAW) for x in _RAW)
+MEAN_TRIP_KM: Final = 9.0
+URBAN_KMH: Final = 14.0  # door-to-door average speed that turns 9 km into ~38 minutes
+RESERVE_AHEAD: Final = 0.3  # share of members who reserve their car before walking to it
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    station_id: str
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True, slots=True)
+class Trip:
+    at: datetime
+    origin: str
+    destination: str
+    distance_km: float
+    duration: timedelta
+    reserve_ahead: bool
+
+
+def distance_km(a: Place, b: Place) -> float:
+    """Great-circle distance × 1.3 (streets are not straight lines)."""
+    lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
+    dlat, dlon = lat2 - lat1, math.radians(b.longitude - a.longitude)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
+    return 1.3 * 2 * 6371.0 * math.asin(math.sqrt(h))
+
+
+def trips(places: Sequence[Place], start: datetime, hours: float, per_day: float, seed: int) -> list[Trip]:
+    """The trips starting in ``[start, start + hours)``, in time order."""
+    if len(places) < 2 or hours <= 0 or per_day <= 0:
+        return []
+    rng = random.Random(seed)
+    out: list[Trip] = []
+    t, end = start, start + timedelta(hours=hours)
+    while t < end:
+        hour_end = min(end, t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+        span_h = (hour_end - t).total_seconds() / 3600.0
+        expected = per_day * HOURLY[t.hour] * span_h
+        for _ in range(_poisson(rng, expected)):
+            at = t + timedelta(seconds=rng.uniform(0, span_h * 3600.0))
+            out.append(_trip(rng, places, at))
+        t = hour_end
+    return sorted(out, key=lambda trip: trip.at)
+
+
+def _trip(rng: random.Random, places: Sequence[Place], at: datetime) -> Trip:
+    origin = rng.choice(places)
+    scale = MEAN_TRIP_KM / 2.0  # exponential-like weight: most trips short, some across the city
+    others = [p for p in places if p is not origin]
+    weights = [math.exp(-distance_km(origin, p) / scale) + 1e-6 for p in others]
+    dest = rng.choices(others, weights=weights, k=1)[0]
+    km = max(0.5, distance_km(origin, dest))
+    minutes = max(5.0, km / URBAN_KMH * 60.0 * rng.uniform(0.8, 1.3))
+    return Trip(at, origin.station_id, dest.station_id, round(km, 2), timedelta(minutes=round(minutes, 1)),
+                rng.random() < RESERVE_AHEAD)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean <= 0:
+        return 0
+    if mean > 50:  # normal approximation: fast and plenty for demand counts
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    limit, k, p = math.exp(-mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1

@@ -1,0 +1,388 @@
+"""``voltlib simulate``: a whole car-sharing city against a real voltlib, on simulated time.
+
+voltlib runs in this process on a fresh SQLite file, on a :class:`~voltlib.clock.ScaledClock`
+shared with every simulated charge point (one per bay, each on its own WebSocket). Members come
+from the demand model (:mod:`voltlib.domain.demand`): some reserve through the HTTP API first;
+all badge at the charge point where a car is docked, unplug it, drive (the battery model drains
+it), and plug it in at a bay of the destination station (or the nearest with space), which ends
+and bills the rental in voltlib. Injected events (intrusions, failures, outages) exercise the
+security detectors. The :class:`Report` says what was served and lost, and how the fleet and the
+grid fared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiohttp import web
+from sqlalchemy import Connection, func, select
+
+from voltlib.clock import ScaledClock
+from voltlib.config import Settings
+from voltlib.domain import battery, demand
+from voltlib.security.credentials import hash_api_token, hash_password, new_api_token
+from voltlib.server import GATEWAY_KEY, build_app
+from voltlib.sharing import store as ss
+from voltlib.sharing.cities import builtin_cities
+from voltlib.sharing.importer import bay_charge_point
+from voltlib.sim.chargepoint import Car, SimOptions, SimulatedChargePoint
+from voltlib.sim.scenario import Scenario
+from voltlib.store import repo
+from voltlib.store.tables import ocpp_messages, security_alerts, vehicles
+
+log = logging.getLogger(__name__)
+PASSWORD = "simulated-city-password-1"
+RATED_W = 3_000.0
+SAMPLE_EVERY = timedelta(minutes=15)  # fleet and grid samples, simulated time
+MODEL = battery.BLUECAR
+
+
+@dataclass
+class Member:
+    id: str
+    badge: str
+    token: str
+    busy: bool = False
+
+
+@dataclass
+class Fleet:
+    """Where every car is, as the simulator (the physical world) knows it."""
+
+    cars: dict[str, Car] = field(default_factory=dict)  # car id -> battery
+    tags: dict[str, str] = field(default_factory=dict)  # car id -> its id token
+    dock_of: dict[str, str | None] = field(default_factory=dict)  # car id -> charge point (None: driving)
+    at: dict[str, str] = field(default_factory=dict)  # charge point -> car id docked there
+
+    def docked_at(self, bays: list[str]) -> list[str]:
+        return [self.at[cp] for cp in bays if cp in self.at]
+
+
+@dataclass
+class Report:
+    scenario: str
+    seed: int
+    simulated_hours: float
+    wall_seconds: float
+    speed_reached: float
+    stations: int
+    bays: int
+    cars: int
+    demand: int
+    rentals_served: int
+    lost: dict[str, int]
+    in_progress: int  # rentals still on the road (or walking to their car) when the simulation ended
+    energy_delivered_kwh: float
+    peak_station_ratio: float  # highest (station power ÷ its limit) sampled
+    seconds_over_limit: int  # samples over a limit × the sample period
+    alerts: int
+    protocol_errors: int
+    soc_samples: list[tuple[float, list[float]]]  # (simulated hour, fleet SoC percent)
+    power_samples: list[tuple[float, float, float]]  # (simulated hour, network kW, network limit kW)
+    events: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+class CitySimulation:
+    def __init__(self, scenario: Scenario, *, port: int, workdir: Path | None = None,
+                 on_progress: Callable[[float, Counter[str]], None] | None = None,
+                 speed: float | None = None, hours: float | None = None) -> None:
+        self.s = scenario
+        self.port = port
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="voltlib-sim-"))
+        self.on_progress = on_progress
+        self.speed = speed or scenario.speed
+        self.hours = hours or scenario.hours
+        self.rng = random.Random(scenario.seed)
+        self.clock = ScaledClock(scenario.start.astimezone(UTC), self.speed)
+        self.fleet = Fleet()
+        self.cps: dict[str, SimulatedChargePoint] = {}
+        self.station_bays: dict[str, list[str]] = {}
+        self.places: dict[str, demand.Place] = {}
+        self.members: list[Member] = []
+        self.counts: Counter[str] = Counter()
+        self.soc_samples: list[tuple[float, list[float]]] = []
+        self.power_samples: list[tuple[float, float, float]] = []
+        self.peak_ratio = 0.0
+        self.over_samples = 0
+        self.events: list[dict[str, Any]] = []
+        self.limit_w: dict[str, float] = {}
+
+    # -- the run --
+
+    async def run(self) -> Report:
+        wall0 = time.monotonic()
+        settings = Settings.model_validate({
+            "database_url": f"sqlite:///{self.workdir / 'city.db'}", "host": "127.0.0.1", "port": self.port,
+            "log_level": "WARNING", "station_limit_fraction": self.s.station_limit_fraction,
+            "charging_connector_rated_w": RATED_W, "rate_per_second": 50.0, "rate_burst": 200})
+        app = build_app(settings, clock=self.clock)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            store = app[GATEWAY_KEY].services.store
+            token = await self._seed(store)
+            await self._start_charge_points()
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30,
+                                         headers={"Authorization": f"Bearer {token}"}) as api:
+                self.api = api
+                await self._play()
+            alerts = await store.read(lambda c: int(c.execute(select(func.count()).select_from(security_alerts))
+                                                     .scalar_one()))
+            errors = await store.read(_protocol_errors)
+        finally:
+            await asyncio.gather(*(cp.stop(timeout=2) for cp in self.cps.values()), return_exceptions=True)
+            await runner.cleanup()
+        return self._report(time.monotonic() - wall0, alerts, errors)
+
+    async def _seed(self, store: Any) -> str:
+        snapshot = self.s.snapshot()
+        city = builtin_cities()[self.s.city]
+        now = self.clock.now()
+        socs = {c.id: self.rng.uniform(45.0, 95.0) for c in snapshot.cars}
+        token = new_api_token()
+        members = [(f"sim-{n:05d}", f"SIMB{n:07d}", new_api_token()) for n in range(self.s.members)]
+        password_hash = hash_password(PASSWORD)
+
+        def seed(conn: Connection) -> None:
+            ss.upsert_city(conn, city)
+            ss.import_snapshot(conn, self.s.city, snapshot, security_profile=1, password_hash=password_hash,
+                               soc_percent=80.0, now=now)
+            for car_id, soc in socs.items():
+                conn.execute(vehicles.update().where(vehicles.c.id == car_id).values(soc_percent=soc))
+            repo.add_api_token(conn, "sim-admin", "admin", hash_api_token(token), now)
+            for member_id, badge, member_token in members:
+                ss.create_member(conn, {
+                    "id": member_id, "city": self.s.city, "name": member_id, "email": f"{member_id}@sim.example",
+                    "licence_number": member_id, "licence_expiry": now + timedelta(days=3650),
+                    "licence_verified": True, "payment_ok": True, "plan_code": _plan(city),
+                    "subscribed_until": now + timedelta(days=365)}, badge, now)
+                repo.add_api_token(conn, f"member:{member_id}", "member", hash_api_token(member_token), now, member_id)
+
+        await store.write(seed)
+        self.members = [Member(*m) for m in members]
+        for st in snapshot.stations:
+            self.places[st.id] = demand.Place(st.id, st.latitude, st.longitude)
+            self.station_bays[st.id] = [bay_charge_point(st.id, n) for n in range(1, st.bays + 1)]
+            self.limit_w[st.id] = st.bays * RATED_W * self.s.station_limit_fraction
+        for car in snapshot.cars:
+            cp_id = self.station_bays[car.station_id][car.bay - 1]
+            self.fleet.cars[car.id] = Car(battery_wh=None, soc=socs[car.id], max_power_w=RATED_W)
+            self.fleet.tags[car.id] = car.id_tag
+            self.fleet.dock_of[car.id], self.fleet.at[cp_id] = cp_id, car.id
+        return token
+
+    async def _start_charge_points(self) -> None:
+        options = SimOptions(connectors=1, connector_power_w=RATED_W, max_power_w=RATED_W, meter_interval=300,
+                             heartbeat_interval=600, call_timeout=30.0, connect_timeout=30.0,
+                             reconnect_min=self.speed, reconnect_max=30 * self.speed, tick=60.0)
+        url = f"ws://127.0.0.1:{self.port}/ocpp"
+        for bays in self.station_bays.values():
+            for cp_id in bays:
+                cp = SimulatedChargePoint(cp_id, url, password=PASSWORD, options=options, clock=self.clock)
+                car_id = self.fleet.at.get(cp_id)
+                if car_id is not None:
+                    cp.plug_in(1, self.fleet.cars[car_id])
+                self.cps[cp_id] = cp
+        limit = asyncio.Semaphore(50)  # connect in waves: a storm of thousands is the gateway bench's job
+
+        async def start(cp: SimulatedChargePoint) -> None:
+            async with limit:
+                await cp.start()
+                await cp.wait_accepted(60)
+
+        await asyncio.gather(*(start(cp) for cp in self.cps.values()))
+        await self._standing_profiles()
+        for cp_id, car_id in self.fleet.at.items():  # docked cars charge (or keep warm)
+            self.cps[cp_id].start_transaction(1, self.fleet.tags[car_id])
+
+    async def _standing_profiles(self, wall_timeout: float = 60.0) -> None:
+        """Wait (bounded) until voltlib's boot-time profiles are on every charge point, as a real
+        station's would be from before: cars then start at the safe-start power, not at full power."""
+        deadline = time.monotonic() + wall_timeout
+        while time.monotonic() < deadline:
+            now = self.clock.now()
+            if all(cp.profiles.connector_limit(1, now, None, None) is not None for cp in self.cps.values()):
+                return
+            await asyncio.sleep(0.2)
+        log.warning("some charge points have no charging profile after %.0f s", wall_timeout)
+
+    async def _play(self) -> None:
+        start = self.clock.now()
+        end = start + timedelta(hours=self.hours)
+        trips = demand.trips(list(self.places.values()), start, self.hours, self.s.rentals_per_day, self.s.seed)
+        self.counts["demand"] = len(trips)
+        tasks = [asyncio.create_task(self._sampler(start, end)), *(asyncio.create_task(self._event(e, start))
+                                                                     for e in self.s.events)]
+        running: set[asyncio.Task[None]] = set()
+        for trip in trips:
+            await self._until(trip.at)
+            task = asyncio.create_task(self._rent(trip))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        await self._until(end)
+        for task in [*tasks, *running]:
+            task.cancel()
+        await asyncio.gather(*tasks, *running, return_exceptions=True)
+
+    async def _until(self, at: datetime) -> None:
+        wait = (at - self.clock.now()).total_seconds()
+        if wait > 0:
+            await self.clock.sleep(wait)
+
+    # -- one member's trip --
+
+    async def _rent(self, trip: demand.Trip) -> None:
+        member = next((m for m in self.members if not m.busy), None)
+        if member is None:
+            self.counts["lost:no_member"] += 1
+            return
+        member.busy = True
+        try:
+            await self._trip(member, trip)
+        except Exception:  # a bug in one trip is counted, never stops the city
+            log.exception("simulated trip failed")
+            self.counts["trip_failures"] += 1
+        finally:
+            member.busy = False
+            if self.on_progress:
+                self.on_progress(self._elapsed_h(), self.counts)
+
+    async def _trip(self, member: Member, trip: demand.Trip) -> None:
+        bays = self.station_bays[trip.origin]
+        docked = self.fleet.docked_at(bays)
+        if not docked:
+            self.counts["lost:no_car"] += 1
+            return
+        car_id = max(docked, key=lambda c: self.fleet.cars[c].soc)
+        if trip.reserve_ahead:
+            response = await self.api.post("/api/v1/me/reservation", json={"car_id": car_id, "trip_km":
+                                           trip.distance_km}, headers={"Authorization": f"Bearer {member.token}"})
+            if response.status_code != 201:
+                self.counts[f"lost:{_reason(response)}"] += 1
+                return
+            await self.clock.sleep(self.rng.uniform(120, 900))  # walking to the station
+        cp_id = self.fleet.dock_of[car_id]
+        if cp_id is None or self.fleet.at.get(cp_id) != car_id:
+            self.counts["lost:no_car"] += 1
+            return
+        cp = self.cps[cp_id]
+        status = await cp.authorize(member.badge)
+        if status != "Accepted":
+            self.counts["lost:low_battery" if self.fleet.cars[car_id].soc < 30 else f"lost:refused_{status}"] += 1
+            return
+        cp.unplug(1)
+        del self.fleet.at[cp_id]
+        self.fleet.dock_of[car_id] = None
+        await self.clock.sleep(trip.duration.total_seconds())
+        car = self.fleet.cars[car_id]
+        used_wh = trip.distance_km * MODEL.urban_wh_per_km
+        car.soc = max(0.0, car.soc - used_wh / MODEL.usable_wh * 100.0)
+        await self._return(car_id, trip.destination)
+
+    async def _return(self, car_id: str, station_id: str) -> None:
+        for candidate in self._by_distance(station_id):
+            free = [cp for cp in self.station_bays[candidate] if cp not in self.fleet.at
+                    and self.cps[cp].connector(1).car is None]
+            if free:
+                cp_id = free[0]
+                if candidate != station_id:
+                    self.counts["returned_elsewhere"] += 1
+                self.fleet.at[cp_id], self.fleet.dock_of[car_id] = car_id, cp_id
+                cp = self.cps[cp_id]
+                cp.plug_in(1, self.fleet.cars[car_id])
+                cp.start_transaction(1, self.fleet.tags[car_id])
+                self.counts["rentals_served"] += 1
+                return
+        self.counts["lost:no_bay"] += 1
+
+    def _by_distance(self, station_id: str) -> list[str]:
+        origin = self.places[station_id]
+        return sorted(self.places, key=lambda s: demand.distance_km(origin, self.places[s]))[:10]
+
+    # -- events and samples --
+
+    async def _event(self, event: Any, start: datetime) -> None:
+        await self._until(start + timedelta(minutes=event.at_minutes))
+        cp_id = self.rng.choice(sorted(self.cps))
+        cp = self.cps[cp_id]
+        if event.kind == "intrusion":  # the 2015 case: cabinet forced, then a laptop on the bus
+            cp.report_security_event("TamperDetectionActivated", "cabinet door forced")
+        elif event.kind == "charge_point_failure":
+            cp.set_fault(1, "GroundFailure")
+            await self.clock.sleep(event.duration_minutes * 60)
+            cp.set_fault(1, None)
+        elif event.kind == "network_outage":
+            await cp.set_network(False)
+            await self.clock.sleep(event.duration_minutes * 60)
+            await cp.set_network(True)
+        self.events.append({"kind": event.kind, "charge_point": cp_id, "at_hour": round(self._elapsed_h(), 2)})
+
+    async def _sampler(self, start: datetime, end: datetime) -> None:
+        t = start
+        while t <= end:
+            await self._until(t)
+            self._sample()
+            t += SAMPLE_EVERY
+
+    def _sample(self) -> None:
+        hour = self._elapsed_h()
+        self.soc_samples.append((hour, sorted(round(c.soc, 1) for c in self.fleet.cars.values())))
+        total = 0.0
+        for station_id, bays in self.station_bays.items():
+            power = sum(self.cps[cp].connector(1).power_w for cp in bays)
+            total += power
+            ratio = power / self.limit_w[station_id] if self.limit_w[station_id] else 0.0
+            self.peak_ratio = max(self.peak_ratio, ratio)
+            if ratio > 1.0 + 1e-6:
+                self.over_samples += 1
+        self.power_samples.append((hour, total / 1000.0, sum(self.limit_w.values()) / 1000.0))
+
+    def _elapsed_h(self) -> float:
+        return (self.clock.now() - self.s.start).total_seconds() / 3600.0
+
+    def _report(self, wall: float, alerts: int, errors: int) -> Report:
+        energy = sum(cp.connector(1).energy_wh for cp in self.cps.values()) / 1000.0
+        lost = {k.split(":", 1)[1]: v for k, v in sorted(self.counts.items()) if k.startswith("lost:")}
+        return Report(
+            scenario=self.s.name, seed=self.s.seed, simulated_hours=round(self.hours, 2), wall_seconds=round(wall, 1),
+            speed_reached=round(self.hours * 3600.0 / wall, 1) if wall else 0.0, stations=len(self.station_bays),
+            bays=len(self.cps), cars=len(self.fleet.cars), demand=self.counts["demand"],
+            rentals_served=self.counts["rentals_served"], lost=lost,
+            in_progress=self.counts["demand"] - self.counts["rentals_served"] - sum(lost.values()), energy_delivered_kwh=round(energy, 1),
+            peak_station_ratio=round(self.peak_ratio, 3),
+            seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,
+            protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,
+            events=self.events)
+
+
+def _protocol_errors(conn: Connection) -> int:
+    """Exchanges the gateway logged as violations or CallErrors (from either side)."""
+    return int(conn.execute(select(func.count()).select_from(ocpp_messages)
+                            .where(ocpp_messages.c.outcome.in_(("violation", "error")))).scalar_one())
+
+
+def _plan(city: Any) -> str:
+    return "premium" if "premium" in city.plans else sorted(city.plans)[0]
+
+
+def _reason(response: httpx.Response) -> str:
+    with contextlib.suppress(Exception):
+        title = str(response.json().get("title", "refused"))
+        return {"low_range": "low_battery", "car_already_held": "no_car"}.get(title, title)
+    return f"http_{response.status_code}"

@@ -1,0 +1,73 @@
+"""The simulation report as files: ``report.json``, two PNG plots and ``report.html`` showing them."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+
+from voltlib.sim.city import Report
+
+
+def write(report: Report, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": out / "report.json", "soc": out / "fleet-soc.png", "power": out / "power.png",
+             "html": out / "report.html"}
+    files["json"].write_text(json.dumps(report.as_dict(), indent=1, default=str), "utf-8")
+    _soc_plot(report, files["soc"])
+    _power_plot(report, files["power"])
+    files["html"].write_text(_html(report, files), "utf-8")
+    return files
+
+
+def _soc_plot(report: Report, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    if report.soc_samples:
+        hours = [h for h, _ in report.soc_samples]
+        for q, style in ((0.1, ":"), (0.5, "-"), (0.9, ":")):
+            ax.plot(hours, [_quantile(v, q) for _, v in report.soc_samples], style, label=f"p{int(q * 100)}")
+    ax.set_xlabel("simulated hours")
+    ax.set_ylabel("fleet state of charge (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower left")
+    ax.set_title(f"{report.scenario}: fleet state of charge")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _power_plot(report: Report, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    if report.power_samples:
+        hours = [h for h, _, _ in report.power_samples]
+        ax.plot(hours, [p for _, p, _ in report.power_samples], label="charging power")
+        ax.plot(hours, [lim for _, _, lim in report.power_samples], "--", label="sum of station limits")
+    ax.set_xlabel("simulated hours")
+    ax.set_ylabel("kW")
+    ax.legend(loc="upper right")
+    ax.set_title(f"{report.scenario}: network charging power (peak station at {report.peak_station_ratio:.0%} "
+                 "of its limit)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, int(q * (len(values) - 1) + 0.5))]
+
+
+def _html(report: Report, files: dict[str, Path]) -> str:
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                   for k, v in report.as_dict().items() if k not in ("soc_samples", "power_samples"))
+    return (f"<!doctype html><meta charset='utf-8'><title>voltlib simulation: {html.escape(report.scenario)}"
+            f"</title><h1>voltlib simulation: {html.escape(report.scenario)}</h1><table>{rows}</table>"
+            f"<p><img src='{files['soc'].name}' alt='fleet state of charge'></p>"
+            f"<p><img src='{files['power'].name}' alt='charging power'></p>")

@@ -1,0 +1,149 @@
+"""City-simulator scenarios: TOML files (built-ins in ``voltlib/sim/scenarios``), parsed and checked.
+
+Fields: ``name``, ``city`` (a built-in city code), either ``stations`` (the first N of the packaged
+Autolib' snapshot; all when absent) or ``synthetic_stations`` + ``synthetic_cars`` + ``center`` +
+``radius_km`` (cities without a public snapshot), ``members``, ``rentals_per_day``, ``start`` (ISO
+time with offset), ``hours``, ``speed`` (simulated seconds per wall second, 1–200), ``seed``,
+``station_limit_fraction`` (grid limit ÷ the bays' ratings) and ``[[events]]`` (``at_minutes``,
+``kind``: ``intrusion`` | ``charge_point_failure`` | ``network_outage``, optional ``duration_minutes``).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from voltlib.sharing.cities import paris_snapshot
+from voltlib.sharing.importer import Snapshot, parse_snapshot
+
+BUILT_IN = ("small", "paris", "lyon", "bordeaux")
+EVENT_KINDS = frozenset({"intrusion", "charge_point_failure", "network_outage"})
+HEADER_FIELDS = ("Address", "Cars", "Bluecar counter", "Utilib counter", "Utilib 1.4 counter", "Charge Slots",
+                 "Charging Status", "City", "Displayed comment", "ID", "Kind", "Geo point", "Postal code",
+                 "Public name", "Rental status", "Scheduled at", "Slots", "Station type", "Status",
+                 "Subscription status")  # the columns of an Autolib' snapshot
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run; the message says which field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at_minutes: float
+    kind: str
+    duration_minutes: float = 10.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    city: str
+    members: int
+    rentals_per_day: float
+    start: datetime
+    hours: float
+    speed: float
+    seed: int
+    station_limit_fraction: float
+    stations: int | None = None
+    synthetic_stations: int | None = None
+    synthetic_cars: int | None = None
+    center: tuple[float, float] = (48.8566, 2.3522)
+    radius_km: float = 4.0
+    events: tuple[Event, ...] = field(default_factory=tuple)
+
+    def snapshot(self) -> Snapshot:
+        """Stations and cars, as an Autolib'-format snapshot (real or synthetic)."""
+        if self.synthetic_stations:
+            return parse_snapshot(_synthetic_csv(self), car_prefix=self.city[:2].upper())
+        parsed = parse_snapshot(paris_snapshot(), car_prefix="PA")
+        if self.stations is None:
+            return parsed
+        keep = {s.id for s in parsed.stations[:self.stations]}
+        return Snapshot([s for s in parsed.stations if s.id in keep], [c for c in parsed.cars if c.station_id in keep])
+
+
+def load(name_or_path: str) -> Scenario:
+    if name_or_path in BUILT_IN:
+        text = resources.files("voltlib.sim").joinpath("scenarios", f"{name_or_path}.toml").read_text("utf-8")
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise ScenarioError(f"no scenario {name_or_path!r}: one of {', '.join(BUILT_IN)} or a TOML file")
+        text = path.read_text("utf-8")
+    try:
+        return parse(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{name_or_path}: {exc}") from None
+
+
+def parse(data: dict[str, Any]) -> Scenario:
+    try:
+        start = datetime.fromisoformat(str(data["start"]))
+        if start.tzinfo is None:
+            raise ScenarioError("start needs a UTC offset, e.g. 2018-05-18T08:00:00+02:00")
+        events = tuple(Event(float(e["at_minutes"]), str(e["kind"]), float(e.get("duration_minutes", 10.0)))
+                       for e in data.get("events", []))
+        scenario = Scenario(
+            name=str(data["name"]), city=str(data["city"]), members=int(data["members"]),
+            rentals_per_day=float(data["rentals_per_day"]), start=start, hours=float(data["hours"]),
+            speed=float(data.get("speed", 60)), seed=int(data.get("seed", 1)),
+            station_limit_fraction=float(data.get("station_limit_fraction", 1.0)),
+            stations=int(data["stations"]) if "stations" in data else None,
+            synthetic_stations=int(data["synthetic_stations"]) if "synthetic_stations" in data else None,
+            synthetic_cars=int(data["synthetic_cars"]) if "synthetic_cars" in data else None,
+            center=(float(data["center"][0]), float(data["center"][1])) if "center" in data else (48.8566, 2.3522),
+            radius_km=float(data.get("radius_km", 4.0)), events=events)
+    except KeyError as exc:
+        raise ScenarioError(f"missing field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(f"bad value: {exc}") from None
+    _check(scenario)
+    return scenario
+
+
+def _check(s: Scenario) -> None:
+    if not 1 <= s.speed <= 200:
+        raise ScenarioError("speed: 1 to 200")
+    if s.members < 1 or s.rentals_per_day <= 0 or not 0 < s.hours <= 48:
+        raise ScenarioError("members ≥ 1, rentals_per_day > 0, 0 < hours ≤ 48")
+    if not 0 < s.station_limit_fraction <= 1:
+        raise ScenarioError("station_limit_fraction: above 0, at most 1")
+    if s.synthetic_stations is not None and (s.synthetic_stations < 2 or not s.synthetic_cars):
+        raise ScenarioError("synthetic_stations ≥ 2 and synthetic_cars ≥ 1")
+    if s.stations is not None and s.stations < 2:
+        raise ScenarioError("stations ≥ 2")
+    for e in s.events:
+        if e.kind not in EVENT_KINDS or e.at_minutes < 0:
+            raise ScenarioError(f"event {e.kind!r} at {e.at_minutes}: kinds are {sorted(EVENT_KINDS)}")
+
+
+def _synthetic_csv(s: Scenario) -> str:
+    """Stations spread around the centre, cars spread over them (about half the bays filled)."""
+    assert s.synthetic_stations is not None and s.synthetic_cars is not None
+    rng = random.Random(s.seed)
+    per = [0] * s.synthetic_stations
+    for i in range(s.synthetic_cars):
+        per[i % s.synthetic_stations] += 1
+    rows = [";".join(HEADER_FIELDS)]
+    for n in range(s.synthetic_stations):
+        r, a = s.radius_km * math.sqrt(rng.random()), rng.uniform(0, 2 * math.pi)
+        lat = s.center[0] + r * math.cos(a) / 111.0
+        lon = s.center[1] + r * math.sin(a) / (111.0 * math.cos(math.radians(s.center[0])))
+        cars, slots = per[n], max(1, per[n])
+        row = {"Address": f"{n} rue {s.city}", "Cars": str(cars), "Bluecar counter": str(cars), "City": s.city,
+               "ID": f"{s.city}-{n:03d}", "Kind": "STATION", "Geo point": f"{lat:.5f}, {lon:.5f}",
+               "Postal code": "00000", "Public name": f"{s.city.title()} {n}", "Rental status": "operational",
+               "Slots": str(slots), "Station type": "station", "Status": "ok", "Charging Status": "operational",
+               "Subscription status": "x"}
+        rows.append(";".join(row.get(f, "0" if "counter" in f or f == "Charge Slots" else "") for f in HEADER_FIELDS))
+    return "\n".join(rows) + "\n"

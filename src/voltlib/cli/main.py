@@ -421,6 +421,26 @@ def bench_energy(repeat: Annotated[int, typer.Option(min=5, help="Re-plans timed
     typer.echo(render(run(repeat)))
 
 
+@bench_app.command("simulate")
+def bench_simulate(
+    scenario: Annotated[str, typer.Option(help="Built-in scenario or TOML file.")] = "small",
+    hours: Annotated[float, typer.Option(min=0.05, max=48, help="Simulated hours.")] = 1.0,
+    speed: Annotated[float, typer.Option(min=1, max=200, help="Speed asked for.")] = 200.0,
+) -> None:
+    """The factor of real time a whole simulated city reaches, server and simulator together."""
+    from voltlib.bench.compare import free_port
+    from voltlib.sim import scenario as sim_scenario
+    from voltlib.sim.city import CitySimulation
+
+    chosen = sim_scenario.load(scenario)
+    result = asyncio.run(CitySimulation(chosen, port=free_port(), speed=speed, hours=hours).run())
+    typer.echo(f"| scenario | charge points | cars | simulated h | wall s | speed asked | speed reached | rentals | "
+               f"lost | protocol errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+               f"| {result.scenario} | {result.bays:,} | {result.cars:,} | {result.simulated_hours:g} | "
+               f"{result.wall_seconds:g} | ×{speed:g} | **×{result.speed_reached:g}** | {result.rentals_served} | "
+               f"{sum(result.lost.values())} | {result.protocol_errors} |")
+
+
 @bench_app.command("gbfs")
 def bench_gbfs(
     seconds: Annotated[float, typer.Option(help="Seconds of load per variant.")] = 5.0,

@@ -76,7 +76,8 @@ class Report:
     seed: int
     simulated_hours: float
     wall_seconds: float
-    speed_reached: float
+    setup_seconds: float  # seeding and connecting every charge point, before simulated time starts
+    speed_reached: float  # simulated seconds per wall second while the city played
     stations: int
     bays: int
     cars: int
@@ -121,6 +122,8 @@ class CitySimulation:
         self.over_samples = 0
         self.events: list[dict[str, Any]] = []
         self.limit_w: dict[str, float] = {}
+        self.play_wall = 0.0
+        self.play_start = self.clock.now()
 
     # -- the run --
 
@@ -223,15 +226,26 @@ class CitySimulation:
         log.warning("some charge points have no charging profile after %.0f s", wall_timeout)
 
     async def _play(self) -> None:
-        start = self.clock.now()
+        wall0 = time.monotonic()
+        try:
+            await self._play_trips()
+        finally:
+            self.play_wall = time.monotonic() - wall0
+
+    async def _play_trips(self) -> None:
+        # Seeding and connecting took some simulated time: the demand keeps the scenario's own time of
+        # day (trips are drawn from its start) and is played from now on, shifted by that setup time.
+        start = self.play_start = self.clock.now()
         end = start + timedelta(hours=self.hours)
-        trips = demand.trips(list(self.places.values()), start, self.hours, self.s.rentals_per_day, self.s.seed)
+        shift = start - self.s.start.astimezone(UTC)
+        trips = demand.trips(list(self.places.values()), self.s.start, self.hours, self.s.rentals_per_day,
+                             self.s.seed)
         self.counts["demand"] = len(trips)
         tasks = [asyncio.create_task(self._sampler(start, end)), *(asyncio.create_task(self._event(e, start))
                                                                      for e in self.s.events)]
         running: set[asyncio.Task[None]] = set()
         for trip in trips:
-            await self._until(trip.at)
+            await self._until(trip.at + shift)
             task = asyncio.create_task(self._rent(trip))
             running.add(task)
             task.add_done_callback(running.discard)
@@ -354,17 +368,19 @@ class CitySimulation:
         self.power_samples.append((hour, total / 1000.0, sum(self.limit_w.values()) / 1000.0))
 
     def _elapsed_h(self) -> float:
-        return (self.clock.now() - self.s.start).total_seconds() / 3600.0
+        return (self.clock.now() - self.play_start).total_seconds() / 3600.0
 
     def _report(self, wall: float, alerts: int, errors: int) -> Report:
         energy = sum(cp.connector(1).energy_wh for cp in self.cps.values()) / 1000.0
         lost = {k.split(":", 1)[1]: v for k, v in sorted(self.counts.items()) if k.startswith("lost:")}
         return Report(
             scenario=self.s.name, seed=self.s.seed, simulated_hours=round(self.hours, 2), wall_seconds=round(wall, 1),
-            speed_reached=round(self.hours * 3600.0 / wall, 1) if wall else 0.0, stations=len(self.station_bays),
+            speed_reached=round(self.hours * 3600.0 / self.play_wall, 1) if self.play_wall else 0.0,
+            stations=len(self.station_bays),
             bays=len(self.cps), cars=len(self.fleet.cars), demand=self.counts["demand"],
             rentals_served=self.counts["rentals_served"], lost=lost,
-            in_progress=self.counts["demand"] - self.counts["rentals_served"] - sum(lost.values()), energy_delivered_kwh=round(energy, 1),
+            in_progress=self.counts["demand"] - self.counts["rentals_served"] - sum(lost.values()),
+            energy_delivered_kwh=round(energy, 1), setup_seconds=round(wall - self.play_wall, 1),
             peak_station_ratio=round(self.peak_ratio, 3),
             seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,
             protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,

@@ -85,6 +85,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
         app.cleanup_ctx.append(partial(_joined, cluster))
     app.cleanup_ctx.append(_maintenance)
     app.on_shutdown.append(_shutdown)
+    app.on_cleanup.append(_close_store)
     return app
 
 
@@ -163,7 +164,11 @@ async def _shutdown(app: web.Application) -> None:
     bus = gateway.services.bus
     if isinstance(bus, LocalBus):
         await bus.close()
-    await asyncio.get_running_loop().run_in_executor(None, gateway.services.store.close)
+
+
+async def _close_store(app: web.Application) -> None:
+    """Last: after the background loops (cleanup_ctx) are cancelled, none of them can read any more."""
+    await asyncio.get_running_loop().run_in_executor(None, app[GATEWAY_KEY].services.store.close)
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:

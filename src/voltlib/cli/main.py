@@ -221,10 +221,11 @@ def simulate(
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="Port for the demo's HTTP API and OCPP endpoint.")] = 8180,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")]
+    duration: Annotated[float | None, typer.Option(help="Play this many wall seconds of the morning, then stop "
+                                                         "(default: the whole morning, then serve until Ctrl-C).")]
     = None,
 ) -> None:
-    """Run a live demo: voltlib on SQLite with simulated Paris charge points, members charging."""
+    """A morning of Autolib' in central Paris at 120x: rentals, smart charging, intrusions; then explore it."""
     from voltlib.sim.demo import run as run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -19,7 +19,7 @@ import random
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -101,10 +101,16 @@ class Report:
 class CitySimulation:
     def __init__(self, scenario: Scenario, *, port: int, workdir: Path | None = None,
                  on_progress: Callable[[float, Counter[str]], None] | None = None,
-                 speed: float | None = None, hours: float | None = None) -> None:
+                 speed: float | None = None, hours: float | None = None, db_path: Path | None = None,
+                 on_ready: Callable[[str, str], None] | None = None,
+                 hold: Callable[[], Awaitable[None]] | None = None) -> None:
+        """``on_ready(base_url, admin_token)`` runs once every charge point is up; ``hold`` is awaited
+        after the play, before the server stops (the demo keeps serving until Ctrl-C)."""
         self.s = scenario
         self.port = port
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="voltlib-sim-"))
+        self.db_path = db_path or self.workdir / "city.db"
+        self.on_ready, self.hold = on_ready, hold
         self.on_progress = on_progress
         self.speed = speed or scenario.speed
         self.hours = hours or scenario.hours
@@ -115,6 +121,7 @@ class CitySimulation:
         self.station_bays: dict[str, list[str]] = {}
         self.places: dict[str, demand.Place] = {}
         self.members: list[Member] = []
+        self.reserved: set[str] = set()  # cars held for a member: walk-up members leave them alone
         self.counts: Counter[str] = Counter()
         self.soc_samples: list[tuple[float, list[float]]] = []
         self.power_samples: list[tuple[float, float, float]] = []
@@ -130,7 +137,7 @@ class CitySimulation:
     async def run(self) -> Report:
         wall0 = time.monotonic()
         settings = Settings.model_validate({
-            "database_url": f"sqlite:///{self.workdir / 'city.db'}", "host": "127.0.0.1", "port": self.port,
+            "database_url": f"sqlite:///{self.db_path}", "host": "127.0.0.1", "port": self.port,
             "log_level": "WARNING", "station_limit_fraction": self.s.station_limit_fraction,
             "charging_connector_rated_w": RATED_W, "rate_per_second": 50.0, "rate_burst": 200})
         app = build_app(settings, clock=self.clock)
@@ -141,17 +148,24 @@ class CitySimulation:
             store = app[GATEWAY_KEY].services.store
             token = await self._seed(store)
             await self._start_charge_points()
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30,
-                                         headers={"Authorization": f"Bearer {token}"}) as api:
+            base = f"http://127.0.0.1:{self.port}"
+            if self.on_ready:
+                self.on_ready(base, token)
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=base, timeout=30, headers=headers) as api:
                 self.api = api
                 await self._play()
             alerts = await store.read(lambda c: int(c.execute(select(func.count()).select_from(security_alerts))
                                                      .scalar_one()))
             errors = await store.read(_protocol_errors)
+            result = self._report(time.monotonic() - wall0, alerts, errors)
+            if self.hold:
+                self.report = result
+                await self.hold()
         finally:
             await asyncio.gather(*(cp.stop(timeout=2) for cp in self.cps.values()), return_exceptions=True)
             await runner.cleanup()
-        return self._report(time.monotonic() - wall0, alerts, errors)
+        return result
 
     async def _seed(self, store: Any) -> str:
         snapshot = self.s.snapshot()
@@ -283,14 +297,23 @@ class CitySimulation:
         if not docked:
             self.counts["lost:no_car"] += 1
             return
-        car_id = max(docked, key=lambda c: self.fleet.cars[c].soc)
+        free = [c for c in docked if c not in self.reserved]
+        if not free:
+            self.counts["lost:no_car"] += 1
+            return
+        car_id = max(free, key=lambda c: self.fleet.cars[c].soc)
+        headers = {"Authorization": f"Bearer {member.token}"}
         if trip.reserve_ahead:
-            response = await self.api.post("/api/v1/me/reservation", json={"car_id": car_id, "trip_km":
-                                           trip.distance_km}, headers={"Authorization": f"Bearer {member.token}"})
+            response = await self.api.post("/api/v1/me/reservation", headers=headers,
+                                           json={"car_id": car_id, "trip_km": trip.distance_km})
             if response.status_code != 201:
                 self.counts[f"lost:{_reason(response)}"] += 1
                 return
-            await self.clock.sleep(self.rng.uniform(120, 900))  # walking to the station
+            self.reserved.add(car_id)
+            try:
+                await self.clock.sleep(self.rng.uniform(120, 900))  # walking to the station
+            finally:
+                self.reserved.discard(car_id)
         cp_id = self.fleet.dock_of[car_id]
         if cp_id is None or self.fleet.at.get(cp_id) != car_id:
             self.counts["lost:no_car"] += 1
@@ -299,6 +322,8 @@ class CitySimulation:
         status = await cp.authorize(member.badge)
         if status != "Accepted":
             self.counts["lost:low_battery" if self.fleet.cars[car_id].soc < 30 else f"lost:refused_{status}"] += 1
+            if trip.reserve_ahead:  # give the car back rather than leave it held
+                await self.api.delete("/api/v1/me/reservation", headers=headers)
             return
         cp.unplug(1)
         del self.fleet.at[cp_id]

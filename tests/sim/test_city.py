@@ -3,6 +3,7 @@ scenario against an in-process voltlib (real WebSockets, SQLite, simulated time)
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ def test_the_same_seed_gives_the_same_trips_and_another_seed_others() -> None:
     a = demand.trips(PLACES, T0, 4, 16_000, seed=3)
     assert a == demand.trips(PLACES, T0, 4, 16_000, seed=3)
     assert a != demand.trips(PLACES, T0, 4, 16_000, seed=4)
-    assert all(x.at <= y.at for x, y in zip(a, a[1:], strict=False))
+    assert all(x.at <= y.at for x, y in itertools.pairwise(a))
     assert all(t.origin != t.destination and t.distance_km > 0 for t in a)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
+from functools import partial
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
 from voltlib.api.framework import OPERATOR_ROLES, READ_ROLES, Problem, Route, body_of, reply
-from voltlib.energy import telematics
+from voltlib.energy import accounting, telematics
 from voltlib.energy.smart_charging import SmartCharging
 from voltlib.gateway.context import Services
 
@@ -51,8 +53,22 @@ def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
             raise Problem(404, "unknown-station", f"no station {request.match_info['station_id']}") from None
         return reply(dataclasses.asdict(limits))
 
+    async def daily(request: web.Request) -> web.Response:
+        city = request.query.get("city", "paris")
+        try:
+            day = date.fromisoformat(request.query["date"]) if "date" in request.query else services.clock.now().date()
+        except ValueError:
+            raise Problem(422, "invalid-date", "date is YYYY-MM-DD") from None
+        report = await services.store.read(partial(accounting.daily_report, city=city, day=day,
+                                                   now=services.clock.now()))
+        if report is None:
+            raise Problem(404, "unknown-city", f"no city {city}")
+        return reply(report)
+
     path = "/api/v1/stations/{station_id}/power-limit"
     return [
+        Route("GET", "/api/v1/energy/daily", daily, "kWh delivered per station and per vehicle on a day "
+              "(?city=paris&date=YYYY-MM-DD, the city's time zone)", READ_ROLES, tag="energy"),
         Route("POST", "/api/v1/vehicles/{car_id}/telematics", telematics_in, "A car's own state of charge "
               "(telematics; also over MQTT, docs/energy.md)", OPERATOR_ROLES, telematics.Telematics, tag="energy"),
         Route("GET", path, get_limit, "A station's grid limit (W), configured or default", READ_ROLES, tag="energy"),

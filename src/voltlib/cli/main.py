@@ -39,12 +39,14 @@ token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 db_app = typer.Typer(help="Database.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks.", no_args_is_help=True)
 city_app = typer.Typer(help="Car-sharing cities and their stations.", no_args_is_help=True)
+energy_app = typer.Typer(help="Fleet energy: what was charged where.", no_args_is_help=True)
 app.add_typer(cp_app, name="cp")
 app.add_typer(tag_app, name="idtag")
 app.add_typer(token_app, name="token")
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
 app.add_typer(city_app, name="city")
+app.add_typer(energy_app, name="energy")
 app.add_typer(security_cli.audit_app, name="audit")  # issue 5: security operations
 app.add_typer(security_cli.alert_app, name="alert")
 app.add_typer(security_cli.incident_app, name="incident")
@@ -118,6 +120,29 @@ def city_import(
         return {"city": city, **report.__dict__, "skipped": parsed.skipped}
 
     _print(_run(config, database_url, op))
+
+
+@energy_app.command("report")
+def energy_report(
+    day: Annotated[str | None, typer.Option("--date", help="YYYY-MM-DD in the city's time zone (default: today).")]
+    = None,
+    city: Annotated[str, typer.Option(help="City code.")] = "paris",
+    config: ConfigOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """kWh delivered per station and per vehicle on one day, as JSON."""
+    from datetime import date
+
+    from voltlib.energy.accounting import daily_report
+
+    try:
+        when = date.fromisoformat(day) if day else _now().date()
+    except ValueError:
+        raise typer.Exit(code=_fail("--date is YYYY-MM-DD")) from None
+    report = _run(config, database_url, partial(daily_report, city=city, day=when, now=_now()))
+    if report is None:
+        raise typer.Exit(code=_fail(f"no city {city}"))
+    _print(report)
 
 
 @city_app.command("list")

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
+from sqlalchemy import select
 
 from voltlib.api.framework import OPERATOR_ROLES, READ_ROLES, Problem, Route, body_of, reply
-from voltlib.energy import accounting, telematics
+from voltlib.energy import accounting, smart_charging, telematics
 from voltlib.energy.smart_charging import SmartCharging
 from voltlib.gateway.context import Services
+from voltlib.store.tables import bays
 
 MAX_LIMIT_W = 10_000_000.0  # 10 MW: above any station's grid connection; a typo guard
 
@@ -38,10 +40,20 @@ def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
                       "source": "telematics"}, status=202)
 
     async def get_limit(request: web.Request) -> web.Response:
-        limits = await charging.limits(request.match_info["station_id"])
+        station_id = request.match_info["station_id"]
+        limits = await charging.limits(station_id)
         if limits is None:
-            raise Problem(404, "unknown-station", f"no station {request.match_info['station_id']}")
-        return reply(dataclasses.asdict(limits))
+            raise Problem(404, "unknown-station", f"no station {station_id}")
+        since = services.clock.now() - timedelta(minutes=15)
+        drawn = await services.store.read(partial(smart_charging.drawn_now, station_id=station_id, since=since))
+        planned = charging.planned({dock.split("/")[0] for dock in drawn} | await _cps(station_id))
+        return reply({**dataclasses.asdict(limits), "drawn_w": round(sum(drawn.values()), 1), "drawn_by_bay": drawn,
+                      "planned_w": sum(planned.values()), "planned_by_bay": planned})
+
+    async def _cps(station_id: str) -> set[str]:
+        rows = await services.store.read(lambda conn: conn.execute(
+            select(bays.c.charge_point_id).where(bays.c.station_id == station_id)).scalars().all())
+        return set(rows)
 
     async def put_limit(request: web.Request) -> web.Response:
         change = await body_of(request, PowerLimit)
@@ -71,7 +83,8 @@ def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
               "(?city=paris&date=YYYY-MM-DD, the city's time zone)", READ_ROLES, tag="energy"),
         Route("POST", "/api/v1/vehicles/{car_id}/telematics", telematics_in, "A car's own state of charge "
               "(telematics; also over MQTT, docs/energy.md)", OPERATOR_ROLES, telematics.Telematics, tag="energy"),
-        Route("GET", path, get_limit, "A station's grid limit (W), configured or default", READ_ROLES, tag="energy"),
+        Route("GET", path, get_limit, "A station's grid limit (W), configured or default, with the power its bays "
+              "report drawing now and the smart-charging plan", READ_ROLES, tag="energy"),
         Route("PUT", path, put_limit, "Set a station's grid limit (W); null resets it; re-plans its charging now",
               OPERATOR_ROLES, PowerLimit, tag="energy"),
     ]

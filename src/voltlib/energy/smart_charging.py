@@ -22,6 +22,7 @@ to the charge points connected to it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 from collections.abc import Iterable
@@ -33,10 +34,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, select, update
 
 from voltlib import events as ev
-from voltlib.domain import battery, charging
+from voltlib.domain import battery, charging, meter
 from voltlib.sharing import codec
 from voltlib.sharing import store as ss
-from voltlib.store.tables import bays, rentals, stations, transactions, vehicles
+from voltlib.store.tables import bays, meter_values, rentals, stations, transactions, vehicles
 
 if TYPE_CHECKING:
     from voltlib.gateway.gateway import Gateway
@@ -146,6 +147,23 @@ def _reservations(conn: Connection, car_ids: list[str]) -> dict[str, datetime]:
         if rental.car_hold is not None and rental.started_at is None:
             held[row.car_id] = rental.car_hold.expires_at
     return held
+
+
+def drawn_now(conn: Connection, station_id: str, since: datetime) -> dict[str, float]:
+    """Each bay's latest reported Power.Active.Import (W) since ``since``, by ``cp/connector``."""
+    out: dict[str, float] = {}
+    for bay in conn.execute(select(bays.c.charge_point_id, bays.c.connector_id).where(bays.c.station_id == station_id)):
+        row = conn.execute(select(meter_values.c.samples).where(and_(
+            meter_values.c.charge_point_id == bay.charge_point_id, meter_values.c.connector_id == bay.connector_id,
+            meter_values.c.received_at >= since)).order_by(meter_values.c.sampled_at.desc()).limit(1)).first()
+        if row is None:
+            continue
+        for sample in meter.unpack(row.samples):
+            if sample.get("measurand") == "Power.Active.Import":
+                with contextlib.suppress(KeyError, ValueError):
+                    scale = 1000.0 if str(sample.get("unit", "W")).startswith("k") else 1.0
+                    out[f"{bay.charge_point_id}/{bay.connector_id}"] = float(sample["value"]) * scale
+    return out
 
 
 def write_limits(conn: Connection, station_id: str, limit_w: float | None, phase_limit_w: float | None) -> bool:
@@ -312,6 +330,11 @@ class SmartCharging:
         limits = await self.limits(station_id)
         assert limits is not None
         return limits
+
+    def planned(self, cp_ids: Iterable[str]) -> dict[str, int]:
+        """The TxProfile limits this node holds for these charge points' sessions, by ``cp/connector``."""
+        wanted = set(cp_ids)
+        return {f"{cp}/{conn}": w for (cp, conn), w in self._sent.items() if cp in wanted}
 
     async def limits(self, station_id: str) -> Limits | None:
         result: Limits | None = await self.services.store.read(partial(

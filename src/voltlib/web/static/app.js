@@ -190,6 +190,8 @@ async function stationPage(city, id) {
   const cars = vehicles.vehicles.filter((v) => v.station_id === id);
   const features = state.session.features || {};
   const detail = features.stations ? await api(`/api/v1/stations/${encodeURIComponent(id)}`).catch(() => null) : null;
+  const power = features.stations
+    ? await api(`/api/v1/stations/${encodeURIComponent(id)}/power-limit`).catch(() => null) : null;
   if (detail) {  // each bay's connector status, from its charge point
     const ids = [...new Set((detail.bays_detail || []).map((b) => b.charge_point_id))];
     const cps = new Map(await Promise.all(ids.map(async (cp) =>
@@ -210,13 +212,25 @@ async function stationPage(city, id) {
           `${now.num_docks_available ?? "?"} free bays of ${st.capacity ?? "?"}`),
         h("p", { class: "muted" }, now.is_renting ? "Open" : "Closed", " · reported ", when(now.last_reported))),
       h("div", { class: "card" }, h("h2", {}, "Where"), h("p", {}, st.address || ""),
-        h("p", { class: "muted" }, `${st.lat}, ${st.lon}`))),
+        h("p", { class: "muted" }, `${st.lat}, ${st.lon}`)),
+      power ? powerCard(power) : ""),
     h("h2", {}, "Cars"),
     table([["Car", (v) => v.vehicle_id], ["Charge", (v) => `${Math.round(v.current_fuel_percent * 100)} %`],
       ["Range", (v) => `${Math.round(v.current_range_meters / 1000)} km`]], cars, "No car available here."),
     detail ? stationDetail(detail) : "");
   state.reload = () => stationPage(city, id);
   state.onEvent = debounce(state.reload, 1500);
+}
+
+// Charging power against the station's grid limit (smart charging keeps it under).
+function powerCard(p) {
+  const kw = (w) => (w / 1000).toFixed(1);
+  return h("div", { class: "card", id: "station-power" }, h("h2", {}, "Power"),
+    h("p", {}, `${kw(p.drawn_w)} kW drawn of a ${kw(p.limit_w)} kW limit`),
+    h("meter", { min: 0, max: p.limit_w || 1, high: 0.95 * (p.limit_w || 1), value: p.drawn_w,
+      "aria-label": "power against the grid limit" }),
+    h("p", { class: "muted" }, `planned ${kw(p.planned_w)} kW · ${p.configured ? "limit set" : "default limit"}` +
+      ` · bays rated ${kw(p.rated_total_w)} kW`));
 }
 
 function stationDetail(detail) {

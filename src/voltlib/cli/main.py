@@ -204,6 +204,8 @@ def simulate(
     = None,
     seed: Annotated[int | None, typer.Option(help="Demand seed (default: the scenario's).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for report.json, report.html and the plots.")] = Path("sim-report"),
+    station_limit_fraction: Annotated[float | None, typer.Option(
+        min=0.01, max=1.0, help="Station grid limits as a share of their bays' ratings (1.0: unconstrained).")] = None,
     port: Annotated[int, typer.Option(help="Port of the in-process voltlib (0: any free one).")] = 0,
 ) -> None:
     """Run a city against an in-process voltlib on simulated time; write the report (JSON, HTML, plots)."""
@@ -222,6 +224,8 @@ def simulate(
         raise typer.Exit(code=_fail(str(exc))) from None
     if seed is not None:
         chosen = dataclasses.replace(chosen, seed=seed)
+    if station_limit_fraction is not None:
+        chosen = dataclasses.replace(chosen, station_limit_fraction=station_limit_fraction)
     total = hours or chosen.hours
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                   TimeElapsedColumn()) as progress:

@@ -86,6 +86,8 @@ class Report:
     lost: dict[str, int]
     in_progress: int  # rentals still on the road (or walking to their car) when the simulation ended
     energy_delivered_kwh: float
+    reserved_pickups: int  # members who reserved reaching their car
+    reserved_with_range: int  # ... and finding it with 1.25 x their trip's range
     peak_station_ratio: float  # highest (station power ÷ its limit) sampled
     seconds_over_limit: int  # samples over a limit × the sample period
     alerts: int
@@ -199,7 +201,8 @@ class CitySimulation:
             self.limit_w[st.id] = st.bays * RATED_W * self.s.station_limit_fraction
         for car in snapshot.cars:
             cp_id = self.station_bays[car.station_id][car.bay - 1]
-            self.fleet.cars[car.id] = Car(battery_wh=None, soc=socs[car.id], max_power_w=RATED_W)
+            # a Bluecar: 27 kWh usable; it stops drawing when full (a charge point's meter sees that)
+            self.fleet.cars[car.id] = Car(battery_wh=MODEL.usable_wh, soc=socs[car.id], max_power_w=RATED_W)
             self.fleet.tags[car.id] = car.id_tag
             self.fleet.dock_of[car.id], self.fleet.at[cp_id] = cp_id, car.id
         return token
@@ -212,6 +215,8 @@ class CitySimulation:
         for bays in self.station_bays.values():
             for cp_id in bays:
                 cp = SimulatedChargePoint(cp_id, url, password=PASSWORD, options=options, clock=self.clock)
+                # like Autolib's AC posts: no state of charge in MeterValues (voltlib estimates it from energy)
+                cp.configuration["MeterValuesSampledData"].value = "Energy.Active.Import.Register,Power.Active.Import"
                 car_id = self.fleet.at.get(cp_id)
                 if car_id is not None:
                     cp.plug_in(1, self.fleet.cars[car_id])
@@ -319,6 +324,10 @@ class CitySimulation:
             self.counts["lost:no_car"] += 1
             return
         cp = self.cps[cp_id]
+        if trip.reserve_ahead:  # issue 4's target: a reserved car holds the range its trip needs
+            self.counts["reserved_pickups"] += 1
+            if battery.range_km(MODEL, self.fleet.cars[car_id].soc / 100.0) >= trip.distance_km * 1.25:
+                self.counts["reserved_with_range"] += 1
         status = await cp.authorize(member.badge)
         if status != "Accepted":
             self.counts["lost:low_battery" if self.fleet.cars[car_id].soc < 30 else f"lost:refused_{status}"] += 1
@@ -406,6 +415,7 @@ class CitySimulation:
             rentals_served=self.counts["rentals_served"], lost=lost,
             in_progress=self.counts["demand"] - self.counts["rentals_served"] - sum(lost.values()),
             energy_delivered_kwh=round(energy, 1), setup_seconds=round(wall - self.play_wall, 1),
+            reserved_pickups=self.counts["reserved_pickups"], reserved_with_range=self.counts["reserved_with_range"],
             peak_station_ratio=round(self.peak_ratio, 3),
             seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,
             protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,

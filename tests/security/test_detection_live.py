@@ -348,3 +348,30 @@ async def test_block_badge_also_calls_the_plugged_in_blocker(server: RunningServ
     assert calls == [("LOST42", "lost", calls[0][2])] and calls[0][2].startswith("test-")
     actions = [e["action"] for e in await server.store.read(audit.read_chain)]
     assert actions == ["response.block_badge", "response.block_badge.outcome"]
+
+
+async def test_a_quarantine_set_through_the_api_outlives_a_reconnection_and_a_release_ends_it(
+        server: RunningServer) -> None:
+    ctx, cp = await booted_client(server, "CP-BACK")  # the security service has seen events by now
+    quarantine = asyncio.create_task(api(server, "POST", "/api/v1/charge-points/CP-BACK/quarantine",
+                                         {"reason": "suspicious"}))
+    await answer_call(cp, "ChangeAvailability", {"status": "Accepted"})
+    assert (await quarantine).status_code == 200
+    await ctx.__aexit__(None, None, None)
+    ctx = connect(server, "CP-BACK")  # back online: still in quarantine, so Inoperative again
+    cp = await ctx.__aenter__()
+    try:
+        assert (await answer_call(cp, "ChangeAvailability", {"status": "Accepted"}))["type"] == "Inoperative"
+        release = asyncio.create_task(api(server, "POST", "/api/v1/charge-points/CP-BACK/release"))
+        assert (await answer_call(cp, "ChangeAvailability", {"status": "Accepted"}))["type"] == "Operative"
+        assert (await release).status_code == 200
+    finally:
+        await ctx.__aexit__(None, None, None)
+    ctx = connect(server, "CP-BACK")  # released: a reconnection is left alone
+    cp = await ctx.__aenter__()
+    try:
+        assert (await cp.call("Heartbeat", {}))[0] == 3
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(answer_call(cp, "ChangeAvailability", {"status": "Accepted"}), 1.5)
+    finally:
+        await ctx.__aexit__(None, None, None)

@@ -80,7 +80,11 @@ def audited(gateway: Gateway, route: Route) -> Endpoint:
 def build_routes(gateway: Gateway) -> list[Route]:
     s = gateway.services
     store, clock = s.store, s.clock
-    responder, policy = Responder(gateway), Policy()
+    policy = Policy()
+
+    def responder() -> Responder:
+        """The security service's own: one memory of what is in quarantine, whoever acts."""
+        return service_of(gateway).responder
 
     def who(request: web.Request) -> str:
         return request.get(PRINCIPAL) or "?"
@@ -169,15 +173,15 @@ def build_routes(gateway: Gateway) -> list[Route]:
             if action == BLOCK_BADGE:
                 if not id_tag:
                     raise Problem(422, "id-tag-required", "block_badge needs id_tag")
-                return await responder.block_badge(id_tag, by=by)
+                return await responder().block_badge(id_tag, by=by)
             if not cp:
                 raise Problem(422, "charge-point-required", "this response needs a charge point")
             if action == QUARANTINE:
-                return await responder.quarantine(cp, by=by, reason=reason, incident_id=incident_id)
+                return await responder().quarantine(cp, by=by, reason=reason, incident_id=incident_id)
             if action == RELEASE:
-                return await responder.release(cp, by=by)
+                return await responder().release(cp, by=by)
             if action == ROTATE:
-                return await responder.rotate(cp, by=by)
+                return await responder().rotate(cp, by=by)
         except ResponseError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
         raise Problem(422, "unknown-action", action)
@@ -195,7 +199,7 @@ def build_routes(gateway: Gateway) -> list[Route]:
     async def block(request: web.Request) -> web.Response:
         body = await body_of(request, BlockBadge)
         try:
-            return reply(await responder.block_badge(request.match_info["id_tag"], by=who(request),
+            return reply(await responder().block_badge(request.match_info["id_tag"], by=who(request),
                                                      reason=body.reason))
         except ResponseError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None

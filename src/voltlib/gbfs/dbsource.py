@@ -48,29 +48,30 @@ def read_snapshot(conn: Connection, system_id: str) -> CitySnapshot | None:
                                     connectors.c.connector_id == bays.c.connector_id))
         .where(stations.c.city == system_id)).all()
     held_cars = {r[0] for r in conn.execute(select(rentals.c.active_car).where(rentals.c.active_car.is_not(None)))}
-    station_of = {(d.charge_point_id, d.connector_id): d.station_id for d in docks}
+    station_of = {(cp_id, connector_id): station_id for station_id, cp_id, connector_id, _, _ in docks}
     occupied = set()
     cars: list[Vehicle] = []
     by_station: dict[str, list[tuple[Vehicle, bool]]] = defaultdict(list)
-    for car in conn.execute(select(vehicles).where(vehicles.c.city == system_id, vehicles.c.status == "docked")
-                            .order_by(vehicles.c.id)).mappings():
-        station_id = station_of.get((car["charge_point_id"], car["connector_id"]))
+    docked = (select(vehicles.c.id, vehicles.c.charge_point_id, vehicles.c.connector_id, vehicles.c.soc_percent,
+                     vehicles.c.soc_at)
+              .where(vehicles.c.city == system_id, vehicles.c.status == "docked").order_by(vehicles.c.id))
+    for car_id, cp_id, connector_id, soc_percent, soc_at in conn.execute(docked):  # tuples: ~2,600 rows in Paris
+        station_id = station_of.get((cp_id, connector_id))
         if station_id is None:
             continue
-        occupied.add((car["charge_point_id"], car["connector_id"]))
-        km = car_range_km(dict(car))
-        vehicle = Vehicle(car["id"], station_id, (car["soc_percent"] or 0.0) / 100.0,
-                          int((km or 0.0) * 1000), car["soc_at"] or EPOCH, reserved=car["id"] in held_cars,
-                          disabled=km is None or km < city.min_range_km)
+        occupied.add((cp_id, connector_id))
+        km = car_range_km({"soc_percent": soc_percent})
+        vehicle = Vehicle(car_id, station_id, (soc_percent or 0.0) / 100.0, int((km or 0.0) * 1000),
+                          soc_at or EPOCH, reserved=car_id in held_cars, disabled=km is None or km < city.min_range_km)
         cars.append(vehicle)
         by_station[station_id].append((vehicle, vehicle.reserved))
     reported: dict[str, datetime] = {}
     broken_free: dict[str, int] = defaultdict(int)
-    for d in docks:
-        if d.status_at is not None:
-            reported[d.station_id] = max(reported.get(d.station_id, d.status_at), d.status_at)
-        if d.status in BROKEN and (d.charge_point_id, d.connector_id) not in occupied:
-            broken_free[d.station_id] += 1
+    for station_id, cp_id, connector_id, status, status_at in docks:
+        if status_at is not None:
+            reported[station_id] = max(reported.get(station_id, status_at), status_at)
+        if status in BROKEN and (cp_id, connector_id) not in occupied:
+            broken_free[station_id] += 1
     built: list[Station] = []
     states: list[StationState] = []
     closures: list[Closure] = []

@@ -2,9 +2,10 @@
 
 Each file is encoded once and kept with its strong ETag. A bus watcher notes which charge points
 changed (a set insert, nothing more: it runs inside ``publish``); a background flusher maps them to
-cities and rebuilds those cities' files, at most once every ``REBUILD_EVERY`` seconds, so a change
-shows in station_status within seconds while a reconnection storm of thousands of charge points
-costs a handful of rebuilds. Static files are rebuilt when older than their ttl.
+cities and rebuilds those cities' files. Rebuilds are spaced so they take at most ``REBUILD_SHARE``
+of the event loop, and never more than ``REBUILD_EVERY`` apart: a change shows in station_status
+within a second, while a reconnection storm of thousands of charge points costs a few rebuilds a
+second (a Paris rebuild costs tens of milliseconds). Static files are rebuilt when older than their ttl.
 ``If-None-Match`` gets 304.
 """
 
@@ -41,7 +42,8 @@ from voltlib.gbfs.model import CitySnapshot, System
 log = logging.getLogger(__name__)
 PREFIX = "/gbfs"
 COALESCE = 0.2  # seconds: changes this close together share one rebuild
-REBUILD_EVERY = 2.0  # seconds: the floor between two rebuilds (a Paris snapshot is ~1,100 stations)
+REBUILD_EVERY = 0.7  # seconds: the most between two rebuilds, so a change shows within 1 s even in a storm
+REBUILD_SHARE = 0.2  # the rest of the time, rebuilds take at most this share of the event loop
 CityResolver = Callable[[set[str]], Awaitable[set[str] | None]]  # charge points -> cities (None: all)
 # Cache ages, COALESCE and REBUILD_EVERY are wall time, even under simulated time: they are HTTP caching
 # (Cache-Control max-age is wall seconds) and process load; the feeds' last_updated is voltlib's clock.
@@ -93,6 +95,7 @@ class FeedCache:
         self._dirty: set[str] = set()  # charge points changed since the last flush
         self._resolve: CityResolver = resolve or _every_city
         self._last_flush = float("-inf")
+        self._last_cost = 0.0  # seconds the last flush took
         self._flusher: asyncio.Task[None] | None = None
         self.rebuilds = 0
         self.rebuilt = asyncio.Event()  # set after every rebuild (benchmarks and tests wait on it)
@@ -161,7 +164,8 @@ class FeedCache:
 
     async def _flush(self) -> None:
         while self._dirty:
-            await asyncio.sleep(max(COALESCE, self._last_flush + REBUILD_EVERY - time.monotonic()))
+            gap = min(REBUILD_EVERY, self._last_cost / REBUILD_SHARE)
+            await asyncio.sleep(max(COALESCE, self._last_flush + gap - time.monotonic()))
             changed, self._dirty = self._dirty, set()
             self._last_flush = time.monotonic()
             try:
@@ -171,6 +175,7 @@ class FeedCache:
                     await self.rebuild(city)
             except Exception:  # the next request retries; the flusher must keep going
                 log.exception("GBFS rebuild after changes at %d charge points failed", len(changed))
+            self._last_cost = time.monotonic() - self._last_flush
 
     def close(self) -> None:
         if self._flusher is not None:

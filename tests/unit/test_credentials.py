@@ -22,20 +22,30 @@ def test_password_length_policy_is_in_bytes(password: str) -> None:
         c.hash_password(password)
 
 
-def test_verified_cache_skips_the_slow_hash_only_for_the_same_triple(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_verified_cache_skips_the_slow_hash_only_for_the_same_hash_and_password(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     stored = c.hash_password("correct-horse-battery")
     cache = c.VerifiedCache()
-    assert cache.verify("CP1", "correct-horse-battery", stored)
+    assert await cache.verify("correct-horse-battery", stored)
     calls: list[str] = []
     real = c.verify_password
     monkeypatch.setattr(c, "verify_password", lambda p, s: calls.append(p) or real(p, s))
-    assert cache.verify("CP1", "correct-horse-battery", stored)
+    assert await cache.verify("correct-horse-battery", stored)
     assert calls == []  # remembered
-    assert not cache.verify("CP1", "wrong-horse-battery!", stored)
-    assert calls == ["wrong-horse-battery!"]
+    assert not await cache.verify("wrong-horse-battery!", stored)
+    assert not await cache.verify("wrong-horse-battery!", stored)  # failures are never remembered
+    assert calls == ["wrong-horse-battery!"] * 2
     other = c.hash_password("correct-horse-battery")  # rotated hash: must check again
-    assert cache.verify("CP1", "correct-horse-battery", other)
-    assert len(calls) == 2
+    assert await cache.verify("correct-horse-battery", other)
+    assert len(calls) == 3
+
+
+async def test_verified_cache_is_bounded() -> None:
+    cache = c.VerifiedCache(capacity=2)
+    hashes = [c.hash_password(f"password-number-{n}") for n in range(3)]
+    for n, stored in enumerate(hashes):
+        assert await cache.verify(f"password-number-{n}", stored)
+    assert len(cache._seen) == 2
 
 
 def test_api_tokens_are_random_and_hashed() -> None:

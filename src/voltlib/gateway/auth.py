@@ -76,7 +76,7 @@ def basic_credentials(request: web.Request) -> tuple[str, str] | None:
     return user, password
 
 
-def check(record: ChargePointRecord, transport: Transport, credentials: tuple[str, str] | None,
+async def check(record: ChargePointRecord, transport: Transport, credentials: tuple[str, str] | None,
           cache: VerifiedCache) -> Refusal | None:
     """None if this connection satisfies the charge point's registered profile."""
     profile = record.security_profile
@@ -95,7 +95,7 @@ def check(record: ChargePointRecord, transport: Transport, credentials: tuple[st
         if credentials is None:
             return Refusal(401, "auth_missing", "HTTP Basic authentication required")
         user, password = credentials
-        if user != record.id or not record.password_hash or not cache.verify(record.id, password, record.password_hash):
+        if user != record.id or not record.password_hash or not await cache.verify(password, record.password_hash):
             return Refusal(401, "auth_failed", "bad credentials")
     return None
 

@@ -86,7 +86,7 @@ class Gateway:
             return await self._refuse(request, cp_id, transport, auth.Refusal(404, "unknown_identity", "unknown"))
         if cp_id in self._new_password_hashes:  # accepted a new password a moment ago: only that one counts
             record = dataclasses.replace(record, password_hash=self._new_password_hashes[cp_id])
-        refusal = auth.check(record, transport, credentials, self._credentials)
+        refusal = await auth.check(record, transport, credentials, self._credentials)
         if refusal is not None:
             return await self._refuse(request, cp_id, transport, refusal)
         if not await self._make_room(cp_id, transport):
@@ -363,7 +363,6 @@ class Gateway:
             if outcome.state == "answered" and (outcome.payload or {}).get("status") == "Accepted":
                 self._new_password_hashes[cp_id] = new_hash
                 await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, password_hash=new_hash))
-                self._credentials.forget(cp_id)
 
         try:
             row = await self._command(cp_id, "ChangeConfiguration", {"key": "AuthorizationKey", "value": key},
@@ -430,7 +429,6 @@ class Gateway:
                 raise CommandError(422, "invalid-fingerprint", "a SHA-256 fingerprint is 64 hexadecimal digits")
             values["certificate_fingerprint"] = pin or None
         await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, **values))
-        self._credentials.forget(cp_id)
         await self._security(cp_id, "central-system", "security_profile_changed",
                              "high" if profile < record.security_profile else "info",
                              {"from": record.security_profile, "to": profile, "requested_by": requested_by,

@@ -158,6 +158,7 @@ async def _joined(cluster: NatsCluster, app: web.Application):  # type: ignore[n
 
 async def _shutdown(app: web.Application) -> None:
     gateway = app[GATEWAY_KEY]
+    await app[SHARING_KEY].close()
     await security_service.service_of(gateway).close()
     await gateway.close_all()
     app[GBFS_KEY].close()

@@ -236,7 +236,8 @@ def simulate(
             progress.update(bar, completed=min(total, hour),
                             status=f"{counts['rentals_served']} rentals, {lost} lost")
 
-        sim = CitySimulation(chosen, port=port or free_port(), on_progress=on_progress, speed=speed, hours=hours)
+        sim = CitySimulation(chosen, port=port or free_port(), on_progress=on_progress, speed=speed, hours=hours,
+                             on_phase=lambda phase: progress.update(bar, status=phase))
         result = asyncio.run(sim.run())
         progress.update(bar, completed=total, status="done")
     files = sim_report.write(result, out)
@@ -464,6 +465,8 @@ def bench_simulate(
 
     chosen = sim_scenario.load(scenario)
     result = asyncio.run(CitySimulation(chosen, port=free_port(), speed=speed, hours=hours).run())
+    phases = ", ".join(f"{k} {v:g} s" for k, v in result.setup_phases.items())
+    typer.echo(f"setup {result.setup_seconds:g} s: {phases}")
     typer.echo(f"| scenario | charge points | cars | simulated h | wall s | speed asked | speed reached | rentals | "
                f"lost | protocol errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
                f"| {result.scenario} | {result.bays:,} | {result.cars:,} | {result.simulated_hours:g} | "

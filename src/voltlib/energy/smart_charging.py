@@ -48,6 +48,7 @@ MAX_PROFILE_ID, DEFAULT_PROFILE_ID, TX_PROFILE_ID = 1, 2, 3
 TX_STACK_LEVEL = 1
 COALESCE_S = 0.2  # wall seconds: events this close together share one re-plan
 REPLAN_EVERY = 300.0  # simulated seconds between re-plans of every station with sessions
+PARALLEL_STATIONS = 32  # stations re-planned at once: each waits on its charge points' answers
 MODEL = battery.BLUECAR
 CHANGES: tuple[type[ev.Event], ...] = (ev.TransactionStarted, ev.TransactionStopped, ev.ConnectorStatusChanged,
                                        ev.RentalChanged, ev.BootNotified)
@@ -263,16 +264,28 @@ class SmartCharging:
         return {st for cp in cps if (st := self._station_of.get(cp)) is not None}
 
     async def replan(self, station_ids: Iterable[str], booted: set[str] | None = None) -> None:
-        for station_id in sorted(station_ids):
-            state = await self.services.store.read(partial(
-                read_station, station_id=station_id, rated_w=self.rated_w, fraction=self.fraction,
-                reserved_range_km=self.reserved_range_km))
-            if state is None:
-                continue
-            for cp_id in sorted({d.cp_id for d in state.docks} & (booted or set())):
-                await self.send_station_profiles(state, cp_id)
-            await self.apply(state, plan_station(state, self.services.clock.now()))
-            self.plans += 1
+        """Stations are planned side by side (``PARALLEL_STATIONS`` at a time), since most of a plan is
+        waiting for charge points to answer; within a station the order of changes is kept."""
+        room = asyncio.Semaphore(PARALLEL_STATIONS)
+
+        async def one(station_id: str) -> None:
+            async with room:
+                await self._replan_station(station_id, booted or set())
+
+        results = await asyncio.gather(*(one(sid) for sid in sorted(station_ids)), return_exceptions=True)
+        for failed in [r for r in results if isinstance(r, Exception)]:
+            log.error("smart charging re-plan of a station failed", exc_info=failed)
+
+    async def _replan_station(self, station_id: str, booted: set[str]) -> None:
+        state = await self.services.store.read(partial(
+            read_station, station_id=station_id, rated_w=self.rated_w, fraction=self.fraction,
+            reserved_range_km=self.reserved_range_km))
+        if state is None:
+            return
+        for cp_id in sorted({d.cp_id for d in state.docks} & booted):
+            await self.send_station_profiles(state, cp_id)
+        await self.apply(state, plan_station(state, self.services.clock.now()))
+        self.plans += 1
 
     async def apply(self, state: StationState, wanted: dict[Dock, int]) -> None:
         local = self.gateway.connections

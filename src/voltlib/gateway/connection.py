@@ -173,8 +173,12 @@ class ChargePointConnection:
     # -- writing --
 
     async def _send(self, text: str) -> None:
-        if not self.ws.closed:
+        if self.ws.closed:
+            return
+        try:
             await self.ws.send_str(text)
+        except ConnectionResetError:  # the peer hung up between its frame and our answer: not an error
+            pass  # of ours; what it sent is committed, and it repeats the call when back (replays are idempotent)
 
     async def call(self, action: str, payload: dict[str, Any], timeout: float) -> CallOutcome:
         """Send one call and wait for its answer. Calls queue here: one outstanding at a time."""

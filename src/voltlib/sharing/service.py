@@ -432,9 +432,16 @@ class SharingService:
         task.add_done_callback(self._tasks.discard)
 
     async def settle(self) -> None:
-        """Wait for every effect started so far (tests, shutdown)."""
+        """Wait for every effect started so far (tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """At shutdown, before the store closes: effects still on their way are dropped (the database
+        holds the truth; a reservation a charge point missed expires there on time anyway)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # -- from charge points --
 
@@ -561,6 +568,8 @@ class SharingService:
                 log.info("no-show: member %s, rental %s", effect.member_id, effect.rental_id)
         except CommandError as exc:
             log.warning("car-sharing effect %s not carried out: %s", type(effect).__name__, exc)
+        except Exception:  # our fault: logged with its trace, never left as an unretrieved task error
+            log.exception("car-sharing effect %s failed", type(effect).__name__)
 
     async def _alert(self, kind: str, severity: str, cp_id: str | None, detail: dict[str, Any], now: datetime) -> None:
         s = self.services

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from aiohttp import web
@@ -42,6 +42,7 @@ from voltlib.sim.scenario import Scenario
 from voltlib.store import repo
 from voltlib.store.tables import ocpp_messages, security_alerts, vehicles
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 PASSWORD = "simulated-city-password-1"
 RATED_W = 3_000.0
@@ -77,6 +78,7 @@ class Report:
     simulated_hours: float
     wall_seconds: float
     setup_seconds: float  # seeding and connecting every charge point, before simulated time starts
+    setup_phases: dict[str, float]  # wall seconds of each setup step (seed, connect, profiles)
     speed_reached: float  # simulated seconds per wall second while the city played
     stations: int
     bays: int
@@ -105,15 +107,19 @@ class CitySimulation:
                  on_progress: Callable[[float, Counter[str]], None] | None = None,
                  speed: float | None = None, hours: float | None = None, db_path: Path | None = None,
                  on_ready: Callable[[str, str], None] | None = None,
-                 hold: Callable[[], Awaitable[None]] | None = None) -> None:
+                 hold: Callable[[], Awaitable[None]] | None = None,
+                 on_phase: Callable[[str], None] | None = None) -> None:
         """``on_ready(base_url, admin_token)`` runs once every charge point is up; ``hold`` is awaited
-        after the play, before the server stops (the demo keeps serving until Ctrl-C)."""
+        after the play, before the server stops (the demo keeps serving until Ctrl-C); ``on_phase``
+        hears what the setup is doing (a Paris setup takes minutes)."""
         self.s = scenario
         self.port = port
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="voltlib-sim-"))
         self.db_path = db_path or self.workdir / "city.db"
         self.on_ready, self.hold = on_ready, hold
         self.on_progress = on_progress
+        self.on_phase = on_phase or (lambda _: None)
+        self.phases: dict[str, float] = {}
         self.speed = speed or scenario.speed
         self.hours = hours or scenario.hours
         self.rng = random.Random(scenario.seed)
@@ -149,7 +155,8 @@ class CitySimulation:
         try:
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
             store = app[GATEWAY_KEY].services.store
-            token = await self._seed(store)
+            self.on_phase("seeding the city")
+            token = await self._timed("seed", self._seed(store))
             await self._start_charge_points()
             base = f"http://127.0.0.1:{self.port}"
             if self.on_ready:
@@ -231,10 +238,20 @@ class CitySimulation:
                 await cp.start()
                 await cp.wait_accepted(60)
 
-        await asyncio.gather(*(start(cp) for cp in self.cps.values()))
-        await self._standing_profiles()
+        self.on_phase(f"connecting {len(self.cps):,} charge points")
+        await self._timed("connect", asyncio.gather(*(start(cp) for cp in self.cps.values())))
+        self.on_phase("waiting for their charging profiles")
+        await self._timed("profiles", self._standing_profiles())
+        self.on_phase("playing")
         for cp_id, car_id in self.fleet.at.items():  # docked cars charge (or keep warm)
             self.cps[cp_id].start_transaction(1, self.fleet.tags[car_id])
+
+    async def _timed(self, phase: str, work: Awaitable[T]) -> T:
+        wall0 = time.monotonic()
+        try:
+            return await work
+        finally:
+            self.phases[phase] = round(time.monotonic() - wall0, 1)
 
     async def _standing_profiles(self, wall_timeout: float = 60.0) -> None:
         """Wait (bounded) until voltlib's boot-time profiles are on every charge point, as a real
@@ -418,6 +435,7 @@ class CitySimulation:
             rentals_served=self.counts["rentals_served"], lost=lost,
             in_progress=self.counts["demand"] - self.counts["rentals_served"] - sum(lost.values()),
             energy_delivered_kwh=round(energy, 1), setup_seconds=round(wall - self.play_wall, 1),
+            setup_phases=dict(self.phases),
             reserved_pickups=self.counts["reserved_pickups"], reserved_with_range=self.counts["reserved_with_range"],
             peak_station_ratio=round(self.peak_ratio, 3),
             seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,

@@ -106,6 +106,7 @@ id_tags = Table(
     Column("note", String(200)),
     Column("created_at", TS, nullable=False),
     Column("list_version", BigInteger),  # the local-list version its current state was pushed in (sharing.local_lists)
+    Index("ix_id_tags_list_version", "list_version"),  # what a booting charge point is owed: a range, not a scan
 )
 
 transactions = Table(

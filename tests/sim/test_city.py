@@ -73,3 +73,22 @@ def test_a_short_small_city_run_serves_rentals_with_no_protocol_error(tmp_path: 
     assert report["energy_delivered_kwh"] > 0 and report["soc_samples"]
     for name in ("report.html", "fleet-soc.png", "power.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_a_member_with_no_car_at_the_origin_walks_to_the_nearest_station_with_one() -> None:
+    from voltlib.sim.city import WALK_KM, CitySimulation
+
+    sim = CitySimulation(scenario.load("small"), port=1)
+    # three stations on a line: A, then B 0.5 km away, then C 1.5 km away
+    for name, km in (("A", 0.0), ("B", 0.5), ("C", 1.5)):
+        sim.places[name] = demand.Place(name, 48.85 + km / 111.2, 2.30)
+        sim.station_bays[name] = [f"{name}-1", f"{name}-2"]
+    assert WALK_KM < 1.5
+    sim.fleet.at["C-1"] = "car-c"
+    assert sim._pickup_station("A") is None  # the only car is beyond walking distance
+    sim.fleet.at["B-2"] = "car-b"
+    assert sim._pickup_station("A") == "B"
+    sim.reserved.add("car-b")  # held for another member: not for this one
+    assert sim._pickup_station("A") is None
+    sim.fleet.at["A-1"] = "car-a"
+    assert sim._pickup_station("A") == "A"

@@ -46,6 +46,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 PASSWORD = "simulated-city-password-1"
 RATED_W = 3_000.0
+WALK_KM = 1.0  # a member finding no car at the origin walks to the nearest station with one, this far at most
 SAMPLE_EVERY = timedelta(minutes=15)  # fleet and grid samples, simulated time
 MODEL = battery.BLUECAR
 
@@ -86,6 +87,8 @@ class Report:
     demand: int
     rentals_served: int
     lost: dict[str, int]
+    picked_up_elsewhere: int  # members who walked to a nearby station for a car (none at the origin)
+    returned_elsewhere: int  # cars left at a nearby station (the destination was full)
     in_progress: int  # rentals still on the road (or walking to their car) when the simulation ended
     energy_delivered_kwh: float
     reserved_pickups: int  # members who reserved reaching their car
@@ -128,6 +131,7 @@ class CitySimulation:
         self.cps: dict[str, SimulatedChargePoint] = {}
         self.station_bays: dict[str, list[str]] = {}
         self.places: dict[str, demand.Place] = {}
+        self._nearest: dict[str, list[str]] = {}
         self.members: list[Member] = []
         self.reserved: set[str] = set()  # cars held for a member: walk-up members leave them alone
         self.counts: Counter[str] = Counter()
@@ -316,17 +320,24 @@ class CitySimulation:
             if self.on_progress:
                 self.on_progress(self._elapsed_h(), self.counts)
 
+    def _free_cars(self, station_id: str) -> list[str]:
+        return [c for c in self.fleet.docked_at(self.station_bays[station_id]) if c not in self.reserved]
+
+    def _pickup_station(self, origin: str) -> str | None:
+        """The origin, or (as members did with Autolib's app) the nearest station with a car within
+        ``WALK_KM``."""
+        here = self.places[origin]
+        return next((s for s in self._by_distance(origin)
+                     if demand.distance_km(here, self.places[s]) <= WALK_KM and self._free_cars(s)), None)
+
     async def _trip(self, member: Member, trip: demand.Trip) -> None:
-        bays = self.station_bays[trip.origin]
-        docked = self.fleet.docked_at(bays)
-        if not docked:
+        station_id = self._pickup_station(trip.origin)
+        if station_id is None:
             self.counts["lost:no_car"] += 1
             return
-        free = [c for c in docked if c not in self.reserved]
-        if not free:
-            self.counts["lost:no_car"] += 1
-            return
-        car_id = max(free, key=lambda c: self.fleet.cars[c].soc)
+        if station_id != trip.origin:
+            self.counts["picked_up_elsewhere"] += 1
+        car_id = max(self._free_cars(station_id), key=lambda c: self.fleet.cars[c].soc)
         headers = {"Authorization": f"Bearer {member.token}"}
         if trip.reserve_ahead:
             response = await self.api.post("/api/v1/me/reservation", headers=headers,
@@ -380,8 +391,13 @@ class CitySimulation:
         self.counts["lost:no_bay"] += 1
 
     def _by_distance(self, station_id: str) -> list[str]:
-        origin = self.places[station_id]
-        return sorted(self.places, key=lambda s: demand.distance_km(origin, self.places[s]))[:10]
+        """The station itself and its 9 nearest (computed once per station: Paris has 1,119)."""
+        found = self._nearest.get(station_id)
+        if found is None:
+            origin = self.places[station_id]
+            found = self._nearest[station_id] = sorted(
+                self.places, key=lambda s: demand.distance_km(origin, self.places[s]))[:10]
+        return found
 
     # -- events and samples --
 
@@ -433,6 +449,8 @@ class CitySimulation:
             stations=len(self.station_bays),
             bays=len(self.cps), cars=len(self.fleet.cars), demand=self.counts["demand"],
             rentals_served=self.counts["rentals_served"], lost=lost,
+            picked_up_elsewhere=self.counts["picked_up_elsewhere"],
+            returned_elsewhere=self.counts["returned_elsewhere"],
             in_progress=self.counts["demand"] - self.counts["rentals_served"] - sum(lost.values()),
             energy_delivered_kwh=round(energy, 1), setup_seconds=round(wall - self.play_wall, 1),
             setup_phases=dict(self.phases),

@@ -56,3 +56,14 @@ def test_bench_energy_times_a_station_and_the_paris_network() -> None:
     rows = [line for line in result.output.splitlines() if line.startswith("| 20-bay") or line.startswith("| Paris")]
     assert len(rows) == 2
     assert rows[1].split("|")[2].strip() == "1,119" and int(rows[1].split("|")[3].strip().replace(",", "")) > 4_000
+
+
+def test_bench_gbfs_serves_paris_from_a_voltlib_process_and_times_a_change() -> None:
+    import asyncio
+
+    from voltlib.bench.gbfs import run
+
+    result = asyncio.run(run(seconds=0.3, concurrency=2, rounds=1))
+    assert result.stations == 1_119 and result.gzip_bytes < result.body_bytes
+    assert result.identity_per_s > 0 and result.requests_per_s > 0 and result.not_modified_per_s > 0
+    assert len(result.rebuild_ms) == 2 and all(ms > 0 for ms in result.rebuild_ms)

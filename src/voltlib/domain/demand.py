@@ -56,7 +56,11 @@ def distance_km(a: Place, b: Place) -> float:
 def destination_weights(origin: Place, others: Sequence[Place]) -> list[float]:
     """Relative chance that a trip from ``origin`` ends at each of ``others``: falls with distance,
     never zero (someone always crosses the city). Shared by the simulator and rebalancing."""
-    return [math.exp(-distance_km(origin, p) / DISTANCE_SCALE_KM) + 1e-6 for p in others]
+    return [destination_weight(distance_km(origin, p)) for p in others]
+
+
+def destination_weight(km: float) -> float:
+    return math.exp(-km / DISTANCE_SCALE_KM) + 1e-6
 
 
 def mean_trip_minutes(km: float) -> float:

@@ -218,7 +218,7 @@ class _Balance:
     role: str = ""  # "donor" or "receiver" once used
 
     @classmethod
-    def of(cls, s: StationState, rates: Rates) -> _Balance:
+    def of(cls, s: StationState, rates: Rates, pinned: frozenset[str]) -> _Balance:
         cars, cap = len(s.cars), s.capacity
         hours = project(cars, cap, rates)
         mp0 = sum(h.missed_pickups for h in hours)
@@ -244,11 +244,12 @@ class _Balance:
         first_car = next((i for i, h in enumerate(hours) if h.missed_pickups > 0), len(hours))
         first_bay = next((i for i, h in enumerate(hours) if h.missed_returns > 0), len(hours))
         return cls(s, give, want, shed, room, first_car, first_bay, mp0,
-                   sorted(s.cars, key=lambda c: (-c.range_km, c.car_id)))
+                   sorted((c for c in s.cars if c.car_id not in pinned), key=lambda c: (-c.range_km, c.car_id)))
 
 
 def plan_moves(stations: Sequence[StationState], rates: Mapping[str, Rates], *, min_range_km: float,
-               max_moves: int = DEFAULT_MAX_MOVES, max_km: float = MAX_MOVE_KM) -> list[Move]:
+               max_moves: int = DEFAULT_MAX_MOVES, max_km: float = MAX_MOVE_KM,
+               pinned: frozenset[str] = frozenset()) -> list[Move]:
     """Moves, most urgent first, at most ``max_moves``.
 
     First, stations about to run out of cars (earliest first) get cars from the nearest stations
@@ -257,9 +258,9 @@ def plan_moves(stations: Sequence[StationState], rates: Mapping[str, Rates], *, 
     pickups; a receiver never takes more than its free bays, nor so many that it would start missing
     returns. The car moved is the donor's with the most range, and only if that range covers the
     drive plus the city's minimum (the car must still be rentable on arrival). No station both gives
-    and receives; no move is longer than ``max_km``.
+    and receives; no move is longer than ``max_km``. ``pinned`` cars (already on a task) stay.
     """
-    balances = {s.station_id: _Balance.of(s, rates[s.station_id]) for s in stations}
+    balances = {s.station_id: _Balance.of(s, rates[s.station_id], pinned) for s in stations}
     distances: dict[tuple[str, str], float] = {}
     moves: list[Move] = []
 

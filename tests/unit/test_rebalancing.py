@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -236,3 +237,8 @@ def test_any_sequence_follows_the_table(actions: list[str]) -> None:
             assert task.state is expected
             applied += 1
     assert len(task.history) == 1 + applied and task.history[-1].state is task.state
+
+
+def test_the_docs_carry_the_task_table() -> None:
+    doc = Path(__file__).parents[2] / "docs" / "car-sharing.md"
+    assert rb.task_transitions_markdown() in doc.read_text(encoding="utf-8")

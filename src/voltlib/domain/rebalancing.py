@@ -405,3 +405,12 @@ def advance(task: FieldTask, action: str, *, by: str, at: datetime, assignee: st
                    history=(*task.history, TaskStep(action, state, by, at, assignee if action == "assign" else None,
                                                     note)))
 
+
+
+def task_transitions_markdown() -> str:
+    """``TASK_TRANSITIONS`` as a Markdown table (docs/car-sharing.md carries it; a test compares)."""
+    rows = ["| state | " + " | ".join(f"`{a}`" for a in TASK_ACTIONS) + " |", "|---|" + "---|" * len(TASK_ACTIONS)]
+    for state in TaskState:
+        cells = [target.value if (target := TASK_TRANSITIONS.get((state, a))) else "—" for a in TASK_ACTIONS]
+        rows.append(f"| **{state.value}** | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -242,3 +242,11 @@ def test_any_sequence_follows_the_table(actions: list[str]) -> None:
 def test_the_docs_carry_the_task_table() -> None:
     doc = Path(__file__).parents[2] / "docs" / "car-sharing.md"
     assert rb.task_transitions_markdown() in doc.read_text(encoding="utf-8")
+
+
+def test_hours_are_elapsed_hours_across_a_clock_change() -> None:
+    from zoneinfo import ZoneInfo
+
+    start = datetime(2026, 3, 29, 1, 0, tzinfo=ZoneInfo("Europe/Paris"))  # clocks go 02:00 → 03:00
+    assert rb.hour_start(start, 1).isoformat() == "2026-03-29T03:00:00+02:00"
+    assert rb.demand_rates([Place("only", 48.86, 2.35)], start, 2, per_day=1000)["only"].pickups == (0.0, 0.0)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from voltlib.api.framework import OPERATOR_ROLES, PRINCIPAL, Problem, Route, body_of, reply
 from voltlib.domain import rebalancing as rb
@@ -82,17 +84,23 @@ def rebalancing_routes(services: Services) -> list[Route]:
         return reply(report)
 
     async def create(request: web.Request) -> web.Response:
-        body = await body_of(request, NewTask)
+        body, by, now = await body_of(request, NewTask), who(request), clock.now()
+
+        def op(conn: Connection) -> dict[str, Any]:  # the task and its audit entry commit together
+            task = store_rb.create_task(conn, city=body.city, car_id=body.car_id, from_station=body.from_station,
+                                        to_station=body.to_station, reason=body.reason, by=by, now=now,
+                                        note=body.note)
+            audit.append(conn, actor=by, action="rebalancing.task.create", target=str(task["id"]),
+                         detail={"car_id": body.car_id, "from": body.from_station, "to": body.to_station,
+                                 "reason": body.reason}, now=now)
+            return task
+
         try:
-            task = await store.write(partial(store_rb.create_task, city=body.city, car_id=body.car_id,
-                                             from_station=body.from_station, to_station=body.to_station,
-                                             reason=body.reason, by=who(request), now=clock.now(), note=body.note))
+            task = await store.write(op)
         except store_rb.TaskRefused as exc:
             raise Problem(exc.status, exc.code, exc.detail) from None
-        await store.write(partial(audit.append, actor=who(request), action="rebalancing.task.create",
-                                  target=str(task["id"]), detail={"car_id": body.car_id, "from": body.from_station,
-                                                                  "to": body.to_station, "reason": body.reason},
-                                  now=clock.now()))
+        except IntegrityError:  # another node created one for this car first
+            raise Problem(409, "car-has-task", f"car {body.car_id} already has a live task") from None
         return reply(task, status=201)
 
     async def list_tasks(request: web.Request) -> web.Response:
@@ -116,20 +124,24 @@ def rebalancing_routes(services: Services) -> list[Route]:
         return reply(found)
 
     async def transition(request: web.Request) -> web.Response:
-        change, tid = await body_of(request, TaskChange), task_id(request)
+        change, tid, by, now = await body_of(request, TaskChange), task_id(request), who(request), clock.now()
+
+        def op(conn: Connection) -> dict[str, Any] | None:  # the change and its audit entry commit together
+            row = store_rb.transition_task(conn, tid, action=change.action, by=by, now=now,
+                                           assignee=change.assignee, note=change.note)
+            if row is not None:
+                audit.append(conn, actor=by, action=f"rebalancing.task.{change.action}", target=str(tid),
+                             detail={"assignee": change.assignee, "note": change.note}, now=now)
+            return row
+
         try:
-            row = await store.write(partial(store_rb.transition_task, task_id=tid, action=change.action,
-                                            by=who(request), now=clock.now(), assignee=change.assignee,
-                                            note=change.note))
+            row = await store.write(op)
         except rb.TaskTransitionError as exc:
             raise Problem(409, "invalid-transition", str(exc), state=exc.state.value, action=exc.action) from None
         except rb.InvalidTask as exc:
             raise Problem(422, "invalid-task", str(exc)) from None
         if row is None:
             raise Problem(404, "unknown-task", f"no task {tid}")
-        await store.write(partial(audit.append, actor=who(request), action=f"rebalancing.task.{change.action}",
-                                  target=str(tid), detail={"assignee": change.assignee, "note": change.note},
-                                  now=clock.now()))
         return reply(row)
 
     return [

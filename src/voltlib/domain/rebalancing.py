@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Final
@@ -114,7 +114,9 @@ def demand_rates(places: Sequence[Place], start: datetime, hours: int, per_day: 
     n = max(1, len(places))
 
     def departures(k: int) -> float:  # per station, in hour k (negative: before the start)
-        return demand.expected_trips(per_day, start + timedelta(hours=k), start + timedelta(hours=k + 1)) / n
+        if len(places) < 2:  # the demand model has nowhere to go
+            return 0.0
+        return demand.expected_trips(per_day, hour_start(start, k), hour_start(start, k + 1)) / n
 
     per_hour = {k: departures(k) for k in range(-longest, hours)}
     rates: dict[str, Rates] = {}
@@ -123,6 +125,11 @@ def demand_rates(places: Sequence[Place], start: datetime, hours: int, per_day: 
         returns = tuple(sum(per_hour[k - lag] * share for lag, share in enumerate(profile)) for k in range(hours))
         rates[place.station_id] = Rates(tuple(per_hour[k] for k in range(hours)), returns)
     return rates
+
+
+def hour_start(start: datetime, k: int) -> datetime:
+    """``start`` + ``k`` elapsed hours, on ``start``'s local clock (right across a DST change)."""
+    return (start.astimezone(UTC) + timedelta(hours=k)).astimezone(start.tzinfo)
 
 
 # --- forecast ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Plain functions over a Connection, run by ``Store.read``/``Store.write``; the ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -59,7 +59,8 @@ def city_state(conn: Connection, city: str) -> CityState | None:
             cars.setdefault(car["station_id"], []).append(rb.Car(car["id"], round(km, 1)))
     out, names = [], {}
     for row in ss.station_availability(conn, city=city):
-        mine = tuple(sorted(cars.get(row["id"], []), key=lambda c: c.car_id))
+        # a dock reported twice must not make a station hold more cars than bays
+        mine = tuple(sorted(cars.get(row["id"], []), key=lambda c: c.car_id))[:row["bays"] - row["free_bays"]]
         out.append(rb.StationState(Place(row["id"], row["latitude"], row["longitude"]), mine, row["free_bays"],
                                    row["bays"]))
         names[row["id"]] = row["name"]
@@ -83,7 +84,7 @@ def forecast_report(state: CityState, *, now: datetime, hours: int, per_day: flo
     start, daily, rates = _rates(state, now, hours, per_day)
 
     def at(hour: int) -> str:
-        return (start + timedelta(hours=hour)).isoformat()
+        return rb.hour_start(start, hour).isoformat()
 
     def shortage(found: rb.Shortage | None) -> dict[str, Any] | None:
         return None if found is None else {"first_hour": found.first_hour, "at": at(found.first_hour),
@@ -127,7 +128,7 @@ def moves_report(state: CityState, tasks: list[rb.FieldTask], *, now: datetime, 
             "live_tasks": len(tasks),
             "moves": [{"car_id": m.car_id, "from_station": m.from_station, "to_station": m.to_station,
                        "distance_km": m.distance_km, "car_range_km": m.car_range_km, "reason": m.reason,
-                       "hour": m.hour, "at": (start + timedelta(hours=m.hour)).isoformat()} for m in moves]}
+                       "hour": m.hour, "at": rb.hour_start(start, m.hour).isoformat()} for m in moves]}
 
 
 # --- field tasks -------------------------------------------------------------------------------

@@ -56,3 +56,24 @@ def test_forecast_moves_and_tasks(database_url: str) -> None:
     assert after["live_tasks"] == 1 and "car-pa-00005" not in {m["car_id"] for m in after["moves"]}
     invoke("tasks", "--state", "lost", *db, code=2)
     invoke("forecast", "--city", "atlantis", *db, code=1)
+
+
+def test_only_rentable_cars_count(database_url: str) -> None:
+    from voltlib.store.tables import vehicles
+
+    store = Store(database_url)
+    try:
+        upgrade(store.engine)
+        store.run_sync(lambda conn: (upsert_city(conn, builtin_cities()["paris"]), import_snapshot(
+            conn, "paris", parse_snapshot(SNAPSHOT, car_prefix="PA"), security_profile=1,
+            password_hash=hash_password(PASSWORD), soc_percent=80.0, now=MORNING)))
+        store.run_sync(lambda conn: conn.execute(vehicles.update().where(vehicles.c.id == "car-pa-00005")
+                                                 .values(soc_percent=5.0)))  # below the city's 20 km
+        state = store.run_sync(partial(store_rb.city_state, city="paris"))
+    finally:
+        store.close()
+    assert state is not None and state.fleet == 7 and state.min_range_km == 20
+    by_id = {s.station_id: s for s in state.stations}
+    assert by_id["st-mid"].cars == () and by_id["st-mid"].free_bays == 3 and by_id["st-mid"].capacity == 3
+    assert [c.car_id for c in by_id["st-full"].cars] == [f"car-pa-0000{i}" for i in range(1, 5)]
+    assert by_id["st-full"].free_bays == 0 and by_id["st-edge"].bays == 3

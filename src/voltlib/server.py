@@ -14,6 +14,7 @@ from aiohttp import web
 from voltlib.api import routes
 from voltlib.api.energy import energy_routes
 from voltlib.api.framework import problems
+from voltlib.api.rebalancing import rebalancing_routes
 from voltlib.api.sharing import sharing_routes
 from voltlib.bus import LocalBus
 from voltlib.clock import Clock, ScaledClock, SystemClock, period
@@ -77,7 +78,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     soc = SocTracker(services)
     soc.install()
     app[SOC_KEY] = soc
-    routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging, services))
+    routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging, services)
+                   + rebalancing_routes(services))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)

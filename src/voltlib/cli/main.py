@@ -18,6 +18,7 @@ import httpx
 import typer
 
 from voltlib.cli import security as security_cli
+from voltlib.cli.rebalancing import rebalancing_app
 from voltlib.config import load_settings
 from voltlib.security.credentials import (
     PasswordPolicyError,
@@ -52,6 +53,7 @@ app.add_typer(security_cli.alert_app, name="alert")
 app.add_typer(security_cli.incident_app, name="incident")
 app.add_typer(security_cli.workorder_app, name="workorder")
 app.add_typer(security_cli.security_app, name="security")
+app.add_typer(rebalancing_app, name="rebalancing")  # issue 4
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOLTLIB_CONFIG).")]

@@ -24,6 +24,8 @@ HOURLY: Final[tuple[float, ...]] = tuple(x / sum(_RAW) for x in _RAW)
 MEAN_TRIP_KM: Final = 9.0
 URBAN_KMH: Final = 14.0  # door-to-door average speed that turns 9 km into ~38 minutes
 RESERVE_AHEAD: Final = 0.3  # share of members who reserve their car before walking to it
+DISTANCE_SCALE_KM: Final = MEAN_TRIP_KM / 2.0  # destinations: weight exp(-km / scale), most trips short
+TRIP_TIME_SPREAD: Final = (0.8, 1.3)  # a trip's minutes: the urban-speed time times a uniform draw in this range
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,32 @@ def distance_km(a: Place, b: Place) -> float:
     return 1.3 * 2 * 6371.0 * math.asin(math.sqrt(h))
 
 
+def destination_weights(origin: Place, others: Sequence[Place]) -> list[float]:
+    """Relative chance that a trip from ``origin`` ends at each of ``others``: falls with distance,
+    never zero (someone always crosses the city). Shared by the simulator and rebalancing."""
+    return [destination_weight(distance_km(origin, p)) for p in others]
+
+
+def destination_weight(km: float) -> float:
+    return math.exp(-km / DISTANCE_SCALE_KM) + 1e-6
+
+
+def mean_trip_minutes(km: float) -> float:
+    """About the mean duration ``trips`` draws for a trip of ``km`` (the forecast's expected value)."""
+    lo, hi = TRIP_TIME_SPREAD
+    return max(5.0, max(0.5, km) / URBAN_KMH * 60.0 * (lo + hi) / 2.0)
+
+
+def expected_trips(per_day: float, start: datetime, end: datetime) -> float:
+    """Expected number of trips starting in ``[start, end)`` (local time: the profile is by hour of day)."""
+    total, t = 0.0, start
+    while t < end:
+        hour_end = min(end, t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+        total += per_day * HOURLY[t.hour] * (hour_end - t).total_seconds() / 3600.0
+        t = hour_end
+    return total
+
+
 def trips(places: Sequence[Place], start: datetime, hours: float, per_day: float, seed: int) -> list[Trip]:
     """The trips starting in ``[start, start + hours)``, in time order."""
     if len(places) < 2 or hours <= 0 or per_day <= 0:
@@ -71,12 +99,10 @@ def trips(places: Sequence[Place], start: datetime, hours: float, per_day: float
 
 def _trip(rng: random.Random, places: Sequence[Place], at: datetime) -> Trip:
     origin = rng.choice(places)
-    scale = MEAN_TRIP_KM / 2.0  # exponential-like weight: most trips short, some across the city
     others = [p for p in places if p is not origin]
-    weights = [math.exp(-distance_km(origin, p) / scale) + 1e-6 for p in others]
-    dest = rng.choices(others, weights=weights, k=1)[0]
+    dest = rng.choices(others, weights=destination_weights(origin, others), k=1)[0]
     km = max(0.5, distance_km(origin, dest))
-    minutes = max(5.0, km / URBAN_KMH * 60.0 * rng.uniform(0.8, 1.3))
+    minutes = max(5.0, km / URBAN_KMH * 60.0 * rng.uniform(*TRIP_TIME_SPREAD))
     return Trip(at, origin.station_id, dest.station_id, round(km, 2), timedelta(minutes=round(minutes, 1)),
                 rng.random() < RESERVE_AHEAD)
 

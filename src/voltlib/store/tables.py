@@ -399,3 +399,23 @@ quarantines = Table(
     Column("released_by", String(64)),
     Index("ix_quarantines_cp", "charge_point_id", "released_at"),
 )
+
+# --- rebalancing (issue 4)
+
+field_tasks = Table(
+    "field_tasks", metadata,  # a car to drive from one station to another (voltlib.domain.rebalancing)
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("city", String(32), nullable=False),
+    Column("car_id", String(32), nullable=False),
+    Column("from_station", String(64), nullable=False),
+    Column("to_station", String(64), nullable=False),
+    Column("reason", String(16)),  # no_car | no_bay (the recommended move's), None: an operator's own
+    Column("state", String(16), nullable=False),  # proposed | assigned | in_progress | done | cancelled
+    Column("assignee", String(64)),
+    Column("active_car", String(32), unique=True),  # = car_id while the task is live: one live task per car
+    Column("history", JSON, nullable=False),  # [{action, state, by, at, assignee, note}]
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_field_tasks_city_state", "city", "state"),
+)

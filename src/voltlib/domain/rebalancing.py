@@ -1,0 +1,423 @@
+"""Rebalancing (issue 4): where cars will run out or bays fill up in the coming hours, which cars a
+field agent should drive where, and the lifecycle of those field tasks.
+
+Pure and typed: no I/O, no clock. The rates are the city simulator's own demand model
+(:mod:`voltlib.domain.demand`), so a forecast says what the simulator would do on average.
+
+Model (expected values, a fluid approximation; docs/car-sharing.md, "Rebalancing"):
+
+* **Pickups.** A day's rentals follow ``demand.HOURLY`` (local time); every station is an equally
+  likely origin. An hour's expected pickups at each station are ``expected_trips(hour) / n``.
+* **Returns.** A trip from *i* ends at *j* with the model's weight (falling with distance) after the
+  model's mean trip time *D*. A trip leaving uniformly within an hour arrives ``floor(D)`` hours
+  later with probability ``1 - frac(D)``, one hour more otherwise. Trips that left before the
+  forecast starts and arrive after it (cars on the road now) are counted.
+* **Stock.** Only rentable cars count (docked, not held, at least the city's minimum range). A
+  station's capacity is those cars plus its free bays: unrentable cars and held bays stay put.
+  Each hour ``level = cars + returns - pickups``; below 0 is missed pickups ("no car"), above the
+  capacity missed returns ("no bay"); the level is then clamped. Pickups and returns inside one hour
+  are netted, so a station whose two flows balance shows no shortage even if it is tiny.
+* **Shortage.** Reported when the horizon's expected missed pickups (or returns) reach
+  ``SHORTAGE_MIN``; its hour is the first in which any were missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from typing import Final
+
+from voltlib.domain import demand
+from voltlib.domain.demand import Place
+
+SHORTAGE_MIN: Final = 0.5  # expected members turned away over the horizon that make a shortage
+RENTALS_PER_CAR_DAY: Final = 4.0  # Autolib' Paris at its peak: ~16,000 rentals a day with ~4,000 cars
+MAX_HOURS: Final = 24
+MAX_MOVE_KM: Final = 8.0  # street km: beyond this a move costs more agent time than it saves
+DEFAULT_MAX_MOVES: Final = 20
+_EPS: Final = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Car:
+    car_id: str
+    range_km: float
+
+
+@dataclass(frozen=True, slots=True)
+class StationState:
+    """Now, at one station: its rentable cars, its free bays (no car, no hold) and all its bays."""
+
+    place: Place
+    cars: tuple[Car, ...]
+    free_bays: int
+    bays: int
+
+    def __post_init__(self) -> None:
+        if self.free_bays < 0 or len(self.cars) + self.free_bays > self.bays:
+            raise ValueError(f"station {self.place.station_id}: {len(self.cars)} cars + {self.free_bays} free bays "
+                             f"do not fit in {self.bays} bays")
+
+    @property
+    def station_id(self) -> str:
+        return self.place.station_id
+
+    @property
+    def capacity(self) -> int:
+        """Bays a rentable car can be in: its rentable cars' and the free ones."""
+        return len(self.cars) + self.free_bays
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Expected pickups and returns at one station, one value per coming hour."""
+
+    pickups: tuple[float, ...]
+    returns: tuple[float, ...]
+
+
+# --- rates from the demand model ---------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def arrival_profile(places: tuple[Place, ...]) -> dict[str, tuple[float, ...]]:
+    """For each station *j*: ``profile[lag]`` = expected arrivals at *j*, ``lag`` hours after the
+    hour of departure, per trip leaving each station. Geometry only (O(n²)), so it is cached."""
+    out: dict[str, list[float]] = {p.station_id: [0.0] for p in places}
+    if len(places) < 2:
+        return {k: tuple(v) for k, v in out.items()}
+    for origin in places:
+        others = [p for p in places if p is not origin]
+        km = [demand.distance_km(origin, p) for p in others]
+        weights = [demand.destination_weight(d) for d in km]  # = demand.destination_weights, one distance each
+        total = sum(weights)
+        for dest, d, w in zip(others, km, weights, strict=True):
+            hours = demand.mean_trip_minutes(d) / 60.0
+            lag, frac = int(hours), hours - int(hours)
+            profile = out[dest.station_id]
+            while len(profile) < lag + 2:
+                profile.append(0.0)
+            profile[lag] += w / total * (1.0 - frac)
+            profile[lag + 1] += w / total * frac
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def demand_rates(places: Sequence[Place], start: datetime, hours: int, per_day: float) -> dict[str, Rates]:
+    """Each station's expected pickups and returns in the ``hours`` hours from ``start`` (local time
+    of the city: the daily profile is by hour of day)."""
+    if not 1 <= hours <= MAX_HOURS:
+        raise ValueError(f"1 to {MAX_HOURS} hours")
+    profiles = arrival_profile(tuple(places))
+    longest = max((len(p) for p in profiles.values()), default=1)
+    n = max(1, len(places))
+
+    def departures(k: int) -> float:  # per station, in hour k (negative: before the start)
+        if len(places) < 2:  # the demand model has nowhere to go
+            return 0.0
+        return demand.expected_trips(per_day, hour_start(start, k), hour_start(start, k + 1)) / n
+
+    per_hour = {k: departures(k) for k in range(-longest, hours)}
+    rates: dict[str, Rates] = {}
+    for place in places:
+        profile = profiles[place.station_id]
+        returns = tuple(sum(per_hour[k - lag] * share for lag, share in enumerate(profile)) for k in range(hours))
+        rates[place.station_id] = Rates(tuple(per_hour[k] for k in range(hours)), returns)
+    return rates
+
+
+def hour_start(start: datetime, k: int) -> datetime:
+    """``start`` + ``k`` elapsed hours, on ``start``'s local clock (right across a DST change)."""
+    return (start.astimezone(UTC) + timedelta(hours=k)).astimezone(start.tzinfo)
+
+
+# --- forecast ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Hour:
+    """Expected at the end of one hour, and what was missed during it."""
+
+    cars: float
+    free_bays: float
+    missed_pickups: float
+    missed_returns: float
+
+
+@dataclass(frozen=True, slots=True)
+class Shortage:
+    first_hour: int  # 0 = the coming hour
+    expected: float  # members turned away over the horizon
+
+
+@dataclass(frozen=True, slots=True)
+class StationForecast:
+    station_id: str
+    cars: int
+    free_bays: int
+    hours: tuple[Hour, ...]
+    no_car: Shortage | None
+    no_bay: Shortage | None
+
+
+def project(cars: int, capacity: int, rates: Rates) -> tuple[Hour, ...]:
+    """The fluid model, hour by hour, from ``cars`` rentable cars in ``capacity`` usable bays."""
+    stock, out = float(cars), []
+    for pickups, returns in zip(rates.pickups, rates.returns, strict=True):
+        level = stock + returns - pickups
+        stock = min(max(level, 0.0), float(capacity))
+        out.append(Hour(stock, capacity - stock, max(0.0, -level), max(0.0, level - capacity)))
+    return tuple(out)
+
+
+def missed(cars: int, capacity: int, rates: Rates) -> tuple[float, float]:
+    """(missed pickups, missed returns) over the horizon."""
+    hours = project(cars, capacity, rates)
+    return sum(h.missed_pickups for h in hours), sum(h.missed_returns for h in hours)
+
+
+def _shortage(values: Iterable[float]) -> Shortage | None:
+    values = list(values)
+    total = sum(values)
+    if total < SHORTAGE_MIN:
+        return None
+    return Shortage(next(i for i, v in enumerate(values) if v > 0), total)
+
+
+def forecast(stations: Iterable[StationState], rates: Mapping[str, Rates]) -> list[StationForecast]:
+    out = []
+    for s in stations:
+        hours = project(len(s.cars), s.capacity, rates[s.station_id])
+        out.append(StationForecast(s.station_id, len(s.cars), s.free_bays, hours,
+                                   _shortage(h.missed_pickups for h in hours),
+                                   _shortage(h.missed_returns for h in hours)))
+    return out
+
+
+# --- moves -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    car_id: str
+    from_station: str
+    to_station: str
+    distance_km: float  # street km (demand.distance_km)
+    car_range_km: float
+    reason: str  # "no_car" at the destination, or "no_bay" at the origin
+    hour: int  # the first hour of the shortage the move is meant to prevent
+
+
+@dataclass(slots=True)
+class _Balance:
+    """How many cars a station can give, wants, should shed, can take — each keeping it out of
+    shortage. Missed pickups fall and missed returns rise with the cars a station starts with, so
+    each is a scan for the first count that crosses ``SHORTAGE_MIN``."""
+
+    state: StationState
+    give: int
+    want: int
+    shed: int
+    room: int
+    no_car_hour: int
+    no_bay_hour: int
+    missed_pickups: float
+    cars: list[Car]  # still available, best range first
+    role: str = ""  # "donor" or "receiver" once used
+
+    @classmethod
+    def of(cls, s: StationState, rates: Rates, pinned: frozenset[str]) -> _Balance:
+        cars, cap = len(s.cars), s.capacity
+        hours = project(cars, cap, rates)
+        mp0 = sum(h.missed_pickups for h in hours)
+        mr0 = sum(h.missed_returns for h in hours)
+
+        def mp(n: int) -> float:
+            return missed(n, cap, rates)[0]
+
+        def mr(n: int) -> float:
+            return missed(n, cap, rates)[1]
+
+        give = 0 if mp0 >= SHORTAGE_MIN else max(k for k in range(cars + 1) if mp(cars - k) < SHORTAGE_MIN)
+        want = 0
+        if mp0 >= SHORTAGE_MIN:
+            bay_ok = max(mr0 + _EPS, SHORTAGE_MIN)  # never create (or worsen) a bay shortage
+            allowed = max(k for k in range(s.free_bays + 1) if k == 0 or mr(cars + k) < bay_ok)
+            want = next((k for k in range(1, allowed + 1) if mp(cars + k) < SHORTAGE_MIN), allowed)
+        shed = 0
+        if mr0 >= SHORTAGE_MIN:
+            shed = next((k for k in range(1, give + 1) if mr(cars - k) < SHORTAGE_MIN), give)
+        room = 0 if mr0 >= SHORTAGE_MIN else max(k for k in range(s.free_bays + 1)
+                                                 if k == 0 or mr(cars + k) < SHORTAGE_MIN)
+        first_car = next((i for i, h in enumerate(hours) if h.missed_pickups > 0), len(hours))
+        first_bay = next((i for i, h in enumerate(hours) if h.missed_returns > 0), len(hours))
+        return cls(s, give, want, shed, room, first_car, first_bay, mp0,
+                   sorted((c for c in s.cars if c.car_id not in pinned), key=lambda c: (-c.range_km, c.car_id)))
+
+
+def plan_moves(stations: Sequence[StationState], rates: Mapping[str, Rates], *, min_range_km: float,
+               max_moves: int = DEFAULT_MAX_MOVES, max_km: float = MAX_MOVE_KM,
+               pinned: frozenset[str] = frozenset()) -> list[Move]:
+    """Moves, most urgent first, at most ``max_moves``.
+
+    First, stations about to run out of cars (earliest first) get cars from the nearest stations
+    that can spare them; then stations about to fill up (earliest first) send cars to the nearest
+    stations with room. A donor never gives so many that it would itself miss ``SHORTAGE_MIN``
+    pickups; a receiver never takes more than its free bays, nor so many that it would start missing
+    returns. The car moved is the donor's with the most range, and only if that range covers the
+    drive plus the city's minimum (the car must still be rentable on arrival). No station both gives
+    and receives; no move is longer than ``max_km``. ``pinned`` cars (already on a task) stay.
+    """
+    balances = {s.station_id: _Balance.of(s, rates[s.station_id], pinned) for s in stations}
+    distances: dict[tuple[str, str], float] = {}
+    moves: list[Move] = []
+
+    def km(a: _Balance, b: _Balance) -> float:
+        key = (a.state.station_id, b.state.station_id)
+        if key not in distances:
+            distances[key] = distances[key[::-1]] = demand.distance_km(a.state.place, b.state.place)
+        return distances[key]
+
+    def usable(donor: _Balance, receiver: _Balance) -> bool:
+        d = km(donor, receiver)
+        return d <= max_km and bool(donor.cars) and donor.cars[0].range_km >= min_range_km + d
+
+    def move(donor: _Balance, receiver: _Balance, reason: str, hour: int) -> None:
+        car = donor.cars.pop(0)
+        donor.give, donor.shed, donor.role = donor.give - 1, max(0, donor.shed - 1), "donor"
+        receiver.want, receiver.room, receiver.role = receiver.want - 1, receiver.room - 1, "receiver"
+        moves.append(Move(car.car_id, donor.state.station_id, receiver.state.station_id,
+                          round(km(donor, receiver), 2), car.range_km, reason, hour))
+
+    short = sorted((b for b in balances.values() if b.want > 0),
+                   key=lambda b: (b.no_car_hour, -b.missed_pickups, b.state.station_id))
+    for receiver in short:
+        while receiver.want > 0 and len(moves) < max_moves:
+            donors = [b for b in balances.values()
+                      if b.give > 0 and b.role != "receiver" and b is not receiver and usable(b, receiver)]
+            if not donors:
+                break
+            donor = min(donors, key=lambda b: (km(b, receiver), -b.shed, b.state.station_id))
+            move(donor, receiver, "no_car", receiver.no_car_hour)
+    full = sorted((b for b in balances.values() if b.shed > 0 and b.role != "receiver"),
+                  key=lambda b: (b.no_bay_hour, b.state.station_id))
+    for donor in full:
+        while donor.shed > 0 and donor.give > 0 and len(moves) < max_moves:
+            takers = [b for b in balances.values()
+                      if b.room > 0 and b.role != "donor" and b is not donor and usable(donor, b)]
+            if not takers:
+                break
+            taker = min(takers, key=lambda b: (km(donor, b), b.state.station_id))
+            move(donor, taker, "no_bay", donor.no_bay_hour)
+    return moves
+
+
+def apply_moves(stations: Iterable[StationState], moves: Iterable[Move]) -> list[StationState]:
+    """The stations as they would be once the moves are done (for checks and what-ifs)."""
+    by_id = {s.station_id: s for s in stations}
+    for m in moves:
+        src, dst = by_id[m.from_station], by_id[m.to_station]
+        car = next(c for c in src.cars if c.car_id == m.car_id)
+        by_id[m.from_station] = replace(src, cars=tuple(c for c in src.cars if c is not car),
+                                        free_bays=src.free_bays + 1)
+        by_id[m.to_station] = replace(dst, cars=(*dst.cars, car), free_bays=dst.free_bays - 1)
+    return list(by_id.values())
+
+
+def fleet_rentals_per_day(cars: int) -> float:
+    """Default daily demand for a fleet: Autolib's rentals per car and day at its peak."""
+    return RENTALS_PER_CAR_DAY * cars
+
+
+# --- field tasks -------------------------------------------------------------------------------
+
+class TaskState(StrEnum):
+    PROPOSED = "proposed"  # created from a recommended move, nobody on it yet
+    ASSIGNED = "assigned"  # a field agent has it
+    IN_PROGRESS = "in_progress"  # the agent took the car
+    DONE = "done"  # the car is at its destination
+    CANCELLED = "cancelled"
+
+
+TASK_ACTIONS: Final = ("assign", "start", "complete", "cancel")
+LIVE_TASK_STATES: Final = frozenset({TaskState.PROPOSED, TaskState.ASSIGNED, TaskState.IN_PROGRESS})
+
+# h11 style: a pair that is not here is the protocol error.
+TASK_TRANSITIONS: Final[Mapping[tuple[TaskState, str], TaskState]] = {
+    (TaskState.PROPOSED, "assign"): TaskState.ASSIGNED,
+    (TaskState.PROPOSED, "cancel"): TaskState.CANCELLED,
+    (TaskState.ASSIGNED, "start"): TaskState.IN_PROGRESS,
+    (TaskState.ASSIGNED, "cancel"): TaskState.CANCELLED,
+    (TaskState.IN_PROGRESS, "complete"): TaskState.DONE,
+    (TaskState.IN_PROGRESS, "cancel"): TaskState.CANCELLED,
+}
+
+
+class TaskTransitionError(Exception):
+    def __init__(self, state: TaskState, action: str) -> None:
+        super().__init__(f"cannot {action} a task that is {state.value}")
+        self.state, self.action = state, action
+
+
+class InvalidTask(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStep:
+    """One line of a task's history: who did what, when."""
+
+    action: str
+    state: TaskState
+    by: str
+    at: datetime
+    assignee: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldTask:
+    car_id: str
+    from_station: str
+    to_station: str
+    state: TaskState
+    assignee: str | None
+    history: tuple[TaskStep, ...]
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_TASK_STATES
+
+
+def propose(car_id: str, from_station: str, to_station: str, *, by: str, at: datetime,
+            note: str | None = None) -> FieldTask:
+    if from_station == to_station:
+        raise InvalidTask("a move goes from one station to another")
+    return FieldTask(car_id, from_station, to_station, TaskState.PROPOSED, None,
+                     (TaskStep("propose", TaskState.PROPOSED, by, at, note=note),))
+
+
+def advance(task: FieldTask, action: str, *, by: str, at: datetime, assignee: str | None = None,
+            note: str | None = None) -> FieldTask:
+    """The task after ``action``; a pair missing from ``TASK_TRANSITIONS`` raises, the task unchanged."""
+    try:
+        state = TASK_TRANSITIONS[(task.state, action)]
+    except KeyError:
+        raise TaskTransitionError(task.state, action) from None
+    if action == "assign" and not (assignee or "").strip():
+        raise InvalidTask("assign needs the field agent (assignee)")
+    if task.history and at < task.history[-1].at:
+        raise InvalidTask("a task's history goes forward in time")
+    who = assignee if action == "assign" else task.assignee
+    return replace(task, state=state, assignee=who,
+                   history=(*task.history, TaskStep(action, state, by, at, assignee if action == "assign" else None,
+                                                    note)))
+
+
+
+def task_transitions_markdown() -> str:
+    """``TASK_TRANSITIONS`` as a Markdown table (docs/car-sharing.md carries it; a test compares)."""
+    rows = ["| state | " + " | ".join(f"`{a}`" for a in TASK_ACTIONS) + " |", "|---|" + "---|" * len(TASK_ACTIONS)]
+    for state in TaskState:
+        cells = [target.value if (target := TASK_TRANSITIONS.get((state, a))) else "—" for a in TASK_ACTIONS]
+        rows.append(f"| **{state.value}** | " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -365,6 +365,9 @@ class CitySimulation:
             if trip.reserve_ahead:  # give the car back rather than leave it held
                 await self.api.delete("/api/v1/me/reservation", headers=headers)
             return
+        if self.fleet.at.get(cp_id) != car_id:  # another member drove it off while we badged (a post
+            self.counts["lost:no_car"] += 1  # answering from its local cache can accept both badges)
+            return
         cp.unplug(1)
         del self.fleet.at[cp_id]
         self.fleet.dock_of[car_id] = None

@@ -210,6 +210,7 @@ class SimulatedChargePoint:
         self.options = options or SimOptions()
         self.clock: Clock = clock or SystemClock()
         self._sleep: Sleep = sleep or self.clock.sleep
+        self._clock_sleeps = sleep is None  # waits can then be wall-clock timeouts (cheap at scale)
         self._http = http
         self._own_http = http is None
         o = self.options
@@ -461,10 +462,17 @@ class SimulatedChargePoint:
         """Sleep ``seconds`` (with the injected sleep) or until ``event`` is set; True if it was."""
         if event is not None and event.is_set():
             return True
-        sleeper = asyncio.ensure_future(self._sleep(max(seconds, 0.0)))
         if event is None:
-            await sleeper
+            await self._sleep(max(seconds, 0.0))
             return False
+        if self._clock_sleeps:  # one timeout, no extra tasks: thousands of posts wait here at once
+            try:
+                async with asyncio.timeout(max(seconds, 0.0) / self.clock.factor):
+                    await event.wait()
+            except TimeoutError:
+                return False
+            return True
+        sleeper = asyncio.ensure_future(self._sleep(max(seconds, 0.0)))
         waiter = asyncio.ensure_future(event.wait())
         try:
             done, _ = await asyncio.wait({sleeper, waiter}, return_when=asyncio.FIRST_COMPLETED)

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -26,20 +28,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from aiohttp import web
 from sqlalchemy import Connection, func, select
 
 from voltlib.clock import ScaledClock
-from voltlib.config import Settings
 from voltlib.domain import battery, demand
 from voltlib.security.credentials import hash_api_token, hash_password, new_api_token
-from voltlib.server import GATEWAY_KEY, build_app
 from voltlib.sharing import store as ss
 from voltlib.sharing.cities import builtin_cities
 from voltlib.sharing.importer import bay_charge_point
 from voltlib.sim.chargepoint import Car, SimOptions, SimulatedChargePoint
 from voltlib.sim.scenario import Scenario
 from voltlib.store import repo
+from voltlib.store.db import Store
+from voltlib.store.migrate import upgrade
 from voltlib.store.tables import ocpp_messages, security_alerts, vehicles
 
 T = TypeVar("T")
@@ -147,42 +148,63 @@ class CitySimulation:
     # -- the run --
 
     async def run(self) -> Report:
+        """Seed the database, start voltlib as its own process (its own core and GIL: the simulator
+        and the server each take about half of the machine at Paris peaks), connect every charge
+        point, play the demand, report."""
         wall0 = time.monotonic()
-        settings = Settings.model_validate({
-            "database_url": f"sqlite:///{self.db_path}", "host": "127.0.0.1", "port": self.port,
-            "log_level": "WARNING", "station_limit_fraction": self.s.station_limit_fraction,
-            "charging_connector_rated_w": RATED_W, "rate_per_second": 50.0, "rate_burst": 200,
-            "heartbeat_interval": 3600})  # simulated seconds: thousands of posts, one heartbeat an hour each
-        app = build_app(settings, clock=self.clock)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
-        await runner.setup()
+        url = f"sqlite:///{self.db_path}"
+        store = Store(url)
         try:
-            await web.TCPSite(runner, "127.0.0.1", self.port).start()
-            store = app[GATEWAY_KEY].services.store
+            upgrade(store.engine)
             self.on_phase("seeding the city")
             token = await self._timed("seed", self._seed(store))
-            await self._start_charge_points()
-            base = f"http://127.0.0.1:{self.port}"
-            if self.on_ready:
-                self.on_ready(base, token)
-            headers = {"Authorization": f"Bearer {token}"}
+        finally:
+            store.close()
+        server = await self._timed("server", self._start_server(url))
+        base = f"http://127.0.0.1:{self.port}"
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
             # aiohttp rather than httpx: at Paris peaks hundreds of requests wait for a connection,
             # and httpx's pool spends CPU quadratic in that queue (measured: a fifth of the process)
             async with aiohttp.ClientSession(base, headers=headers, timeout=aiohttp.ClientTimeout(total=30),
                                              connector=aiohttp.TCPConnector(limit=100)) as api:
                 self.api = api
+                async with api.get("/api/v1/clock") as response:
+                    self.clock = ScaledClock.from_description(await response.json())  # voltlib's own time
+                await self._start_charge_points()
+                if self.on_ready:
+                    self.on_ready(base, token)
                 await self._play()
-            alerts = await store.read(lambda c: int(c.execute(select(func.count()).select_from(security_alerts))
-                                                     .scalar_one()))
-            errors = await store.read(_protocol_errors)
-            result = self._report(time.monotonic() - wall0, alerts, errors)
+            result = self._report(time.monotonic() - wall0, *await asyncio.to_thread(_outcomes, url))
             if self.hold:
                 self.report = result
                 await self.hold()
         finally:
             await asyncio.gather(*(cp.stop(timeout=2) for cp in self.cps.values()), return_exceptions=True)
-            await runner.cleanup()
+            await _stop(server)
         return result
+
+    async def _start_server(self, url: str) -> asyncio.subprocess.Process:
+        env = {**os.environ, "VOLTLIB_DATABASE_URL": url, "VOLTLIB_HOST": "127.0.0.1",
+               "VOLTLIB_PORT": str(self.port), "VOLTLIB_LOG_LEVEL": "WARNING",
+               "VOLTLIB_STATION_LIMIT_FRACTION": str(self.s.station_limit_fraction),
+               "VOLTLIB_CHARGING_CONNECTOR_RATED_W": str(RATED_W), "VOLTLIB_RATE_PER_SECOND": "50",
+               "VOLTLIB_RATE_BURST": "200",
+               "VOLTLIB_HEARTBEAT_INTERVAL": "3600"}  # simulated seconds: thousands of posts, one heartbeat an hour
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "voltlib", "serve", "--time-scale", str(self.speed),
+            "--time-origin", self.clock.now().isoformat(), env=env)
+        deadline = time.monotonic() + 60
+        async with aiohttp.ClientSession() as http:
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"http://127.0.0.1:{self.port}/api/v1/health") as response:
+                        if response.status == 200:
+                            return server
+                if server.returncode is not None or time.monotonic() > deadline:
+                    await _stop(server)
+                    raise RuntimeError(f"voltlib did not start on port {self.port} (exit code {server.returncode})")
+                await asyncio.sleep(0.1)
 
     async def _seed(self, store: Any) -> str:
         snapshot = self.s.snapshot()
@@ -466,6 +488,26 @@ class CitySimulation:
             seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,
             protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,
             events=self.events)
+
+
+def _outcomes(url: str) -> tuple[int, int]:
+    """Security alerts raised and protocol errors, read from the database voltlib wrote."""
+    store = Store(url)
+    try:
+        return store.run_sync(lambda c: (int(c.execute(select(func.count()).select_from(security_alerts))
+                                             .scalar_one()), _protocol_errors(c)))
+    finally:
+        store.close()
+
+
+async def _stop(server: asyncio.subprocess.Process) -> None:
+    if server.returncode is None:
+        server.terminate()
+        try:
+            await asyncio.wait_for(server.wait(), 15)
+        except TimeoutError:
+            server.kill()
+            await server.wait()
 
 
 def _protocol_errors(conn: Connection) -> int:

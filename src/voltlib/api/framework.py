@@ -160,6 +160,7 @@ def openapi(routes: list[Route], version: str) -> dict[str, Any]:
         if route.roles is not None:
             op["security"] = [{"bearer": []}]
             op["description"] = "Roles: " + ", ".join(sorted(route.roles))
+            op["x-roles"] = sorted(route.roles)  # machine-readable, for clients and the role-matrix test
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {"openapi": "3.1.0", "info": {"title": "voltlib", "version": version},
             "paths": paths,

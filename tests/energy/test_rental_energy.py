@@ -9,11 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection, select, update
 from typer.testing import CliRunner
 
 from tests.conformance.conftest import connect
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, Member
 from voltlib.cli.main import app
+from voltlib.store.tables import rentals
 
 ORIGIN, DESTINATION = "st-a-1", "st-b-1"
 
@@ -119,3 +121,14 @@ async def test_driven_and_charged_kwh_of_a_rental(city: City) -> None:
     assert cli.exit_code == 0, cli.output
     rows = {r["rental_id"]: r for r in json.loads(cli.output)["rentals"]}
     assert (rows[rental_id]["driven_kwh"], rows[rental_id]["charged_kwh"]) == (10.8, 3.5)
+
+    # a rental stored before energy per rental: no estimates, no transaction id; its session is still found
+    def forget(conn: Connection) -> None:
+        data = conn.execute(select(rentals.c.data).where(rentals.c.id == rental_id)).scalar_one()
+        old = {k: v for k, v in data.items() if k not in ("departure_soc", "return_soc", "return_transaction_id")}
+        conn.execute(update(rentals).where(rentals.c.id == rental_id).values(data=old))
+
+    await server.store.write(forget)
+    old = await _energy(city, rental_id)
+    assert (old["driven_kwh"], old["charged_kwh"]) == (None, 3.5)
+    assert old["driven_reason"] == "no state-of-charge estimate when the car left"

@@ -79,8 +79,9 @@ def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
 
     path = "/api/v1/stations/{station_id}/power-limit"
     return [
-        Route("GET", "/api/v1/energy/daily", daily, "kWh delivered per station and per vehicle on a day "
-              "(?city=paris&date=YYYY-MM-DD, the city's time zone)", READ_ROLES, tag="energy"),
+        Route("GET", "/api/v1/energy/daily", daily, "kWh delivered per station and per vehicle on a day, "
+              "and driven and charged per rental returned that day (?city=paris&date=YYYY-MM-DD, the city's "
+              "time zone)", READ_ROLES, tag="energy"),
         Route("POST", "/api/v1/vehicles/{car_id}/telematics", telematics_in, "A car's own state of charge "
               "(telematics; also over MQTT, docs/energy.md)", OPERATOR_ROLES, telematics.Telematics, tag="energy"),
         Route("GET", path, get_limit, "A station's grid limit (W), configured or default, with the power its bays "

@@ -23,9 +23,10 @@ from voltlib.api.framework import (
     reply,
 )
 from voltlib.domain.money import Money
+from voltlib.energy.accounting import rental_energy
 from voltlib.security.credentials import hash_api_token, new_api_token
 from voltlib.sharing import store as ss
-from voltlib.sharing.codec import rental_to_dict
+from voltlib.sharing.codec import rental_from_dict, rental_to_dict
 from voltlib.sharing.service import SharingError, SharingService, car_range_km, subscription_until
 from voltlib.store import repo
 
@@ -81,6 +82,12 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         if not isinstance(member_id, str):
             raise Problem(403, "not-a-member", "this endpoint needs a member token")
         return member_id
+
+    async def with_energy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rentals as the API shows them, each with its ``energy`` (driven and charged kWh; null
+        for a reservation whose car never left)."""
+        energy = await store.read(partial(rental_energy, found=[rental_from_dict(r) for r in rows]))
+        return [{**_rental(r), "energy": energy.get(r["rental_id"])} for r in rows]
 
     async def guarded(work: Any) -> Any:
         try:
@@ -192,7 +199,7 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         return reply({"rental": None if found is None else _rental(rental_to_dict(found[0]))})
 
     async def my_rentals(request: web.Request) -> web.Response:
-        return reply([_rental(r) for r in await store.read(partial(ss.list_rentals, member_id=me(request)))])
+        return reply(await with_energy(await store.read(partial(ss.list_rentals, member_id=me(request)))))
 
     async def my_invoices(request: web.Request) -> web.Response:
         return reply(_statement(await store.read(partial(ss.list_invoices, member_id=me(request))),
@@ -227,13 +234,13 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
 
     async def list_rentals(request: web.Request) -> web.Response:
         rows = await store.read(partial(ss.list_rentals, member_id=request.query.get("member")))
-        return reply([_rental(r) for r in rows])
+        return reply(await with_energy(rows))
 
     async def get_rental(request: web.Request) -> web.Response:
         found = await store.read(partial(ss.load_rental, rental_id=request.match_info["rental_id"]))
         if found is None:
             raise Problem(404, "unknown-rental", "no such rental")
-        return reply(_rental(rental_to_dict(found[0])))
+        return reply((await with_energy([rental_to_dict(found[0])]))[0])
 
     async def force_end(request: web.Request) -> web.Response:
         body = await body_of(request, ForceEnd)
@@ -262,7 +269,8 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         Route("DELETE", "/api/v1/me/reservation", cancel, "Cancel the reservation", MEMBER_ROLES, tag=TAG),
         Route("GET", "/api/v1/me/rental", current, "The current reservation or rental, or null", MEMBER_ROLES,
               tag=TAG),
-        Route("GET", "/api/v1/me/rentals", my_rentals, "Rental history", MEMBER_ROLES, tag=TAG),
+        Route("GET", "/api/v1/me/rentals", my_rentals, "Rental history, with kWh driven and charged per rental",
+              MEMBER_ROLES, tag=TAG),
         Route("GET", "/api/v1/me/invoices", my_invoices, "Invoices; ?month=YYYY-MM gives that month's statement",
               MEMBER_ROLES, tag=TAG),
         Route("GET", "/api/v1/cities", list_cities, "Cities, their plans and rental policy", READ_ROLES, tag=TAG),
@@ -272,9 +280,11 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
               OPERATOR_ROLES, MemberChange, tag=TAG),
         Route("GET", "/api/v1/vehicles", list_vehicles, "Vehicles with dock, state of charge and range; ?city=",
               READ_ROLES, tag=TAG),
-        Route("GET", "/api/v1/rentals", list_rentals, "Rentals and reservations, newest first; ?member=",
+        Route("GET", "/api/v1/rentals", list_rentals, "Rentals and reservations, newest first, with kWh driven "
+              "and charged; ?member=",
               OPERATOR_ROLES, tag=TAG),
-        Route("GET", "/api/v1/rentals/{rental_id}", get_rental, "One rental", OPERATOR_ROLES, tag=TAG),
+        Route("GET", "/api/v1/rentals/{rental_id}", get_rental, "One rental, with kWh driven and charged",
+              OPERATOR_ROLES, tag=TAG),
         Route("POST", "/api/v1/rentals/{rental_id}/force-end", force_end, "End a rental (billed up to now unless "
               "bill is false); raises an alert", OPERATOR_ROLES, ForceEnd, tag=TAG),
         Route("GET", "/api/v1/invoices", invoices, "Invoices; ?member=, ?month=YYYY-MM", OPERATOR_ROLES, tag=TAG),

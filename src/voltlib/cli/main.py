@@ -132,7 +132,8 @@ def energy_report(
     config: ConfigOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """kWh delivered per station and per vehicle on one day, as JSON."""
+    """kWh delivered per station and per vehicle on one day, and driven and charged per rental returned
+    that day, as JSON."""
     from datetime import date
 
     from voltlib.energy.accounting import daily_report

@@ -145,6 +145,9 @@ BLUECAR: Final = VehicleModel(
     },
 )
 
+#: Models by the name stored in ``vehicles.model``.
+MODELS: Final[dict[str, VehicleModel]] = {"Bluecar": BLUECAR}
+
 
 @dataclass(frozen=True, slots=True)
 class Conditions:

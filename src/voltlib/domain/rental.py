@@ -93,6 +93,16 @@ class Hold:
 
 
 @dataclass(frozen=True, slots=True)
+class SocSnapshot:
+    """The car's stored state-of-charge estimate when an event was processed: the value (percent of
+    usable energy), where it came from (``vehicles.soc_source``) and when it held."""
+
+    percent: float
+    source: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Rental:
     rental_id: str
     member_id: str
@@ -112,6 +122,9 @@ class Rental:
     ended_at: datetime | None = None
     charged: PriceBreakdown | None = None
     seen: frozenset[str] = field(default_factory=frozenset)  # ids of the events applied
+    departure_soc: SocSnapshot | None = None  # the estimate when the car left (None: there was none)
+    return_soc: SocSnapshot | None = None  # the estimate when the return was processed
+    return_transaction_id: int | None = None  # the charging session the return started
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -163,6 +176,7 @@ class CarUnplugged(RentalEvent):
 
     kind: ClassVar[str] = "car_unplugged"
     source: ClassVar[Fault] = "charge_point"
+    soc: SocSnapshot | None = None  # the car's estimate then, recorded when the rental starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +189,7 @@ class CarReturned(RentalEvent):
     dock: Dock
     id_tag: str
     transaction_id: int | None = None
+    soc: SocSnapshot | None = None  # the car's estimate when the return is processed
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,7 +411,8 @@ def _on_unplugged(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
         effects += [*_cancel(r.bay_hold), UnauthorisedDeparture(r.car_id, r.origin, e.at, r.rental_id),
                     RaiseAlert("unauthorised_departure", r.rental_id, e.at, f"car {r.car_id} left while reserved")]
         return replace(r, car_hold=None, bay_hold=None, ended_at=e.at), effects
-    return replace(r, car_hold=None, started_at=e.at), effects
+    assert isinstance(e, CarUnplugged)
+    return replace(r, car_hold=None, started_at=e.at, departure_soc=e.soc), effects
 
 
 def _on_returned(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
@@ -409,7 +425,8 @@ def _on_returned(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
         raise RentalTransitionError(r.rental_id, r.state, e.kind, "charge_point", "returned before it started")
     # A return at the reserved bay consumes that reservation; elsewhere it is no longer needed.
     used = r.bay_hold is not None and r.bay_hold.dock == e.dock
-    return (replace(r, returned_at=e.at, return_dock=e.dock, bay_hold=None),
+    return (replace(r, returned_at=e.at, return_dock=e.dock, bay_hold=None, return_soc=e.soc,
+                    return_transaction_id=e.transaction_id),
             [] if used else _cancel(r.bay_hold))
 
 
@@ -545,6 +562,50 @@ def departure(car_id: str, dock: Dock, at: datetime, rental: Rental | None) -> U
     if rental is not None and rental.car_id == car_id and rental.state is State.BADGED:
         return None
     return UnauthorisedDeparture(car_id, dock, at, rental.rental_id if rental is not None else None)
+
+
+# --- energy driven ---------------------------------------------------------------------------
+
+#: How far apart the clocks of cars (telematics), charge points and voltlib may be: a reading this
+#: much after the return still counts as taken at the return.
+CLOCK_SLACK: Final = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Driven:
+    """Energy a rental's car used on the road, or None and why it cannot be told."""
+
+    kwh: float | None
+    reason: str | None = None
+
+
+def driven_energy(r: Rental, usable_wh: float | None) -> Driven:
+    """``(SoC at departure − SoC at return) × usable energy`` of the car's model (``usable_wh``, None
+    when the model is unknown). Only a return estimate taken after the car left and before it had
+    charged at the return bay (give or take :data:`CLOCK_SLACK`) says anything about the trip; the
+    departure estimate must predate the trip likewise. Never guesses: a missing or unusable
+    estimate gives None with the reason."""
+    out, back = r.departure_soc, r.return_soc
+    if r.started_at is None:
+        return Driven(None, "the car never left")
+    if r.returned_at is None:
+        return Driven(None, "the car has not been returned")
+    if out is None:
+        return Driven(None, "no state-of-charge estimate when the car left")
+    if out.at > r.started_at + CLOCK_SLACK:
+        return Driven(None, "the estimate at departure was taken during the trip")
+    if back is None:
+        return Driven(None, "no state-of-charge estimate when the car was returned")
+    if back.at <= r.started_at:
+        return Driven(None, "no state-of-charge reading since the car left")
+    if back.at > r.returned_at + CLOCK_SLACK:
+        return Driven(None, "the estimate at return was taken after the car had started charging")
+    if usable_wh is None:
+        return Driven(None, "unknown vehicle model")
+    used = out.percent - back.percent
+    if used < 0:
+        return Driven(None, f"state of charge rose during the trip ({out.percent:g} % -> {back.percent:g} %)")
+    return Driven(round(used / 100.0 * usable_wh / 1000.0, 3))
 
 
 # --- documentation ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Energy accounting: kWh delivered per station, per vehicle and per charging session, for a day.
+"""Energy accounting: kWh delivered per station, per vehicle and per charging session, for a day;
+kWh driven and charged per rental.
 
 A charging session's energy is its meter delta (``meter_stop − meter_start`` of the OCPP
 transaction, the charge point's own register, the number a grid invoice can be reconciled with);
@@ -6,11 +7,17 @@ a session still open is counted up to its latest MeterValues register. A session
 (in the city's time zone) it ended, or for today while it runs. Sessions at bays map to stations;
 sessions started with a car's id token map to that car, so energy charged after a rental ends
 (the car is plugged in, the return starts the session) is the rental's ``charged`` energy.
+
+A rental's *driven* energy comes from the state-of-charge estimates recorded on it when the car left
+and when it was returned (:func:`voltlib.domain.rental.driven_energy`); its *charged* energy is the
+meter delta of the session its return started, so far when that session is still open. A rental
+counts for the day (city time) it was returned.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -18,8 +25,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, func, or_, select
 
-from voltlib.domain import meter
-from voltlib.store.tables import bays, cities, meter_values, stations, transactions, vehicles
+from voltlib.domain import battery, meter
+from voltlib.domain import rental as dr
+from voltlib.sharing import codec
+from voltlib.store.repo import first_transaction_of_tag_since
+from voltlib.store.tables import bays, cities, meter_values, rentals, stations, transactions, vehicles
+
+BATCH = 500  # ids per IN (...) query
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +74,75 @@ def sessions(conn: Connection, cp_ids: list[str], start: datetime, end: datetime
         rows = conn.execute(select(transactions).where(and_(
             transactions.c.charge_point_id.in_(cp_ids[first:first + 500]), transactions.c.started_at < end, counted)))
         for r in rows:
-            stop = r.meter_stop if r.meter_stop is not None else _open_register(conn, r.id)
-            wh = max(0.0, float(stop) - float(r.meter_start)) if stop is not None else 0.0
-            out.append(Session(r.id, r.charge_point_id, r.connector_id, r.id_tag, r.started_at, r.stopped_at, wh))
+            out.append(Session(r.id, r.charge_point_id, r.connector_id, r.id_tag, r.started_at, r.stopped_at,
+                               _session_wh(conn, r._mapping)))
     return out
+
+
+def _session_wh(conn: Connection, tx: Mapping[Any, Any]) -> float:
+    """A transaction's meter delta; an open one up to its latest register (none yet: 0)."""
+    stop = tx["meter_stop"] if tx["meter_stop"] is not None else _open_register(conn, tx["id"])
+    return max(0.0, float(stop) - float(tx["meter_start"])) if stop is not None else 0.0
+
+
+def _rows_by_id(conn: Connection, column: Any, ids: set[Any], *columns: Any) -> dict[Any, Mapping[Any, Any]]:
+    wanted = sorted(ids)
+    found: dict[Any, Mapping[Any, Any]] = {}
+    for first in range(0, len(wanted), BATCH):
+        for row in conn.execute(select(*columns).where(column.in_(wanted[first:first + BATCH]))).mappings():
+            found[row[column.name]] = row
+    return found
+
+
+def _charged(conn: Connection, r: dr.Rental,
+             txs: dict[Any, Mapping[Any, Any]]) -> tuple[float | None, str | None, Mapping[Any, Any] | None]:
+    """kWh of the session the return started, why not, and that transaction's row."""
+    if r.returned_at is None or r.started_at is None:
+        return None, "the car has not been returned", None
+    tx = txs.get(r.return_transaction_id)
+    if r.return_transaction_id is None:  # stored before the id was recorded: the rule reconciliation uses
+        tx = first_transaction_of_tag_since(conn, r.car_id_tag, r.started_at)
+    if tx is None:
+        return None, "the return's charging session is not recorded", None
+    return round(_session_wh(conn, tx) / 1000.0, 3), None, tx
+
+
+def rental_energy(conn: Connection, found: list[dr.Rental]) -> dict[str, dict[str, Any]]:
+    """Driven and charged kWh of each rental that started, by rental id, with their sources."""
+    started = [r for r in found if r.started_at is not None]
+    models = _rows_by_id(conn, vehicles.c.id, {r.car_id for r in started}, vehicles.c.id, vehicles.c.model)
+    txs = _rows_by_id(conn, transactions.c.id, {r.return_transaction_id for r in started
+                                                if r.return_transaction_id is not None}, *transactions.c)
+    out: dict[str, dict[str, Any]] = {}
+    for r in started:
+        row = models.get(r.car_id)
+        model = battery.MODELS.get(row["model"]) if row is not None else None
+        driven = dr.driven_energy(r, model.usable_wh if model else None)
+        charged_kwh, charged_reason, tx = _charged(conn, r, txs)
+        out[r.rental_id] = {
+            "driven_kwh": driven.kwh, "driven_reason": driven.reason,
+            "charged_kwh": charged_kwh, "charged_reason": charged_reason,
+            "sources": {"departure": codec.soc_to_dict(r.departure_soc), "return": codec.soc_to_dict(r.return_soc),
+                        "usable_kwh": None if model is None else round(model.usable_wh / 1000.0, 3),
+                        "charging": None if tx is None else {"transaction_id": tx["id"],
+                                                             "open": tx["meter_stop"] is None}}}
+    return out
+
+
+def rentals_returned(conn: Connection, city: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The city's rentals returned in ``[start, end)``, with their energy. The database narrows by
+    ``updated_at`` (a return is saved when processed, at or after it happened, give or take the
+    charge point's clock); the exact test is on the rental's own ``returned_at``."""
+    slack = dr.CLOCK_SLACK
+    rows = conn.execute(select(rentals.c.data).where(and_(
+        rentals.c.city == city, rentals.c.state.in_([dr.State.CLOSED.value, dr.State.FORCE_ENDED.value]),
+        rentals.c.updated_at >= start - slack, rentals.c.created_at < end + slack)))
+    returned = [r for r in (codec.rental_from_dict(row.data) for row in rows)
+                if r.returned_at is not None and start <= r.returned_at < end]
+    returned.sort(key=lambda r: (r.returned_at or start, r.rental_id))
+    energy = rental_energy(conn, returned)
+    return [{"rental_id": r.rental_id, "car_id": r.car_id, "returned_at": (r.returned_at or start).isoformat(),
+             **energy[r.rental_id]} for r in returned]
 
 
 def daily_report(conn: Connection, city: str, day: date, now: datetime) -> dict[str, Any] | None:
@@ -90,4 +167,4 @@ def daily_report(conn: Connection, city: str, day: date, now: datetime) -> dict[
 
     return {"city": city, "day": day.isoformat(), "from": start.isoformat(), "to": end.isoformat(),
             "sessions": len(found), "total_kwh": round(total / 1000.0, 3), "stations": kwh(by_station),
-            "vehicles": kwh(by_vehicle)}
+            "vehicles": kwh(by_vehicle), "rentals": rentals_returned(conn, city, start, end)}

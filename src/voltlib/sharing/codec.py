@@ -9,7 +9,7 @@ from typing import Any
 
 from voltlib.domain.money import Money
 from voltlib.domain.pricing import Plan, PriceBreakdown, PriceLine
-from voltlib.domain.rental import Dock, Hold, Rental, State
+from voltlib.domain.rental import Dock, Hold, Rental, SocSnapshot, State
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -41,6 +41,15 @@ def _unhold(v: dict[str, Any] | None) -> Hold | None:
     return Hold(int(v["reservation_id"]), dock, datetime.fromisoformat(v["expires_at"]))
 
 
+def soc_to_dict(s: SocSnapshot | None) -> dict[str, Any] | None:
+    return None if s is None else {"soc_percent": s.percent, "source": s.source, "at": s.at.isoformat()}
+
+
+def _soc(v: dict[str, Any] | None) -> SocSnapshot | None:
+    return None if v is None else SocSnapshot(float(v["soc_percent"]), str(v["source"]),
+                                              datetime.fromisoformat(v["at"]))
+
+
 def breakdown_to_dict(b: PriceBreakdown) -> dict[str, Any]:
     return {"plan_code": b.plan_code, "started_at": b.started_at.isoformat(), "ended_at": b.ended_at.isoformat(),
             "billed_minutes": b.billed_minutes, "currency": b.currency, "total_minor": b.total.minor,
@@ -66,6 +75,8 @@ def rental_to_dict(r: Rental) -> dict[str, Any]:
         "badged_at": _ts(r.badged_at), "started_at": _ts(r.started_at), "returned_at": _ts(r.returned_at),
         "return_dock": _dock(r.return_dock), "ended_at": _ts(r.ended_at),
         "charged": None if r.charged is None else breakdown_to_dict(r.charged), "seen": sorted(r.seen),
+        "departure_soc": soc_to_dict(r.departure_soc), "return_soc": soc_to_dict(r.return_soc),
+        "return_transaction_id": r.return_transaction_id,
     }
 
 
@@ -79,4 +90,7 @@ def rental_from_dict(v: dict[str, Any]) -> Rental:
         badged_at=_dt(v["badged_at"]), started_at=_dt(v["started_at"]), returned_at=_dt(v["returned_at"]),
         return_dock=_undock(v["return_dock"]), ended_at=_dt(v["ended_at"]),
         charged=None if v["charged"] is None else breakdown_from_dict(v["charged"]), seen=frozenset(v["seen"]),
+        # absent from rentals stored before energy accounting per rental
+        departure_soc=_soc(v.get("departure_soc")), return_soc=_soc(v.get("return_soc")),
+        return_transaction_id=v.get("return_transaction_id"),
     )

@@ -78,6 +78,13 @@ def car_range_km(car: dict[str, Any]) -> float | None:
     return None if soc is None else battery.range_km(battery.BLUECAR, soc / 100.0)
 
 
+def soc_snapshot(car: dict[str, Any]) -> dr.SocSnapshot | None:
+    """The car's stored estimate, as it stands now (None when it has none)."""
+    if car["soc_percent"] is None or car["soc_at"] is None:
+        return None
+    return dr.SocSnapshot(float(car["soc_percent"]), car["soc_source"] or "unknown", car["soc_at"])
+
+
 def _city(conn: Connection, code: str) -> ss.CityRecord:
     """A rental's or member's city: its row exists (a foreign key or the seed put it there)."""
     city = ss.get_city(conn, code)
@@ -205,8 +212,8 @@ def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now
         if live is not None and live[0].state in (dr.State.BADGED, dr.State.RESERVED):
             rental, city_code = live
             city = _city(conn, city_code)
-            rental = _apply(conn, change, rental, dr.CarUnplugged(f"unplug:{cp_id}:{connector_id}:{at.isoformat()}",
-                                                                  at), city.policy, now)
+            unplugged = dr.CarUnplugged(f"unplug:{cp_id}:{connector_id}:{at.isoformat()}", at, soc_snapshot(car))
+            rental = _apply(conn, change, rental, unplugged, city.policy, now)
             ss.save_rental(conn, rental, now)
             authorised = rental.state is dr.State.STARTED
         else:
@@ -231,7 +238,7 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
         rental, city_code = live
         city = _city(conn, city_code)
         returned = dr.CarReturned(f"tx:{transaction_id}", started_at, dr.Dock(cp_id, connector_id), id_tag,
-                                  transaction_id)
+                                  transaction_id, soc_snapshot(car))
         rental = _apply(conn, change, rental, returned, city.policy, now)
         rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
         ss.save_rental(conn, rental, now)

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,7 @@ MAX_PROFILE_ID, DEFAULT_PROFILE_ID, TX_PROFILE_ID = 1, 2, 3
 TX_STACK_LEVEL = 1
 COALESCE_S = 0.2  # wall seconds: events this close together share one re-plan
 REPLAN_EVERY = 300.0  # simulated seconds between re-plans of every station with sessions
+READ_CHUNK = 200  # stations per read: bounded IN lists (~900 charge points)
 PARALLEL_STATIONS = 32  # stations re-planned at once: each waits on its charge points' answers
 MODEL = battery.BLUECAR
 CHANGES: tuple[type[ev.Event], ...] = (ev.TransactionStarted, ev.TransactionStopped, ev.ConnectorStatusChanged,
@@ -111,14 +113,26 @@ def read_limits(conn: Connection, station_id: str, *, rated_w: float, fraction: 
 
 def read_station(conn: Connection, station_id: str, *, rated_w: float, fraction: float,
                  reserved_range_km: float = 0.0) -> StationState | None:
-    limits = read_limits(conn, station_id, rated_w=rated_w, fraction=fraction)
-    if limits is None:
-        return None
-    city = ss.get_city(conn, conn.execute(select(stations.c.city).where(stations.c.id == station_id)).scalar_one())
-    needed_km = max(reserved_range_km, float(city.min_range_km) if city is not None else 0.0)
-    docks = conn.execute(select(bays.c.charge_point_id, bays.c.connector_id, bays.c.rated_power_w)
-                         .where(bays.c.station_id == station_id).order_by(bays.c.number)).all()
-    cps = [d.charge_point_id for d in docks]
+    return read_stations(conn, [station_id], rated_w=rated_w, fraction=fraction,
+                         reserved_range_km=reserved_range_km).get(station_id)
+
+
+def read_stations(conn: Connection, station_ids: list[str], *, rated_w: float, fraction: float,
+                  reserved_range_km: float = 0.0) -> dict[str, StationState]:
+    """Many stations in a few queries (a sweep of Paris is 1,119 stations, every few seconds at 100x)."""
+    out: dict[str, StationState] = {}
+    for start in range(0, len(station_ids), READ_CHUNK):
+        out.update(_read_chunk(conn, station_ids[start:start + READ_CHUNK], rated_w, fraction, reserved_range_km))
+    return out
+
+
+def _read_chunk(conn: Connection, station_ids: list[str], rated_w: float, fraction: float,
+                reserved_range_km: float) -> dict[str, StationState]:
+    rows = conn.execute(select(stations.c.id, stations.c.city, stations.c.grid_limit_w, stations.c.phase_limit_w)
+                        .where(stations.c.id.in_(station_ids))).all()
+    docks = conn.execute(select(bays.c.station_id, bays.c.charge_point_id, bays.c.connector_id, bays.c.rated_power_w)
+                         .where(bays.c.station_id.in_(station_ids)).order_by(bays.c.station_id, bays.c.number)).all()
+    cps = sorted({d.charge_point_id for d in docks})
     open_tx = {(r.charge_point_id, r.connector_id): r.id for r in conn.execute(
         select(transactions.c.id, transactions.c.charge_point_id, transactions.c.connector_id)
         .where(and_(transactions.c.charge_point_id.in_(cps), transactions.c.stopped_at.is_(None))))}
@@ -126,16 +140,26 @@ def read_station(conn: Connection, station_id: str, *, rated_w: float, fraction:
         select(vehicles.c.id, vehicles.c.charge_point_id, vehicles.c.connector_id, vehicles.c.soc_percent)
         .where(and_(vehicles.c.charge_point_id.in_(cps), vehicles.c.status == "docked")))}
     held = _reservations(conn, [c.id for c in cars.values()])
-    out = []
+    by_station: dict[str, list[DockState]] = defaultdict(list)
+    needed: dict[str, float] = {}
+    for row in rows:
+        city = ss.get_city(conn, row.city)
+        needed[row.id] = max(reserved_range_km, float(city.min_range_km) if city is not None else 0.0)
     for d in docks:
         dock = (d.charge_point_id, d.connector_id)
         car = cars.get(dock)
         departure = held.get(car.id) if car is not None else None
-        out.append(DockState(d.charge_point_id, d.connector_id, rated_w if d.rated_power_w is None else d.rated_power_w,
-                             open_tx.get(dock), car.id if car else None,
-                             None if car is None or car.soc_percent is None else car.soc_percent / 100.0,
-                             departure, needed_km if departure is not None else None))
-    return StationState(station_id, limits.limit_w, limits.phase_limit_w, tuple(out))
+        by_station[d.station_id].append(DockState(
+            d.charge_point_id, d.connector_id, rated_w if d.rated_power_w is None else d.rated_power_w,
+            open_tx.get(dock), car.id if car else None,
+            None if car is None or car.soc_percent is None else car.soc_percent / 100.0,
+            departure, needed.get(d.station_id) if departure is not None else None))
+    out = {}
+    for row in rows:
+        here = by_station.get(row.id, [])
+        limit = row.grid_limit_w if row.grid_limit_w is not None else sum(d.rated_w for d in here) * fraction
+        out[row.id] = StationState(row.id, limit, row.phase_limit_w, tuple(here))
+    return out
 
 
 def _reservations(conn: Connection, car_ids: list[str]) -> dict[str, datetime]:
@@ -264,24 +288,23 @@ class SmartCharging:
         return {st for cp in cps if (st := self._station_of.get(cp)) is not None}
 
     async def replan(self, station_ids: Iterable[str], booted: set[str] | None = None) -> None:
-        """Stations are planned side by side (``PARALLEL_STATIONS`` at a time), since most of a plan is
-        waiting for charge points to answer; within a station the order of changes is kept."""
+        """One read for all the stations, then stations planned side by side (``PARALLEL_STATIONS`` at a
+        time), since most of a plan is waiting for charge points to answer; within a station the
+        order of changes is kept."""
+        states = await self.services.store.read(partial(
+            read_stations, station_ids=sorted(station_ids), rated_w=self.rated_w, fraction=self.fraction,
+            reserved_range_km=self.reserved_range_km))
         room = asyncio.Semaphore(PARALLEL_STATIONS)
 
-        async def one(station_id: str) -> None:
+        async def one(state: StationState) -> None:
             async with room:
-                await self._replan_station(station_id, booted or set())
+                await self._replan_station(state, booted or set())
 
-        results = await asyncio.gather(*(one(sid) for sid in sorted(station_ids)), return_exceptions=True)
+        results = await asyncio.gather(*(one(state) for state in states.values()), return_exceptions=True)
         for failed in [r for r in results if isinstance(r, Exception)]:
             log.error("smart charging re-plan of a station failed", exc_info=failed)
 
-    async def _replan_station(self, station_id: str, booted: set[str]) -> None:
-        state = await self.services.store.read(partial(
-            read_station, station_id=station_id, rated_w=self.rated_w, fraction=self.fraction,
-            reserved_range_km=self.reserved_range_km))
-        if state is None:
-            return
+    async def _replan_station(self, state: StationState, booted: set[str]) -> None:
         for cp_id in sorted({d.cp_id for d in state.docks} & booted):
             await self.send_station_profiles(state, cp_id)
         await self.apply(state, plan_station(state, self.services.clock.now()))
@@ -291,7 +314,7 @@ class SmartCharging:
         local = self.gateway.connections
         tx_of = {(d.cp_id, d.connector_id): d.transaction_id for d in state.docks}
         wanted = {d: w for d, w in wanted.items() if d[0] in local}
-        for dock in [d for d in self._sent if d[0] in {x.cp_id for x in state.docks} and d not in wanted]:
+        for dock in [d for d in tx_of if d in self._sent and d not in wanted]:
             del self._sent[dock]  # the session ended: its TxProfile went with its transaction
         current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted}  # no TxProfile yet: the safe start
         for dock, watts in ordered_changes(current, wanted):

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, cast, func, insert, select, update
+from sqlalchemy import Connection, String, and_, bindparam, cast, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from voltlib.domain.pricing import Plan, PriceBreakdown
 from voltlib.domain.rental import TERMINAL, Rental, RentalPolicy
@@ -29,6 +31,48 @@ from voltlib.store.tables import (
 )
 
 EARTH_RADIUS_M = 6_371_000.0
+
+# The statements every rental operation runs are built once, with bind parameters: building a Core
+# statement and computing its cache key cost more than running it on SQLite. ``_LOCKED``: the same,
+# ``FOR UPDATE`` (PostgreSQL; SQLite renders nothing and needs nothing, having one writer), for the
+# writes that may run concurrently (``Store.write(concurrent=True)``): a row is locked before it is
+# read for a change, so a concurrent change waits, then reads what the first committed.
+_VEHICLE_BY_ID = select(vehicles).where(vehicles.c.id == bindparam("car_id"))
+_VEHICLE_BY_TAG = select(vehicles).where(vehicles.c.id_tag == bindparam("id_tag"))
+_VEHICLES_AT = select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id")) \
+    .order_by(vehicles.c.connector_id)
+_VEHICLES_AT_CONNECTOR = select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id"),
+                                                vehicles.c.connector_id == bindparam("connector_id"))
+_MOVE_VEHICLE = update(vehicles).where(vehicles.c.id == bindparam("car_id"))
+_MEMBER_WITH_BADGES = (select(members, badges.c.id_tag.label("badge_id_tag"), id_tags.c.status.label("badge_status"))
+                       .select_from(members.outerjoin(badges, badges.c.member_id == members.c.id)
+                                    .outerjoin(id_tags, id_tags.c.id_tag == badges.c.id_tag))
+                       .where(members.c.id == bindparam("member_id"))
+                       .order_by(badges.c.created_at, badges.c.id_tag))
+_MEMBER_BY_BADGE = (select(members, id_tags.c.status.label("badge_status"))
+                    .select_from(badges.join(members, members.c.id == badges.c.member_id)
+                                 .join(id_tags, id_tags.c.id_tag == badges.c.id_tag))
+                    .where(badges.c.id_tag == bindparam("id_tag")))
+_RENTAL_COLUMNS = (rentals.c.data, rentals.c.city, rentals.c.active_member, rentals.c.active_car, rentals.c.active_bay)
+_RENTAL_BY_ID = select(*_RENTAL_COLUMNS).where(rentals.c.id == bindparam("rental_id"))
+_LIVE_OF_CAR = select(*_RENTAL_COLUMNS).where(rentals.c.active_car == bindparam("car_id"))
+_LIVE_OF_MEMBER = select(*_RENTAL_COLUMNS).where(rentals.c.active_member == bindparam("member_id"))
+_LIVE_OF_MEMBER_OR_CARS = select(*_RENTAL_COLUMNS).where(or_(
+    rentals.c.active_member == bindparam("member_id"), rentals.c.active_car.in_(bindparam("car_ids", expanding=True))))
+_LIVE_OF_CAR_OR_BAY = select(*_RENTAL_COLUMNS).where(or_(rentals.c.active_car == bindparam("car_id"),
+                                                         rentals.c.active_bay == bindparam("bay")))
+_LIVE_ON_BAY = select(*_RENTAL_COLUMNS).where(rentals.c.active_bay == bindparam("bay"))
+_INSERT_RENTAL = insert(rentals)
+_SAVE_RENTAL = update(rentals).where(rentals.c.id == bindparam("rental_id"))
+_INVOICE_IF_NEW = {"sqlite": sqlite_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id),
+                   "postgresql": pg_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id)}
+_LOCKED = {statement: statement.with_for_update() for statement in (
+    _VEHICLE_BY_ID, _VEHICLE_BY_TAG, _VEHICLES_AT, _VEHICLES_AT_CONNECTOR, _RENTAL_BY_ID, _LIVE_OF_CAR,
+    _LIVE_OF_MEMBER, _LIVE_OF_MEMBER_OR_CARS, _LIVE_OF_CAR_OR_BAY, _LIVE_ON_BAY)}
+
+
+def _locked(statement: Any, lock: bool) -> Any:
+    return _LOCKED[statement] if lock else statement
 
 
 # --- cities and import -----------------------------------------------------------------------
@@ -173,27 +217,31 @@ def station_of_dock(conn: Connection, cp_id: str, connector_id: int) -> str | No
                                                         bays.c.connector_id == connector_id)).scalar()
 
 
-def get_vehicle(conn: Connection, car_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(vehicles).where(vehicles.c.id == car_id)).mappings().first()
+def get_vehicle(conn: Connection, car_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    row = conn.execute(_locked(_VEHICLE_BY_ID, lock), {"car_id": car_id}).mappings().first()
     return None if row is None else dict(row)
 
 
-def vehicle_by_tag(conn: Connection, id_tag: str) -> dict[str, Any] | None:
-    row = conn.execute(select(vehicles).where(vehicles.c.id_tag == id_tag)).mappings().first()
+def vehicle_by_tag(conn: Connection, id_tag: str, *, lock: bool = False) -> dict[str, Any] | None:
+    row = conn.execute(_locked(_VEHICLE_BY_TAG, lock), {"id_tag": id_tag}).mappings().first()
     return None if row is None else dict(row)
 
 
-def vehicles_at(conn: Connection, cp_id: str, connector_id: int | None = None) -> list[dict[str, Any]]:
-    query = select(vehicles).where(vehicles.c.charge_point_id == cp_id).order_by(vehicles.c.connector_id)
-    if connector_id is not None:
-        query = query.where(vehicles.c.connector_id == connector_id)
-    return [dict(r) for r in conn.execute(query).mappings()]
+def vehicles_at(conn: Connection, cp_id: str, connector_id: int | None = None, *,
+                lock: bool = False) -> list[dict[str, Any]]:
+    if connector_id is None:
+        rows = conn.execute(_locked(_VEHICLES_AT, lock), {"cp_id": cp_id})
+    else:
+        rows = conn.execute(_locked(_VEHICLES_AT_CONNECTOR, lock), {"cp_id": cp_id, "connector_id": connector_id})
+    return [dict(r) for r in rows.mappings()]
 
 
-def vehicles_at_station(conn: Connection, station_id: str) -> list[dict[str, Any]]:
+def vehicles_at_station(conn: Connection, station_id: str, *, lock: bool = False) -> list[dict[str, Any]]:
     query = (select(vehicles).join(bays, and_(vehicles.c.charge_point_id == bays.c.charge_point_id,
                                               vehicles.c.connector_id == bays.c.connector_id))
              .where(bays.c.station_id == station_id).order_by(vehicles.c.soc_percent.desc()))
+    if lock:
+        query = query.with_for_update(of=vehicles)
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -205,8 +253,8 @@ def list_vehicles(conn: Connection, city: str | None = None) -> list[dict[str, A
 
 
 def move_vehicle(conn: Connection, car_id: str, *, status: str, dock: tuple[str, int] | None) -> None:
-    conn.execute(update(vehicles).where(vehicles.c.id == car_id).values(
-        status=status, charge_point_id=dock[0] if dock else None, connector_id=dock[1] if dock else None))
+    conn.execute(_MOVE_VEHICLE, {"car_id": car_id, "status": status, "charge_point_id": dock[0] if dock else None,
+                                 "connector_id": dock[1] if dock else None})
 
 
 # --- members and badges ----------------------------------------------------------------------
@@ -222,13 +270,14 @@ def add_badge(conn: Connection, member_id: str, id_tag: str, now: datetime) -> N
 
 
 def get_member(conn: Connection, member_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(members).where(members.c.id == member_id)).mappings().first()
-    if row is None:
+    """The member's row and ``badges`` (``id_tag``, ``status``), in one query."""
+    rows = conn.execute(_MEMBER_WITH_BADGES, {"member_id": member_id}).mappings().all()
+    if not rows:
         return None
-    out = dict(row)
-    out["badges"] = [dict(b) for b in conn.execute(
-        select(badges.c.id_tag, id_tags.c.status).join(id_tags, id_tags.c.id_tag == badges.c.id_tag)
-        .where(badges.c.member_id == member_id)).mappings()]
+    out = dict(rows[0])
+    del out["badge_id_tag"], out["badge_status"]
+    out["badges"] = [{"id_tag": r["badge_id_tag"], "status": r["badge_status"]} for r in rows
+                     if r["badge_id_tag"] is not None]
     return out
 
 
@@ -237,13 +286,13 @@ def list_members(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
 
 
 def member_by_badge(conn: Connection, id_tag: str) -> tuple[dict[str, Any], str] | None:
-    """The member owning badge ``id_tag`` and the badge's status (Accepted, Blocked, ...)."""
-    row = conn.execute(select(badges.c.member_id, id_tags.c.status).join(id_tags, id_tags.c.id_tag == badges.c.id_tag)
-                       .where(badges.c.id_tag == id_tag)).first()
+    """The member owning badge ``id_tag`` (its row, without the ``badges`` list of :func:`get_member`)
+    and the badge's status (Accepted, Blocked, ...), in one query."""
+    row = conn.execute(_MEMBER_BY_BADGE, {"id_tag": id_tag}).mappings().first()
     if row is None:
         return None
-    member = get_member(conn, row[0])
-    return None if member is None else (member, row[1])
+    member = dict(row)
+    return member, member.pop("badge_status")
 
 
 def update_member(conn: Connection, member_id: str, **values: Any) -> bool:
@@ -262,45 +311,77 @@ def _active_columns(r: Rental) -> dict[str, Any]:
 
 def insert_rental(conn: Connection, r: Rental, city: str, now: datetime) -> None:
     """Raises IntegrityError when the car, the member or the bay is already taken by a live rental."""
-    conn.execute(insert(rentals).values(id=r.rental_id, city=city, member_id=r.member_id, car_id=r.car_id,
-                                        data=codec.rental_to_dict(r), created_at=now, updated_at=now,
-                                        **_active_columns(r)))
+    conn.execute(_INSERT_RENTAL, {"id": r.rental_id, "city": city, "member_id": r.member_id, "car_id": r.car_id,
+                                  "data": codec.rental_to_dict(r), "created_at": now, "updated_at": now,
+                                  **_active_columns(r)})
 
 
 def save_rental(conn: Connection, r: Rental, now: datetime) -> None:
-    conn.execute(update(rentals).where(rentals.c.id == r.rental_id).values(
-        data=codec.rental_to_dict(r), updated_at=now, **_active_columns(r)))
+    conn.execute(_SAVE_RENTAL, {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now,
+                                **_active_columns(r)})
 
 
 def _rental(row: Any) -> tuple[Rental, str]:
     return codec.rental_from_dict(row.data), row.city
 
 
-def load_rental(conn: Connection, rental_id: str) -> tuple[Rental, str] | None:
-    row = conn.execute(select(rentals.c.data, rentals.c.city).where(rentals.c.id == rental_id)).first()
+def _one_rental(conn: Connection, statement: Any, params: dict[str, Any]) -> tuple[Rental, str] | None:
+    row = conn.execute(statement, params).first()
     return None if row is None else _rental(row)
 
 
-def live_rental_of_car(conn: Connection, car_id: str) -> tuple[Rental, str] | None:
-    row = conn.execute(select(rentals.c.data, rentals.c.city).where(rentals.c.active_car == car_id)).first()
-    return None if row is None else _rental(row)
+def load_rental(conn: Connection, rental_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
+    return _one_rental(conn, _locked(_RENTAL_BY_ID, lock), {"rental_id": rental_id})
 
 
-def live_rental_of_member(conn: Connection, member_id: str) -> tuple[Rental, str] | None:
-    row = conn.execute(select(rentals.c.data, rentals.c.city).where(rentals.c.active_member == member_id)).first()
-    return None if row is None else _rental(row)
+def live_rental_of_car(conn: Connection, car_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
+    return _one_rental(conn, _locked(_LIVE_OF_CAR, lock), {"car_id": car_id})
 
 
-def live_rentals(conn: Connection) -> list[tuple[Rental, str]]:
-    rows = conn.execute(select(rentals.c.data, rentals.c.city).where(rentals.c.active_car.is_not(None)))
+def live_rental_of_member(conn: Connection, member_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
+    return _one_rental(conn, _locked(_LIVE_OF_MEMBER, lock), {"member_id": member_id})
+
+
+def live_rentals_of(conn: Connection, member_id: str | None, car_ids: list[str], *,
+                    lock: bool = False) -> tuple[tuple[Rental, str] | None, dict[str, tuple[Rental, str]]]:
+    """In one query: the member's live rental, and the live rental of each of ``car_ids`` that has one.
+    A rental that is both appears in both (the same object)."""
+    mine: tuple[Rental, str] | None = None
+    by_car: dict[str, tuple[Rental, str]] = {}
+    for row in conn.execute(_locked(_LIVE_OF_MEMBER_OR_CARS, lock), {"member_id": member_id, "car_ids": car_ids}):
+        found = _rental(row)
+        if member_id is not None and row.active_member == member_id:
+            mine = found
+        if row.active_car in car_ids:
+            by_car[row.active_car] = found
+    return mine, by_car
+
+
+def live_rentals_at(conn: Connection, car_id: str, cp_id: str, connector_id: int, *,
+                    lock: bool = False) -> tuple[tuple[Rental, str] | None, tuple[Rental, str] | None]:
+    """In one query: the car's live rental and the live rental holding bay ``cp_id``/``connector_id``
+    (the same object when they are one rental)."""
+    car: tuple[Rental, str] | None = None
+    bay: tuple[Rental, str] | None = None
+    key = f"{cp_id}/{connector_id}"
+    for row in conn.execute(_locked(_LIVE_OF_CAR_OR_BAY, lock), {"car_id": car_id, "bay": key}):
+        found = _rental(row)
+        if row.active_car == car_id:
+            car = found
+        if row.active_bay == key:
+            bay = car if car is not None and car[0].rental_id == found[0].rental_id else found
+    return car, bay
+
+
+def live_rentals(conn: Connection, *, lock: bool = False) -> list[tuple[Rental, str]]:
+    query = select(rentals.c.data, rentals.c.city).where(rentals.c.active_car.is_not(None))
+    rows = conn.execute(query.with_for_update() if lock else query)
     return [_rental(row) for row in rows]
 
 
-def bay_holder(conn: Connection, cp_id: str, connector_id: int) -> tuple[Rental, str] | None:
+def bay_holder(conn: Connection, cp_id: str, connector_id: int, *, lock: bool = False) -> tuple[Rental, str] | None:
     """The live rental holding this bay, if any."""
-    row = conn.execute(select(rentals.c.data, rentals.c.city)
-                       .where(rentals.c.active_bay == f"{cp_id}/{connector_id}")).first()
-    return None if row is None else _rental(row)
+    return _one_rental(conn, _locked(_LIVE_ON_BAY, lock), {"bay": f"{cp_id}/{connector_id}"})
 
 
 def bay_is_held(conn: Connection, cp_id: str, connector_id: int) -> bool:
@@ -319,9 +400,10 @@ def list_rentals(conn: Connection, member_id: str | None = None, limit: int = 20
 
 def invoice_rental(conn: Connection, member_id: str, rental_id: str, breakdown: PriceBreakdown, now: datetime) -> bool:
     """One invoice per rental: a replay inserts nothing (unique rental_id)."""
-    return insert_one_if_new(conn, invoices, {
+    return conn.execute(_INVOICE_IF_NEW[conn.dialect.name], {
         "member_id": member_id, "rental_id": rental_id, "kind": "rental", "currency": breakdown.currency,
-        "total_minor": breakdown.total.minor, "lines": codec.breakdown_to_dict(breakdown)["lines"], "issued_at": now})
+        "total_minor": breakdown.total.minor, "lines": codec.breakdown_to_dict(breakdown)["lines"],
+        "issued_at": now}).first() is not None
 
 
 def invoice_subscription(conn: Connection, member_id: str, plan: Plan, now: datetime) -> None:

@@ -16,6 +16,7 @@ from voltlib.domain.rental import TERMINAL, Rental, RentalPolicy
 from voltlib.sharing import codec
 from voltlib.sharing.cities import City, policy_from_json
 from voltlib.sharing.importer import Snapshot, bay_charge_point
+from voltlib.store.fast import Prepared
 from voltlib.store.repo import insert_one_if_new
 from voltlib.store.tables import (
     badges,
@@ -32,47 +33,68 @@ from voltlib.store.tables import (
 
 EARTH_RADIUS_M = 6_371_000.0
 
-# The statements every rental operation runs are built once, with bind parameters: building a Core
-# statement and computing its cache key cost more than running it on SQLite. ``_LOCKED``: the same,
-# ``FOR UPDATE`` (PostgreSQL; SQLite renders nothing and needs nothing, having one writer), for the
-# writes that may run concurrently (``Store.write(concurrent=True)``): a row is locked before it is
-# read for a change, so a concurrent change waits, then reads what the first committed.
-_VEHICLE_BY_ID = select(vehicles).where(vehicles.c.id == bindparam("car_id"))
-_VEHICLE_BY_TAG = select(vehicles).where(vehicles.c.id_tag == bindparam("id_tag"))
-_VEHICLES_AT = select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id")) \
-    .order_by(vehicles.c.connector_id)
-_VEHICLES_AT_CONNECTOR = select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id"),
-                                                vehicles.c.connector_id == bindparam("connector_id"))
-_MOVE_VEHICLE = update(vehicles).where(vehicles.c.id == bindparam("car_id"))
-_MEMBER_WITH_BADGES = (select(members, badges.c.id_tag.label("badge_id_tag"), id_tags.c.status.label("badge_status"))
-                       .select_from(members.outerjoin(badges, badges.c.member_id == members.c.id)
-                                    .outerjoin(id_tags, id_tags.c.id_tag == badges.c.id_tag))
-                       .where(members.c.id == bindparam("member_id"))
-                       .order_by(badges.c.created_at, badges.c.id_tag))
-_MEMBER_BY_BADGE = (select(members, id_tags.c.status.label("badge_status"))
-                    .select_from(badges.join(members, members.c.id == badges.c.member_id)
-                                 .join(id_tags, id_tags.c.id_tag == badges.c.id_tag))
-                    .where(badges.c.id_tag == bindparam("id_tag")))
+# The statements every rental operation runs are built and compiled once, with bind parameters, and
+# run on the driver's cursor (voltlib.store.fast): building a Core statement, computing its cache key
+# and SQLAlchemy's execution path cost more than running the statement on SQLite. ``lock=True``: the
+# same with ``FOR UPDATE`` (PostgreSQL; SQLite renders nothing and needs nothing, having one writer),
+# for the writes that may run concurrently (``Store.write(concurrent=True)``): a row is locked before
+# it is read for a change, so a concurrent change waits, then reads what the first one committed.
+
+
+def _pair(statement: Any) -> tuple[Prepared, Prepared]:
+    return Prepared(statement), Prepared(statement.with_for_update())
+
+
+def _values(table: Any, names: list[str]) -> dict[str, Any]:
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+_VEHICLE_BY_ID = _pair(select(vehicles).where(vehicles.c.id == bindparam("car_id")))
+_VEHICLE_BY_TAG = _pair(select(vehicles).where(vehicles.c.id_tag == bindparam("id_tag")))
+_VEHICLES_AT = _pair(select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id"))
+                     .order_by(vehicles.c.connector_id))
+_VEHICLES_AT_CONNECTOR = _pair(select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id"),
+                                                      vehicles.c.connector_id == bindparam("connector_id")))
+_MOVE_VEHICLE = Prepared(update(vehicles).where(vehicles.c.id == bindparam("car_id"))
+                         .values(_values(vehicles, ["status", "charge_point_id", "connector_id"])))
+_MEMBER_WITH_BADGES = Prepared(
+    select(members, badges.c.id_tag.label("badge_id_tag"), id_tags.c.status.label("badge_status"))
+    .select_from(members.outerjoin(badges, badges.c.member_id == members.c.id)
+                 .outerjoin(id_tags, id_tags.c.id_tag == badges.c.id_tag))
+    .where(members.c.id == bindparam("member_id")).order_by(badges.c.created_at, badges.c.id_tag))
+_MEMBER_BY_BADGE = Prepared(select(members, id_tags.c.status.label("badge_status"))
+                            .select_from(badges.join(members, members.c.id == badges.c.member_id)
+                                         .join(id_tags, id_tags.c.id_tag == badges.c.id_tag))
+                            .where(badges.c.id_tag == bindparam("id_tag")))
 _RENTAL_COLUMNS = (rentals.c.data, rentals.c.city, rentals.c.active_member, rentals.c.active_car, rentals.c.active_bay)
-_RENTAL_BY_ID = select(*_RENTAL_COLUMNS).where(rentals.c.id == bindparam("rental_id"))
-_LIVE_OF_CAR = select(*_RENTAL_COLUMNS).where(rentals.c.active_car == bindparam("car_id"))
-_LIVE_OF_MEMBER = select(*_RENTAL_COLUMNS).where(rentals.c.active_member == bindparam("member_id"))
-_LIVE_OF_MEMBER_OR_CARS = select(*_RENTAL_COLUMNS).where(or_(
-    rentals.c.active_member == bindparam("member_id"), rentals.c.active_car.in_(bindparam("car_ids", expanding=True))))
-_LIVE_OF_CAR_OR_BAY = select(*_RENTAL_COLUMNS).where(or_(rentals.c.active_car == bindparam("car_id"),
-                                                         rentals.c.active_bay == bindparam("bay")))
-_LIVE_ON_BAY = select(*_RENTAL_COLUMNS).where(rentals.c.active_bay == bindparam("bay"))
-_INSERT_RENTAL = insert(rentals)
-_SAVE_RENTAL = update(rentals).where(rentals.c.id == bindparam("rental_id"))
-_INVOICE_IF_NEW = {"sqlite": sqlite_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id),
-                   "postgresql": pg_insert(invoices).on_conflict_do_nothing().returning(invoices.c.id)}
-_LOCKED = {statement: statement.with_for_update() for statement in (
-    _VEHICLE_BY_ID, _VEHICLE_BY_TAG, _VEHICLES_AT, _VEHICLES_AT_CONNECTOR, _RENTAL_BY_ID, _LIVE_OF_CAR,
-    _LIVE_OF_MEMBER, _LIVE_OF_MEMBER_OR_CARS, _LIVE_OF_CAR_OR_BAY, _LIVE_ON_BAY)}
+_RENTAL_BY_ID = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.id == bindparam("rental_id")))
+_LIVE_OF_CAR = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_car == bindparam("car_id")))
+_LIVE_OF_MEMBER = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_member == bindparam("member_id")))
+_LIVE_OF_CAR_OR_BAY = _pair(select(*_RENTAL_COLUMNS).where(or_(rentals.c.active_car == bindparam("car_id"),
+                                                               rentals.c.active_bay == bindparam("bay"))))
+_LIVE_ON_BAY = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_bay == bindparam("bay")))
+_ACTIVE = ["state", "active_car", "active_member", "active_bay"]
+_INSERT_RENTAL = Prepared(insert(rentals).values(_values(
+    rentals, ["id", "city", "member_id", "car_id", "data", "created_at", "updated_at", *_ACTIVE])))
+_SAVE_RENTAL = Prepared(update(rentals).where(rentals.c.id == bindparam("rental_id"))
+                        .values(_values(rentals, ["data", "updated_at", *_ACTIVE])))
+_INVOICE_COLUMNS = ["member_id", "rental_id", "kind", "currency", "total_minor", "lines", "issued_at"]
+_INVOICE_IF_NEW = {
+    "sqlite": Prepared(sqlite_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS))
+                       .on_conflict_do_nothing().returning(invoices.c.id)),
+    "postgresql": Prepared(pg_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS))
+                           .on_conflict_do_nothing().returning(invoices.c.id))}
+_live_of_member_or_cars: dict[int, tuple[Prepared, Prepared]] = {}
 
 
-def _locked(statement: Any, lock: bool) -> Any:
-    return _LOCKED[statement] if lock else statement
+def _live_of_member_or_cars_query(cars: int) -> tuple[Prepared, Prepared]:
+    """The member's live rental or any of ``cars`` cars': one statement per number of cars."""
+    found = _live_of_member_or_cars.get(cars)
+    if found is None:
+        found = _live_of_member_or_cars[cars] = _pair(select(*_RENTAL_COLUMNS).where(or_(
+            rentals.c.active_member == bindparam("member_id"),
+            *(rentals.c.active_car == bindparam(f"car_{i}") for i in range(cars)))))
+    return found
 
 
 # --- cities and import -----------------------------------------------------------------------
@@ -218,22 +240,18 @@ def station_of_dock(conn: Connection, cp_id: str, connector_id: int) -> str | No
 
 
 def get_vehicle(conn: Connection, car_id: str, *, lock: bool = False) -> dict[str, Any] | None:
-    row = conn.execute(_locked(_VEHICLE_BY_ID, lock), {"car_id": car_id}).mappings().first()
-    return None if row is None else dict(row)
+    return _VEHICLE_BY_ID[lock].first(conn, {"car_id": car_id})
 
 
 def vehicle_by_tag(conn: Connection, id_tag: str, *, lock: bool = False) -> dict[str, Any] | None:
-    row = conn.execute(_locked(_VEHICLE_BY_TAG, lock), {"id_tag": id_tag}).mappings().first()
-    return None if row is None else dict(row)
+    return _VEHICLE_BY_TAG[lock].first(conn, {"id_tag": id_tag})
 
 
 def vehicles_at(conn: Connection, cp_id: str, connector_id: int | None = None, *,
                 lock: bool = False) -> list[dict[str, Any]]:
     if connector_id is None:
-        rows = conn.execute(_locked(_VEHICLES_AT, lock), {"cp_id": cp_id})
-    else:
-        rows = conn.execute(_locked(_VEHICLES_AT_CONNECTOR, lock), {"cp_id": cp_id, "connector_id": connector_id})
-    return [dict(r) for r in rows.mappings()]
+        return _VEHICLES_AT[lock].rows(conn, {"cp_id": cp_id})
+    return _VEHICLES_AT_CONNECTOR[lock].rows(conn, {"cp_id": cp_id, "connector_id": connector_id})
 
 
 def vehicles_at_station(conn: Connection, station_id: str, *, lock: bool = False) -> list[dict[str, Any]]:
@@ -253,8 +271,8 @@ def list_vehicles(conn: Connection, city: str | None = None) -> list[dict[str, A
 
 
 def move_vehicle(conn: Connection, car_id: str, *, status: str, dock: tuple[str, int] | None) -> None:
-    conn.execute(_MOVE_VEHICLE, {"car_id": car_id, "status": status, "charge_point_id": dock[0] if dock else None,
-                                 "connector_id": dock[1] if dock else None})
+    _MOVE_VEHICLE.run(conn, {"car_id": car_id, "status": status, "charge_point_id": dock[0] if dock else None,
+                             "connector_id": dock[1] if dock else None})
 
 
 # --- members and badges ----------------------------------------------------------------------
@@ -271,7 +289,7 @@ def add_badge(conn: Connection, member_id: str, id_tag: str, now: datetime) -> N
 
 def get_member(conn: Connection, member_id: str) -> dict[str, Any] | None:
     """The member's row and ``badges`` (``id_tag``, ``status``), in one query."""
-    rows = conn.execute(_MEMBER_WITH_BADGES, {"member_id": member_id}).mappings().all()
+    rows = _MEMBER_WITH_BADGES.rows(conn, {"member_id": member_id})
     if not rows:
         return None
     out = dict(rows[0])
@@ -288,10 +306,9 @@ def list_members(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
 def member_by_badge(conn: Connection, id_tag: str) -> tuple[dict[str, Any], str] | None:
     """The member owning badge ``id_tag`` (its row, without the ``badges`` list of :func:`get_member`)
     and the badge's status (Accepted, Blocked, ...), in one query."""
-    row = conn.execute(_MEMBER_BY_BADGE, {"id_tag": id_tag}).mappings().first()
-    if row is None:
+    member = _MEMBER_BY_BADGE.first(conn, {"id_tag": id_tag})
+    if member is None:
         return None
-    member = dict(row)
     return member, member.pop("badge_status")
 
 
@@ -311,35 +328,35 @@ def _active_columns(r: Rental) -> dict[str, Any]:
 
 def insert_rental(conn: Connection, r: Rental, city: str, now: datetime) -> None:
     """Raises IntegrityError when the car, the member or the bay is already taken by a live rental."""
-    conn.execute(_INSERT_RENTAL, {"id": r.rental_id, "city": city, "member_id": r.member_id, "car_id": r.car_id,
-                                  "data": codec.rental_to_dict(r), "created_at": now, "updated_at": now,
-                                  **_active_columns(r)})
+    _INSERT_RENTAL.run(conn, {"id": r.rental_id, "city": city, "member_id": r.member_id, "car_id": r.car_id,
+                              "data": codec.rental_to_dict(r), "created_at": now, "updated_at": now,
+                              **_active_columns(r)})
 
 
 def save_rental(conn: Connection, r: Rental, now: datetime) -> None:
-    conn.execute(_SAVE_RENTAL, {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now,
-                                **_active_columns(r)})
+    _SAVE_RENTAL.run(conn, {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now,
+                            **_active_columns(r)})
 
 
 def _rental(row: Any) -> tuple[Rental, str]:
-    return codec.rental_from_dict(row.data), row.city
+    return codec.rental_from_dict(row["data"]), row["city"]
 
 
-def _one_rental(conn: Connection, statement: Any, params: dict[str, Any]) -> tuple[Rental, str] | None:
-    row = conn.execute(statement, params).first()
+def _one_rental(conn: Connection, statement: Prepared, params: dict[str, Any]) -> tuple[Rental, str] | None:
+    row = statement.first(conn, params)
     return None if row is None else _rental(row)
 
 
 def load_rental(conn: Connection, rental_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
-    return _one_rental(conn, _locked(_RENTAL_BY_ID, lock), {"rental_id": rental_id})
+    return _one_rental(conn, _RENTAL_BY_ID[lock], {"rental_id": rental_id})
 
 
 def live_rental_of_car(conn: Connection, car_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
-    return _one_rental(conn, _locked(_LIVE_OF_CAR, lock), {"car_id": car_id})
+    return _one_rental(conn, _LIVE_OF_CAR[lock], {"car_id": car_id})
 
 
 def live_rental_of_member(conn: Connection, member_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
-    return _one_rental(conn, _locked(_LIVE_OF_MEMBER, lock), {"member_id": member_id})
+    return _one_rental(conn, _LIVE_OF_MEMBER[lock], {"member_id": member_id})
 
 
 def live_rentals_of(conn: Connection, member_id: str | None, car_ids: list[str], *,
@@ -348,12 +365,13 @@ def live_rentals_of(conn: Connection, member_id: str | None, car_ids: list[str],
     A rental that is both appears in both (the same object)."""
     mine: tuple[Rental, str] | None = None
     by_car: dict[str, tuple[Rental, str]] = {}
-    for row in conn.execute(_locked(_LIVE_OF_MEMBER_OR_CARS, lock), {"member_id": member_id, "car_ids": car_ids}):
+    params = {"member_id": member_id, **{f"car_{i}": car for i, car in enumerate(car_ids)}}
+    for row in _live_of_member_or_cars_query(len(car_ids))[lock].rows(conn, params):
         found = _rental(row)
-        if member_id is not None and row.active_member == member_id:
+        if member_id is not None and row["active_member"] == member_id:
             mine = found
-        if row.active_car in car_ids:
-            by_car[row.active_car] = found
+        if row["active_car"] in car_ids:
+            by_car[row["active_car"]] = found
     return mine, by_car
 
 
@@ -364,24 +382,24 @@ def live_rentals_at(conn: Connection, car_id: str, cp_id: str, connector_id: int
     car: tuple[Rental, str] | None = None
     bay: tuple[Rental, str] | None = None
     key = f"{cp_id}/{connector_id}"
-    for row in conn.execute(_locked(_LIVE_OF_CAR_OR_BAY, lock), {"car_id": car_id, "bay": key}):
+    for row in _LIVE_OF_CAR_OR_BAY[lock].rows(conn, {"car_id": car_id, "bay": key}):
         found = _rental(row)
-        if row.active_car == car_id:
+        if row["active_car"] == car_id:
             car = found
-        if row.active_bay == key:
+        if row["active_bay"] == key:
             bay = car if car is not None and car[0].rental_id == found[0].rental_id else found
     return car, bay
 
 
 def live_rentals(conn: Connection, *, lock: bool = False) -> list[tuple[Rental, str]]:
     query = select(rentals.c.data, rentals.c.city).where(rentals.c.active_car.is_not(None))
-    rows = conn.execute(query.with_for_update() if lock else query)
+    rows = conn.execute(query.with_for_update() if lock else query).mappings()
     return [_rental(row) for row in rows]
 
 
 def bay_holder(conn: Connection, cp_id: str, connector_id: int, *, lock: bool = False) -> tuple[Rental, str] | None:
     """The live rental holding this bay, if any."""
-    return _one_rental(conn, _locked(_LIVE_ON_BAY, lock), {"bay": f"{cp_id}/{connector_id}"})
+    return _one_rental(conn, _LIVE_ON_BAY[lock], {"bay": f"{cp_id}/{connector_id}"})
 
 
 def bay_is_held(conn: Connection, cp_id: str, connector_id: int) -> bool:
@@ -400,10 +418,10 @@ def list_rentals(conn: Connection, member_id: str | None = None, limit: int = 20
 
 def invoice_rental(conn: Connection, member_id: str, rental_id: str, breakdown: PriceBreakdown, now: datetime) -> bool:
     """One invoice per rental: a replay inserts nothing (unique rental_id)."""
-    return conn.execute(_INVOICE_IF_NEW[conn.dialect.name], {
+    return _INVOICE_IF_NEW[conn.dialect.name].first(conn, {
         "member_id": member_id, "rental_id": rental_id, "kind": "rental", "currency": breakdown.currency,
         "total_minor": breakdown.total.minor, "lines": codec.breakdown_to_dict(breakdown)["lines"],
-        "issued_at": now}).first() is not None
+        "issued_at": now}) is not None
 
 
 def invoice_subscription(conn: Connection, member_id: str, plan: Plan, now: datetime) -> None:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Connection, bindparam, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from voltlib.store import fast
 from voltlib.store.db import Store
 from voltlib.store.fast import Prepared
 from voltlib.store.migrate import upgrade
@@ -111,5 +112,63 @@ def test_prepared_statements_keep_types_and_errors(database_url: str) -> None:
         with pytest.raises(IntegrityError):  # unique rental_id: SQLAlchemy's error, as Connection.execute raises
             store.run_sync(lambda conn: add.run(conn, row))
         assert store.run_sync(lambda conn: conn.execute(select(func.count()).select_from(invoices)).scalar()) == 1
+    finally:
+        store.close()
+
+
+_ADD_TAG = Prepared(insert(id_tags).values(id_tag=bindparam("id_tag"), status=bindparam("status"),
+                                           created_at=bindparam("created_at", type_=id_tags.c.created_at.type)))
+_READ_TAG = Prepared(select(id_tags.c.status).where(id_tags.c.id_tag == bindparam("id_tag")))
+
+
+def _deferred_tag(name: str) -> Any:
+    def op(conn: Connection) -> str:
+        _ADD_TAG.write(conn, {"id_tag": name, "status": "Accepted", "created_at": NOW})
+        return name
+    return op
+
+
+def _read_tag(name: str) -> Any:
+    def op(conn: Connection) -> dict[str, Any] | None:
+        return _READ_TAG.first(conn, {"id_tag": name})
+    return op
+
+
+async def test_a_deferred_write_that_fails_is_pinned_on_its_op(database_url: str) -> None:
+    """On PostgreSQL the duplicate's error surfaces only in the next op's read (pipeline mode); the
+    batch runs again without deferring, and the error goes to the op that caused it."""
+    store = Store(database_url)
+    upgrade(store.engine)
+    try:
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store.write(lambda conn: gate.wait(10)))
+        await asyncio.sleep(0.2)
+        ops = [_deferred_tag("K"), _deferred_tag("K"), _read_tag("K"), _deferred_tag("L")]
+        pending = [asyncio.ensure_future(store.write(op)) for op in ops]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        assert outcomes[0] == "K" and outcomes[2] == {"status": "Accepted"} and outcomes[3] == "L"
+        assert isinstance(outcomes[1], IntegrityError)
+        names = store.run_sync(lambda conn: set(conn.execute(select(id_tags.c.id_tag)).scalars()))
+        assert names == {"K", "L"}
+    finally:
+        store.close()
+
+
+def test_writes_are_deferred_only_where_allowed(database_url: str) -> None:
+    store = Store(database_url)
+    upgrade(store.engine)
+    try:
+        with store.engine.begin() as conn:
+            _ADD_TAG.write(conn, {"id_tag": "NOW", "status": "Accepted", "created_at": NOW})
+            assert "voltlib_pipeline" not in conn.info  # not asked for: run at once
+            fast.defer_writes(conn, True)
+            _ADD_TAG.write(conn, {"id_tag": "LATER", "status": "Accepted", "created_at": NOW})
+            assert ("voltlib_pipeline" in conn.info) == (store.dialect == "postgresql")
+            assert _READ_TAG.first(conn, {"id_tag": "LATER"}) == {"status": "Accepted"}  # reads see them
+            fast.defer_writes(conn, False)
+        assert store.run_sync(lambda conn: _READ_TAG.first(conn, {"id_tag": "LATER"})) == {"status": "Accepted"}
     finally:
         store.close()

@@ -241,11 +241,10 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
               started_at: datetime, now: datetime) -> Change:
     """StartTransaction with a car's id token: the car is docked there; a running rental ends and is billed."""
     change = Change()
-    car = ss.vehicle_by_tag(conn, id_tag, lock=True)
-    if car is None:
+    car_id = ss.dock_vehicle_by_tag(conn, id_tag, (cp_id, connector_id))
+    if car_id is None:
         return change
-    ss.move_vehicle(conn, car["id"], status="docked", dock=(cp_id, connector_id))
-    live, held = ss.live_rentals_at(conn, car["id"], cp_id, connector_id, lock=True)
+    live, held = ss.live_rentals_at(conn, car_id, cp_id, connector_id, lock=True)
     if live is not None and live[0].state in (dr.State.STARTED, dr.State.OVERDUE):
         rental, city_code = live
         city = _city(conn, city_code)
@@ -254,7 +253,7 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
         rental = _apply(conn, change, rental, returned, city.policy, now)
         rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
         ss.save_rental(conn, rental, now)
-    _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car["id"], now, held)
+    _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car_id, now, held)
     return change
 
 

@@ -57,6 +57,9 @@ _VEHICLES_AT_CONNECTOR = _pair(select(vehicles).where(vehicles.c.charge_point_id
                                                       vehicles.c.connector_id == bindparam("connector_id")))
 _MOVE_VEHICLE = Prepared(update(vehicles).where(vehicles.c.id == bindparam("car_id"))
                          .values(_values(vehicles, ["status", "charge_point_id", "connector_id"])))
+_DOCK_VEHICLE_BY_TAG = Prepared(update(vehicles).where(vehicles.c.id_tag == bindparam("id_tag"))
+                                .values(_values(vehicles, ["status", "charge_point_id", "connector_id"]))
+                                .returning(vehicles.c.id))
 _MEMBER_WITH_BADGES = Prepared(
     select(members, badges.c.id_tag.label("badge_id_tag"), id_tags.c.status.label("badge_status"))
     .select_from(members.outerjoin(badges, badges.c.member_id == members.c.id)
@@ -80,10 +83,8 @@ _SAVE_RENTAL = Prepared(update(rentals).where(rentals.c.id == bindparam("rental_
                         .values(_values(rentals, ["data", "updated_at", *_ACTIVE])))
 _INVOICE_COLUMNS = ["member_id", "rental_id", "kind", "currency", "total_minor", "lines", "issued_at"]
 _INVOICE_IF_NEW = {
-    "sqlite": Prepared(sqlite_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS))
-                       .on_conflict_do_nothing().returning(invoices.c.id)),
-    "postgresql": Prepared(pg_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS))
-                           .on_conflict_do_nothing().returning(invoices.c.id))}
+    "sqlite": Prepared(sqlite_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS)).on_conflict_do_nothing()),
+    "postgresql": Prepared(pg_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS)).on_conflict_do_nothing())}
 _live_of_member_or_cars: dict[int, tuple[Prepared, Prepared]] = {}
 
 
@@ -270,8 +271,16 @@ def list_vehicles(conn: Connection, city: str | None = None) -> list[dict[str, A
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def dock_vehicle_by_tag(conn: Connection, id_tag: str, dock: tuple[str, int]) -> str | None:
+    """The car whose id token is ``id_tag`` is docked at ``dock``: its id, or None if no car has that
+    token. One statement (locking the row on PostgreSQL), as the return of a car runs it every time."""
+    row = _DOCK_VEHICLE_BY_TAG.first(conn, {"id_tag": id_tag, "status": "docked", "charge_point_id": dock[0],
+                                            "connector_id": dock[1]})
+    return None if row is None else str(row["id"])
+
+
 def move_vehicle(conn: Connection, car_id: str, *, status: str, dock: tuple[str, int] | None) -> None:
-    _MOVE_VEHICLE.run(conn, {"car_id": car_id, "status": status, "charge_point_id": dock[0] if dock else None,
+    _MOVE_VEHICLE.write(conn, {"car_id": car_id, "status": status, "charge_point_id": dock[0] if dock else None,
                              "connector_id": dock[1] if dock else None})
 
 
@@ -328,13 +337,13 @@ def _active_columns(r: Rental) -> dict[str, Any]:
 
 def insert_rental(conn: Connection, r: Rental, city: str, now: datetime) -> None:
     """Raises IntegrityError when the car, the member or the bay is already taken by a live rental."""
-    _INSERT_RENTAL.run(conn, {"id": r.rental_id, "city": city, "member_id": r.member_id, "car_id": r.car_id,
+    _INSERT_RENTAL.write(conn, {"id": r.rental_id, "city": city, "member_id": r.member_id, "car_id": r.car_id,
                               "data": codec.rental_to_dict(r), "created_at": now, "updated_at": now,
                               **_active_columns(r)})
 
 
 def save_rental(conn: Connection, r: Rental, now: datetime) -> None:
-    _SAVE_RENTAL.run(conn, {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now,
+    _SAVE_RENTAL.write(conn, {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now,
                             **_active_columns(r)})
 
 
@@ -416,12 +425,12 @@ def list_rentals(conn: Connection, member_id: str | None = None, limit: int = 20
 
 # --- invoices --------------------------------------------------------------------------------
 
-def invoice_rental(conn: Connection, member_id: str, rental_id: str, breakdown: PriceBreakdown, now: datetime) -> bool:
+def invoice_rental(conn: Connection, member_id: str, rental_id: str, breakdown: PriceBreakdown, now: datetime) -> None:
     """One invoice per rental: a replay inserts nothing (unique rental_id)."""
-    return _INVOICE_IF_NEW[conn.dialect.name].first(conn, {
+    _INVOICE_IF_NEW[conn.dialect.name].write(conn, {
         "member_id": member_id, "rental_id": rental_id, "kind": "rental", "currency": breakdown.currency,
         "total_minor": breakdown.total.minor, "lines": codec.breakdown_to_dict(breakdown)["lines"],
-        "issued_at": now}) is not None
+        "issued_at": now})
 
 
 def invoice_subscription(conn: Connection, member_id: str, plan: Plan, now: datetime) -> None:

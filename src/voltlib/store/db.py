@@ -22,6 +22,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from voltlib.store import fast
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Op = Callable[[Connection], Any]
@@ -49,7 +51,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    fast.install(engine)
+    return engine
 
 
 @dataclass(slots=True)
@@ -68,7 +72,8 @@ _STOP = object()
 class Store:
     """The only way the rest of voltlib touches the database."""
 
-    def __init__(self, url: str, *, max_batch: int = 2000, concurrent_writers: int = 3) -> None:
+    def __init__(self, url: str, *, max_batch: int = 2000, concurrent_writers: int = 3,
+                 concurrent_batch: int = 16) -> None:
         """``concurrent_writers``: on PostgreSQL, threads (each with its own connection and group
         commit) for the writes queued with ``concurrent=True``; SQLite has one writer at a time, so
         there they share the single writer thread."""
@@ -77,13 +82,13 @@ class Store:
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="voltlib-read")
-        self._writer = threading.Thread(target=self._write_loop, args=(self._queue,), name="voltlib-writer",
-                                        daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, args=(self._queue, max_batch),
+                                        name="voltlib-writer", daemon=True)
         self._writer.start()
         self._concurrent_queue: queue.SimpleQueue[_Job | object] = (
             queue.SimpleQueue() if self.dialect == "postgresql" and concurrent_writers > 0 else self._queue)
-        self._concurrent = [threading.Thread(target=self._write_loop, args=(self._concurrent_queue,), daemon=True,
-                                             name=f"voltlib-writer-{n}")
+        self._concurrent = [threading.Thread(target=self._write_loop, args=(self._concurrent_queue, concurrent_batch),
+                                             daemon=True, name=f"voltlib-writer-{n}")
                             for n in range(concurrent_writers if self._concurrent_queue is not self._queue else 0)]
         for thread in self._concurrent:
             thread.start()
@@ -145,14 +150,14 @@ class Store:
 
     # -- the writer thread --
 
-    def _write_loop(self, jobs: queue.SimpleQueue[_Job | object]) -> None:
+    def _write_loop(self, jobs: queue.SimpleQueue[_Job | object], max_batch: int) -> None:
         while True:
             first = jobs.get()
             if first is _STOP:
                 return
             batch: list[_Job] = [first]  # type: ignore[list-item]
             stop = False
-            while len(batch) < self.max_batch:
+            while len(batch) < max_batch:
                 try:
                     item = jobs.get_nowait()
                 except queue.Empty:
@@ -173,43 +178,55 @@ class Store:
         self.ops += len(batch)
         self._resolve_all(results)
 
-    def _run_jobs(self, ops: list[_Job], inserts: list[_Job], results: list[tuple[_Job, bool, Any]]) -> None:
+    def _run_jobs(self, ops: list[_Job], inserts: list[_Job], results: list[tuple[_Job, bool, Any]],
+                  defer: bool = True) -> None:
         """Commit ``ops`` then ``inserts`` in one transaction. When an op fails, the ops before it are
         committed without it, then it runs first in its own transaction (where its error is its own,
         not caused by an uncommitted neighbour), then the rest carry on together: a refusal costs one
-        extra transaction instead of turning the whole batch into one transaction per op."""
+        extra transaction instead of turning the whole batch into one transaction per op.
+
+        ``defer``: the first attempt lets writes be deferred (``voltlib.store.fast``); an error of a
+        deferred write may surface in a later op, so after any failure the batch runs again without."""
         while ops or inserts:
-            failed, error, values = self._attempt(ops, inserts)
+            failed, error, values = self._attempt(ops, inserts, defer)
             if failed is None:
                 results.extend((job, True, value) for job, value in zip(ops, values, strict=True))
                 results.extend((job, True, None) for job in inserts)
                 return
+            if defer and self.dialect == "postgresql":
+                defer = False
+                continue
             if failed == len(ops):
                 if inserts:  # the grouped inserts failed: the ops without them, then each insert alone
-                    self._run_jobs(ops, [], results)
+                    self._run_jobs(ops, [], results, False)
                     results.extend(self._run_alone(job) for job in inserts)
                 else:  # the commit itself failed
                     results.extend(self._run_alone(job) for job in ops)
                 return
             if failed > 0:
-                self._run_jobs(ops[:failed], [], results)
+                self._run_jobs(ops[:failed], [], results, False)
                 ops = ops[failed:]
             else:
                 results.append(self._run_alone(ops[0]) if _retryable(error) else (ops[0], False, error))
                 ops = ops[1:]
 
-    def _attempt(self, ops: list[_Job], inserts: list[_Job]) -> tuple[int | None, BaseException | None, list[Any]]:
+    def _attempt(self, ops: list[_Job], inserts: list[_Job],
+                 defer: bool = False) -> tuple[int | None, BaseException | None, list[Any]]:
         """One transaction: ``(None, None, results)`` once committed, else the index of what failed
         (``len(ops)``: the inserts, or the commit) and its error, everything rolled back."""
         values: list[Any] = []
         index = 0
         try:
             with self.engine.begin() as conn:
-                for index, job in enumerate(ops):  # noqa: B007 (index names the failed op)
-                    assert job.op is not None
-                    values.append(job.op(conn))
-                index = len(ops)
-                self._insert_grouped(conn, inserts)
+                fast.defer_writes(conn, defer)
+                try:
+                    for index, job in enumerate(ops):  # noqa: B007 (index names the failed op)
+                        assert job.op is not None
+                        values.append(job.op(conn))
+                    index = len(ops)
+                    self._insert_grouped(conn, inserts)
+                finally:  # the connection goes back to the pool: nobody else defers on it unasked
+                    conn.info.pop("voltlib_defer_writes", None)
         except Exception as exc:
             log.debug("group commit of %d ops failed at %d", len(ops) + len(inserts), index, exc_info=True)
             return index, exc, []

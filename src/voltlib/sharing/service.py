@@ -159,7 +159,7 @@ def _first_badge(member: dict[str, Any]) -> str:
 
 def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change:
     change = Change()
-    found = ss.member_by_badge(conn, id_tag)
+    found, cars, mine, by_car = ss.badge_lookup(conn, id_tag, cp_id, lock=True)
     if found is None:
         return change  # not a member badge: the id-tag table decides
     member, badge_status = found
@@ -176,8 +176,6 @@ def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change
     if reason is not None:
         return refuse("Blocked", reason)
     city = _city(conn, member["city"])
-    cars = ss.vehicles_at(conn, cp_id, lock=True)
-    mine, by_car = ss.live_rentals_of(conn, member["id"], [c["id"] for c in cars], lock=True)
     live = _expire_lapsed(conn, change, mine, now)
     badged = dr.Badged(f"badge:{cp_id}:{id_tag}:{now.isoformat()}", now)
     if live is not None:
@@ -214,10 +212,7 @@ def _other(found: tuple[dr.Rental, str] | None,
 def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now: datetime) -> Change:
     """The connector of a bay became Available: any car docked there has left it."""
     change = Change()
-    cars = ss.vehicles_at(conn, cp_id, connector_id, lock=True)
-    if not cars:
-        return change
-    _, by_car = ss.live_rentals_of(conn, None, [c["id"] for c in cars], lock=True)
+    cars, by_car = ss.cars_at_with_rentals(conn, cp_id, connector_id, lock=True)
     for car in cars:
         live = by_car.get(car["id"])
         dock = dr.Dock(cp_id, connector_id)
@@ -241,10 +236,9 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
               started_at: datetime, now: datetime) -> Change:
     """StartTransaction with a car's id token: the car is docked there; a running rental ends and is billed."""
     change = Change()
-    car_id = ss.dock_vehicle_by_tag(conn, id_tag, (cp_id, connector_id))
+    car_id, live, held = ss.dock_returned_car(conn, id_tag, cp_id, connector_id, lock=True)
     if car_id is None:
         return change
-    live, held = ss.live_rentals_at(conn, car_id, cp_id, connector_id, lock=True)
     if live is not None and live[0].state in (dr.State.STARTED, dr.State.OVERDUE):
         rental, city_code = live
         city = _city(conn, city_code)
@@ -296,12 +290,17 @@ def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station
     at least the city's minimum). Of the cars that can, the one with the least range is taken, so
     the fullest stay for the longest trips."""
     change = Change()
-    member = _member_in_standing(conn, member_id, now)
+    if car_id:
+        found, car, mine, by_car = ss.reservation_lookup(conn, member_id, car_id, lock=True)
+        member = _in_standing(found, member_id, now)
+        candidates = [car]
+    else:
+        member = _member_in_standing(conn, member_id, now)
+        candidates = list(ss.vehicles_at_station(conn, station_id or "", lock=True))
     city = _city(conn, member["city"])
-    candidates = [ss.get_vehicle(conn, car_id, lock=True)] if car_id \
-        else ss.vehicles_at_station(conn, station_id or "", lock=True)
     usable = [c for c in candidates if c is not None and c["city"] == member["city"]]
-    mine, by_car = ss.live_rentals_of(conn, member_id, [c["id"] for c in usable], lock=True)
+    if not car_id:
+        mine, by_car = ss.live_rentals_of(conn, member_id, [c["id"] for c in usable], lock=True)
     if _expire_lapsed(conn, change, mine, now) is not None:
         raise SharingError(409, "member_has_active_reservation", "a member holds one car at a time")
     if not usable:
@@ -411,7 +410,10 @@ def _event(conn: Connection, change: Change, rental: dr.Rental, event: dr.Rental
 
 
 def _member_in_standing(conn: Connection, member_id: str, now: datetime) -> dict[str, Any]:
-    member = ss.get_member(conn, member_id)
+    return _in_standing(ss.get_member(conn, member_id), member_id, now)
+
+
+def _in_standing(member: dict[str, Any] | None, member_id: str, now: datetime) -> dict[str, Any]:
     if member is None:
         raise SharingError(404, "unknown_member", f"no member {member_id}")
     reason = standing(member, now)

@@ -16,7 +16,7 @@ from voltlib.domain.rental import TERMINAL, Rental, RentalPolicy
 from voltlib.sharing import codec
 from voltlib.sharing.cities import City, policy_from_json
 from voltlib.sharing.importer import Snapshot, bay_charge_point
-from voltlib.store.fast import Prepared
+from voltlib.store.fast import Prepared, rows_together
 from voltlib.store.repo import insert_one_if_new
 from voltlib.store.tables import (
     badges,
@@ -69,13 +69,29 @@ _MEMBER_BY_BADGE = Prepared(select(members, id_tags.c.status.label("badge_status
                             .select_from(badges.join(members, members.c.id == badges.c.member_id)
                                          .join(id_tags, id_tags.c.id_tag == badges.c.id_tag))
                             .where(badges.c.id_tag == bindparam("id_tag")))
-_RENTAL_COLUMNS = (rentals.c.data, rentals.c.city, rentals.c.active_member, rentals.c.active_car, rentals.c.active_bay)
+_RENTAL_COLUMNS = (rentals.c.id, rentals.c.data, rentals.c.city, rentals.c.active_member, rentals.c.active_car,
+                   rentals.c.active_bay)
 _RENTAL_BY_ID = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.id == bindparam("rental_id")))
 _LIVE_OF_CAR = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_car == bindparam("car_id")))
 _LIVE_OF_MEMBER = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_member == bindparam("member_id")))
 _LIVE_OF_CAR_OR_BAY = _pair(select(*_RENTAL_COLUMNS).where(or_(rentals.c.active_car == bindparam("car_id"),
                                                                rentals.c.active_bay == bindparam("bay"))))
 _LIVE_ON_BAY = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_bay == bindparam("bay")))
+# The live rentals an operation needs, found from what it is given (a badge, a charge point, a car's
+# id token) rather than from an earlier answer, so that they go out with the other reads at once.
+_LIVE_OF_BADGE = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_member == select(badges.c.member_id)
+                                                      .where(badges.c.id_tag == bindparam("id_tag")).scalar_subquery()))
+
+
+def _live_of_cars(*where: Any) -> tuple[Prepared, Prepared]:
+    query = select(*_RENTAL_COLUMNS).join(vehicles, rentals.c.active_car == vehicles.c.id).where(*where)
+    return Prepared(query), Prepared(query.with_for_update(of=rentals))
+
+
+_LIVE_AT_CP = _live_of_cars(vehicles.c.charge_point_id == bindparam("cp_id"))
+_LIVE_AT_CONNECTOR = _live_of_cars(vehicles.c.charge_point_id == bindparam("cp_id"),
+                                   vehicles.c.connector_id == bindparam("connector_id"))
+_LIVE_OF_TAG = _live_of_cars(vehicles.c.id_tag == bindparam("id_tag"))
 _ACTIVE = ["state", "active_car", "active_member", "active_bay"]
 _INSERT_RENTAL = Prepared(insert(rentals).values(_values(
     rentals, ["id", "city", "member_id", "car_id", "data", "created_at", "updated_at", *_ACTIVE])))
@@ -298,7 +314,10 @@ def add_badge(conn: Connection, member_id: str, id_tag: str, now: datetime) -> N
 
 def get_member(conn: Connection, member_id: str) -> dict[str, Any] | None:
     """The member's row and ``badges`` (``id_tag``, ``status``), in one query."""
-    rows = _MEMBER_WITH_BADGES.rows(conn, {"member_id": member_id})
+    return _member(_MEMBER_WITH_BADGES.rows(conn, {"member_id": member_id}))
+
+
+def _member(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not rows:
         return None
     out = dict(rows[0])
@@ -368,20 +387,93 @@ def live_rental_of_member(conn: Connection, member_id: str, *, lock: bool = Fals
     return _one_rental(conn, _LIVE_OF_MEMBER[lock], {"member_id": member_id})
 
 
+Live = tuple[Rental, str]  # a live rental and its city
+
+
 def live_rentals_of(conn: Connection, member_id: str | None, car_ids: list[str], *,
-                    lock: bool = False) -> tuple[tuple[Rental, str] | None, dict[str, tuple[Rental, str]]]:
+                    lock: bool = False) -> tuple[Live | None, dict[str, Live]]:
     """In one query: the member's live rental, and the live rental of each of ``car_ids`` that has one.
     A rental that is both appears in both (the same object)."""
-    mine: tuple[Rental, str] | None = None
-    by_car: dict[str, tuple[Rental, str]] = {}
-    params = {"member_id": member_id, **{f"car_{i}": car for i, car in enumerate(car_ids)}}
-    for row in _live_of_member_or_cars_query(len(car_ids))[lock].rows(conn, params):
-        found = _rental(row)
+    return _mine_and_by_car(_live_of_member_or_cars_query(len(car_ids))[lock].rows(conn, _member_or_cars(
+        member_id, car_ids)), member_id, car_ids)
+
+
+def _member_or_cars(member_id: str | None, car_ids: list[str]) -> dict[str, Any]:
+    return {"member_id": member_id, **{f"car_{i}": car for i, car in enumerate(car_ids)}}
+
+
+def _mine_and_by_car(rows: list[dict[str, Any]], member_id: str | None,
+                     car_ids: list[str]) -> tuple[Live | None, dict[str, Live]]:
+    """``rows`` (possibly from several queries, a rental more than once) as the member's live rental and
+    each car's; each rental is decoded once, so a rental that is both is the same object in both."""
+    mine: Live | None = None
+    by_car: dict[str, Live] = {}
+    decoded: dict[str, Live] = {}
+    for row in rows:
+        found = decoded.get(row["id"])
+        if found is None:
+            found = decoded[row["id"]] = _rental(row)
         if member_id is not None and row["active_member"] == member_id:
             mine = found
         if row["active_car"] in car_ids:
             by_car[row["active_car"]] = found
     return mine, by_car
+
+
+def badge_lookup(conn: Connection, id_tag: str, cp_id: str, *, lock: bool = False
+                 ) -> tuple[tuple[dict[str, Any], str] | None, list[dict[str, Any]], Live | None, dict[str, Live]]:
+    """What a badge at a charge point needs, in one round trip on PostgreSQL: the badge's member and
+    the badge's status (as :func:`member_by_badge`), the cars docked at the charge point, the member's
+    live rental and the live rental of each of those cars."""
+    member_rows, cars, of_member, at_cp = rows_together(
+        conn, (_MEMBER_BY_BADGE, {"id_tag": id_tag}), (_VEHICLES_AT[lock], {"cp_id": cp_id}),
+        (_LIVE_OF_BADGE[lock], {"id_tag": id_tag}), (_LIVE_AT_CP[lock], {"cp_id": cp_id}))
+    found = None
+    if member_rows:
+        member = member_rows[0]
+        found = (member, str(member.pop("badge_status")))
+    mine, by_car = _mine_and_by_car(of_member + at_cp, found[0]["id"] if found else None, [c["id"] for c in cars])
+    return found, cars, mine, by_car
+
+
+def cars_at_with_rentals(conn: Connection, cp_id: str, connector_id: int, *,
+                         lock: bool = False) -> tuple[list[dict[str, Any]], dict[str, Live]]:
+    """The cars docked at a connector and the live rental of each that has one, in one round trip."""
+    cars, live = rows_together(conn, (_VEHICLES_AT_CONNECTOR[lock], {"cp_id": cp_id, "connector_id": connector_id}),
+                               (_LIVE_AT_CONNECTOR[lock], {"cp_id": cp_id, "connector_id": connector_id}))
+    return cars, _mine_and_by_car(live, None, [c["id"] for c in cars])[1]
+
+
+def dock_returned_car(conn: Connection, id_tag: str, cp_id: str, connector_id: int, *,
+                      lock: bool = False) -> tuple[str | None, Live | None, Live | None]:
+    """A car plugged in with its id token: docks it there (as :func:`dock_vehicle_by_tag`) and finds its
+    live rental and the live rental holding that bay, in one round trip. ``(car id or None, the car's
+    rental, the bay's)``; the two rentals are the same object when they are one."""
+    bay = f"{cp_id}/{connector_id}"
+    docked, of_car, on_bay = rows_together(
+        conn, (_DOCK_VEHICLE_BY_TAG, {"id_tag": id_tag, "status": "docked", "charge_point_id": cp_id,
+                                      "connector_id": connector_id}),
+        (_LIVE_OF_TAG[lock], {"id_tag": id_tag}), (_LIVE_ON_BAY[lock], {"bay": bay}))
+    if not docked:
+        return None, None, None
+    car_id = str(docked[0]["id"])
+    decoded = _mine_and_by_car(of_car + on_bay, None, [car_id])[1]
+    live = decoded.get(car_id)
+    held = None
+    for row in on_bay:
+        held = live if live is not None and live[0].rental_id == row["id"] else _rental(row)
+    return car_id, live, held
+
+
+def reservation_lookup(conn: Connection, member_id: str, car_id: str, *, lock: bool = False
+                       ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Live | None, dict[str, Live]]:
+    """What reserving a given car needs, in one round trip on PostgreSQL: the member (as
+    :func:`get_member`), the car, the member's live rental and the car's."""
+    member_rows, car_rows, live = rows_together(
+        conn, (_MEMBER_WITH_BADGES, {"member_id": member_id}), (_VEHICLE_BY_ID[lock], {"car_id": car_id}),
+        (_live_of_member_or_cars_query(1)[lock], _member_or_cars(member_id, [car_id])))
+    mine, by_car = _mine_and_by_car(live, member_id, [car_id])
+    return _member(member_rows), car_rows[0] if car_rows else None, mine, by_car
 
 
 def live_rentals_at(conn: Connection, car_id: str, cp_id: str, connector_id: int, *,

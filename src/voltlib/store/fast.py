@@ -82,6 +82,9 @@ class Prepared:
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         cursor, c = self._execute(conn, params)
+        return self._fetch(conn, cursor, c)
+
+    def _fetch(self, conn: Connection, cursor: Any, c: _Compiled) -> list[dict[str, Any]]:
         with _errors(conn.dialect, c.sql):  # in pipeline mode, the deferred writes' errors come here
             fetched = cursor.fetchall()
         results = c.results if c.results is not None else c.processors(conn.dialect, cursor.description)
@@ -102,12 +105,28 @@ class Prepared:
 
     def write(self, conn: Connection, params: Mapping[str, Any]) -> None:
         """Execute a statement returning no rows, deferred if the connection allows it (see above)."""
-        info = conn.info
-        if info.get(_DEFER) and _PIPELINE not in info:
-            pipeline = conn.connection.dbapi_connection.pipeline()  # type: ignore[union-attr]
-            pipeline.__enter__()
-            info[_PIPELINE] = pipeline
+        if conn.info.get(_DEFER):
+            _pipeline(conn)
         self._execute(conn, params, _WRITE_CURSOR)
+
+
+def rows_together(conn: Connection, *queries: tuple[Prepared, Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The rows of several reads whose parameters do not depend on each other's answers, run in
+    order. Where writes may be deferred (PostgreSQL), they are sent together and answered in one
+    round trip; elsewhere they run one after the other."""
+    if not conn.info.get(_DEFER):
+        return [prepared.rows(conn, params) for prepared, params in queries]
+    _pipeline(conn)
+    sent = [prepared._execute(conn, params, f"{_CURSOR}-{i}") for i, (prepared, params) in enumerate(queries)]
+    return [prepared._fetch(conn, cursor, c) for (prepared, _), (cursor, c) in zip(queries, sent, strict=True)]
+
+
+def _pipeline(conn: Connection) -> None:
+    info = conn.info
+    if _PIPELINE not in info:
+        pipeline = conn.connection.dbapi_connection.pipeline()  # type: ignore[union-attr]
+        pipeline.__enter__()
+        info[_PIPELINE] = pipeline
 
 
 def defer_writes(conn: Connection, on: bool) -> None:

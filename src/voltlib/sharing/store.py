@@ -16,7 +16,7 @@ from voltlib.domain.rental import TERMINAL, Rental, RentalPolicy
 from voltlib.sharing import codec
 from voltlib.sharing.cities import City, policy_from_json
 from voltlib.sharing.importer import Snapshot, bay_charge_point
-from voltlib.store.fast import Prepared, rows_together
+from voltlib.store.fast import Prepared, pipelining, rows_together
 from voltlib.store.repo import insert_one_if_new
 from voltlib.store.tables import (
     badges,
@@ -424,15 +424,25 @@ def badge_lookup(conn: Connection, id_tag: str, cp_id: str, *, lock: bool = Fals
                  ) -> tuple[tuple[dict[str, Any], str] | None, list[dict[str, Any]], Live | None, dict[str, Live]]:
     """What a badge at a charge point needs, in one round trip on PostgreSQL: the badge's member and
     the badge's status (as :func:`member_by_badge`), the cars docked at the charge point, the member's
-    live rental and the live rental of each of those cars."""
-    member_rows, cars, of_member, at_cp = rows_together(
-        conn, (_MEMBER_BY_BADGE, {"id_tag": id_tag}), (_VEHICLES_AT[lock], {"cp_id": cp_id}),
-        (_LIVE_OF_BADGE[lock], {"id_tag": id_tag}), (_LIVE_AT_CP[lock], {"cp_id": cp_id}))
+    live rental and the live rental of each of those cars. Elsewhere (SQLite: no round trips), three
+    statements, the rentals found from the first two answers."""
+    if pipelining(conn):
+        member_rows, cars, of_member, at_cp = rows_together(
+            conn, (_MEMBER_BY_BADGE, {"id_tag": id_tag}), (_VEHICLES_AT[lock], {"cp_id": cp_id}),
+            (_LIVE_OF_BADGE[lock], {"id_tag": id_tag}), (_LIVE_AT_CP[lock], {"cp_id": cp_id}))
+        live = of_member + at_cp
+    else:
+        member_rows = _MEMBER_BY_BADGE.rows(conn, {"id_tag": id_tag})
+        cars = _VEHICLES_AT[lock].rows(conn, {"cp_id": cp_id})
+        live = []
     found = None
     if member_rows:
         member = member_rows[0]
         found = (member, str(member.pop("badge_status")))
-    mine, by_car = _mine_and_by_car(of_member + at_cp, found[0]["id"] if found else None, [c["id"] for c in cars])
+    member_id, car_ids = found[0]["id"] if found else None, [c["id"] for c in cars]
+    if not pipelining(conn) and (member_id is not None or car_ids):
+        live = _live_of_member_or_cars_query(len(car_ids))[lock].rows(conn, _member_or_cars(member_id, car_ids))
+    mine, by_car = _mine_and_by_car(live, member_id, car_ids)
     return found, cars, mine, by_car
 
 
@@ -448,7 +458,13 @@ def dock_returned_car(conn: Connection, id_tag: str, cp_id: str, connector_id: i
                       lock: bool = False) -> tuple[str | None, Live | None, Live | None]:
     """A car plugged in with its id token: docks it there (as :func:`dock_vehicle_by_tag`) and finds its
     live rental and the live rental holding that bay, in one round trip. ``(car id or None, the car's
-    rental, the bay's)``; the two rentals are the same object when they are one."""
+    rental, the bay's)``; the two rentals are the same object when they are one. Elsewhere
+    (SQLite), two statements."""
+    if not pipelining(conn):
+        car_id = dock_vehicle_by_tag(conn, id_tag, (cp_id, connector_id))
+        if car_id is None:
+            return None, None, None
+        return car_id, *live_rentals_at(conn, car_id, cp_id, connector_id, lock=lock)
     bay = f"{cp_id}/{connector_id}"
     docked, of_car, on_bay = rows_together(
         conn, (_DOCK_VEHICLE_BY_TAG, {"id_tag": id_tag, "status": "docked", "charge_point_id": cp_id,

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.elements import ClauseElement
 
 Processor = Callable[[Any], Any] | None
@@ -46,6 +46,12 @@ class _Compiled:
     types: tuple[Any, ...]  # their SQLAlchemy types
     results: tuple[Processor, ...] | None = None  # from the driver's column types, at the first result
     convert_results: bool = True
+    order: tuple[tuple[str, Processor], ...] = ()  # positional: each parameter and its converter
+
+    def __post_init__(self) -> None:
+        if self.positional is not None:
+            converters = dict(self.binds)
+            self.order = tuple((name, converters.get(name)) for name in self.positional)
 
     def processors(self, dialect: Dialect, description: Any) -> tuple[Processor, ...]:
         if self.results is None:
@@ -71,13 +77,18 @@ class Prepared:
     def _execute(self, conn: Connection, params: Mapping[str, Any], key: str = _CURSOR) -> tuple[Any, _Compiled]:
         dialect = conn.dialect
         c = self._compiled(dialect)
-        values = dict(params)
-        for name, process in c.binds:
-            values[name] = process(values[name])
-        args: Any = values if c.positional is None else tuple(values[name] for name in c.positional)
+        args: Any
+        if c.positional is not None:
+            args = tuple(params[name] if process is None else process(params[name]) for name, process in c.order)
+        else:
+            args = dict(params)
+            for name, process in c.binds:
+                args[name] = process(args[name])
         cursor = _cursor(conn, key)
-        with _errors(dialect, c.sql):
+        try:
             cursor.execute(c.sql, args)
+        except dialect.loaded_dbapi.Error as exc:
+            raise _error(dialect, c.sql, exc) from exc
         return cursor, c
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -85,8 +96,10 @@ class Prepared:
         return self._fetch(conn, cursor, c)
 
     def _fetch(self, conn: Connection, cursor: Any, c: _Compiled) -> list[dict[str, Any]]:
-        with _errors(conn.dialect, c.sql):  # in pipeline mode, the deferred writes' errors come here
+        try:
             fetched = cursor.fetchall()
+        except conn.dialect.loaded_dbapi.Error as exc:  # in pipeline mode, the deferred writes' errors come here
+            raise _error(conn.dialect, c.sql, exc) from exc
         results = c.results if c.results is not None else c.processors(conn.dialect, cursor.description)
         if not c.convert_results:
             return [dict(zip(c.keys, row, strict=True)) for row in fetched]
@@ -108,6 +121,11 @@ class Prepared:
         if conn.info.get(_DEFER):
             _pipeline(conn)
         self._execute(conn, params, _WRITE_CURSOR)
+
+
+def pipelining(conn: Connection) -> bool:
+    """Whether reads on ``conn`` can be sent together (:func:`rows_together` in one round trip)."""
+    return bool(conn.info.get(_DEFER))
 
 
 def rows_together(conn: Connection, *queries: tuple[Prepared, Mapping[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -142,8 +160,10 @@ def sync(conn: Connection) -> None:
     """Wait for the deferred writes on ``conn``; raise the first error among them."""
     pipeline = conn.info.pop(_PIPELINE, None)
     if pipeline is not None:
-        with _errors(conn.dialect, "(deferred writes)"):
+        try:
             pipeline.__exit__(None, None, None)
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _error(conn.dialect, "(deferred writes)", exc) from exc
 
 
 def _discard(conn: Connection) -> None:
@@ -163,19 +183,10 @@ def install(engine: Engine) -> None:
     event.listen(engine, "rollback", _discard)
 
 
-class _errors:
-    """Driver errors raised as SQLAlchemy's, as ``Connection.execute`` raises them."""
-
-    def __init__(self, dialect: Dialect, sql: str) -> None:
-        self.dialect, self.sql = dialect, sql
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None and isinstance(exc, self.dialect.loaded_dbapi.Error):
-            raise DBAPIError.instance(self.sql, None, exc, self.dialect.loaded_dbapi.Error,
-                                      dialect=self.dialect) from exc
+def _error(dialect: Dialect, sql: str, exc: Exception) -> StatementError:
+    """A driver error as SQLAlchemy's (IntegrityError, OperationalError ...), as ``Connection.execute``
+    raises them."""
+    return DBAPIError.instance(sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
 
 
 def _cursor(conn: Connection, key: str) -> Any:

@@ -95,7 +95,7 @@ async def run(database_url: str | None, *, stations: int = 200, cars_per_station
 
         async def one(op: Any) -> Any:
             async with limit:
-                return await store.write(op)
+                return await store.write(op, concurrent=True)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one(partial(service.reserve_car_op, member_id=m, car_id=car[0], station_id=None,
@@ -120,9 +120,13 @@ async def run(database_url: str | None, *, stations: int = 200, cars_per_station
 
         target = cars[0][0]
         outcomes = await asyncio.gather(*(store.write(partial(service.reserve_car_op, member_id=m, car_id=target,
-                                                              station_id=None, now=now))
+                                                              station_id=None, now=now), concurrent=True)
                                           for m in members), return_exceptions=True)
         winners = sum(1 for o in outcomes if not isinstance(o, BaseException))
+        unclear = [o for o in outcomes if isinstance(o, BaseException)
+                   and not (isinstance(o, service.SharingError) and o.code == "car_already_held")]
+        if unclear:  # every loser must be told the car is held, not meet a database error
+            raise RuntimeError(f"{len(unclear)} double-booking losers not refused clearly: {unclear[0]!r}")
         return SharingBenchResult(store.dialect, len(cars), reservations, rentals, len(members), winners)
     finally:
         store.close()

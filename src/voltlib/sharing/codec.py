@@ -67,10 +67,39 @@ def breakdown_from_dict(v: dict[str, Any]) -> PriceBreakdown:
                           Money(v["total_minor"], cur))
 
 
+# Every load and save of a rental converts its plan; a city has a handful of plans, so each is
+# converted once (the cached dicts are only serialised, never changed). Bounded, in case plans
+# are edited often.
+_PLANS_MAX = 256
+_plans_from: dict[str, Plan] = {}
+_plans_to: dict[int, tuple[Plan, dict[str, Any]]] = {}
+
+
+def _plan_from_dict(v: dict[str, Any]) -> Plan:
+    key = repr(v)
+    plan = _plans_from.get(key)
+    if plan is None:
+        if len(_plans_from) >= _PLANS_MAX:
+            _plans_from.clear()
+        plan = _plans_from[key] = Plan.from_dict(v)
+    return plan
+
+
+def _plan_to_dict(plan: Plan) -> dict[str, Any]:
+    found = _plans_to.get(id(plan))
+    if found is not None and found[0] is plan:
+        return found[1]
+    if len(_plans_to) >= _PLANS_MAX:
+        _plans_to.clear()
+    data = plan.to_dict()
+    _plans_to[id(plan)] = (plan, data)
+    return data
+
+
 def rental_to_dict(r: Rental) -> dict[str, Any]:
     return {
         "rental_id": r.rental_id, "member_id": r.member_id, "member_id_tag": r.member_id_tag, "car_id": r.car_id,
-        "car_id_tag": r.car_id_tag, "origin": _dock(r.origin), "plan": r.plan.to_dict(), "state": r.state.value,
+        "car_id_tag": r.car_id_tag, "origin": _dock(r.origin), "plan": _plan_to_dict(r.plan), "state": r.state.value,
         "car_hold": _hold(r.car_hold), "bay_hold": _hold(r.bay_hold), "reserved_at": _ts(r.reserved_at),
         "badged_at": _ts(r.badged_at), "started_at": _ts(r.started_at), "returned_at": _ts(r.returned_at),
         "return_dock": _dock(r.return_dock), "ended_at": _ts(r.ended_at),
@@ -85,7 +114,7 @@ def rental_from_dict(v: dict[str, Any]) -> Rental:
     assert origin is not None
     return Rental(
         rental_id=v["rental_id"], member_id=v["member_id"], member_id_tag=v["member_id_tag"], car_id=v["car_id"],
-        car_id_tag=v["car_id_tag"], origin=origin, plan=Plan.from_dict(v["plan"]), state=State(v["state"]),
+        car_id_tag=v["car_id_tag"], origin=origin, plan=_plan_from_dict(v["plan"]), state=State(v["state"]),
         car_hold=_unhold(v["car_hold"]), bay_hold=_unhold(v["bay_hold"]), reserved_at=_dt(v["reserved_at"]),
         badged_at=_dt(v["badged_at"]), started_at=_dt(v["started_at"]), returned_at=_dt(v["returned_at"]),
         return_dock=_undock(v["return_dock"]), ended_at=_dt(v["ended_at"]),

@@ -7,6 +7,12 @@ serialised with every other write) that loads the rental, applies domain events
 from the OCPP messages (``tx:<transaction id>``, ``badge:<cp>:<tag>:<time>``), so a replayed message
 never applies twice and never bills twice.
 
+The operations run with ``Store.write(concurrent=True)``: on PostgreSQL several writer threads run
+them at once, so every rental and vehicle row an operation reads in order to change it is read
+``FOR UPDATE`` (``lock=True``), and the UNIQUE live-rental columns refuse a second live rental of a
+car, member or bay. The hot statements are few (member and badges in one query, the live rentals
+an operation needs in one query) and prebuilt (:mod:`voltlib.sharing.store`).
+
 Badges (Authorize) are decided here before the id-tag table (``Services.authorizer``); the unplug
 (StatusNotification Available where a car was docked) and the return (StartTransaction with a car's
 id token) arrive as bus events after the gateway has committed and answered them.
@@ -96,7 +102,7 @@ def _city(conn: Connection, code: str) -> ss.CityRecord:
 def _members_rental(conn: Connection, change: Change, member_id: str, now: datetime, status: int, code: str,
                     detail: str) -> tuple[dr.Rental, ss.CityRecord]:
     """The member's live rental (lapsed holds expired first) and its city, or a refusal."""
-    found = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now)
+    found = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id, lock=True), now)
     if found is None:
         raise SharingError(status, code, detail)
     return found[0], _city(conn, found[1])
@@ -160,7 +166,7 @@ def _first_badge(member: dict[str, Any]) -> str:
 
 def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change:
     change = Change()
-    found = ss.member_by_badge(conn, id_tag)
+    found, cars, mine, by_car = ss.badge_lookup(conn, id_tag, cp_id, lock=True)
     if found is None:
         return change  # not a member badge: the id-tag table decides
     member, badge_status = found
@@ -177,37 +183,45 @@ def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change
     if reason is not None:
         return refuse("Blocked", reason)
     city = _city(conn, member["city"])
-    live = _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member["id"]), now)
-    cars = ss.vehicles_at(conn, cp_id)
+    live = _expire_lapsed(conn, change, mine, now)
+    badged = dr.Badged(f"badge:{cp_id}:{id_tag}:{now.isoformat()}", now)
     if live is not None:
         rental = live[0]
         if rental.state not in (dr.State.RESERVED, dr.State.BADGED) or rental.origin.charge_point_id != cp_id:
             return refuse("ConcurrentTx", "member_has_active_rental", rental.car_id)
+        rental = _apply(conn, change, rental, badged, city.policy, now)
+        ss.save_rental(conn, rental, now)
     else:
         if not cars:
             return refuse("Invalid", "no_car_here")
-        free = [c for c in cars if _expire_lapsed(conn, change, ss.live_rental_of_car(conn, c["id"]), now) is None]
+        free = [c for c in cars if _expire_lapsed(conn, change, _other(by_car.get(c["id"]), mine), now) is None]
         if not free:
             return refuse("Invalid", "car_reserved", cars[0]["id"])
         rentable = [c for c in free if _rentable(c, city)]
         if not rentable:
             return refuse("Invalid", "low_range", free[0]["id"])
-        rental = _new_rental(member, id_tag, rentable[0], city)
-        ss.insert_rental(conn, rental, member["city"], now)
-    rental = _apply(conn, change, rental, dr.Badged(f"badge:{cp_id}:{id_tag}:{now.isoformat()}", now),
-                    city.policy, now)
-    ss.save_rental(conn, rental, now)
+        rental = _apply(conn, change, _new_rental(member, id_tag, rentable[0], city), badged, city.policy, now)
+        ss.insert_rental(conn, rental, member["city"], now)  # IntegrityError: someone else won the car
     change.decision = Decision("Accepted")
     change.events.append(ev.BadgeDecided(charge_point_id=cp_id, at=now, id_tag=id_tag, member_id=member["id"],
                                          car_id=rental.car_id, status="Accepted", reason=None))
     return change
 
 
+def _other(found: tuple[dr.Rental, str] | None,
+           mine: tuple[dr.Rental, str] | None) -> tuple[dr.Rental, str] | None:
+    """``found``, unless it is the member's own rental, already handled (its timers fired) as ``mine``."""
+    if found is not None and mine is not None and found[0].rental_id == mine[0].rental_id:
+        return None
+    return found
+
+
 def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now: datetime) -> Change:
     """The connector of a bay became Available: any car docked there has left it."""
     change = Change()
-    for car in ss.vehicles_at(conn, cp_id, connector_id):
-        live = ss.live_rental_of_car(conn, car["id"])
+    cars, by_car = ss.cars_at_with_rentals(conn, cp_id, connector_id, lock=True)
+    for car in cars:
+        live = by_car.get(car["id"])
         dock = dr.Dock(cp_id, connector_id)
         if live is not None and live[0].state in (dr.State.BADGED, dr.State.RESERVED):
             rental, city_code = live
@@ -229,11 +243,9 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
               started_at: datetime, now: datetime) -> Change:
     """StartTransaction with a car's id token: the car is docked there; a running rental ends and is billed."""
     change = Change()
-    car = ss.vehicle_by_tag(conn, id_tag)
-    if car is None:
+    car_id, live, held = ss.dock_returned_car(conn, id_tag, cp_id, connector_id, lock=True)
+    if car_id is None:
         return change
-    ss.move_vehicle(conn, car["id"], status="docked", dock=(cp_id, connector_id))
-    live = ss.live_rental_of_car(conn, car["id"])
     if live is not None and live[0].state in (dr.State.STARTED, dr.State.OVERDUE):
         rental, city_code = live
         city = _city(conn, city_code)
@@ -242,16 +254,17 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
         rental = _apply(conn, change, rental, returned, city.policy, now)
         rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
         ss.save_rental(conn, rental, now)
-    _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car["id"], now)
+    _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car_id, now, held)
     return change
 
 
-def _displace_bay_hold(conn: Connection, change: Change, dock: dr.Dock, car_id: str, now: datetime) -> None:
+def _displace_bay_hold(conn: Connection, change: Change, dock: dr.Dock, car_id: str, now: datetime,
+                       held: tuple[dr.Rental, str] | None) -> None:
     """A car was plugged into a bay another member holds: the car stays (it is physically there);
     the other member's hold moves to a free bay of the same station, or, if there is none, ends
     early (BayHoldLost) — their rental then shows no bay, and the station list shows where there is
-    space. Either way they get a RentalChanged event."""
-    held = ss.bay_holder(conn, dock.charge_point_id, dock.connector_id)
+    space. Either way they get a RentalChanged event. ``held``: the live rental that held the bay
+    when the car came back (read with the car's own rental, which is skipped here)."""
     if held is None:
         return
     other, city_code = held
@@ -284,15 +297,22 @@ def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station
     at least the city's minimum). Of the cars that can, the one with the least range is taken, so
     the fullest stay for the longest trips."""
     change = Change()
-    member = _member_in_standing(conn, member_id, now)
+    if car_id:
+        found, car, mine, by_car = ss.reservation_lookup(conn, member_id, car_id, lock=True)
+        member = _in_standing(found, member_id, now)
+        candidates = [car]
+    else:
+        member = _member_in_standing(conn, member_id, now)
+        candidates = list(ss.vehicles_at_station(conn, station_id or "", lock=True))
     city = _city(conn, member["city"])
-    if _expire_lapsed(conn, change, ss.live_rental_of_member(conn, member_id), now) is not None:
-        raise SharingError(409, "member_has_active_reservation", "a member holds one car at a time")
-    candidates = [ss.get_vehicle(conn, car_id)] if car_id else ss.vehicles_at_station(conn, station_id or "")
     usable = [c for c in candidates if c is not None and c["city"] == member["city"]]
+    if not car_id:
+        mine, by_car = ss.live_rentals_of(conn, member_id, [c["id"] for c in usable], lock=True)
+    if _expire_lapsed(conn, change, mine, now) is not None:
+        raise SharingError(409, "member_has_active_reservation", "a member holds one car at a time")
     if not usable:
         raise SharingError(404, "no_car", "no such car" if car_id else "no car docked at this station")
-    free = [c for c in usable if _expire_lapsed(conn, change, ss.live_rental_of_car(conn, c["id"]), now) is None]
+    free = [c for c in usable if _expire_lapsed(conn, change, _other(by_car.get(c["id"]), mine), now) is None]
     if not free:
         raise SharingError(409, "car_already_held", "the car is reserved or rented by someone else")
     needed_km = max(float(city.min_range_km), (trip_km or 0.0) * TRIP_MARGIN)
@@ -353,7 +373,7 @@ def cancel_op(conn: Connection, member_id: str, now: datetime) -> Change:
 
 def force_end_op(conn: Connection, rental_id: str, operator: str, reason: str, bill: bool, now: datetime) -> Change:
     change = Change()
-    found = ss.load_rental(conn, rental_id)
+    found = ss.load_rental(conn, rental_id, lock=True)
     if found is None:
         raise SharingError(404, "unknown_rental", f"no rental {rental_id}")
     rental, city_code = found
@@ -366,7 +386,7 @@ def force_end_op(conn: Connection, rental_id: str, operator: str, reason: str, b
 
 def timers_op(conn: Connection, now: datetime) -> Change:
     change = Change()
-    for rental, city_code in ss.live_rentals(conn):
+    for rental, city_code in ss.live_rentals(conn, lock=True):
         _expire_lapsed(conn, change, (rental, city_code), now)
     return change
 
@@ -376,7 +396,7 @@ def reconcile_op(conn: Connection, now: datetime) -> Change:
     committed before it is answered, but the rental is closed by a subscriber afterwards; if voltlib
     stopped in between, the transaction is in the table and the rental still runs. Run at start-up."""
     change = Change()
-    for rental, _ in ss.live_rentals(conn):
+    for rental, _ in ss.live_rentals(conn, lock=True):
         if rental.state not in (dr.State.STARTED, dr.State.OVERDUE) or rental.started_at is None:
             continue
         tx = repo.first_transaction_of_tag_since(conn, rental.car_id_tag, rental.started_at)
@@ -397,7 +417,10 @@ def _event(conn: Connection, change: Change, rental: dr.Rental, event: dr.Rental
 
 
 def _member_in_standing(conn: Connection, member_id: str, now: datetime) -> dict[str, Any]:
-    member = ss.get_member(conn, member_id)
+    return _in_standing(ss.get_member(conn, member_id), member_id, now)
+
+
+def _in_standing(member: dict[str, Any] | None, member_id: str, now: datetime) -> dict[str, Any]:
     if member is None:
         raise SharingError(404, "unknown_member", f"no member {member_id}")
     reason = standing(member, now)
@@ -424,7 +447,7 @@ class SharingService:
 
     async def _run(self, op: Callable[[Connection], Change]) -> Change:
         try:
-            change = await self.services.store.write(op)
+            change = await self.services.store.write(op, concurrent=True)
         except IntegrityError:
             raise SharingError(409, "already_taken", "another request took this car or bay first") from None
         for event in change.events:

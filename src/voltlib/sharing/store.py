@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, cast, func, insert, select, update
+from sqlalchemy import Connection, String, and_, bindparam, cast, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from voltlib.domain.pricing import Plan, PriceBreakdown
 from voltlib.domain.rental import TERMINAL, Rental, RentalPolicy
 from voltlib.sharing import codec
 from voltlib.sharing.cities import City, policy_from_json
 from voltlib.sharing.importer import Snapshot, bay_charge_point
+from voltlib.store.fast import Prepared, pipelining, rows_together
 from voltlib.store.repo import insert_one_if_new
 from voltlib.store.tables import (
     badges,
@@ -29,6 +32,86 @@ from voltlib.store.tables import (
 )
 
 EARTH_RADIUS_M = 6_371_000.0
+
+# The statements every rental operation runs are built and compiled once, with bind parameters, and
+# run on the driver's cursor (voltlib.store.fast): building a Core statement, computing its cache key
+# and SQLAlchemy's execution path cost more than running the statement on SQLite. ``lock=True``: the
+# same with ``FOR UPDATE`` (PostgreSQL; SQLite renders nothing and needs nothing, having one writer),
+# for the writes that may run concurrently (``Store.write(concurrent=True)``): a row is locked before
+# it is read for a change, so a concurrent change waits, then reads what the first one committed.
+
+
+def _pair(statement: Any) -> tuple[Prepared, Prepared]:
+    return Prepared(statement), Prepared(statement.with_for_update())
+
+
+def _values(table: Any, names: list[str]) -> dict[str, Any]:
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+_VEHICLE_BY_ID = _pair(select(vehicles).where(vehicles.c.id == bindparam("car_id")))
+_VEHICLE_BY_TAG = _pair(select(vehicles).where(vehicles.c.id_tag == bindparam("id_tag")))
+_VEHICLES_AT = _pair(select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id"))
+                     .order_by(vehicles.c.connector_id))
+_VEHICLES_AT_CONNECTOR = _pair(select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id"),
+                                                      vehicles.c.connector_id == bindparam("connector_id")))
+_MOVE_VEHICLE = Prepared(update(vehicles).where(vehicles.c.id == bindparam("car_id"))
+                         .values(_values(vehicles, ["status", "charge_point_id", "connector_id"])))
+_DOCK_VEHICLE_BY_TAG = Prepared(update(vehicles).where(vehicles.c.id_tag == bindparam("id_tag"))
+                                .values(_values(vehicles, ["status", "charge_point_id", "connector_id"]))
+                                .returning(vehicles.c.id))
+_MEMBER_WITH_BADGES = Prepared(
+    select(members, badges.c.id_tag.label("badge_id_tag"), id_tags.c.status.label("badge_status"))
+    .select_from(members.outerjoin(badges, badges.c.member_id == members.c.id)
+                 .outerjoin(id_tags, id_tags.c.id_tag == badges.c.id_tag))
+    .where(members.c.id == bindparam("member_id")).order_by(badges.c.created_at, badges.c.id_tag))
+_MEMBER_BY_BADGE = Prepared(select(members, id_tags.c.status.label("badge_status"))
+                            .select_from(badges.join(members, members.c.id == badges.c.member_id)
+                                         .join(id_tags, id_tags.c.id_tag == badges.c.id_tag))
+                            .where(badges.c.id_tag == bindparam("id_tag")))
+_RENTAL_COLUMNS = (rentals.c.id, rentals.c.data, rentals.c.city, rentals.c.active_member, rentals.c.active_car,
+                   rentals.c.active_bay)
+_RENTAL_BY_ID = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.id == bindparam("rental_id")))
+_LIVE_OF_CAR = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_car == bindparam("car_id")))
+_LIVE_OF_MEMBER = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_member == bindparam("member_id")))
+_LIVE_OF_CAR_OR_BAY = _pair(select(*_RENTAL_COLUMNS).where(or_(rentals.c.active_car == bindparam("car_id"),
+                                                               rentals.c.active_bay == bindparam("bay"))))
+_LIVE_ON_BAY = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_bay == bindparam("bay")))
+# The live rentals an operation needs, found from what it is given (a badge, a charge point, a car's
+# id token) rather than from an earlier answer, so that they go out with the other reads at once.
+_LIVE_OF_BADGE = _pair(select(*_RENTAL_COLUMNS).where(rentals.c.active_member == select(badges.c.member_id)
+                                                      .where(badges.c.id_tag == bindparam("id_tag")).scalar_subquery()))
+
+
+def _live_of_cars(*where: Any) -> tuple[Prepared, Prepared]:
+    query = select(*_RENTAL_COLUMNS).join(vehicles, rentals.c.active_car == vehicles.c.id).where(*where)
+    return Prepared(query), Prepared(query.with_for_update(of=rentals))
+
+
+_LIVE_AT_CP = _live_of_cars(vehicles.c.charge_point_id == bindparam("cp_id"))
+_LIVE_AT_CONNECTOR = _live_of_cars(vehicles.c.charge_point_id == bindparam("cp_id"),
+                                   vehicles.c.connector_id == bindparam("connector_id"))
+_LIVE_OF_TAG = _live_of_cars(vehicles.c.id_tag == bindparam("id_tag"))
+_ACTIVE = ["state", "active_car", "active_member", "active_bay"]
+_INSERT_RENTAL = Prepared(insert(rentals).values(_values(
+    rentals, ["id", "city", "member_id", "car_id", "data", "created_at", "updated_at", *_ACTIVE])))
+_SAVE_RENTAL = Prepared(update(rentals).where(rentals.c.id == bindparam("rental_id"))
+                        .values(_values(rentals, ["data", "updated_at", *_ACTIVE])))
+_INVOICE_COLUMNS = ["member_id", "rental_id", "kind", "currency", "total_minor", "lines", "issued_at"]
+_INVOICE_IF_NEW = {
+    "sqlite": Prepared(sqlite_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS)).on_conflict_do_nothing()),
+    "postgresql": Prepared(pg_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS)).on_conflict_do_nothing())}
+_live_of_member_or_cars: dict[int, tuple[Prepared, Prepared]] = {}
+
+
+def _live_of_member_or_cars_query(cars: int) -> tuple[Prepared, Prepared]:
+    """The member's live rental or any of ``cars`` cars': one statement per number of cars."""
+    found = _live_of_member_or_cars.get(cars)
+    if found is None:
+        found = _live_of_member_or_cars[cars] = _pair(select(*_RENTAL_COLUMNS).where(or_(
+            rentals.c.active_member == bindparam("member_id"),
+            *(rentals.c.active_car == bindparam(f"car_{i}") for i in range(cars)))))
+    return found
 
 
 # --- cities and import -----------------------------------------------------------------------
@@ -173,27 +256,27 @@ def station_of_dock(conn: Connection, cp_id: str, connector_id: int) -> str | No
                                                         bays.c.connector_id == connector_id)).scalar()
 
 
-def get_vehicle(conn: Connection, car_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(vehicles).where(vehicles.c.id == car_id)).mappings().first()
-    return None if row is None else dict(row)
+def get_vehicle(conn: Connection, car_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    return _VEHICLE_BY_ID[lock].first(conn, {"car_id": car_id})
 
 
-def vehicle_by_tag(conn: Connection, id_tag: str) -> dict[str, Any] | None:
-    row = conn.execute(select(vehicles).where(vehicles.c.id_tag == id_tag)).mappings().first()
-    return None if row is None else dict(row)
+def vehicle_by_tag(conn: Connection, id_tag: str, *, lock: bool = False) -> dict[str, Any] | None:
+    return _VEHICLE_BY_TAG[lock].first(conn, {"id_tag": id_tag})
 
 
-def vehicles_at(conn: Connection, cp_id: str, connector_id: int | None = None) -> list[dict[str, Any]]:
-    query = select(vehicles).where(vehicles.c.charge_point_id == cp_id).order_by(vehicles.c.connector_id)
-    if connector_id is not None:
-        query = query.where(vehicles.c.connector_id == connector_id)
-    return [dict(r) for r in conn.execute(query).mappings()]
+def vehicles_at(conn: Connection, cp_id: str, connector_id: int | None = None, *,
+                lock: bool = False) -> list[dict[str, Any]]:
+    if connector_id is None:
+        return _VEHICLES_AT[lock].rows(conn, {"cp_id": cp_id})
+    return _VEHICLES_AT_CONNECTOR[lock].rows(conn, {"cp_id": cp_id, "connector_id": connector_id})
 
 
-def vehicles_at_station(conn: Connection, station_id: str) -> list[dict[str, Any]]:
+def vehicles_at_station(conn: Connection, station_id: str, *, lock: bool = False) -> list[dict[str, Any]]:
     query = (select(vehicles).join(bays, and_(vehicles.c.charge_point_id == bays.c.charge_point_id,
                                               vehicles.c.connector_id == bays.c.connector_id))
              .where(bays.c.station_id == station_id).order_by(vehicles.c.soc_percent.desc()))
+    if lock:
+        query = query.with_for_update(of=vehicles)
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
@@ -204,9 +287,17 @@ def list_vehicles(conn: Connection, city: str | None = None) -> list[dict[str, A
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def dock_vehicle_by_tag(conn: Connection, id_tag: str, dock: tuple[str, int]) -> str | None:
+    """The car whose id token is ``id_tag`` is docked at ``dock``: its id, or None if no car has that
+    token. One statement (locking the row on PostgreSQL), as the return of a car runs it every time."""
+    row = _DOCK_VEHICLE_BY_TAG.first(conn, {"id_tag": id_tag, "status": "docked", "charge_point_id": dock[0],
+                                            "connector_id": dock[1]})
+    return None if row is None else str(row["id"])
+
+
 def move_vehicle(conn: Connection, car_id: str, *, status: str, dock: tuple[str, int] | None) -> None:
-    conn.execute(update(vehicles).where(vehicles.c.id == car_id).values(
-        status=status, charge_point_id=dock[0] if dock else None, connector_id=dock[1] if dock else None))
+    _MOVE_VEHICLE.write(conn, {"car_id": car_id, "status": status, "charge_point_id": dock[0] if dock else None,
+                             "connector_id": dock[1] if dock else None})
 
 
 # --- members and badges ----------------------------------------------------------------------
@@ -222,13 +313,17 @@ def add_badge(conn: Connection, member_id: str, id_tag: str, now: datetime) -> N
 
 
 def get_member(conn: Connection, member_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(members).where(members.c.id == member_id)).mappings().first()
-    if row is None:
+    """The member's row and ``badges`` (``id_tag``, ``status``), in one query."""
+    return _member(_MEMBER_WITH_BADGES.rows(conn, {"member_id": member_id}))
+
+
+def _member(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    if not rows:
         return None
-    out = dict(row)
-    out["badges"] = [dict(b) for b in conn.execute(
-        select(badges.c.id_tag, id_tags.c.status).join(id_tags, id_tags.c.id_tag == badges.c.id_tag)
-        .where(badges.c.member_id == member_id)).mappings()]
+    out = dict(rows[0])
+    del out["badge_id_tag"], out["badge_status"]
+    out["badges"] = [{"id_tag": r["badge_id_tag"], "status": r["badge_status"]} for r in rows
+                     if r["badge_id_tag"] is not None]
     return out
 
 
@@ -237,13 +332,12 @@ def list_members(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
 
 
 def member_by_badge(conn: Connection, id_tag: str) -> tuple[dict[str, Any], str] | None:
-    """The member owning badge ``id_tag`` and the badge's status (Accepted, Blocked, ...)."""
-    row = conn.execute(select(badges.c.member_id, id_tags.c.status).join(id_tags, id_tags.c.id_tag == badges.c.id_tag)
-                       .where(badges.c.id_tag == id_tag)).first()
-    if row is None:
+    """The member owning badge ``id_tag`` (its row, without the ``badges`` list of :func:`get_member`)
+    and the badge's status (Accepted, Blocked, ...), in one query."""
+    member = _MEMBER_BY_BADGE.first(conn, {"id_tag": id_tag})
+    if member is None:
         return None
-    member = get_member(conn, row[0])
-    return None if member is None else (member, row[1])
+    return member, member.pop("badge_status")
 
 
 def update_member(conn: Connection, member_id: str, **values: Any) -> bool:
@@ -262,45 +356,167 @@ def _active_columns(r: Rental) -> dict[str, Any]:
 
 def insert_rental(conn: Connection, r: Rental, city: str, now: datetime) -> None:
     """Raises IntegrityError when the car, the member or the bay is already taken by a live rental."""
-    conn.execute(insert(rentals).values(id=r.rental_id, city=city, member_id=r.member_id, car_id=r.car_id,
-                                        data=codec.rental_to_dict(r), created_at=now, updated_at=now,
-                                        **_active_columns(r)))
+    _INSERT_RENTAL.write(conn, {"id": r.rental_id, "city": city, "member_id": r.member_id, "car_id": r.car_id,
+                              "data": codec.rental_to_dict(r), "created_at": now, "updated_at": now,
+                              **_active_columns(r)})
 
 
 def save_rental(conn: Connection, r: Rental, now: datetime) -> None:
-    conn.execute(update(rentals).where(rentals.c.id == r.rental_id).values(
-        data=codec.rental_to_dict(r), updated_at=now, **_active_columns(r)))
+    _SAVE_RENTAL.write(conn, {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now,
+                            **_active_columns(r)})
 
 
 def _rental(row: Any) -> tuple[Rental, str]:
-    return codec.rental_from_dict(row.data), row.city
+    return codec.rental_from_dict(row["data"]), row["city"]
 
 
-def load_rental(conn: Connection, rental_id: str) -> tuple[Rental, str] | None:
-    row = conn.execute(select(rentals.c.data, rentals.c.city).where(rentals.c.id == rental_id)).first()
+def _one_rental(conn: Connection, statement: Prepared, params: dict[str, Any]) -> tuple[Rental, str] | None:
+    row = statement.first(conn, params)
     return None if row is None else _rental(row)
 
 
-def live_rental_of_car(conn: Connection, car_id: str) -> tuple[Rental, str] | None:
-    row = conn.execute(select(rentals.c.data, rentals.c.city).where(rentals.c.active_car == car_id)).first()
-    return None if row is None else _rental(row)
+def load_rental(conn: Connection, rental_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
+    return _one_rental(conn, _RENTAL_BY_ID[lock], {"rental_id": rental_id})
 
 
-def live_rental_of_member(conn: Connection, member_id: str) -> tuple[Rental, str] | None:
-    row = conn.execute(select(rentals.c.data, rentals.c.city).where(rentals.c.active_member == member_id)).first()
-    return None if row is None else _rental(row)
+def live_rental_of_car(conn: Connection, car_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
+    return _one_rental(conn, _LIVE_OF_CAR[lock], {"car_id": car_id})
 
 
-def live_rentals(conn: Connection) -> list[tuple[Rental, str]]:
-    rows = conn.execute(select(rentals.c.data, rentals.c.city).where(rentals.c.active_car.is_not(None)))
+def live_rental_of_member(conn: Connection, member_id: str, *, lock: bool = False) -> tuple[Rental, str] | None:
+    return _one_rental(conn, _LIVE_OF_MEMBER[lock], {"member_id": member_id})
+
+
+Live = tuple[Rental, str]  # a live rental and its city
+
+
+def live_rentals_of(conn: Connection, member_id: str | None, car_ids: list[str], *,
+                    lock: bool = False) -> tuple[Live | None, dict[str, Live]]:
+    """In one query: the member's live rental, and the live rental of each of ``car_ids`` that has one.
+    A rental that is both appears in both (the same object)."""
+    return _mine_and_by_car(_live_of_member_or_cars_query(len(car_ids))[lock].rows(conn, _member_or_cars(
+        member_id, car_ids)), member_id, car_ids)
+
+
+def _member_or_cars(member_id: str | None, car_ids: list[str]) -> dict[str, Any]:
+    return {"member_id": member_id, **{f"car_{i}": car for i, car in enumerate(car_ids)}}
+
+
+def _mine_and_by_car(rows: list[dict[str, Any]], member_id: str | None,
+                     car_ids: list[str]) -> tuple[Live | None, dict[str, Live]]:
+    """``rows`` (possibly from several queries, a rental more than once) as the member's live rental and
+    each car's; each rental is decoded once, so a rental that is both is the same object in both."""
+    mine: Live | None = None
+    by_car: dict[str, Live] = {}
+    decoded: dict[str, Live] = {}
+    for row in rows:
+        found = decoded.get(row["id"])
+        if found is None:
+            found = decoded[row["id"]] = _rental(row)
+        if member_id is not None and row["active_member"] == member_id:
+            mine = found
+        if row["active_car"] in car_ids:
+            by_car[row["active_car"]] = found
+    return mine, by_car
+
+
+def badge_lookup(conn: Connection, id_tag: str, cp_id: str, *, lock: bool = False
+                 ) -> tuple[tuple[dict[str, Any], str] | None, list[dict[str, Any]], Live | None, dict[str, Live]]:
+    """What a badge at a charge point needs, in one round trip on PostgreSQL: the badge's member and
+    the badge's status (as :func:`member_by_badge`), the cars docked at the charge point, the member's
+    live rental and the live rental of each of those cars. Elsewhere (SQLite: no round trips), three
+    statements, the rentals found from the first two answers."""
+    if pipelining(conn):
+        member_rows, cars, of_member, at_cp = rows_together(
+            conn, (_MEMBER_BY_BADGE, {"id_tag": id_tag}), (_VEHICLES_AT[lock], {"cp_id": cp_id}),
+            (_LIVE_OF_BADGE[lock], {"id_tag": id_tag}), (_LIVE_AT_CP[lock], {"cp_id": cp_id}))
+        live = of_member + at_cp
+    else:
+        member_rows = _MEMBER_BY_BADGE.rows(conn, {"id_tag": id_tag})
+        cars = _VEHICLES_AT[lock].rows(conn, {"cp_id": cp_id})
+        live = []
+    found = None
+    if member_rows:
+        member = member_rows[0]
+        found = (member, str(member.pop("badge_status")))
+    member_id, car_ids = found[0]["id"] if found else None, [c["id"] for c in cars]
+    if not pipelining(conn) and (member_id is not None or car_ids):
+        live = _live_of_member_or_cars_query(len(car_ids))[lock].rows(conn, _member_or_cars(member_id, car_ids))
+    mine, by_car = _mine_and_by_car(live, member_id, car_ids)
+    return found, cars, mine, by_car
+
+
+def cars_at_with_rentals(conn: Connection, cp_id: str, connector_id: int, *,
+                         lock: bool = False) -> tuple[list[dict[str, Any]], dict[str, Live]]:
+    """The cars docked at a connector and the live rental of each that has one, in one round trip."""
+    cars, live = rows_together(conn, (_VEHICLES_AT_CONNECTOR[lock], {"cp_id": cp_id, "connector_id": connector_id}),
+                               (_LIVE_AT_CONNECTOR[lock], {"cp_id": cp_id, "connector_id": connector_id}))
+    return cars, _mine_and_by_car(live, None, [c["id"] for c in cars])[1]
+
+
+def dock_returned_car(conn: Connection, id_tag: str, cp_id: str, connector_id: int, *,
+                      lock: bool = False) -> tuple[str | None, Live | None, Live | None]:
+    """A car plugged in with its id token: docks it there (as :func:`dock_vehicle_by_tag`) and finds its
+    live rental and the live rental holding that bay, in one round trip. ``(car id or None, the car's
+    rental, the bay's)``; the two rentals are the same object when they are one. Elsewhere
+    (SQLite), two statements."""
+    if not pipelining(conn):
+        car_id = dock_vehicle_by_tag(conn, id_tag, (cp_id, connector_id))
+        if car_id is None:
+            return None, None, None
+        return car_id, *live_rentals_at(conn, car_id, cp_id, connector_id, lock=lock)
+    bay = f"{cp_id}/{connector_id}"
+    docked, of_car, on_bay = rows_together(
+        conn, (_DOCK_VEHICLE_BY_TAG, {"id_tag": id_tag, "status": "docked", "charge_point_id": cp_id,
+                                      "connector_id": connector_id}),
+        (_LIVE_OF_TAG[lock], {"id_tag": id_tag}), (_LIVE_ON_BAY[lock], {"bay": bay}))
+    if not docked:
+        return None, None, None
+    car_id = str(docked[0]["id"])
+    decoded = _mine_and_by_car(of_car + on_bay, None, [car_id])[1]
+    live = decoded.get(car_id)
+    held = None
+    for row in on_bay:
+        held = live if live is not None and live[0].rental_id == row["id"] else _rental(row)
+    return car_id, live, held
+
+
+def reservation_lookup(conn: Connection, member_id: str, car_id: str, *, lock: bool = False
+                       ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Live | None, dict[str, Live]]:
+    """What reserving a given car needs, in one round trip on PostgreSQL: the member (as
+    :func:`get_member`), the car, the member's live rental and the car's."""
+    member_rows, car_rows, live = rows_together(
+        conn, (_MEMBER_WITH_BADGES, {"member_id": member_id}), (_VEHICLE_BY_ID[lock], {"car_id": car_id}),
+        (_live_of_member_or_cars_query(1)[lock], _member_or_cars(member_id, [car_id])))
+    mine, by_car = _mine_and_by_car(live, member_id, [car_id])
+    return _member(member_rows), car_rows[0] if car_rows else None, mine, by_car
+
+
+def live_rentals_at(conn: Connection, car_id: str, cp_id: str, connector_id: int, *,
+                    lock: bool = False) -> tuple[tuple[Rental, str] | None, tuple[Rental, str] | None]:
+    """In one query: the car's live rental and the live rental holding bay ``cp_id``/``connector_id``
+    (the same object when they are one rental)."""
+    car: tuple[Rental, str] | None = None
+    bay: tuple[Rental, str] | None = None
+    key = f"{cp_id}/{connector_id}"
+    for row in _LIVE_OF_CAR_OR_BAY[lock].rows(conn, {"car_id": car_id, "bay": key}):
+        found = _rental(row)
+        if row["active_car"] == car_id:
+            car = found
+        if row["active_bay"] == key:
+            bay = car if car is not None and car[0].rental_id == found[0].rental_id else found
+    return car, bay
+
+
+def live_rentals(conn: Connection, *, lock: bool = False) -> list[tuple[Rental, str]]:
+    query = select(rentals.c.data, rentals.c.city).where(rentals.c.active_car.is_not(None))
+    rows = conn.execute(query.with_for_update() if lock else query).mappings()
     return [_rental(row) for row in rows]
 
 
-def bay_holder(conn: Connection, cp_id: str, connector_id: int) -> tuple[Rental, str] | None:
+def bay_holder(conn: Connection, cp_id: str, connector_id: int, *, lock: bool = False) -> tuple[Rental, str] | None:
     """The live rental holding this bay, if any."""
-    row = conn.execute(select(rentals.c.data, rentals.c.city)
-                       .where(rentals.c.active_bay == f"{cp_id}/{connector_id}")).first()
-    return None if row is None else _rental(row)
+    return _one_rental(conn, _LIVE_ON_BAY[lock], {"bay": f"{cp_id}/{connector_id}"})
 
 
 def bay_is_held(conn: Connection, cp_id: str, connector_id: int) -> bool:
@@ -317,11 +533,12 @@ def list_rentals(conn: Connection, member_id: str | None = None, limit: int = 20
 
 # --- invoices --------------------------------------------------------------------------------
 
-def invoice_rental(conn: Connection, member_id: str, rental_id: str, breakdown: PriceBreakdown, now: datetime) -> bool:
+def invoice_rental(conn: Connection, member_id: str, rental_id: str, breakdown: PriceBreakdown, now: datetime) -> None:
     """One invoice per rental: a replay inserts nothing (unique rental_id)."""
-    return insert_one_if_new(conn, invoices, {
+    _INVOICE_IF_NEW[conn.dialect.name].write(conn, {
         "member_id": member_id, "rental_id": rental_id, "kind": "rental", "currency": breakdown.currency,
-        "total_minor": breakdown.total.minor, "lines": codec.breakdown_to_dict(breakdown)["lines"], "issued_at": now})
+        "total_minor": breakdown.total.minor, "lines": codec.breakdown_to_dict(breakdown)["lines"],
+        "issued_at": now})
 
 
 def invoice_subscription(conn: Connection, member_id: str, plan: Plan, now: datetime) -> None:

@@ -20,6 +20,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from voltlib.store import fast
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,7 +51,9 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    fast.install(engine)
+    return engine
 
 
 @dataclass(slots=True)
@@ -67,14 +72,26 @@ _STOP = object()
 class Store:
     """The only way the rest of voltlib touches the database."""
 
-    def __init__(self, url: str, *, max_batch: int = 2000) -> None:
+    def __init__(self, url: str, *, max_batch: int = 2000, concurrent_writers: int = 3,
+                 concurrent_batch: int = 16) -> None:
+        """``concurrent_writers``: on PostgreSQL, threads (each with its own connection and group
+        commit) for the writes queued with ``concurrent=True``; SQLite has one writer at a time, so
+        there they share the single writer thread."""
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="voltlib-read")
-        self._writer = threading.Thread(target=self._write_loop, name="voltlib-writer", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, args=(self._queue, max_batch),
+                                        name="voltlib-writer", daemon=True)
         self._writer.start()
+        self._concurrent_queue: queue.SimpleQueue[_Job | object] = (
+            queue.SimpleQueue() if self.dialect == "postgresql" and concurrent_writers > 0 else self._queue)
+        self._concurrent = [threading.Thread(target=self._write_loop, args=(self._concurrent_queue, concurrent_batch),
+                                             daemon=True, name=f"voltlib-writer-{n}")
+                            for n in range(concurrent_writers if self._concurrent_queue is not self._queue else 0)]
+        for thread in self._concurrent:
+            thread.start()
         self.batches = 0
         self.ops = 0
 
@@ -82,11 +99,16 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    async def write(self, op: Callable[[Connection], T]) -> T:
-        """Run ``op`` in the next group commit; return its result once committed."""
+    async def write(self, op: Callable[[Connection], T], *, concurrent: bool = False) -> T:
+        """Run ``op`` in the next group commit; return its result once committed.
+
+        ``concurrent=True``: on PostgreSQL, ``op`` may run at the same time as other writes, in another
+        transaction (READ COMMITTED). Only for ops that lock the rows they read before changing them
+        (``SELECT ... FOR UPDATE``) and whose inserts a unique key guards: an op that loses a race for
+        a key is run once more, after the winner committed, so it refuses as it would have in turn."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(op, future, loop))
+        (self._concurrent_queue if concurrent else self._queue).put(_Job(op, future, loop))
         return await future
 
     def write_later(self, op: Op) -> None:
@@ -117,6 +139,10 @@ class Store:
             return op(conn)
 
     def close(self) -> None:
+        for _ in self._concurrent:
+            self._concurrent_queue.put(_STOP)
+        for thread in self._concurrent:
+            thread.join(timeout=30)
         self._queue.put(_STOP)
         self._writer.join(timeout=30)
         self._readers.shutdown(wait=True)
@@ -124,16 +150,16 @@ class Store:
 
     # -- the writer thread --
 
-    def _write_loop(self) -> None:
+    def _write_loop(self, jobs: queue.SimpleQueue[_Job | object], max_batch: int) -> None:
         while True:
-            first = self._queue.get()
+            first = jobs.get()
             if first is _STOP:
                 return
             batch: list[_Job] = [first]  # type: ignore[list-item]
             stop = False
-            while len(batch) < self.max_batch:
+            while len(batch) < max_batch:
                 try:
-                    item = self._queue.get_nowait()
+                    item = jobs.get_nowait()
                 except queue.Empty:
                     break
                 if item is _STOP:
@@ -146,19 +172,65 @@ class Store:
 
     def _run_batch(self, batch: list[_Job]) -> None:
         results: list[tuple[_Job, bool, Any]] = []
-        try:
-            with self.engine.begin() as conn:
-                for job in batch:
-                    if job.op is not None:
-                        results.append((job, True, job.op(conn)))
-                self._insert_grouped(conn, [job for job in batch if job.op is None])
-            results.extend((job, True, None) for job in batch if job.op is None)
-        except Exception:  # one bad op: fall back to one transaction per op so the others commit
-            log.debug("group commit of %d ops failed; retrying them one by one", len(batch), exc_info=True)
-            results = [self._run_alone(job) for job in batch]
+        self._run_jobs([job for job in batch if job.op is not None], [job for job in batch if job.op is None],
+                       results)
         self.batches += 1
         self.ops += len(batch)
         self._resolve_all(results)
+
+    def _run_jobs(self, ops: list[_Job], inserts: list[_Job], results: list[tuple[_Job, bool, Any]],
+                  defer: bool = True) -> None:
+        """Commit ``ops`` then ``inserts`` in one transaction. When an op fails, the ops before it are
+        committed without it, then it runs first in its own transaction (where its error is its own,
+        not caused by an uncommitted neighbour), then the rest carry on together: a refusal costs one
+        extra transaction instead of turning the whole batch into one transaction per op.
+
+        ``defer``: the first attempt lets writes be deferred (``voltlib.store.fast``); an error of a
+        deferred write may surface in a later op, so after any failure the batch runs again without."""
+        while ops or inserts:
+            failed, error, values = self._attempt(ops, inserts, defer)
+            if failed is None:
+                results.extend((job, True, value) for job, value in zip(ops, values, strict=True))
+                results.extend((job, True, None) for job in inserts)
+                return
+            if defer and self.dialect == "postgresql":
+                defer = False
+                continue
+            if failed == len(ops):
+                if inserts:  # the grouped inserts failed: the ops without them, then each insert alone
+                    self._run_jobs(ops, [], results, False)
+                    results.extend(self._run_alone(job) for job in inserts)
+                else:  # the commit itself failed
+                    results.extend(self._run_alone(job) for job in ops)
+                return
+            if failed > 0:
+                self._run_jobs(ops[:failed], [], results, False)
+                ops = ops[failed:]
+            else:
+                results.append(self._run_alone(ops[0]) if _retryable(error) else (ops[0], False, error))
+                ops = ops[1:]
+
+    def _attempt(self, ops: list[_Job], inserts: list[_Job],
+                 defer: bool = False) -> tuple[int | None, BaseException | None, list[Any]]:
+        """One transaction: ``(None, None, results)`` once committed, else the index of what failed
+        (``len(ops)``: the inserts, or the commit) and its error, everything rolled back."""
+        values: list[Any] = []
+        index = 0
+        try:
+            with self.engine.begin() as conn:
+                fast.defer_writes(conn, defer)
+                try:
+                    for index, job in enumerate(ops):  # noqa: B007 (index names the failed op)
+                        assert job.op is not None
+                        values.append(job.op(conn))
+                    index = len(ops)
+                    self._insert_grouped(conn, inserts)
+                finally:  # the connection goes back to the pool: nobody else defers on it unasked
+                    conn.info.pop("voltlib_defer_writes", None)
+        except Exception as exc:
+            log.debug("group commit of %d ops failed at %d", len(ops) + len(inserts), index, exc_info=True)
+            return index, exc, []
+        return None, None, values
 
     @staticmethod
     def _insert_grouped(conn: Connection, jobs: list[_Job]) -> None:
@@ -177,16 +249,22 @@ class Store:
                 conn.execute(table.insert(), rows)
 
     def _run_alone(self, job: _Job) -> tuple[_Job, bool, Any]:
-        try:
-            with self.engine.begin() as conn:
-                if job.op is None:
-                    self._insert_grouped(conn, [job])
-                    return job, True, None
-                return job, True, job.op(conn)
-        except Exception as exc:
-            if job.future is None:
-                log.exception("background write failed")
-            return job, False, exc
+        """``job`` in its own transaction; run once more if it lost a race (a unique key taken or
+        a deadlock with a concurrent writer), so that it sees the winner and refuses as usual."""
+        for attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    if job.op is None:
+                        self._insert_grouped(conn, [job])
+                        return job, True, None
+                    return job, True, job.op(conn)
+            except Exception as exc:
+                if attempt == 0 and _retryable(exc):
+                    continue
+                if job.future is None:
+                    log.exception("background write failed")
+                return job, False, exc
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _resolve_all(results: list[tuple[_Job, bool, Any]]) -> None:
@@ -200,6 +278,14 @@ class Store:
                 loop.call_soon_threadsafe(_settle, settled)
             except RuntimeError:  # loop closed: the callers are gone
                 pass
+
+
+def _retryable(error: BaseException | None) -> bool:
+    """A failure another transaction caused, which a second run may not meet (or meets as a clear refusal)."""
+    if isinstance(error, IntegrityError):
+        return True
+    code = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return code in ("40001", "40P01")  # serialization failure, deadlock detected (PostgreSQL)
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

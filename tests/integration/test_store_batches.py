@@ -1,0 +1,174 @@
+"""The group-commit writer and the prepared statements, on SQLite and PostgreSQL: a refused op costs
+its batch one extra transaction (not one per op), concurrent writes run side by side on PostgreSQL,
+and statements run on the driver's cursor keep SQLAlchemy's types and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, bindparam, event, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from voltlib.store import fast
+from voltlib.store.db import Store
+from voltlib.store.fast import Prepared
+from voltlib.store.migrate import upgrade
+from voltlib.store.tables import id_tags, invoices
+
+NOW = datetime(2026, 5, 1, 8, 30, 15, 123456, tzinfo=UTC)
+
+
+def _tag(name: str) -> Any:
+    def op(conn: Connection) -> str:
+        conn.execute(insert(id_tags).values(id_tag=name, status="Accepted", created_at=NOW))
+        return name
+    return op
+
+
+def _refuse(conn: Connection) -> None:
+    conn.execute(insert(id_tags).values(id_tag="REFUSED", status="Accepted", created_at=NOW))
+    raise ValueError("refused")
+
+
+async def test_a_refused_op_leaves_its_batch_two_transactions(database_url: str) -> None:
+    store = Store(database_url)
+    upgrade(store.engine)
+    commits: list[int] = []
+    event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    try:
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store.write(lambda conn: gate.wait(10)))
+        await asyncio.sleep(0.2)  # the writer is now held in the blocker's batch; the next ones queue up
+        ops = [_tag("A1"), _tag("A2"), _refuse, _tag("C1"), _tag("C2")]
+        pending = [asyncio.ensure_future(store.write(op)) for op in ops]
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await blocker is True
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        assert outcomes[:2] == ["A1", "A2"] and outcomes[3:] == ["C1", "C2"]
+        assert isinstance(outcomes[2], ValueError)
+        assert len(commits) == 3  # the blocker's batch; A1+A2; C1+C2 (the refused op rolled back alone)
+        names = store.run_sync(lambda conn: set(conn.execute(select(id_tags.c.id_tag)).scalars()))
+        assert names == {"A1", "A2", "C1", "C2"}
+    finally:
+        store.close()
+
+
+async def test_an_op_that_loses_a_unique_key_in_its_batch_fails_alone(database_url: str) -> None:
+    store = Store(database_url)
+    upgrade(store.engine)
+    try:
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store.write(lambda conn: gate.wait(10)))
+        await asyncio.sleep(0.2)
+        pending = [asyncio.ensure_future(store.write(_tag(name))) for name in ("K", "K", "L")]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        assert outcomes[0] == "K" and outcomes[2] == "L"
+        assert isinstance(outcomes[1], IntegrityError)
+    finally:
+        store.close()
+
+
+async def test_concurrent_writes_run_side_by_side_on_postgresql(database_url: str) -> None:
+    store = Store(database_url, concurrent_writers=2)
+    try:
+        if store.dialect != "postgresql":
+            pytest.skip("SQLite has one writer")
+        met = threading.Event()
+        first = asyncio.ensure_future(store.write(lambda conn: met.wait(10), concurrent=True))
+        await asyncio.sleep(0.2)  # one writer thread is now waiting inside the first op
+        second = asyncio.ensure_future(store.write(lambda conn: met.set(), concurrent=True))
+        assert await asyncio.wait_for(first, 15) is True  # the second ran while the first was open
+        await second
+    finally:
+        store.close()
+
+
+def test_prepared_statements_keep_types_and_errors(database_url: str) -> None:
+    store = Store(database_url)
+    upgrade(store.engine)
+    add = Prepared(insert(invoices).values(
+        member_id=bindparam("member_id"), rental_id=bindparam("rental_id"), kind=bindparam("kind"),
+        currency=bindparam("currency"), total_minor=bindparam("total_minor"),
+        lines=bindparam("lines", type_=invoices.c.lines.type),
+        issued_at=bindparam("issued_at", type_=invoices.c.issued_at.type)))
+    read = Prepared(select(invoices.c.lines, invoices.c.issued_at, invoices.c.total_minor)
+                    .where(invoices.c.rental_id == bindparam("rental_id")))
+    row = {"member_id": "m", "rental_id": "r-1", "kind": "rental", "currency": "EUR", "total_minor": 1234,
+           "lines": [{"label": "Driving", "amount_minor": 1234}], "issued_at": NOW + timedelta(hours=2)}
+    try:
+        assert store.run_sync(lambda conn: add.run(conn, row)) == 1
+        found = store.run_sync(lambda conn: read.first(conn, {"rental_id": "r-1"}))
+        assert found == {"lines": row["lines"], "issued_at": NOW + timedelta(hours=2), "total_minor": 1234}
+        assert found["issued_at"].tzinfo is not None
+        assert store.run_sync(lambda conn: read.first(conn, {"rental_id": "r-2"})) is None
+        with pytest.raises(IntegrityError):  # unique rental_id: SQLAlchemy's error, as Connection.execute raises
+            store.run_sync(lambda conn: add.run(conn, row))
+        assert store.run_sync(lambda conn: conn.execute(select(func.count()).select_from(invoices)).scalar()) == 1
+    finally:
+        store.close()
+
+
+_ADD_TAG = Prepared(insert(id_tags).values(id_tag=bindparam("id_tag"), status=bindparam("status"),
+                                           created_at=bindparam("created_at", type_=id_tags.c.created_at.type)))
+_READ_TAG = Prepared(select(id_tags.c.status).where(id_tags.c.id_tag == bindparam("id_tag")))
+
+
+def _deferred_tag(name: str) -> Any:
+    def op(conn: Connection) -> str:
+        _ADD_TAG.write(conn, {"id_tag": name, "status": "Accepted", "created_at": NOW})
+        return name
+    return op
+
+
+def _read_tag(name: str) -> Any:
+    def op(conn: Connection) -> dict[str, Any] | None:
+        return _READ_TAG.first(conn, {"id_tag": name})
+    return op
+
+
+async def test_a_deferred_write_that_fails_is_pinned_on_its_op(database_url: str) -> None:
+    """On PostgreSQL the duplicate's error surfaces only in the next op's read (pipeline mode); the
+    batch runs again without deferring, and the error goes to the op that caused it."""
+    store = Store(database_url)
+    upgrade(store.engine)
+    try:
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(store.write(lambda conn: gate.wait(10)))
+        await asyncio.sleep(0.2)
+        ops = [_deferred_tag("K"), _deferred_tag("K"), _read_tag("K"), _deferred_tag("L")]
+        pending = [asyncio.ensure_future(store.write(op)) for op in ops]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        assert outcomes[0] == "K" and outcomes[2] == {"status": "Accepted"} and outcomes[3] == "L"
+        assert isinstance(outcomes[1], IntegrityError)
+        names = store.run_sync(lambda conn: set(conn.execute(select(id_tags.c.id_tag)).scalars()))
+        assert names == {"K", "L"}
+    finally:
+        store.close()
+
+
+def test_writes_are_deferred_only_where_allowed(database_url: str) -> None:
+    store = Store(database_url)
+    upgrade(store.engine)
+    try:
+        with store.engine.begin() as conn:
+            _ADD_TAG.write(conn, {"id_tag": "NOW", "status": "Accepted", "created_at": NOW})
+            assert "voltlib_pipeline" not in conn.info  # not asked for: run at once
+            fast.defer_writes(conn, True)
+            _ADD_TAG.write(conn, {"id_tag": "LATER", "status": "Accepted", "created_at": NOW})
+            assert ("voltlib_pipeline" in conn.info) == (store.dialect == "postgresql")
+            assert _READ_TAG.first(conn, {"id_tag": "LATER"}) == {"status": "Accepted"}  # reads see them
+            fast.defer_writes(conn, False)
+        assert store.run_sync(lambda conn: _READ_TAG.first(conn, {"id_tag": "LATER"})) == {"status": "Accepted"}
+    finally:
+        store.close()

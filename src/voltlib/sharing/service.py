@@ -243,9 +243,10 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
               started_at: datetime, now: datetime) -> Change:
     """StartTransaction with a car's id token: the car is docked there; a running rental ends and is billed."""
     change = Change()
-    car_id, live, held = ss.dock_returned_car(conn, id_tag, cp_id, connector_id, lock=True)
-    if car_id is None:
+    car, live, held = ss.dock_returned_car(conn, id_tag, cp_id, connector_id, lock=True)
+    if car is None:
         return change
+    car_id = str(car["id"])
     if live is not None and live[0].state in (dr.State.STARTED, dr.State.OVERDUE):
         rental, city_code = live
         city = _city(conn, city_code)

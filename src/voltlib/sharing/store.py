@@ -59,7 +59,8 @@ _MOVE_VEHICLE = Prepared(update(vehicles).where(vehicles.c.id == bindparam("car_
                          .values(_values(vehicles, ["status", "charge_point_id", "connector_id"])))
 _DOCK_VEHICLE_BY_TAG = Prepared(update(vehicles).where(vehicles.c.id_tag == bindparam("id_tag"))
                                 .values(_values(vehicles, ["status", "charge_point_id", "connector_id"]))
-                                .returning(vehicles.c.id))
+                                .returning(vehicles.c.id, vehicles.c.soc_percent, vehicles.c.soc_source,
+                                           vehicles.c.soc_at))
 _MEMBER_WITH_BADGES = Prepared(
     select(members, badges.c.id_tag.label("badge_id_tag"), id_tags.c.status.label("badge_status"))
     .select_from(members.outerjoin(badges, badges.c.member_id == members.c.id)
@@ -287,12 +288,13 @@ def list_vehicles(conn: Connection, city: str | None = None) -> list[dict[str, A
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def dock_vehicle_by_tag(conn: Connection, id_tag: str, dock: tuple[str, int]) -> str | None:
-    """The car whose id token is ``id_tag`` is docked at ``dock``: its id, or None if no car has that
-    token. One statement (locking the row on PostgreSQL), as the return of a car runs it every time."""
+def dock_vehicle_by_tag(conn: Connection, id_tag: str, dock: tuple[str, int]) -> dict[str, Any] | None:
+    """The car whose id token is ``id_tag`` is docked at ``dock``: its id and state-of-charge estimate
+    (``soc_percent``, ``soc_source``, ``soc_at``), or None if no car has that token. One statement
+    (locking the row on PostgreSQL), as the return of a car runs it every time."""
     row = _DOCK_VEHICLE_BY_TAG.first(conn, {"id_tag": id_tag, "status": "docked", "charge_point_id": dock[0],
                                             "connector_id": dock[1]})
-    return None if row is None else str(row["id"])
+    return None if row is None else dict(row)
 
 
 def move_vehicle(conn: Connection, car_id: str, *, status: str, dock: tuple[str, int] | None) -> None:
@@ -455,16 +457,16 @@ def cars_at_with_rentals(conn: Connection, cp_id: str, connector_id: int, *,
 
 
 def dock_returned_car(conn: Connection, id_tag: str, cp_id: str, connector_id: int, *,
-                      lock: bool = False) -> tuple[str | None, Live | None, Live | None]:
+                      lock: bool = False) -> tuple[dict[str, Any] | None, Live | None, Live | None]:
     """A car plugged in with its id token: docks it there (as :func:`dock_vehicle_by_tag`) and finds its
-    live rental and the live rental holding that bay, in one round trip. ``(car id or None, the car's
-    rental, the bay's)``; the two rentals are the same object when they are one. Elsewhere
-    (SQLite), two statements."""
+    live rental and the live rental holding that bay, in one round trip: the car as
+    :func:`dock_vehicle_by_tag` gives it (or None), the car's rental, the bay's. The two rentals are
+    the same object when they are one. Elsewhere (SQLite), two statements."""
     if not pipelining(conn):
-        car_id = dock_vehicle_by_tag(conn, id_tag, (cp_id, connector_id))
-        if car_id is None:
+        car = dock_vehicle_by_tag(conn, id_tag, (cp_id, connector_id))
+        if car is None:
             return None, None, None
-        return car_id, *live_rentals_at(conn, car_id, cp_id, connector_id, lock=lock)
+        return car, *live_rentals_at(conn, str(car["id"]), cp_id, connector_id, lock=lock)
     bay = f"{cp_id}/{connector_id}"
     docked, of_car, on_bay = rows_together(
         conn, (_DOCK_VEHICLE_BY_TAG, {"id_tag": id_tag, "status": "docked", "charge_point_id": cp_id,
@@ -472,13 +474,14 @@ def dock_returned_car(conn: Connection, id_tag: str, cp_id: str, connector_id: i
         (_LIVE_OF_TAG[lock], {"id_tag": id_tag}), (_LIVE_ON_BAY[lock], {"bay": bay}))
     if not docked:
         return None, None, None
-    car_id = str(docked[0]["id"])
+    car = dict(docked[0])
+    car_id = str(car["id"])
     decoded = _mine_and_by_car(of_car + on_bay, None, [car_id])[1]
     live = decoded.get(car_id)
     held = None
     for row in on_bay:
         held = live if live is not None and live[0].rental_id == row["id"] else _rental(row)
-    return car_id, live, held
+    return car, live, held
 
 
 def reservation_lookup(conn: Connection, member_id: str, car_id: str, *, lock: bool = False

@@ -592,7 +592,8 @@ def check_bay_reservation(dock: Dock, active: Iterable[Rental], now: datetime) -
 
 def departure(car_id: str, dock: Dock, at: datetime, rental: Rental | None) -> UnauthorisedDeparture | None:
     """A car left ``dock``: None when ``rental`` (the car's current one, if any) authorised it, else the
-    unauthorised-departure outcome. A RESERVED rental gets the same outcome from :func:`apply`."""
+    unauthorised-departure outcome. A RESERVED rental gets the same outcome from :func:`apply`. Ask
+    :func:`late_departure_claimant` first: a released rental may claim a departure reported late."""
     if rental is not None and rental.car_id == car_id and rental.state is State.BADGED:
         return None
     return UnauthorisedDeparture(car_id, dock, at, rental.rental_id if rental is not None else None)

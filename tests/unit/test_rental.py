@@ -14,6 +14,7 @@ from voltlib.domain.money import Money
 from voltlib.domain.pricing import PARIS_2011
 from voltlib.domain.rental import (
     EVENT_TYPES,
+    FINAL,
     TERMINAL,
     TRANSITIONS,
     Badged,
@@ -29,6 +30,7 @@ from voltlib.domain.rental import (
     Effect,
     ForceEnd,
     OverdueReached,
+    Preempted,
     RaiseAlert,
     RecordNoShow,
     Rental,
@@ -48,8 +50,11 @@ from voltlib.domain.rental import (
     departure,
     due_events,
     holds_car,
+    in_badge_window,
+    late_departure_claimant,
     next_state,
     transitions_markdown,
+    yields_to_departure,
 )
 
 T0 = datetime(2011, 12, 5, 9, 0, tzinfo=UTC)
@@ -96,6 +101,8 @@ PATHS: dict[State, tuple[RentalEvent, ...]] = {
     State.EXPIRED: (RESERVE, RESERVE_BAY, ReservationExpired("e-expired", minutes(30))),
     State.RELEASED: (RESERVE, RESERVE_BAY, BADGE, BadgeTimedOut("e-released", minutes(15))),
     State.FORCE_ENDED: (RESERVE, RESERVE_BAY, ForceEnd("e-force", minutes(3), operator_id="op", reason="test")),
+    State.PREEMPTED: (RESERVE, RESERVE_BAY, Preempted("e-preempted", minutes(4), by_rental_id="r0",
+                                                      departed_at=minutes(-2))),
 }
 
 
@@ -115,7 +122,7 @@ def probe(kind: str) -> RentalEvent:
         "reserve_bay": ReserveBay("p", LATE, reservation_id=80, dock=ELSEWHERE),
         "cancel": CancelReservation("p", LATE),
         "badged": Badged("p", LATE),
-        "car_unplugged": CarUnplugged("p", LATE),
+        "car_unplugged": CarUnplugged("p", minutes(13)),  # inside the badge window (10 to 15)
         "car_returned": CarReturned("p", LATE, dock=ELSEWHERE, id_tag=CAR_TAG),
         "close": Close("p", LATE),
         "force_end": ForceEnd("p", LATE, operator_id="op", reason="probe"),
@@ -124,6 +131,7 @@ def probe(kind: str) -> RentalEvent:
         "overdue": OverdueReached("p", LATE),
         "bay_hold_expired": BayHoldExpired("p", LATE, reservation_id=8),
         "bay_hold_lost": BayHoldLost("p", LATE, reservation_id=8),
+        "preempted": Preempted("p", LATE, by_rental_id="r0", departed_at=minutes(5)),  # before the badge at 10
     }[kind]
 
 
@@ -135,7 +143,7 @@ ALL_PAIRS = [(s, t.kind) for s in State for t in EVENT_TYPES]
 def test_every_event_kind_is_distinct_and_every_state_reachable() -> None:
     assert len({t.kind for t in EVENT_TYPES}) == len(EVENT_TYPES)
     assert set(PATHS) == set(State)
-    assert {s for s, _ in TRANSITIONS} == set(State) - TERMINAL
+    assert {s for s, _ in TRANSITIONS} == set(State) - FINAL
 
 
 @pytest.mark.parametrize(("state", "kind"), [p for p in ALL_PAIRS if p in TRANSITIONS])
@@ -167,9 +175,11 @@ def test_error_messages_say_whose_fault() -> None:
         apply(in_state(State.CLOSED), probe("force_end"), POLICY)
 
 
-def test_terminal_states_accept_nothing_new() -> None:
-    for state in TERMINAL:
+def test_terminal_states_accept_nothing_new_but_a_late_departure() -> None:
+    for state in FINAL:
         assert not any(next_state(state, t.kind) for t in EVENT_TYPES)
+    assert State.RELEASED in TERMINAL and set(TERMINAL - FINAL) == {State.RELEASED}
+    assert [t.kind for t in EVENT_TYPES if next_state(State.RELEASED, t.kind)] == ["car_unplugged"]
 
 
 # --- the happy path -----------------------------------------------------------------------------
@@ -449,6 +459,9 @@ def _random_event(data: st.DataObject, rental: Rental, at: datetime) -> RentalEv
         return CarReturned(event_id, at, dock=dock, id_tag=data.draw(st.sampled_from([CAR_TAG, CAR_TAG, "CAR-X"])))
     if kind is ForceEnd:
         return ForceEnd(event_id, at, operator_id="op", reason="random", bill=data.draw(st.booleans()))
+    if kind is Preempted:
+        departed = at - timedelta(minutes=data.draw(st.sampled_from([-5, 0, 3, 20])))
+        return Preempted(event_id, at, by_rental_id="r0", departed_at=departed)
     if kind in (BayHoldExpired, BayHoldLost):
         held = rental.bay_hold.reservation_id if rental.bay_hold else 1
         return kind(event_id, at, reservation_id=data.draw(st.sampled_from([held, 2])))  # type: ignore[call-arg]
@@ -497,3 +510,90 @@ def test_a_bay_hold_lost_to_another_car_is_cancelled_at_the_charge_point_and_ear
     assert fx == [SendCancelReservation(BAY.charge_point_id, 9)]
     with pytest.raises(RentalTransitionError, match="no such bay hold"):
         apply(lost, BayHoldLost("again", T0 + timedelta(minutes=4), reservation_id=9), POLICY)
+
+
+# --- late departures ----------------------------------------------------------------------------
+# Badged at 10 (PATHS), released by its timer at 15; the charge point's report of the departure
+# arrives after that, carrying its own timestamp.
+
+def released() -> Rental:
+    return in_state(State.RELEASED)
+
+
+@pytest.mark.parametrize("left", [10, 12, 15])  # the window's both ends are in it
+def test_a_departure_stamped_inside_the_badge_window_starts_the_released_rental_then(left: float) -> None:
+    r, fx = apply(released(), CarUnplugged("late", minutes(left)), POLICY)
+    assert (r.state, r.started_at, r.ended_at, r.car_hold, r.bay_hold) == (State.STARTED, minutes(left), None,
+                                                                            None, None)
+    assert fx == []  # its holds were cancelled at the release; no alert
+    r, fx = run(r, CarReturned("ret", minutes(left + 45), dock=BAY, id_tag=CAR_TAG), Close("c", minutes(200)))
+    [charge] = [f for f in fx if isinstance(f, ChargeMember)]
+    assert charge.breakdown.started_at == minutes(left)  # priced from the charge point's departure time
+    assert charge.breakdown.total == Money(900, "EUR")  # 45 minutes
+
+
+@pytest.mark.parametrize("left", [9.9, 15.1, 60])  # before the badge (clock skew), after the window
+def test_a_departure_outside_the_badge_window_is_not_the_released_rentals(left: float) -> None:
+    r = released()
+    assert not in_badge_window(r, minutes(left), POLICY)
+    with pytest.raises(RentalTransitionError, match="outside the badge window") as info:
+        apply(r, CarUnplugged("late", minutes(left)), POLICY)
+    assert info.value.fault == "voltlib"  # routing it there was voltlib's mistake
+    assert late_departure_claimant(ORIGIN, minutes(left), [r], POLICY) is None
+    assert departure("car-42", ORIGIN, minutes(left), None) == \
+        UnauthorisedDeparture("car-42", ORIGIN, minutes(left), None)  # the caller's outcome: as before
+
+
+def test_the_window_follows_the_city_policy() -> None:
+    lyon = RentalPolicy(release_after=timedelta(minutes=2))
+    r, _ = run(new_rental(), Badged("b", minutes(10)), BadgeTimedOut("t", minutes(12)), policy=lyon)
+    assert late_departure_claimant(ORIGIN, minutes(12), [r], lyon) == r
+    assert late_departure_claimant(ORIGIN, minutes(13), [r], lyon) is None
+
+
+def test_a_late_departure_replayed_changes_nothing() -> None:
+    late = CarUnplugged("unplug:cp:1:t", minutes(12))
+    r, _ = apply(released(), late, POLICY)
+    assert apply(r, late, POLICY) == (r, [])
+    assert apply(r, PATHS[State.RELEASED][-1], POLICY) == (r, [])  # the release timer, fired again
+    assert due_events(r, minutes(20), POLICY) == []  # no release any more; the overdue timer runs from 12
+    assert due_events(r, minutes(12 + 24 * 60), POLICY)[-1] == OverdueReached("r1/overdue", minutes(12 + 24 * 60))
+
+
+def test_the_claimant_is_the_newest_released_rental_from_that_bay_with_nothing_started_since() -> None:
+    mine = released()
+    other_release, _ = run(new_rental("r2", "m2"), Badged("b2", minutes(16)), BadgeTimedOut("t2", minutes(21)))
+    cancelled, _ = run(new_rental("r3", "m3"), ReserveCar("c3", minutes(22), reservation_id=5),
+                       CancelReservation("x3", minutes(23)))
+    assert late_departure_claimant(ORIGIN, minutes(12), [cancelled, other_release, mine], POLICY) == mine
+    assert late_departure_claimant(ORIGIN, minutes(18), [cancelled, other_release, mine], POLICY) == other_release
+    assert late_departure_claimant(ELSEWHERE, minutes(12), [mine], POLICY) is None  # not the bay it left from
+    # a rental started since: the car left and came back, so the old badge cannot claim this departure
+    trip, _ = run(new_rental("r4", "m4"), Badged("b4", minutes(30)), CarUnplugged("u4", minutes(31)),
+                  CarReturned("ret4", minutes(50), dock=ORIGIN, id_tag=CAR_TAG), Close("c4", minutes(50)))
+    assert late_departure_claimant(ORIGIN, minutes(12), [trip, mine], POLICY) is None
+    assert late_departure_claimant(ORIGIN, minutes(12), [], POLICY) is None
+
+
+def test_another_members_reservation_gives_way_to_the_late_departure() -> None:
+    theirs, _ = run(new_rental("r2", "m2"), ReserveCar("res2", minutes(16), reservation_id=21),
+                    ReserveBay("bay2", minutes(17), reservation_id=22, dock=BAY))
+    assert yields_to_departure(theirs, minutes(12))
+    ended, fx = apply(theirs, Preempted("pre", minutes(20), by_rental_id="r1", departed_at=minutes(12)), POLICY)
+    assert (ended.state, ended.ended_at, ended.car_hold, ended.bay_hold) == (State.PREEMPTED, minutes(20), None, None)
+    assert fx == [SendCancelReservation(ORIGIN.charge_point_id, 21), SendCancelReservation(BAY.charge_point_id, 22)]
+    assert not any(isinstance(f, (RecordNoShow, RaiseAlert, UnauthorisedDeparture)) for f in fx)  # not their fault
+    assert apply(ended, Preempted("pre", minutes(20), by_rental_id="r1", departed_at=minutes(12)), POLICY) == \
+        (ended, [])
+
+
+def test_a_badge_after_the_departure_gives_way_but_not_one_before() -> None:
+    after, _ = run(new_rental("r2", "m2"), Badged("b2", minutes(16)))
+    assert yields_to_departure(after, minutes(12))
+    ended, fx = apply(after, Preempted("pre", minutes(20), by_rental_id="r1", departed_at=minutes(12)), POLICY)
+    assert (ended.state, fx) == (State.PREEMPTED, [])  # walk-up: no reservation to cancel
+    assert not yields_to_departure(after, minutes(16)) and not yields_to_departure(after, minutes(17))
+    with pytest.raises(RentalTransitionError, match="badged before the departure") as info:
+        apply(after, Preempted("pre", minutes(20), by_rental_id="r1", departed_at=minutes(16)), POLICY)
+    assert info.value.fault == "voltlib"
+    assert not yields_to_departure(in_state(State.STARTED), minutes(12))  # out with a car: a contradiction

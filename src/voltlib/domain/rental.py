@@ -15,6 +15,12 @@ reached at ``now``, with ids derived from the rental so that firing them twice i
 A car leaving its bay with no authorised rental is not a protocol error but an outcome for the
 security detectors: :func:`departure` tells the two apart, and a reserved-but-not-badged car that
 leaves ends its reservation with an :class:`UnauthorisedDeparture` effect.
+
+A departure voltlib hears of late (a charge point offline or slow) may belong to a badge whose
+rental the release timer has already ended: the charge point's own timestamp decides. A departure
+stamped inside the badge window starts that RELEASED rental from its timestamp
+(:func:`late_departure_claimant`), and any hold taken on the car (or by the same member) in the
+meantime gives way to it (:class:`Preempted`).
 """
 
 from __future__ import annotations
@@ -40,11 +46,17 @@ class State(StrEnum):
     CLOSED = "closed"  # priced, member charged
     CANCELLED = "cancelled"  # reservation cancelled by the member, or the reserved car left unbadged
     EXPIRED = "expired"  # reservation not picked up in time (no-show)
-    RELEASED = "released"  # badged but the car was not taken in time
+    RELEASED = "released"  # badged but the car was not taken in time (as far as voltlib knew then)
     FORCE_ENDED = "force_ended"  # ended by an operator
+    PREEMPTED = "preempted"  # a hold that gave way to a late-reported departure (the car had already left)
 
 
-TERMINAL: Final = frozenset({State.CLOSED, State.CANCELLED, State.EXPIRED, State.RELEASED, State.FORCE_ENDED})
+# Terminal: the rental holds nothing any more (no car, no member, no bay). RELEASED is terminal yet
+# accepts one event, a late-reported ``car_unplugged`` stamped inside its badge window; every other
+# terminal state accepts nothing (FINAL).
+TERMINAL: Final = frozenset({State.CLOSED, State.CANCELLED, State.EXPIRED, State.RELEASED, State.FORCE_ENDED,
+                             State.PREEMPTED})
+FINAL: Final = TERMINAL - {State.RELEASED}
 
 
 class RentalTransitionError(Exception):
@@ -246,9 +258,22 @@ class BayHoldLost(RentalEvent):
     reservation_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class Preempted(RentalEvent):
+    """A late-reported departure, stamped at ``departed_at``, belongs to rental ``by_rental_id``
+    (released by its timer before voltlib heard of it): the car had left with that member before this
+    hold was taken. The physical event wins: this hold (on that car, or that member's hold on another
+    car: a member holds one car at a time) ends. ``at`` is when voltlib learned of it."""
+
+    kind: ClassVar[str] = "preempted"
+    source: ClassVar[Fault] = "voltlib"
+    by_rental_id: str
+    departed_at: datetime
+
+
 EVENT_TYPES: Final[tuple[type[RentalEvent], ...]] = (
     ReserveCar, ReserveBay, CancelReservation, Badged, CarUnplugged, CarReturned, Close, ForceEnd,
-    ReservationExpired, BadgeTimedOut, OverdueReached, BayHoldExpired, BayHoldLost,
+    ReservationExpired, BadgeTimedOut, OverdueReached, BayHoldExpired, BayHoldLost, Preempted,
 )
 
 
@@ -317,6 +342,7 @@ TRANSITIONS: Final[dict[tuple[State, str], State]] = {
     (S.RESERVED, "reservation_expired"): S.EXPIRED,
     (S.RESERVED, "car_unplugged"): S.CANCELLED,  # taken without a badge: unauthorised departure
     (S.RESERVED, "force_end"): S.FORCE_ENDED,
+    (S.RESERVED, "preempted"): S.PREEMPTED,  # the car had left with an earlier badge, reported late
     (S.BADGED, "badged"): S.BADGED,  # badging again changes nothing (the release timer keeps running)
     (S.BADGED, "reserve_bay"): S.BADGED,
     (S.BADGED, "bay_hold_expired"): S.BADGED,
@@ -324,6 +350,7 @@ TRANSITIONS: Final[dict[tuple[State, str], State]] = {
     (S.BADGED, "car_unplugged"): S.STARTED,
     (S.BADGED, "badge_timed_out"): S.RELEASED,
     (S.BADGED, "force_end"): S.FORCE_ENDED,
+    (S.BADGED, "preempted"): S.PREEMPTED,  # only if badged after the car left (guard)
     (S.STARTED, "reserve_bay"): S.STARTED,
     (S.STARTED, "bay_hold_expired"): S.STARTED,
     (S.STARTED, "bay_hold_lost"): S.STARTED,
@@ -337,6 +364,7 @@ TRANSITIONS: Final[dict[tuple[State, str], State]] = {
     (S.OVERDUE, "force_end"): S.FORCE_ENDED,
     (S.RETURNED, "close"): S.CLOSED,
     (S.RETURNED, "force_end"): S.FORCE_ENDED,
+    (S.RELEASED, "car_unplugged"): S.STARTED,  # a late report of a departure inside the badge window (guard)
 }
 del S
 
@@ -405,7 +433,19 @@ def _on_cancel(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
             [*_cancel(r.car_hold), *_cancel(r.bay_hold)])
 
 
+def in_badge_window(r: Rental, at: datetime, p: RentalPolicy) -> bool:
+    """Whether ``at`` falls inside ``r``'s badge window: ``badged_at <= at <= badged_at + release_after``.
+    A departure stamped before the badge is outside it (see docs/car-sharing.md, late departures)."""
+    return r.badged_at is not None and r.badged_at <= at <= r.badged_at + p.release_after
+
+
 def _on_unplugged(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
+    if r.state is State.RELEASED:  # the departure was reported after the release timer fired
+        if not in_badge_window(r, e.at, p):
+            raise RentalTransitionError(r.rental_id, r.state, e.kind, "voltlib",
+                                        "departure outside the badge window routed to a released rental")
+        # Its holds were cancelled at the release; the rental runs from the charge point's own time.
+        return replace(r, car_hold=None, bay_hold=None, started_at=e.at, ended_at=None), []
     effects = [*_cancel(r.car_hold)]
     if r.state is State.RESERVED:  # the held car left without its member's badge
         effects += [*_cancel(r.bay_hold), UnauthorisedDeparture(r.car_id, r.origin, e.at, r.rental_id),
@@ -460,6 +500,16 @@ def _on_badge_timeout(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
     return (replace(r, car_hold=None, bay_hold=None, ended_at=e.at), [*_cancel(r.car_hold), *_cancel(r.bay_hold)])
 
 
+def _on_preempted(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
+    assert isinstance(e, Preempted)
+    if r.state is State.BADGED and r.badged_at is not None and r.badged_at <= e.departed_at:
+        # badged before the car left: the departure is this rental's (it starts), not the other's
+        raise RentalTransitionError(r.rental_id, r.state, e.kind, "voltlib",
+                                    "badged before the departure: it cannot be preempted by it")
+    # The charge points still hold the car (and the bay) for this member: tell them to let go.
+    return (replace(r, car_hold=None, bay_hold=None, ended_at=e.at), [*_cancel(r.car_hold), *_cancel(r.bay_hold)])
+
+
 def _on_overdue(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
     _deadline_check(r, e, r.started_at + p.overdue_after if r.started_at else None)
     return r, [RaiseAlert("rental_overdue", r.rental_id, e.at, f"car {r.car_id} out since {r.started_at}")]
@@ -479,6 +529,7 @@ _HANDLERS: Final[dict[str, Callable[[Rental, RentalEvent, RentalPolicy], Step]]]
     "reservation_expired": _on_expired,
     "badge_timed_out": _on_badge_timeout,
     "overdue": _on_overdue,
+    "preempted": _on_preempted,
 }
 
 
@@ -558,7 +609,8 @@ def check_bay_reservation(dock: Dock, active: Iterable[Rental], now: datetime) -
 
 def departure(car_id: str, dock: Dock, at: datetime, rental: Rental | None) -> UnauthorisedDeparture | None:
     """A car left ``dock``: None when ``rental`` (the car's current one, if any) authorised it, else the
-    unauthorised-departure outcome. A RESERVED rental gets the same outcome from :func:`apply`."""
+    unauthorised-departure outcome. A RESERVED rental gets the same outcome from :func:`apply`. Ask
+    :func:`late_departure_claimant` first: a released rental may claim a departure reported late."""
     if rental is not None and rental.car_id == car_id and rental.state is State.BADGED:
         return None
     return UnauthorisedDeparture(car_id, dock, at, rental.rental_id if rental is not None else None)
@@ -606,6 +658,33 @@ def driven_energy(r: Rental, usable_wh: float | None) -> Driven:
     if used < 0:
         return Driven(None, f"state of charge rose during the trip ({out.percent:g} % -> {back.percent:g} %)")
     return Driven(round(used / 100.0 * usable_wh / 1000.0, 3))
+
+
+def late_departure_claimant(dock: Dock, at: datetime, ended: Iterable[Rental],
+                            policy: RentalPolicy) -> Rental | None:
+    """The RELEASED rental a departure from ``dock`` stamped ``at`` belongs to, if any.
+
+    ``ended`` is the car's rentals that hold nothing any more, newest first. The first RELEASED one
+    that started from ``dock`` and whose badge window contains ``at`` claims the departure. Rentals
+    that never moved the car (cancelled, expired, preempted, released outside the window) are skipped;
+    a rental that started contradicts any older claim (the car has left and come back since), so the
+    scan stops there and the departure stays unauthorised."""
+    for r in ended:
+        if r.started_at is not None:
+            return None
+        if r.state is State.RELEASED and r.origin == dock and in_badge_window(r, at, policy):
+            return r
+    return None
+
+
+def yields_to_departure(hold: Rental, departed_at: datetime) -> bool:
+    """Whether a live rental standing in a late departure's way (a hold on the car taken since, or
+    the claiming member's hold on another car) gives way to it (:class:`Preempted`). A reservation
+    does; a badge does if it came after the departure. A badge at or before it, or a running rental,
+    contradicts the claim: the departure is then handled as if it were on time."""
+    if hold.state is State.RESERVED:
+        return True
+    return hold.state is State.BADGED and hold.badged_at is not None and hold.badged_at > departed_at
 
 
 # --- documentation ---------------------------------------------------------------------------

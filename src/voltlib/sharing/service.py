@@ -217,13 +217,17 @@ def _other(found: tuple[dr.Rental, str] | None,
 
 
 def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now: datetime) -> Change:
-    """The connector of a bay became Available: any car docked there has left it."""
+    """The connector of a bay became Available at ``at`` (the charge point's own time): any car docked
+    there has left it. A departure reported after its badge's release timer fired, but stamped inside
+    the badge window, still starts that rental (:func:`_late_departure`)."""
     change = Change()
     cars, by_car = ss.cars_at_with_rentals(conn, cp_id, connector_id, lock=True)
     for car in cars:
         live = by_car.get(car["id"])
         dock = dr.Dock(cp_id, connector_id)
-        if live is not None and live[0].state in (dr.State.BADGED, dr.State.RESERVED):
+        if _late_departure(conn, change, car, dock, at, live, now):
+            authorised = True
+        elif live is not None and live[0].state in (dr.State.BADGED, dr.State.RESERVED):
             rental, city_code = live
             city = _city(conn, city_code)
             unplugged = dr.CarUnplugged(f"unplug:{cp_id}:{connector_id}:{at.isoformat()}", at, soc_snapshot(car))
@@ -237,6 +241,30 @@ def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now
             authorised = outcome is None
         ss.move_vehicle(conn, car["id"], status="rented" if authorised else "missing", dock=None)
     return change
+
+
+def _late_departure(conn: Connection, change: Change, car: dict[str, Any], dock: dr.Dock, at: datetime,
+                    live: tuple[dr.Rental, str] | None, now: datetime) -> bool:
+    """Start the car's RELEASED rental whose badge window holds ``at``, if there is one and nothing
+    contradicts it; holds taken since on the car, or by that member, are preempted first (their
+    charge points get CancelReservation). False: the departure is handled as an on-time one."""
+    if live is not None and live[0].state is dr.State.BADGED and not dr.yields_to_departure(live[0], at):
+        return False  # the car's current badge came before the departure: it is that rental's
+    city = _city(conn, car["city"])
+    claimant = dr.late_departure_claimant(dock, at, ss.ended_rentals_of_car(conn, car["id"]), city.policy)
+    if claimant is None:
+        return False
+    in_the_way = {r.rental_id: r for r, _ in filter(None, [live, ss.live_rental_of_member(conn, claimant.member_id)])}
+    if not all(dr.yields_to_departure(r, at) for r in in_the_way.values()):
+        return False  # e.g. the member is out with another car: a contradiction, left to the alert
+    for hold in in_the_way.values():  # saved first: they free the car and the member for the claimant
+        event = dr.Preempted(f"preempted:{hold.rental_id}:{claimant.rental_id}", now, claimant.rental_id, at)
+        ss.save_rental(conn, _apply(conn, change, hold, event, city.policy, now), now)
+    started = _apply(conn, change, claimant, dr.CarUnplugged(f"unplug:{dock.charge_point_id}:{dock.connector_id}:"
+                                                              f"{at.isoformat()}", at), city.policy, now)
+    ss.save_rental(conn, started, now)
+    log.info("late departure of car %s at %s starts released rental %s", car["id"], at, started.rental_id)
+    return True
 
 
 def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, transaction_id: int,

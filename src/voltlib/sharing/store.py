@@ -517,6 +517,14 @@ def live_rentals(conn: Connection, *, lock: bool = False) -> list[tuple[Rental, 
     return [_rental(row) for row in rows]
 
 
+def ended_rentals_of_car(conn: Connection, car_id: str, limit: int = 10) -> list[Rental]:
+    """The car's most recent rentals that hold nothing any more, newest first (late departures)."""
+    rows = conn.execute(select(rentals.c.data, rentals.c.city)
+                        .where(rentals.c.car_id == car_id, rentals.c.active_car.is_(None))
+                        .order_by(rentals.c.created_at.desc(), rentals.c.id.desc()).limit(limit)).mappings()
+    return [_rental(row)[0] for row in rows]
+
+
 def bay_holder(conn: Connection, cp_id: str, connector_id: int, *, lock: bool = False) -> tuple[Rental, str] | None:
     """The live rental holding this bay, if any."""
     return _one_rental(conn, _LIVE_ON_BAY[lock], {"bay": f"{cp_id}/{connector_id}"})

@@ -302,8 +302,8 @@ class Gateway:
             schemas.validate("1.6", action, "request", payload)
         except OcppError as exc:
             raise CommandError(422, "invalid-payload", exc.description) from None
-        if await s.store.read(partial(repo.get_charge_point, cp_id=cp_id)) is None:
-            raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")
+        if cp_id not in self.connections and await s.store.read(partial(repo.get_charge_point, cp_id=cp_id)) is None:
+            raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")  # connected: known
         if cp_id not in self.connections and recorded is None:
             remote = await s.cluster.command_elsewhere(
                 cp_id, {"action": action, "payload": payload, "requested_by": requested_by, "timeout": timeout},
@@ -328,9 +328,7 @@ class Gateway:
             values = {"response": outcome.payload, "error_code": outcome.error_code,
                       "error_description": outcome.error_description}
         values.update(state=outcome_state, finished_at=s.clock.now())
-        await s.store.write(lambda conn: repo.update_command(conn, command_id, **values))
-        row = await s.store.read(partial(repo.get_command, command_id=command_id))
-        assert row is not None
+        row = await s.store.write(lambda conn: repo.finish_command(conn, command_id, **values))
         await s.bus.publish(ev.CommandFinished(charge_point_id=cp_id, at=s.clock.now(), command_id=command_id,
                                                action=action, state=outcome_state, response=row["response"]))
         return row

@@ -320,6 +320,13 @@ def update_command(conn: Connection, command_id: int, **values: Any) -> None:
     conn.execute(update(commands).where(commands.c.id == command_id).values(**values))
 
 
+def finish_command(conn: Connection, command_id: int, **values: Any) -> dict[str, Any]:
+    """Record a command's outcome and return its whole row, in one statement."""
+    row = conn.execute(update(commands).where(commands.c.id == command_id).values(**values)
+                       .returning(*commands.c)).mappings().one()
+    return dict(row)
+
+
 def get_command(conn: Connection, command_id: int) -> dict[str, Any] | None:
     row = conn.execute(select(commands).where(commands.c.id == command_id)).mappings().first()
     return None if row is None else dict(row)

@@ -71,7 +71,7 @@ def test_a_short_small_city_run_serves_rentals_with_no_protocol_error(tmp_path: 
     assert report["alerts"] >= 1  # the scenario's intrusion at 20 minutes was seen
     assert report["peak_station_ratio"] <= 1.0 and report["seconds_over_limit"] == 0
     assert report["energy_delivered_kwh"] > 0 and report["soc_samples"]
-    assert set(report["setup_phases"]) == {"seed", "server", "connect", "profiles"}
+    assert set(report["setup_phases"]) == {"seed", "server", "connect", "profiles", "sessions"}
     for name in ("report.html", "fleet-soc.png", "power.png"):
         assert (tmp_path / name).stat().st_size > 1000
 

@@ -274,6 +274,19 @@ class CitySimulation:
         self.on_phase("playing")
         for cp_id, car_id in self.fleet.at.items():  # docked cars charge (or keep warm)
             self.cps[cp_id].start_transaction(1, self.fleet.tags[car_id])
+        self.on_phase(f"starting {len(self.fleet.at):,} charging sessions")
+        await self._timed("sessions", self._delivered())
+
+    async def _delivered(self, wall_timeout: float = 120.0) -> None:
+        """Wait (bounded) until every charge point has delivered what it queued: thousands of sessions
+        starting at once are a storm that members arriving in the middle of it would feel as minutes
+        of delay (a departure reported late looks like a car leaving without a rental)."""
+        deadline = time.monotonic() + wall_timeout
+        while time.monotonic() < deadline:
+            if all(cp.outbox_size == 0 for cp in self.cps.values()):
+                return
+            await asyncio.sleep(0.2)
+        log.warning("some charge points still had messages queued after %.0f s", wall_timeout)
 
     async def _timed(self, phase: str, work: Awaitable[T]) -> T:
         wall0 = time.monotonic()

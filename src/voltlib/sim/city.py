@@ -47,6 +47,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 PASSWORD = "simulated-city-password-1"
 RATED_W = 3_000.0
+OUT_OF_ORDER = frozenset({"Unavailable", "Faulted"})  # a member does not plug into such a bay
 WALK_KM = 1.0  # a member finding no car at the origin walks to the nearest station with one, this far at most
 SAMPLE_EVERY = timedelta(minutes=15)  # fleet and grid samples, simulated time
 MODEL = battery.BLUECAR
@@ -419,7 +420,8 @@ class CitySimulation:
     async def _return(self, car_id: str, station_id: str) -> None:
         for candidate in self._by_distance(station_id):
             free = [cp for cp in self.station_bays[candidate] if cp not in self.fleet.at
-                    and self.cps[cp].connector(1).car is None]
+                    and self.cps[cp].connector(1).car is None
+                    and self.cps[cp].connector(1).status not in OUT_OF_ORDER]  # e.g. a quarantined post
             if free:
                 cp_id = free[0]
                 if candidate != station_id:

@@ -20,7 +20,7 @@ import random
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +47,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 PASSWORD = "simulated-city-password-1"
 RATED_W = 3_000.0
+RETURN_ATTEMPTS = 12  # a member with no free bay nearby looks again every 10 simulated minutes, 2 hours at most
 OUT_OF_ORDER = frozenset({"Unavailable", "Faulted"})  # a member does not plug into such a bay
 WALK_KM = 1.0  # a member finding no car at the origin walks to the nearest station with one, this far at most
 SAMPLE_EVERY = timedelta(minutes=15)  # fleet and grid samples, simulated time
@@ -59,6 +60,7 @@ class Member:
     badge: str
     token: str
     busy: bool = False
+    stranded: bool = False  # still holds a car they could not return anywhere: out of the pool
 
 
 @dataclass
@@ -135,6 +137,7 @@ class CitySimulation:
         self.places: dict[str, demand.Place] = {}
         self._nearest: dict[str, list[str]] = {}
         self.members: list[Member] = []
+        self.idle: deque[Member] = deque()
         self.reserved: set[str] = set()  # cars held for a member: walk-up members leave them alone
         self.counts: Counter[str] = Counter()
         self.soc_samples: list[tuple[float, list[float]]] = []
@@ -233,6 +236,7 @@ class CitySimulation:
 
         await store.write(seed)
         self.members = [Member(*m) for m in members]
+        self.idle = deque(self.members)
         for st in snapshot.stations:
             self.places[st.id] = demand.Place(st.id, st.latitude, st.longitude)
             self.station_bays[st.id] = [bay_charge_point(st.id, n) for n in range(1, st.bays + 1)]
@@ -344,10 +348,10 @@ class CitySimulation:
     # -- one member's trip --
 
     async def _rent(self, trip: demand.Trip) -> None:
-        member = next((m for m in self.members if not m.busy), None)
-        if member is None:
+        if not self.idle:
             self.counts["lost:no_member"] += 1
             return
+        member = self.idle.popleft()  # the member idle longest: trips spread over the whole membership
         member.busy = True
         try:
             await self._trip(member, trip)
@@ -356,6 +360,8 @@ class CitySimulation:
             self.counts["trip_failures"] += 1
         finally:
             member.busy = False
+            if not member.stranded:
+                self.idle.append(member)
             if self.on_progress:
                 self.on_progress(self._elapsed_h(), self.counts)
 
@@ -415,24 +421,36 @@ class CitySimulation:
         car = self.fleet.cars[car_id]
         used_wh = trip.distance_km * MODEL.urban_wh_per_km
         car.soc = max(0.0, car.soc - used_wh / MODEL.usable_wh * 100.0)
-        await self._return(car_id, trip.destination)
+        member.stranded = not await self._return(car_id, trip.destination)
 
-    async def _return(self, car_id: str, station_id: str) -> None:
-        for candidate in self._by_distance(station_id):
-            free = [cp for cp in self.station_bays[candidate] if cp not in self.fleet.at
-                    and self.cps[cp].connector(1).car is None
-                    and self.cps[cp].connector(1).status not in OUT_OF_ORDER]  # e.g. a quarantined post
-            if free:
-                cp_id = free[0]
-                if candidate != station_id:
+    async def _return(self, car_id: str, station_id: str) -> bool:
+        """Plug in at the destination or the nearest station with a free bay; with none free, drive
+        around and look again every 10 simulated minutes, for up to two hours (the rental stays open
+        meanwhile, as it would; voltlib's overdue alert takes over after that)."""
+        for attempt in range(RETURN_ATTEMPTS):
+            cp_id = self._free_bay(station_id)
+            if cp_id is not None:
+                if cp_id not in self.station_bays[station_id]:
                     self.counts["returned_elsewhere"] += 1
+                if attempt:
+                    self.counts["returned_after_waiting"] += 1
                 self.fleet.at[cp_id], self.fleet.dock_of[car_id] = car_id, cp_id
                 cp = self.cps[cp_id]
                 cp.plug_in(1, self.fleet.cars[car_id])
                 cp.start_transaction(1, self.fleet.tags[car_id])
                 self.counts["rentals_served"] += 1
-                return
+                return True
+            await self.clock.sleep(600)
         self.counts["lost:no_bay"] += 1
+        return False
+
+    def _free_bay(self, station_id: str) -> str | None:
+        for candidate in self._by_distance(station_id):
+            for cp_id in self.station_bays[candidate]:
+                connector = self.cps[cp_id].connector(1)
+                if cp_id not in self.fleet.at and connector.car is None and connector.status not in OUT_OF_ORDER:
+                    return cp_id  # not a quarantined or faulted post
+        return None
 
     def _by_distance(self, station_id: str) -> list[str]:
         """The station itself and its 9 nearest (computed once per station: Paris has 1,119)."""

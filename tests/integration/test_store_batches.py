@@ -34,21 +34,26 @@ def _refuse(conn: Connection) -> None:
     raise ValueError("refused")
 
 
+async def _in_one_batch(store: Store, ops: list[Any]) -> list[Any]:
+    """Run ``ops`` as one group commit: the writer is held in a blocker's batch while they queue up.
+    Their outcomes (results or exceptions), in order."""
+    gate = threading.Event()
+    blocker = asyncio.ensure_future(store.write(lambda conn: gate.wait(10)))
+    await asyncio.sleep(0.2)  # the writer is now held in the blocker's batch; the next ones queue up
+    pending = [asyncio.ensure_future(store.write(op)) for op in ops]
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await blocker is True
+    return list(await asyncio.gather(*pending, return_exceptions=True))
+
+
 async def test_a_refused_op_leaves_its_batch_two_transactions(database_url: str) -> None:
     store = Store(database_url)
     upgrade(store.engine)
     commits: list[int] = []
     event.listen(store.engine, "commit", lambda conn: commits.append(1))
     try:
-        gate = threading.Event()
-        blocker = asyncio.ensure_future(store.write(lambda conn: gate.wait(10)))
-        await asyncio.sleep(0.2)  # the writer is now held in the blocker's batch; the next ones queue up
-        ops = [_tag("A1"), _tag("A2"), _refuse, _tag("C1"), _tag("C2")]
-        pending = [asyncio.ensure_future(store.write(op)) for op in ops]
-        await asyncio.sleep(0.05)
-        gate.set()
-        assert await blocker is True
-        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        outcomes = await _in_one_batch(store, [_tag("A1"), _tag("A2"), _refuse, _tag("C1"), _tag("C2")])
         assert outcomes[:2] == ["A1", "A2"] and outcomes[3:] == ["C1", "C2"]
         assert isinstance(outcomes[2], ValueError)
         assert len(commits) == 3  # the blocker's batch; A1+A2; C1+C2 (the refused op rolled back alone)
@@ -62,14 +67,7 @@ async def test_an_op_that_loses_a_unique_key_in_its_batch_fails_alone(database_u
     store = Store(database_url)
     upgrade(store.engine)
     try:
-        gate = threading.Event()
-        blocker = asyncio.ensure_future(store.write(lambda conn: gate.wait(10)))
-        await asyncio.sleep(0.2)
-        pending = [asyncio.ensure_future(store.write(_tag(name))) for name in ("K", "K", "L")]
-        await asyncio.sleep(0.05)
-        gate.set()
-        await blocker
-        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        outcomes = await _in_one_batch(store, [_tag(name) for name in ("K", "K", "L")])
         assert outcomes[0] == "K" and outcomes[2] == "L"
         assert isinstance(outcomes[1], IntegrityError)
     finally:
@@ -140,15 +138,8 @@ async def test_a_deferred_write_that_fails_is_pinned_on_its_op(database_url: str
     store = Store(database_url)
     upgrade(store.engine)
     try:
-        gate = threading.Event()
-        blocker = asyncio.ensure_future(store.write(lambda conn: gate.wait(10)))
-        await asyncio.sleep(0.2)
-        ops = [_deferred_tag("K"), _deferred_tag("K"), _read_tag("K"), _deferred_tag("L")]
-        pending = [asyncio.ensure_future(store.write(op)) for op in ops]
-        await asyncio.sleep(0.05)
-        gate.set()
-        await blocker
-        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        outcomes = await _in_one_batch(store, [_deferred_tag("K"), _deferred_tag("K"), _read_tag("K"),
+                                               _deferred_tag("L")])
         assert outcomes[0] == "K" and outcomes[2] == {"status": "Accepted"} and outcomes[3] == "L"
         assert isinstance(outcomes[1], IntegrityError)
         names = store.run_sync(lambda conn: set(conn.execute(select(id_tags.c.id_tag)).scalars()))

@@ -107,8 +107,13 @@ def read_limits(conn: Connection, station_id: str, *, rated_w: float, fraction: 
         return None
     ratings = conn.execute(select(bays.c.rated_power_w).where(bays.c.station_id == station_id)).scalars().all()
     total = sum(rated_w if r is None else r for r in ratings)
-    limit = row.grid_limit_w if row.grid_limit_w is not None else total * fraction
-    return Limits(station_id, limit, row.phase_limit_w, row.grid_limit_w is not None, total)
+    return Limits(station_id, _limit(row.grid_limit_w, total, fraction), row.phase_limit_w,
+                  row.grid_limit_w is not None, total)
+
+
+def _limit(grid_limit_w: float | None, rated_total_w: float, fraction: float) -> float:
+    """The configured grid limit, or by default that share of the bays' ratings."""
+    return grid_limit_w if grid_limit_w is not None else rated_total_w * fraction
 
 
 def read_station(conn: Connection, station_id: str, *, rated_w: float, fraction: float,
@@ -157,8 +162,8 @@ def _read_chunk(conn: Connection, station_ids: list[str], rated_w: float, fracti
     out = {}
     for row in rows:
         here = by_station.get(row.id, [])
-        limit = row.grid_limit_w if row.grid_limit_w is not None else sum(d.rated_w for d in here) * fraction
-        out[row.id] = StationState(row.id, limit, row.phase_limit_w, tuple(here))
+        out[row.id] = StationState(row.id, _limit(row.grid_limit_w, sum(d.rated_w for d in here), fraction),
+                                   row.phase_limit_w, tuple(here))
     return out
 
 

@@ -481,7 +481,7 @@ class SharingService:
         """Each charge point's events are handled in order, different charge points' side by side (up
         to ``LANES`` at once): their writes then share group commits instead of each waiting for the
         previous one's, which at Paris peaks left thousands of events queued for a minute."""
-        if isinstance(event, ev.ConnectorStatusChanged) and (event.status != "Available" or event.connector_id == 0):
+        if isinstance(event, ev.ConnectorStatusChanged) and not _bay_freed(event):
             return  # nothing to do for car sharing: no need to wait for a lane
         await self._in_flight.acquire()  # back-pressure on the bus queue when LANES are busy
         cp_id = event.charge_point_id
@@ -548,7 +548,7 @@ class SharingService:
         first tells whether a car is docked there, or whether the id tag is a car's."""
         now = self.services.clock.now()
         store = self.services.store
-        if isinstance(event, ev.ConnectorStatusChanged) and event.status == "Available" and event.connector_id > 0:
+        if isinstance(event, ev.ConnectorStatusChanged) and _bay_freed(event):
             if await store.read(partial(ss.vehicles_at, cp_id=event.charge_point_id,
                                         connector_id=event.connector_id)):
                 await self._run(partial(unplug_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
@@ -667,6 +667,11 @@ class SharingService:
                                     source="car-sharing", detail=detail, now=now))
         await s.bus.publish(ev.SecurityIncident(charge_point_id=cp_id or "", at=now, kind=kind, severity=severity,
                                                 source="car-sharing", detail=detail))
+
+
+def _bay_freed(event: ev.ConnectorStatusChanged) -> bool:
+    """A connector (not the whole charge point) became Available: a car docked there may have left."""
+    return event.status == "Available" and event.connector_id > 0
 
 
 def _iso(value: datetime) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -163,3 +163,49 @@ def test_writes_are_deferred_only_where_allowed(database_url: str) -> None:
         assert store.run_sync(lambda conn: _READ_TAG.first(conn, {"id_tag": "LATER"})) == {"status": "Accepted"}
     finally:
         store.close()
+
+
+async def test_grouped_inserts_keep_every_row_once_with_its_values(database_url: str) -> None:
+    """The hot tables are written with multi-row statements (256, 64, 16, 4, 1 rows): 341 rows cross
+    every size; rows already stored and rows repeated in the batch are skipped once, not refused;
+    timestamps in other zones are stored as the same instants."""
+    from voltlib.store.tables import meter_values
+
+    store = Store(database_url)
+    upgrade(store.engine)
+    paris = timezone(timedelta(hours=1))
+
+    def row(n: int) -> dict[str, Any]:
+        return {"charge_point_id": f"CP{n % 7}", "connector_id": 1, "transaction_id": n,
+                "sampled_at": (NOW + timedelta(seconds=n)).astimezone(paris), "samples": bytes([n % 256]) * 3,
+                "received_at": NOW}
+    try:
+        await store.insert(meter_values, [row(n) for n in range(5)], ignore_duplicates=True)
+        batch = [row(n) for n in range(341)] + [row(3), row(300)]  # 5 stored already, 2 repeated
+        await asyncio.gather(*(store.insert(meter_values, batch[i:i + 50], ignore_duplicates=True)
+                               for i in range(0, len(batch), 50)))
+        stored = store.run_sync(lambda conn: conn.execute(
+            select(meter_values.c.transaction_id, meter_values.c.sampled_at, meter_values.c.samples)
+            .order_by(meter_values.c.transaction_id)).all())
+        assert [r.transaction_id for r in stored] == list(range(341))
+        assert all(r.sampled_at == NOW + timedelta(seconds=r.transaction_id) for r in stored)
+        assert all(bytes(r.samples) == bytes([r.transaction_id % 256]) * 3 for r in stored)
+    finally:
+        store.close()
+
+
+def test_sqlite_timestamps_of_grouped_inserts_match_sqlalchemys() -> None:
+    """Grouped inserts format SQLite timestamps themselves: exactly as the ORM types do, so that
+    rows from both paths compare and sort alike."""
+    from sqlalchemy.dialects import sqlite
+
+    from voltlib.store.tables import TS
+
+    reference = TS._cached_bind_processor(sqlite.dialect())
+    assert reference is not None
+    nine_hours_behind = datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=-9)))
+    last = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    for value in (NOW, datetime(1, 1, 2, tzinfo=UTC), nine_hours_behind, last):
+        assert fast._sqlite_utc_text(value) == reference(value)
+    with pytest.raises(ValueError, match="naive"):
+        fast._sqlite_utc_text(datetime(2026, 1, 1))

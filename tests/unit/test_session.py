@@ -362,3 +362,14 @@ def test_pacing_delay_tells_how_long_to_wait_instead_of_refusing() -> None:
     assert session.pacing_delay(0.05) == pytest.approx(0.05)
     assert session.pacing_delay(0.1) == 0.0
     assert session.receive('[2,"p2","Heartbeat",{}]', 0.1).__class__.__name__ == "CallReceived"
+
+
+def test_a_reused_id_with_an_invalid_payload_is_a_protocol_error_not_a_schema_error() -> None:
+    """What was remembered was valid, so an invalid call under its id is another message."""
+    session = OcppSession()
+    assert isinstance(session.receive(frame("1", "Authorize", {"idTag": "A"}), 0.0), CallReceived)
+    session.answer("1", {"idTagInfo": {"status": "Accepted"}})
+    assert violation(session, frame("1", "Authorize", {}), 1.0).error.code is ErrorCode.PROTOCOL_ERROR
+    assert violation(session, frame("1", "NoSuchAction", {}), 1.0).error.code is ErrorCode.PROTOCOL_ERROR
+    spaced = '[2, "1", "Authorize", { "idTag" : "A" }]'
+    assert isinstance(session.receive(spaced, 2.0), Retransmitted)

@@ -93,10 +93,3 @@ def encode_result(message_id: str, payload: Any) -> str:
 
 def encode_error(message_id: str, code: str, description: str, details: dict[str, Any] | None = None) -> str:
     return _encoder.encode([CALL_ERROR, message_id, code, description, details or {}]).decode()
-
-
-def payload_digest(payload: Any) -> bytes:
-    """A stable fingerprint of a payload, to tell a retransmission from a reused message id."""
-    import hashlib
-
-    return hashlib.blake2b(msgspec.json.encode(payload, order="sorted"), digest_size=16).digest()

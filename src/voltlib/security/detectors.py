@@ -368,18 +368,22 @@ class Detectors:
         tampered meter or forged data; a state-of-charge jump means forged battery data. Tune:
         ``ratings`` / ``rated_power_w`` × ``power_margin``; ``soc_jump_percent`` / ``soc_jump_within``."""
         t, cp, out = self.tuning, e.charge_point_id, []
-        state = self._meters.setdefault((cp, e.connector_id), _Meter())
-        base = {"connector_id": e.connector_id, "transaction_id": e.transaction_id,
-                "sampled_at": e.sampled_at.isoformat()}
+        state = self._meters.get((cp, e.connector_id))
+        if state is None:
+            state = self._meters[(cp, e.connector_id)] = _Meter()
+
+        def base() -> dict[str, Any]:  # only when a signal is raised: this runs for every meter value
+            return {"connector_id": e.connector_id, "transaction_id": e.transaction_id,
+                    "sampled_at": e.sampled_at.isoformat()}
         if e.energy_wh is not None:
             if state.energy_wh is not None and e.energy_wh < state.energy_wh:
                 out.append(Signal("data", "energy_register_backwards", "high", cp, None, e.at, False,
-                                  {**base, "was_wh": state.energy_wh, "now_wh": e.energy_wh}))
+                                  {**base(), "was_wh": state.energy_wh, "now_wh": e.energy_wh}))
             state.energy_wh = e.energy_wh
         rating = t.ratings.get(cp, t.rated_power_w)
         if e.power_w is not None and e.power_w > rating * t.power_margin:
             out.append(Signal("data", "power_above_rating", "high", cp, None, e.at, False,
-                              {**base, "power_w": e.power_w, "rating_w": rating}))
+                              {**base(), "power_w": e.power_w, "rating_w": rating}))
         if e.soc_percent is not None:
             if state.soc_tx != e.transaction_id:  # another car: its state of charge starts afresh
                 state.soc, state.soc_at, state.soc_tx = None, None, e.transaction_id
@@ -387,7 +391,7 @@ class Detectors:
                     and abs(e.sampled_at - state.soc_at) <= t.soc_jump_within \
                     and abs(e.soc_percent - state.soc) >= t.soc_jump_percent:
                 out.append(Signal("data", "soc_jump", "warning", cp, None, e.at, False,
-                                  {**base, "was": state.soc, "now": e.soc_percent}))
+                                  {**base(), "was": state.soc, "now": e.soc_percent}))
             state.soc, state.soc_at = e.soc_percent, e.sampled_at
         return out
 

@@ -118,11 +118,17 @@ def _rentable(car: dict[str, Any], city: ss.CityRecord, needed_km: float | None 
 
 
 def _apply(conn: Connection, change: Change, rental: dr.Rental, event: dr.RentalEvent, policy: dr.RentalPolicy,
-           now: datetime) -> dr.Rental:
+           now: datetime, bills: list[ss.Invoice] | None = None) -> dr.Rental:
+    """``bills``: invoices are added there, for the caller to store with the rental
+    (``ss.save_rental(invoices=...)``), instead of being stored now."""
     updated, effects = dr.apply(rental, event, policy)
     for effect in effects:
         if isinstance(effect, dr.ChargeMember):
-            ss.invoice_rental(conn, effect.member_id, effect.rental_id, effect.breakdown, now)
+            bill = (effect.member_id, effect.rental_id, effect.breakdown, now)
+            if bills is None:
+                ss.invoice_rental(conn, *bill)
+            else:
+                bills.append(bill)
     change.effects.extend(effects)
     if updated.state is not rental.state:
         change.events.append(ev.RentalChanged(charge_point_id=updated.origin.charge_point_id, at=now,
@@ -233,8 +239,9 @@ def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now
             city = _city(conn, city_code)
             unplugged = dr.CarUnplugged(f"unplug:{cp_id}:{connector_id}:{at.isoformat()}", at, soc_snapshot(car))
             rental = _apply(conn, change, rental, unplugged, city.policy, now)
-            ss.save_rental(conn, rental, now)
-            authorised = rental.state is dr.State.STARTED
+            left = "rented" if rental.state is dr.State.STARTED else "missing"
+            ss.save_rental(conn, rental, now, move=(car["id"], left, None))  # one statement on PostgreSQL
+            continue
         else:
             outcome = dr.departure(car["id"], dock, at, live[0] if live else None)
             if outcome is not None:
@@ -281,9 +288,10 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
         city = _city(conn, city_code)
         returned = dr.CarReturned(f"tx:{transaction_id}", started_at, dr.Dock(cp_id, connector_id), id_tag,
                                   transaction_id, soc_snapshot(car))
-        rental = _apply(conn, change, rental, returned, city.policy, now)
-        rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
-        ss.save_rental(conn, rental, now)
+        bills: list[ss.Invoice] = []
+        rental = _apply(conn, change, rental, returned, city.policy, now, bills)
+        rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now, bills)
+        ss.save_rental(conn, rental, now, invoices=bills)  # the invoice and the rental: one statement on PostgreSQL
     _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car_id, now, held)
     return change
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, bindparam, cast, func, insert, or_, select, union_all, update
+from sqlalchemy import Connection, Engine, String, and_, bindparam, cast, func, insert, or_, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -148,7 +149,7 @@ def upsert_city(conn: Connection, city: City) -> None:
               "min_range_km": city.min_range_km}
     if conn.execute(update(cities).where(cities.c.code == city.code).values(**values)).rowcount == 0:
         conn.execute(insert(cities).values(code=city.code, **values))
-    _city_cache.pop((str(conn.engine.url), city.code), None)
+    _city_cache.pop((_database(conn), city.code), None)
 
 
 def seed_cities(conn: Connection) -> None:
@@ -173,10 +174,21 @@ class CityRecord:
 # Every rental operation needs its city's plans and policy; parsing them each time cost more than
 # the rest of a reservation. Cities change only through upsert_city, which drops the cached copy.
 _city_cache: dict[tuple[str, str], CityRecord] = {}
+_databases: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def _database(conn: Connection) -> str:
+    """Which database ``conn`` is on (the cache's key): rendering the engine's URL each time cost
+    more than the cached lookup."""
+    engine = conn.engine
+    found = _databases.get(engine)
+    if found is None:
+        found = _databases[engine] = str(engine.url)
+    return found
 
 
 def get_city(conn: Connection, code: str) -> CityRecord | None:
-    key = (str(conn.engine.url), code)
+    key = (_database(conn), code)
     cached = _city_cache.get(key)
     if cached is not None:
         return cached

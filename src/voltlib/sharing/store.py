@@ -9,7 +9,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, and_, bindparam, cast, func, insert, or_, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -128,6 +142,20 @@ _SAVE_RENTAL_WITH_INVOICE = Prepared(_SAVE_STATEMENT.add_cte(pg_insert(invoices)
     .on_conflict_do_nothing().cte("billed")))
 _live_of_member_or_cars: dict[int, tuple[Prepared, Prepared]] = {}
 _LIVE_OF_BADGE_AND_AT_CP = _both(_LIVE_OF_BADGE, _LIVE_AT_CP)
+
+
+def _member_and_cars(lock: bool) -> Prepared:
+    """The badge's member (as ``_MEMBER_BY_BADGE``, columns ``m_*``) beside each car docked at the charge
+    point (as ``_VEHICLES_AT``, locked the same, columns ``v_*``): a row per car, one with no car if
+    there is none, none without a member. The member is read first, as it was on its own."""
+    member: Any = _MEMBER_BY_BADGE.statement
+    docked: Any = _VEHICLES_AT[lock].statement
+    m, v = member.cte("member"), docked.cte("docked")
+    return Prepared(select(*(c.label(f"m_{c.key}") for c in m.c), *(c.label(f"v_{c.key}") for c in v.c))
+                    .select_from(m.outerjoin(v, true())).order_by(v.c.connector_id))
+
+
+_MEMBER_AND_CARS_AT = (_member_and_cars(False), _member_and_cars(True))
 _LIVE_OF_TAG_AND_ON_BAY = _both(_LIVE_OF_TAG, _LIVE_ON_BAY)
 
 
@@ -485,9 +513,11 @@ def badge_lookup(conn: Connection, id_tag: str, cp_id: str, *, lock: bool = Fals
     live rental and the live rental of each of those cars. Elsewhere (SQLite: no round trips), three
     statements, the rentals found from the first two answers."""
     if pipelining(conn):
-        member_rows, cars, live = rows_together(
-            conn, (_MEMBER_BY_BADGE, {"id_tag": id_tag}), (_VEHICLES_AT[lock], {"cp_id": cp_id}),
+        together, live = rows_together(
+            conn, (_MEMBER_AND_CARS_AT[lock], {"id_tag": id_tag, "cp_id": cp_id}),
             (_LIVE_OF_BADGE_AND_AT_CP[lock], {"id_tag": id_tag, "cp_id": cp_id}))
+        member_rows = [{k[2:]: v for k, v in together[0].items() if k[0] == "m"}] if together else []
+        cars = [{k[2:]: v for k, v in row.items() if k[0] == "v"} for row in together if row["v_id"] is not None]
     else:
         member_rows = _MEMBER_BY_BADGE.rows(conn, {"id_tag": id_tag})
         cars = _VEHICLES_AT[lock].rows(conn, {"cp_id": cp_id})

@@ -11,7 +11,9 @@ The operations run with ``Store.write(concurrent=True)``: on PostgreSQL several 
 them at once, so every rental and vehicle row an operation reads in order to change it is read
 ``FOR UPDATE`` (``lock=True``), and the UNIQUE live-rental columns refuse a second live rental of a
 car, member or bay. The hot statements are few (member and badges in one query, the live rentals
-an operation needs in one query) and prebuilt (:mod:`voltlib.sharing.store`).
+an operation needs in one query) and prebuilt (:mod:`voltlib.sharing.store`). On PostgreSQL some are
+merged into one statement (``WITH``); rentals are always read in a later statement than the one
+that locks their cars, since a statement that waited for a lock sees only that row as it is now.
 
 Badges (Authorize) are decided here before the id-tag table (``Services.authorizer``); the unplug
 (StatusNotification Available where a car was docked) and the return (StartTransaction with a car's

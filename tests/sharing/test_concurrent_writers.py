@@ -67,3 +67,38 @@ async def test_a_badge_waits_for_a_concurrent_cancellation_of_the_same_reservati
         assert states == {reservation: "cancelled", badge.rental.rental_id: "badged"}
     finally:
         store.close()
+
+
+async def test_an_unplug_waits_for_a_concurrent_badge_of_the_same_car_then_starts_its_rental(
+        database_url: str) -> None:
+    """The unplug locks the car, waiting for the badge, and reads the car's rentals only afterwards (a
+    later statement): read in the statement that waited, the new rental would be missed and the car
+    reported as leaving without one."""
+    store = Store(database_url, concurrent_writers=2, concurrent_batch=1)
+    try:
+        upgrade(store.engine)
+        snapshot = parse_snapshot(_snapshot(1, 1), car_prefix="BE")
+        car = snapshot.cars[0]
+        cp_id = f"{car.station_id}-{car.bay}"
+
+        def seed(conn: Connection) -> list[str]:
+            ss.upsert_city(conn, builtin_cities()["paris"])
+            ss.import_snapshot(conn, "paris", snapshot, security_profile=0, password_hash=None, soc_percent=90.0,
+                               now=NOW)
+            return _members(conn, 1, NOW)
+
+        store.run_sync(seed)
+        badge = asyncio.ensure_future(store.write(
+            _slowly(partial(service.badge_op, cp_id=cp_id, id_tag="BADGE0000000", now=NOW), 0.5), concurrent=True))
+        await asyncio.sleep(0.2)  # the badge ran and holds its transaction open
+        unplug = await store.write(partial(service.unplug_op, cp_id=cp_id, connector_id=1, at=NOW, now=NOW),
+                                   concurrent=True)
+        badged = await badge
+        assert badged.decision is not None and badged.decision.status == "Accepted"
+        assert badged.rental is not None
+        assert unplug.rental is not None and unplug.rental.rental_id == badged.rental.rental_id
+        assert unplug.rental.state.value == "started"
+        assert not [e for e in unplug.effects if type(e).__name__ == "UnauthorisedDeparture"]
+        assert store.run_sync(lambda conn: ss.get_vehicle(conn, car.id))["status"] == "rented"  # type: ignore[index]
+    finally:
+        store.close()

@@ -69,6 +69,10 @@ def _reset(url: str) -> None:
             if store.dialect == "postgresql":
                 names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
                 conn.execute(text(f"DROP TABLE IF EXISTS {names}, alembic_version CASCADE"))
+            else:  # a SQLite file given twice: emptied too, or the second run fails on its members
+                for table in reversed(metadata.sorted_tables):
+                    conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}"'))
+                conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
     finally:
         store.close()
 

@@ -434,8 +434,8 @@ def bench_sharing(
     cars_per_station: Annotated[int, typer.Option(min=1)] = 2,
     concurrency: Annotated[int, typer.Option(min=1, help="Operations in flight at once.")] = 64,
     database_url: Annotated[list[str] | None, typer.Option(
-        "--database-url", help="Run on this store (repeatable; default: a fresh SQLite file). A PostgreSQL "
-                               "database is emptied first: give a scratch one.")] = None,
+        "--database-url", help="Run on this store (repeatable; default: a fresh SQLite file). The database "
+                               "is emptied first: give a scratch one.")] = None,
 ) -> None:
     """Reservations/s and completed rentals/s (badge, unplug, return, invoice), with the double-booking check."""
     from voltlib.bench.sharing import render, run

@@ -11,7 +11,9 @@ The operations run with ``Store.write(concurrent=True)``: on PostgreSQL several 
 them at once, so every rental and vehicle row an operation reads in order to change it is read
 ``FOR UPDATE`` (``lock=True``), and the UNIQUE live-rental columns refuse a second live rental of a
 car, member or bay. The hot statements are few (member and badges in one query, the live rentals
-an operation needs in one query) and prebuilt (:mod:`voltlib.sharing.store`).
+an operation needs in one query) and prebuilt (:mod:`voltlib.sharing.store`). On PostgreSQL some are
+merged into one statement (``WITH``); rentals are always read in a later statement than the one
+that locks their cars, since a statement that waited for a lock sees only that row as it is now.
 
 Badges (Authorize) are decided here before the id-tag table (``Services.authorizer``); the unplug
 (StatusNotification Available where a car was docked) and the return (StartTransaction with a car's
@@ -118,11 +120,17 @@ def _rentable(car: dict[str, Any], city: ss.CityRecord, needed_km: float | None 
 
 
 def _apply(conn: Connection, change: Change, rental: dr.Rental, event: dr.RentalEvent, policy: dr.RentalPolicy,
-           now: datetime) -> dr.Rental:
+           now: datetime, bills: list[ss.Invoice] | None = None) -> dr.Rental:
+    """``bills``: invoices are added there, for the caller to store with the rental
+    (``ss.save_rental(invoices=...)``), instead of being stored now."""
     updated, effects = dr.apply(rental, event, policy)
     for effect in effects:
         if isinstance(effect, dr.ChargeMember):
-            ss.invoice_rental(conn, effect.member_id, effect.rental_id, effect.breakdown, now)
+            bill = (effect.member_id, effect.rental_id, effect.breakdown, now)
+            if bills is None:
+                ss.invoice_rental(conn, *bill)
+            else:
+                bills.append(bill)
     change.effects.extend(effects)
     if updated.state is not rental.state:
         change.events.append(ev.RentalChanged(charge_point_id=updated.origin.charge_point_id, at=now,
@@ -233,8 +241,9 @@ def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now
             city = _city(conn, city_code)
             unplugged = dr.CarUnplugged(f"unplug:{cp_id}:{connector_id}:{at.isoformat()}", at, soc_snapshot(car))
             rental = _apply(conn, change, rental, unplugged, city.policy, now)
-            ss.save_rental(conn, rental, now)
-            authorised = rental.state is dr.State.STARTED
+            left = "rented" if rental.state is dr.State.STARTED else "missing"
+            ss.save_rental(conn, rental, now, move=(car["id"], left, None))  # one statement on PostgreSQL
+            continue
         else:
             outcome = dr.departure(car["id"], dock, at, live[0] if live else None)
             if outcome is not None:
@@ -281,9 +290,10 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
         city = _city(conn, city_code)
         returned = dr.CarReturned(f"tx:{transaction_id}", started_at, dr.Dock(cp_id, connector_id), id_tag,
                                   transaction_id, soc_snapshot(car))
-        rental = _apply(conn, change, rental, returned, city.policy, now)
-        rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now)
-        ss.save_rental(conn, rental, now)
+        bills: list[ss.Invoice] = []
+        rental = _apply(conn, change, rental, returned, city.policy, now, bills)
+        rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now, bills)
+        ss.save_rental(conn, rental, now, invoices=bills)  # the invoice and the rental: one statement on PostgreSQL
     _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car_id, now, held)
     return change
 

@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, bindparam, cast, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -55,8 +71,9 @@ _VEHICLES_AT = _pair(select(vehicles).where(vehicles.c.charge_point_id == bindpa
                      .order_by(vehicles.c.connector_id))
 _VEHICLES_AT_CONNECTOR = _pair(select(vehicles).where(vehicles.c.charge_point_id == bindparam("cp_id"),
                                                       vehicles.c.connector_id == bindparam("connector_id")))
-_MOVE_VEHICLE = Prepared(update(vehicles).where(vehicles.c.id == bindparam("car_id"))
-                         .values(_values(vehicles, ["status", "charge_point_id", "connector_id"])))
+_MOVE_STATEMENT = (update(vehicles).where(vehicles.c.id == bindparam("car_id"))
+                   .values(_values(vehicles, ["status", "charge_point_id", "connector_id"])))
+_MOVE_VEHICLE = Prepared(_MOVE_STATEMENT)
 _DOCK_VEHICLE_BY_TAG = Prepared(update(vehicles).where(vehicles.c.id_tag == bindparam("id_tag"))
                                 .values(_values(vehicles, ["status", "charge_point_id", "connector_id"]))
                                 .returning(vehicles.c.id, vehicles.c.soc_percent, vehicles.c.soc_source,
@@ -93,16 +110,53 @@ _LIVE_AT_CP = _live_of_cars(vehicles.c.charge_point_id == bindparam("cp_id"))
 _LIVE_AT_CONNECTOR = _live_of_cars(vehicles.c.charge_point_id == bindparam("cp_id"),
                                    vehicles.c.connector_id == bindparam("connector_id"))
 _LIVE_OF_TAG = _live_of_cars(vehicles.c.id_tag == bindparam("id_tag"))
+
+
+def _both(first: tuple[Prepared, Prepared], second: tuple[Prepared, Prepared]) -> tuple[Prepared, Prepared]:
+    """The rows of two rental queries (each locking its rows as it would alone, the first's first) in
+    one statement: each is a WITH of its own, so each keeps its own plan and index (an ``OR`` of the
+    two would not). A rental both find comes twice."""
+    def union(lock: bool) -> Prepared:
+        one: Any = first[lock].statement
+        two: Any = second[lock].statement
+        a, b = one.cte("first"), two.cte("second")
+        return Prepared(union_all(select(*a.c), select(*b.c)))
+    return union(False), union(True)
 _ACTIVE = ["state", "active_car", "active_member", "active_bay"]
 _INSERT_RENTAL = Prepared(insert(rentals).values(_values(
     rentals, ["id", "city", "member_id", "car_id", "data", "created_at", "updated_at", *_ACTIVE])))
-_SAVE_RENTAL = Prepared(update(rentals).where(rentals.c.id == bindparam("rental_id"))
-                        .values(_values(rentals, ["data", "updated_at", *_ACTIVE])))
+_SAVE_STATEMENT = (update(rentals).where(rentals.c.id == bindparam("rental_id"))
+                   .values(_values(rentals, ["data", "updated_at", *_ACTIVE])))
+_SAVE_RENTAL = Prepared(_SAVE_STATEMENT)
 _INVOICE_COLUMNS = ["member_id", "rental_id", "kind", "currency", "total_minor", "lines", "issued_at"]
 _INVOICE_IF_NEW = {
     "sqlite": Prepared(sqlite_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS)).on_conflict_do_nothing()),
     "postgresql": Prepared(pg_insert(invoices).values(_values(invoices, _INVOICE_COLUMNS)).on_conflict_do_nothing())}
+# PostgreSQL: a rental saved together with the write that follows it in the same operation, as one
+# statement (a data-modifying WITH), so that each costs no execution of its own. The two change
+# different tables, so neither can see or undo the other (what a WITH forbids); SQLite runs them
+# one after the other (no round trips there).
+_SAVE_RENTAL_AND_MOVE = Prepared(_MOVE_STATEMENT.add_cte(_SAVE_STATEMENT.cte("saved")))
+_SAVE_RENTAL_WITH_INVOICE = Prepared(_SAVE_STATEMENT.add_cte(pg_insert(invoices).values(
+    {name: bindparam(f"invoice_{name}", type_=invoices.c[name].type) for name in _INVOICE_COLUMNS})
+    .on_conflict_do_nothing().cte("billed")))
 _live_of_member_or_cars: dict[int, tuple[Prepared, Prepared]] = {}
+_LIVE_OF_BADGE_AND_AT_CP = _both(_LIVE_OF_BADGE, _LIVE_AT_CP)
+
+
+def _member_and_cars(lock: bool) -> Prepared:
+    """The badge's member (as ``_MEMBER_BY_BADGE``, columns ``m_*``) beside each car docked at the charge
+    point (as ``_VEHICLES_AT``, locked the same, columns ``v_*``): a row per car, one with no car if
+    there is none, none without a member. The member is read first, as it was on its own."""
+    member: Any = _MEMBER_BY_BADGE.statement
+    docked: Any = _VEHICLES_AT[lock].statement
+    m, v = member.cte("member"), docked.cte("docked")
+    return Prepared(select(*(c.label(f"m_{c.key}") for c in m.c), *(c.label(f"v_{c.key}") for c in v.c))
+                    .select_from(m.outerjoin(v, true())).order_by(v.c.connector_id))
+
+
+_MEMBER_AND_CARS_AT = (_member_and_cars(False), _member_and_cars(True))
+_LIVE_OF_TAG_AND_ON_BAY = _both(_LIVE_OF_TAG, _LIVE_ON_BAY)
 
 
 def _live_of_member_or_cars_query(cars: int) -> tuple[Prepared, Prepared]:
@@ -123,7 +177,7 @@ def upsert_city(conn: Connection, city: City) -> None:
               "min_range_km": city.min_range_km}
     if conn.execute(update(cities).where(cities.c.code == city.code).values(**values)).rowcount == 0:
         conn.execute(insert(cities).values(code=city.code, **values))
-    _city_cache.pop((str(conn.engine.url), city.code), None)
+    _city_cache.pop((_database(conn), city.code), None)
 
 
 def seed_cities(conn: Connection) -> None:
@@ -148,10 +202,21 @@ class CityRecord:
 # Every rental operation needs its city's plans and policy; parsing them each time cost more than
 # the rest of a reservation. Cities change only through upsert_city, which drops the cached copy.
 _city_cache: dict[tuple[str, str], CityRecord] = {}
+_databases: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def _database(conn: Connection) -> str:
+    """Which database ``conn`` is on (the cache's key): rendering the engine's URL each time cost
+    more than the cached lookup."""
+    engine = conn.engine
+    found = _databases.get(engine)
+    if found is None:
+        found = _databases[engine] = str(engine.url)
+    return found
 
 
 def get_city(conn: Connection, code: str) -> CityRecord | None:
-    key = (str(conn.engine.url), code)
+    key = (_database(conn), code)
     cached = _city_cache.get(key)
     if cached is not None:
         return cached
@@ -298,8 +363,12 @@ def dock_vehicle_by_tag(conn: Connection, id_tag: str, dock: tuple[str, int]) ->
 
 
 def move_vehicle(conn: Connection, car_id: str, *, status: str, dock: tuple[str, int] | None) -> None:
-    _MOVE_VEHICLE.write(conn, {"car_id": car_id, "status": status, "charge_point_id": dock[0] if dock else None,
-                             "connector_id": dock[1] if dock else None})
+    _MOVE_VEHICLE.write(conn, _move_values(car_id, status, dock))
+
+
+def _move_values(car_id: str, status: str, dock: tuple[str, int] | None) -> dict[str, Any]:
+    return {"car_id": car_id, "status": status, "charge_point_id": dock[0] if dock else None,
+            "connector_id": dock[1] if dock else None}
 
 
 # --- members and badges ----------------------------------------------------------------------
@@ -363,9 +432,24 @@ def insert_rental(conn: Connection, r: Rental, city: str, now: datetime) -> None
                               **_active_columns(r)})
 
 
-def save_rental(conn: Connection, r: Rental, now: datetime) -> None:
-    _SAVE_RENTAL.write(conn, {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now,
-                            **_active_columns(r)})
+def save_rental(conn: Connection, r: Rental, now: datetime, *, invoices: Sequence[Invoice] = (),
+                move: tuple[str, str, tuple[str, int] | None] | None = None) -> None:
+    """Save ``r``; ``invoices`` first (as :func:`invoice_rental`), then ``move`` (``car_id, status,
+    dock``, as :func:`move_vehicle`). On PostgreSQL one invoice or the move goes in the same statement."""
+    saved = {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now, **_active_columns(r)}
+    together = conn.dialect.name == "postgresql"
+    if together and len(invoices) == 1 and move is None:
+        _SAVE_RENTAL_WITH_INVOICE.write(conn, {**saved, **{f"invoice_{k}": v for k, v in
+                                                          _invoice_values(*invoices[0]).items()}})
+        return
+    for invoice in invoices:
+        invoice_rental(conn, *invoice)
+    if together and move is not None:
+        _SAVE_RENTAL_AND_MOVE.write(conn, {**saved, **_move_values(*move)})
+        return
+    _SAVE_RENTAL.write(conn, saved)
+    if move is not None:
+        move_vehicle(conn, move[0], status=move[1], dock=move[2])
 
 
 def _rental(row: Any) -> tuple[Rental, str]:
@@ -429,10 +513,11 @@ def badge_lookup(conn: Connection, id_tag: str, cp_id: str, *, lock: bool = Fals
     live rental and the live rental of each of those cars. Elsewhere (SQLite: no round trips), three
     statements, the rentals found from the first two answers."""
     if pipelining(conn):
-        member_rows, cars, of_member, at_cp = rows_together(
-            conn, (_MEMBER_BY_BADGE, {"id_tag": id_tag}), (_VEHICLES_AT[lock], {"cp_id": cp_id}),
-            (_LIVE_OF_BADGE[lock], {"id_tag": id_tag}), (_LIVE_AT_CP[lock], {"cp_id": cp_id}))
-        live = of_member + at_cp
+        together, live = rows_together(
+            conn, (_MEMBER_AND_CARS_AT[lock], {"id_tag": id_tag, "cp_id": cp_id}),
+            (_LIVE_OF_BADGE_AND_AT_CP[lock], {"id_tag": id_tag, "cp_id": cp_id}))
+        member_rows = [{k[2:]: v for k, v in together[0].items() if k[0] == "m"}] if together else []
+        cars = [{k[2:]: v for k, v in row.items() if k[0] == "v"} for row in together if row["v_id"] is not None]
     else:
         member_rows = _MEMBER_BY_BADGE.rows(conn, {"id_tag": id_tag})
         cars = _VEHICLES_AT[lock].rows(conn, {"cp_id": cp_id})
@@ -468,19 +553,20 @@ def dock_returned_car(conn: Connection, id_tag: str, cp_id: str, connector_id: i
             return None, None, None
         return car, *live_rentals_at(conn, str(car["id"]), cp_id, connector_id, lock=lock)
     bay = f"{cp_id}/{connector_id}"
-    docked, of_car, on_bay = rows_together(
+    docked, found = rows_together(
         conn, (_DOCK_VEHICLE_BY_TAG, {"id_tag": id_tag, "status": "docked", "charge_point_id": cp_id,
                                       "connector_id": connector_id}),
-        (_LIVE_OF_TAG[lock], {"id_tag": id_tag}), (_LIVE_ON_BAY[lock], {"bay": bay}))
+        (_LIVE_OF_TAG_AND_ON_BAY[lock], {"id_tag": id_tag, "bay": bay}))
     if not docked:
         return None, None, None
     car = dict(docked[0])
     car_id = str(car["id"])
-    decoded = _mine_and_by_car(of_car + on_bay, None, [car_id])[1]
+    decoded = _mine_and_by_car(found, None, [car_id])[1]
     live = decoded.get(car_id)
     held = None
-    for row in on_bay:
-        held = live if live is not None and live[0].rental_id == row["id"] else _rental(row)
+    for row in found:
+        if row["active_bay"] == bay:
+            held = live if live is not None and live[0].rental_id == row["id"] else _rental(row)
     return car, live, held
 
 
@@ -544,12 +630,18 @@ def list_rentals(conn: Connection, member_id: str | None = None, limit: int = 20
 
 # --- invoices --------------------------------------------------------------------------------
 
+Invoice = tuple[str, str, PriceBreakdown, datetime]  # member_id, rental_id, breakdown, issued at
+
+
 def invoice_rental(conn: Connection, member_id: str, rental_id: str, breakdown: PriceBreakdown, now: datetime) -> None:
     """One invoice per rental: a replay inserts nothing (unique rental_id)."""
-    _INVOICE_IF_NEW[conn.dialect.name].write(conn, {
-        "member_id": member_id, "rental_id": rental_id, "kind": "rental", "currency": breakdown.currency,
-        "total_minor": breakdown.total.minor, "lines": codec.breakdown_to_dict(breakdown)["lines"],
-        "issued_at": now})
+    _INVOICE_IF_NEW[conn.dialect.name].write(conn, _invoice_values(member_id, rental_id, breakdown, now))
+
+
+def _invoice_values(member_id: str, rental_id: str, breakdown: PriceBreakdown, now: datetime) -> dict[str, Any]:
+    return {"member_id": member_id, "rental_id": rental_id, "kind": "rental", "currency": breakdown.currency,
+            "total_minor": breakdown.total.minor, "lines": codec.breakdown_to_dict(breakdown)["lines"],
+            "issued_at": now}
 
 
 def invoice_subscription(conn: Connection, member_id: str, plan: Plan, now: datetime) -> None:

@@ -1,5 +1,5 @@
 """Several gateway nodes starting together on one empty PostgreSQL database each run the
-migrations: they must take turns, and every one of them must come up."""
+migrations and seed the built-in cities: they must take turns, and every one of them must come up."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, inspect, text
 from tests.conftest import PG_ADMIN_URL
 
 MIGRATE = "import sys; from voltlib.store.db import Store; from voltlib.store.migrate import upgrade; " \
-          "s = Store(sys.argv[1]); upgrade(s.engine); s.close()"
+          "from voltlib.sharing.store import seed_cities; " \
+          "s = Store(sys.argv[1]); upgrade(s.engine); s.run_sync(seed_cities); s.close()"  # as serve starts
 
 
 @pytest.fixture
@@ -37,5 +38,8 @@ async def test_nodes_migrating_one_empty_database_at_once_all_succeed(empty_pg: 
     engine = create_engine(empty_pg)
     try:
         assert "rentals" in inspect(engine).get_table_names()
+        with engine.connect() as conn:
+            codes = list(conn.execute(text("SELECT code FROM cities ORDER BY code")).scalars())
+        assert codes == ["bordeaux", "lyon", "paris"]
     finally:
         engine.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
     union_all,
     update,
@@ -180,10 +181,17 @@ def upsert_city(conn: Connection, city: City) -> None:
     _city_cache.pop((_database(conn), city.code), None)
 
 
+SEED_LOCK = 0x766F6C75  # several nodes starting at once seed the cities one after the other
+
+
 def seed_cities(conn: Connection) -> None:
-    """The built-in cities, where the database has none of that code yet (edits are kept)."""
+    """The built-in cities, where the database has none of that code yet (edits are kept).
+    Nodes starting together take turns on PostgreSQL (a lock held until this transaction ends):
+    the second one then finds the cities the first one added, instead of failing on their keys."""
     from voltlib.sharing.cities import builtin_cities
 
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SEED_LOCK})
     known = set(conn.execute(select(cities.c.code)).scalars())
     for city in builtin_cities().values():
         if city.code not in known:

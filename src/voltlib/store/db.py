@@ -9,6 +9,7 @@ always refers to committed data, while one fsync serves many messages.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.exc import IntegrityError
 
@@ -34,10 +36,27 @@ def normalise_url(url: str) -> str:
     return url
 
 
+_json_encoder = msgspec.json.Encoder()
+
+
+def json_dumps(value: Any) -> str:
+    """JSON columns are written with msgspec: the standard library's encoder was 4 % of a PostgreSQL
+    rental's CPU."""
+    return _json_encoder.encode(value).decode()
+
+
+def json_loads(text: str | bytes | memoryview) -> Any:
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:  # NaN and other literals only the standard library reads
+        return json.loads(text if isinstance(text, (str, bytes)) else bytes(text))
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               json_serializer=json_dumps, json_deserializer=json_loads)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -49,7 +68,8 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True,
+                           json_serializer=json_dumps, json_deserializer=json_loads)
     fast.install(engine)
     return engine
 

@@ -202,6 +202,21 @@ def _log_tail(path: str, lines: int = 20) -> str:
         return ""
 
 
+async def settled_rss(pid: int, *, interval: float = 0.5, timeout: float = 30.0) -> int:
+    """The server's memory once start-up is over: sampled until it stops growing (within 1 %).
+    One port open is not the end of start-up: with several nodes sharing a port, the others may
+    still be importing, and their start-up memory would be counted as the connections'."""
+    previous = read_tree_rss_bytes(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await asyncio.sleep(interval)
+        current = read_tree_rss_bytes(pid)
+        if current <= previous * 1.01:
+            return current
+        previous = current
+    return previous
+
+
 async def wait_port(
     host: str, port: int, timeout_s: float, proc: asyncio.subprocess.Process | None = None
 ) -> None:
@@ -275,9 +290,8 @@ async def run_server(
         if spec.prepare is not None:
             say(f"[{spec.name}] preparing {plan.n_charge_points} charge points")
             await spec.prepare(spec, plan.cp_ids(), plan.password)
-        await asyncio.sleep(0.5)  # let start-up work (imports, first GC) settle
         pid = proc.pid
-        run.rss_idle_bytes = read_tree_rss_bytes(pid)
+        run.rss_idle_bytes = await settled_rss(pid)
         me = os.getpid()
         at_start = (0.0, 0.0, 0.0)  # server tree, this process's tree, whole machine
 

@@ -651,7 +651,11 @@ class _Worker:
             st.connected += 1
             self._mark_ready(index)
             ready_marked = True
-            await self.go.wait()
+            if plan.mode == "throughput":
+                await self.go.wait()  # a ramp of seconds: no ping falls due
+            elif not await self._wait_for_window(ws):
+                st.disconnects += 1
+                return
             if plan.mode == "throughput":
                 await self._throughput(ws, index)
             else:
@@ -799,6 +803,25 @@ class _Worker:
                 return
         if not ws.closed:
             self.stats.held += 1
+
+    async def _wait_for_window(self, ws: WS) -> bool:
+        """Keep reading until the measured window opens, as a real charge point would: the server
+        pings every 30 s and hangs up on a peer that has not answered 15 s later, and connecting
+        20,000 charge points takes longer than that. False if the connection closed meanwhile."""
+        go = asyncio.ensure_future(self.go.wait())
+        idle = asyncio.ensure_future(self._idle_until(ws, time.perf_counter() + 86_400.0))
+        try:
+            await asyncio.wait((go, idle), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (go, idle):
+                task.cancel()
+        if idle.done():  # the connection closed or broke before the window opened
+            if not idle.cancelled():
+                idle.exception()  # retrieved, so that asyncio does not report it as lost
+            return False
+        with contextlib.suppress(asyncio.CancelledError, *_NET_ERRORS):
+            await idle
+        return not ws.closed
 
     async def _idle_until(self, ws: WS, until: float) -> bool:
         """Keep reading (pings, server CALLs) until ``until``; False if the connection closed."""

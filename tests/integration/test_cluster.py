@@ -10,6 +10,8 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
+from functools import partial
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +23,7 @@ from tests.conformance.conftest import connect, wait_until
 from tests.conftest import RunningServer, free_port, start_server
 from voltlib import events as ev
 from voltlib.config import Settings
+from voltlib.store import repo
 
 NATS_URL = "nats://127.0.0.1:4222"
 
@@ -121,3 +124,47 @@ async def test_password_rotation_asked_of_the_other_node(nodes: tuple[RunningSer
     async with httpx.AsyncClient(base_url=a.url, headers=a.api_headers(), timeout=20) as api:
         offline = await api.post("/api/v1/charge-points/CP-ROTATE/rotate-password")
     assert offline.status_code == 409 and offline.json()["title"] == "offline"
+
+
+async def test_a_certificate_request_is_signed_once_by_the_node_holding_the_charge_point(
+        database_url: str, tmp_path: Path) -> None:
+    """Every node hears every node's events; only the one holding the charge point signs its CSR
+    (two nodes used to send it two different certificates)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.conformance.conftest import bring_online
+    from tests.conformance.test_security import _certificate, _csr
+
+    if not _nats_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail("NATS is required on CI and is not reachable on 127.0.0.1:4222")
+        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    ca_cert, ca_key = _certificate("voltlib test CA", ca=True)
+    (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    pem, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    (tmp_path / "ca.key").write_bytes(ca_key.private_bytes(pem, pkcs8, serialization.NoEncryption()))
+    name = f"test{uuid.uuid4().hex[:8]}"
+    async with AsyncExitStack() as stack:
+        nodes = []
+        for _ in range(2):
+            settings = Settings(database_url=database_url, port=free_port(), command_timeout=5.0, bus_url=NATS_URL,
+                                cluster_name=name, ca_cert=tmp_path / "ca.pem", ca_key=tmp_path / "ca.key",
+                                cpo_name="OCTT")
+            runner, running = await start_server(settings)
+            stack.push_async_callback(runner.cleanup)
+            nodes.append(running)
+        a, _ = nodes
+        await a.add_charge_point("CP-CSR")
+        async with connect(a, "CP-CSR") as cp:
+            await bring_online(cp)
+            answer = await cp.send(call.SignCertificate(csr=_csr("CP-CSR", ec.generate_private_key(ec.SECP256R1()))))
+            assert answer.status == "Accepted"
+
+            async def installed() -> bool:
+                rows = await a.store.read(partial(repo.list_csrs, cp_id="CP-CSR"))
+                return [row["state"] for row in rows] == ["installed"]
+
+            await wait_until(installed)
+            await asyncio.sleep(1.0)  # a second signer, if any, would have sent its certificate by now
+            assert len(cp.got("CertificateSigned")) == 1

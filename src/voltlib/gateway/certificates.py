@@ -32,6 +32,8 @@ class CertificateIssuer:
         assert isinstance(event, CertificateSigningRequested)
         s = self.gateway.services
         cp_id = event.charge_point_id
+        if s.settings.bus_url and cp_id not in self.gateway.connections:
+            return  # several nodes hear every event: the one holding the charge point signs, once
         try:
             checked = check_csr(event.csr, cp_id, s.settings.cpo_name)
             issued = await asyncio.to_thread(self.ca.sign, checked, s.clock.now())

@@ -28,20 +28,21 @@ from voltlib.store import repo
 NATS_URL = "nats://127.0.0.1:4222"
 
 
-def _nats_reachable() -> bool:
+def _require_nats() -> None:
+    """Skip without NATS on 127.0.0.1:4222, except on CI, where it must be there."""
     try:
         with socket.create_connection(("127.0.0.1", 4222), timeout=1):
-            return True
+            return
     except OSError:
-        return False
+        pass
+    if os.environ.get("CI") == "true":
+        pytest.fail("NATS is required on CI and is not reachable on 127.0.0.1:4222")
+    pytest.skip("NATS not reachable on 127.0.0.1:4222")
 
 
 @pytest_asyncio.fixture
 async def nodes(database_url: str) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
-    if not _nats_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("NATS is required on CI and is not reachable on 127.0.0.1:4222")
-        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    _require_nats()
     async with AsyncExitStack() as stack:
         started = []
         name = f"test{uuid.uuid4().hex[:8]}"  # other tests and deployments on this NATS server never hear us
@@ -136,10 +137,7 @@ async def test_a_certificate_request_is_signed_once_by_the_node_holding_the_char
     from tests.conformance.conftest import bring_online
     from tests.conformance.test_security import _certificate, _csr
 
-    if not _nats_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("NATS is required on CI and is not reachable on 127.0.0.1:4222")
-        pytest.skip("NATS not reachable on 127.0.0.1:4222")
+    _require_nats()
     ca_cert, ca_key = _certificate("voltlib test CA", ca=True)
     (tmp_path / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     pem, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8

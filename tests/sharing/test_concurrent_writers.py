@@ -33,22 +33,26 @@ def _slowly(op: Any, seconds: float) -> Any:
     return run
 
 
+def _one_car_and_member(store: Store) -> tuple[str, str, str]:
+    """A migrated Paris with one car docked at one charge point and one member: (car, charge point, member)."""
+    upgrade(store.engine)
+    snapshot = parse_snapshot(_snapshot(1, 1), car_prefix="BE")
+    car = snapshot.cars[0]
+
+    def seed(conn: Connection) -> list[str]:
+        ss.upsert_city(conn, builtin_cities()["paris"])
+        ss.import_snapshot(conn, "paris", snapshot, security_profile=0, password_hash=None, soc_percent=90.0, now=NOW)
+        return _members(conn, 1, NOW)
+
+    member = store.run_sync(seed)[0]
+    return car.id, f"{car.station_id}-{car.bay}", member
+
+
 async def test_a_badge_waits_for_a_concurrent_cancellation_of_the_same_reservation(database_url: str) -> None:
     store = Store(database_url, concurrent_writers=2, concurrent_batch=1)
     try:
-        upgrade(store.engine)
-        snapshot = parse_snapshot(_snapshot(1, 1), car_prefix="BE")
-        car = snapshot.cars[0]
-        cp_id = f"{car.station_id}-{car.bay}"
-
-        def seed(conn: Connection) -> list[str]:
-            ss.upsert_city(conn, builtin_cities()["paris"])
-            ss.import_snapshot(conn, "paris", snapshot, security_profile=0, password_hash=None, soc_percent=90.0,
-                               now=NOW)
-            return _members(conn, 1, NOW)
-
-        member = store.run_sync(seed)[0]
-        reserved = await store.write(partial(service.reserve_car_op, member_id=member, car_id=car.id, station_id=None,
+        car_id, cp_id, member = _one_car_and_member(store)
+        reserved = await store.write(partial(service.reserve_car_op, member_id=member, car_id=car_id, station_id=None,
                                              now=NOW), concurrent=True)
         assert reserved.rental is not None
         reservation = reserved.rental.rental_id
@@ -76,18 +80,7 @@ async def test_an_unplug_waits_for_a_concurrent_badge_of_the_same_car_then_start
     reported as leaving without one."""
     store = Store(database_url, concurrent_writers=2, concurrent_batch=1)
     try:
-        upgrade(store.engine)
-        snapshot = parse_snapshot(_snapshot(1, 1), car_prefix="BE")
-        car = snapshot.cars[0]
-        cp_id = f"{car.station_id}-{car.bay}"
-
-        def seed(conn: Connection) -> list[str]:
-            ss.upsert_city(conn, builtin_cities()["paris"])
-            ss.import_snapshot(conn, "paris", snapshot, security_profile=0, password_hash=None, soc_percent=90.0,
-                               now=NOW)
-            return _members(conn, 1, NOW)
-
-        store.run_sync(seed)
+        car_id, cp_id, _ = _one_car_and_member(store)
         badge = asyncio.ensure_future(store.write(
             _slowly(partial(service.badge_op, cp_id=cp_id, id_tag="BADGE0000000", now=NOW), 0.5), concurrent=True))
         await asyncio.sleep(0.2)  # the badge ran and holds its transaction open
@@ -99,6 +92,6 @@ async def test_an_unplug_waits_for_a_concurrent_badge_of_the_same_car_then_start
         assert unplug.rental is not None and unplug.rental.rental_id == badged.rental.rental_id
         assert unplug.rental.state.value == "started"
         assert not [e for e in unplug.effects if type(e).__name__ == "UnauthorisedDeparture"]
-        assert store.run_sync(lambda conn: ss.get_vehicle(conn, car.id))["status"] == "rented"  # type: ignore[index]
+        assert store.run_sync(lambda conn: ss.get_vehicle(conn, car_id))["status"] == "rented"  # type: ignore[index]
     finally:
         store.close()

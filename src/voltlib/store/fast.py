@@ -235,8 +235,7 @@ _CHUNKS = (256, 64, 16, 4, 1)  # rows per statement: a batch runs as a few state
 
 @dataclass(slots=True)
 class _BulkInsert:
-    columns: tuple[str, ...]
-    converters: tuple[Processor, ...]
+    converters: tuple[Processor, ...]  # one per column, in the order of the rows' keys
     sql: dict[int, str]  # rows per statement -> its SQL
 
 
@@ -262,12 +261,12 @@ def insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]], *, ign
     if plan is None:
         plan = _bulk_plans[plan_key] = _bulk_plan(table, dialect, keys, ignore_duplicates)
     cursor = _cursor(conn, _CURSOR)
-    converters = tuple(enumerate(plan.converters))
+    width = len(keys)
     values = [row[name] for row in rows for name in keys]
-    for index, process in converters:
+    for index, process in enumerate(plan.converters):
         if process is not None:
-            values[index::len(keys)] = [process(value) for value in values[index::len(keys)]]
-    width, start, left = len(keys), 0, len(rows)
+            values[index::width] = [process(value) for value in values[index::width]]
+    start, left = 0, len(rows)
     try:
         for size in _CHUNKS:
             while left >= size:
@@ -295,4 +294,4 @@ def _bulk_plan(table: Any, dialect: Dialect, keys: tuple[str, ...], ignore_dupli
     tail = " ON CONFLICT DO NOTHING" if ignore_duplicates else ""
     converters = tuple(_sqlite_utc_text if dialect.name == "sqlite" and isinstance(table.c[k].type, UtcDateTime)
                        else table.c[k].type._cached_bind_processor(dialect) for k in keys)
-    return _BulkInsert(keys, converters, {n: head + ", ".join([row] * n) + tail for n in _CHUNKS})
+    return _BulkInsert(converters, {n: head + ", ".join([row] * n) + tail for n in _CHUNKS})

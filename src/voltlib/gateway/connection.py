@@ -143,7 +143,7 @@ class ChargePointConnection:
         return reply
 
     async def _handle(self, event: CallReceived) -> str:
-        handler = HANDLERS[type(event.request)]
+        handler = HANDLERS[event.request.ACTION]
         try:
             result = await handler(self.ctx, event.request)
         except Exception:

@@ -200,19 +200,21 @@ async def sign_certificate(ctx: ChargePointContext, req: m.SignCertificate) -> m
     return m.SignCertificateReply(status="Accepted")
 
 
-HANDLERS: dict[type[m.Message], Handler] = {
-    m.BootNotification: boot_notification,
-    m.Heartbeat: heartbeat,
-    m.StatusNotification: status_notification,
-    m.Authorize: authorize,
-    m.StartTransaction: start_transaction,
-    m.StopTransaction: stop_transaction,
-    m.MeterValues: meter_values,
-    m.DataTransfer: data_transfer,
-    m.DiagnosticsStatusNotification: diagnostics_status,
-    m.FirmwareStatusNotification: firmware_status,
-    m.SignedFirmwareStatusNotification: signed_firmware_status,
-    m.LogStatusNotification: log_status,
-    m.SecurityEventNotification: security_event,
-    m.SignCertificate: sign_certificate,
+# Keyed by wire action: the session hands over the strict subclass compiled from the schema
+# (voltlib.ocpp.compiled) or the class itself, both carry ACTION.
+HANDLERS: dict[str, Handler] = {
+    m.BootNotification.ACTION: boot_notification,
+    m.Heartbeat.ACTION: heartbeat,
+    m.StatusNotification.ACTION: status_notification,
+    m.Authorize.ACTION: authorize,
+    m.StartTransaction.ACTION: start_transaction,
+    m.StopTransaction.ACTION: stop_transaction,
+    m.MeterValues.ACTION: meter_values,
+    m.DataTransfer.ACTION: data_transfer,
+    m.DiagnosticsStatusNotification.ACTION: diagnostics_status,
+    m.FirmwareStatusNotification.ACTION: firmware_status,
+    m.SignedFirmwareStatusNotification.ACTION: signed_firmware_status,
+    m.LogStatusNotification.ACTION: log_status,
+    m.SecurityEventNotification.ACTION: security_event,
+    m.SignCertificate.ACTION: sign_certificate,
 }

@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 
-from voltlib.ocpp import frames, schemas
+from voltlib.ocpp import compiled, frames, schemas
 from voltlib.ocpp.errors import ErrorCode, Fault, OcppError
 from voltlib.ocpp.v16 import messages as v16
 
@@ -28,7 +28,6 @@ class CallReceived:
     message_id: str
     action: str
     request: v16.Message
-    payload: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,24 +196,33 @@ class OcppSession:
         limit = self.limits.max_frame_bytes
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
             return self._violation(OcppError(ErrorCode.FORMATION_VIOLATION, "frame too large"), None, None, close=True)
+        valid = compiled.decode_call(text) if self.version == "1.6" else None
+        if valid is not None:  # the common case, in one pass; anything else takes the path that explains
+            message_id, action, request = valid
+            if not self._bucket.take(now):
+                return self._rate_limited(message_id, action)
+            return self._accept(message_id, action, request, self.memory.lookup(message_id))
         try:
             frame = frames.parse_frame(text)
         except frames.FrameError as exc:
             return self._violation(exc, exc.message_id or "-1", None)
         if isinstance(frame, frames.Call):
             if not self._bucket.take(now):
-                self._rate_strikes += 1
-                error = OcppError(ErrorCode.GENERIC_ERROR, "rate limit exceeded, slow down")
-                close = self._rate_strikes >= self.limits.rate_strikes_before_close
-                return self._violation(error, frame.message_id, frame.action, close=close, count=False)
+                return self._rate_limited(frame.message_id, frame.action)
             return self._receive_call(frame)
         return self._receive_answer(frame)
+
+    def _rate_limited(self, message_id: str, action: str) -> Violation:
+        self._rate_strikes += 1
+        error = OcppError(ErrorCode.GENERIC_ERROR, "rate limit exceeded, slow down")
+        close = self._rate_strikes >= self.limits.rate_strikes_before_close
+        return self._violation(error, message_id, action, close=close, count=False)
 
     def _receive_call(self, call: frames.Call) -> Event:
         seen = self.memory.lookup(call.message_id)
         if call.action not in v16.REQUESTS:
             if seen is not None:
-                return self._reused(call)
+                return self._reused(call.message_id, call.action)
             known = call.action in schemas.known_actions(self.version)
             code = ErrorCode.NOT_SUPPORTED if known else ErrorCode.NOT_IMPLEMENTED
             return self._violation(OcppError(code, f"action {call.action!r} is not accepted from a charge point"),
@@ -224,20 +232,24 @@ class OcppSession:
             request = v16.decode_request(call.action, call.payload)
         except (OcppError, msgspec.ValidationError) as exc:
             if seen is not None:  # the remembered call was valid: this one is another message
-                return self._reused(call)
+                return self._reused(call.message_id, call.action)
             error = exc if isinstance(exc, OcppError) else OcppError(ErrorCode.TYPE_CONSTRAINT_VIOLATION, str(exc))
             return self._violation(error, call.message_id, call.action)
-        fingerprint = _fingerprint(call.action, request)
+        return self._accept(call.message_id, call.action, request, seen)
+
+    def _accept(self, message_id: str, action: str, request: v16.Message, seen: _Seen | None) -> Event:
+        """A valid call: new, retransmitted, or another message under a used id."""
+        fingerprint = _fingerprint(action, request)
         if seen is not None:
             if seen.fingerprint == fingerprint:
-                return Retransmitted(call.message_id, call.action, seen.reply)
-            return self._reused(call)
-        self.memory.remember(call.message_id, fingerprint)
-        return CallReceived(call.message_id, call.action, request, call.payload)
+                return Retransmitted(message_id, action, seen.reply)
+            return self._reused(message_id, action)
+        self.memory.remember(message_id, fingerprint)
+        return CallReceived(message_id, action, request)
 
-    def _reused(self, call: frames.Call) -> Violation:
+    def _reused(self, message_id: str, action: str) -> Violation:
         error = OcppError(ErrorCode.PROTOCOL_ERROR, "message id already used for a different message")
-        return self._violation(error, call.message_id, call.action)
+        return self._violation(error, message_id, action)
 
     def _receive_answer(self, frame: frames.CallResult | frames.CallError) -> Event:
         pending = self.outgoing

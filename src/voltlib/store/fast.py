@@ -277,13 +277,16 @@ def insert_rows(conn: Connection, table: Any, rows: list[dict[str, Any]], *, ign
 
 
 def _sqlite_utc_text(value: datetime | None) -> str | None:
-    """What ``UtcDateTime`` and SQLAlchemy's SQLite DATETIME store, in one step (a third of the cost)."""
+    """What ``UtcDateTime`` and SQLAlchemy's SQLite DATETIME store, in C: ``isoformat`` with the
+    microseconds always written, without the offset (a third of the cost of formatting the fields)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the database")
-    v = value.astimezone(UTC)
-    return f"{v.year:04d}-{v.month:02d}-{v.day:02d} {v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond:06d}"
+    zone = value.tzinfo
+    if zone is not UTC:
+        if zone is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 def _bulk_plan(table: Any, dialect: Dialect, keys: tuple[str, ...], ignore_duplicates: bool) -> _BulkInsert:

@@ -1,6 +1,8 @@
-"""`voltlib bench validators`: how fast each JSON-schema validator checks OCPP 1.6 payloads.
+"""`voltlib bench validators`: how fast each JSON-schema validator checks OCPP 1.6 payloads, and
+how fast the session turns a call's text into its typed message, both ways.
 
-This is the measurement behind the choice of jsonschema-rs in ``voltlib.ocpp.schemas``.
+These are the measurements behind the choice of jsonschema-rs in ``voltlib.ocpp.schemas`` and of
+the compiled one-pass path in ``voltlib.ocpp.compiled``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
+
+from voltlib.ocpp import compiled, frames, schemas
+from voltlib.ocpp.v16 import messages as v16
 
 PAYLOADS: dict[str, dict[str, Any]] = {
     "MeterValues": {"connectorId": 1, "transactionId": 7, "meterValue": [{
@@ -65,24 +71,51 @@ def _compilers() -> dict[str, Callable[[dict[str, Any]], Callable[[Any], object]
     return compilers
 
 
+def _time(check: Callable[[], object], seconds: float) -> float:
+    """Microseconds per call of ``check``."""
+    check()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            check()
+        count += 100
+    return (time.perf_counter() - start) / count * 1e6
+
+
 def measure(seconds_per_case: float = 0.5) -> list[ValidatorResult]:
     results = []
     for name, compile_schema in _compilers().items():
         for action, payload in PAYLOADS.items():
             check = compile_schema(_schema(action))
-            check(payload)
-            count, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds_per_case:
-                for _ in range(100):
-                    check(payload)
-                count += 100
-            results.append(ValidatorResult(name, action, (time.perf_counter() - start) / count * 1e6))
+            results.append(ValidatorResult(name, action, _time(partial(check, payload), seconds_per_case)))
     return results
 
 
-def render(results: list[ValidatorResult]) -> str:
+def _explaining_path(text: str) -> object:
+    frame = frames.parse_frame(text)
+    assert isinstance(frame, frames.Call)
+    schemas.validate("1.6", frame.action, "request", frame.payload)
+    return v16.decode_request(frame.action, frame.payload)
+
+
+def measure_paths(seconds_per_case: float = 0.5) -> list[ValidatorResult]:
+    """From a call's text to its typed message: parse, validate with jsonschema-rs and convert (the
+    path that explains errors), against the schemas compiled into strict msgspec types (one pass)."""
+    results = []
+    for action, payload in PAYLOADS.items():
+        text = frames.encode_call("m-1", action, payload)
+        if compiled.decode_call(text) is None:
+            raise RuntimeError(f"the compiled path refused a valid {action}")
+        results.append(ValidatorResult("parse + jsonschema-rs + convert", action,
+                                       _time(partial(_explaining_path, text), seconds_per_case)))
+        results.append(ValidatorResult("compiled (one pass)", action,
+                                       _time(partial(compiled.decode_call, text), seconds_per_case)))
+    return results
+
+
+def render(results: list[ValidatorResult], what: str = "validator") -> str:
     slowest = {r.action: max(x.microseconds for x in results if x.action == r.action) for r in results}
-    lines = ["| validator | action | µs per payload | × faster than slowest |", "|---|---|---:|---:|"]
+    lines = [f"| {what} | action | µs per payload | × faster than slowest |", "|---|---|---:|---:|"]
     for r in results:
         lines.append(f"| {r.name} | {r.action} | {r.microseconds:.2f} | {slowest[r.action] / r.microseconds:.1f} |")
     return "\n".join(lines)

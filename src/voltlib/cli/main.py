@@ -492,10 +492,13 @@ def bench_gbfs(
 @bench_app.command("validators")
 def bench_validators(seconds: Annotated[float, typer.Option(help="Seconds per validator and payload.")] = 0.5,
                      ) -> None:
-    """JSON-schema validators on OCPP 1.6 payloads (why voltlib uses jsonschema-rs)."""
-    from voltlib.bench.validators import measure, render
+    """JSON-schema validators on OCPP 1.6 payloads (why voltlib uses jsonschema-rs), then a call's
+    text to its typed message with jsonschema-rs and with the compiled schemas (voltlib.ocpp.compiled)."""
+    from voltlib.bench.validators import measure, measure_paths, render
 
     typer.echo(render(measure(seconds)))
+    typer.echo("")
+    typer.echo(render(measure_paths(seconds), "text to typed message"))
 
 
 def _fail(message: str) -> int:

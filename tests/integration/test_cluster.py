@@ -1,6 +1,7 @@
 """Two gateway nodes on one database and one NATS server (127.0.0.1:4222): a command given to
 either node reaches the charge point on the other, a second connection for a live identity is
-refused across nodes, and every node's subscribers see every node's events."""
+refused across nodes, and an event reaches the subscribers of its scope: those of the node
+holding the charge point, or of every node."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from functools import partial
 from pathlib import Path
@@ -22,6 +23,8 @@ from ocpp.v16 import call
 from tests.conformance.conftest import connect, wait_until
 from tests.conftest import RunningServer, free_port, start_server
 from voltlib import events as ev
+from voltlib.bus import SCOPES
+from voltlib.cluster import NatsCluster
 from voltlib.config import Settings
 from voltlib.store import repo
 
@@ -86,23 +89,36 @@ async def test_duplicate_identity_is_refused_across_nodes(nodes: tuple[RunningSe
         await again.boot()
 
 
-async def test_events_reach_subscribers_on_every_node(nodes: tuple[RunningServer, RunningServer]) -> None:
+async def test_node_scope_hears_its_own_charge_points_network_scope_every_node(
+        nodes: tuple[RunningServer, RunningServer]) -> None:
+    """A node-scoped subscriber on B never sees the events of a charge point held by A; a
+    network-scoped one sees both nodes' events; a remote-scoped one only A's."""
     a, b = nodes
-    seen: list[str] = []
+    seen: dict[str, list[str]] = {"node": [], "network": [], "remote": []}
 
-    async def on_connected(event: ev.Event) -> None:
-        seen.append(event.charge_point_id)
+    def recorder(scope: str) -> Callable[[ev.Event], Awaitable[None]]:
+        async def on_connected(event: ev.Event) -> None:
+            seen[scope].append(event.charge_point_id)
+        return on_connected
 
-    b.gateway.services.bus.subscribe(on_connected, ev.ChargePointConnected, name="test")
-    await a.add_charge_point("CP-EVENTS")
-    async with connect(a, "CP-EVENTS") as cp:
-        await cp.boot()
+    bus = b.gateway.services.bus
+    for scope in SCOPES:
+        bus.subscribe(recorder(scope), ev.ChargePointConnected, name=f"test-{scope}", scope=scope)
+    assert isinstance(bus, NatsCluster)
+    await bus.drain()  # B now listens to the topic on NATS
+    await a.add_charge_point("CP-ON-A")
+    await a.add_charge_point("CP-ON-B")
+    async with connect(a, "CP-ON-A") as on_a:
+        await on_a.boot()
 
-        async def arrived() -> bool:
-            return "CP-EVENTS" in seen
+        async def heard_from_a() -> bool:
+            return "CP-ON-A" in seen["network"] and "CP-ON-A" in seen["remote"]
 
-        await wait_until(arrived)
-    await asyncio.sleep(0)
+        await wait_until(heard_from_a)
+    async with connect(b, "CP-ON-B") as on_b:
+        await on_b.boot()
+        await bus.drain()
+    assert seen == {"node": ["CP-ON-B"], "network": ["CP-ON-A", "CP-ON-B"], "remote": ["CP-ON-A"]}
 
 
 async def test_password_rotation_asked_of_the_other_node(nodes: tuple[RunningServer, RunningServer]) -> None:

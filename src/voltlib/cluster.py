@@ -33,6 +33,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
@@ -133,10 +134,15 @@ class NatsCluster:
     # -- the bus --
 
     async def publish(self, event: Event) -> None:
-        """Every event goes on NATS (other nodes pick the topics they want); this node's consumers get it directly."""
-        topic = type(event).__struct_config__.tag
-        await self.nc.publish(f"{self.prefix}.events.{topic}", encode(event))
+        """This node's consumers get the event directly, then it goes on NATS, every topic (other nodes
+        pick the topics they want). NATS failing (a long outage fills the reconnect buffer) costs the
+        other nodes' views this event, never this node's own work on it."""
         await self.local.publish(event)
+        topic = type(event).__struct_config__.tag
+        try:
+            await self.nc.publish(f"{self.prefix}.events.{topic}", encode(event))
+        except NatsError as exc:
+            log.warning("event %s not sent to the other nodes: %s", topic, exc)
 
     def subscribe(self, handler: Handler, *types: type[Event], name: str = "", scope: Scope = "node") -> None:
         self.local.subscribe(handler, *types, name=name, scope=scope)

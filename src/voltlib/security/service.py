@@ -62,6 +62,7 @@ class SecurityService:
         self.alerts = 0
         self.webhook_failures = 0
         self._loaded = False
+        self._loading = asyncio.Lock()  # two subscribers (this node's events, the others') share one load
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -100,6 +101,11 @@ class SecurityService:
     # -- the subscriber --
 
     async def _load(self) -> None:
+        async with self._loading:
+            if not self._loaded:
+                await self._read_state()
+
+    async def _read_state(self) -> None:
         store = self.services.store
         for cp_id, inventory in (await store.read(records.load_inventory)).items():
             self.detectors.remember(cp_id, inventory)

@@ -304,3 +304,21 @@ async def _settled(node: RunningServer) -> None:
     await bus.drain()
     await service_of(node.gateway).settle()
     await bus.drain()
+
+
+async def test_a_node_still_handles_its_own_events_when_nats_refuses_them() -> None:
+    """The other nodes miss an event NATS did not take; the node publishing it does not."""
+    _require_nats()
+    cluster = NatsCluster(NATS_URL, f"test{uuid.uuid4().hex[:8]}")
+    got: list[str] = []
+
+    async def on_heartbeat(event: ev.Event) -> None:
+        got.append(event.charge_point_id)
+
+    cluster.subscribe(on_heartbeat, ev.HeartbeatReceived, name="test", scope="node")
+    await cluster.connect()
+    await cluster.nc.close()  # from now on every NATS publish raises
+    await cluster.publish(ev.HeartbeatReceived(charge_point_id="CP-ALONE", at=datetime.now(UTC)))
+    await cluster.local.drain()
+    await cluster.local.close()
+    assert got == ["CP-ALONE"]

@@ -13,6 +13,20 @@ Two ways to listen, because consumers need two different things:
 
 The :class:`Bus` protocol is what the NATS-backed cluster bus implements too: events are
 serialisable (voltlib.events.encode/decode) and topics are their tags.
+
+Every consumer also declares its **scope**, which only matters when several gateway nodes share
+the events (voltlib.cluster):
+
+- ``"node"`` (the default) — the events published on this node: those of the charge points it
+  holds, and what its own API and timers did. For consumers that act on one charge point, keep
+  state per charge point or send it commands; each event is then handled once in the cluster.
+- ``"network"`` — this node's events and every other node's: views and feeds of the whole
+  network (live dashboard, GBFS) and plans that span charge points held by several nodes.
+- ``"remote"`` — only the other nodes' events: for a node-scoped consumer that also keeps a
+  little memory of charge points held elsewhere (they may reconnect here), without acting on it.
+
+On one node (:class:`LocalBus` alone) every event is this node's: ``node`` and ``network``
+consumers get everything, ``remote`` ones nothing, and nothing else changes.
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from voltlib.events import Event
 
@@ -29,6 +43,8 @@ log = logging.getLogger(__name__)
 E = TypeVar("E", bound=Event)
 Handler = Callable[[Event], Awaitable[None]]
 Watcher = Callable[[Event], None]
+Scope = Literal["node", "network", "remote"]
+SCOPES: tuple[Scope, ...] = ("node", "network", "remote")
 
 QUEUE_SIZE = 100_000  # events per subscriber (~0.2 KiB each): a reconnection storm of 20,000 charge points fits
 
@@ -36,9 +52,9 @@ QUEUE_SIZE = 100_000  # events per subscriber (~0.2 KiB each): a reconnection st
 class Bus(Protocol):
     async def publish(self, event: Event) -> None: ...
 
-    def subscribe(self, handler: Handler, *types: type[Event], name: str = "") -> None: ...
+    def subscribe(self, handler: Handler, *types: type[Event], name: str = "", scope: Scope = "node") -> None: ...
 
-    def watch(self, watcher: Watcher, *types: type[Event], name: str = "") -> None: ...
+    def watch(self, watcher: Watcher, *types: type[Event], name: str = "", scope: Scope = "node") -> None: ...
 
     def stats(self) -> list[SubscriberStats]: ...
 
@@ -52,11 +68,13 @@ class SubscriberStats:
     handled: int
     failures: int
     publisher_waits: int
+    scope: str = "node"
 
 
 class _Subscriber:
-    def __init__(self, handler: Handler, types: tuple[type[Event], ...], name: str, size: int) -> None:
-        self.handler, self.types, self.name = handler, types, name
+    def __init__(self, handler: Handler, types: tuple[type[Event], ...], name: str, size: int,
+                 scope: Scope = "node") -> None:
+        self.handler, self.types, self.name, self.scope = handler, types, name, scope
         self.queue: asyncio.Queue[Event] = asyncio.Queue(size)
         self.task: asyncio.Task[None] | None = None
         self.failures = self.handled = self.high_water = self.publisher_waits = 0
@@ -86,12 +104,12 @@ class _Subscriber:
 
     def stats(self) -> SubscriberStats:
         return SubscriberStats(self.name, "subscriber", self.queue.qsize(), self.high_water, self.handled,
-                               self.failures, self.publisher_waits)
+                               self.failures, self.publisher_waits, self.scope)
 
 
 class _Watcher:
-    def __init__(self, watcher: Watcher, types: tuple[type[Event], ...], name: str) -> None:
-        self.watcher, self.types, self.name = watcher, types, name
+    def __init__(self, watcher: Watcher, types: tuple[type[Event], ...], name: str, scope: Scope = "node") -> None:
+        self.watcher, self.types, self.name, self.scope = watcher, types, name, scope
         self.failures = self.handled = 0
 
     def notify(self, event: Event) -> None:
@@ -103,27 +121,51 @@ class _Watcher:
         self.handled += 1
 
     def stats(self) -> SubscriberStats:
-        return SubscriberStats(self.name, "watcher", 0, 0, self.handled, self.failures, 0)
+        return SubscriberStats(self.name, "watcher", 0, 0, self.handled, self.failures, 0, self.scope)
 
 
 class LocalBus:
-    """In-process bus. Start it inside the event loop; ``drain`` waits until all events are handled."""
+    """In-process bus. Start it inside the event loop; ``drain`` waits until all events are handled.
+
+    ``publish`` delivers an event of this node (to ``node`` and ``network`` consumers, exactly as
+    when there was no scope); ``publish_remote`` one that another node published (to ``network``
+    and ``remote`` consumers). Each path walks only its own lists, so one node alone pays nothing
+    for scopes."""
 
     def __init__(self, queue_size: int = QUEUE_SIZE) -> None:
-        self._subscribers: list[_Subscriber] = []
+        self._subscribers: list[_Subscriber] = []  # this node's events: node + network scope
         self._watchers: list[_Watcher] = []
+        self._remote_subscribers: list[_Subscriber] = []  # other nodes' events: network + remote scope
+        self._remote_watchers: list[_Watcher] = []
+        self._every: list[_Subscriber] = []
+        self._every_watcher: list[_Watcher] = []
         self._queue_size = queue_size
         self.published = 0
+        self.received = 0
 
-    def subscribe(self, handler: Handler, *types: type[Event], name: str = "") -> None:
+    def subscribe(self, handler: Handler, *types: type[Event], name: str = "", scope: Scope = "node") -> None:
         subscriber = _Subscriber(handler, types or (Event,), name or getattr(handler, "__qualname__", "?"),
-                                 self._queue_size)
-        self._subscribers.append(subscriber)
+                                 self._queue_size, _checked(scope))
+        self._every.append(subscriber)
+        if scope != "remote":
+            self._subscribers.append(subscriber)
+        if scope != "node":
+            self._remote_subscribers.append(subscriber)
         self._ensure_running(subscriber)
 
-    def watch(self, watcher: Watcher, *types: type[Event], name: str = "") -> None:
+    def watch(self, watcher: Watcher, *types: type[Event], name: str = "", scope: Scope = "node") -> None:
         """``watcher`` runs inside ``publish``: it must be quick and must not block or await."""
-        self._watchers.append(_Watcher(watcher, types or (Event,), name or getattr(watcher, "__qualname__", "?")))
+        entry = _Watcher(watcher, types or (Event,), name or getattr(watcher, "__qualname__", "?"), _checked(scope))
+        self._every_watcher.append(entry)
+        if scope != "remote":
+            self._watchers.append(entry)
+        if scope != "node":
+            self._remote_watchers.append(entry)
+
+    def remote_types(self) -> tuple[type[Event], ...]:
+        """The event types some consumer here wants from the other nodes (what to listen to)."""
+        wanted = {t for s in self._remote_subscribers for t in s.types}
+        return tuple(wanted.union(t for w in self._remote_watchers for t in w.types))
 
     async def publish(self, event: Event) -> None:
         self.published += 1
@@ -135,17 +177,28 @@ class LocalBus:
                 self._ensure_running(subscriber)
                 await subscriber.put(event)
 
+    async def publish_remote(self, event: Event) -> None:
+        """An event another node published: only for the consumers that asked for other nodes' events."""
+        self.received += 1
+        for watcher in self._remote_watchers:
+            if isinstance(event, watcher.types):
+                watcher.notify(event)
+        for subscriber in self._remote_subscribers:
+            if isinstance(event, subscriber.types):
+                self._ensure_running(subscriber)
+                await subscriber.put(event)
+
     async def drain(self) -> None:
-        for subscriber in self._subscribers:
+        for subscriber in self._every:
             await subscriber.queue.join()
 
     async def close(self) -> None:
-        for subscriber in self._subscribers:
+        for subscriber in self._every:
             if subscriber.task is not None:
                 subscriber.task.cancel()
 
     def stats(self) -> list[SubscriberStats]:
-        return [s.stats() for s in self._subscribers] + [w.stats() for w in self._watchers]
+        return [s.stats() for s in self._every] + [w.stats() for w in self._every_watcher]
 
     @staticmethod
     def _ensure_running(subscriber: _Subscriber) -> None:
@@ -154,3 +207,9 @@ class LocalBus:
                 subscriber.task = asyncio.get_running_loop().create_task(subscriber.run())
             except RuntimeError:  # not in a loop yet: started on first publish
                 pass
+
+
+def _checked(scope: Scope) -> Scope:
+    if scope not in SCOPES:  # a typo would silently make a consumer deaf to the other nodes
+        raise ValueError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
+    return scope

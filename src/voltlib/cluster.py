@@ -4,10 +4,14 @@ One node holds each charge point's WebSocket. The others must still (1) see its 
 it commands that the API received on their side, and (3) refuse a second connection for its
 identity while it is alive (the duplicate-identity rule of ``Gateway._make_room``, across nodes).
 
-- **Events** go to ``voltlib.<cluster name>.events.<topic>`` and come back to every node, this one included, where a
-  :class:`~voltlib.bus.LocalBus` fans them out to the subscribers in arrival order. Core NATS
-  delivers at most once: subscribers that must not miss anything (rentals) also reconcile from
-  the database, where every event's data was committed before it was published.
+- **Events** are handed at once to this node's consumers (:class:`~voltlib.bus.LocalBus`: ``node``
+  and ``network`` scope, no NATS round trip) and published to ``voltlib.<cluster name>.events.<topic>``
+  for the others. A node listens only to the topics its ``network`` and ``remote`` consumers want,
+  and never hears its own events back (NATS ``no_echo``): the per-charge-point work (rentals,
+  detectors, state of charge, certificates, local lists) is done once, by the node holding the
+  charge point. Core NATS delivers at most once: consumers of other nodes' events that must not
+  miss anything rebuild from the database, where every event's data was committed before it was
+  published.
 - **Commands and probes** are NATS requests to a subject of the charge point
   (``voltlib.<cluster name>.cp.<hex id>``) that only the holding node subscribes to, so
   "nobody holds it" is known at once (no responders) instead of after a timeout.
@@ -17,22 +21,24 @@ Without ``bus_url`` a node is alone: :class:`SingleNode` answers "nobody else ho
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 import msgspec
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
-from voltlib.bus import Handler, LocalBus, SubscriberStats, Watcher
-from voltlib.events import Event, decode, encode
+from voltlib.bus import Handler, LocalBus, Scope, SubscriberStats, Watcher
+from voltlib.events import AnyEvent, Event, decode, encode
 
 log = logging.getLogger(__name__)
 PREFIX = "voltlib"
@@ -71,6 +77,13 @@ def _subject(prefix: str, cp_id: str) -> str:
     return f"{prefix}.cp.{cp_id.encode().hex()}"
 
 
+def _topics(wanted: tuple[type[Event], ...]) -> list[str]:
+    """The topics of every concrete event type that is (a subclass of) one of ``wanted``."""
+    if not wanted:
+        return []
+    return sorted(t.__struct_config__.tag for t in get_args(AnyEvent) if issubclass(t, wanted))
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, (datetime, date)):
         return value.isoformat()
@@ -89,12 +102,22 @@ class NatsCluster:
         self.local = LocalBus()
         self._nc: Client | None = None
         self._held: dict[str, Subscription] = {}
+        self._listening: set[str] = set()  # event topics subscribed to on NATS
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- life --
 
     async def connect(self) -> None:
-        self._nc = await nats.connect(self.url, name="voltlib", max_reconnect_attempts=-1)
-        await self._nc.subscribe(f"{self.prefix}.events.>", cb=self._on_event)
+        # no_echo: this node's events reach its consumers directly (publish), not back through NATS
+        self._nc = await nats.connect(self.url, name="voltlib", max_reconnect_attempts=-1, no_echo=True)
+        await self._listen()
+
+    async def _listen(self) -> None:
+        """Subscribe to the topics the ``network`` and ``remote`` consumers want and nobody asked for yet."""
+        for topic in _topics(self.local.remote_types()):
+            if topic not in self._listening:
+                self._listening.add(topic)
+                await self.nc.subscribe(f"{self.prefix}.events.{topic}", cb=self._on_event)
 
     async def close(self) -> None:
         if self._nc is not None:
@@ -111,19 +134,38 @@ class NatsCluster:
     # -- the bus --
 
     async def publish(self, event: Event) -> None:
+        """This node's consumers get the event directly, then it goes on NATS, every topic (other nodes
+        pick the topics they want). NATS failing (a long outage fills the reconnect buffer) costs the
+        other nodes' views this event, never this node's own work on it."""
+        await self.local.publish(event)
         topic = type(event).__struct_config__.tag
-        await self.nc.publish(f"{self.prefix}.events.{topic}", encode(event))
+        try:
+            await self.nc.publish(f"{self.prefix}.events.{topic}", encode(event))
+        except NatsError as exc:
+            log.warning("event %s not sent to the other nodes: %s", topic, exc)
 
-    def subscribe(self, handler: Handler, *types: type[Event], name: str = "") -> None:
-        self.local.subscribe(handler, *types, name=name)
+    def subscribe(self, handler: Handler, *types: type[Event], name: str = "", scope: Scope = "node") -> None:
+        self.local.subscribe(handler, *types, name=name, scope=scope)
+        self._listen_later(scope)
 
-    def watch(self, watcher: Watcher, *types: type[Event], name: str = "") -> None:
-        self.local.watch(watcher, *types, name=name)
+    def watch(self, watcher: Watcher, *types: type[Event], name: str = "", scope: Scope = "node") -> None:
+        self.local.watch(watcher, *types, name=name, scope=scope)
+        self._listen_later(scope)
+
+    def _listen_later(self, scope: Scope) -> None:
+        """A consumer of other nodes' events added after ``connect``: listen to its topics too."""
+        if scope == "node" or self._nc is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._listen())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def stats(self) -> list[SubscriberStats]:
         return self.local.stats()
 
     async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks))
         await self.nc.flush()
         await self.local.drain()
 
@@ -133,7 +175,7 @@ class NatsCluster:
         except (msgspec.DecodeError, msgspec.ValidationError):  # another version, or garbage on our subjects
             log.warning("undecodable event on %s", msg.subject)
             return
-        await self.local.publish(event)
+        await self.local.publish_remote(event)
 
     # -- charge points held here --
 

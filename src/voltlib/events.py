@@ -152,6 +152,14 @@ class SecurityIncident(Event, tag="security.incident", frozen=True):
     detail: dict[str, Any]
 
 
+class QuarantineChanged(Event, tag="security.quarantine", frozen=True):
+    """A charge point entered (``active``) or left quarantine: every node must know, since it may
+    reconnect to any of them and is put back in quarantine by the one it reaches."""
+
+    active: bool
+    by: str
+
+
 class TransactionStartRepeated(Event, tag="ocpp.transaction.repeated", frozen=True):
     """A StartTransaction (new message id) for a transaction voltlib already has: a retry or a replay."""
 
@@ -183,7 +191,7 @@ AnyEvent = (
     | IdTagAuthorized | TransactionStarted | TransactionStopped | MeterValuesReceived | DataTransferReceived
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
     | CertificateSigningRequested | CarLeftWithoutRental | RentalChanged | BadgeDecided
-    | SecurityIncident | CommandFinished | TransactionStartRepeated | ProtocolViolationSeen
+    | SecurityIncident | CommandFinished | TransactionStartRepeated | ProtocolViolationSeen | QuarantineChanged
 )
 
 _encoder = msgspec.json.Encoder()

@@ -1,6 +1,7 @@
 """Two gateway nodes on one database and one NATS server (127.0.0.1:4222): a command given to
 either node reaches the charge point on the other, a second connection for a live identity is
-refused across nodes, and every node's subscribers see every node's events."""
+refused across nodes, and an event reaches the subscribers of its scope: those of the node
+holding the charge point, or of every node."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -21,8 +23,14 @@ from ocpp.v16 import call
 
 from tests.conformance.conftest import connect, wait_until
 from tests.conftest import RunningServer, free_port, start_server
+from tests.sharing.conftest import CAR_TAG, seeded_city
+from tests.sharing.test_rentals import DESTINATION, ORIGIN
 from voltlib import events as ev
+from voltlib.bus import SCOPES
+from voltlib.cluster import NatsCluster
 from voltlib.config import Settings
+from voltlib.security import records
+from voltlib.security.service import service_of
 from voltlib.store import repo
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -86,23 +94,36 @@ async def test_duplicate_identity_is_refused_across_nodes(nodes: tuple[RunningSe
         await again.boot()
 
 
-async def test_events_reach_subscribers_on_every_node(nodes: tuple[RunningServer, RunningServer]) -> None:
+async def test_node_scope_hears_its_own_charge_points_network_scope_every_node(
+        nodes: tuple[RunningServer, RunningServer]) -> None:
+    """A node-scoped subscriber on B never sees the events of a charge point held by A; a
+    network-scoped one sees both nodes' events; a remote-scoped one only A's."""
     a, b = nodes
-    seen: list[str] = []
+    seen: dict[str, list[str]] = {"node": [], "network": [], "remote": []}
 
-    async def on_connected(event: ev.Event) -> None:
-        seen.append(event.charge_point_id)
+    def recorder(scope: str) -> Callable[[ev.Event], Awaitable[None]]:
+        async def on_connected(event: ev.Event) -> None:
+            seen[scope].append(event.charge_point_id)
+        return on_connected
 
-    b.gateway.services.bus.subscribe(on_connected, ev.ChargePointConnected, name="test")
-    await a.add_charge_point("CP-EVENTS")
-    async with connect(a, "CP-EVENTS") as cp:
-        await cp.boot()
+    bus = b.gateway.services.bus
+    for scope in SCOPES:
+        bus.subscribe(recorder(scope), ev.ChargePointConnected, name=f"test-{scope}", scope=scope)
+    assert isinstance(bus, NatsCluster)
+    await bus.drain()  # B now listens to the topic on NATS
+    await a.add_charge_point("CP-ON-A")
+    await a.add_charge_point("CP-ON-B")
+    async with connect(a, "CP-ON-A") as on_a:
+        await on_a.boot()
 
-        async def arrived() -> bool:
-            return "CP-EVENTS" in seen
+        async def heard_from_a() -> bool:
+            return "CP-ON-A" in seen["network"] and "CP-ON-A" in seen["remote"]
 
-        await wait_until(arrived)
-    await asyncio.sleep(0)
+        await wait_until(heard_from_a)
+    async with connect(b, "CP-ON-B") as on_b:
+        await on_b.boot()
+        await bus.drain()
+    assert seen == {"node": ["CP-ON-B"], "network": ["CP-ON-A", "CP-ON-B"], "remote": ["CP-ON-A"]}
 
 
 async def test_password_rotation_asked_of_the_other_node(nodes: tuple[RunningServer, RunningServer]) -> None:
@@ -166,3 +187,138 @@ async def test_a_certificate_request_is_signed_once_by_the_node_holding_the_char
             await wait_until(installed)
             await asyncio.sleep(1.0)  # a second signer, if any, would have sent its certificate by now
             assert len(cp.got("CertificateSigned")) == 1
+
+
+async def test_a_one_way_rental_across_two_nodes_ends_and_is_invoiced_once(
+        nodes: tuple[RunningServer, RunningServer]) -> None:
+    """Badge and unplug at a charge point held by A, return at one held by B: each node's car sharing
+    handles only its own charge point's events, from them and the database."""
+    a, b = nodes
+    async with seeded_city(a) as city:
+        member = await city.sign_up(1)
+        async with connect(a, ORIGIN) as origin, connect(b, DESTINATION) as destination:
+            await origin.boot()
+            await origin.status(1, "Charging")
+            charging = await origin.start_tx(1, CAR_TAG)
+            await destination.boot()
+            await destination.status(1, "Available")
+            assert (await origin.authorize(member.badge))["status"] == "Accepted"
+            await origin.stop_tx(charging.transaction_id, 1200, reason="EVDisconnected")
+            await origin.status(1, "Available")  # the car leaves its bay on A's charge point
+            await city.wait_for_state(member, "started")
+
+            back = (datetime.now(UTC) + timedelta(minutes=25)).isoformat()
+            returned = await destination.start_tx(1, CAR_TAG, timestamp=back)  # and comes back on B's
+            assert returned.id_tag_info["status"] == "Accepted"
+            await city.wait_for_state(member, None)
+            for node in nodes:
+                await _settled(node)
+        history = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
+        assert [(r["state"], r["return_dock"]) for r in history] == [("closed", [DESTINATION, 1])]
+        statement = (await city.client.get("/api/v1/me/invoices", headers=member.headers())).json()
+        assert sorted(i["kind"] for i in statement["invoices"]) == ["rental", "subscription"]
+        assert statement["totals"] == [{"currency": "EUR", "total_minor": 14900, "total": "149.00"}]
+
+
+async def test_a_charge_point_detector_signal_is_recorded_once(nodes: tuple[RunningServer, RunningServer]) -> None:
+    """A cabinet opened on A's charge point: one alert (no repeat from B), one automatic quarantine,
+    which B learns, since the charge point may reconnect there."""
+    a, b = nodes
+    statuses = _heard(b, ev.ConnectorStatusChanged)
+    await _listening(b)
+    await a.add_charge_point("CP-DOOR")
+    async with connect(a, "CP-DOOR") as cp:
+        await cp.boot()
+        await cp.status(1, "Available", info="cabinet door open")
+        await cp.status(1, "Unavailable")  # after it, B has had every status it will get
+
+        async def b_heard_all() -> bool:
+            return ("CP-DOOR", "Unavailable") in [(e.charge_point_id, getattr(e, "status", "")) for e in statuses]
+
+        await wait_until(b_heard_all)
+
+        async def recorded() -> bool:
+            alerts = await a.store.read(partial(records.list_alerts, cp_id="CP-DOOR"))
+            return any(alert["kind"] == "cabinet_opened" for alert in alerts)
+
+        await wait_until(recorded)
+        for node in nodes:
+            await _settled(node)
+
+        async def b_knows_the_quarantine() -> bool:
+            return "CP-DOOR" in service_of(b.gateway).responder.quarantined
+
+        await wait_until(b_knows_the_quarantine)
+    alerts = await a.store.read(partial(records.list_alerts, cp_id="CP-DOOR"))
+    assert [(alert["kind"], alert["repeats"]) for alert in alerts] == [("cabinet_opened", 0)]
+    quarantines = await a.store.read(partial(records.list_quarantines, active_only=True))
+    assert [q["charge_point_id"] for q in quarantines] == ["CP-DOOR"]
+
+
+async def test_failed_logins_spread_over_both_nodes_are_counted_together_and_alerted_once(
+        nodes: tuple[RunningServer, RunningServer]) -> None:
+    """Five wrong passwords for one identity, three on A and two on B: each node counts the five
+    (neither would alone) and the alert is recorded once."""
+    a, b = nodes
+    failures = {node.url: _heard(node, ev.SecurityIncident) for node in nodes}
+    for node in nodes:
+        await _listening(node)
+    await a.add_charge_point("CP-BRUTE")
+    for node in (a, b, a, b, a):
+        with pytest.raises(websockets.InvalidStatus):
+            async with connect(node, "CP-BRUTE", password="not the password"):
+                pass
+
+    async def both_heard_five() -> bool:
+        return all(sum(e.charge_point_id == "CP-BRUTE" for e in heard) == 5 for heard in failures.values())
+
+    await wait_until(both_heard_five)
+    for node in nodes:
+        await _settled(node)
+    alerts = await a.store.read(partial(records.list_alerts, cp_id="CP-BRUTE"))
+    assert [(alert["kind"], alert["repeats"]) for alert in alerts] == [("brute_force_identity", 0)]
+
+
+def _heard(node: RunningServer, kind: type[ev.Event]) -> list[ev.Event]:
+    """Every event of ``kind`` from any node, as ``node`` receives them (a network-scoped subscriber)."""
+    heard: list[ev.Event] = []
+
+    async def on_event(event: ev.Event) -> None:
+        heard.append(event)
+
+    node.gateway.services.bus.subscribe(on_event, kind, name="test-heard", scope="network")
+    return heard
+
+
+async def _listening(node: RunningServer) -> None:
+    """Until ``node`` listens on NATS to what its consumers added after the start want."""
+    bus = node.gateway.services.bus
+    assert isinstance(bus, NatsCluster)
+    await bus.drain()
+
+
+async def _settled(node: RunningServer) -> None:
+    """Every event this node has received handled, and what its security service started finished."""
+    bus = node.gateway.services.bus
+    assert isinstance(bus, NatsCluster)
+    await bus.drain()
+    await service_of(node.gateway).settle()
+    await bus.drain()
+
+
+async def test_a_node_still_handles_its_own_events_when_nats_refuses_them() -> None:
+    """The other nodes miss an event NATS did not take; the node publishing it does not."""
+    _require_nats()
+    cluster = NatsCluster(NATS_URL, f"test{uuid.uuid4().hex[:8]}")
+    got: list[str] = []
+
+    async def on_heartbeat(event: ev.Event) -> None:
+        got.append(event.charge_point_id)
+
+    cluster.subscribe(on_heartbeat, ev.HeartbeatReceived, name="test", scope="node")
+    await cluster.connect()
+    await cluster.nc.close()  # from now on every NATS publish raises
+    await cluster.publish(ev.HeartbeatReceived(charge_point_id="CP-ALONE", at=datetime.now(UTC)))
+    await cluster.local.drain()
+    await cluster.local.close()
+    assert got == ["CP-ALONE"]

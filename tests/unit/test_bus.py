@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+import pytest
+
 from voltlib import events as ev
-from voltlib.bus import LocalBus
+from voltlib.bus import SCOPES, LocalBus
 
 NOW = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 
@@ -145,3 +148,34 @@ async def test_stats_show_how_far_behind_a_subscriber_fell_and_how_often_publish
     (stats,) = bus.stats()
     assert stats.handled == 6 and stats.queued == 0
     await bus.close()
+
+
+async def test_scopes_pick_this_node_events_other_nodes_events_or_both() -> None:
+    """publish: this node's events (node + network scope); publish_remote: another node's (network + remote)."""
+    bus = LocalBus()
+    got: dict[str, list[int]] = {"node": [], "network": [], "remote": []}
+    watched: dict[str, list[int]] = {"node": [], "network": [], "remote": []}
+
+    def recorder(into: list[int]) -> Callable[[ev.Event], Awaitable[None]]:
+        async def handler(event: ev.Event) -> None:
+            assert isinstance(event, ev.TransactionStarted)
+            into.append(event.transaction_id)
+        return handler
+
+    for scope in SCOPES:
+        bus.subscribe(recorder(got[scope]), ev.TransactionStarted, scope=scope)
+        bus.watch(lambda event, into=watched[scope]: into.append(event.transaction_id),  # type: ignore[attr-defined]
+                  ev.TransactionStarted, scope=scope)
+    await bus.publish(started(1))
+    await bus.publish_remote(started(2))
+    await bus.drain()
+    expected = {"node": [1], "network": [1, 2], "remote": [2]}
+    assert got == expected and watched == expected
+    assert bus.remote_types() == (ev.TransactionStarted,)
+    assert sorted(s.scope for s in bus.stats()) == sorted(SCOPES * 2)
+    await bus.close()
+
+
+def test_a_misspelt_scope_is_refused() -> None:
+    with pytest.raises(ValueError, match="scope"):
+        LocalBus().subscribe(lambda event: asyncio.sleep(0), scope="nodes")  # type: ignore[arg-type]

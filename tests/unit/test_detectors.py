@@ -263,3 +263,35 @@ def test_new_certificate_for_a_known_identity() -> None:
     (s,) = d.feed(connected("bb" * 32))
     assert s.kind == "new_certificate" and s.severity == "high"
     assert d.feed(connected(None)) == []
+
+
+# -- several gateway nodes --
+
+def test_other_nodes_failures_count_towards_the_same_thresholds() -> None:
+    """correlate: another node's refusals add to this node's counts per identity and per source,
+    and only the counted detectors answer them (the single-event ones are the other node's)."""
+    d = Detectors(Tuning(failed_auth_per_identity=3, unknown_identities_per_source=2))
+    assert d.feed(incident("auth_failed", 0)) == []
+    assert d.correlate(incident("auth_failed", 1)) == []
+    assert kinds(d.feed(incident("auth_failed", 2))) == ["brute_force_identity"]
+    assert d.correlate(incident("unknown_identity", 3, cp="X1")) == []
+    assert kinds(d.correlate(incident("unknown_identity", 4, cp="X2"))) == ["identity_scan"]
+    assert d.correlate(incident("certificate_mismatch", 5, cp="CP-2")) == []
+    assert d.correlate(incident("flood", 6)) == []
+
+
+def test_what_another_node_learnt_of_a_charge_point_holds_when_it_reconnects_here() -> None:
+    """learn: another node's boot, connection and transactions are remembered without any signal, so
+    a charge point moving to this node is judged on what it did there."""
+    d = Detectors()
+    d.remember(CP, Inventory("Bollore", "AL1", "S1", "1.0"))
+    d.learn(boot(0, firmware_version="2.0"))  # updated while held elsewhere (and ordered there)
+    d.learn(ev.ChargePointConnected(charge_point_id=CP, at=T0, address="6.6.6.6", security_profile=1,
+                                    subprotocol="ocpp1.6"))
+    d.learn(started(7, 0))
+    assert d.feed(boot(10, firmware_version="2.0")) == []  # no "firmware changed, not ordered"
+    assert d.feed(ev.ChargePointConnected(charge_point_id=CP, at=at(11), address="6.6.6.6", security_profile=1,
+                                          subprotocol="ocpp1.6")) == []  # not a new address
+    assert d.feed(repeated(7, 12)) == []  # a retry after moving: not a replay
+    d.learn(stopped(7, 100))
+    assert kinds(d.feed(repeated(7, 200))) == ["replayed_start_transaction"]

@@ -114,8 +114,10 @@ class SocTracker:
         self.dropped = 0
 
     def install(self) -> None:
+        # node scope: estimators are per dock of a charge point held here; a car that moves to another
+        # charge point starts afresh there from the state of charge stored in the database
         self.services.bus.watch(self._on_event, ev.MeterValuesReceived, ev.TransactionStarted,
-                                ev.TransactionStopped, name="soc-tracker")
+                                ev.TransactionStopped, name="soc-tracker", scope="node")
 
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.MeterValuesReceived):

@@ -52,8 +52,12 @@ REPLAN_EVERY = 300.0  # simulated seconds between re-plans of every station with
 READ_CHUNK = 200  # stations per read: bounded IN lists (~900 charge points)
 PARALLEL_STATIONS = 32  # stations re-planned at once: each waits on its charge points' answers
 MODEL = battery.BLUECAR
+# What changes a station's plan. A station's charge points may be held by different gateway nodes:
+# each node plans the whole station from the database and sends only its own charge points' share,
+# so it must hear these from every node ("network" scope); a reboot only concerns the holding node.
 CHANGES: tuple[type[ev.Event], ...] = (ev.TransactionStarted, ev.TransactionStopped, ev.ConnectorStatusChanged,
-                                       ev.RentalChanged, ev.BootNotified)
+                                       ev.RentalChanged)
+BOOTS: tuple[type[ev.Event], ...] = (ev.BootNotified,)
 
 Dock = tuple[str, int]  # (charge point, connector)
 
@@ -250,7 +254,8 @@ class SmartCharging:
         self.mismatches = 0
 
     def install(self) -> None:
-        self.services.bus.watch(self._on_event, *CHANGES, name="smart-charging")
+        self.services.bus.watch(self._on_event, *CHANGES, name="smart-charging", scope="network")
+        self.services.bus.watch(self._on_event, *BOOTS, name="smart-charging-boots", scope="node")
 
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.BootNotified):  # a rebooted charge point lost its profiles

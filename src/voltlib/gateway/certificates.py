@@ -26,14 +26,14 @@ class CertificateIssuer:
         self.gateway, self.ca = gateway, ca
 
     def install(self) -> None:
-        self.gateway.services.bus.subscribe(self.on_request, CertificateSigningRequested, name="certificate-issuer")
+        # node scope: the request comes from a charge point held here, which alone gets the answer
+        self.gateway.services.bus.subscribe(self.on_request, CertificateSigningRequested, name="certificate-issuer",
+                                            scope="node")
 
     async def on_request(self, event: Event) -> None:
         assert isinstance(event, CertificateSigningRequested)
         s = self.gateway.services
         cp_id = event.charge_point_id
-        if s.settings.bus_url and cp_id not in self.gateway.connections:
-            return  # several nodes hear every event: the one holding the charge point signs, once
         try:
             checked = check_csr(event.csr, cp_id, s.settings.cpo_name)
             issued = await asyncio.to_thread(self.ca.sign, checked, s.clock.now())

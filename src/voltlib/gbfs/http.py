@@ -226,7 +226,8 @@ CHANGES: tuple[type[Event], ...] = (ConnectorStatusChanged, TransactionStarted, 
 
 def follow(cache: FeedCache, bus: Bus) -> None:
     """Keep the cache current from the bus."""
-    bus.watch(lambda event: cache.changed(event.charge_point_id), *CHANGES, name="gbfs-cache")
+    bus.watch(lambda event: cache.changed(event.charge_point_id), *CHANGES, name="gbfs-cache",
+              scope="network")  # every node serves every city's feeds
 
 
 async def _every_city(charge_points: set[str]) -> set[str] | None:

@@ -1,9 +1,13 @@
 """Detectors: pure functions of the gateway's events that return security signals.
 
-``Detectors.feed(event)`` is the one entry point. It keeps small, bounded per-charge-point memories
-(recent failures, last meter reading, inventory, orders voltlib gave) and never does I/O: the
-service (security/service.py) feeds it events from the bus, tells it which commands voltlib sent
-(``ordered``) and what the inventory says (``remember``), and persists what comes out.
+``Detectors.feed(event)`` is the entry point for the events of this gateway node. It keeps small,
+bounded per-charge-point memories (recent failures, last meter reading, inventory, orders voltlib
+gave) and never does I/O: the service (security/service.py) feeds it events from the bus, tells it
+which commands voltlib sent (``ordered``) and what the inventory says (``remember``), and persists
+what comes out. With several nodes, two more entry points take the other nodes' events:
+``correlate`` (the counts across charge points and sources, which a node cannot see alone: the
+failed logins of one source or identity spread over every node) and ``learn`` (what is known of a
+charge point held elsewhere, which may reconnect here: inventory, transactions; no signal).
 
 Each detector below says what it sees, why it matters and how to tune it (``Tuning``); the same
 text is in docs/security.md.
@@ -95,6 +99,10 @@ WARNING_EVENTS = frozenset({"FailedToAuthenticateAtCentralSystem", "Reconfigurat
 # FirmwareUpdated, StartupOfTheDevice, ResetOrReboot: routine, seen by the reboot/firmware detectors.
 
 AUTH_FAILURES = frozenset({"auth_failed", "auth_missing", "certificate_mismatch"})
+UNKNOWN_IDENTITIES = frozenset({"unknown_identity", "bad_identity"})
+# Signals counted over every node's events (``correlate``): each node raises them when its count
+# crosses the threshold, so the store keeps the first and drops the other nodes' copies.
+NETWORK_KINDS = frozenset({"brute_force_identity", "brute_force_source", "identity_scan"})
 UPLOAD_ACTIONS = {"GetDiagnostics": "diagnostics", "GetLog": "log", "UpdateFirmware": "firmware",
                   "SignedUpdateFirmware": "firmware"}
 ACTIVE_DIAGNOSTICS = frozenset({"Uploading", "Uploaded"})
@@ -163,6 +171,22 @@ class Detectors:
     def feed(self, event: ev.Event) -> list[Signal]:
         handler = _HANDLERS.get(type(event))
         return [] if handler is None else handler(self, event)
+
+    def correlate(self, event: ev.SecurityIncident) -> list[Signal]:
+        """Another node's incident: only the counts across charge points and sources (NETWORK_KINDS)."""
+        return self._incident_counts(event)
+
+    def learn(self, event: ev.Event) -> None:
+        """Another node's event about a charge point held there: remember, raise nothing."""
+        if isinstance(event, ev.BootNotified):
+            self._inventory[event.charge_point_id] = _booted(event, self._inventory.get(event.charge_point_id))
+        elif isinstance(event, ev.ChargePointConnected):
+            self._inventory[event.charge_point_id] = _connected(event, self._inventory.get(event.charge_point_id,
+                                                                                           Inventory()))
+        elif isinstance(event, ev.TransactionStarted):
+            self._started(event)
+        elif isinstance(event, ev.TransactionStopped) and event.known:
+            self._stopped_tx(event)
 
     # -- helpers --
 
@@ -241,9 +265,7 @@ class Detectors:
                     and not self._was_ordered(cp, "firmware", e.at):
                 out.append(Signal("identity", "firmware_changed_unordered", "high", cp, None, e.at, False,
                                   {"was": known.firmware_version, "now": e.firmware_version}))
-        addresses = known.addresses if known is not None else frozenset()
-        self._inventory[cp] = Inventory(e.vendor, e.model, e.serial_number, e.firmware_version, addresses,
-                                        known.certificates if known is not None else frozenset())
+        self._inventory[cp] = _booted(e, known)
         return out
 
     # -- identity --
@@ -261,35 +283,19 @@ class Detectors:
         if fingerprint and known.certificates and fingerprint not in known.certificates:
             out.append(Signal("identity", "new_certificate", "high", e.charge_point_id, e.address, e.at, False,
                               {"fingerprint": fingerprint, "known": sorted(known.certificates)[:10]}))
-        self._inventory[e.charge_point_id] = Inventory(
-            known.vendor, known.model, known.serial_number, known.firmware_version,
-            frozenset(list(known.addresses)[:49]) | {e.address},
-            frozenset(list(known.certificates)[:9]) | ({fingerprint} if fingerprint else set()))
+        self._inventory[e.charge_point_id] = _connected(e, known)
         return out
 
     def _incident(self, e: ev.SecurityIncident) -> list[Signal]:
         """Sees: what the gateway refused or noticed (failed auth, unknown ids, duplicates,
         downgrades, floods). Why: brute force, identity scans, hijacks. Tune: ``failed_auth_per_*``,
         ``unknown_identities_per_source`` within ``auth_window``."""
-        t, cp, src = self.tuning, e.charge_point_id or None, e.source
+        cp, src = e.charge_point_id or None, e.source
         kind = e.kind
-        if kind in AUTH_FAILURES:
-            out: list[Signal] = []
-            if kind == "certificate_mismatch":
-                out.append(Signal("identity", "certificate_mismatch", "high", cp, src, e.at, False, dict(e.detail)))
-            if cp and self._count((cp, "authfail"), t.auth_window, e.at) == t.failed_auth_per_identity:
-                out.append(Signal("identity", "brute_force_identity", "high", cp, src, e.at, False,
-                                  {"failures": t.failed_auth_per_identity}))
-            if src and self._count(("source:" + src, "authfail"), t.auth_window, e.at) == t.failed_auth_per_source:
-                out.append(Signal("identity", "brute_force_source", "high", None, src, e.at, False,
-                                  {"failures": t.failed_auth_per_source}))
-            return out
-        if kind in ("unknown_identity", "bad_identity"):
-            if src and self._count(("source:" + src, "unknown"), t.auth_window, e.at) \
-                    == t.unknown_identities_per_source:
-                return [Signal("identity", "identity_scan", "high", None, src, e.at, False,
-                               {"unknown_identities": t.unknown_identities_per_source})]
-            return []
+        if kind in AUTH_FAILURES or kind in UNKNOWN_IDENTITIES:
+            first = [Signal("identity", "certificate_mismatch", "high", cp, src, e.at, False, dict(e.detail))] \
+                if kind == "certificate_mismatch" else []
+            return first + self._incident_counts(e)
         simple = {
             "auth_rate_limited": ("identity", "locked_out", "high"),
             "security_profile_downgrade": ("identity", "profile_downgrade", "high"),
@@ -306,6 +312,23 @@ class Detectors:
             detector, name, severity = simple[kind]
             return [Signal(detector, name, severity, cp, src, e.at, False, dict(e.detail))]
         return []
+
+    def _incident_counts(self, e: ev.SecurityIncident) -> list[Signal]:
+        """The counted identity detectors (NETWORK_KINDS): a source or an identity tried too often."""
+        t, cp, src = self.tuning, e.charge_point_id or None, e.source
+        out: list[Signal] = []
+        if e.kind in AUTH_FAILURES:
+            if cp and self._count((cp, "authfail"), t.auth_window, e.at) == t.failed_auth_per_identity:
+                out.append(Signal("identity", "brute_force_identity", "high", cp, src, e.at, False,
+                                  {"failures": t.failed_auth_per_identity}))
+            if src and self._count(("source:" + src, "authfail"), t.auth_window, e.at) == t.failed_auth_per_source:
+                out.append(Signal("identity", "brute_force_source", "high", None, src, e.at, False,
+                                  {"failures": t.failed_auth_per_source}))
+        elif e.kind in UNKNOWN_IDENTITIES and src \
+                and self._count(("source:" + src, "unknown"), t.auth_window, e.at) == t.unknown_identities_per_source:
+            out.append(Signal("identity", "identity_scan", "high", None, src, e.at, False,
+                              {"unknown_identities": t.unknown_identities_per_source}))
+        return out
 
     # -- protocol --
 
@@ -426,6 +449,21 @@ class Detectors:
             return []
         return [Signal("data", f"{what}_unrequested", "high", e.charge_point_id, None, e.at, False,
                        {"status": status})]
+
+
+def _booted(e: ev.BootNotified, known: Inventory | None) -> Inventory:
+    """The inventory after a boot: its fields, with the addresses and certificates seen before."""
+    return Inventory(e.vendor, e.model, e.serial_number, e.firmware_version,
+                     known.addresses if known is not None else frozenset(),
+                     known.certificates if known is not None else frozenset())
+
+
+def _connected(e: ev.ChargePointConnected, known: Inventory) -> Inventory:
+    """The inventory after a connection: its address and client certificate added (bounded)."""
+    fingerprint = e.certificate_fingerprint
+    return Inventory(known.vendor, known.model, known.serial_number, known.firmware_version,
+                     frozenset(list(known.addresses)[:49]) | {e.address},
+                     frozenset(list(known.certificates)[:9]) | ({fingerprint} if fingerprint else set()))
 
 
 def check_upload_location(cp_id: str, action: str, location: str | None, allow: Iterable[str],

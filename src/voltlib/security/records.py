@@ -7,11 +7,12 @@ live in the pure modules (incidents.py, workorders.py).
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, false, insert, select, text, update
 
 from voltlib.security import incidents as inc
 from voltlib.security.detectors import Inventory, Signal
@@ -41,15 +42,24 @@ class Recorded:
     new_incident: bool
 
 
-def record_signal(conn: Connection, signal: Signal, *, expected: bool, work_order_id: int | None) -> Recorded:
+def record_signal(conn: Connection, signal: Signal, *, expected: bool, work_order_id: int | None,
+                  shared: timedelta | None = None) -> Recorded:
     """Store one signal: dedup against the last identical alert, then correlate into an incident
-    (expected signals, inside a work order, get no incident)."""
+    (expected signals, inside a work order, get no incident).
+
+    ``shared``: every gateway node raises this signal for the same crossing of a count (NETWORK_KINDS);
+    an identical alert seen within ``shared`` before it is that same one, left as it is. A lock
+    taken first makes the nodes' writes take turns, so the second sees the first's alert."""
     a = security_alerts.c
+    if shared is not None:
+        _take_turns(conn, signal)
     cp_match = a.charge_point_id.is_(None) if signal.charge_point_id is None else \
         a.charge_point_id == signal.charge_point_id
     src_match = a.source.is_(None) if signal.source is None else a.source == signal.source
     last = conn.execute(select(a.id, a.last_at, a.incident_id).where(
         a.kind == signal.kind, cp_match, src_match, a.expected == expected).order_by(a.id.desc()).limit(1)).first()
+    if last is not None and shared is not None and last.last_at >= signal.at - shared:
+        return Recorded(int(last.id), last.incident_id, False, False)
     if last is not None and inc.is_repeat(last.last_at, signal.at):
         conn.execute(update(security_alerts).where(a.id == last.id).values(
             repeats=a.repeats + 1, last_at=max(last.last_at, signal.at)))
@@ -61,6 +71,15 @@ def record_signal(conn: Connection, signal: Signal, *, expected: bool, work_orde
         work_order_id=work_order_id, repeats=0, detail=_json(signal.detail), at=signal.at, last_at=signal.at,
     ).returning(a.id)).scalar_one()
     return Recorded(int(alert_id), incident_id, True, new_incident)
+
+
+def _take_turns(conn: Connection, signal: Signal) -> None:
+    """Hold, until this transaction ends, a lock that another node recording the same signal waits for."""
+    if conn.dialect.name == "postgresql":  # on this signal's identity only
+        key = zlib.crc32(f"{signal.kind}|{signal.charge_point_id}|{signal.source}".encode())
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:  # SQLite: a write statement, even on no row, takes the database's write lock
+        conn.execute(update(security_alerts).where(false()).values(repeats=security_alerts.c.repeats))
 
 
 def _correlate(conn: Connection, signal: Signal) -> tuple[int, bool]:

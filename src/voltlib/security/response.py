@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from voltlib.events import QuarantineChanged
 from voltlib.security import audit, records
 from voltlib.security.detectors import Signal
 
@@ -71,7 +72,8 @@ class Responder:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         # charge points this node knows to be in quarantine: checked on every connection, so kept in
-        # memory (a database read per connection stalled the bus during reconnection storms)
+        # memory (a database read per connection stalled the bus during reconnection storms); the
+        # other nodes' changes arrive as QuarantineChanged events (SecurityService.learn_remote)
         self.quarantined: set[str] = set()
 
     async def _audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
@@ -95,6 +97,7 @@ class Responder:
         started = await s.store.write(partial(records.start_quarantine, cp_id=cp_id, reason=reason, by=by,
                                               incident_id=incident_id, now=s.clock.now()))
         self.quarantined.add(cp_id)
+        await s.bus.publish(QuarantineChanged(charge_point_id=cp_id, at=s.clock.now(), active=True, by=by))
         await self._audit(by, "response.quarantine", cp_id, {"reason": reason, "incident_id": incident_id,
                                                               "new": started})
         outcome = await self._availability(cp_id, "Inoperative", by)
@@ -107,6 +110,7 @@ class Responder:
         self.quarantined.discard(cp_id)
         if not released:
             raise ResponseError(409, "not-quarantined", f"{cp_id} is not in quarantine")
+        await s.bus.publish(QuarantineChanged(charge_point_id=cp_id, at=s.clock.now(), active=False, by=by))
         await self._audit(by, "response.release", cp_id, {})
         outcome = await self._availability(cp_id, "Operative", by)
         await self._audit(by, "response.release.outcome", cp_id, {"change_availability": outcome})

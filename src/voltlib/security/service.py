@@ -10,6 +10,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Coroutine
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,14 @@ from sqlalchemy import Connection
 
 from voltlib import events as ev
 from voltlib.security import records
-from voltlib.security.detectors import UPLOAD_ACTIONS, Detectors, Signal, Tuning, check_upload_location
+from voltlib.security.detectors import (
+    NETWORK_KINDS,
+    UPLOAD_ACTIONS,
+    Detectors,
+    Signal,
+    Tuning,
+    check_upload_location,
+)
 from voltlib.security.response import Policy, Responder
 from voltlib.security.thresholds import tuning_from
 from voltlib.security.workorders import badge_orders, covering
@@ -32,6 +40,11 @@ log = logging.getLogger(__name__)
 ORDER_EVENTS = (ev.BootNotified, ev.FirmwareStatusChanged, ev.DiagnosticsStatusChanged, ev.LogStatusChanged)
 WEBHOOK_ATTEMPTS = 3
 CHARGE_POINT_CLOCK = (ev.ChargePointSecurityEvent, ev.ConnectorStatusChanged)
+REMOTE_MEMORY = (ev.BootNotified, ev.ChargePointConnected, ev.TransactionStarted, ev.TransactionStopped,
+                 ev.QuarantineChanged)
+# Another node raises the same counted signal (NETWORK_KINDS) for the same crossing: an identical
+# alert this recent is that one, not a repeat.
+SAME_CROSSING = timedelta(minutes=1)
 
 
 class SecurityService:
@@ -49,6 +62,7 @@ class SecurityService:
         self.alerts = 0
         self.webhook_failures = 0
         self._loaded = False
+        self._loading = asyncio.Lock()  # two subscribers (this node's events, the others') share one load
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @classmethod
@@ -60,7 +74,14 @@ class SecurityService:
                    upload_allow=tuple(s.security_upload_allow))
 
     def install(self) -> None:
-        self.services.bus.subscribe(self.handle, name="security")
+        """Node scope for the detectors: each charge point's events are judged, and their signals
+        recorded, once, by the node holding it. From the other nodes only what a node cannot see
+        alone: their failed logins and unknown identities (counted per source and identity over the
+        whole network), and what they learnt of their charge points, which may reconnect here."""
+        bus = self.services.bus
+        bus.subscribe(self.handle, name="security", scope="node")
+        bus.subscribe(self.handle_remote, ev.SecurityIncident, name="security-correlations", scope="remote")
+        bus.watch(self.learn_remote, *REMOTE_MEMORY, name="security-memory", scope="remote")
 
     async def settle(self) -> None:
         """Wait for the responses and webhooks started so far (tests, shutdown)."""
@@ -79,14 +100,23 @@ class SecurityService:
 
     # -- the subscriber --
 
+    async def _load(self) -> None:
+        async with self._loading:
+            if not self._loaded:
+                await self._read_state()
+
+    async def _read_state(self) -> None:
+        store = self.services.store
+        for cp_id, inventory in (await store.read(records.load_inventory)).items():
+            self.detectors.remember(cp_id, inventory)
+        active = await store.read(partial(records.list_quarantines, active_only=True))
+        self.responder.quarantined.update(q["charge_point_id"] for q in active)
+        self._loaded = True
+
     async def handle(self, event: ev.Event) -> None:
         store = self.services.store
         if not self._loaded:
-            for cp_id, inventory in (await store.read(records.load_inventory)).items():
-                self.detectors.remember(cp_id, inventory)
-            active = await store.read(partial(records.list_quarantines, active_only=True))
-            self.responder.quarantined.update(q["charge_point_id"] for q in active)
-            self._loaded = True
+            await self._load()
         if isinstance(event, CHARGE_POINT_CLOCK):  # their time is the charge point's: never trust it for windows
             event = msgspec.structs.replace(event, at=self.services.clock.now())
         cp = event.charge_point_id
@@ -107,6 +137,24 @@ class SecurityService:
         for signal in signals:
             await self.process(signal)
 
+    async def handle_remote(self, event: ev.Event) -> None:
+        """Another node's incident, for the counts over the whole network."""
+        assert isinstance(event, ev.SecurityIncident)
+        if not self._loaded:
+            await self._load()
+        for signal in self.detectors.correlate(event):
+            await self.process(signal)
+
+    def learn_remote(self, event: ev.Event) -> None:
+        """Another node's news of a charge point held there (inline: memory only, no I/O)."""
+        if isinstance(event, ev.QuarantineChanged):
+            if event.active:
+                self.responder.quarantined.add(event.charge_point_id)
+            else:
+                self.responder.quarantined.discard(event.charge_point_id)
+            return
+        self.detectors.learn(event)
+
     async def process(self, signal: Signal) -> records.Recorded:
         store = self.services.store
         order = None
@@ -115,8 +163,9 @@ class SecurityService:
                              signal.charge_point_id, signal.at)
         expected = order is not None or signal.kind == "technician_check_in"
         work_order_id = order.id if order is not None else signal.detail.get("work_order_id")
+        shared = SAME_CROSSING if self.services.settings.bus_url and signal.kind in NETWORK_KINDS else None
         recorded = await store.write(partial(records.record_signal, signal=signal, expected=expected,
-                                             work_order_id=work_order_id))
+                                             work_order_id=work_order_id, shared=shared))
         if not recorded.new_alert or expected:
             return recorded
         self.alerts += 1

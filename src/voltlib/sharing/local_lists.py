@@ -73,13 +73,14 @@ class LocalLists:
         self._limit = asyncio.Semaphore(64)
 
     def install(self) -> None:
-        self.services.bus.watch(self._on_event, ev.ChargePointConnected, ev.BootNotified, name="local-lists")
+        # node scope: the charge point that (re)connected or booted here is caught up by this node, once
+        self.services.bus.watch(self._on_event, ev.ChargePointConnected, ev.BootNotified, name="local-lists",
+                                scope="node")
 
     def _on_event(self, event: ev.Event) -> None:
-        if event.charge_point_id in self.gateway.connections:  # with several nodes, the holding node does it
-            task = asyncio.get_running_loop().create_task(self.catch_up(event.charge_point_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        task = asyncio.get_running_loop().create_task(self.catch_up(event.charge_point_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def settle(self) -> None:
         while self._tasks:

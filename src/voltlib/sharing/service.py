@@ -485,7 +485,10 @@ class SharingService:
     def install(self) -> None:
         self.services.authorizer = self
         self.local_lists.install()
-        self.services.bus.subscribe(self._dispatch, ev.ConnectorStatusChanged, ev.TransactionStarted, name="sharing")
+        # node scope: a badge, an unplug or a return is handled by the node holding that charge point,
+        # from its event and the database alone (a rental's other end may be on another node)
+        self.services.bus.subscribe(self._dispatch, ev.ConnectorStatusChanged, ev.TransactionStarted, name="sharing",
+                                    scope="node")
 
     async def _dispatch(self, event: ev.Event) -> None:
         """Each charge point's events are handled in order, different charge points' side by side (up

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from voltlib import events
 from voltlib.bus import Bus
-from voltlib.events import ChargePointSecurityEvent, Event, SecurityIncident, encode
+from voltlib.events import ChargePointSecurityEvent, Event, QuarantineChanged, SecurityIncident, encode
 
 SECURITY_ROLES = frozenset({"admin", "security"})
 RESYNC = b"resync"
@@ -32,7 +32,7 @@ class Client:
 class Broadcaster:
     def __init__(self, bus: Bus) -> None:
         self.clients: set[Client] = set()
-        bus.watch(self._on_event, *SHOWN, name="dashboard-live")
+        bus.watch(self._on_event, *SHOWN, name="dashboard-live", scope="network")  # the whole network's view
 
     def join(self, role: str) -> Client:
         client = Client(role)
@@ -45,7 +45,7 @@ class Broadcaster:
     def _on_event(self, event: Event) -> None:
         if not self.clients:
             return
-        restricted = isinstance(event, SecurityIncident | ChargePointSecurityEvent)
+        restricted = isinstance(event, SecurityIncident | ChargePointSecurityEvent | QuarantineChanged)
         data = encode(event)
         for client in self.clients:
             if restricted and client.role not in SECURITY_ROLES:

@@ -295,3 +295,14 @@ def test_what_another_node_learnt_of_a_charge_point_holds_when_it_reconnects_her
     assert d.feed(repeated(7, 12)) == []  # a retry after moving: not a replay
     d.learn(stopped(7, 100))
     assert kinds(d.feed(repeated(7, 200))) == ["replayed_start_transaction"]
+
+
+def test_a_window_forgets_old_times_and_keeps_at_most_its_cap() -> None:
+    from voltlib.security.detectors import _Window
+
+    window = _Window(timedelta(seconds=10))
+    assert [window.add(at(t)) for t in (0, 5, 9, 12, 30)] == [1, 2, 3, 3, 1]  # 12 - 0 > 10: 0 forgotten
+    many = _Window(timedelta(hours=1))
+    for n in range(_Window.MAX_TIMES + 5):
+        count = many.add(at(n / 1000))
+    assert count == _Window.MAX_TIMES and many.times[0] == at(5 / 1000)

@@ -374,3 +374,16 @@ def test_a_reused_id_with_an_invalid_payload_is_a_protocol_error_not_a_schema_er
     assert violation(session, frame("1", "NoSuchAction", {}), 1.0).error.code is ErrorCode.PROTOCOL_ERROR
     spaced = '[2, "1", "Authorize", { "idTag" : "A" }]'
     assert isinstance(session.receive(spaced, 2.0), Retransmitted)
+
+
+def test_an_empty_answer_is_kept_compactly_and_sent_back_identical() -> None:
+    memory = MessageIdMemory()
+    session = OcppSession(memory=memory)
+    meter = {"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T08:00:00Z",
+                                               "sampledValue": [{"value": "10"}]}]}
+    assert isinstance(session.receive(frame("m-1", "MeterValues", meter), 0.0), CallReceived)
+    answer = session.answer("m-1", m.EmptyReply())
+    seen = memory.lookup("m-1")
+    assert seen is not None and seen.reply == ""  # no text kept for the most common answer
+    event = session.receive(frame("m-1", "MeterValues", meter), 1.0)
+    assert isinstance(event, Retransmitted) and event.reply == answer == '[3,"m-1",{}]'

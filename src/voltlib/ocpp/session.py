@@ -8,9 +8,8 @@ nothing of sockets, databases or clocks: the caller passes ``now`` in.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -74,10 +73,12 @@ Event = CallReceived | Retransmitted | ResultReceived | ErrorReceived | Violatio
 # --- memory of message ids, kept per charge point across its connections ----------------------
 
 
-@dataclass(slots=True)
-class _Seen:
+class _Seen(NamedTuple):
     fingerprint: int
-    reply: str | None = None
+    reply: str | None  # None: not answered yet; EMPTY_RESULT: answered with an empty CallResult
+
+
+EMPTY_RESULT = ""  # kept instead of ``[3,"<id>",{}]``, the answer to most calls, and rebuilt when asked
 
 
 _encoder = msgspec.json.Encoder()
@@ -93,9 +94,10 @@ def _fingerprint(action: str, request: v16.Message) -> int:
 class MessageIdMemory:
     """The last ``capacity`` call ids a charge point used, with our answers.
 
-    Small on purpose (~10 KB per charge point): a charge point retransmits the call it got no
-    answer for, not old ones. Replays over longer windows are for the security detectors, which
-    read the persistent message log.
+    Small on purpose: a charge point retransmits the call it got no answer for, not old ones.
+    Replays over longer windows are for the security detectors, which read the persistent message
+    log. Every connection carries one, so each entry is kept compact (~0.2 KiB: a plain dict in
+    insertion order, a tuple, and no text for an empty CallResult).
 
     Lives as long as the charge point is known, not just one connection, so that a call
     retransmitted after a reconnect is recognised.
@@ -103,20 +105,27 @@ class MessageIdMemory:
 
     def __init__(self, capacity: int = 32) -> None:
         self.capacity = capacity
-        self._seen: OrderedDict[str, _Seen] = OrderedDict()
+        self._seen: dict[str, _Seen] = {}
 
     def lookup(self, message_id: str) -> _Seen | None:
         return self._seen.get(message_id)
 
+    def reply(self, message_id: str, seen: _Seen) -> str | None:
+        """Our answer to ``message_id``, as it was sent."""
+        if seen.reply == EMPTY_RESULT:
+            return frames.encode_result(message_id, {})
+        return seen.reply
+
     def remember(self, message_id: str, fingerprint: int) -> None:
-        self._seen[message_id] = _Seen(fingerprint)
+        self._seen[message_id] = _Seen(fingerprint, None)
         if len(self._seen) > self.capacity:
-            self._seen.popitem(last=False)
+            del self._seen[next(iter(self._seen))]  # the oldest: dicts keep insertion order
 
     def store_reply(self, message_id: str, reply: str) -> None:
         seen = self._seen.get(message_id)
         if seen is not None:
-            seen.reply = reply
+            empty = reply.startswith("[3,") and reply.endswith(",{}]")  # our CallResult, its payload {}
+            self._seen[message_id] = seen._replace(reply=EMPTY_RESULT if empty else reply)
 
     def forget(self, message_id: str) -> None:
         self._seen.pop(message_id, None)
@@ -242,7 +251,7 @@ class OcppSession:
         fingerprint = _fingerprint(action, request)
         if seen is not None:
             if seen.fingerprint == fingerprint:
-                return Retransmitted(message_id, action, seen.reply)
+                return Retransmitted(message_id, action, self.memory.reply(message_id, seen))
             return self._reused(message_id, action)
         self.memory.remember(message_id, fingerprint)
         return CallReceived(message_id, action, request)

@@ -27,6 +27,7 @@ psycopg's own loaders (its Transformer, with the connection's JSON and time-zone
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import re
@@ -240,6 +241,13 @@ class _Pipe:
                 raise self._wrapped()
         return [slot.rows for slot in slots]
 
+    def commit(self) -> Exception | None:
+        """COMMIT sent down the pipeline, then :meth:`finish`: the commit costs no round trip of its own
+        (psycopg then finds no transaction left to commit)."""
+        self.pg.send_query_params(b"COMMIT", None)
+        self.pending.append(_Slot(_WRITE, None))
+        return self.finish()
+
     def finish(self) -> Exception | None:
         """Sync: everything answered, the connection out of pipeline mode; the first error, if any."""
         from psycopg import pq
@@ -262,7 +270,16 @@ class _Pipe:
         return _error(self.dialect, "(pipeline)", self.error)
 
     def _flush(self) -> None:
-        while self.pg.flush():
+        """Send what is queued. On a local socket, sending runs the server's receiving side and wakes
+        its process: held under the GIL (as psycopg's own flush is), that was a third of the writers'
+        GIL time, so libpq's PQflush is called through ctypes, which lets the GIL go."""
+        flush, pg = _unlocked_flush(), self.pg
+        while True:
+            left = flush(pg.pgconn_ptr) if flush is not None else 0
+            if left < 0 or flush is None:
+                left = pg.flush()  # raises the connection's error, or flushes where ctypes could not
+            if not left:
+                return
             self._wait(select.POLLOUT)
 
     def _wait(self, events: int) -> None:
@@ -310,6 +327,26 @@ class _Pipe:
         slot.done = True
 
 
+_FLUSH: list[Callable[[int], int] | None] = []
+
+
+def _unlocked_flush() -> Callable[[int], int] | None:
+    """libpq's PQflush through ctypes (which releases the GIL around the call), from the libpq this
+    process has loaded (psycopg's), or None where that cannot be found (psycopg's own flush then)."""
+    if not _FLUSH:
+        function = None
+        try:
+            with open("/proc/self/maps") as maps:
+                paths = {line.split()[-1] for line in maps if "/libpq" in line}
+            if len(paths) == 1:
+                function = ctypes.CDLL(paths.pop()).PQflush
+                function.argtypes, function.restype = [ctypes.c_void_p], ctypes.c_int
+        except (OSError, AttributeError):
+            function = None
+        _FLUSH.append(function)
+    return _FLUSH[0]
+
+
 def _pipe(conn: Connection) -> _Pipe:
     pipe: _Pipe | None = conn.info.get(_PIPELINE)
     if pipe is None:
@@ -335,6 +372,14 @@ def sync(conn: Connection) -> None:
             raise error
 
 
+def _commit(conn: Connection) -> None:
+    pipe: _Pipe | None = conn.info.pop(_PIPELINE, None)
+    if pipe is not None:
+        error = pipe.commit()
+        if error is not None:
+            raise error
+
+
 def _discard(conn: Connection) -> None:
     pipe: _Pipe | None = conn.info.pop(_PIPELINE, None)
     if pipe is not None:
@@ -348,7 +393,7 @@ def install(engine: Engine) -> None:
     """Deferred writes are waited for before any other statement and before commit, and dropped on
     rollback, so SQLAlchemy never runs a statement on a connection in pipeline mode."""
     event.listen(engine, "before_cursor_execute", lambda conn, *args: sync(conn))
-    event.listen(engine, "commit", sync)
+    event.listen(engine, "commit", _commit)
     event.listen(engine, "rollback", _discard)
 
 

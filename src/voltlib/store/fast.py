@@ -39,6 +39,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from psycopg import errors as pg_errors
+from psycopg import pq
+from psycopg.adapt import Transformer
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -176,6 +179,8 @@ class _Slot:
 
 
 _WRITE, _READ, _PREPARE, _BEGIN = range(4)
+_IDLE = pq.TransactionStatus.IDLE
+_FAILED, _SKIPPED, _SYNCED = pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED, pq.ExecStatus.PIPELINE_SYNC
 _names = itertools.count(1)
 
 
@@ -183,11 +188,10 @@ class _Link:
     """What a PostgreSQL connection keeps for its pipelines (in ``Connection.info``, which lives and
     dies with the database connection): the statements prepared on it, psycopg's row loaders."""
 
-    __slots__ = ("fd", "poller", "prepared", "transformer")
+    __slots__ = ("encoding", "fd", "poller", "prepared", "transformer")
 
     def __init__(self, dbapi: Any) -> None:
-        from psycopg.adapt import Transformer
-
+        self.encoding: str = dbapi.info.encoding
         self.prepared: set[bytes] = set()
         self.transformer = Transformer(dbapi)
         self.fd = dbapi.pgconn.socket
@@ -200,12 +204,9 @@ class _Pipe:
     (the server skips the rest until the sync) and raised where it is read, and again at the sync."""
 
     def __init__(self, conn: Connection) -> None:
-        from psycopg import pq
-
         dbapi: Any = conn.connection.dbapi_connection
         self.dialect = conn.dialect
         self.pg: Any = dbapi.pgconn
-        self.encoding: str = dbapi.info.encoding
         link = conn.info.get(_LINK)
         if link is None:
             link = conn.info[_LINK] = _Link(dbapi)
@@ -214,7 +215,7 @@ class _Pipe:
         self.preparing: set[bytes] = set()  # sent, not answered yet
         self.error: Exception | None = None
         self.pg.enter_pipeline_mode()
-        if self.pg.transaction_status == pq.TransactionStatus.IDLE:  # psycopg would have begun one
+        if self.pg.transaction_status == _IDLE:  # psycopg would have begun one
             level = dbapi.isolation_level
             begin = b"BEGIN" if level is None else f"BEGIN ISOLATION LEVEL {level.name.replace('_', ' ')}".encode()
             self.pg.send_query_params(begin, None)
@@ -250,8 +251,6 @@ class _Pipe:
 
     def finish(self) -> Exception | None:
         """Sync: everything answered, the connection out of pipeline mode; the first error, if any."""
-        from psycopg import pq
-
         pg = self.pg
         pg.pipeline_sync()
         self._flush()
@@ -260,7 +259,7 @@ class _Pipe:
         while True:
             self._wait_readable()
             result = pg.get_result()
-            if result is not None and result.status == pq.ExecStatus.PIPELINE_SYNC:
+            if result is not None and result.status == _SYNCED:
                 break
         pg.exit_pipeline_mode()
         return None if self.error is None else self._wrapped()
@@ -298,8 +297,6 @@ class _Pipe:
 
     def _answer(self) -> None:
         """Read the answer of the oldest statement sent."""
-        from psycopg import errors, pq
-
         slot = self.pending.popleft()
         pg = self.pg
         while True:
@@ -308,10 +305,10 @@ class _Pipe:
             if result is None:
                 break
             status = result.status
-            if status == pq.ExecStatus.FATAL_ERROR:
+            if status == _FAILED:
                 if self.error is None:
-                    self.error = errors.error_from_result(result, encoding=self.encoding)
-            elif status == pq.ExecStatus.PIPELINE_ABORTED:
+                    self.error = pg_errors.error_from_result(result, encoding=self.link.encoding)
+            elif status == _SKIPPED:
                 pass  # an earlier error, kept already
             elif slot.kind == _READ:
                 assert slot.c is not None

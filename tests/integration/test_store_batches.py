@@ -277,6 +277,36 @@ def test_a_deferred_error_is_sqlalchemys_and_skips_the_statements_after_it(datab
         store.close()
 
 
+def test_a_connection_lost_under_the_pipeline_is_sqlalchemys_error(database_url: str) -> None:
+    """The server going away mid-pipeline is raised as SQLAlchemy's DBAPIError (as a statement run
+    by SQLAlchemy raises it), not as the driver's own, and the next transaction connects afresh."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    store = _postgresql_store(database_url)
+    raised: list[BaseException] = []
+    try:
+        with pytest.raises(DBAPIError), store.engine.begin() as conn:
+            fast.defer_writes(conn, True)
+            _ADD_TAG.write(conn, {"id_tag": "LOST", "status": "Accepted", "created_at": NOW})
+            pid = conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+            with store.engine.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            try:
+                _READ_TAG.first(conn, {"id_tag": "LOST"})
+            except BaseException as exc:  # what the op sees (the rollback after it fails too)
+                raised.append(exc)
+                raise
+        assert isinstance(raised[0], DBAPIError)
+        with store.engine.begin() as conn:
+            fast.defer_writes(conn, True)
+            _ADD_TAG.write(conn, {"id_tag": "BACK", "status": "Accepted", "created_at": NOW})
+        assert store.run_sync(lambda conn: _READ_TAG.first(conn, {"id_tag": "LOST"})) is None
+        assert store.run_sync(lambda conn: _READ_TAG.first(conn, {"id_tag": "BACK"})) == {"status": "Accepted"}
+    finally:
+        store.close()
+
+
 def test_deferred_statements_keep_every_type(database_url: str) -> None:
     """Parameters go down the pipeline as text: bytes, big integers, instants in other zones, JSON
     (non-ASCII, nested, null) read back as they were written, through the pipeline and without it."""

@@ -137,7 +137,10 @@ class Prepared:
     def write(self, conn: Connection, params: Mapping[str, Any]) -> None:
         """Execute a statement returning no rows, deferred if the connection allows it (see above)."""
         if conn.info.get(_DEFER):
-            _pipe(conn).send(self._compiled(conn.dialect), params, False)
+            try:
+                _pipe(conn).send(self._compiled(conn.dialect), params, False)
+            except pg_errors.Error as exc:
+                raise _error(conn.dialect, "(pipeline)", exc) from exc
         else:
             self._execute(conn, params)
 
@@ -162,9 +165,12 @@ def rows_together(conn: Connection, *queries: tuple[Prepared, Mapping[str, Any]]
     writes, and answered in one round trip; elsewhere they run one after the other."""
     if not conn.info.get(_DEFER):
         return [prepared.rows(conn, params) for prepared, params in queries]
-    pipe = _pipe(conn)
-    sent = [pipe.send(prepared._compiled(conn.dialect), params, True) for prepared, params in queries]
-    return pipe.answers(sent)
+    try:
+        pipe = _pipe(conn)
+        sent = [pipe.send(prepared._compiled(conn.dialect), params, True) for prepared, params in queries]
+        return pipe.answers(sent)
+    except pg_errors.Error as exc:  # the connection failed (a statement's error comes wrapped already)
+        raise _error(conn.dialect, "(pipeline)", exc) from exc
 
 
 class _Slot:
@@ -360,21 +366,21 @@ def defer_writes(conn: Connection, on: bool) -> None:
         conn.info.pop(_DEFER, None)
 
 
-def sync(conn: Connection) -> None:
-    """Wait for the deferred writes on ``conn``; raise the first error among them."""
+def sync(conn: Connection, commit: bool = False) -> None:
+    """Wait for the deferred writes on ``conn``; raise the first error among them. ``commit``: and
+    commit, in the same round trip."""
     pipe: _Pipe | None = conn.info.pop(_PIPELINE, None)
     if pipe is not None:
-        error = pipe.finish()
+        try:
+            error = pipe.commit() if commit else pipe.finish()
+        except pg_errors.Error as exc:  # the connection failed
+            raise _error(conn.dialect, "(pipeline)", exc) from exc
         if error is not None:
             raise error
 
 
 def _commit(conn: Connection) -> None:
-    pipe: _Pipe | None = conn.info.pop(_PIPELINE, None)
-    if pipe is not None:
-        error = pipe.commit()
-        if error is not None:
-            raise error
+    sync(conn, commit=True)
 
 
 def _discard(conn: Connection) -> None:

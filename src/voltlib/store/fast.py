@@ -98,7 +98,9 @@ class Prepared:
         return found
 
     def _execute(self, conn: Connection, params: Mapping[str, Any], key: str = _CURSOR) -> tuple[Any, _Compiled]:
-        sync(conn)  # what a pipeline of ours holds goes first
+        info = conn.info
+        if _PIPELINE in info:
+            sync(conn)  # what a pipeline of ours holds goes first
         dialect = conn.dialect
         c = self._compiled(dialect)
         args: Any
@@ -108,7 +110,9 @@ class Prepared:
             args = dict(params)
             for name, process in c.binds:
                 args[name] = process(args[name])
-        cursor = _cursor(conn, key)
+        cursor = info.get(key)
+        if cursor is None:
+            cursor = _cursor(conn, key)
         try:
             cursor.execute(c.sql, args)
         except dialect.loaded_dbapi.Error as exc:

@@ -27,7 +27,6 @@ psycopg's own loaders (its Transformer, with the connection's JSON and time-zone
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import json
 import re
@@ -39,9 +38,6 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from psycopg import errors as pg_errors
-from psycopg import pq
-from psycopg.adapt import Transformer
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -149,7 +145,7 @@ class Prepared:
         if info.get(_DEFER):
             try:
                 _pipe(conn).send(self._compiled(conn.dialect), params, False)
-            except pg_errors.Error as exc:
+            except _Psycopg.error_type as exc:
                 raise _error(conn.dialect, "(pipeline)", exc) from exc
         else:
             self._execute(conn, params, _CURSOR, info)
@@ -179,7 +175,7 @@ def rows_together(conn: Connection, *queries: tuple[Prepared, Mapping[str, Any]]
         pipe = _pipe(conn)
         sent = [pipe.send(prepared._compiled(conn.dialect), params, True) for prepared, params in queries]
         return pipe.answers(sent)
-    except pg_errors.Error as exc:  # the connection failed (a statement's error comes wrapped already)
+    except _Psycopg.error_type as exc:  # the connection failed (a statement's error comes wrapped already)
         raise _error(conn.dialect, "(pipeline)", exc) from exc
 
 
@@ -195,8 +191,33 @@ class _Slot:
 
 
 _WRITE, _READ, _PREPARE, _BEGIN = range(4)
-_IDLE = pq.TransactionStatus.IDLE
-_FAILED, _SKIPPED, _SYNCED = pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.PIPELINE_ABORTED, pq.ExecStatus.PIPELINE_SYNC
+
+
+class _Psycopg:
+    """psycopg's parts the pipeline uses, imported with the first pipeline, so that a SQLite process
+    never loads psycopg."""
+
+    error_type: type[Exception] = Exception  # psycopg.Error once loaded (only a pipeline catches it)
+    loaded = False
+    error_from_result: Any
+    transformer: Any
+    idle: Any
+    failed: Any
+    skipped: Any
+    synced: Any
+
+    @classmethod
+    def load(cls) -> None:
+        if cls.loaded:
+            return
+        import psycopg
+        from psycopg import errors, pq
+        from psycopg.adapt import Transformer
+
+        cls.error_type, cls.error_from_result, cls.transformer = psycopg.Error, errors.error_from_result, Transformer
+        cls.idle, cls.failed = pq.TransactionStatus.IDLE, pq.ExecStatus.FATAL_ERROR
+        cls.skipped, cls.synced = pq.ExecStatus.PIPELINE_ABORTED, pq.ExecStatus.PIPELINE_SYNC
+        cls.loaded = True
 _names = itertools.count(1)
 
 
@@ -209,7 +230,7 @@ class _Link:
     def __init__(self, dbapi: Any) -> None:
         self.encoding: str = dbapi.info.encoding
         self.prepared: set[bytes] = set()
-        self.transformer = Transformer(dbapi)
+        self.transformer = _Psycopg.transformer(dbapi)
         self.fd = dbapi.pgconn.socket
         self.poller = select.poll()  # not select(): a gateway's descriptors go past FD_SETSIZE
 
@@ -220,6 +241,7 @@ class _Pipe:
     (the server skips the rest until the sync) and raised where it is read, and again at the sync."""
 
     def __init__(self, conn: Connection) -> None:
+        _Psycopg.load()
         dbapi: Any = conn.connection.dbapi_connection
         self.dialect = conn.dialect
         self.pg: Any = dbapi.pgconn
@@ -231,7 +253,7 @@ class _Pipe:
         self.preparing: set[bytes] = set()  # sent, not answered yet
         self.error: Exception | None = None
         self.pg.enter_pipeline_mode()
-        if self.pg.transaction_status == _IDLE:  # psycopg would have begun one
+        if self.pg.transaction_status == _Psycopg.idle:  # psycopg would have begun one
             level = dbapi.isolation_level
             begin = b"BEGIN" if level is None else f"BEGIN ISOLATION LEVEL {level.name.replace('_', ' ')}".encode()
             self.pg.send_query_params(begin, None)
@@ -275,7 +297,7 @@ class _Pipe:
         while True:
             self._wait_readable()
             result = pg.get_result()
-            if result is not None and result.status == _SYNCED:
+            if result is not None and result.status == _Psycopg.synced:
                 break
         pg.exit_pipeline_mode()
         return None if self.error is None else self._wrapped()
@@ -321,10 +343,10 @@ class _Pipe:
             if result is None:
                 break
             status = result.status
-            if status == _FAILED:
+            if status == _Psycopg.failed:
                 if self.error is None:
-                    self.error = pg_errors.error_from_result(result, encoding=self.link.encoding)
-            elif status == _SKIPPED:
+                    self.error = _Psycopg.error_from_result(result, encoding=self.link.encoding)
+            elif status == _Psycopg.skipped:
                 pass  # an earlier error, kept already
             elif slot.kind == _READ:
                 assert slot.c is not None
@@ -349,6 +371,8 @@ def _unlocked_flush() -> Callable[[int], int] | None:
     if not _FLUSH:
         function = None
         try:
+            import ctypes
+
             with open("/proc/self/maps") as maps:
                 paths = {line.split()[-1] for line in maps if "/libpq" in line}
             if len(paths) == 1:
@@ -383,7 +407,7 @@ def sync(conn: Connection, commit: bool = False) -> None:
     if pipe is not None:
         try:
             error = pipe.commit() if commit else pipe.finish()
-        except pg_errors.Error as exc:  # the connection failed
+        except _Psycopg.error_type as exc:  # the connection failed
             raise _error(conn.dialect, "(pipeline)", exc) from exc
         if error is not None:
             raise error

@@ -232,3 +232,123 @@ async def test_json_columns_round_trip_what_either_encoder_takes(database_url: s
         assert stored == payload
     finally:
         store.close()
+
+
+def _postgresql_store(database_url: str) -> Store:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("statements are deferred (sent down libpq's pipeline) on PostgreSQL only")
+    store = Store(database_url)
+    upgrade(store.engine)
+    return store
+
+
+def test_a_deferred_write_that_opens_the_transaction_is_rolled_back_with_it(database_url: str) -> None:
+    """The pipeline begins the transaction itself when it sends the first statement (psycopg would
+    have): without that BEGIN the write would have committed on its own."""
+    store = _postgresql_store(database_url)
+    try:
+        with pytest.raises(ValueError, match="changed my mind"), store.engine.begin() as conn:
+            fast.defer_writes(conn, True)
+            _ADD_TAG.write(conn, {"id_tag": "GONE", "status": "Accepted", "created_at": NOW})
+            assert _READ_TAG.first(conn, {"id_tag": "GONE"}) == {"status": "Accepted"}
+            raise ValueError("changed my mind")
+        assert store.run_sync(lambda conn: _READ_TAG.first(conn, {"id_tag": "GONE"})) is None
+    finally:
+        store.close()
+
+
+def test_a_deferred_error_is_sqlalchemys_and_skips_the_statements_after_it(database_url: str) -> None:
+    """A duplicate key in the pipeline surfaces at the next read as SQLAlchemy's IntegrityError with
+    the server's SQLSTATE (what the writer's retry looks at); a statement first prepared after it was
+    skipped by the server, so it is prepared again when next used."""
+    store = _postgresql_store(database_url)
+    fresh = Prepared(select(id_tags.c.id_tag, id_tags.c.note).where(id_tags.c.id_tag == bindparam("id_tag")))
+    try:
+        store.run_sync(lambda conn: _ADD_TAG.run(conn, {"id_tag": "TAKEN", "status": "Accepted", "created_at": NOW}))
+        with pytest.raises(IntegrityError) as raised, store.engine.begin() as conn:
+            fast.defer_writes(conn, True)
+            _ADD_TAG.write(conn, {"id_tag": "TAKEN", "status": "Blocked", "created_at": NOW})
+            fresh.rows(conn, {"id_tag": "TAKEN"})
+        assert raised.value.orig is not None and getattr(raised.value.orig, "sqlstate", None) == "23505"
+        with store.engine.begin() as conn:
+            fast.defer_writes(conn, True)
+            assert fresh.rows(conn, {"id_tag": "TAKEN"}) == [{"id_tag": "TAKEN", "note": None}]
+    finally:
+        store.close()
+
+
+def test_a_connection_lost_under_the_pipeline_is_sqlalchemys_error(database_url: str) -> None:
+    """The server going away mid-pipeline is raised as SQLAlchemy's DBAPIError (as a statement run
+    by SQLAlchemy raises it), not as the driver's own, and the next transaction connects afresh."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    store = _postgresql_store(database_url)
+    raised: list[BaseException] = []
+    try:
+        with pytest.raises(DBAPIError), store.engine.begin() as conn:
+            fast.defer_writes(conn, True)
+            _ADD_TAG.write(conn, {"id_tag": "LOST", "status": "Accepted", "created_at": NOW})
+            pid = conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
+            with store.engine.connect() as other:
+                other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            try:
+                _READ_TAG.first(conn, {"id_tag": "LOST"})
+            except BaseException as exc:  # what the op sees (the rollback after it fails too)
+                raised.append(exc)
+                raise
+        assert isinstance(raised[0], DBAPIError)
+        with store.engine.begin() as conn:
+            fast.defer_writes(conn, True)
+            _ADD_TAG.write(conn, {"id_tag": "BACK", "status": "Accepted", "created_at": NOW})
+        assert store.run_sync(lambda conn: _READ_TAG.first(conn, {"id_tag": "LOST"})) is None
+        assert store.run_sync(lambda conn: _READ_TAG.first(conn, {"id_tag": "BACK"})) == {"status": "Accepted"}
+    finally:
+        store.close()
+
+
+def test_deferred_statements_keep_every_type(database_url: str) -> None:
+    """Parameters go down the pipeline as text: bytes, big integers, instants in other zones, JSON
+    (non-ASCII, nested, null) read back as they were written, through the pipeline and without it."""
+    from voltlib.store.tables import commands, meter_values
+
+    store = _postgresql_store(database_url)
+    paris = timezone(timedelta(hours=1))
+    add_value = Prepared(insert(meter_values).values(
+        {c: bindparam(c, type_=meter_values.c[c].type) for c in ("charge_point_id", "connector_id", "transaction_id",
+                                                                "sampled_at", "samples", "received_at")}))
+    read_value = Prepared(select(meter_values.c.transaction_id, meter_values.c.sampled_at, meter_values.c.samples)
+                          .where(meter_values.c.charge_point_id == bindparam("cp_id")))
+    add_command = Prepared(insert(commands).values(
+        {c: bindparam(c, type_=commands.c[c].type) for c in ("charge_point_id", "action", "request", "response",
+                                                            "state", "created_at")}))
+    read_command = Prepared(select(commands.c.request, commands.c.response, commands.c.created_at)
+                            .where(commands.c.charge_point_id == bindparam("cp_id")))
+    request = {"key": "Ünïcode ✓", "n": 2**63 - 1, "list": [0.1, None, True, "\\\"quoted\\\""]}
+    sampled = (NOW + timedelta(minutes=5)).astimezone(paris)
+    try:
+        with store.engine.begin() as conn:
+            fast.defer_writes(conn, True)
+            add_value.write(conn, {"charge_point_id": "CP-é", "connector_id": 2, "transaction_id": 2**40,
+                                   "sampled_at": sampled, "samples": b"\x00\\x\xff'", "received_at": NOW})
+            add_command.write(conn, {"charge_point_id": "CP-é", "action": "DataTransfer", "request": request,
+                                     "response": None, "state": "queued", "created_at": sampled})
+            piped = (read_value.rows(conn, {"cp_id": "CP-é"}), read_command.rows(conn, {"cp_id": "CP-é"}))
+        direct = store.run_sync(lambda conn: (read_value.rows(conn, {"cp_id": "CP-é"}),
+                                              read_command.rows(conn, {"cp_id": "CP-é"})))
+        for values, found in (piped, direct):
+            assert [{**v, "samples": bytes(v["samples"])} for v in values] == [
+                {"transaction_id": 2**40, "sampled_at": NOW + timedelta(minutes=5), "samples": b"\x00\\x\xff'"}]
+            assert found == [{"request": request, "response": None, "created_at": NOW + timedelta(minutes=5)}]
+            assert found[0]["created_at"].tzinfo == UTC
+    finally:
+        store.close()
+
+
+def test_the_pipeline_sends_without_holding_the_gil() -> None:
+    """libpq's flush is reached through ctypes (which releases the GIL) on this platform; without it
+    the writers fall back to psycopg's flush, correct but holding the GIL while the server wakes up."""
+    pytest.importorskip("psycopg")
+    import psycopg  # noqa: F401 (loads the libpq that is looked for)
+
+    assert fast._unlocked_flush() is not None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
+import sys
 import types
 import typing
 from datetime import datetime
@@ -182,7 +183,10 @@ def _string(base: Any, prop: dict[str, Any], where: str) -> Any:
         values = prop["enum"]
         if not values or not all(isinstance(v, str) for v in values) or "maxLength" in prop:
             raise SchemaNotCompiled(f"{where}: only an enum of strings is compiled")
-        return Literal[tuple(values)]
+        # interned like the classes' defaults, so that an enum value equal to its default is left out
+        # of the encoding on both paths (msgspec's omit_defaults) and a call's fingerprint
+        # (voltlib.ocpp.session) does not depend on the path it took
+        return Literal[tuple(sys.intern(v) for v in values)]
     if "maxLength" in prop:
         return Annotated[str, msgspec.Meta(max_length=prop["maxLength"])]
     return str

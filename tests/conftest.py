@@ -21,9 +21,12 @@ import pytest_asyncio
 from aiohttp import web
 from sqlalchemy import create_engine, text
 
+from voltlib.bus import LocalBus
+from voltlib.cluster import NatsCluster
 from voltlib.config import Settings
 from voltlib.gateway.gateway import Gateway
 from voltlib.security.credentials import hash_api_token, hash_password
+from voltlib.security.service import service_of
 from voltlib.server import GATEWAY_KEY, build_app
 from voltlib.store import repo
 from voltlib.store.db import Store
@@ -108,6 +111,14 @@ class RunningServer:
 
     def api_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    async def settled(self) -> None:
+        """Every event this server has received handled, and what its security service started finished."""
+        bus = self.gateway.services.bus
+        assert isinstance(bus, (LocalBus, NatsCluster))
+        await bus.drain()
+        await service_of(self.gateway).settle()
+        await bus.drain()
 
 
 async def start_server(settings: Settings) -> tuple[web.AppRunner, RunningServer]:

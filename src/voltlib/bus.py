@@ -169,21 +169,18 @@ class LocalBus:
 
     async def publish(self, event: Event) -> None:
         self.published += 1
-        for watcher in self._watchers:
-            if isinstance(event, watcher.types):
-                watcher.notify(event)
-        for subscriber in self._subscribers:
-            if isinstance(event, subscriber.types):
-                self._ensure_running(subscriber)
-                await subscriber.put(event)
+        await self._deliver(event, self._watchers, self._subscribers)
 
     async def publish_remote(self, event: Event) -> None:
         """An event another node published: only for the consumers that asked for other nodes' events."""
         self.received += 1
-        for watcher in self._remote_watchers:
+        await self._deliver(event, self._remote_watchers, self._remote_subscribers)
+
+    async def _deliver(self, event: Event, watchers: list[_Watcher], subscribers: list[_Subscriber]) -> None:
+        for watcher in watchers:
             if isinstance(event, watcher.types):
                 watcher.notify(event)
-        for subscriber in self._remote_subscribers:
+        for subscriber in subscribers:
             if isinstance(event, subscriber.types):
                 self._ensure_running(subscriber)
                 await subscriber.put(event)

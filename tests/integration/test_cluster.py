@@ -212,7 +212,7 @@ async def test_a_one_way_rental_across_two_nodes_ends_and_is_invoiced_once(
             assert returned.id_tag_info["status"] == "Accepted"
             await city.wait_for_state(member, None)
             for node in nodes:
-                await _settled(node)
+                await node.settled()
         history = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
         assert [(r["state"], r["return_dock"]) for r in history] == [("closed", [DESTINATION, 1])]
         statement = (await city.client.get("/api/v1/me/invoices", headers=member.headers())).json()
@@ -243,7 +243,7 @@ async def test_a_charge_point_detector_signal_is_recorded_once(nodes: tuple[Runn
 
         await wait_until(recorded)
         for node in nodes:
-            await _settled(node)
+            await node.settled()
 
         async def b_knows_the_quarantine() -> bool:
             return "CP-DOOR" in service_of(b.gateway).responder.quarantined
@@ -274,7 +274,7 @@ async def test_failed_logins_spread_over_both_nodes_are_counted_together_and_ale
 
     await wait_until(both_heard_five)
     for node in nodes:
-        await _settled(node)
+        await node.settled()
     alerts = await a.store.read(partial(records.list_alerts, cp_id="CP-BRUTE"))
     assert [(alert["kind"], alert["repeats"]) for alert in alerts] == [("brute_force_identity", 0)]
 
@@ -294,15 +294,6 @@ async def _listening(node: RunningServer) -> None:
     """Until ``node`` listens on NATS to what its consumers added after the start want."""
     bus = node.gateway.services.bus
     assert isinstance(bus, NatsCluster)
-    await bus.drain()
-
-
-async def _settled(node: RunningServer) -> None:
-    """Every event this node has received handled, and what its security service started finished."""
-    bus = node.gateway.services.bus
-    assert isinstance(bus, NatsCluster)
-    await bus.drain()
-    await service_of(node.gateway).settle()
     await bus.drain()
 
 

@@ -15,20 +15,11 @@ import websockets
 
 from tests.conftest import RunningServer, basic_auth
 from tests.integration.test_protocol import BOOT, Client, connect
-from voltlib.bus import LocalBus
 from voltlib.security import audit
 from voltlib.security.service import service_of
 
 pytestmark = pytest.mark.asyncio
 NOW = "2026-11-28T10:00:00Z"
-
-
-async def settled(server: RunningServer) -> None:
-    bus = server.gateway.services.bus
-    assert isinstance(bus, LocalBus)
-    await bus.drain()
-    await service_of(server.gateway).settle()
-    await bus.drain()
 
 
 async def api(server: RunningServer, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -77,11 +68,11 @@ async def test_seed_intrusion_cabinet_forced_then_laptop_is_alerted_and_quaranti
         await server.gateway.services.bus.drain()
         request = await answer_call(cp, "ChangeAvailability", {"status": "Accepted"})
         assert request == {"connectorId": 0, "type": "Inoperative"}
-        await settled(server)
+        await server.settled()
         # the laptop: calls a charge point never makes, and malformed ones
         assert (await cp.call("GetConfiguration", {}))[0] == 4
         assert (await cp.call("Heartbeat", {"x": 1}))[0] == 4
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     found = await alerts(server, "CP-SEED")
@@ -133,7 +124,7 @@ async def test_inside_a_work_order_the_cabinet_is_expected_and_the_badge_checks_
     try:
         assert (await cp.call("Authorize", {"idTag": "TECH01"}))[2]["idTagInfo"]["status"] == "Accepted"
         assert (await cp.call("StatusNotification", cabinet()))[0] == 3
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     found = await alerts(server, "CP-WO")
@@ -155,7 +146,7 @@ async def test_a_technician_badge_elsewhere_raises_an_alert(server: RunningServe
     ctx, cp = await booted_client(server, "CP-BADGE")
     try:
         await cp.call("Authorize", {"idTag": "TECH02"})
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     assert "badge_outside_work_order" in kinds(await alerts(server, "CP-BADGE"))
@@ -185,7 +176,7 @@ async def test_brute_force_is_alerted_and_the_webhook_is_called(server: RunningS
                 async with websockets.connect(f"{server.ws_url}/CP-BF", subprotocols=["ocpp1.6"],
                                               additional_headers=basic_auth("CP-BF", f"wrong-password-{i:04d}xx")):
                     pass
-        await settled(server)
+        await server.settled()
     finally:
         await runner.cleanup()
     assert "brute_force_identity" in kinds(await alerts(server, "CP-BF"))
@@ -203,7 +194,7 @@ async def test_duplicate_identity_hijack_is_alerted(server: RunningServer) -> No
             async with websockets.connect(f"{server.ws_url}/CP-DUP", subprotocols=["ocpp1.6"],
                                           additional_headers=basic_auth("CP-DUP")):
                 pass
-        await settled(server)
+        await server.settled()
     assert "duplicate_identity" in kinds(await alerts(server, "CP-DUP"))
 
 
@@ -217,7 +208,7 @@ async def test_replays_are_alerted(server: RunningServer) -> None:
         again = await cp.call("StartTransaction", start, message_id="s2")  # replayed with a fresh id
         assert again[2]["transactionId"] == tx
         assert (await cp.call("Heartbeat", {}, message_id="s1"))[0] == 4  # a used message id, other message
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     assert {"replayed_start_transaction", "replayed_message_id"} <= kinds(await alerts(server, "CP-RPL"))
@@ -235,7 +226,7 @@ async def test_exfiltration_and_unrequested_uploads_are_alerted(server: RunningS
             {"timestamp": "2026-11-28T10:01:00Z",
              "sampledValue": [{"value": "10", "measurand": "Energy.Active.Import.Register"},
                               {"value": "90000", "measurand": "Power.Active.Import", "unit": "W"}]}]})
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     assert {"data_transfer_unknown_vendor", "data_transfer_large", "diagnostics_unrequested",
@@ -250,7 +241,7 @@ async def test_ordered_diagnostics_are_not_alerted_but_a_foreign_location_is(ser
         await answer_call(cp, "GetDiagnostics", {"fileName": "diag.zip"})
         assert (await order).status_code == 200
         await cp.call("DiagnosticsStatusNotification", {"status": "Uploading"})
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     found = kinds(await alerts(server, "CP-DIAG"))
@@ -260,20 +251,20 @@ async def test_ordered_diagnostics_are_not_alerted_but_a_foreign_location_is(ser
 async def test_firmware_tampering_and_profile_downgrade_are_alerted(server: RunningServer) -> None:
     ctx, _ = await booted_client(server, "CP-FW")
     await ctx.__aexit__(None, None, None)
-    await settled(server)
+    await server.settled()
     async with connect(server, "CP-FW") as cp:
         await cp.call("BootNotification", {**BOOT, "firmwareVersion": "evil-2.0"})
-        await settled(server)
+        await server.settled()
     await server.add_charge_point("CP-P2", profile=2)
     with pytest.raises(websockets.InvalidStatus):  # profile 2 needs TLS: plain ws is a downgrade attempt
         async with websockets.connect(f"{server.ws_url}/CP-P2", subprotocols=["ocpp1.6"],
                                       additional_headers=basic_auth("CP-P2")):
             pass
-    await settled(server)
+    await server.settled()
     assert "firmware_changed_unordered" not in kinds(await alerts(server, "CP-FW"))  # no firmware known before
     async with connect(server, "CP-FW") as cp:
         await cp.call("BootNotification", {**BOOT, "firmwareVersion": "evil-3.0"})
-        await settled(server)
+        await server.settled()
     assert "firmware_changed_unordered" in kinds(await alerts(server, "CP-FW"))
     assert kinds(await alerts(server, "CP-P2")) == {"profile_downgrade"}
 
@@ -282,7 +273,7 @@ async def test_incident_lifecycle_through_the_api(server: RunningServer) -> None
     ctx, cp = await booted_client(server, "CP-LC")
     try:
         await cp.call("SecurityEventNotification", {"type": "SecurityLogWasCleared", "timestamp": NOW})
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     (incident,) = (await api(server, "GET", "/api/v1/security/incidents")).json()
@@ -311,7 +302,7 @@ async def test_repeated_signals_are_deduplicated(server: RunningServer) -> None:
     try:
         for _ in range(3):
             await cp.call("SecurityEventNotification", {"type": "InvalidFirmwareSignature", "timestamp": NOW})
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     found = [a for a in await alerts(server, "CP-DD") if a["kind"] == "charge_point_security_event"]
@@ -327,7 +318,7 @@ async def test_a_dead_webhook_never_loses_the_alert(server: RunningServer) -> No
     ctx, cp = await booted_client(server, "CP-HOOK")
     try:
         await cp.call("SecurityEventNotification", {"type": "InvalidFirmwareSignature", "timestamp": NOW})
-        await settled(server)
+        await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)
     assert service.webhook_failures == 1

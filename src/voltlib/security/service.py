@@ -102,16 +102,14 @@ class SecurityService:
 
     async def _load(self) -> None:
         async with self._loading:
-            if not self._loaded:
-                await self._read_state()
-
-    async def _read_state(self) -> None:
-        store = self.services.store
-        for cp_id, inventory in (await store.read(records.load_inventory)).items():
-            self.detectors.remember(cp_id, inventory)
-        active = await store.read(partial(records.list_quarantines, active_only=True))
-        self.responder.quarantined.update(q["charge_point_id"] for q in active)
-        self._loaded = True
+            if self._loaded:
+                return
+            store = self.services.store
+            for cp_id, inventory in (await store.read(records.load_inventory)).items():
+                self.detectors.remember(cp_id, inventory)
+            active = await store.read(partial(records.list_quarantines, active_only=True))
+            self.responder.quarantined.update(q["charge_point_id"] for q in active)
+            self._loaded = True
 
     async def handle(self, event: ev.Event) -> None:
         store = self.services.store

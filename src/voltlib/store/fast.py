@@ -27,6 +27,7 @@ psycopg's own loaders (its Transformer, with the connection's JSON and time-zone
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
@@ -362,26 +363,23 @@ class _Pipe:
         slot.done = True
 
 
-_FLUSH: list[Callable[[int], int] | None] = []
-
-
+@functools.cache
 def _unlocked_flush() -> Callable[[int], int] | None:
     """libpq's PQflush through ctypes (which releases the GIL around the call), from the libpq this
     process has loaded (psycopg's), or None where that cannot be found (psycopg's own flush then)."""
-    if not _FLUSH:
-        function = None
-        try:
-            import ctypes
+    try:
+        import ctypes
 
-            with open("/proc/self/maps") as maps:
-                paths = {line.split()[-1] for line in maps if "/libpq" in line}
-            if len(paths) == 1:
-                function = ctypes.CDLL(paths.pop()).PQflush
-                function.argtypes, function.restype = [ctypes.c_void_p], ctypes.c_int
-        except (OSError, AttributeError):
-            function = None
-        _FLUSH.append(function)
-    return _FLUSH[0]
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/libpq" in line}
+        if len(paths) != 1:
+            return None
+        function = ctypes.CDLL(paths.pop()).PQflush
+        function.argtypes, function.restype = [ctypes.c_void_p], ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    flush: Callable[[int], int] = function
+    return flush
 
 
 def _pipe(conn: Connection) -> _Pipe:

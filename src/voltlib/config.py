@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     command_timeout: float = Field(30.0, gt=0)
     meter_value_retention_days: int = Field(90, ge=1)
     message_log_retention_days: int = Field(30, ge=1)
+    # Raw OCPP log (docs/operations.md, "Raw message log"): "full" keeps every exchange with its
+    # bodies; "compact" leaves out accepted MeterValues and Heartbeat calls, whose content is
+    # stored already (the meter_values table, the charge point's last-seen time).
+    message_log: Literal["full", "compact"] = "compact"
 
     max_frame_bytes: int = Field(64 * 1024, ge=1024)
     rate_per_second: float = Field(20.0, gt=0)

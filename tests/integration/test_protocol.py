@@ -3,6 +3,7 @@ transactions, authorization, DataTransfer routing."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import uuid
@@ -140,6 +141,42 @@ async def test_meter_values_retransmission_stores_nothing_twice(server: RunningS
     async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
         listed = (await api.get("/api/v1/charge-points/CP-MV/meter-values", params={"transaction_id": tx})).json()
     assert sorted(v["sampled_value"][0]["value"] for v in listed) == ["100", "101", "102"]
+
+
+async def logged_exchanges(server: RunningServer, cp_id: str) -> list[tuple[str | None, str]]:
+    """(action, outcome) of every row of ``cp_id``'s raw OCPP log, oldest first."""
+    await server.settled()
+    async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
+        for _ in range(50):  # the log is written with a group commit that nobody awaits
+            rows = (await api.get(f"/api/v1/charge-points/{cp_id}/messages")).json()
+            if any(row["action"] == "Authorize" for row in rows):
+                break
+            await asyncio.sleep(0.02)
+    return [(row["action"], row["outcome"]) for row in reversed(rows)]
+
+
+@pytest.mark.parametrize("policy", ["compact", "full"])
+async def test_message_log_policy(server: RunningServer, policy: str) -> None:
+    server.settings.message_log = policy  # type: ignore[assignment]
+    await server.add_charge_point("CP-LOG", profile=0)
+    values = {"connectorId": 1, "meterValue": [{"timestamp": "2026-01-01T08:00:00Z",
+                                                "sampledValue": [{"value": "100"}]}]}
+    async with connect(server, "CP-LOG") as cp:
+        await cp.call("BootNotification", BOOT)
+        assert (await cp.call("MeterValues", values, message_id="mv-ok"))[0] == 3
+        assert (await cp.call("MeterValues", values, message_id="mv-ok"))[0] == 3  # retransmission
+        assert (await cp.call("MeterValues", {"connectorId": "one"}, message_id="mv-bad"))[0] == 4
+        await cp.call("Heartbeat", {})
+        await cp.call("Authorize", {"idTag": "NOBODY"})
+    logged = await logged_exchanges(server, "CP-LOG")
+    kept_anyway = [("BootNotification", "result"), ("MeterValues", "retransmission"), ("MeterValues", "violation"),
+                   ("Authorize", "result")]
+    accepted = [("MeterValues", "result"), ("Heartbeat", "result")]
+    if policy == "compact":
+        assert logged == kept_anyway
+    else:
+        assert logged == [kept_anyway[0], accepted[0], *kept_anyway[1:3], accepted[1], kept_anyway[3]]
+    assert await server.store.read(count_rows(meter_values, charge_point_id="CP-LOG")) == 1  # stored either way
 
 
 async def test_offline_transaction_is_stored_and_listed_by_start_time(server: RunningServer) -> None:

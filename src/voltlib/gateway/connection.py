@@ -36,6 +36,8 @@ WS_UNSUPPORTED_DATA = 1003
 WS_POLICY_VIOLATION = 1008
 WS_GOING_AWAY = 1001
 MAX_LOGGED = 65536  # characters of a frame kept in the raw log
+# Calls whose accepted content the database holds already: left out of a "compact" raw log.
+STORED_ELSEWHERE = frozenset({"MeterValues", "Heartbeat"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,9 @@ class ChargePointConnection:
         event = self.session.receive(text, time.monotonic())  # for the rate limit: wall time
         if isinstance(event, CallReceived):
             reply = await self._answer(event)
-            self._record("charge_point", event.message_id, event.action, _outcome(reply), text, reply)
+            outcome = _outcome(reply)
+            if outcome == "error" or event.action not in STORED_ELSEWHERE or self._log_in_full():
+                self._record("charge_point", event.message_id, event.action, outcome, text, reply)
         elif isinstance(event, Retransmitted):
             if event.reply is not None:
                 await self._send(event.reply)
@@ -245,6 +249,9 @@ class ChargePointConnection:
         await self.ws.close(code=code, message=reason.encode()[:120])
 
     # -- records --
+
+    def _log_in_full(self) -> bool:
+        return self.ctx.services.settings.message_log == "full"
 
     def _record(self, initiator: str, message_id: str, action: str | None, outcome: str, request: str,
                 response: str | None) -> None:

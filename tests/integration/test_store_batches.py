@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -72,6 +73,26 @@ async def test_an_op_that_loses_a_unique_key_in_its_batch_fails_alone(database_u
         assert isinstance(outcomes[1], IntegrityError)
     finally:
         store.close()
+
+
+async def test_what_one_turn_of_the_loop_queues_is_one_group_commit(database_url: str) -> None:
+    store = Store(database_url)
+    upgrade(store.engine)
+    try:
+        before = store.batches
+        for n in range(40):  # one turn of the loop, which gives the GIL away between the jobs
+            store.write_later(_tag(f"T{n}"))
+            time.sleep(0.001)  # noqa: ASYNC251 (blocking on purpose: the writer thread gets the GIL)
+        assert await store.write(_tag("LAST")) == "LAST"  # still the same turn until it waits
+        assert store.batches - before == 1  # the writer was handed the 41 at once, not woken for the first
+        store.write_later(_tag("LATE"))  # queued, and close() comes before the loop's next turn
+    finally:
+        store.close()
+    again = Store(database_url)
+    try:
+        assert again.run_sync(lambda conn: conn.execute(select(func.count()).select_from(id_tags)).scalar_one()) == 42
+    finally:
+        again.close()
 
 
 async def test_concurrent_writes_run_side_by_side_on_postgresql(database_url: str) -> None:

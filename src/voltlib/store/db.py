@@ -99,12 +99,13 @@ class Store:
         self.engine = make_engine(self.url)
         self.max_batch = max_batch
         self._local = threading.local()  # each writer thread's connection
-        self._queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | list[_Job] | object] = queue.SimpleQueue()
+        self._outboxes: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="voltlib-read")
         self._writer = threading.Thread(target=self._write_loop, args=(self._queue, max_batch),
                                         name="voltlib-writer", daemon=True)
         self._writer.start()
-        self._concurrent_queue: queue.SimpleQueue[_Job | object] = (
+        self._concurrent_queue: queue.SimpleQueue[_Job | list[_Job] | object] = (
             queue.SimpleQueue() if self.dialect == "postgresql" and concurrent_writers > 0 else self._queue)
         self._concurrent = [threading.Thread(target=self._write_loop, args=(self._concurrent_queue, concurrent_batch),
                                              daemon=True, name=f"voltlib-writer-{n}")
@@ -127,22 +128,45 @@ class Store:
         a key is run once more, after the winner committed, so it refuses as it would have in turn."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        (self._concurrent_queue if concurrent else self._queue).put(_Job(op, future, loop))
+        if concurrent and self._concurrent_queue is not self._queue:
+            self._concurrent_queue.put(_Job(op, future, loop))
+        else:
+            self._submit(_Job(op, future, loop))
         return await future
 
     def write_later(self, op: Op) -> None:
         """Queue ``op`` without waiting (logs and history that nobody is waiting to see acknowledged)."""
-        self._queue.put(_Job(op, None, None))
+        self._submit(_Job(op, None, None))
 
     async def insert(self, table: Table, rows: list[dict[str, Any]], *, ignore_duplicates: bool = False) -> None:
         """Insert rows in the next group commit; rows for one table from all callers go in one executemany."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Job(None, future, loop, table, rows, ignore_duplicates))
+        self._submit(_Job(None, future, loop, table, rows, ignore_duplicates))
         await future
 
     def insert_later(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        self._queue.put(_Job(None, None, None, table, rows))
+        self._submit(_Job(None, None, None, table, rows))
+
+    def _submit(self, job: _Job) -> None:
+        """Hand the writer everything one turn of the event loop queued, at once, at the end of the
+        turn: waking the idle writer thread for each job cost the event loop a thread switch per
+        message, and woke it to commit a batch of one while the rest of the turn's jobs were coming."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: nothing to gather with
+            self._queue.put(job)
+            return
+        outbox = self._outboxes.get(loop)
+        if outbox is None:
+            outbox = self._outboxes[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        outbox.append(job)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        jobs = self._outboxes.pop(loop, None)
+        if jobs:
+            self._queue.put(jobs)
 
     async def read(self, op: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -158,6 +182,8 @@ class Store:
             return op(conn)
 
     def close(self) -> None:
+        for loop in list(self._outboxes):  # a turn's jobs not handed over yet
+            self._hand_over(loop)
         for _ in self._concurrent:
             self._concurrent_queue.put(_STOP)
         for thread in self._concurrent:
@@ -169,20 +195,26 @@ class Store:
 
     # -- the writer thread --
 
-    def _write_loop(self, jobs: queue.SimpleQueue[_Job | object], max_batch: int) -> None:
+    def _write_loop(self, jobs: queue.SimpleQueue[_Job | list[_Job] | object], max_batch: int) -> None:
         try:
             self._drain(jobs, max_batch)
         finally:
             self._drop_connection()
 
-    def _drain(self, jobs: queue.SimpleQueue[_Job | object], max_batch: int) -> None:
+    def _drain(self, jobs: queue.SimpleQueue[_Job | list[_Job] | object], max_batch: int) -> None:
         while True:
-            first = jobs.get()
-            if first is _STOP:
+            item = jobs.get()
+            if item is _STOP:
                 return
-            batch: list[_Job] = [first]  # type: ignore[list-item]
+            batch: list[_Job] = []
             stop = False
-            while len(batch) < max_batch:
+            while True:
+                if isinstance(item, list):
+                    batch.extend(item)
+                else:
+                    batch.append(item)  # type: ignore[arg-type]
+                if len(batch) >= max_batch:
+                    break
                 try:
                     item = jobs.get_nowait()
                 except queue.Empty:
@@ -190,7 +222,6 @@ class Store:
                 if item is _STOP:
                     stop = True
                     break
-                batch.append(item)  # type: ignore[arg-type]
             self._run_batch(batch)
             if stop:
                 return

@@ -188,3 +188,18 @@ def test_the_compiler_refuses_what_it_cannot_express() -> None:
         compiled.strict_type(v16.Authorize, {"type": "object", "properties": {}})
     with pytest.raises(compiled.SchemaNotCompiled):
         compiled.strict_type(v16.Authorize, {"type": "object", "properties": {"idTag": {"type": "integer"}}})
+
+
+@pytest.mark.parametrize(("action", "payload"), [
+    ("Authorize", {"idTag": "BADGE\u00001"}),
+    ("MeterValues", {"connectorId": 1, "meterValue": [{"timestamp": "9999-12-31T23:59:59-23:59",
+                                                       "sampledValue": [SAMPLE]}]}),
+    ("StartTransaction", {**EXAMPLES["StartTransaction"], "timestamp": "0001-01-01T00:00:00+01:00"}),
+])
+def test_what_the_schema_admits_but_cannot_be_stored_is_refused_on_the_slow_path(action: str,
+                                                                                  payload: dict[str, Any]) -> None:
+    text = _frame(action, payload)
+    assert compiled.decode_call(text) is None  # not an exception: the frame goes the slow way
+    event = OcppSession().receive(text, 0.0)
+    assert isinstance(event, Violation) and event.reply is not None
+    assert json.loads(event.reply)[2] == "TypeConstraintViolation", event.reply

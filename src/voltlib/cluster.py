@@ -6,8 +6,12 @@ identity while it is alive (the duplicate-identity rule of ``Gateway._make_room`
 
 - **Events** are handed at once to this node's consumers (:class:`~voltlib.bus.LocalBus`: ``node``
   and ``network`` scope, no NATS round trip) and published to ``voltlib.<cluster name>.events.<topic>``
-  for the others. A node listens only to the topics its ``network`` and ``remote`` consumers want,
-  and never hears its own events back (NATS ``no_echo``): the per-charge-point work (rentals,
+  for the others, if some node wants that topic. A node listens only to the topics its ``network``
+  and ``remote`` consumers want, and tells the others on ``voltlib.<cluster name>.wants`` (again
+  whenever a node it had not heard of announces itself), so that nobody encodes and sends what no
+  node listens to: MeterValues and Heartbeat, most of the traffic, stay on their node. A node also
+  publishes what it wants itself, so nodes of one version lose nothing before they have heard of
+  each other. It never hears its own events back (NATS ``no_echo``): the per-charge-point work (rentals,
   detectors, state of charge, certificates, local lists) is done once, by the node holding the
   charge point. Core NATS delivers at most once: consumers of other nodes' events that must not
   miss anything rebuild from the database, where every event's data was committed before it was
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any, Protocol, get_args
@@ -103,6 +108,9 @@ class NatsCluster:
         self._nc: Client | None = None
         self._held: dict[str, Subscription] = {}
         self._listening: set[str] = set()  # event topics subscribed to on NATS
+        self._publishing: set[str] = set()  # event topics some node listens to (this one included)
+        self._node = uuid.uuid4().hex  # names this node in announcements only
+        self._peers: set[str] = set()  # nodes whose announcement this node heard
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- life --
@@ -110,14 +118,36 @@ class NatsCluster:
     async def connect(self) -> None:
         # no_echo: this node's events reach its consumers directly (publish), not back through NATS
         self._nc = await nats.connect(self.url, name="voltlib", max_reconnect_attempts=-1, no_echo=True)
-        await self._listen()
+        await self.nc.subscribe(f"{self.prefix}.wants", cb=self._on_wants)
+        await self._listen(announce=True)  # even wanting nothing: the others then tell this node their wants
 
-    async def _listen(self) -> None:
-        """Subscribe to the topics the ``network`` and ``remote`` consumers want and nobody asked for yet."""
-        for topic in _topics(self.local.remote_types()):
-            if topic not in self._listening:
-                self._listening.add(topic)
-                await self.nc.subscribe(f"{self.prefix}.events.{topic}", cb=self._on_event)
+    async def _listen(self, announce: bool = False) -> None:
+        """Subscribe to the topics the ``network`` and ``remote`` consumers want and nobody asked for
+        yet, and tell the other nodes."""
+        new = [topic for topic in _topics(self.local.remote_types()) if topic not in self._listening]
+        for topic in new:
+            self._listening.add(topic)
+            await self.nc.subscribe(f"{self.prefix}.events.{topic}", cb=self._on_event)
+        self._publishing.update(new)
+        if new or announce:
+            await self._announce()
+
+    async def _announce(self) -> None:
+        body = {"node": self._node, "topics": sorted(self._listening)}
+        await self.nc.publish(f"{self.prefix}.wants", json.dumps(body).encode())
+
+    async def _on_wants(self, msg: Msg) -> None:
+        """Another node's topics: publish them from now on; a node not heard of before hears ours."""
+        try:
+            body = json.loads(msg.data)
+            node, topics = str(body["node"]), [str(topic) for topic in body["topics"]]
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable announcement on %s", msg.subject)
+            return
+        self._publishing.update(topics)
+        if node not in self._peers:
+            self._peers.add(node)
+            await self._announce()
 
     async def close(self) -> None:
         if self._nc is not None:
@@ -134,11 +164,13 @@ class NatsCluster:
     # -- the bus --
 
     async def publish(self, event: Event) -> None:
-        """This node's consumers get the event directly, then it goes on NATS, every topic (other nodes
-        pick the topics they want). NATS failing (a long outage fills the reconnect buffer) costs the
+        """This node's consumers get the event directly, then it goes on NATS if some node wants its
+        topic. NATS failing (a long outage fills the reconnect buffer) costs the
         other nodes' views this event, never this node's own work on it."""
         await self.local.publish(event)
         topic = type(event).__struct_config__.tag
+        if topic not in self._publishing:  # no node listens to it
+            return
         try:
             await self.nc.publish(f"{self.prefix}.events.{topic}", encode(event))
         except NatsError as exc:

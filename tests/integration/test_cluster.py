@@ -16,9 +16,11 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 import pytest_asyncio
 import websockets
+from nats.aio.msg import Msg
 from ocpp.v16 import call
 
 from tests.conformance.conftest import connect, wait_until
@@ -307,9 +309,66 @@ async def test_a_node_still_handles_its_own_events_when_nats_refuses_them() -> N
         got.append(event.charge_point_id)
 
     cluster.subscribe(on_heartbeat, ev.HeartbeatReceived, name="test", scope="node")
+    cluster.watch(lambda event: None, ev.HeartbeatReceived, name="test-others", scope="remote")  # so it is sent
     await cluster.connect()
     await cluster.nc.close()  # from now on every NATS publish raises
     await cluster.publish(ev.HeartbeatReceived(charge_point_id="CP-ALONE", at=datetime.now(UTC)))
     await cluster.local.drain()
     await cluster.local.close()
     assert got == ["CP-ALONE"]
+
+
+async def test_only_the_topics_some_node_listens_to_go_on_nats() -> None:
+    """Each node announces what it listens to; an event nobody listens to is never encoded and sent,
+    and a node started later learns what the earlier ones want (they announce again for it)."""
+    _require_nats()
+    name = f"test{uuid.uuid4().hex[:8]}"
+    on_the_wire: list[str] = []
+    spy = await nats.connect(NATS_URL)
+
+    async def overheard(msg: Msg) -> None:
+        on_the_wire.append(msg.subject.rsplit(".", 1)[-1])
+
+    await spy.subscribe(f"voltlib.{name}.events.>", cb=overheard)
+    await spy.flush()
+    a, b, c = (NatsCluster(NATS_URL, name) for _ in range(3))
+    meters: list[ev.Event] = []
+    a.watch(lambda event: None, ev.ConnectorStatusChanged, name="status-view", scope="network")
+    b.watch(meters.append, ev.MeterValuesReceived, name="meter-view", scope="network")
+    now = datetime.now(UTC)
+    status = ev.ConnectorStatusChanged(charge_point_id="CP-W", at=now, connector_id=1, previous=None,
+                                       status="Charging", error_code="NoError", vendor_error_code=None,
+                                       info=None, expected=True)
+    meter = ev.MeterValuesReceived(charge_point_id="CP-W", at=now, connector_id=1, transaction_id=None,
+                                   sampled_at=now, energy_wh=1.0, power_w=None, soc_percent=None)
+    try:
+        await a.connect()
+        await b.connect()
+
+        async def a_heard_b() -> bool:
+            return meter.__struct_config__.tag in a._publishing
+
+        await wait_until(a_heard_b)
+        await c.connect()  # wants nothing itself
+
+        async def c_heard_both() -> bool:
+            return {status.__struct_config__.tag, meter.__struct_config__.tag} <= c._publishing
+
+        await wait_until(c_heard_both)
+        for node in (a, c):
+            await node.publish(ev.HeartbeatReceived(charge_point_id="CP-W", at=now))
+            await node.publish(status)
+            await node.publish(meter)
+            await node.nc.flush()
+
+        async def all_heard() -> bool:
+            return len(meters) == 2 and len(on_the_wire) == 4
+
+        await wait_until(all_heard)
+        await asyncio.sleep(0.1)  # anything else would have arrived by now
+        assert sorted(on_the_wire) == ["meter_values", "meter_values", "status", "status"]
+    finally:
+        for node in (a, b, c):
+            if node._nc is not None:
+                await node.close()
+        await spy.close()

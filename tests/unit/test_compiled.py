@@ -167,7 +167,8 @@ def test_frames_that_are_not_calls_are_left_to_the_slow_path() -> None:
     payload = EXAMPLES["Heartbeat"]
     for text in ['[3,"m-1",{}]', '[2,"m-1","Heartbeat"]', f'[2.0,"m-1","Heartbeat",{json.dumps(payload)}]',
                  '[true,"m-1","Heartbeat",{}]', '[2,"","Heartbeat",{}]', f'[2,"{"x" * 37}","Heartbeat",{{}}]',
-                 '[2,"m-1","Reset",{"type":"Hard"}]', '[2,"m-1","Heartbeat",{}', '[2,"m-1","Heartbeat",{}] x']:
+                 '[2,"m-1","Reset",{"type":"Hard"}]', '[2,"m-1","Heartbeat",{}', '[2,"m-1","Heartbeat",{}] x',
+                 '[2,"m-1","Authorize",{"idTag":"A\x00B"}]']:  # a raw NUL is not JSON
         assert compiled.decode_call(text) is None, text
 
 

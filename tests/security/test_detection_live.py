@@ -366,3 +366,32 @@ async def test_a_quarantine_set_through_the_api_outlives_a_reconnection_and_a_re
             await asyncio.wait_for(answer_call(cp, "ChangeAvailability", {"status": "Accepted"}), 1.5)
     finally:
         await ctx.__aexit__(None, None, None)
+
+
+async def test_a_quarantined_charge_point_is_logged_in_full(server: RunningServer) -> None:
+    """Under the default compact raw log an accepted MeterValues is not copied into the raw log, except
+    while its charge point is in quarantine: then every frame is evidence."""
+    assert server.settings.message_log == "compact"
+    ctx, cp = await booted_client(server, "CP-WATCH")
+    values = {"connectorId": 1, "meterValue": [{"timestamp": NOW, "sampledValue": [{"value": "1"}]}]}
+    try:
+        assert (await cp.call("MeterValues", values, message_id="before"))[0] == 3
+        quarantine = asyncio.create_task(api(server, "POST", "/api/v1/charge-points/CP-WATCH/quarantine",
+                                             {"reason": "suspicious"}))
+        await answer_call(cp, "ChangeAvailability", {"status": "Accepted"})
+        assert (await quarantine).status_code == 200
+        assert (await cp.call("MeterValues", values, message_id="during"))[0] == 3
+        release = asyncio.create_task(api(server, "POST", "/api/v1/charge-points/CP-WATCH/release"))
+        await answer_call(cp, "ChangeAvailability", {"status": "Accepted"})
+        assert (await release).status_code == 200
+        assert (await cp.call("MeterValues", values, message_id="after"))[0] == 3
+        assert (await cp.call("Authorize", {"idTag": "LAST"}, message_id="last"))[0] == 3
+    finally:
+        await ctx.__aexit__(None, None, None)
+    for _ in range(100):  # the raw log is written with a group commit nobody waits for
+        rows = (await api(server, "GET", "/api/v1/charge-points/CP-WATCH/messages")).json()
+        if any(row["message_id"] == "last" for row in rows):
+            break
+        await asyncio.sleep(0.05)
+    meter_ids = {row["message_id"] for row in rows if row["action"] == "MeterValues"}
+    assert meter_ids == {"during"}

@@ -251,7 +251,9 @@ class ChargePointConnection:
     # -- records --
 
     def _log_in_full(self) -> bool:
-        return self.ctx.services.settings.message_log == "full"
+        """Every frame of a charge point in quarantine is evidence, whatever the policy."""
+        services = self.ctx.services
+        return services.settings.message_log == "full" or self.cp_id in services.quarantined
 
     def _record(self, initiator: str, message_id: str, action: str | None, outcome: str, request: str,
                 response: str | None) -> None:

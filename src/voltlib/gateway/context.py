@@ -36,6 +36,9 @@ class Services:
     certificate_authority: CertificateAuthority | None = None
     authorizer: Authorizer | None = None
     cluster: Cluster = field(default_factory=SingleNode)  # other gateway nodes (voltlib.cluster)
+    # Charge points in quarantine, as this node knows them (kept by the security responder): the
+    # gateway logs their every frame in full, whatever ``message_log`` says.
+    quarantined: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)

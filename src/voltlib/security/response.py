@@ -73,8 +73,9 @@ class Responder:
         self.gateway = gateway
         # charge points this node knows to be in quarantine: checked on every connection, so kept in
         # memory (a database read per connection stalled the bus during reconnection storms); the
-        # other nodes' changes arrive as QuarantineChanged events (SecurityService.learn_remote)
-        self.quarantined: set[str] = set()
+        # other nodes' changes arrive as QuarantineChanged events (SecurityService.learn_remote).
+        # The gateway's own set: it logs a quarantined charge point's every frame.
+        self.quarantined: set[str] = gateway.services.quarantined
 
     async def _audit(self, actor: str, action: str, target: str, detail: dict[str, Any]) -> None:
         s = self.gateway.services

@@ -116,6 +116,8 @@ def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource 
 
 async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
     gateway = app[GATEWAY_KEY]
+    # before the first charge point: which are in quarantine (commands refused, every frame logged)
+    await security_service.service_of(gateway).load()
     tasks = [asyncio.create_task(_purge_forever(gateway)), asyncio.create_task(app[SHARING_KEY].run_timers())]
     settings = gateway.services.settings
     if settings.smart_charging:

@@ -7,16 +7,20 @@ import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests.conftest import RunningServer, basic_auth
+from tests.conftest import RunningServer, basic_auth, free_port, start_server
 from tests.integration.test_protocol import BOOT, Client, connect
-from voltlib.security import audit
+from voltlib.config import Settings
+from voltlib.security import audit, records
 from voltlib.security.service import service_of
+from voltlib.store.db import Store
+from voltlib.store.migrate import upgrade
 
 pytestmark = pytest.mark.asyncio
 NOW = "2026-11-28T10:00:00Z"
@@ -395,3 +399,18 @@ async def test_a_quarantined_charge_point_is_logged_in_full(server: RunningServe
         await asyncio.sleep(0.05)
     meter_ids = {row["message_id"] for row in rows if row["action"] == "MeterValues"}
     assert meter_ids == {"during"}
+
+
+async def test_the_quarantine_is_known_before_the_first_charge_point_connects(database_url: str) -> None:
+    """After a restart the gateway knows at once which charge points are in quarantine: none of a
+    quarantined charge point's first frames may miss the full log."""
+    store = Store(database_url)
+    upgrade(store.engine)
+    store.run_sync(partial(records.start_quarantine, cp_id="CP-KEPT", reason="forced cabinet", by="analyst",
+                           incident_id=None, now=datetime.now(UTC)))
+    store.close()
+    runner, running = await start_server(Settings(database_url=database_url, port=free_port()))
+    try:
+        assert running.gateway.services.quarantined == {"CP-KEPT"}
+    finally:
+        await runner.cleanup()

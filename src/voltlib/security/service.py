@@ -100,7 +100,9 @@ class SecurityService:
 
     # -- the subscriber --
 
-    async def _load(self) -> None:
+    async def load(self) -> None:
+        """What the detectors remember of every charge point, and which are in quarantine: done at
+        start-up (server.py), before the first charge point connects; an event handled first waits."""
         async with self._loading:
             if self._loaded:
                 return
@@ -114,7 +116,7 @@ class SecurityService:
     async def handle(self, event: ev.Event) -> None:
         store = self.services.store
         if not self._loaded:
-            await self._load()
+            await self.load()
         if isinstance(event, CHARGE_POINT_CLOCK):  # their time is the charge point's: never trust it for windows
             event = msgspec.structs.replace(event, at=self.services.clock.now())
         cp = event.charge_point_id
@@ -139,7 +141,7 @@ class SecurityService:
         """Another node's incident, for the counts over the whole network."""
         assert isinstance(event, ev.SecurityIncident)
         if not self._loaded:
-            await self._load()
+            await self.load()
         for signal in self.detectors.correlate(event):
             await self.process(signal)
 

@@ -26,7 +26,7 @@ import json
 import sys
 import types
 import typing
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -128,10 +128,7 @@ def _post_init(date_times: tuple[str, ...]) -> dict[str, Any]:
             text = getattr(self, name)
             if text is not None:  # an absent optional field keeps its default
                 value = _date_time_decoder.decode(f'"{text}"')  # the pattern admits no quote
-                try:
-                    value.astimezone(UTC)
-                except OverflowError:  # msgspec turns only a ValueError into a validation error
-                    raise ValueError(f"{name}: date-time out of range") from None
+                v16.check_utc_range(name, value)
                 setattr(self, name, value)
 
     return {"__post_init__": __post_init__}

@@ -219,6 +219,8 @@ class _Psycopg:
         cls.idle, cls.failed = pq.TransactionStatus.IDLE, pq.ExecStatus.FATAL_ERROR
         cls.skipped, cls.synced = pq.ExecStatus.PIPELINE_ABORTED, pq.ExecStatus.PIPELINE_SYNC
         cls.loaded = True
+
+
 _names = itertools.count(1)
 
 

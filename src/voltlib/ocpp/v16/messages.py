@@ -25,12 +25,17 @@ def _check_storable(struct: msgspec.Struct) -> None:
     for name in struct.__struct_fields__:
         value = getattr(struct, name)
         if isinstance(value, datetime):
-            try:
-                value.astimezone(UTC)
-            except OverflowError:
-                raise ValueError(f"{name}: date-time out of range") from None
+            check_utc_range(name, value)
         elif isinstance(value, str) and "\x00" in value:
             raise ValueError(f"{name}: NUL character not allowed")
+
+
+def check_utc_range(name: str, value: datetime) -> None:
+    """A ValueError (which msgspec reports as a validation error) for a date-time that overflows in UTC."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{name}: date-time out of range") from None
 
 
 class Message(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):

@@ -148,6 +148,12 @@ def test_standard_values_are_stored_as_small_integers() -> None:
                                                      "measurand": "SoC", "location": "EV", "unit": "Percent"}]
 
 
+@given(samples_strategy, st.sampled_from(["Energy.Active.Import.Register", "SoC", "Vendor.Thing", ""]))
+def test_find_packed_reads_a_stored_blob_as_find_reads_the_samples(samples: list[SampledValue],
+                                                                   measurand: str) -> None:
+    assert repr(meter.find_packed(meter.pack(samples), measurand)) == repr(meter.find(samples, measurand))
+
+
 def test_find_reads_numbers_and_tolerates_text() -> None:
     samples = [SampledValue(value="230.1", measurand="Voltage", phase="L1"),
                SampledValue(value="229", measurand="Voltage", phase="L2"),

@@ -71,3 +71,15 @@ def find(samples: list[SampledValue], measurand: str, phase: str | None = None) 
             except ValueError:
                 return None
     return None
+
+
+def find_packed(blob: bytes, measurand: str) -> float | None:
+    """``find`` on a stored blob (:func:`pack`), without rebuilding the samples."""
+    code = _MEASURAND.get(measurand, measurand)
+    for row in _decoder.decode(blob):
+        if row[3] == code:
+            try:
+                return float(row[0])
+            except ValueError:
+                return None
+    return None

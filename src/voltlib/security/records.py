@@ -14,17 +14,35 @@ from typing import Any
 
 from sqlalchemy import Connection, false, insert, select, text, update
 
+from voltlib.domain import meter
 from voltlib.security import incidents as inc
 from voltlib.security.detectors import Inventory, Signal
 from voltlib.security.workorders import WorkOrder
 from voltlib.store.tables import (
     charge_points,
     id_tags,
+    meter_values,
     quarantines,
     security_alerts,
     security_incidents,
     work_orders,
 )
+
+REGISTER_LOOKBACK = 20  # stored readings searched for the last energy register
+
+
+def register_before(conn: Connection, cp_id: str, connector_id: int, sampled_before: datetime) -> float | None:
+    """The energy register of the connector's latest stored reading sampled before ``sampled_before``
+    (by sample time, so a backlog replayed after a reconnection is compared with what came before it)."""
+    blobs = conn.execute(select(meter_values.c.samples).where(
+        meter_values.c.charge_point_id == cp_id, meter_values.c.connector_id == connector_id,
+        meter_values.c.sampled_at < sampled_before).order_by(meter_values.c.sampled_at.desc())
+        .limit(REGISTER_LOOKBACK)).scalars()
+    for blob in blobs:
+        value = meter.find_packed(blob, "Energy.Active.Import.Register")
+        if value is not None:
+            return value
+    return None
 
 
 def _json(detail: dict[str, Any]) -> dict[str, Any]:

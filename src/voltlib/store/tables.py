@@ -305,6 +305,7 @@ rentals = Table(
     Column("updated_at", TS, nullable=False),
     Index("ix_rentals_member", "member_id", "created_at"),
     Index("ix_rentals_car", "car_id", "created_at"),
+    Index("ix_rentals_city_updated", "city", "updated_at"),  # the daily report: a city's returns of a day
 )
 
 invoices = Table(

@@ -27,6 +27,7 @@ from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.gateway import Gateway
+from voltlib.gateway.tls import TlsSite
 from voltlib.gbfs import http as gbfs_http
 from voltlib.gbfs.dbsource import DatabaseSource
 from voltlib.gbfs.http import SnapshotSource
@@ -198,8 +199,8 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     sites = [web.TCPSite(runner, settings.host, settings.port, backlog=4096, reuse_port=reuse)]
     context = tls_context(settings)
     if context is not None:
-        sites.append(web.TCPSite(runner, settings.host, settings.tls_port, ssl_context=context, backlog=4096,
-                                 reuse_port=reuse))
+        sites.append(TlsSite(runner, settings.host, settings.tls_port, ssl_context=context, backlog=4096,
+                             reuse_port=reuse, watcher=app[GATEWAY_KEY]))
     for site in sites:
         await site.start()
     log.info("voltlib listening on http://%s:%d (OCPP at /ocpp/{id}, API at /api/v1)", settings.host, settings.port)

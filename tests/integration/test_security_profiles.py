@@ -18,13 +18,13 @@ import httpx
 import pytest
 import pytest_asyncio
 import websockets
-from aiohttp import web
 from websockets.exceptions import InvalidStatus
 
 from tests.conftest import PASSWORD, RunningServer, basic_auth, free_port, start_server
 from tests.integration.tls_pki import Pki, make_pki
 from voltlib.config import Settings
 from voltlib.gateway.gateway import CommandError
+from voltlib.gateway.tls import TlsSite
 from voltlib.server import tls_context
 
 
@@ -82,7 +82,8 @@ async def launch(database_url: str, pki: Pki) -> AsyncIterator[Launch]:
             stack.push_async_callback(runner.cleanup)
             context = tls_context(settings)
             assert context is not None
-            await web.TCPSite(runner, settings.host, settings.tls_port, ssl_context=context).start()
+            await TlsSite(runner, settings.host, settings.tls_port, ssl_context=context,
+                          watcher=running.gateway).start()
             return Env(running, pki, f"wss://{settings.host}:{settings.tls_port}/ocpp")
 
         yield start
@@ -222,6 +223,72 @@ async def test_profile_3_certificate_from_untrusted_ca_fails_the_handshake(
     context = tls_context(env.server.settings)
     assert context is not None and context.cert_store_stats()["x509_ca"] == 1
     assert context.verify_mode == ssl.CERT_OPTIONAL
+    # the failed handshake is a security event with the address it came from (A00.FR.408), and an alert
+    event = await tls_event(env, "tls_certificate_refused")
+    assert event["severity"] == "high" and event["source"] == "127.0.0.1" and event["charge_point_id"] is None
+    assert event["detail"]["reason"] == "CERTIFICATE_VERIFY_FAILED" and event["detail"]["verify_message"]
+    await env.server.settled()
+    alerts = (await env.api("GET", "/api/v1/security/alerts")).json()
+    assert [a["source"] for a in alerts if a["kind"] == "tls_certificate_refused"] == ["127.0.0.1"]
+
+
+async def tls_event(env: Env, kind: str) -> dict[str, Any]:
+    """The one security event of ``kind``, waiting for it: a failed handshake is recorded after the
+    client has seen its connection fail."""
+    for _ in range(100):
+        found = [e for e in await env.events() if e["kind"] == kind]
+        if found:
+            (event,) = found
+            return event
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind} event")
+
+
+async def test_a_handshake_that_is_not_tls_is_recorded_but_not_alerted(env: Env) -> None:
+    host, port = env.wss_url.removeprefix("wss://").split("/")[0].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /ocpp/CP-1 HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP on the TLS port
+    assert await asyncio.wait_for(reader.read(), 10) == b""  # hung up on, no answer
+    writer.close()
+    event = await tls_event(env, "tls_handshake_failed")
+    assert event["severity"] == "warning" and event["source"] == "127.0.0.1"
+    assert event["detail"]["reason"] == "HTTP_REQUEST"
+    # a connection that says nothing and leaves (a port probe, a load balancer's check) is no event
+    _, probe = await asyncio.open_connection(host, int(port))
+    probe.close()
+    await probe.wait_closed()
+    good = env.pki.charge_point("CP-3")
+    await env.server.add_charge_point("CP-3", profile=3)
+    async with connect(f"{env.wss_url}/CP-3", tls=env.pki.client_context(good)) as ws:
+        assert await boot(ws) == "Accepted"  # after the garbage and the probe, TLS still serves
+    await env.server.settled()
+    assert [e["kind"] for e in await env.events() if e["kind"].startswith("tls_")] == ["tls_handshake_failed"]
+    alerts = (await env.api("GET", "/api/v1/security/alerts")).json()
+    assert not [a for a in alerts if a["kind"].startswith("tls_")]
+
+
+async def test_a_source_over_the_failure_limit_is_hung_up_on_before_its_handshake(launch: Launch) -> None:
+    env = await launch(auth_failures_per_source_per_minute=3)
+    await env.server.add_charge_point("CP-3", profile=3)
+    for attempt in range(5):
+        with pytest.raises((ssl.SSLError, OSError, websockets.exceptions.InvalidHandshake,
+                            websockets.exceptions.ConnectionClosed)):
+            async with connect(f"{env.wss_url}/CP-3", tls=env.ssl("CP-3", trusted=False)) as ws:
+                await ws.recv()
+        if attempt < 3:
+            await tls_event_count(env, attempt + 1)
+    await asyncio.sleep(0.3)
+    assert len([e for e in await env.events() if e["kind"] == "tls_certificate_refused"]) == 3
+    # the limit is the source's, for plain ws as well: the upgrade is refused with 429
+    assert await refused(f"{env.ws_url}/CP-3") == 429
+
+
+async def tls_event_count(env: Env, count: int) -> None:
+    for _ in range(100):
+        if len([e for e in await env.events() if e["kind"] == "tls_certificate_refused"]) >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} tls_certificate_refused events")
 
 
 # -- profile 0, subprotocols --------------------------------------------------------------------

@@ -98,6 +98,14 @@ def test_brute_force_per_identity_and_per_source() -> None:
     assert results == [[], [], ["brute_force_identity"]]
 
 
+def test_a_refused_tls_certificate_is_alerted_and_counts_as_a_failed_authentication() -> None:
+    d = Detectors(Tuning(failed_auth_per_source=3))
+    results = [kinds(d.feed(incident("tls_certificate_refused", i, cp=""))) for i in range(3)]
+    assert results == [["tls_certificate_refused"], ["tls_certificate_refused"],
+                       ["tls_certificate_refused", "brute_force_source"]]
+    assert d.feed(incident("tls_handshake_failed", 4, cp="")) == []  # recorded by the gateway, not an alert
+
+
 def test_failures_spread_over_time_are_not_brute_force() -> None:
     d = Detectors(Tuning(failed_auth_per_identity=3))
     assert all(d.feed(incident("auth_failed", i * 3600)) == [] for i in range(10))

@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+import ssl
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -257,6 +258,24 @@ class Gateway:
                                     source=source, detail=detail, now=now))
         await s.bus.publish(ev.SecurityIncident(charge_point_id=cp_id or "", at=now, kind=kind, severity=severity,
                                                 source=source, detail=detail))
+
+    # -- the TLS listener (gateway/tls.py) --
+
+    def tls_blocked(self, address: str) -> bool:
+        return self._source_failures.blocked(address)
+
+    async def tls_failed(self, address: str, error: ssl.SSLError) -> None:
+        """A TLS handshake failed, before any identity was sent: only the address is known. A
+        certificate we do not trust is a failed authentication; any other failure (a TLS version too
+        old, our certificate refused, not TLS at all) is recorded for the analyst."""
+        self._source_failures.failed(address)
+        refused = isinstance(error, ssl.SSLCertVerificationError)
+        detail: dict[str, Any] = {"reason": error.reason or type(error).__name__, "error": str(error)[:200]}
+        if isinstance(error, ssl.SSLCertVerificationError):
+            detail["verify_message"] = error.verify_message
+        log.warning("TLS handshake from %s failed: %s", address, detail["reason"])
+        await self._security(None, address, "tls_certificate_refused" if refused else "tls_handshake_failed",
+                             "high" if refused else "warning", detail)
 
     # -- commands to charge points --
 

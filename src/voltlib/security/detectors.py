@@ -98,7 +98,9 @@ WARNING_EVENTS = frozenset({"FailedToAuthenticateAtCentralSystem", "Reconfigurat
                             "MemoryExhaustion", "SettingSystemTime"})
 # FirmwareUpdated, StartupOfTheDevice, ResetOrReboot: routine, seen by the reboot/firmware detectors.
 
-AUTH_FAILURES = frozenset({"auth_failed", "auth_missing", "certificate_mismatch"})
+AUTH_FAILURES = frozenset({"auth_failed", "auth_missing", "certificate_mismatch", "tls_certificate_refused"})
+# Alerted at once, besides being counted: a certificate that is not the identity's, or not trusted.
+CERTIFICATE_REFUSALS = frozenset({"certificate_mismatch", "tls_certificate_refused"})
 UNKNOWN_IDENTITIES = frozenset({"unknown_identity", "bad_identity"})
 # Signals counted over every node's events (``correlate``): each node raises them when its count
 # crosses the threshold, so the store keeps the first and drops the other nodes' copies.
@@ -315,8 +317,8 @@ class Detectors:
         cp, src = e.charge_point_id or None, e.source
         kind = e.kind
         if kind in AUTH_FAILURES or kind in UNKNOWN_IDENTITIES:
-            first = [Signal("identity", "certificate_mismatch", "high", cp, src, e.at, False, dict(e.detail))] \
-                if kind == "certificate_mismatch" else []
+            first = [Signal("identity", kind, "high", cp, src, e.at, False, dict(e.detail))] \
+                if kind in CERTIFICATE_REFUSALS else []
             return first + self._incident_counts(e)
         simple = {
             "auth_rate_limited": ("identity", "locked_out", "high"),

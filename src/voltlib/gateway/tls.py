@@ -1,0 +1,96 @@
+"""The TLS listener of security profiles 2 and 3, which knows when a handshake fails.
+
+asyncio's own TLS server drops a failed handshake without a word: an untrusted or expired client
+certificate, a charge point that refuses our certificate, a TLS version too old — none reaches HTTP,
+so none could be recorded. The whitepaper (A00.FR.408) wants them logged as security events. Here
+the listener accepts plain TCP and starts TLS on each connection itself (``loop.start_tls``), so a
+failure is caught with the peer's address; a good handshake hands the connection to aiohttp exactly
+as its own TLS server would.
+
+A source over the gateway's failure limit is hung up on before its handshake: a handshake costs the
+server a signature, and a blocked source would only add failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0  # seconds a connection may take to finish its TLS handshake
+
+
+class HandshakeWatcher(Protocol):
+    """What the listener tells about and asks of the gateway."""
+
+    def tls_blocked(self, address: str) -> bool: ...
+
+    def tls_failed(self, address: str, error: ssl.SSLError) -> Awaitable[None]: ...
+
+
+class TlsSite(web.TCPSite):
+    """An aiohttp site whose TLS handshakes are voltlib's to watch."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, ssl_context: ssl.SSLContext,
+                 watcher: HandshakeWatcher, backlog: int = 128, reuse_port: bool | None = None) -> None:
+        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog, reuse_port=reuse_port)
+        self._watcher = watcher
+        self._handshakes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site; TCPSite.start would wrap TLS itself
+        server = self._runner.server
+        context = self._ssl_context
+        assert server is not None and context is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Handshake(server, context, self._watcher, self._handshakes), self._host, self._port,
+            backlog=self._backlog, reuse_address=self._reuse_address, reuse_port=self._reuse_port)
+        self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
+
+    async def stop(self) -> None:
+        for task in list(self._handshakes):
+            task.cancel()
+        await super().stop()
+
+
+class _Handshake(asyncio.Protocol):
+    """Holds one accepted TCP connection until its TLS handshake ends, then hands it on."""
+
+    def __init__(self, factory: Callable[[], asyncio.Protocol], context: ssl.SSLContext, watcher: HandshakeWatcher,
+                 tasks: set[asyncio.Task[None]]) -> None:
+        self._factory, self._context, self._watcher, self._tasks = factory, context, watcher, tasks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # the ClientHello stays in the socket for start_tls
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else "unknown"
+        if self._watcher.tls_blocked(address):
+            transport.abort()
+            return
+        task = asyncio.get_running_loop().create_task(self._start_tls(transport, address))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _start_tls(self, transport: asyncio.Transport, address: str) -> None:
+        protocol = self._factory()
+        try:
+            tls = await asyncio.get_running_loop().start_tls(
+                transport, protocol, self._context, server_side=True, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        except ssl.SSLError as exc:
+            await self._watcher.tls_failed(address, exc)
+            return
+        except (OSError, TimeoutError) as exc:  # gone before or during the handshake: a probe, not an attempt
+            log.debug("TLS connection from %s ended before its handshake: %r", address, exc)
+            transport.abort()
+            return
+        if tls is None:  # the connection closed as the handshake finished
+            return
+        protocol.connection_made(tls)

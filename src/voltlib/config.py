@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # CA that signs charge-point certificates (profile 3)
+    tls_client_crl: Path | None = None  # that CA's revocation list(s), PEM: a revoked certificate fails TLS
     # CA that signs the CSRs charge points send in SignCertificate (whitepaper A02/A03); without
     # both files SignCertificate is answered Rejected. Usually the CA named by tls_client_ca.
     ca_cert: Path | None = None

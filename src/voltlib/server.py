@@ -27,7 +27,7 @@ from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.gateway import Gateway
-from voltlib.gateway.tls import TlsSite
+from voltlib.gateway.tls import RELOAD_EVERY, ContextSource, HandshakeWatcher, TlsSite
 from voltlib.gbfs import http as gbfs_http
 from voltlib.gbfs.dbsource import DatabaseSource
 from voltlib.gbfs.http import SnapshotSource
@@ -188,6 +188,29 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.tls_client_ca is not None:
         context.load_verify_locations(settings.tls_client_ca)
         context.verify_mode = ssl.CERT_OPTIONAL  # profile 3 charge points present one; profile 2 ones need not
+    if settings.tls_client_crl is not None:
+        if settings.tls_client_ca is None:
+            raise ValueError("tls_client_crl needs tls_client_ca")
+        context.load_verify_locations(settings.tls_client_crl)  # OpenSSL reads the CRLs of a PEM file too
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF  # and then wants the CA's: a missing CRL refuses
+    return context
+
+
+def tls_site(runner: web.AppRunner, settings: Settings, watcher: HandshakeWatcher, *, backlog: int = 128,
+             reuse_port: bool | None = None, reload_every: float = RELOAD_EVERY) -> TlsSite | None:
+    """The TLS listener, its context built again when a certificate, key or CRL file changes."""
+    if tls_context(settings) is None:
+        return None
+    files = [f for f in (settings.tls_cert, settings.tls_key, settings.tls_client_ca, settings.tls_client_crl)
+             if f is not None]
+    contexts = ContextSource(partial(_tls_context, settings), files, every=reload_every)
+    return TlsSite(runner, settings.host, settings.tls_port, contexts=contexts, watcher=watcher, backlog=backlog,
+                   reuse_port=reuse_port)
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext:
+    context = tls_context(settings)
+    assert context is not None
     return context
 
 
@@ -197,14 +220,13 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
     await runner.setup()
     reuse = settings.reuse_port or None
     sites = [web.TCPSite(runner, settings.host, settings.port, backlog=4096, reuse_port=reuse)]
-    context = tls_context(settings)
-    if context is not None:
-        sites.append(TlsSite(runner, settings.host, settings.tls_port, ssl_context=context, backlog=4096,
-                             reuse_port=reuse, watcher=app[GATEWAY_KEY]))
+    secure = tls_site(runner, settings, app[GATEWAY_KEY], backlog=4096, reuse_port=reuse)
+    if secure is not None:
+        sites.append(secure)
     for site in sites:
         await site.start()
     log.info("voltlib listening on http://%s:%d (OCPP at /ocpp/{id}, API at /api/v1)", settings.host, settings.port)
-    if context is not None:
+    if secure is not None:
         log.info("TLS listener on https://%s:%d", settings.host, settings.tls_port)
     if ready is not None:
         ready.set()

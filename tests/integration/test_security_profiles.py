@@ -24,8 +24,7 @@ from tests.conftest import PASSWORD, RunningServer, basic_auth, free_port, start
 from tests.integration.tls_pki import Pki, make_pki
 from voltlib.config import Settings
 from voltlib.gateway.gateway import CommandError
-from voltlib.gateway.tls import TlsSite
-from voltlib.server import tls_context
+from voltlib.server import tls_context, tls_site
 
 
 @dataclass
@@ -80,10 +79,9 @@ async def launch(database_url: str, pki: Pki) -> AsyncIterator[Launch]:
             settings = Settings(**options)
             runner, running = await start_server(settings)
             stack.push_async_callback(runner.cleanup)
-            context = tls_context(settings)
-            assert context is not None
-            await TlsSite(runner, settings.host, settings.tls_port, ssl_context=context,
-                          watcher=running.gateway).start()
+            site = tls_site(runner, settings, running.gateway, reload_every=0.0)  # files looked at each handshake
+            assert site is not None
+            await site.start()
             return Env(running, pki, f"wss://{settings.host}:{settings.tls_port}/ocpp")
 
         yield start
@@ -230,6 +228,38 @@ async def test_profile_3_certificate_from_untrusted_ca_fails_the_handshake(
     await env.server.settled()
     alerts = (await env.api("GET", "/api/v1/security/alerts")).json()
     assert [a["source"] for a in alerts if a["kind"] == "tls_certificate_refused"] == ["127.0.0.1"]
+
+
+async def test_a_revoked_certificate_fails_the_handshake_once_the_new_crl_is_written(launch: Launch,
+                                                                                     pki: Pki) -> None:
+    crl = pki.crl([])
+    env = await launch(tls_client_crl=crl)
+    stolen, other = pki.charge_point("CP-3"), pki.charge_point("CP-4")
+    for cp_id in ("CP-3", "CP-4"):
+        await env.server.add_charge_point(cp_id, profile=3)
+    async with connect(f"{env.wss_url}/CP-3", tls=env.pki.client_context(stolen)) as ws:
+        assert await boot(ws) == "Accepted"
+    pki.crl([stolen])  # the operator publishes the revocation: no restart
+    with pytest.raises((ssl.SSLError, OSError, websockets.exceptions.InvalidHandshake,
+                        websockets.exceptions.ConnectionClosed)):
+        async with connect(f"{env.wss_url}/CP-3", tls=env.pki.client_context(stolen)) as ws:
+            await ws.recv()
+    event = await tls_event(env, "tls_certificate_refused")
+    assert "revoked" in event["detail"]["verify_message"]
+    crl.write_text("-----BEGIN X509 CRL-----\nnot a CRL\n-----END X509 CRL-----\n")  # half-written
+    async with connect(f"{env.wss_url}/CP-4", tls=env.pki.client_context(other)) as ws:
+        assert await boot(ws) == "Accepted"  # the previous context serves on
+    with pytest.raises((ssl.SSLError, OSError, websockets.exceptions.InvalidHandshake,
+                        websockets.exceptions.ConnectionClosed)):
+        async with connect(f"{env.wss_url}/CP-3", tls=env.pki.client_context(stolen)) as ws:
+            await ws.recv()
+
+
+def test_a_crl_without_the_ca_it_belongs_to_is_refused(pki: Pki) -> None:
+    settings = Settings(tls_port=free_port(), tls_cert=pki.server.cert, tls_key=pki.server.key,
+                        tls_client_crl=pki.crl([]))
+    with pytest.raises(ValueError, match="tls_client_ca"):
+        tls_context(settings)
 
 
 async def tls_event(env: Env, kind: str) -> dict[str, Any]:

@@ -51,6 +51,20 @@ class Pki:
         stem = name or f"cp-{cp_id}-{'trusted' if trusted else 'untrusted'}"
         return _issue(self.directory, stem, _name(cp_id), key, cert, client=True)
 
+    def crl(self, revoked: list[Issued]) -> Path:
+        """The trusted CA's revocation list naming ``revoked`` (written over the last one)."""
+        now = datetime.now(UTC)
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self._ca_cert.subject)
+                   .last_update(now - timedelta(minutes=5)).next_update(now + timedelta(days=1)))
+        for issued in revoked:
+            serial = x509.load_pem_x509_certificate(issued.cert.read_bytes()).serial_number
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - timedelta(minutes=1))
+                .build())
+        path = self.directory / "ca.crl"
+        path.write_bytes(builder.sign(self._ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+        return path
+
     def client_context(self, client: Issued | None = None) -> ssl.SSLContext:
         """What a charge point uses: trusts the test CA for the server, optionally presents ``client``."""
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca.cert))

@@ -169,6 +169,8 @@ def serve(
     tls_cert: Annotated[Path | None, typer.Option(help="Server certificate chain (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="Server private key (PEM).")] = None,
     tls_client_ca: Annotated[Path | None, typer.Option(help="CA of charge-point certificates (profile 3).")] = None,
+    tls_client_crl: Annotated[Path | None, typer.Option(
+        help="That CA's certificate revocation list(s), PEM; re-read when the file changes.")] = None,
     registration_policy: Annotated[str | None, typer.Option(help="reject | pending, for unknown ids.")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING...")] = None,
     time_scale: Annotated[float | None, typer.Option(
@@ -184,6 +186,7 @@ def serve(
     try:
         settings = load_settings(config, database_url=database_url, host=host, port=port, tls_port=tls_port,
                                  tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
+                                 tls_client_crl=tls_client_crl,
                                  registration_policy=registration_policy, log_level=log_level,
                                  time_scale=time_scale, time_origin=time_origin)
     except ValidationError as exc:

@@ -9,14 +9,20 @@ as its own TLS server would.
 
 A source over the gateway's failure limit is hung up on before its handshake: a handshake costs the
 server a signature, and a blocked source would only add failures.
+
+The TLS context is built again when one of its files changes (a new revocation list, a renewed
+server certificate), so neither needs a restart; connections already open keep theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import ssl
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
@@ -24,6 +30,7 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds a connection may take to finish its TLS handshake
+RELOAD_EVERY = 10.0  # seconds between two looks at the context's files
 
 
 class HandshakeWatcher(Protocol):
@@ -34,23 +41,62 @@ class HandshakeWatcher(Protocol):
     def tls_failed(self, address: str, error: ssl.SSLError) -> Awaitable[None]: ...
 
 
+class ContextSource:
+    """The current TLS context. At most every ``every`` seconds, at a handshake, it looks whether
+    a file changed; if so it builds the context again. A file that does not load (a CRL written
+    half-way, a key that does not match) keeps the previous context, logged, until it changes again."""
+
+    def __init__(self, build: Callable[[], ssl.SSLContext], files: Iterable[Path], *,
+                 every: float = RELOAD_EVERY) -> None:
+        self._build, self._files, self._every = build, tuple(files), every
+        self._stamps = self._stamp()
+        self._context = build()
+        self._checked = time.monotonic()
+
+    def current(self) -> ssl.SSLContext:
+        now = time.monotonic()
+        if now - self._checked >= self._every:
+            self._checked = now
+            stamps = self._stamp()
+            if stamps != self._stamps:
+                self._stamps = stamps
+                try:
+                    self._context = self._build()
+                except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                    log.error("TLS files changed but do not load (%s): keeping the previous TLS context", exc)
+                else:
+                    log.info("TLS files changed: new handshakes use the new context")
+        return self._context
+
+    def _stamp(self) -> tuple[tuple[int, int, int] | None, ...]:
+        stamps: list[tuple[int, int, int] | None] = []
+        for path in self._files:
+            try:
+                st = os.stat(path)
+            except OSError:
+                stamps.append(None)
+            else:
+                stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(stamps)
+
+
 class TlsSite(web.TCPSite):
     """An aiohttp site whose TLS handshakes are voltlib's to watch."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, ssl_context: ssl.SSLContext,
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, contexts: ContextSource,
                  watcher: HandshakeWatcher, backlog: int = 128, reuse_port: bool | None = None) -> None:
-        super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog, reuse_port=reuse_port)
+        super().__init__(runner, host, port, ssl_context=contexts.current(), backlog=backlog, reuse_port=reuse_port)
+        self._contexts = contexts
         self._watcher = watcher
         self._handshakes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site; TCPSite.start would wrap TLS itself
         server = self._runner.server
-        context = self._ssl_context
-        assert server is not None and context is not None
+        assert server is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Handshake(server, context, self._watcher, self._handshakes), self._host, self._port,
+            lambda: _Handshake(server, self._contexts, self._watcher, self._handshakes), self._host, self._port,
             backlog=self._backlog, reuse_address=self._reuse_address, reuse_port=self._reuse_port)
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
@@ -63,9 +109,9 @@ class TlsSite(web.TCPSite):
 class _Handshake(asyncio.Protocol):
     """Holds one accepted TCP connection until its TLS handshake ends, then hands it on."""
 
-    def __init__(self, factory: Callable[[], asyncio.Protocol], context: ssl.SSLContext, watcher: HandshakeWatcher,
+    def __init__(self, factory: Callable[[], asyncio.Protocol], contexts: ContextSource, watcher: HandshakeWatcher,
                  tasks: set[asyncio.Task[None]]) -> None:
-        self._factory, self._context, self._watcher, self._tasks = factory, context, watcher, tasks
+        self._factory, self._contexts, self._watcher, self._tasks = factory, contexts, watcher, tasks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -83,7 +129,8 @@ class _Handshake(asyncio.Protocol):
         protocol = self._factory()
         try:
             tls = await asyncio.get_running_loop().start_tls(
-                transport, protocol, self._context, server_side=True, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+                transport, protocol, self._contexts.current(), server_side=True,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
         except ssl.SSLError as exc:
             await self._watcher.tls_failed(address, exc)
             return

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     heartbeat_interval: int = Field(300, ge=10, le=86400)
     pending_retry_interval: int = Field(60, ge=10, le=86400)
     command_timeout: float = Field(30.0, gt=0)
+    # A password rotation whose answer never came: how long the charge point may log in with the new
+    # key (which then becomes its password) besides the old one (docs/security.md).
+    password_rotation_grace_hours: float = Field(168.0, ge=0)
     meter_value_retention_days: int = Field(90, ge=1)
     message_log_retention_days: int = Field(30, ge=1)
     # Raw OCPP log (docs/operations.md, "Raw message log"): "full" keeps every exchange with its

@@ -525,6 +525,58 @@ async def test_TC_073_rejected_rotation_keeps_the_old_password(env: Env) -> None
     assert "password_rotation_failed" in await env.kinds("CP-P")
 
 
+async def rotation_unanswered(env: Env, cp_id: str) -> str:
+    """Rotate while the charge point, connected with the old password, takes the key and never
+    answers (its answer lost, or its modem gone); return the key."""
+    async with connect(f"{env.ws_url}/{cp_id}", headers=basic_auth(cp_id)) as ws:
+        assert await boot(ws) == "Accepted"
+        request = asyncio.create_task(env.api("POST", f"/api/v1/charge-points/{cp_id}/rotate-password"))
+        frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert frame[2] == "ChangeConfiguration" and frame[3]["key"] == "AuthorizationKey"
+        row = (await request).json()
+    assert row["rotated"] is False and row["state"] == "timeout"
+    return str(frame[3]["value"])
+
+
+async def test_TC_073_a_rotation_never_answered_is_settled_by_the_next_login_with_the_new_key(
+        launch: Launch) -> None:
+    env = await launch(command_timeout=1.0)
+    await env.server.add_charge_point("CP-P", profile=1)
+    key = await rotation_unanswered(env, "CP-P")
+    failed = next(e for e in await env.events("CP-P") if e["kind"] == "password_rotation_failed")
+    assert failed["severity"] == "high" and failed["detail"]["pending_until"]
+    # it took the key: its next login with it is let in, and the key is its password from then on
+    async with connect(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P", key)) as ws:
+        assert await boot(ws) == "Accepted"
+    assert await refused(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P", PASSWORD)) == 401
+    async with connect(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P", key)) as ws:
+        assert await boot(ws) == "Accepted"
+    confirmed = [e for e in await env.events("CP-P") if e["kind"] == "password_rotated"]
+    assert [e["detail"]["confirmed_by"] for e in confirmed] == ["login"]
+    detail = (await env.api("GET", "/api/v1/charge-points/CP-P")).json()
+    assert "pending_password_hash" not in detail and "password_hash" not in detail
+
+
+async def test_TC_073_a_rotation_never_answered_is_dropped_by_a_login_with_the_old_password(
+        launch: Launch) -> None:
+    env = await launch(command_timeout=1.0)
+    await env.server.add_charge_point("CP-P", profile=1)
+    key = await rotation_unanswered(env, "CP-P")
+    async with connect(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P")) as ws:  # it never took the key
+        assert await boot(ws) == "Accepted"
+    assert await refused(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P", key)) == 401
+
+
+async def test_TC_073_the_new_key_of_an_unanswered_rotation_expires(launch: Launch) -> None:
+    env = await launch(command_timeout=1.0, password_rotation_grace_hours=0.0002)  # 0.72 s
+    await env.server.add_charge_point("CP-P", profile=1)
+    key = await rotation_unanswered(env, "CP-P")
+    await asyncio.sleep(1.0)
+    assert await refused(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P", key)) == 401
+    async with connect(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P")) as ws:
+        assert await boot(ws) == "Accepted"
+
+
 async def test_rotate_password_guards(env: Env) -> None:
     await env.server.add_charge_point("CP-P", profile=1)
     await env.server.add_charge_point("CP-3", profile=3)

@@ -9,6 +9,7 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
@@ -88,6 +89,8 @@ class Gateway:
         if cp_id in self._new_password_hashes:  # accepted a new password a moment ago: only that one counts
             record = dataclasses.replace(record, password_hash=self._new_password_hashes[cp_id])
         refusal = await auth.check(record, transport, credentials, self._credentials)
+        if record.pending_password_hash is not None and credentials is not None:
+            refusal = await self._settle_rotation(record, transport, credentials, refusal)
         if refusal is not None:
             return await self._refuse(request, cp_id, transport, refusal)
         if not await self._make_room(cp_id, transport):
@@ -379,7 +382,8 @@ class Gateway:
             # the other gateway nodes read) has it one group commit later.
             if outcome.state == "answered" and (outcome.payload or {}).get("status") == "Accepted":
                 self._new_password_hashes[cp_id] = new_hash
-                await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, password_hash=new_hash))
+                await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, password_hash=new_hash,
+                                            pending_password_hash=None, pending_password_until=None))
 
         try:
             row = await self._command(cp_id, "ChangeConfiguration", {"key": "AuthorizationKey", "value": key},
@@ -392,11 +396,40 @@ class Gateway:
                 # Kept a while after the write: an upgrade that read the record before it committed must
                 # still compare against the new hash.
                 asyncio.get_running_loop().call_later(NEW_PASSWORD_GRACE, self._forget_new_hash, cp_id, new_hash)
+        detail = {"command_id": row["id"], "state": row["state"], "status": status, "requested_by": requested_by}
+        if not rotated and row["state"] in ("timeout", "offline"):  # sent, never answered: it may hold the key
+            until = s.clock.now() + timedelta(hours=s.settings.password_rotation_grace_hours)
+            await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, pending_password_hash=new_hash,
+                                        pending_password_until=until))
+            detail["pending_until"] = until.isoformat()
         severity = "info" if rotated else ("high" if row["state"] == "timeout" else "warning")
         await self._security(cp_id, "central-system", "password_rotated" if rotated else "password_rotation_failed",
-                             severity, {"command_id": row["id"], "state": row["state"], "status": status,
-                                        "requested_by": requested_by})
+                             severity, detail)
         return {**row, "rotated": rotated}
+
+    async def _settle_rotation(self, record: repo.ChargePointRecord, transport: auth.Transport,
+                               credentials: tuple[str, str], refusal: auth.Refusal | None) -> auth.Refusal | None:
+        """A rotation whose ChangeConfiguration got no answer: the charge point's next login tells which
+        key it holds. The old one: it never took the new one, which is dropped. The new one, within the
+        grace: it did, and the new one becomes its password (without this, a lost answer would lock the
+        charge point out for good: nobody else knows the key)."""
+        s = self.services
+        pending = record.pending_password_hash
+        assert pending is not None
+        if refusal is None:
+            await s.store.write(partial(repo.settle_pending_password, cp_id=record.id, pending=pending, taken=False))
+            return None
+        user, password = credentials
+        until = record.pending_password_until
+        if refusal.kind != "auth_failed" or user != record.id or until is None or s.clock.now() > until \
+                or not await self._credentials.verify(password, pending):
+            return refusal
+        if await s.store.write(partial(repo.settle_pending_password, cp_id=record.id, pending=pending, taken=True)):
+            self._new_password_hashes[record.id] = pending  # other nodes read it one group commit later
+            asyncio.get_running_loop().call_later(NEW_PASSWORD_GRACE, self._forget_new_hash, record.id, pending)
+            await self._security(record.id, transport.address, "password_rotated", "info",
+                                 {"confirmed_by": "login", "pending_until": until.isoformat()})
+        return None
 
     async def _rotate_elsewhere(self, cp_id: str, requested_by: str | None) -> dict[str, Any]:
         """The node holding the charge point's socket rotates; this one relays its answer."""
@@ -437,6 +470,7 @@ class Gateway:
             except PasswordPolicyError as exc:
                 raise CommandError(422, "weak-password", str(exc)) from None
             values["password_hash"] = await asyncio.to_thread(hash_password, password)
+            values["pending_password_hash"] = values["pending_password_until"] = None
             self._new_password_hashes.pop(cp_id, None)
         elif profile in (1, 2) and not record.password_hash:
             raise CommandError(422, "password-required", "profiles 1 and 2 need a password")

@@ -46,6 +46,8 @@ class ChargePointRecord:
     vendor: str | None
     model: str | None
     serial_number: str | None
+    pending_password_hash: str | None = None  # rotate_password: sent, answer lost (docs/security.md)
+    pending_password_until: datetime | None = None
 
 
 def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
@@ -53,7 +55,8 @@ def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
         select(charge_points.c.id, charge_points.c.registration, charge_points.c.security_profile,
                charge_points.c.password_hash, charge_points.c.certificate_fingerprint,
                charge_points.c.firmware_version, charge_points.c.vendor, charge_points.c.model,
-               charge_points.c.serial_number).where(charge_points.c.id == cp_id)
+               charge_points.c.serial_number, charge_points.c.pending_password_hash,
+               charge_points.c.pending_password_until).where(charge_points.c.id == cp_id)
     ).first()
     return None if row is None else ChargePointRecord(*row)
 
@@ -75,16 +78,31 @@ def update_charge_point(conn: Connection, cp_id: str, **values: Any) -> bool:
     return result.rowcount > 0
 
 
+def settle_pending_password(conn: Connection, cp_id: str, pending: str, *, taken: bool) -> bool:
+    """The charge point showed which key it holds after a rotation whose answer was lost: the new one
+    (``taken``) becomes its password, or the old one and the new one is dropped. Only if that rotation
+    is still the pending one; False when another change came first."""
+    values: dict[str, Any] = {"pending_password_hash": None, "pending_password_until": None}
+    if taken:
+        values["password_hash"] = pending
+    result = conn.execute(update(charge_points).where(
+        charge_points.c.id == cp_id, charge_points.c.pending_password_hash == pending).values(**values))
+    return result.rowcount > 0
+
+
+SECRETS = frozenset({"password_hash", "pending_password_hash"})  # never leave the database through the API
+
+
 def list_charge_points(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(select(charge_points).order_by(charge_points.c.id)).mappings()
-    return [{k: v for k, v in row.items() if k != "password_hash"} for row in rows]
+    return [{k: v for k, v in row.items() if k not in SECRETS} for row in rows]
 
 
 def charge_point_detail(conn: Connection, cp_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(charge_points).where(charge_points.c.id == cp_id)).mappings().first()
     if row is None:
         return None
-    detail = {k: v for k, v in row.items() if k != "password_hash"}
+    detail = {k: v for k, v in row.items() if k not in SECRETS}
     detail["connectors"] = [dict(r) for r in conn.execute(
         select(connectors).where(connectors.c.charge_point_id == cp_id).order_by(connectors.c.connector_id)
     ).mappings()]

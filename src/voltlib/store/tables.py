@@ -71,6 +71,8 @@ charge_points = Table(
     Column("last_boot_at", TS), Column("last_seen_at", TS), Column("last_address", String(64)),
     Column("created_at", TS, nullable=False),
     Column("local_list_version", BigInteger),  # the local authorisation list version it accepted from voltlib
+    # a rotated password whose ChangeConfiguration got no answer: the charge point may have taken it
+    Column("pending_password_hash", String(200)), Column("pending_password_until", TS),
 )
 
 connectors = Table(

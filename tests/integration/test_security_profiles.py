@@ -5,6 +5,7 @@ edition 3) where one corresponds."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import ssl
 import uuid
@@ -575,6 +576,24 @@ async def test_TC_073_the_new_key_of_an_unanswered_rotation_expires(launch: Laun
     assert await refused(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P", key)) == 401
     async with connect(f"{env.ws_url}/CP-P", headers=basic_auth("CP-P")) as ws:
         assert await boot(ws) == "Accepted"
+
+
+def raw_basic_auth(cp_id: str, password: bytes) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(cp_id.encode() + b":" + password).decode()}
+
+
+async def test_a_charge_point_may_send_its_authorization_key_as_bytes(env: Env) -> None:
+    """A00.FR.205 keys are binary, hexadecimal represented; some charge points send the bytes."""
+    binary, ascii_ = "ff" * 20, "41424344454647484950515253545556"  # not UTF-8; "ABCDEFGHIPQRSTUV"
+    await env.server.add_charge_point("CP-B", profile=1, password=binary)
+    await env.server.add_charge_point("CP-A", profile=1, password=ascii_)
+    for cp_id, key in (("CP-B", binary), ("CP-A", ascii_)):
+        for password in (key.encode(), bytes.fromhex(key)):  # the text, and its bytes
+            async with connect(f"{env.ws_url}/{cp_id}", headers=raw_basic_auth(cp_id, password)) as ws:
+                assert await boot(ws) == "Accepted"
+    assert await refused(f"{env.ws_url}/CP-B", headers=raw_basic_auth("CP-B", b"\xfe" * 20)) == 401
+    assert await refused(f"{env.ws_url}/CP-A", headers=raw_basic_auth("CP-A", bytes.fromhex(binary))) == 401
+    assert await refused(f"{env.ws_url}/CP-B", headers=raw_basic_auth("CP-B", b"\xff" * 12)) == 401  # no key
 
 
 async def test_rotate_password_guards(env: Env) -> None:

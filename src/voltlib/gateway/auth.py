@@ -65,15 +65,33 @@ def _common_name(cert: dict[str, Any] | None) -> str | None:
     return None
 
 
+BINARY_KEY_BYTES = (16, 20)  # an AuthorizationKey's length in bytes (whitepaper A00.FR.205)
+
+
 def basic_credentials(request: web.Request) -> tuple[str, str] | None:
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith("basic "):
         return None
     try:
-        user, _, password = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8").partition(":")
+        user_bytes, _, password_bytes = base64.b64decode(header[6:].strip(), validate=True).partition(b":")
+        user = user_bytes.decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return user, password
+    try:
+        return user, password_bytes.decode("utf-8")
+    except UnicodeDecodeError:
+        if BINARY_KEY_BYTES[0] <= len(password_bytes) <= BINARY_KEY_BYTES[1]:
+            return user, password_bytes.hex()  # an AuthorizationKey sent as its bytes: see _binary_key
+        return None
+
+
+def _binary_key(password: str) -> str | None:
+    """Some charge points hex-decode the AuthorizationKey and send its 16-20 bytes as the Basic
+    password rather than the hexadecimal text (A00.FR.205 leaves room for both readings). Bytes that
+    are not UTF-8 are turned back into the text by ``basic_credentials``; bytes that happen to be
+    UTF-8 arrive as text, and this gives the text to try next. Lower-case, as voltlib writes keys."""
+    raw = password.encode("utf-8", "surrogatepass")
+    return raw.hex() if BINARY_KEY_BYTES[0] <= len(raw) <= BINARY_KEY_BYTES[1] else None
 
 
 async def check(record: ChargePointRecord, transport: Transport, credentials: tuple[str, str] | None,
@@ -95,9 +113,18 @@ async def check(record: ChargePointRecord, transport: Transport, credentials: tu
         if credentials is None:
             return Refusal(401, "auth_missing", "HTTP Basic authentication required")
         user, password = credentials
-        if user != record.id or not record.password_hash or not await cache.verify(password, record.password_hash):
+        stored = record.password_hash
+        if user != record.id or not stored or not await verify_password(password, stored, cache):
             return Refusal(401, "auth_failed", "bad credentials")
     return None
+
+
+async def verify_password(password: str, stored: str, cache: VerifiedCache) -> bool:
+    """The password as sent, or else as a binary AuthorizationKey's hexadecimal text."""
+    if await cache.verify(password, stored):
+        return True
+    binary = _binary_key(password)
+    return binary is not None and await cache.verify(binary, stored)
 
 
 class FailureLimiter:

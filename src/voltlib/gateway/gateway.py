@@ -422,7 +422,7 @@ class Gateway:
         user, password = credentials
         until = record.pending_password_until
         if refusal.kind != "auth_failed" or user != record.id or until is None or s.clock.now() > until \
-                or not await self._credentials.verify(password, pending):
+                or not await auth.verify_password(password, pending, self._credentials):
             return refusal
         if await s.store.write(partial(repo.settle_pending_password, cp_id=record.id, pending=pending, taken=True)):
             self._new_password_hashes[record.id] = pending  # other nodes read it one group commit later

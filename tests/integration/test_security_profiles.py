@@ -409,6 +409,29 @@ async def test_ten_failures_a_minute_for_one_identity_then_429(env: Env) -> None
         assert await boot(ws) == "Accepted"
 
 
+async def test_wrong_passwords_from_elsewhere_do_not_lock_the_real_charge_point_out(env: Env) -> None:
+    await env.server.add_charge_point("CP-1", profile=1)
+    async with connect(f"{env.ws_url}/CP-1", headers=basic_auth("CP-1")) as ws:  # its usual address
+        assert await boot(ws) == "Accepted"
+    await env.server.settled()
+    limit = env.server.settings.auth_failures_per_minute
+    for _ in range(limit):  # someone who knows its id, from another address
+        with pytest.raises(InvalidStatus) as info:
+            async with websockets.connect(f"{env.ws_url}/CP-1", subprotocols=["ocpp1.6"], open_timeout=10,
+                                          additional_headers=basic_auth("CP-1", "wrong-password-but-long"),
+                                          local_addr=("127.0.0.2", 0)):
+                pass
+        assert info.value.response.status_code == 401
+    for address in ("127.0.0.2", "127.0.0.3"):  # the identity is locked out everywhere else
+        with pytest.raises(InvalidStatus) as info:
+            async with websockets.connect(f"{env.ws_url}/CP-1", subprotocols=["ocpp1.6"], open_timeout=10,
+                                          additional_headers=basic_auth("CP-1"), local_addr=(address, 0)):
+                pass
+        assert info.value.response.status_code == 429
+    async with connect(f"{env.ws_url}/CP-1", headers=basic_auth("CP-1")) as ws:  # but not where it lives
+        assert await boot(ws) == "Accepted"
+
+
 async def test_a_scanning_source_is_blocked_for_every_identity(env: Env) -> None:
     await env.server.add_charge_point("CP-3", profile=1)
     limit = env.server.settings.auth_failures_per_source_per_minute

@@ -59,6 +59,7 @@ class Gateway:
         self._credentials = VerifiedCache()
         self._failures = auth.FailureLimiter(services.settings.auth_failures_per_minute)
         self._source_failures = auth.FailureLimiter(services.settings.auth_failures_per_source_per_minute)
+        self._pair_failures = auth.FailureLimiter(services.settings.auth_failures_per_minute)  # id@address
         self._upgrading: set[str] = set()
         # password hashes a charge point accepted that are not in the database yet (rotate_password)
         self._new_password_hashes: dict[str, str] = {}
@@ -74,10 +75,9 @@ class Gateway:
         transport = auth.transport_of(request)
         if not auth.IDENTITY.match(cp_id):
             return await self._refuse(request, None, transport, auth.Refusal(400, "bad_identity", "invalid identity"))
-        if self._failures.blocked(cp_id) or self._source_failures.blocked(transport.address):
-            return await self._refuse(request, cp_id, transport,
-                                      auth.Refusal(429, "auth_rate_limited", "too many failed attempts; wait"),
-                                      count=False)
+        if self._source_failures.blocked(transport.address) or self._pair_failures.blocked(
+                _pair(cp_id, transport.address)):
+            return await self._locked_out(request, cp_id, transport)
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         subprotocol = next((p for p in offered if p in SUBPROTOCOLS), None)
         if subprotocol is None:
@@ -86,6 +86,10 @@ class Gateway:
         record = await self._registered(cp_id, transport, credentials)
         if record is None:
             return await self._refuse(request, cp_id, transport, auth.Refusal(404, "unknown_identity", "unknown"))
+        if self._failures.blocked(cp_id) and transport.address != record.last_address:
+            # the identity's lock-out spares the address it last connected from: someone sending wrong
+            # passwords for it from elsewhere cannot keep the real charge point out
+            return await self._locked_out(request, cp_id, transport)
         if cp_id in self._new_password_hashes:  # accepted a new password a moment ago: only that one counts
             record = dataclasses.replace(record, password_hash=self._new_password_hashes[cp_id])
         refusal = await auth.check(record, transport, credentials, self._credentials)
@@ -246,6 +250,7 @@ class Gateway:
             self._source_failures.failed(transport.address)
             if cp_id:
                 self._failures.failed(cp_id)
+                self._pair_failures.failed(_pair(cp_id, transport.address))
         severity = "high" if refusal.status in (401, 403) else "warning"
         await self._security(cp_id, transport.address, refusal.kind, severity,
                              {"status": refusal.status, "reason": refusal.reason, "path": request.path[:200]})
@@ -253,6 +258,10 @@ class Gateway:
         headers = {"WWW-Authenticate": 'Basic realm="voltlib"'} if refusal.status == 401 else None
         body = {"type": "about:blank", "title": refusal.kind, "status": refusal.status, "detail": refusal.reason}
         return web.json_response(body, status=refusal.status, headers=headers, content_type="application/problem+json")
+
+    async def _locked_out(self, request: web.Request, cp_id: str, transport: auth.Transport) -> web.Response:
+        return await self._refuse(request, cp_id, transport,
+                                  auth.Refusal(429, "auth_rate_limited", "too many failed attempts; wait"), count=False)
 
     async def _security(self, cp_id: str | None, source: str, kind: str, severity: str, detail: dict[str, Any]) -> None:
         s = self.services
@@ -517,3 +526,7 @@ def _meets_policy(password: str) -> bool:
     except PasswordPolicyError:
         return False
     return True
+
+
+def _pair(cp_id: str, address: str) -> str:
+    return f"{cp_id}@{address}"

@@ -46,6 +46,7 @@ class ChargePointRecord:
     vendor: str | None
     model: str | None
     serial_number: str | None
+    last_address: str | None = None  # where it last connected from: the per-id lock-out spares it
     pending_password_hash: str | None = None  # rotate_password: sent, answer lost (docs/security.md)
     pending_password_until: datetime | None = None
 
@@ -55,7 +56,7 @@ def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
         select(charge_points.c.id, charge_points.c.registration, charge_points.c.security_profile,
                charge_points.c.password_hash, charge_points.c.certificate_fingerprint,
                charge_points.c.firmware_version, charge_points.c.vendor, charge_points.c.model,
-               charge_points.c.serial_number, charge_points.c.pending_password_hash,
+               charge_points.c.serial_number, charge_points.c.last_address, charge_points.c.pending_password_hash,
                charge_points.c.pending_password_until).where(charge_points.c.id == cp_id)
     ).first()
     return None if row is None else ChargePointRecord(*row)

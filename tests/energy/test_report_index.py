@@ -1,5 +1,6 @@
 """Migration 0008: the daily report narrows a city's returns by ``updated_at`` with an index range
-read, on SQLite and PostgreSQL; the migration goes down and up again and matches the tables."""
+read, on SQLite and PostgreSQL, and the migration goes down and up again (tests/integration/test_schema.py
+checks that every table is as declared)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import event, inspect
 
 from voltlib.energy import accounting
 from voltlib.store.db import Store
 from voltlib.store.migrate import alembic_config, upgrade
-from voltlib.store.tables import metadata
 
 INDEX = "ix_rentals_city_updated"
 
@@ -56,13 +54,10 @@ def test_a_citys_returns_of_a_day_are_an_index_range_read(database_url: str) -> 
         store.close()
 
 
-def test_the_migration_goes_down_and_up_and_matches_the_tables(database_url: str) -> None:
+def test_the_index_goes_down_and_up_with_its_migration(database_url: str) -> None:
     store = Store(database_url)
     try:
         upgrade(store.engine)
-        with store.engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(conn), metadata)
-        assert [d for d in diffs if "rentals" in repr(d)] == []
         command.downgrade(alembic_config(store.engine), "0007")
         assert INDEX not in {i["name"] for i in inspect(store.engine).get_indexes("rentals")}
         upgrade(store.engine)

@@ -281,13 +281,13 @@ class Gateway:
         certificate we do not trust is a failed authentication; any other failure (a TLS version too
         old, our certificate refused, not TLS at all) is recorded for the analyst."""
         self._source_failures.failed(address)
-        refused = isinstance(error, ssl.SSLCertVerificationError)
+        kind, severity = "tls_handshake_failed", "warning"
         detail: dict[str, Any] = {"reason": error.reason or type(error).__name__, "error": str(error)[:200]}
         if isinstance(error, ssl.SSLCertVerificationError):
+            kind, severity = "tls_certificate_refused", "high"
             detail["verify_message"] = error.verify_message
         log.warning("TLS handshake from %s failed: %s", address, detail["reason"])
-        await self._security(None, address, "tls_certificate_refused" if refused else "tls_handshake_failed",
-                             "high" if refused else "warning", detail)
+        await self._security(None, address, kind, severity, detail)
 
     # -- commands to charge points --
 

@@ -605,6 +605,16 @@ def raw_basic_auth(cp_id: str, password: bytes) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(cp_id.encode() + b":" + password).decode()}
 
 
+async def test_an_identity_with_a_colon_can_use_basic_auth(env: Env) -> None:
+    """RFC 7617 splits Basic credentials at the first ":"; OCPP ids may contain one."""
+    await env.server.add_charge_point("PARIS:0042", profile=1)
+    async with connect(f"{env.ws_url}/PARIS:0042", headers=basic_auth("PARIS:0042")) as ws:
+        assert await boot(ws) == "Accepted"
+    assert await refused(f"{env.ws_url}/PARIS:0042", headers=basic_auth("PARIS:0042", "wrong-password-but-long")) \
+        == 401
+    assert "auth_failed" in await env.kinds("PARIS:0042")
+
+
 async def test_a_charge_point_may_send_its_authorization_key_as_bytes(env: Env) -> None:
     """A00.FR.205 keys are binary, hexadecimal represented; some charge points send the bytes."""
     binary, ascii_ = "ff" * 20, "41424344454647484950515253545556"  # not UTF-8; "ABCDEFGHIPQRSTUV"

@@ -68,15 +68,25 @@ def _common_name(cert: dict[str, Any] | None) -> str | None:
 BINARY_KEY_BYTES = (16, 20)  # an AuthorizationKey's length in bytes (whitepaper A00.FR.205)
 
 
-def basic_credentials(request: web.Request) -> tuple[str, str] | None:
+def basic_credentials(request: web.Request, identity: str) -> tuple[str, str] | None:
+    """(user, password) of the Basic header. The user is split off after ``identity`` when the header
+    starts with it: charge point ids may contain ":", which Basic auth (RFC 7617) uses as separator."""
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith("basic "):
         return None
     try:
-        user_bytes, _, password_bytes = base64.b64decode(header[6:].strip(), validate=True).partition(b":")
-        user = user_bytes.decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        decoded = base64.b64decode(header[6:].strip(), validate=True)
+    except binascii.Error:
         return None
+    prefix = identity.encode("utf-8") + b":"
+    if decoded.startswith(prefix):
+        user, password_bytes = identity, decoded[len(prefix):]
+    else:
+        user_bytes, _, password_bytes = decoded.partition(b":")
+        try:
+            user = user_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     try:
         return user, password_bytes.decode("utf-8")
     except UnicodeDecodeError:

@@ -82,7 +82,7 @@ class Gateway:
         subprotocol = next((p for p in offered if p in SUBPROTOCOLS), None)
         if subprotocol is None:
             return await self._refuse_subprotocol(request, cp_id, transport, offered)
-        credentials = auth.basic_credentials(request)
+        credentials = auth.basic_credentials(request, cp_id)
         record = await self._registered(cp_id, transport, credentials)
         if record is None:
             return await self._refuse(request, cp_id, transport, auth.Refusal(404, "unknown_identity", "unknown"))

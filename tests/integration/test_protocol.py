@@ -17,8 +17,10 @@ import httpx
 import pytest
 import websockets
 from sqlalchemy import Connection, func, select
+from typer.testing import CliRunner
 
 from tests.conftest import RunningServer, basic_auth
+from voltlib.cli.main import app
 from voltlib.gateway.datatransfer import DataTransferAnswer
 from voltlib.store.tables import meter_values, transactions
 
@@ -177,6 +179,46 @@ async def test_message_log_policy(server: RunningServer, policy: str) -> None:
     else:
         assert logged == [kept_anyway[0], accepted[0], *kept_anyway[1:3], accepted[1], kept_anyway[3]]
     assert await server.store.read(count_rows(meter_values, charge_point_id="CP-LOG")) == 1  # stored either way
+
+
+async def test_a_traced_charge_point_is_logged_in_full(server: RunningServer) -> None:
+    """Under the compact log, an operator can trace one charge point: its accepted MeterValues are
+    logged too, on this connection and the next, until the trace ends."""
+    assert server.settings.message_log == "compact"
+    await server.add_charge_point("CP-TRACE", profile=0)
+
+    def values(minute: int) -> dict[str, Any]:
+        return {"connectorId": 1, "meterValue": [{"timestamp": f"2026-01-01T08:{minute:02d}:00Z",
+                                                  "sampledValue": [{"value": str(100 + minute)}]}]}
+
+    async def trace(minutes: int) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
+            return await api.post("/api/v1/charge-points/CP-TRACE/trace", json={"minutes": minutes})
+
+    async with connect(server, "CP-TRACE") as cp:
+        await cp.call("BootNotification", BOOT)
+        await cp.call("MeterValues", values(1), message_id="before")
+        on = await trace(30)
+        assert on.status_code == 200 and on.json()["live"] is True and on.json()["trace_until"]
+        await cp.call("MeterValues", values(2), message_id="traced")
+    async with connect(server, "CP-TRACE") as cp:  # the next connection is traced too
+        await cp.call("MeterValues", values(3), message_id="traced-again")
+        cli = await asyncio.to_thread(CliRunner().invoke, app, [
+            "cp", "trace", "CP-TRACE", "--minutes", "0", "--url", server.url, "--token", server.token])
+        assert cli.exit_code == 0, cli.output
+        assert json.loads(cli.output)["trace_until"] is None
+        await cp.call("MeterValues", values(4), message_id="after")
+        await cp.call("Authorize", {"idTag": "NOBODY"})
+    rows = await logged_exchanges(server, "CP-TRACE")
+    assert rows.count(("MeterValues", "result")) == 2
+    async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
+        logged = {row["message_id"] for row in (await api.get("/api/v1/charge-points/CP-TRACE/messages")).json()
+                  if row["action"] == "MeterValues"}
+    assert logged == {"traced", "traced-again"}
+    assert (await trace(-1)).status_code == 422
+    assert (await trace(24 * 60 + 1)).status_code == 422
+    async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
+        assert (await api.post("/api/v1/charge-points/NOPE/trace", json={"minutes": 5})).status_code == 404
 
 
 async def test_offline_transaction_is_stored_and_listed_by_start_time(server: RunningServer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from functools import partial
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from aiohttp import web
@@ -42,6 +42,13 @@ class NewChargePoint(msgspec.Struct, kw_only=True):
 
 class RegistrationChange(msgspec.Struct, kw_only=True):
     registration: Literal["Accepted", "Pending", "Rejected"]
+
+
+MAX_TRACE_MINUTES = 24 * 60  # a trace is for looking into a problem, not a second logging policy
+
+
+class TraceChange(msgspec.Struct, kw_only=True):
+    minutes: Annotated[int, msgspec.Meta(ge=0, le=MAX_TRACE_MINUTES)]  # 0 stops the trace
 
 
 class SecurityProfileChange(msgspec.Struct, kw_only=True):
@@ -128,6 +135,13 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         return reply({"id": record.id, "security_profile": record.security_profile,
                       "certificate_fingerprint": record.certificate_fingerprint})
 
+    async def set_trace(request: web.Request) -> web.Response:
+        change = await body_of(request, TraceChange)
+        try:
+            return reply(await gateway.set_trace(cp_id(request), change.minutes))
+        except CommandError as exc:
+            raise Problem(exc.status, exc.title, exc.detail) from None
+
     async def rotate_password(request: web.Request) -> web.Response:
         try:
             row = await gateway.rotate_password(cp_id(request), requested_by=request.get(PRINCIPAL))
@@ -200,6 +214,9 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         Route("POST", "/api/v1/charge-points/{cp_id}/rotate-password", rotate_password,
               "Send a new random AuthorizationKey (ChangeConfiguration); its hash is stored if the charge point "
               "accepts it", frozenset({"admin", "operator", "security"})),
+        Route("POST", "/api/v1/charge-points/{cp_id}/trace", set_trace,
+              "Log every frame of this charge point in full for some minutes (0 stops), whatever message_log says",
+              frozenset({"admin", "operator", "security"}), TraceChange),
         Route("GET", "/api/v1/charge-points/{cp_id}/status-history", history, "Connector status history",
               READ_ROLES),
         Route("GET", "/api/v1/charge-points/{cp_id}/transactions", cp_transactions, "Transactions", READ_ROLES),

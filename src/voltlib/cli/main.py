@@ -353,6 +353,23 @@ def cp_command(
         raise typer.Exit(code=1)
 
 
+@cp_app.command("trace")
+def cp_trace(
+    cp_id: str,
+    minutes: Annotated[int, typer.Option(min=0, max=1440, help="How long; 0 stops the trace.")] = 60,
+    url: Annotated[str, typer.Option(envvar="VOLTLIB_URL", help="Base URL of the running server.")]
+    = "http://127.0.0.1:8180",
+    token: Annotated[str, typer.Option(envvar="VOLTLIB_TOKEN", help="API token (admin, operator or security).")]
+    = "",
+) -> None:
+    """Log every frame of one charge point in full for a while, whatever message_log says."""
+    response = httpx.post(f"{url}/api/v1/charge-points/{cp_id}/trace", json={"minutes": minutes},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=40)
+    _print(response.json())
+    if response.status_code >= 400:
+        raise typer.Exit(code=1)
+
+
 # --- id tags ----------------------------------------------------------------------------------
 
 

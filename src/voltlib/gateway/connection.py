@@ -251,9 +251,12 @@ class ChargePointConnection:
     # -- records --
 
     def _log_in_full(self) -> bool:
-        """Every frame of a charge point in quarantine is evidence, whatever the policy."""
-        services = self.ctx.services
-        return services.settings.message_log == "full" or self.cp_id in services.quarantined
+        """Every frame of a charge point in quarantine is evidence, whatever the policy; so is every
+        frame of one an operator traces (``Gateway.set_trace``)."""
+        ctx = self.ctx
+        services = ctx.services
+        return services.settings.message_log == "full" or ctx.cp_id in services.quarantined \
+            or (ctx.trace_until is not None and services.clock.now() < ctx.trace_until)
 
     def _record(self, initiator: str, message_id: str, action: str | None, outcome: str, request: str,
                 response: str | None) -> None:

@@ -50,6 +50,7 @@ class ChargePointContext:
     security_profile: int
     registration: str
     services: Services
+    trace_until: datetime | None = None  # every frame logged in full until then (Gateway.set_trace)
     # Work a handler wants done once its reply is on the wire, e.g. a call to the charge point that
     # must not overtake the answer (CertificateSigned after SignCertificate.conf).
     after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -9,7 +9,7 @@ import logging
 import re
 import ssl
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 from urllib.parse import unquote
@@ -192,6 +192,10 @@ class Gateway:
         try:
             if request.get("op") == "rotate-password":
                 return {"row": await self.rotate_password(cp_id, requested_by=request.get("requested_by"))}
+            if request.get("op") == "trace":
+                until = request.get("until")
+                return {"row": {"live": self._trace_here(cp_id, None if until is None
+                                                         else datetime.fromisoformat(str(until)))}}
             row = await self.send_command(cp_id, str(request["action"]), dict(request["payload"]),
                                           requested_by=request.get("requested_by"), timeout=request.get("timeout"))
         except CommandError as exc:
@@ -211,7 +215,7 @@ class Gateway:
         memory = self._memories.setdefault(record.id, MessageIdMemory())
         session = OcppSession(version="1.6", memory=memory, limits=self.limits)
         ctx = ChargePointContext(cp_id=record.id, address=transport.address, security_profile=record.security_profile,
-                                 registration=record.registration, services=s)
+                                 registration=record.registration, services=s, trace_until=record.trace_until)
         connection = ChargePointConnection(ctx, ws, session)
         self.connections[record.id] = connection
         self._upgrading.discard(record.id)
@@ -439,6 +443,29 @@ class Gateway:
             await self._security(record.id, transport.address, "password_rotated", "info",
                                  {"confirmed_by": "login", "pending_until": until.isoformat()})
         return None
+
+    async def set_trace(self, cp_id: str, minutes: int) -> dict[str, Any]:
+        """Log every frame of ``cp_id`` in full for ``minutes`` (0: stop), whatever ``message_log``
+        says: for looking into one charge point without logging the whole network. Stored, so the
+        next connection, on any node, traces too; the open connection, wherever it is, at once."""
+        s = self.services
+        until = s.clock.now() + timedelta(minutes=minutes) if minutes > 0 else None
+        if not await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, trace_until=until)):
+            raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")
+        live = self._trace_here(cp_id, until)
+        if not live:
+            remote = await s.cluster.command_elsewhere(
+                cp_id, {"op": "trace", "until": None if until is None else until.isoformat()},
+                s.settings.command_timeout)
+            live = remote is not None and bool((remote.get("row") or {}).get("live"))
+        return {"id": cp_id, "trace_until": until, "live": live}
+
+    def _trace_here(self, cp_id: str, until: datetime | None) -> bool:
+        connection = self.connections.get(cp_id)
+        if connection is None:
+            return False
+        connection.ctx.trace_until = until
+        return True
 
     async def _rotate_elsewhere(self, cp_id: str, requested_by: str | None) -> dict[str, Any]:
         """The node holding the charge point's socket rotates; this one relays its answer."""

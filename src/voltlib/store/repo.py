@@ -49,6 +49,7 @@ class ChargePointRecord:
     last_address: str | None = None  # where it last connected from: the per-id lock-out spares it
     pending_password_hash: str | None = None  # rotate_password: sent, answer lost (docs/security.md)
     pending_password_until: datetime | None = None
+    trace_until: datetime | None = None  # its frames logged in full until then (docs/operations.md)
 
 
 def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
@@ -57,7 +58,8 @@ def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
                charge_points.c.password_hash, charge_points.c.certificate_fingerprint,
                charge_points.c.firmware_version, charge_points.c.vendor, charge_points.c.model,
                charge_points.c.serial_number, charge_points.c.last_address, charge_points.c.pending_password_hash,
-               charge_points.c.pending_password_until).where(charge_points.c.id == cp_id)
+               charge_points.c.pending_password_until, charge_points.c.trace_until)
+        .where(charge_points.c.id == cp_id)
     ).first()
     return None if row is None else ChargePointRecord(*row)
 

@@ -73,6 +73,7 @@ charge_points = Table(
     Column("local_list_version", BigInteger),  # the local authorisation list version it accepted from voltlib
     # a rotated password whose ChangeConfiguration got no answer: the charge point may have taken it
     Column("pending_password_hash", String(200)), Column("pending_password_until", TS),
+    Column("trace_until", TS),  # every frame logged in full until then, whatever message_log says
 )
 
 connectors = Table(

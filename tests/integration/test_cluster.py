@@ -128,6 +128,29 @@ async def test_node_scope_hears_its_own_charge_points_network_scope_every_node(
     assert seen == {"node": ["CP-ON-B"], "network": ["CP-ON-A", "CP-ON-B"], "remote": ["CP-ON-A"]}
 
 
+async def test_a_trace_asked_of_the_other_node_reaches_the_open_connection(
+        nodes: tuple[RunningServer, RunningServer]) -> None:
+    a, b = nodes
+    await a.add_charge_point("CP-TRACE")
+    async with connect(a, "CP-TRACE") as cp:
+        await cp.boot()
+        async with httpx.AsyncClient(base_url=b.url, headers=b.api_headers(), timeout=20) as api:
+            response = await api.post("/api/v1/charge-points/CP-TRACE/trace", json={"minutes": 10})
+        assert response.status_code == 200, response.text
+        assert response.json()["live"] is True  # node a holds it and took the trace
+        assert a.gateway.connections["CP-TRACE"].ctx.trace_until is not None
+        await cp.send(call.Heartbeat())  # compact log: only logged because it is traced
+        await wait_until(lambda: _logged_heartbeats(a, "CP-TRACE"))
+    async with httpx.AsyncClient(base_url=b.url, headers=b.api_headers(), timeout=20) as api:
+        stopped = await api.post("/api/v1/charge-points/CP-TRACE/trace", json={"minutes": 0})
+    assert stopped.json() == {"id": "CP-TRACE", "trace_until": None, "live": False}  # nobody holds it now
+
+
+async def _logged_heartbeats(server: RunningServer, cp_id: str) -> bool:
+    rows = await server.store.read(partial(repo.read_messages, cp_id=cp_id))
+    return any(row["action"] == "Heartbeat" for row in rows)
+
+
 async def test_password_rotation_asked_of_the_other_node(nodes: tuple[RunningServer, RunningServer]) -> None:
     a, b = nodes
     await a.add_charge_point("CP-ROTATE", profile=1)

@@ -14,11 +14,16 @@ import httpx
 import pytest
 import websockets
 
-from tests.conftest import RunningServer, basic_auth, free_port, start_server
+from tests.conftest import PASSWORD, RunningServer, basic_auth, free_port, start_server
 from tests.integration.test_protocol import BOOT, Client, connect
+from tests.sharing.conftest import SNAPSHOT
 from voltlib.config import Settings
 from voltlib.security import audit, records
+from voltlib.security.credentials import hash_password
 from voltlib.security.service import service_of
+from voltlib.sharing.cities import builtin_cities
+from voltlib.sharing.importer import parse_snapshot
+from voltlib.sharing.store import import_snapshot, upsert_city
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
 
@@ -446,5 +451,35 @@ async def test_a_register_that_went_backwards_across_a_restart_is_alerted(databa
         rolled = [a for a in await alerts(server, "CP-ROLLED") if a["kind"] == "energy_register_backwards"]
         assert [(a["detail"]["was_wh"], a["detail"]["now_wh"]) for a in rolled] == [(5000.0, 1000.0)]
         assert "energy_register_backwards" not in kinds(await alerts(server, "CP-HONEST"))
+    finally:
+        await runner.cleanup()
+
+
+async def test_one_badge_at_two_far_stations_within_a_minute_is_alerted(database_url: str) -> None:
+    """A copied badge: accepted at station A, then at station C (~7.5 street km away) seconds later."""
+    store = Store(database_url)
+    upgrade(store.engine)
+
+    def city(conn: Any) -> None:
+        upsert_city(conn, builtin_cities()["paris"])
+        import_snapshot(conn, "paris", parse_snapshot(SNAPSHOT, car_prefix="PA"), security_profile=1,
+                        password_hash=hash_password(PASSWORD), soc_percent=80.0, now=datetime.now(UTC))
+
+    store.run_sync(city)
+    store.close()
+    runner, server = await start_server(Settings(database_url=database_url, port=free_port()))
+    try:
+        await server.add_id_tag("COPIED-BADGE")
+        await server.add_id_tag("HONEST-BADGE")
+        for cp_id, tags in (("st-a-1", ("COPIED-BADGE", "HONEST-BADGE")), ("st-c-1", ("COPIED-BADGE",))):
+            async with connect(server, cp_id, password=PASSWORD) as cp:
+                assert (await cp.call("BootNotification", BOOT))[2]["status"] == "Accepted"
+                for tag in tags:
+                    assert (await cp.call("Authorize", {"idTag": tag}))[2]["idTagInfo"]["status"] == "Accepted"
+        await server.settled()
+        (alert,) = [a for a in await alerts(server) if a["kind"] == "badge_impossible_travel"]
+        assert alert["charge_point_id"] == "st-c-1" and alert["severity"] == "high"
+        assert alert["detail"]["badge"] == "COPIED-BADGE" and alert["detail"]["from_charge_point"] == "st-a-1"
+        assert 6 < alert["detail"]["street_km"] < 9
     finally:
         await runner.cleanup()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from voltlib import events as ev
+from voltlib.domain.demand import Place
 from voltlib.security.detectors import Detectors, Inventory, Tuning, check_upload_location
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -197,6 +198,46 @@ def test_replayed_start_transaction() -> None:
 
 
 # -- data --
+
+def badge(t: float, cp: str, tag: str = "MEMBER-1", status: str = "Accepted") -> ev.IdTagAuthorized:
+    return ev.IdTagAuthorized(charge_point_id=cp, at=at(t), id_tag=tag, status=status)
+
+
+def located() -> Detectors:
+    d = Detectors()  # BASTILLE-1/-2 share a station; NORTH is ~11 km north (~14.4 street km); NEAR ~1.1 km
+    d.locate({"BASTILLE-1": Place("bastille", 48.853, 2.369), "BASTILLE-2": Place("bastille", 48.853, 2.369),
+              "NORTH": Place("north", 48.953, 2.369), "NEAR": Place("near", 48.863, 2.369)})
+    return d
+
+
+def test_one_badge_at_two_far_stations_within_minutes_is_impossible_travel() -> None:
+    d = located()
+    assert d.feed(badge(0, "BASTILLE-1")) == []
+    (signal,) = d.feed(badge(120, "NORTH"))  # 14.4 street km in 2 minutes
+    assert (signal.kind, signal.severity, signal.charge_point_id) == ("badge_impossible_travel", "high", "NORTH")
+    assert signal.detail["from_charge_point"] == "BASTILLE-1" and signal.detail["speed_kmh"] > 400
+
+
+def test_driving_across_town_a_nearby_station_or_another_badge_is_not_impossible_travel() -> None:
+    d = located()
+    assert d.feed(badge(0, "BASTILLE-1")) == []
+    assert d.feed(badge(40 * 60, "NORTH")) == []  # 14.4 km in 40 minutes: a car
+    assert d.feed(badge(40 * 60 + 30, "NORTH", tag="MEMBER-2")) == []  # another badge
+    assert d.feed(badge(0, "BASTILLE-2", tag="MEMBER-3")) == []
+    assert d.feed(badge(30, "BASTILLE-1", tag="MEMBER-3")) == []  # the same station
+    assert d.feed(badge(60, "NEAR", tag="MEMBER-3")) == []  # 1.4 street km: below badge_travel_min_km
+    assert d.feed(badge(0, "BASTILLE-1", tag="MEMBER-4")) == []
+    assert d.feed(badge(4 * 3600, "NORTH", tag="MEMBER-4")) == []  # hours later: outside the window
+    assert d.feed(badge(0, "BASTILLE-1", tag="MEMBER-5", status="Invalid")) == []  # refused: not a use
+    assert d.feed(badge(60, "NORTH", tag="MEMBER-5")) == []
+    assert d.feed(badge(60, "UNKNOWN-CP", tag="MEMBER-5")) == []  # no place known: nothing to compare
+
+
+def test_a_badge_used_on_another_node_is_remembered_for_this_one() -> None:
+    d = located()
+    d.learn(badge(0, "BASTILLE-1"))  # accepted where another node holds the charge point
+    assert kinds(d.feed(badge(60, "NORTH"))) == ["badge_impossible_travel"]
+
 
 def test_a_seeded_register_is_what_the_first_reading_is_compared_with() -> None:
     d = Detectors()

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from voltlib import events as ev
+from voltlib.domain.demand import Place, distance_km
 
 SEVERITIES = ("info", "warning", "high", "critical")
 
@@ -86,6 +87,11 @@ class Tuning:
     upload_allow: tuple[str, ...] = ()  # allowed URL prefixes for diagnostics/log uploads and firmware downloads
     repeated_start_grace: timedelta = timedelta(minutes=5)
     flag_new_address: bool = True  # turn off where charge points sit behind changing mobile addresses
+    # One badge accepted at two stations: faster than this between them (street kilometres, at least a
+    # minute apart) is no member driving a car. Closer stations, or uses further apart in time, are left.
+    badge_travel_kmh: float = 150.0
+    badge_travel_min_km: float = 3.0
+    badge_travel_window: timedelta = timedelta(hours=3)
 
 
 # SecurityEventNotification types (OCA 1.6 security whitepaper, appendix) and how bad they are.
@@ -113,6 +119,7 @@ ACTIVE_FIRMWARE = frozenset({"Downloading", "Downloaded", "Installing", "Install
 ACTIVE_LOG = frozenset({"Uploading", "Uploaded"})
 ORDER_SLACK = timedelta(minutes=1)
 MAX_WINDOWS = 100_000
+MAX_BADGES = 200_000  # badges whose last use is remembered; the least recently used are forgotten
 
 
 class _Window:
@@ -140,6 +147,13 @@ class _Window:
         return len(times)
 
 
+@dataclass(frozen=True, slots=True)
+class _BadgeUse:
+    charge_point_id: str
+    at: datetime
+    place: Place
+
+
 @dataclass
 class _Meter:
     energy_wh: float | None = None
@@ -158,11 +172,20 @@ class Detectors:
         self._stopped: deque[tuple[str, int]] = deque(maxlen=100_000)
         self._stopped_set: set[tuple[str, int]] = set()
         self._starts: dict[tuple[str, int], datetime] = {}
+        self._places: dict[str, Place] = {}  # charge point → its station (``locate``)
+        self._badges: dict[str, _BadgeUse] = {}  # badge → where and when it was last accepted
 
     # -- what the service tells us --
 
     def remember(self, cp_id: str, inventory: Inventory) -> None:
         self._inventory[cp_id] = inventory
+
+    def locate(self, places: dict[str, Place]) -> None:
+        """Where the charge points stand (their stations), for the badge-travel detector."""
+        self._places = dict(places)
+
+    def knows_place(self, cp_id: str) -> bool:
+        return cp_id in self._places
 
     def knows_meter(self, cp_id: str, connector_id: int) -> bool:
         """Has this node a reading of the connector to compare the next one with? When it has not
@@ -211,6 +234,8 @@ class Detectors:
             self._started(event)
         elif isinstance(event, ev.TransactionStopped) and event.known:
             self._stopped_tx(event)
+        elif isinstance(event, ev.IdTagAuthorized):
+            self._badge_seen(event)
 
     # -- helpers --
 
@@ -444,6 +469,38 @@ class Detectors:
             state.soc, state.soc_at = e.soc_percent, e.sampled_at
         return out
 
+    # -- badges --
+
+    def _badge(self, e: ev.IdTagAuthorized) -> list[Signal]:
+        """Sees: badges accepted at charge points, on every node. Why: one badge accepted at two
+        stations farther apart than anyone could drive in between is a copied badge (or a lent one).
+        Tune: ``badge_travel_kmh``, ``badge_travel_min_km``, ``badge_travel_window``."""
+        last, now = self._badge_seen(e)
+        if last is None or now is None or last.place.station_id == now.place.station_id:
+            return []
+        t = self.tuning
+        km = distance_km(last.place, now.place)
+        minutes = abs((now.at - last.at).total_seconds()) / 60.0
+        if km < t.badge_travel_min_km or minutes > t.badge_travel_window.total_seconds() / 60.0:
+            return []
+        speed = km / (max(minutes, 1.0) / 60.0)
+        if speed <= t.badge_travel_kmh:
+            return []
+        return [Signal("identity", "badge_impossible_travel", "high", e.charge_point_id, None, e.at, False,
+                       {"badge": e.id_tag, "from_charge_point": last.charge_point_id, "street_km": round(km, 1),
+                        "minutes": round(minutes, 1), "speed_kmh": round(speed)})]
+
+    def _badge_seen(self, e: ev.IdTagAuthorized) -> tuple[_BadgeUse | None, _BadgeUse | None]:
+        """Remember an accepted badge where its charge point stands; (its previous use, this one)."""
+        place = self._places.get(e.charge_point_id)
+        if e.status != "Accepted" or place is None:
+            return None, None
+        last = self._badges.pop(e.id_tag, None)  # re-inserted last: the dict's order is recency
+        now = self._badges[e.id_tag] = _BadgeUse(e.charge_point_id, e.at, place)
+        if len(self._badges) > MAX_BADGES:
+            del self._badges[next(iter(self._badges))]
+        return last, now
+
     def _data_transfer(self, e: ev.DataTransferReceived) -> list[Signal]:
         """Sees: DataTransfer. Why: the classic exfiltration channel (a vendor nobody configured,
         large payloads, many messages). Tune: ``data_transfer_vendors``, ``data_transfer_max_bytes``,
@@ -524,6 +581,7 @@ _HANDLERS: dict[type[ev.Event], Any] = {
     ev.TransactionStartRepeated: Detectors._repeated,
     ev.TransactionStopped: Detectors._stopped_tx,
     ev.MeterValuesReceived: Detectors._meter,
+    ev.IdTagAuthorized: Detectors._badge,
     ev.DataTransferReceived: Detectors._data_transfer,
     ev.DiagnosticsStatusChanged: Detectors._diagnostics,
     ev.LogStatusChanged: Detectors._log,

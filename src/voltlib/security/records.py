@@ -15,18 +15,29 @@ from typing import Any
 from sqlalchemy import Connection, false, insert, select, text, update
 
 from voltlib.domain import meter
+from voltlib.domain.demand import Place
 from voltlib.security import incidents as inc
 from voltlib.security.detectors import Inventory, Signal
 from voltlib.security.workorders import WorkOrder
 from voltlib.store.tables import (
+    bays,
     charge_points,
     id_tags,
     meter_values,
     quarantines,
     security_alerts,
     security_incidents,
+    stations,
     work_orders,
 )
+
+
+def charge_point_places(conn: Connection) -> dict[str, Place]:
+    """Each charge point that has a bay: its station and where it stands."""
+    rows = conn.execute(select(bays.c.charge_point_id, stations.c.id, stations.c.latitude, stations.c.longitude)
+                        .join(stations, stations.c.id == bays.c.station_id).distinct())
+    return {r.charge_point_id: Place(r.id, r.latitude, r.longitude) for r in rows}
+
 
 REGISTER_LOOKBACK = 20  # stored readings searched for the last energy register
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -41,7 +42,8 @@ ORDER_EVENTS = (ev.BootNotified, ev.FirmwareStatusChanged, ev.DiagnosticsStatusC
 WEBHOOK_ATTEMPTS = 3
 CHARGE_POINT_CLOCK = (ev.ChargePointSecurityEvent, ev.ConnectorStatusChanged)
 REMOTE_MEMORY = (ev.BootNotified, ev.ChargePointConnected, ev.TransactionStarted, ev.TransactionStopped,
-                 ev.QuarantineChanged)
+                 ev.QuarantineChanged, ev.IdTagAuthorized)
+PLACES_REFRESH = 600.0  # seconds: a badge at a charge point of unknown place reads the stations again
 # Another node raises the same counted signal (NETWORK_KINDS) for the same crossing: an identical
 # alert this recent is that one, not a repeat.
 SAME_CROSSING = timedelta(minutes=1)
@@ -62,6 +64,7 @@ class SecurityService:
         self.alerts = 0
         self.webhook_failures = 0
         self._loaded = False
+        self._located = 0.0  # monotonic time the charge points' places were last read
         self._loading = asyncio.Lock()  # two subscribers (this node's events, the others') share one load
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -111,7 +114,12 @@ class SecurityService:
                 self.detectors.remember(cp_id, inventory)
             active = await store.read(partial(records.list_quarantines, active_only=True))
             self.responder.quarantined.update(q["charge_point_id"] for q in active)
+            await self._locate()
             self._loaded = True
+
+    async def _locate(self) -> None:
+        self.detectors.locate(await self.services.store.read(records.charge_point_places))
+        self._located = time.monotonic()
 
     async def handle(self, event: ev.Event) -> None:
         store = self.services.store
@@ -131,6 +139,9 @@ class SecurityService:
                 signals.append(signal)
         if isinstance(event, (ev.IdTagAuthorized, ev.TransactionStarted)):
             signals.extend(await self._badge(event))
+        if isinstance(event, ev.IdTagAuthorized) and not self.detectors.knows_place(cp) \
+                and time.monotonic() - self._located > PLACES_REFRESH:  # a station added since
+            await self._locate()
         if isinstance(event, ev.ChargePointConnected) and cp in self.responder.quarantined:
             self._spawn(self.responder.quarantine(cp, by="voltlib", reason="still in quarantine at reconnection"))
         if isinstance(event, ev.MeterValuesReceived) and event.energy_wh is not None \

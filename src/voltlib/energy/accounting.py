@@ -130,13 +130,11 @@ def rental_energy(conn: Connection, found: list[dr.Rental]) -> dict[str, dict[st
 
 
 def rentals_returned(conn: Connection, city: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """The city's rentals returned in ``[start, end)``, with their energy. The database narrows by
-    ``updated_at`` (a return is saved when processed, at or after it happened, give or take the
-    charge point's clock); the exact test is on the rental's own ``returned_at``."""
-    slack = dr.CLOCK_SLACK
+    """The city's rentals returned in ``[start, end)`` (the charge point's time of the return), with
+    their energy."""
     rows = conn.execute(select(rentals.c.data).where(and_(
-        rentals.c.city == city, rentals.c.state.in_([dr.State.CLOSED.value, dr.State.FORCE_ENDED.value]),
-        rentals.c.updated_at >= start - slack, rentals.c.created_at < end + slack)))
+        rentals.c.city == city, rentals.c.returned_at >= start, rentals.c.returned_at < end,
+        rentals.c.state.in_([dr.State.CLOSED.value, dr.State.FORCE_ENDED.value]))))
     returned = [r for r in (codec.rental_from_dict(row.data) for row in rows)
                 if r.returned_at is not None and start <= r.returned_at < end]
     returned.sort(key=lambda r: (r.returned_at or start, r.rental_id))

@@ -123,11 +123,11 @@ def _both(first: tuple[Prepared, Prepared], second: tuple[Prepared, Prepared]) -
         a, b = one.cte("first"), two.cte("second")
         return Prepared(union_all(select(*a.c), select(*b.c)))
     return union(False), union(True)
-_ACTIVE = ["state", "active_car", "active_member", "active_bay"]
+_STATE_COLUMNS = ["state", "active_car", "active_member", "active_bay", "returned_at"]
 _INSERT_RENTAL = Prepared(insert(rentals).values(_values(
-    rentals, ["id", "city", "member_id", "car_id", "data", "created_at", "updated_at", *_ACTIVE])))
+    rentals, ["id", "city", "member_id", "car_id", "data", "created_at", "updated_at", *_STATE_COLUMNS])))
 _SAVE_STATEMENT = (update(rentals).where(rentals.c.id == bindparam("rental_id"))
-                   .values(_values(rentals, ["data", "updated_at", *_ACTIVE])))
+                   .values(_values(rentals, ["data", "updated_at", *_STATE_COLUMNS])))
 _SAVE_RENTAL = Prepared(_SAVE_STATEMENT)
 _INVOICE_COLUMNS = ["member_id", "rental_id", "kind", "currency", "total_minor", "lines", "issued_at"]
 _INVOICE_IF_NEW = {
@@ -425,26 +425,28 @@ def update_member(conn: Connection, member_id: str, **values: Any) -> bool:
 
 # --- rentals ---------------------------------------------------------------------------------
 
-def _active_columns(r: Rental) -> dict[str, Any]:
+def _state_columns(r: Rental) -> dict[str, Any]:
+    """The columns that repeat, for the database's keys and indexes, what ``data`` holds."""
     live = r.state not in TERMINAL
     bay = r.bay_hold
     return {"state": r.state.value, "active_car": r.car_id if live else None,
             "active_member": r.member_id if live else None,
-            "active_bay": f"{bay.dock.charge_point_id}/{bay.dock.connector_id}" if live and bay else None}
+            "active_bay": f"{bay.dock.charge_point_id}/{bay.dock.connector_id}" if live and bay else None,
+            "returned_at": r.returned_at}
 
 
 def insert_rental(conn: Connection, r: Rental, city: str, now: datetime) -> None:
     """Raises IntegrityError when the car, the member or the bay is already taken by a live rental."""
     _INSERT_RENTAL.write(conn, {"id": r.rental_id, "city": city, "member_id": r.member_id, "car_id": r.car_id,
                               "data": codec.rental_to_dict(r), "created_at": now, "updated_at": now,
-                              **_active_columns(r)})
+                              **_state_columns(r)})
 
 
 def save_rental(conn: Connection, r: Rental, now: datetime, *, invoices: Sequence[Invoice] = (),
                 move: tuple[str, str, tuple[str, int] | None] | None = None) -> None:
     """Save ``r``; ``invoices`` first (as :func:`invoice_rental`), then ``move`` (``car_id, status,
     dock``, as :func:`move_vehicle`). On PostgreSQL one invoice or the move goes in the same statement."""
-    saved = {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now, **_active_columns(r)}
+    saved = {"rental_id": r.rental_id, "data": codec.rental_to_dict(r), "updated_at": now, **_state_columns(r)}
     together = conn.dialect.name == "postgresql"
     if together and len(invoices) == 1 and move is None:
         _SAVE_RENTAL_WITH_INVOICE.write(conn, {**saved, **{f"invoice_{k}": v for k, v in

@@ -306,9 +306,10 @@ rentals = Table(
     Column("data", JSON, nullable=False),  # the domain Rental (voltlib.sharing.codec)
     Column("created_at", TS, nullable=False),
     Column("updated_at", TS, nullable=False),
+    Column("returned_at", TS),  # = data's returned_at (the charge point's time), for a day's returns
     Index("ix_rentals_member", "member_id", "created_at"),
     Index("ix_rentals_car", "car_id", "created_at"),
-    Index("ix_rentals_city_updated", "city", "updated_at"),  # the daily report: a city's returns of a day
+    Index("ix_rentals_city_returned", "city", "returned_at"),  # the daily report: a city's returns of a day
 )
 
 invoices = Table(

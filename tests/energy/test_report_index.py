@@ -4,10 +4,12 @@ column for the rentals stored before it (tests/integration/test_schema.py checks
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from alembic import command
 from sqlalchemy import column, event, insert, inspect, table
 
@@ -57,47 +59,40 @@ def _plan(store: Store, statement: str, parameters: Any) -> str:
         return " ".join(str(row[0]) for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
 
 
-def test_a_citys_returns_of_a_day_are_an_index_range_read(database_url: str) -> None:
-    store = Store(database_url)
-    try:
-        upgrade(store.engine)
-        assert INDEX in _plan(store, *_returns_query(store))
-    finally:
-        store.close()
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    migrated = Store(database_url)
+    upgrade(migrated.engine)
+    yield migrated
+    migrated.close()
 
 
-def test_a_return_stamped_after_midnight_by_a_clock_ahead_is_in_that_days_report(database_url: str) -> None:
+def test_a_citys_returns_of_a_day_are_an_index_range_read(store: Store) -> None:
+    assert INDEX in _plan(store, *_returns_query(store))
+
+
+def test_a_return_stamped_after_midnight_by_a_clock_ahead_is_in_that_days_report(store: Store) -> None:
     """Saved on the 28th (voltlib's time) but returned on the 29th by the charge point's clock."""
-    store = Store(database_url)
-    try:
-        upgrade(store.engine)
-        next_day = DAY + timedelta(days=1)
-        store.run_sync(lambda conn: insert_rental(conn, _returned("r-ahead", next_day + timedelta(minutes=10)),
-                                                  "paris", now=next_day - timedelta(hours=1)))
-        with store.engine.connect() as conn:
-            assert [r["rental_id"] for r in accounting.rentals_returned(conn, "paris", next_day,
-                                                                        next_day + timedelta(days=1))] == ["r-ahead"]
-            assert accounting.rentals_returned(conn, "paris", DAY, next_day) == []
-    finally:
-        store.close()
+    next_day = DAY + timedelta(days=1)
+    store.run_sync(lambda conn: insert_rental(conn, _returned("r-ahead", next_day + timedelta(minutes=10)),
+                                              "paris", now=next_day - timedelta(hours=1)))
+    with store.engine.connect() as conn:
+        assert [r["rental_id"] for r in accounting.rentals_returned(conn, "paris", next_day,
+                                                                    next_day + timedelta(days=1))] == ["r-ahead"]
+        assert accounting.rentals_returned(conn, "paris", DAY, next_day) == []
 
 
-def test_the_migration_fills_the_column_and_goes_down_and_up(database_url: str) -> None:
-    store = Store(database_url)
-    try:
-        upgrade(store.engine)
-        command.downgrade(alembic_config(store.engine), "0010")
-        assert "returned_at" not in {c["name"] for c in inspect(store.engine).get_columns("rentals")}
-        closed = _returned("r-old", DAY + timedelta(hours=9))
-        before = table("rentals", *(column(c.name, c.type) for c in rentals.columns if c.name != "returned_at"))
-        with store.engine.begin() as conn:  # a rental stored before the column existed
-            conn.execute(insert(before), {"id": "r-old", "city": "paris", "member_id": "m1", "car_id": "car1",
-                                          "state": "closed", "data": codec.rental_to_dict(closed),
-                                          "created_at": DAY, "updated_at": DAY})
-        upgrade(store.engine)
-        assert INDEX in {i["name"] for i in inspect(store.engine).get_indexes("rentals")}
-        with store.engine.connect() as conn:
-            assert [r["rental_id"] for r in accounting.rentals_returned(conn, "paris", DAY,
-                                                                        DAY + timedelta(days=1))] == ["r-old"]
-    finally:
-        store.close()
+def test_the_migration_fills_the_column_and_goes_down_and_up(store: Store) -> None:
+    command.downgrade(alembic_config(store.engine), "0010")
+    assert "returned_at" not in {c["name"] for c in inspect(store.engine).get_columns("rentals")}
+    closed = _returned("r-old", DAY + timedelta(hours=9))
+    before = table("rentals", *(column(c.name, c.type) for c in rentals.columns if c.name != "returned_at"))
+    with store.engine.begin() as conn:  # a rental stored before the column existed
+        conn.execute(insert(before), {"id": "r-old", "city": "paris", "member_id": "m1", "car_id": "car1",
+                                      "state": "closed", "data": codec.rental_to_dict(closed),
+                                      "created_at": DAY, "updated_at": DAY})
+    upgrade(store.engine)
+    assert INDEX in {i["name"] for i in inspect(store.engine).get_indexes("rentals")}
+    with store.engine.connect() as conn:
+        assert [r["rental_id"] for r in accounting.rentals_returned(conn, "paris", DAY,
+                                                                    DAY + timedelta(days=1))] == ["r-old"]

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ocpp.v16 import call
 from sqlalchemy import Connection, select, update
 from typer.testing import CliRunner
 
@@ -104,6 +105,20 @@ async def test_driven_and_charged_kwh_of_a_rental(city: City) -> None:
     assert blind["driven_kwh"] is None and blind["driven_reason"] == "no state-of-charge reading since the car left"
     assert blind["charged_kwh"] == 0.0 and blind["sources"]["charging"] == {"transaction_id": again.transaction_id,
                                                                            "open": True}
+
+    # the post is a DC one: it reads the car's state of charge as the session begins; that stands in
+    # for the missing reading at the return
+    async with connect(server, ORIGIN) as post:
+        await post.send(call.MeterValues(connector_id=1, transaction_id=again.transaction_id, meter_value=[
+            {"timestamp": second_back.isoformat(), "sampledValue": [
+                {"value": "20000", "context": "Transaction.Begin", "measurand": "Energy.Active.Import.Register"},
+                {"value": "41.5", "context": "Transaction.Begin", "measurand": "SoC", "unit": "Percent",
+                 "location": "EV"}]}]))
+    plugged = await _energy(city, second_id)
+    departure = blind["sources"]["departure"]["soc_percent"]
+    assert plugged["driven_reason"] is None
+    assert plugged["driven_kwh"] == round((departure - 41.5) / 100.0 * 27.0, 3)
+    assert plugged["sources"]["return"] == {"soc_percent": 41.5, "source": "meter", "at": second_back.isoformat()}
 
     history = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
     assert [(r["rental_id"], r["energy"]["driven_kwh"], r["energy"]["charged_kwh"]) for r in history] \

@@ -83,3 +83,12 @@ def test_codec_round_trip_and_rows_stored_before_energy_accounting() -> None:
     decoded = rental_from_dict(old)
     assert (decoded.departure_soc, decoded.return_soc, decoded.return_transaction_id) == (None, None, None)
     assert dr.driven_energy(decoded, USABLE_WH).reason == "no state-of-charge estimate when the car left"
+
+
+def test_only_a_return_without_a_reading_since_departure_asks_for_the_sessions_first_one() -> None:
+    out = dr.SocSnapshot(90.0, "telematics", LEFT)
+    assert dr.needs_return_reading(_returned(out, None))
+    assert dr.needs_return_reading(_returned(out, dr.SocSnapshot(90.0, "telematics", LEFT)))  # the pre-trip one
+    assert not dr.needs_return_reading(_returned(out, dr.SocSnapshot(50.0, "telematics", BACK)))
+    no_session = replace(_returned(out, None), return_transaction_id=None)
+    assert not dr.needs_return_reading(no_session)

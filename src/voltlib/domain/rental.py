@@ -660,6 +660,14 @@ def driven_energy(r: Rental, usable_wh: float | None) -> Driven:
     return Driven(round(used / 100.0 * usable_wh / 1000.0, 3))
 
 
+def needs_return_reading(r: Rental) -> bool:
+    """Returned into a charging session with no usable estimate of the car as it came back: the
+    session's first state-of-charge reading may stand in for one (energy accounting)."""
+    if r.started_at is None or r.returned_at is None or r.return_transaction_id is None or r.return_dock is None:
+        return False
+    return r.return_soc is None or r.return_soc.at <= r.started_at
+
+
 def late_departure_claimant(dock: Dock, at: datetime, ended: Iterable[Rental],
                             policy: RentalPolicy) -> Rental | None:
     """The RELEASED rental a departure from ``dock`` stamped ``at`` belongs to, if any.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -117,7 +117,13 @@ def rental_energy(conn: Connection, found: list[dr.Rental]) -> dict[str, dict[st
     for r in started:
         row = models.get(r.car_id)
         model = battery.MODELS.get(row["model"]) if row is not None else None
-        driven = dr.driven_energy(r, model.usable_wh if model else None)
+        usable = model.usable_wh if model else None
+        driven = dr.driven_energy(r, usable)
+        if driven.kwh is None and dr.needs_return_reading(r):
+            plugged = _plug_in_soc(conn, r)
+            if plugged is not None:
+                r = replace(r, return_soc=plugged)
+                driven = dr.driven_energy(r, usable)
         charged_kwh, charged_reason, tx = _charged(conn, r, txs)
         out[r.rental_id] = {
             "driven_kwh": driven.kwh, "driven_reason": driven.reason,
@@ -127,6 +133,25 @@ def rental_energy(conn: Connection, found: list[dr.Rental]) -> dict[str, dict[st
                         "charging": None if tx is None else {"transaction_id": tx["id"],
                                                              "open": tx["meter_stop"] is None}}}
     return out
+
+
+PLUG_IN_READINGS = 5  # the first meter values of the return's charging session searched for a SoC
+
+
+def _plug_in_soc(conn: Connection, r: dr.Rental) -> dr.SocSnapshot | None:
+    """The first state of charge the return's charging session reported (a DC post reads it from the
+    car at Transaction.Begin): the car's state of charge as it came back, when nothing measured it
+    on the road. ``driven_energy`` decides whether it is early enough to count."""
+    assert r.return_transaction_id is not None and r.return_dock is not None
+    rows = conn.execute(select(meter_values.c.samples, meter_values.c.sampled_at).where(
+        meter_values.c.transaction_id == r.return_transaction_id,
+        meter_values.c.charge_point_id == r.return_dock.charge_point_id).order_by(meter_values.c.sampled_at)
+        .limit(PLUG_IN_READINGS))
+    for row in rows:
+        percent = meter.find_packed(row.samples, "SoC")
+        if percent is not None:
+            return dr.SocSnapshot(percent, "meter", row.sampled_at)
+    return None
 
 
 def rentals_returned(conn: Connection, city: str, start: datetime, end: datetime) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conftest import PASSWORD, RunningServer, free_port, start_server
+from tests.sharing import test_rebalancing as rebalancing
 from voltlib.config import Settings
 from voltlib.ocpp.v16.messages import MeterValue, SampledValue
 from voltlib.security.credentials import hash_password
@@ -227,6 +228,8 @@ async def test_member_page_reserves_a_car(paris: RunningServer, browser: Any) ->
     await operator.goto(f"{paris.url}/dashboard/#/rentals")
     await operator.get_by_label("API token").fill(paris.token)
     await operator.keyboard.press("Enter")
+    await expect(operator.get_by_role("heading", name="Latest rentals")).to_be_visible()  # not "Rentals of undefined"
+    await expect(operator.locator("main table").first).to_contain_text("reserved")
     await operator.get_by_label("Find a member").fill("ada@")
     await operator.get_by_role("link", name="Ada").click()
     await expect(operator.locator("main table").first).to_contain_text("reserved")
@@ -290,3 +293,63 @@ async def test_alert_acknowledged_and_charge_point_quarantined(paris: RunningSer
         assert problems == []
     finally:
         await substitute.stop()
+
+
+@pytest_asyncio.fixture
+async def morning(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """The rebalancing tests' small city at 08:00 in Paris (tests/sharing/test_rebalancing.py): its
+    edge station runs out of cars and a central one out of bays."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'voltlib.db'}", port=free_port(),
+                        time_origin=rebalancing.MORNING)
+    runner, server = await start_server(settings)
+    parsed = parse_snapshot(rebalancing.SNAPSHOT, car_prefix="PA")
+
+    def seed(conn: Any) -> None:
+        upsert_city(conn, builtin_cities()["paris"])
+        import_snapshot(conn, "paris", parsed, security_profile=1, password_hash=hash_password(PASSWORD),
+                        soc_percent=80.0, now=rebalancing.MORNING)
+
+    await server.store.write(seed)
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
+
+
+async def test_rebalancing_moves_become_field_tasks_carried_to_the_end(morning: RunningServer, browser: Any) -> None:
+    """The operator opens Rebalancing, turns the most urgent recommended move into a field task,
+    assigns it, and follows it to done; the car is no longer offered as a move meanwhile."""
+    from playwright.async_api import expect
+
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    await page.goto(f"{morning.url}/dashboard/#/rebalancing?hours=3&rentals_per_day=60")
+    await page.get_by_label("API token").fill(morning.token)
+    await page.keyboard.press("Enter")
+    moves = page.locator('h2:has-text("Recommended moves") ~ table').first
+    await expect(moves.locator("tbody tr")).to_have_count(2, timeout=30_000)
+    first = moves.locator("tbody tr").first
+    await expect(first).to_contain_text("st-mid")  # the spare car of the nearest station, to the edge
+    await expect(first).to_contain_text("no car")
+    car = (await first.locator("td").first.inner_text()).strip()
+    await first.get_by_role("button", name="Create task").click()
+    outcome = page.locator("#rebalancing-outcome")
+    await expect(outcome).to_have_text(f"Task for {car}: proposed", timeout=30_000)
+    await expect(moves.locator("td", has_text=car)).to_have_count(0)  # a car with a live task is not offered again
+    tasks = page.locator('h2:has-text("Field tasks") ~ table').first
+    row = tasks.locator("tr", has=page.get_by_role("cell", name=car, exact=True))
+    await expect(row).to_contain_text("proposed")
+    await page.get_by_label("Assign to").fill("agent-7")
+    for button, reached in (("Assign", "assigned"), ("Start", "in_progress"), ("Complete", "done")):
+        await row.get_by_role("button", name=button).click()
+        await expect(outcome).to_have_text(re.compile(rf"^{button} task \d+: {reached}$"), timeout=30_000)
+        await expect(row).to_contain_text(reached)
+    await expect(row).to_contain_text("agent-7")
+    await expect(row.get_by_role("button")).to_have_count(0)  # done: nothing more to do
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-rebalancing.png"))
+    async with httpx.AsyncClient(base_url=morning.url, headers=morning.api_headers(), timeout=30) as api:
+        (task,) = (await api.get("/api/v1/rebalancing/tasks?city=paris")).json()
+    assert (task["car_id"], task["state"], task["assignee"]) == (car, "done", "agent-7")
+    assert problems == []

@@ -69,6 +69,7 @@ const routes = [
   [/^#\/cp\/(.+)$/, chargePointPage],
   [/^#\/alerts$/, alertsPage],
   [/^#\/rentals(?:\/(.+))?$/, rentalsPage],
+  [/^#\/rebalancing(?:\?(.*))?$/, (query) => rebalancingPage(query || "")],
   [/^(#\/map)?$/, mapPage],
 ];
 
@@ -87,7 +88,8 @@ async function route() {
       state.reload = null;
       state.onEvent = null;
       try {
-        await page(...m.slice(1).map(decodeURIComponent));
+        // an optional part that is absent stays undefined (decodeURIComponent would make it "undefined")
+        await page(...m.slice(1).map((part) => (part === undefined ? undefined : decodeURIComponent(part))));
       } catch (err) {
         if (err instanceof ApiError && err.status === 401) return showLogin("Your session has ended.");
         main.replaceChildren(h("p", { class: "error", role: "alert" }, `Could not load: ${err.message}`));
@@ -131,23 +133,32 @@ async function cities() {
   return (await response.json()).data.datasets.map((d) => d.system_id);
 }
 
+// The city the pages show: the one picked last, else the first that has stations.
+async function pickCity(all) {
+  if (!all.includes(state.city)) {
+    state.city = all[0];
+    for (const c of all) {
+      if ((await gbfs(c, "station_information")).stations.length) { state.city = c; break; }
+    }
+  }
+  return state.city;
+}
+
+function cityPicker(all, city, id, page) {
+  return h("select", { id, onchange: (e) => { state.city = e.target.value; page(); } },
+    all.map((c) => h("option", { value: c, selected: c === city }, c)));
+}
+
 async function mapPage() {
   const all = await cities();
   if (!all.length) {
     main.replaceChildren(h("h1", {}, "Stations"), h("p", { class: "muted" }, "No city is configured yet."));
     return;
   }
-  if (!all.includes(state.city)) {  // start with the first city that has stations
-    state.city = all[0];
-    for (const c of all) {
-      if ((await gbfs(c, "station_information")).stations.length) { state.city = c; break; }
-    }
-  }
-  const city = state.city;
+  const city = await pickCity(all);
   const [info, status] = await Promise.all([gbfs(city, "station_information"), gbfs(city, "station_status")]);
   const byId = new Map(status.stations.map((st) => [st.station_id, st]));
-  const picker = h("select", { id: "city", onchange: (e) => { state.city = e.target.value; mapPage(); } },
-    all.map((c) => h("option", { value: c, selected: c === city }, c)));
+  const picker = cityPicker(all, city, "city", mapPage);
   const counts = { ok: 0, low: 0, empty: 0, closed: 0 };
   for (const st of info.stations) counts[availability(byId.get(st.station_id))]++;
   const legend = h("p", { class: "legend", id: "legend" },
@@ -419,6 +430,57 @@ async function rentalsPage(memberId) {
     h("h2", {}, "Members"), h("form", { class: "inline", onsubmit: (e) => e.preventDefault() },
       h("label", { for: "member-filter" }, "Find a member", filter)), list);
   state.reload = () => rentalsPage(memberId);
+}
+
+// ---- rebalancing: recommended moves and the field tasks made of them -------------------------
+const NEXT_STEPS = { proposed: [["Assign", "assign"], ["Cancel", "cancel"]],
+  assigned: [["Start", "start"], ["Cancel", "cancel"]], in_progress: [["Complete", "complete"], ["Cancel", "cancel"]] };
+
+// ``query``: what the forecast assumes, passed on to GET …/moves (e.g. #/rebalancing?hours=3&rentals_per_day=60)
+async function rebalancingPage(query = "", message = "") {
+  if (!canWrite()) {
+    main.replaceChildren(h("h1", {}, "Rebalancing"), h("p", { class: "muted" }, "Rebalancing is for the admin and operator roles."));
+    return;
+  }
+  const all = await cities();
+  if (!all.length) {
+    main.replaceChildren(h("h1", {}, "Rebalancing"), h("p", { class: "muted" }, "No city is configured yet."));
+    return;
+  }
+  const city = await pickCity(all);
+  const base = "/api/v1/rebalancing";
+  const assumptions = new URLSearchParams(query || "");
+  assumptions.set("city", city);
+  const [report, tasks] = await Promise.all([api(`${base}/moves?${assumptions}`),
+    api(`${base}/tasks?city=${encodeURIComponent(city)}&limit=50`)]);
+  const outcome = h("p", { id: "rebalancing-outcome", role: "status" }, message);
+  const assignee = h("input", { id: "assignee", value: state.session.principal, required: true, maxlength: 64 });
+  const act = async (label, call) => {
+    await run(outcome, call, label);
+    rebalancingPage(query, outcome.textContent);
+  };
+  const create = (move) => h("button", { type: "button", onclick: () => act(`Task for ${move.car_id}`,
+    () => api(`${base}/tasks`, { method: "POST", body: { ...move, city } })) }, "Create task");
+  const step = (task, label, action) => h("button", { type: "button", onclick: () => act(`${label} task ${task.id}`,
+    () => api(`${base}/tasks/${task.id}/transition`, { method: "POST",
+      body: action === "assign" ? { action, assignee: assignee.value.trim() } : { action } })) }, label);
+  main.replaceChildren(h("h1", {}, "Rebalancing"),
+    h("form", { class: "inline", onsubmit: (e) => e.preventDefault() },
+      h("label", { for: "rebalancing-city" }, "City", cityPicker(all, city, "rebalancing-city", () => rebalancingPage(query)))),
+    outcome,
+    h("h2", {}, "Recommended moves"),
+    h("p", { class: "muted" }, `Next ${report.hours} h, ${report.rentals_per_day} rentals a day expected; ` +
+      `${report.live_tasks} live task(s) counted as done.`),
+    table([["Car", (m) => m.car_id], ["From", (m) => m.from_station], ["To", (m) => m.to_station],
+      ["Km", (m) => m.distance_km], ["Why", (m) => (m.reason === "no_bay" ? "no free bay" : "no car")],
+      ["By", (m) => when(m.at)], ["", create]], report.moves, "No move needed."),
+    h("h2", {}, "Field tasks"),
+    h("form", { class: "inline", onsubmit: (e) => e.preventDefault() }, h("label", { for: "assignee" }, "Assign to", assignee)),
+    table([["#", (t) => t.id], ["Car", (t) => t.car_id], ["From → to", (t) => `${t.from_station} → ${t.to_station}`],
+      ["State", (t) => t.state], ["Assignee", (t) => t.assignee || ""], ["Created", (t) => when(t.created_at)],
+      ["", (t) => h("span", { class: "actions" }, (NEXT_STEPS[t.state] || []).map(([label, action]) => step(t, label, action)))]],
+    tasks, "No field task."));
+  state.reload = () => rebalancingPage(query);
 }
 
 // ---- alerts ----------------------------------------------------------------------------------

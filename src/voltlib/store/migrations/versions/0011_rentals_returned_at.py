@@ -22,6 +22,7 @@ revision = '0011'
 down_revision = '0010'
 branch_labels = None
 depends_on = None
+BATCH = 5000
 
 
 def upgrade() -> None:
@@ -29,12 +30,18 @@ def upgrade() -> None:
     rentals = sa.table('rentals', sa.column('id', sa.String), sa.column('data', sa.JSON),
                        sa.column('returned_at', voltlib.store.tables.UtcDateTime(timezone=True)))
     conn = op.get_bind()
-    rows = conn.execute(sa.select(rentals.c.id, rentals.c.data)).all()
-    returned = [{"rental_id": row.id, "at": datetime.fromisoformat(row.data["returned_at"])}
-                for row in rows if (row.data or {}).get("returned_at")]
-    if returned:
-        conn.execute(rentals.update().where(rentals.c.id == sa.bindparam("rental_id"))
-                     .values(returned_at=sa.bindparam("at")), returned)
+    fill = rentals.update().where(rentals.c.id == sa.bindparam("rental_id")).values(returned_at=sa.bindparam("at"))
+    last = ""
+    while True:  # by pages of the primary key: a city's years of rentals need not fit in memory
+        rows = conn.execute(sa.select(rentals.c.id, rentals.c.data).where(rentals.c.id > last)
+                            .order_by(rentals.c.id).limit(BATCH)).all()
+        if not rows:
+            break
+        returned = [{"rental_id": row.id, "at": datetime.fromisoformat(row.data["returned_at"])}
+                    for row in rows if (row.data or {}).get("returned_at")]
+        if returned:
+            conn.execute(fill, returned)
+        last = rows[-1].id
     op.create_index('ix_rentals_city_returned', 'rentals', ['city', 'returned_at'])
     op.drop_index('ix_rentals_city_updated', table_name='rentals')
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
+from voltlib.domain.geo import great_circle_km
+
 # Share of a day's rentals starting in each hour (sums to 1).
 _RAW: Final = (0.4, 0.2, 0.1, 0.1, 0.1, 0.3, 1.2, 3.6, 6.4, 5.4, 4.4, 4.8, 5.6, 5.6, 5.0, 5.2, 6.0, 7.2, 8.0, 7.0,
                5.8, 4.8, 3.2, 1.6)
@@ -47,10 +49,7 @@ class Trip:
 
 def distance_km(a: Place, b: Place) -> float:
     """Great-circle distance × 1.3 (streets are not straight lines)."""
-    lat1, lat2 = math.radians(a.latitude), math.radians(b.latitude)
-    dlat, dlon = lat2 - lat1, math.radians(b.longitude - a.longitude)
-    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlon / 2) ** 2
-    return 1.3 * 2 * 6371.0 * math.asin(math.sqrt(h))
+    return 1.3 * great_circle_km(a.latitude, a.longitude, b.latitude, b.longitude)
 
 
 def destination_weights(origin: Place, others: Sequence[Place]) -> list[float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from voltlib.domain.geo import great_circle_km
 from voltlib.domain.pricing import Plan, PriceBreakdown
 from voltlib.domain.rental import TERMINAL, Rental, RentalPolicy
 from voltlib.sharing import codec
@@ -47,8 +47,6 @@ from voltlib.store.tables import (
     stations,
     vehicles,
 )
-
-EARTH_RADIUS_M = 6_371_000.0
 
 # The statements every rental operation runs are built and compiled once, with bind parameters, and
 # run on the driver's cursor (voltlib.store.fast): building a Core statement, computing its cache key
@@ -281,10 +279,7 @@ def import_snapshot(conn: Connection, city: str, snapshot: Snapshot, *, security
 # --- stations, bays, vehicles ----------------------------------------------------------------
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+    return 1000.0 * great_circle_km(lat1, lon1, lat2, lon2)
 
 
 def station_availability(conn: Connection, city: str | None = None,

@@ -11,11 +11,13 @@ identity while it is alive (the duplicate-identity rule of ``Gateway._make_room`
   whenever a node it had not heard of announces itself), so that nobody encodes and sends what no
   node listens to: MeterValues and Heartbeat, most of the traffic, stay on their node. A node also
   publishes what it wants itself, so nodes of one version lose nothing before they have heard of
-  each other. It never hears its own events back (NATS ``no_echo``): the per-charge-point work (rentals,
-  detectors, state of charge, certificates, local lists) is done once, by the node holding the
-  charge point. Core NATS delivers at most once: consumers of other nodes' events that must not
-  miss anything rebuild from the database, where every event's data was committed before it was
-  published.
+  each other. Nodes announce again every ``ANNOUNCE_EVERY`` seconds (a lost announcement is made
+  good) and say goodbye when they close; a node not heard for three periods is forgotten, and the
+  topics only it wanted are no longer sent. It never hears its own events back (NATS ``no_echo``):
+  the per-charge-point work (rentals, detectors, state of charge, certificates, local lists) is
+  done once, by the node holding the charge point. Core NATS delivers at most once: consumers of
+  other nodes' events that must not miss anything rebuild from the database, where every event's
+  data was committed before it was published.
 - **Commands and probes** are NATS requests to a subject of the charge point
   (``voltlib.<cluster name>.cp.<hex id>``) that only the holding node subscribes to, so
   "nobody holds it" is known at once (no responders) instead of after a timeout.
@@ -47,6 +49,8 @@ from voltlib.events import AnyEvent, Event, decode, encode
 
 log = logging.getLogger(__name__)
 PREFIX = "voltlib"
+ANNOUNCE_EVERY = 30.0  # seconds between a node's announcements of what it listens to
+FORGET_AFTER = 3  # announcements missed before a node's wants are forgotten
 CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 ProbeHandler = Callable[[], Awaitable[bool]]
 
@@ -98,7 +102,7 @@ def _json_default(value: Any) -> Any:
 class NatsCluster:
     """A node of a NATS-connected cluster; also the event bus (:class:`voltlib.bus.Bus`)."""
 
-    def __init__(self, url: str, name: str = "main") -> None:
+    def __init__(self, url: str, name: str = "main", *, announce_every: float = ANNOUNCE_EVERY) -> None:
         """``name`` keeps deployments sharing one NATS server apart: subjects are ``voltlib.<name>.…``."""
         if not name or any(c in name for c in ".*> \t"):
             raise ValueError(f"cluster name {name!r}: no dots, wildcards or blanks")
@@ -110,8 +114,10 @@ class NatsCluster:
         self._listening: set[str] = set()  # event topics subscribed to on NATS
         self._publishing: set[str] = set()  # event topics some node listens to (this one included)
         self._node = uuid.uuid4().hex  # names this node in announcements only
-        self._peers: set[str] = set()  # nodes whose announcement this node heard
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._peers: dict[str, tuple[frozenset[str], float]] = {}  # node → its topics, when last heard
+        self._announce_every = announce_every
+        self._announcer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # short ones (drain waits for them)
 
     # -- life --
 
@@ -120,6 +126,25 @@ class NatsCluster:
         self._nc = await nats.connect(self.url, name="voltlib", max_reconnect_attempts=-1, no_echo=True)
         await self.nc.subscribe(f"{self.prefix}.wants", cb=self._on_wants)
         await self._listen(announce=True)  # even wanting nothing: the others then tell this node their wants
+        self._announcer = asyncio.get_running_loop().create_task(self._keep_announcing())
+
+    async def _keep_announcing(self) -> None:
+        """Announce again now and then, and forget the nodes no longer heard (gone without a goodbye)."""
+        while True:
+            await asyncio.sleep(self._announce_every)
+            try:
+                await self._announce()
+            except NatsError as exc:
+                log.warning("announcement not sent: %s", exc)
+            silent = asyncio.get_running_loop().time() - FORGET_AFTER * self._announce_every
+            gone = [node for node, (_, heard) in self._peers.items() if heard < silent]
+            for node in gone:
+                del self._peers[node]
+            if gone:
+                self._recount()
+
+    def _recount(self) -> None:
+        self._publishing = set(self._listening).union(*(topics for topics, _ in self._peers.values()))
 
     async def _listen(self, announce: bool = False) -> None:
         """Subscribe to the topics the ``network`` and ``remote`` consumers want and nobody asked for
@@ -132,25 +157,38 @@ class NatsCluster:
         if new or announce:
             await self._announce()
 
-    async def _announce(self) -> None:
-        body = {"node": self._node, "topics": sorted(self._listening)}
+    async def _announce(self, goodbye: bool = False) -> None:
+        body = {"node": self._node, "topics": sorted(self._listening), "goodbye": goodbye}
         await self.nc.publish(f"{self.prefix}.wants", json.dumps(body).encode())
 
     async def _on_wants(self, msg: Msg) -> None:
         """Another node's topics: publish them from now on; a node not heard of before hears ours."""
         try:
             body = json.loads(msg.data)
-            node, topics = str(body["node"]), [str(topic) for topic in body["topics"]]
+            node, topics = str(body["node"]), frozenset(str(topic) for topic in body["topics"])
+            goodbye = body.get("goodbye") is True  # older nodes say nothing of it
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable announcement on %s", msg.subject)
             return
-        self._publishing.update(topics)
-        if node not in self._peers:
-            self._peers.add(node)
+        known = node in self._peers
+        if goodbye:
+            self._peers.pop(node, None)
+            self._recount()
+            return
+        self._peers[node] = (topics, asyncio.get_running_loop().time())
+        self._recount()
+        if not known:
             await self._announce()
 
     async def close(self) -> None:
+        if self._announcer is not None:
+            self._announcer.cancel()
+            self._announcer = None
         if self._nc is not None:
+            try:
+                await self._announce(goodbye=True)
+            except NatsError as exc:
+                log.warning("goodbye not sent: %s", exc)
             await self._nc.drain()
             self._nc = None
         await self.local.close()

@@ -6,6 +6,7 @@ holding the charge point, or of every node."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import uuid
@@ -14,6 +15,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import nats
@@ -395,3 +397,56 @@ async def test_only_the_topics_some_node_listens_to_go_on_nats() -> None:
             if node._nc is not None:
                 await node.close()
         await spy.close()
+
+
+async def test_a_node_that_leaves_or_falls_silent_is_forgotten() -> None:
+    """Nodes announce again every period; one that closes says goodbye, one that stops announcing
+    (killed) is forgotten after three periods: either way what only it wanted is no longer sent."""
+    _require_nats()
+    name = f"test{uuid.uuid4().hex[:8]}"
+    meter_topic = ev.MeterValuesReceived.__struct_config__.tag
+    status_topic = ev.ConnectorStatusChanged.__struct_config__.tag
+    a, b = (NatsCluster(NATS_URL, name, announce_every=0.2) for _ in range(2))
+    b.watch(lambda event: None, ev.MeterValuesReceived, name="meter-view", scope="network")
+    ghost = await nats.connect(NATS_URL)  # a node that announces once and dies without a goodbye
+    announcements: list[dict[str, Any]] = []
+
+    async def overheard(msg: Msg) -> None:
+        announcements.append(json.loads(msg.data))
+
+    await ghost.subscribe(f"voltlib.{name}.wants", cb=overheard)
+    await ghost.flush()
+    try:
+        await a.connect()
+        await b.connect()
+
+        async def a_sends_meters() -> bool:
+            return meter_topic in a._publishing
+
+        async def a_keeps_announcing() -> bool:
+            return sum(1 for body in announcements if body["node"] == a._node) >= 4
+
+        await wait_until(a_sends_meters)
+        await wait_until(a_keeps_announcing)
+        await b.close()
+
+        async def a_forgot_b() -> bool:
+            return meter_topic not in a._publishing
+
+        await wait_until(a_forgot_b)
+        assert any(body["node"] == b._node and body["goodbye"] for body in announcements)
+        await ghost.publish(f"voltlib.{name}.wants", json.dumps({"node": "ghost", "topics": [status_topic]}).encode())
+
+        async def a_sends_status() -> bool:
+            return status_topic in a._publishing
+
+        async def a_forgot_the_ghost() -> bool:
+            return status_topic not in a._publishing
+
+        await wait_until(a_sends_status)
+        await wait_until(a_forgot_the_ghost)  # three periods unheard
+    finally:
+        for node in (a, b):
+            if node._nc is not None:
+                await node.close()
+        await ghost.close()

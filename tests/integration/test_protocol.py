@@ -215,6 +215,10 @@ async def test_a_traced_charge_point_is_logged_in_full(server: RunningServer) ->
         logged = {row["message_id"] for row in (await api.get("/api/v1/charge-points/CP-TRACE/messages")).json()
                   if row["action"] == "MeterValues"}
     assert logged == {"traced", "traced-again"}
+    async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
+        entries = (await api.get("/api/v1/security/audit")).json()
+    assert [(e["action"], e["target"], e["detail"]) for e in entries if e["action"] == "charge_point.trace"] \
+        == [("charge_point.trace", "CP-TRACE", {"minutes": 0}), ("charge_point.trace", "CP-TRACE", {"minutes": 30})]
     assert (await trace(-1)).status_code == 422
     assert (await trace(24 * 60 + 1)).status_code == 422
     async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:

@@ -27,6 +27,7 @@ from voltlib.api.framework import (
 from voltlib.clock import describe as describe_clock
 from voltlib.gateway.auth import IDENTITY
 from voltlib.gateway.gateway import CommandError, Gateway
+from voltlib.security import audit
 from voltlib.security import records as security_records
 from voltlib.security.credentials import PasswordPolicyError, check_policy, hash_password
 from voltlib.store import repo
@@ -136,11 +137,16 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
                       "certificate_fingerprint": record.certificate_fingerprint})
 
     async def set_trace(request: web.Request) -> web.Response:
+        """Logging every frame of a charge point (battery data included) is audited, like reading them."""
         change = await body_of(request, TraceChange)
         try:
-            return reply(await gateway.set_trace(cp_id(request), change.minutes))
+            traced = await gateway.set_trace(cp_id(request), change.minutes)
         except CommandError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
+        await store.write(partial(audit.append, actor=request.get(PRINCIPAL) or "?", action="charge_point.trace",
+                                  target=traced["id"], detail={"minutes": change.minutes},
+                                  now=clock.now()))
+        return reply(traced)
 
     async def rotate_password(request: web.Request) -> web.Response:
         try:

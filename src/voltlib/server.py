@@ -27,7 +27,7 @@ from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.gateway import Gateway
-from voltlib.gateway.tls import RELOAD_EVERY, ContextSource, HandshakeWatcher, TlsSite
+from voltlib.gateway.tls import MAX_HANDSHAKES, RELOAD_EVERY, ContextSource, HandshakeWatcher, TlsSite
 from voltlib.gbfs import http as gbfs_http
 from voltlib.gbfs.dbsource import DatabaseSource
 from voltlib.gbfs.http import SnapshotSource
@@ -197,7 +197,8 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def tls_site(runner: web.AppRunner, settings: Settings, watcher: HandshakeWatcher, *, backlog: int = 128,
-             reuse_port: bool | None = None, reload_every: float = RELOAD_EVERY) -> TlsSite | None:
+             reuse_port: bool | None = None, reload_every: float = RELOAD_EVERY,
+             max_handshakes: int = MAX_HANDSHAKES) -> TlsSite | None:
     """The TLS listener, its context built again when a certificate, key or CRL file changes."""
     if tls_context(settings) is None:
         return None
@@ -205,7 +206,7 @@ def tls_site(runner: web.AppRunner, settings: Settings, watcher: HandshakeWatche
              if f is not None]
     contexts = ContextSource(partial(_tls_context, settings), files, every=reload_every)
     return TlsSite(runner, settings.host, settings.tls_port, contexts=contexts, watcher=watcher, backlog=backlog,
-                   reuse_port=reuse_port)
+                   reuse_port=reuse_port, max_handshakes=max_handshakes)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext:

@@ -72,7 +72,7 @@ async def launch(database_url: str, pki: Pki) -> AsyncIterator[Launch]:
     client certificates verified against it); settings may be overridden."""
     async with AsyncExitStack() as stack:
 
-        async def start(**overrides: Any) -> Env:
+        async def start(max_handshakes: int = 1000, **overrides: Any) -> Env:
             options: dict[str, Any] = {
                 "database_url": database_url, "port": free_port(), "tls_port": free_port(),
                 "tls_cert": pki.server.cert, "tls_key": pki.server.key, "tls_client_ca": pki.ca.cert,
@@ -80,7 +80,8 @@ async def launch(database_url: str, pki: Pki) -> AsyncIterator[Launch]:
             settings = Settings(**options)
             runner, running = await start_server(settings)
             stack.push_async_callback(runner.cleanup)
-            site = tls_site(runner, settings, running.gateway, reload_every=0.0)  # files looked at each handshake
+            site = tls_site(runner, settings, running.gateway, reload_every=0.0,  # files looked at each handshake
+                            max_handshakes=max_handshakes)
             assert site is not None
             await site.start()
             return Env(running, pki, f"wss://{settings.host}:{settings.tls_port}/ocpp")
@@ -296,6 +297,24 @@ async def test_a_handshake_that_is_not_tls_is_recorded_but_not_alerted(env: Env)
     assert [e["kind"] for e in await env.events() if e["kind"].startswith("tls_")] == ["tls_handshake_failed"]
     alerts = (await env.api("GET", "/api/v1/security/alerts")).json()
     assert not [a for a in alerts if a["kind"].startswith("tls_")]
+
+
+async def test_connections_beyond_the_handshakes_under_way_are_closed_at_once(launch: Launch, pki: Pki) -> None:
+    """Sockets that open and say nothing (a slow-loris) hold at most ``max_handshakes`` handshakes."""
+    env = await launch(max_handshakes=2)
+    host, port = env.wss_url.removeprefix("wss://").split("/")[0].split(":")
+    silent = [await asyncio.open_connection(host, int(port)) for _ in range(2)]
+    await asyncio.sleep(0.2)  # both accepted, waiting for a ClientHello
+    reader, writer = await asyncio.open_connection(host, int(port))
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # the third: closed at once, not after 10 s
+    writer.close()
+    for _, quiet in silent:
+        quiet.close()
+    await asyncio.sleep(0.2)  # their handshakes end with their sockets
+    await env.server.add_charge_point("CP-3", profile=3)
+    async with connect(f"{env.wss_url}/CP-3", tls=env.ssl("CP-3")) as ws:
+        assert await boot(ws) == "Accepted"
+    assert not [e for e in await env.events() if e["kind"].startswith("tls_")]  # none of it is an attempt
 
 
 async def test_a_source_over_the_failure_limit_is_hung_up_on_before_its_handshake(launch: Launch) -> None:

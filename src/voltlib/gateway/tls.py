@@ -8,7 +8,9 @@ failure is caught with the peer's address; a good handshake hands the connection
 as its own TLS server would.
 
 A source over the gateway's failure limit is hung up on before its handshake: a handshake costs the
-server a signature, and a blocked source would only add failures.
+server a signature, and a blocked source would only add failures. So is any connection beyond
+``MAX_HANDSHAKES`` under way at once: connections that open and then say nothing (a slow-loris)
+cannot hold more than that many sockets and tasks, each for ``HANDSHAKE_TIMEOUT`` at most.
 
 The TLS context is built again when one of its files changes (a new revocation list, a renewed
 server certificate), so neither needs a restart; connections already open keep theirs.
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 10.0  # seconds a connection may take to finish its TLS handshake
 RELOAD_EVERY = 10.0  # seconds between two looks at the context's files
+MAX_HANDSHAKES = 1000  # handshakes under way at once; a connection beyond is closed at once
 
 
 class HandshakeWatcher(Protocol):
@@ -84,11 +87,13 @@ class TlsSite(web.TCPSite):
     """An aiohttp site whose TLS handshakes are voltlib's to watch."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, contexts: ContextSource,
-                 watcher: HandshakeWatcher, backlog: int = 128, reuse_port: bool | None = None) -> None:
+                 watcher: HandshakeWatcher, backlog: int = 128, reuse_port: bool | None = None,
+                 max_handshakes: int = MAX_HANDSHAKES) -> None:
         super().__init__(runner, host, port, ssl_context=contexts.current(), backlog=backlog, reuse_port=reuse_port)
         self._contexts = contexts
         self._watcher = watcher
         self._handshakes: set[asyncio.Task[None]] = set()
+        self._max_handshakes = max_handshakes
 
     async def start(self) -> None:
         await web.BaseSite.start(self)  # registers the site; TCPSite.start would wrap TLS itself
@@ -96,7 +101,8 @@ class TlsSite(web.TCPSite):
         assert server is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _Handshake(server, self._contexts, self._watcher, self._handshakes), self._host, self._port,
+            lambda: _Handshake(server, self._contexts, self._watcher, self._handshakes, self._max_handshakes),
+            self._host, self._port,
             backlog=self._backlog, reuse_address=self._reuse_address, reuse_port=self._reuse_port)
         self._bound_port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port
 
@@ -110,15 +116,15 @@ class _Handshake(asyncio.Protocol):
     """Holds one accepted TCP connection until its TLS handshake ends, then hands it on."""
 
     def __init__(self, factory: Callable[[], asyncio.Protocol], contexts: ContextSource, watcher: HandshakeWatcher,
-                 tasks: set[asyncio.Task[None]]) -> None:
-        self._factory, self._contexts, self._watcher, self._tasks = factory, contexts, watcher, tasks
+                 tasks: set[asyncio.Task[None]], most: int) -> None:
+        self._factory, self._contexts, self._watcher, self._tasks, self._most = factory, contexts, watcher, tasks, most
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         transport.pause_reading()  # the ClientHello stays in the socket for start_tls
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if peer else "unknown"
-        if self._watcher.tls_blocked(address):
+        if len(self._tasks) >= self._most or self._watcher.tls_blocked(address):
             transport.abort()
             return
         task = asyncio.get_running_loop().create_task(self._start_tls(transport, address))

@@ -373,3 +373,41 @@ def test_the_pipeline_sends_without_holding_the_gil() -> None:
     import psycopg  # noqa: F401 (loads the libpq that is looked for)
 
     assert fast._unlocked_flush() is not None
+
+
+async def test_two_writers_that_deadlock_both_commit_once(database_url: str) -> None:
+    """Two gateway nodes' group commits take the same locks in opposite orders (the record-once
+    advisory lock of a security signal against rows another op holds, say). PostgreSQL breaks the
+    deadlock by failing one transaction; its writer runs the op again and both writes land, once."""
+    first, second = Store(database_url), Store(database_url)
+    try:
+        if first.dialect != "postgresql":
+            pytest.skip("SQLite has one writer: its writes take turns, they cannot deadlock")
+        upgrade(first.engine)
+        await first.write(_tag("DL-A"))
+        await first.write(_tag("DL-B"))
+        both_hold_one = threading.Barrier(2, timeout=10)
+        calls = {"ab": 0, "ba": 0}
+
+        def locking(name: str, one: str, other: str) -> Any:
+            def op(conn: Connection) -> str:
+                calls[name] += 1
+                conn.execute(id_tags.update().where(id_tags.c.id_tag == one).values(note=f"{name}-1"))
+                if calls[name] == 1:  # the first time only: then each waits for the row the other holds
+                    both_hold_one.wait()
+                conn.execute(id_tags.update().where(id_tags.c.id_tag == other).values(note=f"{name}-2"))
+                return name
+            return op
+
+        results = await asyncio.wait_for(asyncio.gather(first.write(locking("ab", "DL-A", "DL-B")),
+                                                        second.write(locking("ba", "DL-B", "DL-A"))), 30)
+        assert results == ["ab", "ba"]
+        assert sorted(calls.values()) == [1, 2]  # the deadlock's loser ran once more, the winner once
+        with first.engine.connect() as conn:
+            notes = dict(conn.execute(select(id_tags.c.id_tag, id_tags.c.note)
+                                      .where(id_tags.c.id_tag.in_(["DL-A", "DL-B"]))).all())
+        loser = "ab" if calls["ab"] == 2 else "ba"
+        assert set(notes.values()) == {f"{loser}-1", f"{loser}-2"}  # the op that ran last wrote both rows
+    finally:
+        first.close()
+        second.close()

@@ -81,6 +81,18 @@ async def browser() -> AsyncIterator[Any]:
             await chromium.close()
 
 
+async def logged_in(browser: Any, server: RunningServer, where: str) -> tuple[Any, list[str]]:
+    """A page logged in with the server's admin token at ``where``; the list collects console errors."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    await page.goto(f"{server.url}/dashboard/{where}")
+    await page.get_by_label("API token").fill(server.token)
+    await page.keyboard.press("Enter")
+    return page, problems
+
+
 async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
     from playwright.async_api import expect
 
@@ -265,13 +277,7 @@ async def test_alert_acknowledged_and_charge_point_quarantined(paris: RunningSer
             else:
                 raise AssertionError("no incident for the substitute device")
 
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        problems: list[str] = []
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(str(e)))
-        await page.goto(f"{paris.url}/dashboard/#/alerts")
-        await page.get_by_label("API token").fill(paris.token)
-        await page.keyboard.press("Enter")
+        page, problems = await logged_in(browser, paris, "#/alerts")
         row = page.locator("tr", has=page.get_by_role("link", name=cp_id))
         await expect(row).to_be_visible()
         await row.get_by_role("button", name="Acknowledge").click()
@@ -321,13 +327,7 @@ async def test_rebalancing_moves_become_field_tasks_carried_to_the_end(morning: 
     assigns it, and follows it to done; the car is no longer offered as a move meanwhile."""
     from playwright.async_api import expect
 
-    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    await page.goto(f"{morning.url}/dashboard/#/rebalancing?hours=3&rentals_per_day=60")
-    await page.get_by_label("API token").fill(morning.token)
-    await page.keyboard.press("Enter")
+    page, problems = await logged_in(browser, morning, "#/rebalancing?hours=3&rentals_per_day=60")
     moves = page.locator('h2:has-text("Recommended moves") ~ table').first
     await expect(moves.locator("tbody tr")).to_have_count(2, timeout=30_000)
     first = moves.locator("tbody tr").first

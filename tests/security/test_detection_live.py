@@ -421,40 +421,6 @@ async def test_the_quarantine_is_known_before_the_first_charge_point_connects(da
         await runner.cleanup()
 
 
-def register(at: str, wh: int) -> dict[str, Any]:
-    return {"connectorId": 1, "meterValue": [
-        {"timestamp": at, "sampledValue": [{"value": str(wh), "measurand": "Energy.Active.Import.Register"}]}]}
-
-
-async def test_a_register_that_went_backwards_across_a_restart_is_alerted(database_url: str) -> None:
-    """The meter memory of a new process (or of the node a charge point moves to) starts from what
-    is stored, so the first reading after the move is compared too."""
-    settings = Settings(database_url=database_url, port=free_port())
-    runner, server = await start_server(settings)
-    try:
-        for cp_id in ("CP-ROLLED", "CP-HONEST"):
-            ctx, cp = await booted_client(server, cp_id)
-            try:
-                await cp.call("MeterValues", register("2026-11-28T10:00:00Z", 5000))
-            finally:
-                await ctx.__aexit__(None, None, None)
-        await server.settled()
-    finally:
-        await runner.cleanup()
-    runner, server = await start_server(settings)
-    try:
-        for cp_id, wh in (("CP-ROLLED", 1000), ("CP-HONEST", 5200)):
-            async with connect(server, cp_id) as cp:
-                assert (await cp.call("BootNotification", BOOT))[2]["status"] == "Accepted"
-                await cp.call("MeterValues", register("2026-11-28T11:00:00Z", wh))
-        await server.settled()
-        rolled = [a for a in await alerts(server, "CP-ROLLED") if a["kind"] == "energy_register_backwards"]
-        assert [(a["detail"]["was_wh"], a["detail"]["now_wh"]) for a in rolled] == [(5000.0, 1000.0)]
-        assert "energy_register_backwards" not in kinds(await alerts(server, "CP-HONEST"))
-    finally:
-        await runner.cleanup()
-
-
 async def test_one_badge_at_two_far_stations_within_a_minute_is_alerted(database_url: str) -> None:
     """A copied badge: accepted at station A, then at station C (~7.5 street km away) seconds later."""
     store = Store(database_url)

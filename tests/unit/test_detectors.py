@@ -239,18 +239,6 @@ def test_a_badge_used_on_another_node_is_remembered_for_this_one() -> None:
     assert kinds(d.feed(badge(60, "NORTH"))) == ["badge_impossible_travel"]
 
 
-def test_a_seeded_register_is_what_the_first_reading_is_compared_with() -> None:
-    d = Detectors()
-    assert not d.knows_meter(CP, 1)
-    d.seed_meter(CP, 1, 5000.0)  # stored before a restart, or by another node
-    assert d.knows_meter(CP, 1)
-    assert kinds(d.feed(meter(0, energy=4000))) == ["energy_register_backwards"]
-    d.seed_meter(CP, 1, 9000.0)  # a reading seen here is newer: the seed does not replace it
-    assert d.feed(meter(60, energy=4100)) == []
-    d.seed_meter(CP, 2, None)  # nothing stored: known, and the first reading starts the memory
-    assert d.knows_meter(CP, 2)
-
-
 def test_energy_register_backwards_and_power_above_rating() -> None:
     d = Detectors(Tuning(ratings={CP: 7000.0}))
     assert d.feed(meter(0, energy=1000, power=6900)) == []

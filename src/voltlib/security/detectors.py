@@ -187,19 +187,6 @@ class Detectors:
     def knows_place(self, cp_id: str) -> bool:
         return cp_id in self._places
 
-    def knows_meter(self, cp_id: str, connector_id: int) -> bool:
-        """Has this node a reading of the connector to compare the next one with? When it has not
-        (after a restart, or a charge point that was held by another node), the service reads the
-        last register stored before the next reading and gives it to ``seed_meter``."""
-        return (cp_id, connector_id) in self._meters
-
-    def seed_meter(self, cp_id: str, connector_id: int, energy_wh: float | None) -> None:
-        """The register stored before this node's first reading of the connector; a reading already
-        seen here is newer and stays."""
-        key = (cp_id, connector_id)
-        if key not in self._meters:
-            self._meters[key] = _Meter(energy_wh=energy_wh)
-
     def firmware_changes(self, e: ev.BootNotified) -> bool:
         """Would this boot change the known firmware? Only then do the orders matter (the caller
         reads them from the database, which it must not do for every boot of a reconnection storm)."""
@@ -437,9 +424,7 @@ class Detectors:
 
     def _meter(self, e: ev.MeterValuesReceived) -> list[Signal]:
         """Sees: MeterValues. Why: a register going backwards or power beyond the rating means a
-        tampered meter or forged data; a state-of-charge jump means forged battery data. The first
-        reading a node sees of a connector is compared with the register stored before it
-        (``seed_meter``), so a restart or a move to another node is no blind spot. Tune:
+        tampered meter or forged data; a state-of-charge jump means forged battery data. Tune:
         ``ratings`` / ``rated_power_w`` × ``power_margin``; ``soc_jump_percent`` / ``soc_jump_within``."""
         t, cp, out = self.tuning, e.charge_point_id, []
         state = self._meters.get((cp, e.connector_id))

@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import Connection, false, insert, select, text, update
 
-from voltlib.domain import meter
 from voltlib.domain.demand import Place
 from voltlib.security import incidents as inc
 from voltlib.security.detectors import Inventory, Signal
@@ -23,7 +22,6 @@ from voltlib.store.tables import (
     bays,
     charge_points,
     id_tags,
-    meter_values,
     quarantines,
     security_alerts,
     security_incidents,
@@ -37,23 +35,6 @@ def charge_point_places(conn: Connection) -> dict[str, Place]:
     rows = conn.execute(select(bays.c.charge_point_id, stations.c.id, stations.c.latitude, stations.c.longitude)
                         .join(stations, stations.c.id == bays.c.station_id).distinct())
     return {r.charge_point_id: Place(r.id, r.latitude, r.longitude) for r in rows}
-
-
-REGISTER_LOOKBACK = 20  # stored readings searched for the last energy register
-
-
-def register_before(conn: Connection, cp_id: str, connector_id: int, sampled_before: datetime) -> float | None:
-    """The energy register of the connector's latest stored reading sampled before ``sampled_before``
-    (by sample time, so a backlog replayed after a reconnection is compared with what came before it)."""
-    blobs = conn.execute(select(meter_values.c.samples).where(
-        meter_values.c.charge_point_id == cp_id, meter_values.c.connector_id == connector_id,
-        meter_values.c.sampled_at < sampled_before).order_by(meter_values.c.sampled_at.desc())
-        .limit(REGISTER_LOOKBACK)).scalars()
-    for blob in blobs:
-        value = meter.find_packed(blob, "Energy.Active.Import.Register")
-        if value is not None:
-            return value
-    return None
 
 
 def _json(detail: dict[str, Any]) -> dict[str, Any]:

@@ -144,11 +144,6 @@ class SecurityService:
             await self._locate()
         if isinstance(event, ev.ChargePointConnected) and cp in self.responder.quarantined:
             self._spawn(self.responder.quarantine(cp, by="voltlib", reason="still in quarantine at reconnection"))
-        if isinstance(event, ev.MeterValuesReceived) and event.energy_wh is not None \
-                and not self.detectors.knows_meter(cp, event.connector_id):
-            self.detectors.seed_meter(cp, event.connector_id, await store.read(partial(
-                records.register_before, cp_id=cp, connector_id=event.connector_id,
-                sampled_before=event.sampled_at)))
         signals.extend(self.detectors.feed(event))
         for signal in signals:
             await self.process(signal)

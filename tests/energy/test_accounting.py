@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from typer.testing import CliRunner
 
@@ -21,7 +22,7 @@ async def test_a_day_of_charging_per_station_and_per_vehicle(city: City) -> None
         await a.stop_tx(car.transaction_id, 14_500)  # the car took 4.5 kWh at st-a
         other = await b.start_tx(1, "SOMEONE", meter_start=0)
         await b.stop_tx(other.transaction_id, 2_000)  # not a car of the fleet: 2 kWh at st-b
-    today = datetime.now(UTC).date().isoformat()
+    today = datetime.now(ZoneInfo("Europe/Paris")).date().isoformat()  # the report's days are the city's
     response = await city.client.get("/api/v1/energy/daily", params={"city": "paris", "date": today},
                                      headers=server.api_headers())
     assert response.status_code == 200, response.text

@@ -1,4 +1,4 @@
-"""Validation of GBFS files against the official v3.0 schemas in ../shared (tests only)."""
+"""Validation of GBFS files against the official v3.0 schemas vendored in tests/vendor (tests only)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _shared() -> Path:
-    """``../shared`` beside the checkout; a git worktree under wt/ finds it one level further up."""
-    for parent in ROOT.parents:
-        if (parent / "shared" / "gbfs-json-schema").is_dir():
-            return parent / "shared"
-    raise FileNotFoundError("../shared/gbfs-json-schema is missing (see ../shared/README.md)")
-
-
-SCHEMAS = _shared() / "gbfs-json-schema" / "v3.0"
+SCHEMAS = Path(__file__).resolve().parents[1] / "vendor" / "gbfs-json-schema" / "v3.0"
 
 
 @cache

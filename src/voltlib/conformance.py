@@ -7,6 +7,7 @@ test is skipped there is *later* (the skip reason says what voltlib lacks); a ca
 :data:`ELSEWHERE` is covered by another suite. With ``run=True`` pytest runs ``tests/conformance``
 with ``--junitxml`` and each case gets its result on every database backend.
 
+The 1.6 case list ships with the package (``voltlib/data``, read by :func:`packaged_cases`).
 ``voltlib conformance [--cases PATH] [--run] [--markdown FILE]`` prints the table.
 """
 
@@ -20,9 +21,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 
-DEFAULT_CASES = Path("../shared/ocpp/csms-test-cases-ocpp16.txt")  # relative to the repository root
+CASES_OCPP16 = "csms-test-cases-ocpp16.txt"  # in voltlib/data; csms-test-cases-ocpp201.txt beside it
 CONFORMANCE_DIR = Path("tests/conformance")
 SECURITY_PROFILES = "tests/integration/test_security_profiles.py"
 
@@ -73,10 +75,29 @@ class Row:
     backends: list[str] = field(default_factory=list)
 
 
+def packaged_cases(name: str = CASES_OCPP16) -> str:
+    """The text of a case list shipped in ``voltlib/data`` (found from any working directory)."""
+    return resources.files("voltlib.data").joinpath(name).read_text(encoding="utf-8")
+
+
+def find_root(start: Path) -> Path:
+    """The checkout whose ``tests/conformance`` the cases are matched with: ``start`` or one of its
+    parents, else the checkout voltlib itself runs from (an editable install), else ``start``."""
+    start = start.resolve()
+    for candidate in (start, *start.parents, Path(__file__).resolve().parents[2]):
+        if (candidate / CONFORMANCE_DIR).is_dir():
+            return candidate
+    return start
+
+
 def read_cases(path: Path) -> list[Case]:
+    return parse_cases(path.read_text(encoding="utf-8"))
+
+
+def parse_cases(text: str) -> list[Case]:
     """Cases in file order; blank lines and ``#`` comments are ignored."""
     cases = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -153,10 +174,11 @@ def _combine(results: list[tuple[str, str, str]]) -> tuple[str, str, list[str]]:
     return "skipped", results[0][2] if results else "", passed
 
 
-def coverage(cases_path: Path, root: Path = Path("."), *, run: bool = False) -> tuple[list[Row], int]:
-    """The coverage rows of every case, and pytest's exit code (0 when not run)."""
+def coverage(cases_path: Path | None, root: Path = Path("."), *, run: bool = False) -> tuple[list[Row], int]:
+    """The coverage rows of every case (of the packaged 1.6 list when ``cases_path`` is None), and
+    pytest's exit code (0 when not run)."""
     root = root.resolve()
-    cases = read_cases(cases_path if cases_path.is_absolute() else root / cases_path)
+    cases = parse_cases(packaged_cases()) if cases_path is None else read_cases(cases_path)
     ours = find_tests(root, (root / CONFORMANCE_DIR).glob("test_*.py"))
     elsewhere_files = {root / path for path, _ in ELSEWHERE.values()}
     theirs = find_tests(root, (p for p in elsewhere_files if p.exists()))
@@ -218,15 +240,16 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, rows: list[Row], *, cases: Path = DEFAULT_CASES, run: bool = False) -> None:
+def write_markdown(path: Path, rows: list[Row], *, cases: Path | None = None, run: bool = False) -> None:
     """docs/conformance.md: the table, when and by which command it was generated."""
-    command = "voltlib conformance" + ("" if cases == DEFAULT_CASES else f" --cases {cases}") + \
+    command = "voltlib conformance" + ("" if cases is None else f" --cases {cases}") + \
         (" --run" if run else "") + f" --markdown {path}"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     path.write_text(
         "# OCPP 1.6 conformance (central system under test)\n\n"
         "One test per OCA compliance test case in `tests/conformance`, named after the case. The charge point\n"
         "is the `ocpp` package's `ChargePoint` over a real WebSocket; central-system steps go through voltlib's\n"
-        "HTTP API; each test runs on SQLite and on PostgreSQL (the Backends column).\n\n"
+        "HTTP API; each test runs on SQLite and on PostgreSQL (the Backends column). The case list is the OCA\n"
+        "test tool's, packaged in `src/voltlib/data/` (its README says where it comes from).\n\n"
         f"Generated {stamp}, from the repository root, by:\n\n```\n{command}\n```\n\n{render(rows)}\n",
         encoding="utf-8")

@@ -1,6 +1,6 @@
 """OCA OCPP 1.6 conformance, central system under test: core profile (boot, sessions, reset, unlock).
 
-Each test is named after its case in ../shared/ocpp/csms-test-cases-ocpp16.txt.
+Each test is named after its case in src/voltlib/data/csms-test-cases-ocpp16.txt (the packaged list).
 """
 
 from __future__ import annotations

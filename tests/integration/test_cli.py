@@ -1,10 +1,12 @@
-"""The admin CLI against a real database, and `voltlib cp command` against a running server."""
+"""The admin CLI against a real database, `voltlib cp command` against a running server, and `voltlib conformance`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
+import pytest
 import websockets
 from typer.testing import CliRunner
 
@@ -65,3 +67,22 @@ async def test_cp_command_goes_through_the_running_server(server: RunningServer)
     assert received[2] == "Reset" and received[3] == {"type": "Soft"}
     stored = json.loads(result.output)
     assert stored["state"] == "answered" and stored["response"] == {"status": "Accepted"}
+
+
+def test_conformance_reads_the_packaged_cases_from_any_directory(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no checkout here, nothing beside it: the list ships with the package
+    table = invoke("conformance")
+    assert "| TC_001 | ColdBootChargePoint | `tests/conformance/test_core_profile.py::" in table
+    total = table.strip().splitlines()[-1]
+    assert total.startswith("77 cases:") and "missing" not in total, total
+
+
+def test_conformance_reads_another_case_list_and_writes_markdown(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("cases.txt").write_text("# two cases\nTC_001 ColdBootChargePoint\nTC_999 NoSuchCase\n", encoding="utf-8")
+    table = invoke("conformance", "--cases", "cases.txt", "--markdown", "table.md")
+    assert table.strip().splitlines()[-1] == "2 cases: 1 missing, 1 not run"
+    assert "voltlib conformance --cases cases.txt --markdown table.md" in Path("table.md").read_text(encoding="utf-8")
+    assert runner.invoke(app, ["conformance", "--cases", "nothing.txt"]).exit_code == 2

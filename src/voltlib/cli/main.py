@@ -528,18 +528,20 @@ def _fail(message: str) -> int:
 
 @app.command()
 def conformance(
-    cases: Annotated[Path, typer.Option(help="The OCA case list (central system under test), relative to the "
-                                             "repository root.")] = Path("../shared/ocpp/csms-test-cases-ocpp16.txt"),
+    cases: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                               help="Another OCA case list file (central system under test); "
+                                                    "default: the 1.6 list packaged with voltlib.")] = None,
     run: Annotated[bool, typer.Option("--run", help="Run tests/conformance with pytest and fill in results.")] = False,
     markdown: Annotated[Path | None, typer.Option(help="Also write the table to this Markdown file.")] = None,
 ) -> None:
     """Print each OCPP 1.6 compliance case with its test in tests/conformance and its result.
 
-    Run it from the repository root. Exits 1 when --run finds a failed or missing case.
+    The tests are those of the checkout around the working directory, else of the checkout voltlib
+    runs from. Exits 1 when --run finds a failed or missing case.
     """
     from voltlib import conformance as oca
 
-    rows, _ = oca.coverage(cases, Path("."), run=run)
+    rows, _ = oca.coverage(cases, oca.find_root(Path.cwd()), run=run)
     typer.echo(oca.render(rows))
     if markdown is not None:
         oca.write_markdown(markdown, rows, cases=cases, run=run)

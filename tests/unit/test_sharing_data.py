@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from importlib import resources
 
 from voltlib.domain import rental as dr
 from voltlib.domain.pricing import PARIS_2011
@@ -11,10 +12,9 @@ from voltlib.sharing.cities import builtin_cities, paris_snapshot
 from voltlib.sharing.codec import rental_from_dict, rental_to_dict
 from voltlib.sharing.importer import CHARGE_POINT_ID_MAX, bay_charge_point, parse_snapshot
 
-# ../shared beside the checkout; a git worktree (e.g. under wt/) finds it further up
-_ROOT = next((p / "shared" for p in Path(__file__).resolve().parents if (p / "shared" / "data").is_dir()),
-             Path("../shared"))
-SHARED = _ROOT / "data" / "autolib" / "stations-2018-05-18.csv"
+DATA = resources.files("voltlib.sharing.data")
+# the Ville de Paris export of 2018-05-18, unchanged (voltlib/sharing/data/README.md)
+SNAPSHOT_SHA256 = "7089ab47d0ba64c73939d30aacac289fcf195edbb283d499c4abaa56ee695329"
 
 
 def test_builtin_cities_are_data() -> None:
@@ -25,11 +25,13 @@ def test_builtin_cities_are_data() -> None:
     assert paris.plans == PARIS_2011
 
 
-def test_packaged_snapshot_is_the_shared_one_and_parses_whole() -> None:
+def test_packaged_snapshot_is_the_paris_export_and_parses_whole() -> None:
     text = paris_snapshot()
-    assert text == SHARED.read_text(encoding="utf-8")
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == SNAPSHOT_SHA256
     snapshot = parse_snapshot(text)
     assert len(snapshot.stations) == 1119 and snapshot.skipped == []
+    assert all(48.70 <= s.latitude <= 48.98 and 2.07 <= s.longitude <= 2.58 for s in snapshot.stations)
+    assert sum(s.postal_code.startswith("75") for s in snapshot.stations) == 611
     assert sum(s.cars for s in snapshot.stations) == len(snapshot.cars)
     assert all(s.bays >= s.cars and s.bays >= 1 for s in snapshot.stations)
     ids = [bay_charge_point(s.id, n) for s in snapshot.stations for n in range(1, s.bays + 1)]
@@ -38,8 +40,14 @@ def test_packaged_snapshot_is_the_shared_one_and_parses_whole() -> None:
     assert parse_snapshot(text).cars == snapshot.cars  # deterministic
 
 
+def test_packaged_data_names_its_source_and_licence() -> None:
+    readme = DATA.joinpath("README.md").read_text(encoding="utf-8")
+    for words in ("paris-stations-2018-05-18.csv", "Open Database License (ODbL)", "Ville de Paris", SNAPSHOT_SHA256):
+        assert words in readme
+
+
 def test_bad_rows_are_reported_not_imported() -> None:
-    header = SHARED.read_text(encoding="utf-8").splitlines()[0]
+    header = paris_snapshot().splitlines()[0]
     bad = "x;1;1;0;0;0;operational;Paris;;st-x;STATION;not a point;75001;X;operational;;1;station;ok;x"
     snapshot = parse_snapshot(f"{header}\n{bad}\n")
     assert snapshot.stations == [] and "line 2" in snapshot.skipped[0]

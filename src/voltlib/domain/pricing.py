@@ -292,8 +292,8 @@ def subscription_line(plan: Plan) -> PriceLine:
 # --- Autolib' Paris, 2011 --------------------------------------------------------------------
 
 PARIS_2011_TOML: Final = '''
-# Autolib' (Paris), prices at the December 2011 launch. Sources: ../shared/data/autolib/README.md
-# ("2011 prices"), which summarises the 2011 press coverage of the launch.
+# Autolib' (Paris), prices at the December 2011 launch. Sources: voltlib/sharing/data/README.md
+# ("tariffs at the December 2011 launch"), from the 2011 press coverage of the launch.
 
 [[plan]]
 code = "premium"

@@ -9,7 +9,7 @@ from datetime import datetime
 from voltlib.domain.pricing import Plan
 
 BLUECAR_TYPE_ID = "bluecar"
-BLUECAR_RANGE_M = 250_000  # urban range of a full Bluecar (../shared/data/autolib/README.md)
+BLUECAR_RANGE_M = 250_000  # urban range of a full Bluecar (voltlib/sharing/data/README.md)
 
 
 @dataclass(frozen=True, slots=True)

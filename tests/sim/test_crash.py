@@ -33,6 +33,7 @@ def test_a_kill_9_in_the_morning_loses_and_doubles_nothing_acknowledged(tmp_path
     acknowledged = sum(audited["acknowledged"].values())
     assert 0 < crash["acknowledged_before"] < acknowledged  # messages acknowledged on both sides of the crash
     assert audited["rentals_closed"] >= 1
+    assert audited["acknowledged"]["SecurityEventNotification"] == 1  # the intrusion, before the crash
     assert report["protocol_errors"] == 0
     assert report["demand"] == report["rentals_served"] + sum(report["lost"].values()) + report["in_progress"]
 
@@ -45,7 +46,7 @@ def test_the_audit_finds_what_an_acknowledging_server_did_not_keep(tmp_path: Pat
             id=7, charge_point_id="cp-1", connector_id=1, id_tag="CAR1", id_tag_status="Accepted", meter_start=0,
             started_at=T0, received_at=T0)))
         acknowledged = {"cp-1": [("StartTransaction", 7), ("StopTransaction", 7), ("MeterValues", 7),
-                                 ("StartTransaction", 8)],
+                                 ("StartTransaction", 8), ("SecurityEventNotification", None)],
                         "cp-2": [("StartTransaction", 7)]}  # another post answered with cp-1's id
         found = store.run_sync(lambda c: audit.audit(c, acknowledged))
     finally:
@@ -53,5 +54,7 @@ def test_the_audit_finds_what_an_acknowledging_server_did_not_keep(tmp_path: Pat
     assert found["problems"]["lost_start_transactions"] == 2  # 8 never stored, 7 stored for cp-1 only
     assert found["problems"]["lost_stop_transactions"] == 1  # 7 still open
     assert found["problems"]["lost_meter_values"] == 1
+    assert found["problems"]["lost_security_events"] == 1
     assert not found["ok"]
-    assert found["acknowledged"] == {"MeterValues": 1, "StartTransaction": 3, "StopTransaction": 1}
+    assert found["acknowledged"] == {"MeterValues": 1, "SecurityEventNotification": 1, "StartTransaction": 3,
+                                     "StopTransaction": 1}

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select
 
 from voltlib.store.db import Store
-from voltlib.store.tables import invoices, meter_values, rentals, security_alerts, transactions
+from voltlib.store.tables import invoices, meter_values, rentals, security_alerts, security_events, transactions
 
 Acknowledged = dict[str, list[tuple[str, int | None]]]  # charge point id -> (action, transaction id)
 
@@ -33,8 +33,14 @@ def audit(conn: Connection, acknowledged: Acknowledged) -> dict[str, Any]:
     samples = Counter({(row.charge_point_id, row.transaction_id): int(row.n) for row in conn.execute(
         select(meter_values.c.charge_point_id, meter_values.c.transaction_id, func.count().label("n"))
         .group_by(meter_values.c.charge_point_id, meter_values.c.transaction_id))})
+    by_cp = security_events.c.charge_point_id
+    events = Counter({row.charge_point_id: int(row.n) for row in conn.execute(
+        select(by_cp, func.count().label("n")).group_by(by_cp))})
     found: Counter[str] = Counter()
     for cp_id, answered in acknowledged.items():
+        reported = sum(1 for action, _ in answered if action == "SecurityEventNotification")
+        found["acknowledged:SecurityEventNotification"] += reported
+        found["lost:SecurityEventNotification"] += max(0, reported - events[cp_id])
         sent = Counter((action, tx) for action, tx in answered if tx is not None)
         for (action, tx_id), n in sent.items():
             found[f"acknowledged:{action}"] += n
@@ -53,6 +59,7 @@ def audit(conn: Connection, acknowledged: Acknowledged) -> dict[str, Any]:
         "lost_start_transactions": found["lost:StartTransaction"],
         "lost_stop_transactions": found["lost:StopTransaction"],
         "lost_meter_values": found["lost:MeterValues"],
+        "lost_security_events": found["lost:SecurityEventNotification"],
         "duplicate_open_transactions": _duplicates(conn, select(transactions.c.charge_point_id,
                                                                  transactions.c.connector_id)
                                                    .where(transactions.c.stopped_at.is_(None))),

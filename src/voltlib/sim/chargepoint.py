@@ -230,7 +230,7 @@ class SimulatedChargePoint:
         self.stats: Counter[str] = Counter()  # "sent:<action>", "received:<action>", "boots", "connects"...
         self.last_error: str | None = None
         # What the central system acknowledged, in order: (action, transaction id) of each transaction
-        # message answered. A crash drill checks each is in voltlib's database exactly once.
+        # message and security event answered. A crash drill checks each is in voltlib's database exactly once.
         self.acknowledged: list[tuple[str, int | None]] = []
         self.connected = asyncio.Event()
         self.accepted = asyncio.Event()  # set while connected and registered (Accepted)
@@ -630,6 +630,8 @@ class SimulatedChargePoint:
         if tx is not None:
             self.acknowledged.append((item.action, int(result["transactionId"]) if item.action == "StartTransaction"
                                       else tx.transaction_id))
+        elif item.action == "SecurityEventNotification":
+            self.acknowledged.append((item.action, None))
         if item.action == "StartTransaction" and tx is not None:
             tx.transaction_id = int(result["transactionId"])
             info: Payload = result.get("idTagInfo", {})

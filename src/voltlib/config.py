@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # clock, from time_origin (default: the wall time at start). 1 and no origin: the wall clock.
     time_scale: float = Field(1.0, ge=1.0, le=1000.0)
     time_origin: datetime | None = None
+    # Unix seconds of the wall clock at which time_origin holds (default: this process's start). A
+    # simulation that restarts voltlib (a crash drill) passes the first process's, so both read one clock.
+    time_wall_start: float | None = Field(None, gt=0)
 
     log_level: str = "INFO"
 

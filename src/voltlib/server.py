@@ -96,6 +96,8 @@ def clock_for(settings: Settings) -> Clock:
     """The wall clock, or simulated time when ``time_scale`` or ``time_origin`` is set."""
     if settings.time_scale == 1.0 and settings.time_origin is None:
         return SystemClock()
+    if settings.time_origin is not None and settings.time_wall_start is not None:
+        return ScaledClock(settings.time_origin, settings.time_scale, settings.time_wall_start)
     return ScaledClock.starting_now(settings.time_scale, settings.time_origin)
 
 

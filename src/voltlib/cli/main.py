@@ -251,7 +251,16 @@ def simulate(
                f"{result.energy_delivered_kwh} kWh; peak station {result.peak_station_ratio:.0%} of its limit; "
                f"{result.alerts} alerts; {result.protocol_errors} protocol errors; "
                f"×{result.speed_reached:g} real time")
+    for crash in result.crashes:
+        typer.echo(f"crash at hour {crash['at_hour']}: down {crash['down_minutes']:g} simulated minutes, every "
+                   f"charge point back {crash['wall_seconds_until_all_back']} wall seconds after the restart")
+    if result.crash_audit is not None:
+        problems = {k: v for k, v in result.crash_audit["problems"].items() if v}
+        typer.echo(f"crash audit: acknowledged {result.crash_audit['acknowledged']}; "
+                   + (f"PROBLEMS {problems}" if problems else "nothing lost, nothing twice"))
     typer.echo(f"report: {files['html']}")
+    if result.crash_audit is not None and not result.crash_audit["ok"]:
+        raise typer.Exit(1)
 
 
 @app.command()

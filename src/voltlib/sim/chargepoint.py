@@ -229,6 +229,9 @@ class SimulatedChargePoint:
         self.log_status = "Idle"
         self.stats: Counter[str] = Counter()  # "sent:<action>", "received:<action>", "boots", "connects"...
         self.last_error: str | None = None
+        # What the central system acknowledged, in order: (action, transaction id) of each transaction
+        # message and security event answered. A crash drill checks each is in voltlib's database exactly once.
+        self.acknowledged: list[tuple[str, int | None]] = []
         self.connected = asyncio.Event()
         self.accepted = asyncio.Event()  # set while connected and registered (Accepted)
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -624,6 +627,11 @@ class SimulatedChargePoint:
 
     def _on_answer(self, item: _Queued, result: Payload) -> None:
         tx = item.transaction
+        if tx is not None:
+            self.acknowledged.append((item.action, int(result["transactionId"]) if item.action == "StartTransaction"
+                                      else tx.transaction_id))
+        elif item.action == "SecurityEventNotification":
+            self.acknowledged.append((item.action, None))
         if item.action == "StartTransaction" and tx is not None:
             tx.transaction_id = int(result["transactionId"])
             info: Payload = result.get("idTagInfo", {})

@@ -36,6 +36,7 @@ from voltlib.security.credentials import hash_api_token, hash_password, new_api_
 from voltlib.sharing import store as ss
 from voltlib.sharing.cities import builtin_cities
 from voltlib.sharing.importer import bay_charge_point
+from voltlib.sim import audit
 from voltlib.sim.chargepoint import Car, SimOptions, SimulatedChargePoint
 from voltlib.sim.scenario import Scenario
 from voltlib.store import repo
@@ -104,6 +105,8 @@ class Report:
     soc_samples: list[tuple[float, list[float]]]  # (simulated hour, fleet SoC percent)
     power_samples: list[tuple[float, float, float]]  # (simulated hour, network kW, network limit kW)
     events: list[dict[str, Any]]
+    crashes: list[dict[str, Any]] = field(default_factory=list)  # server_crash events (kill -9, restart)
+    crash_audit: dict[str, Any] | None = None  # after a crash: acknowledged messages lost or doubled (sim.audit)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -148,6 +151,7 @@ class CitySimulation:
         self.limit_w: dict[str, float] = {}
         self.play_wall = 0.0
         self.play_start = self.clock.now()
+        self.crashes: list[dict[str, Any]] = []  # server_crash events: when, how long until every post was back
 
     # -- the run --
 
@@ -164,7 +168,8 @@ class CitySimulation:
             token = await self._timed("seed", self._seed(store))
         finally:
             store.close()
-        server = await self._timed("server", self._start_server(url))
+        self.server = await self._timed("server", self._start_server(url))
+        self.db_url = url
         base = f"http://127.0.0.1:{self.port}"
         headers = {"Authorization": f"Bearer {token}"}
         try:
@@ -179,17 +184,26 @@ class CitySimulation:
                 if self.on_ready:
                     self.on_ready(base, token)
                 await self._play()
+            if self.crashes:
+                await self._drained_after_crash()
             result = self._report(time.monotonic() - wall0, *await asyncio.to_thread(_outcomes, url))
+            if self.crashes:
+                result.crash_audit = await asyncio.to_thread(
+                    audit.check, url, {cp_id: cp.acknowledged for cp_id, cp in self.cps.items()})
             if self.hold:
                 self.report = result
                 await self.hold()
         finally:
             await asyncio.gather(*(cp.stop(timeout=2) for cp in self.cps.values()), return_exceptions=True)
-            await _stop(server)
+            await _stop(self.server)
         return result
 
-    async def _start_server(self, url: str) -> asyncio.subprocess.Process:
-        env = {**os.environ, "VOLTLIB_DATABASE_URL": url, "VOLTLIB_HOST": "127.0.0.1",
+    async def _start_server(self, url: str, *, same_clock: bool = False) -> asyncio.subprocess.Process:
+        """Start ``voltlib serve``; ``same_clock``: a restart, on the simulated clock the first one set
+        (its origin and wall start), so that time goes on where it was rather than starting again."""
+        clock = {"VOLTLIB_TIME_WALL_START": repr(self.clock.wall_start)} if same_clock else {}
+        origin = self.clock.origin if same_clock else self.clock.now()
+        env = {**os.environ, **clock, "VOLTLIB_DATABASE_URL": url, "VOLTLIB_HOST": "127.0.0.1",
                "VOLTLIB_PORT": str(self.port), "VOLTLIB_LOG_LEVEL": "WARNING",
                "VOLTLIB_STATION_LIMIT_FRACTION": str(self.s.station_limit_fraction),
                "VOLTLIB_CHARGING_CONNECTOR_RATED_W": str(RATED_W), "VOLTLIB_RATE_PER_SECOND": "50",
@@ -197,7 +211,7 @@ class CitySimulation:
                "VOLTLIB_HEARTBEAT_INTERVAL": "3600"}  # simulated seconds: thousands of posts, one heartbeat an hour
         server = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "voltlib", "serve", "--time-scale", str(self.speed),
-            "--time-origin", self.clock.now().isoformat(), env=env)
+            "--time-origin", origin.isoformat(), env=env)
         deadline = time.monotonic() + 60
         async with aiohttp.ClientSession() as http:
             while True:
@@ -355,6 +369,8 @@ class CitySimulation:
         member.busy = True
         try:
             await self._trip(member, trip)
+        except aiohttp.ClientError:  # voltlib down (a crash drill): the member's app cannot reserve
+            self.counts["lost:server_unreachable"] += 1
         except Exception:  # a bug in one trip is counted, never stops the city
             log.exception("simulated trip failed")
             self.counts["trip_failures"] += 1
@@ -406,10 +422,14 @@ class CitySimulation:
                 self.counts["reserved_with_range"] += 1
         status = await cp.authorize(member.badge)
         if status != "Accepted":
-            self.counts["lost:low_battery" if self.fleet.cars[car_id].soc < 30 else f"lost:refused_{status}"] += 1
+            if not cp.accepted.is_set():  # offline (voltlib down): members are not on the posts' local lists
+                self.counts["lost:server_unreachable"] += 1
+            else:
+                self.counts["lost:low_battery" if self.fleet.cars[car_id].soc < 30 else f"lost:refused_{status}"] += 1
             if trip.reserve_ahead:  # give the car back rather than leave it held
-                async with self.api.delete("/api/v1/me/reservation", headers=headers) as response:
-                    await response.read()
+                with contextlib.suppress(aiohttp.ClientError):  # voltlib down: its hold expires by itself
+                    async with self.api.delete("/api/v1/me/reservation", headers=headers) as response:
+                        await response.read()
             return
         if self.fleet.at.get(cp_id) != car_id:  # another member drove it off while we badged (a post
             self.counts["lost:no_car"] += 1  # answering from its local cache can accept both badges)
@@ -473,11 +493,42 @@ class CitySimulation:
             cp.set_fault(1, "GroundFailure")
             await self.clock.sleep(event.duration_minutes * 60)
             cp.set_fault(1, None)
+        elif event.kind == "server_crash":
+            await self._crash_server(event.duration_minutes)
+            return
         elif event.kind == "network_outage":
             await cp.set_network(False)
             await self.clock.sleep(event.duration_minutes * 60)
             await cp.set_network(True)
         self.events.append({"kind": event.kind, "charge_point": cp_id, "at_hour": round(self._elapsed_h(), 2)})
+
+    async def _crash_server(self, down_minutes: float) -> None:
+        """Kill -9 voltlib, leave it down ``down_minutes`` (the posts go on offline: local list,
+        transactions queued), start it again on the same database and clock, and time how long until
+        every charge point is registered again."""
+        at_hour = round(self._elapsed_h(), 2)
+        self.server.kill()  # SIGKILL: nothing flushed, nothing said goodbye
+        await self.server.wait()
+        acknowledged_before = sum(len(cp.acknowledged) for cp in self.cps.values())
+        await self.clock.sleep(down_minutes * 60)
+        queued = sum(cp.outbox_size for cp in self.cps.values())
+        wall0 = time.monotonic()
+        self.server = await self._start_server(self.db_url, same_clock=True)
+        await asyncio.gather(*(cp.wait_accepted(120) for cp in self.cps.values()))
+        back = round(time.monotonic() - wall0, 1)
+        self.crashes.append({"at_hour": at_hour, "down_minutes": down_minutes, "wall_seconds_until_all_back": back,
+                             "all_back": all(cp.accepted.is_set() for cp in self.cps.values()),
+                             "acknowledged_before": acknowledged_before, "queued_while_down": queued})
+        self.events.append({"kind": "server_crash", "charge_point": None, "at_hour": at_hour})
+
+    async def _drained_after_crash(self, wall_timeout: float = 120.0) -> None:
+        """Before the audit: every post online and its queued messages delivered (bounded)."""
+        deadline = time.monotonic() + wall_timeout
+        while time.monotonic() < deadline:
+            if all(cp.accepted.is_set() and cp.outbox_size == 0 for cp in self.cps.values()):
+                return
+            await asyncio.sleep(0.2)
+        log.warning("some charge points were still offline or had messages queued after %.0f s", wall_timeout)
 
     async def _sampler(self, start: datetime, end: datetime) -> None:
         t = start
@@ -520,7 +571,7 @@ class CitySimulation:
             peak_station_ratio=round(self.peak_ratio, 3),
             seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,
             protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,
-            events=self.events)
+            events=self.events, crashes=self.crashes)
 
 
 def _outcomes(url: str) -> tuple[int, int]:

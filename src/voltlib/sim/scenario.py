@@ -5,7 +5,8 @@ Autolib' snapshot; all when absent) or ``synthetic_stations`` + ``synthetic_cars
 ``radius_km`` (cities without a public snapshot), ``members``, ``rentals_per_day``, ``start`` (ISO
 time with offset), ``hours``, ``speed`` (simulated seconds per wall second, 1–200), ``seed``,
 ``station_limit_fraction`` (grid limit ÷ the bays' ratings) and ``[[events]]`` (``at_minutes``,
-``kind``: ``intrusion`` | ``charge_point_failure`` | ``network_outage``, optional ``duration_minutes``).
+``kind``: ``intrusion`` | ``charge_point_failure`` | ``network_outage`` | ``server_crash`` (voltlib
+killed with SIGKILL and started again ``duration_minutes`` later), optional ``duration_minutes``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 from voltlib.sharing.cities import paris_snapshot
 from voltlib.sharing.importer import Snapshot, parse_snapshot
 
-BUILT_IN = ("small", "demo", "paris", "lyon", "bordeaux")
-EVENT_KINDS = frozenset({"intrusion", "charge_point_failure", "network_outage"})
+BUILT_IN = ("small", "demo", "crash", "paris", "lyon", "bordeaux")
+EVENT_KINDS = frozenset({"intrusion", "charge_point_failure", "network_outage", "server_crash"})
 HEADER_FIELDS = ("Address", "Cars", "Bluecar counter", "Utilib counter", "Utilib 1.4 counter", "Charge Slots",
                  "Charging Status", "City", "Displayed comment", "ID", "Kind", "Geo point", "Postal code",
                  "Public name", "Rental status", "Scheduled at", "Slots", "Station type", "Status",

@@ -69,6 +69,8 @@ def test_a_short_small_city_run_serves_rentals_with_no_protocol_error(tmp_path: 
     assert report["rentals_served"] >= 1
     assert report["demand"] == report["rentals_served"] + sum(report["lost"].values()) + report["in_progress"]
     assert report["alerts"] >= 1  # the scenario's intrusion at 20 minutes was seen
+    assert report["docks"]["plugged_in"] >= 1  # every car plugged in is docked there, none still rented
+    assert report["docks"]["not_docked_there"] == report["docks"]["on_open_rental"] == 0
     assert report["peak_station_ratio"] <= 1.0 and report["seconds_over_limit"] == 0
     assert report["energy_delivered_kwh"] > 0 and report["soc_samples"]
     assert set(report["setup_phases"]) == {"seed", "server", "connect", "profiles", "sessions"}

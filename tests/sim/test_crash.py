@@ -35,6 +35,7 @@ def test_a_kill_9_in_the_morning_loses_and_doubles_nothing_acknowledged(tmp_path
     assert audited["rentals_closed"] >= 1
     assert audited["acknowledged"]["SecurityEventNotification"] == 1  # the intrusion, before the crash
     assert report["protocol_errors"] == 0
+    assert report["docks"]["not_docked_there"] == report["docks"]["on_open_rental"] == 0
     assert report["demand"] == report["rentals_served"] + sum(report["lost"].values()) + report["in_progress"]
 
 

@@ -13,7 +13,15 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select
 
 from voltlib.store.db import Store
-from voltlib.store.tables import invoices, meter_values, rentals, security_alerts, security_events, transactions
+from voltlib.store.tables import (
+    invoices,
+    meter_values,
+    rentals,
+    security_alerts,
+    security_events,
+    transactions,
+    vehicles,
+)
 
 Acknowledged = dict[str, list[tuple[str, int | None]]]  # charge point id -> (action, transaction id)
 
@@ -76,3 +84,24 @@ def _duplicates(conn: Connection, rows: Any) -> int:
     grouped = rows.subquery()
     counted = select(func.count()).select_from(grouped).group_by(*grouped.c).having(func.count() > 1).subquery()
     return int(conn.execute(select(func.count()).select_from(counted)).scalar_one())
+
+
+def check_docks(url: str, plugged: dict[str, str]) -> dict[str, int]:
+    store = Store(url)
+    try:
+        return store.run_sync(lambda conn: docks(conn, plugged))
+    finally:
+        store.close()
+
+
+def docks(conn: Connection, plugged: dict[str, str]) -> dict[str, int]:
+    """Cars plugged in (car id -> charge point, as the simulation left them) that voltlib does not
+    see docked there, and those it still counts as on an open rental: a car physically plugged in is
+    always docked and its rental always ends, whatever the posts' clocks said."""
+    seen = {row.id: row for row in conn.execute(
+        select(vehicles.c.id, vehicles.c.status, vehicles.c.charge_point_id).where(vehicles.c.id.in_(plugged)))}
+    open_rentals = set(conn.execute(select(rentals.c.active_car).where(
+        rentals.c.active_car.in_(plugged), rentals.c.state.in_(("started", "overdue")))).scalars())
+    elsewhere = sum(1 for car, cp in plugged.items()
+                    if car not in seen or seen[car].status != "docked" or seen[car].charge_point_id != cp)
+    return {"plugged_in": len(plugged), "not_docked_there": elsewhere, "on_open_rental": len(open_rentals)}

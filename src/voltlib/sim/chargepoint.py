@@ -232,6 +232,9 @@ class SimulatedChargePoint:
         # What the central system acknowledged, in order: (action, transaction id) of each transaction
         # message and security event answered. A crash drill checks each is in voltlib's database exactly once.
         self.acknowledged: list[tuple[str, int | None]] = []
+        # How far this post's own clock is from the true time: every time it stamps says true + offset
+        # (a post whose clock runs fast, slow, or was set wrong). It schedules by the true time.
+        self.clock_offset = timedelta(0)
         self.connected = asyncio.Event()
         self.accepted = asyncio.Event()  # set while connected and registered (Accepted)
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -252,6 +255,10 @@ class SimulatedChargePoint:
         self._runner: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._local_ids = 0
+
+    def _stamp(self, now: datetime) -> str:
+        """A time as this post's clock reads it (``clock_offset`` from the truth)."""
+        return _iso(now + self.clock_offset)
 
     # ==== lifecycle ==============================================================================
 
@@ -688,7 +695,7 @@ class SimulatedChargePoint:
             c = self.connectors[connector_id]
             status, error = c.status, c.error_code
         return {"connectorId": connector_id, "errorCode": error, "status": status,
-                "timestamp": _iso(self.clock.now())}
+                "timestamp": self._stamp(self.clock.now())}
 
     def _advance(self, c: Connector) -> None:
         """Integrate the energy delivered since the last update."""
@@ -761,7 +768,7 @@ class SimulatedChargePoint:
         if "SoC" in wanted and c.car is not None and c.car.battery_wh is not None:
             values.append({"value": f"{c.car.soc:.1f}", "context": context, "measurand": "SoC", "location": "EV",
                            "unit": "Percent"})
-        return {"timestamp": _iso(self.clock.now()), "sampledValue": values}
+        return {"timestamp": self._stamp(self.clock.now()), "sampledValue": values}
 
     # ==== what people do at the charge point =====================================================
 
@@ -863,7 +870,7 @@ class SimulatedChargePoint:
             c.status = c.reported = "Preparing"
             self._report(connector_id)
         payload: Payload = {"connectorId": connector_id, "idTag": id_tag, "meterStart": tx.meter_start,
-                            "timestamp": _iso(now)}
+                            "timestamp": self._stamp(now)}
         if reservation_id is not None:
             payload["reservationId"] = reservation_id
         self._enqueue("StartTransaction", payload, tx)
@@ -885,8 +892,8 @@ class SimulatedChargePoint:
         end = self._sample(c, "Transaction.End")
         now = self.clock.now()
         tx.stopped_at, tx.meter_stop = now, int(c.energy_wh)
-        payload: Payload = {"transactionId": 0, "meterStop": tx.meter_stop, "timestamp": _iso(now), "reason": reason,
-                            "transactionData": [end]}
+        payload: Payload = {"transactionId": 0, "meterStop": tx.meter_stop, "timestamp": self._stamp(now),
+                            "reason": reason, "transactionData": [end]}
         if id_tag is not None:
             payload["idTag"] = id_tag
         self._enqueue("StopTransaction", payload, tx)
@@ -911,7 +918,7 @@ class SimulatedChargePoint:
 
     def report_security_event(self, kind: str, tech_info: str | None = None) -> None:
         """SecurityEventNotification (security whitepaper), e.g. ``TamperDetectionActivated``."""
-        payload: Payload = {"type": kind, "timestamp": _iso(self.clock.now())}
+        payload: Payload = {"type": kind, "timestamp": self._stamp(self.clock.now())}
         if tech_info:
             payload["techInfo"] = tech_info[:255]
         self._enqueue("SecurityEventNotification", payload)
@@ -1185,7 +1192,7 @@ class SimulatedChargePoint:
         hardware = self.options.max_power_w if connector_id == 0 else self.options.connector_power_w
         schedule = self.profiles.composite(connector_id, now, int(p["duration"]), unit, hardware,
                                            tx.transaction_id if tx else None, tx.started_at if tx else None)
-        return {"status": "Accepted", "connectorId": connector_id, "scheduleStart": _iso(now),
+        return {"status": "Accepted", "connectorId": connector_id, "scheduleStart": self._stamp(now),
                 "chargingSchedule": schedule}, None
 
     # -- remote trigger --

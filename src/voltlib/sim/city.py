@@ -107,6 +107,7 @@ class Report:
     events: list[dict[str, Any]]
     crashes: list[dict[str, Any]] = field(default_factory=list)  # server_crash events (kill -9, restart)
     crash_audit: dict[str, Any] | None = None  # after a crash: acknowledged messages lost or doubled (sim.audit)
+    docks: dict[str, int] = field(default_factory=dict)  # plugged-in cars voltlib does not see docked (sim.audit)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -184,9 +185,10 @@ class CitySimulation:
                 if self.on_ready:
                     self.on_ready(base, token)
                 await self._play()
-            if self.crashes:
-                await self._drained_after_crash()
+            await self._settled()
             result = self._report(time.monotonic() - wall0, *await asyncio.to_thread(_outcomes, url))
+            plugged = {car: cp for car, cp in self.fleet.dock_of.items() if cp is not None}
+            result.docks = await asyncio.to_thread(audit.check_docks, url, plugged)
             if self.crashes:
                 result.crash_audit = await asyncio.to_thread(
                     audit.check, url, {cp_id: cp.acknowledged for cp_id, cp in self.cps.items()})
@@ -275,6 +277,8 @@ class CitySimulation:
                 cp = SimulatedChargePoint(cp_id, url, password=PASSWORD, options=options, clock=self.clock)
                 # like Autolib's AC posts: no state of charge in MeterValues (voltlib estimates it from energy)
                 cp.configuration["MeterValuesSampledData"].value = "Energy.Active.Import.Register,Power.Active.Import"
+                if self.s.clock_skew_minutes:  # posts whose clocks were set wrong, or drift
+                    cp.clock_offset = timedelta(minutes=self.rng.uniform(-1, 1) * self.s.clock_skew_minutes)
                 car_id = self.fleet.at.get(cp_id)
                 if car_id is not None:
                     cp.plug_in(1, self.fleet.cars[car_id])
@@ -493,6 +497,8 @@ class CitySimulation:
             cp.set_fault(1, "GroundFailure")
             await self.clock.sleep(event.duration_minutes * 60)
             cp.set_fault(1, None)
+        elif event.kind == "clock_jump":
+            cp.clock_offset += timedelta(minutes=event.offset_minutes)
         elif event.kind == "server_crash":
             await self._crash_server(event.duration_minutes)
             return
@@ -521,8 +527,8 @@ class CitySimulation:
                              "acknowledged_before": acknowledged_before, "queued_while_down": queued})
         self.events.append({"kind": "server_crash", "charge_point": None, "at_hour": at_hour})
 
-    async def _drained_after_crash(self, wall_timeout: float = 120.0) -> None:
-        """Before the audit: every post online and its queued messages delivered (bounded)."""
+    async def _settled(self, wall_timeout: float = 120.0) -> None:
+        """Before the audits: every post online and its queued messages delivered (bounded)."""
         deadline = time.monotonic() + wall_timeout
         while time.monotonic() < deadline:
             if all(cp.accepted.is_set() and cp.outbox_size == 0 for cp in self.cps.values()):

@@ -6,7 +6,9 @@ Autolib' snapshot; all when absent) or ``synthetic_stations`` + ``synthetic_cars
 time with offset), ``hours``, ``speed`` (simulated seconds per wall second, 1–200), ``seed``,
 ``station_limit_fraction`` (grid limit ÷ the bays' ratings) and ``[[events]]`` (``at_minutes``,
 ``kind``: ``intrusion`` | ``charge_point_failure`` | ``network_outage`` | ``server_crash`` (voltlib
-killed with SIGKILL and started again ``duration_minutes`` later), optional ``duration_minutes``).
+killed with SIGKILL and started again ``duration_minutes`` later) | ``clock_jump`` (one post's clock
+jumps by ``offset_minutes``), optional ``duration_minutes``), and ``clock_skew_minutes`` (every post's
+clock off by a seeded draw in ±that many minutes: the posts stamp what they send with it).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from voltlib.sharing.cities import paris_snapshot
 from voltlib.sharing.importer import Snapshot, parse_snapshot
 
 BUILT_IN = ("small", "demo", "crash", "paris", "lyon", "bordeaux")
-EVENT_KINDS = frozenset({"intrusion", "charge_point_failure", "network_outage", "server_crash"})
+EVENT_KINDS = frozenset({"intrusion", "charge_point_failure", "network_outage", "server_crash", "clock_jump"})
 HEADER_FIELDS = ("Address", "Cars", "Bluecar counter", "Utilib counter", "Utilib 1.4 counter", "Charge Slots",
                  "Charging Status", "City", "Displayed comment", "ID", "Kind", "Geo point", "Postal code",
                  "Public name", "Rental status", "Scheduled at", "Slots", "Station type", "Status",
@@ -40,6 +42,7 @@ class Event:
     at_minutes: float
     kind: str
     duration_minutes: float = 10.0
+    offset_minutes: float = 0.0  # clock_jump: how far one post's clock jumps (negative: back)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Scenario:
     center: tuple[float, float] = (48.8566, 2.3522)
     radius_km: float = 4.0
     events: tuple[Event, ...] = field(default_factory=tuple)
+    clock_skew_minutes: float = 0.0  # each post's clock is off by a seeded draw in [-x, +x] minutes
 
     def snapshot(self) -> Snapshot:
         """Stations and cars, as an Autolib'-format snapshot (real or synthetic)."""
@@ -90,7 +94,8 @@ def parse(data: dict[str, Any]) -> Scenario:
         start = datetime.fromisoformat(str(data["start"]))
         if start.tzinfo is None:
             raise ScenarioError("start needs a UTC offset, e.g. 2018-05-18T08:00:00+02:00")
-        events = tuple(Event(float(e["at_minutes"]), str(e["kind"]), float(e.get("duration_minutes", 10.0)))
+        events = tuple(Event(float(e["at_minutes"]), str(e["kind"]), float(e.get("duration_minutes", 10.0)),
+                             float(e.get("offset_minutes", 0.0)))
                        for e in data.get("events", []))
         scenario = Scenario(
             name=str(data["name"]), city=str(data["city"]), members=int(data["members"]),
@@ -101,7 +106,8 @@ def parse(data: dict[str, Any]) -> Scenario:
             synthetic_stations=int(data["synthetic_stations"]) if "synthetic_stations" in data else None,
             synthetic_cars=int(data["synthetic_cars"]) if "synthetic_cars" in data else None,
             center=(float(data["center"][0]), float(data["center"][1])) if "center" in data else (48.8566, 2.3522),
-            radius_km=float(data.get("radius_km", 4.0)), events=events)
+            radius_km=float(data.get("radius_km", 4.0)), events=events,
+            clock_skew_minutes=float(data.get("clock_skew_minutes", 0.0)))
     except KeyError as exc:
         raise ScenarioError(f"missing field {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
@@ -123,6 +129,8 @@ def _check(s: Scenario) -> None:
         raise ScenarioError("synthetic_stations ≥ 2 and synthetic_cars ≥ 1")
     if s.stations is not None and s.stations < 2:
         raise ScenarioError("stations ≥ 2")
+    if not 0 <= s.clock_skew_minutes <= 24 * 60:
+        raise ScenarioError("clock_skew_minutes: 0 to 1440")
     for e in s.events:
         if e.kind not in EVENT_KINDS or e.at_minutes < 0:
             raise ScenarioError(f"event {e.kind!r} at {e.at_minutes}: kinds are {sorted(EVENT_KINDS)}")

@@ -254,8 +254,9 @@ def simulate(
     if result.docks.get("not_docked_there") or result.docks.get("on_open_rental"):
         typer.echo(f"cars plugged in that voltlib does not see docked, or still rented: {result.docks}")
     for crash in result.crashes:
-        typer.echo(f"crash at hour {crash['at_hour']}: down {crash['down_minutes']:g} simulated minutes, every "
-                   f"charge point back {crash['wall_seconds_until_all_back']} wall seconds after the restart")
+        typer.echo(f"crash at hour {crash['at_hour']}: down {crash['down_minutes']:g} simulated minutes; every "
+                   f"charge point back {crash['wall_seconds_until_all_back']} wall seconds "
+                   f"({crash['simulated_minutes_until_all_back']} simulated minutes) after the restart")
     if result.crash_audit is not None:
         problems = {k: v for k, v in result.crash_audit["problems"].items() if v}
         typer.echo(f"crash audit: acknowledged {result.crash_audit['acknowledged']}; "

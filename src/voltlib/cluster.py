@@ -31,7 +31,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date, datetime
 from typing import Any, Protocol, get_args
 
@@ -52,7 +52,7 @@ PREFIX = "voltlib"
 ANNOUNCE_EVERY = 30.0  # seconds between a node's announcements of what it listens to
 FORGET_AFTER = 3  # announcements missed before a node's wants are forgotten
 CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-ProbeHandler = Callable[[], Awaitable[bool]]
+ProbeHandler = Callable[[bool], Awaitable[bool]]  # takeover? → alive
 
 
 class Cluster(Protocol):
@@ -60,7 +60,7 @@ class Cluster(Protocol):
 
     async def release(self, cp_id: str) -> None: ...
 
-    async def probe_elsewhere(self, cp_id: str, timeout: float) -> bool | None: ...
+    async def probe_elsewhere(self, cp_id: str, timeout: float, *, takeover: bool = False) -> bool | None: ...
 
     async def command_elsewhere(self, cp_id: str, request: dict[str, Any], timeout: float) -> dict[str, Any] | None: ...
 
@@ -74,7 +74,7 @@ class SingleNode:
     async def release(self, cp_id: str) -> None:
         return None
 
-    async def probe_elsewhere(self, cp_id: str, timeout: float) -> bool | None:
+    async def probe_elsewhere(self, cp_id: str, timeout: float, *, takeover: bool = False) -> bool | None:
         return None
 
     async def command_elsewhere(self, cp_id: str, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
@@ -226,7 +226,10 @@ class NatsCluster:
         """A consumer of other nodes' events added after ``connect``: listen to its topics too."""
         if scope == "node" or self._nc is None:
             return
-        task = asyncio.get_running_loop().create_task(self._listen())
+        self._spawn(self._listen())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -255,19 +258,33 @@ class NatsCluster:
 
         async def answer(msg: Msg) -> None:
             request = json.loads(msg.data)
-            try:
-                if request.get("kind") == "probe":
-                    reply: dict[str, Any] = {"alive": await on_probe()}
-                else:
-                    reply = await on_command(request)
-            except Exception:
-                log.exception("remote %s for %s failed", request.get("kind"), cp_id)
-                reply = {"error": {"status": 500, "title": "internal-error", "detail": "the holding node failed"}}
-            await msg.respond(json.dumps(reply, default=_json_default).encode())
+            if request.get("kind") == "probe":
+                # From a task of its own: a probe that finds the connection closed, or closes it,
+                # releases this subscription, and that cancels the subscription's callback - the
+                # asking node would hear nothing until its timeout.
+                self._spawn(self._answer(msg, request, cp_id, on_command, on_probe))
+            else:
+                await self._answer(msg, request, cp_id, on_command, on_probe)
 
         await self.release(cp_id)
         self._held[cp_id] = await self.nc.subscribe(_subject(self.prefix, cp_id), cb=answer)
         await self.nc.flush()
+
+    @staticmethod
+    async def _answer(msg: Msg, request: dict[str, Any], cp_id: str, on_command: CommandHandler,
+                      on_probe: ProbeHandler) -> None:
+        try:
+            if request.get("kind") == "probe":
+                body: dict[str, Any] = {"alive": await on_probe(request.get("takeover") is True)}
+            else:
+                body = await on_command(request)
+        except Exception:
+            log.exception("remote %s for %s failed", request.get("kind"), cp_id)
+            body = {"error": {"status": 500, "title": "internal-error", "detail": "the holding node failed"}}
+        try:
+            await msg.respond(json.dumps(body, default=_json_default).encode())
+        except NatsError as exc:
+            log.warning("no answer to a remote %s for %s: %s", request.get("kind"), cp_id, exc)
 
     async def release(self, cp_id: str) -> None:
         subscription = self._held.pop(cp_id, None)
@@ -276,10 +293,14 @@ class NatsCluster:
 
     # -- charge points held elsewhere --
 
-    async def probe_elsewhere(self, cp_id: str, timeout: float) -> bool | None:
-        """True: another node holds it and it answered a ping; False: held but dead (now closed); None: nobody."""
+    async def probe_elsewhere(self, cp_id: str, timeout: float, *, takeover: bool = False) -> bool | None:
+        """True: another node holds it and it answered a ping; False: held but gone or dead (now
+        closed), known as soon as the holding node sees it close; None: nobody. ``takeover``: the
+        holding node closes it without a probe (a newcomer won, ``Gateway._taken_over``); a node of
+        an older version ignores that and probes."""
+        body = json.dumps({"kind": "probe", "takeover": takeover}).encode()
         try:
-            reply = await self.nc.request(_subject(self.prefix, cp_id), b'{"kind": "probe"}', timeout=timeout + 1.0)
+            reply = await self.nc.request(_subject(self.prefix, cp_id), body, timeout=timeout + 1.0)
         except (NoRespondersError, NatsTimeout):
             return None
         return bool(json.loads(reply.data).get("alive"))

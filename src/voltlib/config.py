@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     flood_seconds: float = Field(60.0, gt=0)
     ping_interval: float = Field(30.0, gt=0)
     duplicate_probe_timeout: float = Field(5.0, gt=0)
+    # A live connection gives way to a newcomer from the address the charge point last connected
+    # from once that many of its duplicates were refused within the window, in seconds (docs/security.md).
+    duplicate_takeover_after: int = Field(3, ge=1)
+    duplicate_takeover_window: float = Field(600.0, gt=0)
     auth_failures_per_minute: int = Field(10, ge=1)  # per identity
     auth_failures_per_source_per_minute: int = Field(100, ge=1)  # per address: many stations share a NAT
 

@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -26,7 +26,8 @@ from nats.aio.msg import Msg
 from ocpp.v16 import call
 
 from tests.conformance.conftest import connect, wait_until
-from tests.conftest import RunningServer, free_port, start_server
+from tests.conftest import RunningServer, basic_auth, free_port, start_server
+from tests.integration import test_duplicate_identity as dup
 from tests.sharing.conftest import CAR_TAG, seeded_city
 from tests.sharing.test_rentals import DESTINATION, ORIGIN
 from voltlib import events as ev
@@ -54,13 +55,21 @@ def _require_nats() -> None:
 
 @pytest_asyncio.fixture
 async def nodes(database_url: str) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    async with two_nodes(database_url) as started:
+        yield started
+
+
+@asynccontextmanager
+async def two_nodes(database_url: str, **overrides: Any) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    """Two nodes of one cluster; ``overrides`` change the settings of both."""
     _require_nats()
     async with AsyncExitStack() as stack:
         started = []
         name = f"test{uuid.uuid4().hex[:8]}"  # other tests and deployments on this NATS server never hear us
         for _ in range(2):
-            settings = Settings(database_url=database_url, port=free_port(), command_timeout=5.0,
-                                duplicate_probe_timeout=1.0, bus_url=NATS_URL, cluster_name=name)
+            base: dict[str, Any] = {"command_timeout": 5.0, "duplicate_probe_timeout": 1.0}
+            settings = Settings(database_url=database_url, port=free_port(), bus_url=NATS_URL, cluster_name=name,
+                                **{**base, **overrides})
             runner, running = await start_server(settings)
             stack.push_async_callback(runner.cleanup)
             started.append(running)
@@ -96,6 +105,54 @@ async def test_duplicate_identity_is_refused_across_nodes(nodes: tuple[RunningSe
         assert (await cp.send(call.Heartbeat())).current_time  # the real one is undisturbed
     async with connect(b, "CP-TWICE") as again:  # once it is gone, the other node takes it
         await again.boot()
+
+
+async def test_a_charge_point_that_closes_on_one_node_and_reconnects_to_the_other_at_once_gets_in(
+        database_url: str) -> None:
+    """As on one node (test_duplicate_identity): A, busy with the charge point's last frames (paced),
+    has not read its close frame yet when B asks it to probe the old socket; B takes the newcomer as
+    soon as A reads that close, not when the (60 s) probe timeout has run out."""
+    async with two_nodes(database_url, duplicate_probe_timeout=60.0, rate_per_second=1.0, rate_burst=1.0) as (a, b):
+        await a.add_charge_point("CP-HOP")
+        headers = basic_auth("CP-HOP")
+        old = await dup.connect(a, "CP-HOP", headers)
+        assert (await dup.call(old, "BootNotification", dup.BOOT))[2]["status"] == "Accepted"
+        for _ in range(3):  # one a second: A's reading loop is busy for ~3 s
+            await old.send(json.dumps([2, uuid.uuid4().hex[:12], "Heartbeat", {}]))
+        closing = asyncio.create_task(old.close())
+        new = await asyncio.wait_for(dup.connect(b, "CP-HOP", headers, open_timeout=90), 20)
+        try:
+            assert (await dup.call(new, "BootNotification", dup.BOOT))[2]["status"] == "Accepted"
+            assert "CP-HOP" in b.gateway.connections and "CP-HOP" not in a.gateway.connections
+        finally:
+            await new.close()
+        await closing
+        probe = next(e for e in await dup.security_events(b, "CP-HOP")
+                     if e["kind"] == "duplicate_connection" and "existing_alive" in e["detail"])
+        assert probe["detail"] == {"new_address": "127.0.0.1", "existing_alive": False, "existing_node": "other"}
+
+
+async def test_a_stale_connection_on_one_node_gives_way_to_the_charge_points_address_on_the_other(
+        nodes: tuple[RunningServer, RunningServer]) -> None:
+    """A stale socket held by A that still answers pings, and the real charge point retrying on B
+    from the address it last connected from: after ``duplicate_takeover_after`` refusals, B asks A
+    to close it (1008) and takes the newcomer; the takeover is recorded once, by B."""
+    a, b = nodes
+    await a.add_charge_point("CP-STALE")
+    headers = basic_auth("CP-STALE")
+    async with dup.connect(a, "CP-STALE", headers) as stale:
+        assert (await dup.call(stale, "BootNotification", dup.BOOT))[2]["status"] == "Accepted"
+        await dup.last_address_is(a, "CP-STALE", "127.0.0.1")
+        for _ in range(b.settings.duplicate_takeover_after):
+            assert await dup.refused(b, "CP-STALE", headers) == 409
+        async with dup.connect(b, "CP-STALE", headers) as real:
+            assert (await dup.call(real, "BootNotification", dup.BOOT))[2]["status"] == "Accepted"
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(stale.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert "CP-STALE" in b.gateway.connections and "CP-STALE" not in a.gateway.connections
+    takeovers = [e for e in await dup.security_events(a, "CP-STALE") if e["kind"] == "duplicate_identity_takeover"]
+    assert len(takeovers) == 1 and takeovers[0]["detail"]["existing_node"] == "other"
 
 
 async def test_node_scope_hears_its_own_charge_points_network_scope_every_node(

@@ -1,6 +1,7 @@
 """The duplicate-identity policy (the CVE-2026-27652 class): a second connection for an identity
 that is already online must never silently displace the first. Over real sockets, on SQLite and
-PostgreSQL (the ``server`` fixture probes with a 1 s timeout)."""
+PostgreSQL (the ``server`` fixture probes with a 1 s timeout; ``running`` starts one with other
+settings)."""
 
 from __future__ import annotations
 
@@ -9,30 +10,53 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 from aiohttp import web
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import RunningServer, basic_auth
+from tests.conftest import RunningServer, basic_auth, free_port, start_server
+from voltlib.config import Settings
+from voltlib.security import records
+from voltlib.store import repo
 
 BOOT = {"chargePointVendor": "voltlib", "chargePointModel": "test"}
 WS_PING = 0x9
 
 
-def connect(server: RunningServer, cp_id: str, headers: dict[str, str] | None = None) -> Any:
+OTHER_ADDRESS = ("127.0.0.2", 0)  # another source address on the loopback network
+
+
+def connect(server: RunningServer, cp_id: str, headers: dict[str, str] | None = None, *, open_timeout: float = 10,
+            local_addr: tuple[str, int] | None = None) -> Any:
     return websockets.connect(f"{server.ws_url}/{cp_id}", subprotocols=["ocpp1.6"], additional_headers=headers,
-                              open_timeout=10)
+                              open_timeout=open_timeout, local_addr=local_addr)
 
 
-async def refused(server: RunningServer, cp_id: str, headers: dict[str, str] | None = None) -> int:
+async def refused(server: RunningServer, cp_id: str, headers: dict[str, str] | None = None, *,
+                  local_addr: tuple[str, int] | None = None) -> int:
     with pytest.raises(InvalidStatus) as info:
-        async with connect(server, cp_id, headers):
+        async with connect(server, cp_id, headers, local_addr=local_addr):
             pass
     return info.value.response.status_code
+
+
+@asynccontextmanager
+async def running(database_url: str, **settings: Any) -> AsyncIterator[RunningServer]:
+    """voltlib with settings of its own (the ``server`` fixture's, overridden by ``settings``)."""
+    base: dict[str, Any] = {"command_timeout": 5.0, "duplicate_probe_timeout": 1.0}
+    runner, server = await start_server(Settings(database_url=database_url, port=free_port(),
+                                                 **{**base, **settings}))
+    try:
+        yield server
+    finally:
+        await runner.cleanup()
 
 
 async def call(ws: Any, action: str, payload: dict[str, Any]) -> list[Any]:
@@ -186,3 +210,108 @@ async def test_simultaneous_newcomers_get_one_connection(server: RunningServer,
     finally:
         for ws in opened:
             await ws.close()
+
+
+async def last_address_is(server: RunningServer, cp_id: str, address: str) -> None:
+    """Wait until the store has the address the charge point connected from (written with a group commit)."""
+    for _ in range(100):
+        record = await server.store.read(partial(repo.get_charge_point, cp_id=cp_id))
+        if record is not None and record.last_address == address:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{cp_id}'s last address never became {address}")
+
+
+async def test_a_charge_point_that_closes_and_reconnects_at_once_is_taken_without_waiting_out_the_probe(
+        database_url: str) -> None:
+    """The charge point closes its connection and opens a new one at once, while the server is still
+    busy with its last frames (paced here: one a second), so the old socket is still registered,
+    its close frame not read yet, when the newcomer's duplicate check probes it. The newcomer is
+    taken as soon as that close is read, not when the (here 60 s) probe timeout has run out: the
+    test's own bound is far below it."""
+    async with running(database_url, duplicate_probe_timeout=60.0, rate_per_second=1.0, rate_burst=1.0) as server:
+        await server.add_charge_point("CP-R")
+        old = await connect(server, "CP-R", basic_auth("CP-R"))
+        assert (await call(old, "BootNotification", BOOT))[2]["status"] == "Accepted"
+        stale = server.gateway.connections["CP-R"]
+        for _ in range(3):  # paced to one a second: the old connection's reading loop is busy for ~3 s
+            await old.send(json.dumps([2, uuid.uuid4().hex[:12], "Heartbeat", {}]))
+        closing = asyncio.create_task(old.close())  # its close frame, and without waiting, a new connection
+        new = await asyncio.wait_for(connect(server, "CP-R", basic_auth("CP-R"), open_timeout=90), 20)
+        try:
+            assert server.gateway.connections["CP-R"] is not stale
+            assert stale.ws.closed
+            assert (await call(new, "BootNotification", BOOT))[2]["status"] == "Accepted"
+        finally:
+            await new.close()
+        await closing
+        probe = next(e for e in await security_events(server, "CP-R")
+                     if e["kind"] == "duplicate_connection" and "existing_alive" in e["detail"])
+        assert probe["detail"]["existing_alive"] is False
+
+
+async def test_a_hard_reset_charge_point_retrying_while_the_probe_runs_gets_in(database_url: str) -> None:
+    """Reset Hard: the charge point accepts and loses power, so its end of the old connection goes
+    silent (no close frame, no FIN: it answers no ping). Back up, it connects at once, gives up on
+    that attempt before the probe of the old socket is over (its connect timeout is shorter) and
+    tries again: the retry waits for the probe's outcome instead of getting 409, and gets in once
+    the old socket is found dead."""
+    async with running(database_url, duplicate_probe_timeout=3.0) as server:
+        await server.add_charge_point("CP-H")
+        old = await connect(server, "CP-H", basic_auth("CP-H"))
+        try:
+            assert (await call(old, "BootNotification", BOOT))[2]["status"] == "Accepted"
+            stale = server.gateway.connections["CP-H"]
+            reset = asyncio.create_task(server.gateway.send_command("CP-H", "Reset", {"type": "Hard"}))
+            request = json.loads(await asyncio.wait_for(old.recv(), 10))
+            assert request[2] == "Reset"
+            await old.send(json.dumps([3, request[1], {"status": "Accepted"}]))
+            assert (await reset)["response"] == {"status": "Accepted"}
+            old.transport.pause_reading()  # the power is gone: nothing on this socket is answered any more
+            with pytest.raises(TimeoutError):  # its first attempt gives up while the old socket is probed
+                await connect(server, "CP-H", basic_auth("CP-H"), open_timeout=1.0)
+            new = await asyncio.wait_for(connect(server, "CP-H", basic_auth("CP-H"), open_timeout=30), 15)
+            try:
+                assert (await call(new, "BootNotification", BOOT))[2]["status"] == "Accepted"
+                assert server.gateway.connections["CP-H"] is not stale
+                assert stale.ws.closed and "liveness probe" in stale.close_reason
+            finally:
+                await new.close()
+        finally:
+            old.transport.abort()
+
+
+async def test_a_stale_connection_that_answers_pings_gives_way_to_the_charge_points_address_only(
+        server: RunningServer) -> None:
+    """A stale socket that still answers pings (an old session kept open by a NAT box or a proxy, a
+    hung firmware process) and the real charge point retrying: from the address the charge point
+    last connected from, the newcomer is refused ``duplicate_takeover_after`` times, then wins, the
+    stale socket is closed (1008) and an alert raised. From any other address - someone else with
+    its credentials - a newcomer never wins, however often it tries."""
+    await server.add_charge_point("CP-S")
+    after = server.settings.duplicate_takeover_after
+    stale_ws = await connect(server, "CP-S", basic_auth("CP-S"))
+    try:
+        assert (await call(stale_ws, "BootNotification", BOOT))[2]["status"] == "Accepted"
+        stale = server.gateway.connections["CP-S"]
+        await last_address_is(server, "CP-S", "127.0.0.1")
+        for _ in range(2 * after + 1):
+            assert await refused(server, "CP-S", basic_auth("CP-S"), local_addr=OTHER_ADDRESS) == 409
+        assert server.gateway.connections["CP-S"] is stale
+        assert (await call(stale_ws, "Heartbeat", {}))[0] == 3
+        for _ in range(after):
+            assert await refused(server, "CP-S", basic_auth("CP-S")) == 409
+        async with connect(server, "CP-S", basic_auth("CP-S")) as real:
+            assert (await call(real, "BootNotification", BOOT))[2]["status"] == "Accepted"
+            assert server.gateway.connections["CP-S"] is not stale and stale.ws.closed
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(stale_ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    finally:
+        await stale_ws.close()
+    takeovers = [e for e in await security_events(server, "CP-S") if e["kind"] == "duplicate_identity_takeover"]
+    assert len(takeovers) == 1 and takeovers[0]["severity"] == "high"
+    assert takeovers[0]["source"] == "127.0.0.1" and takeovers[0]["detail"]["refused_before"] == after
+    await server.settled()
+    alerts = await server.store.read(partial(records.list_alerts, cp_id="CP-S"))
+    assert "duplicate_identity_takeover" in [alert["kind"] for alert in alerts]

@@ -142,15 +142,17 @@ class FailureLimiter:
     the lock-out slows real attempts against this process, whatever the simulated clock says (the
     brute-force detectors count on voltlib's clock, from the events)."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, window: float = 60.0) -> None:
+        """``per_minute`` failures within ``window`` seconds (a minute unless told) block a key."""
         self.per_minute = per_minute
+        self.window = window
         # only keys that failed: every charge point is checked at each upgrade, and an empty deque
         # per charge point cost ~0.7 KiB of each connection's memory budget
         self._failures: dict[str, deque[float]] = {}
 
     def _recent(self, key: str, now: float) -> deque[float] | None:
         times = self._failures.get(key)
-        while times and now - times[0] > 60.0:
+        while times and now - times[0] > self.window:
             times.popleft()
         return times
 
@@ -168,3 +170,6 @@ class FailureLimiter:
         if len(self._failures) > 100_000:  # forget the quiet ones; bounded memory under a scan
             for key in [k for k, v in self._failures.items() if not v]:
                 del self._failures[key]
+
+    def forget(self, key: str) -> None:
+        self._failures.pop(key, None)

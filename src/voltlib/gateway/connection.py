@@ -51,7 +51,7 @@ class CallOutcome:
 
 class ChargePointConnection:
     # slots: 20,000 connections a node share a 30 KiB-per-connection budget
-    __slots__ = ("_call_lock", "_paced_since", "_pending", "_pong", "close_reason", "ctx", "session", "ws")
+    __slots__ = ("_call_lock", "_over", "_paced_since", "_pending", "_probe", "close_reason", "ctx", "session", "ws")
 
     def __init__(self, ctx: ChargePointContext, ws: web.WebSocketResponse, session: OcppSession) -> None:
         self.ctx = ctx
@@ -59,7 +59,8 @@ class ChargePointConnection:
         self.session = session
         self._call_lock = asyncio.Lock()
         self._pending: tuple[str, asyncio.Future[tuple[CallOutcome, str]]] | None = None
-        self._pong: asyncio.Event | None = None
+        self._probe: asyncio.Future[bool] | None = None  # the liveness probe under way: pong (True) or gone (False)
+        self._over = False  # the reading loop has ended: the socket is gone
         self._paced_since: float | None = None
         self.close_reason = "closed by peer"
 
@@ -83,7 +84,9 @@ class ChargePointConnection:
                 elif not await self._on_other(msg):
                     break
         finally:
+            self._over = True
             self._fail_pending("offline", "connection closed")
+            self._settle_probe(False)  # a probe under way learns it now, not at its timeout
 
     async def _on_other(self, msg: WSMessage) -> bool:
         """A frame that is not text; False when the connection is over."""
@@ -91,8 +94,7 @@ class ChargePointConnection:
         if msg.type is WSMsgType.PING:
             await ws.pong(msg.data)
         elif msg.type is WSMsgType.PONG:
-            if self._pong is not None:
-                self._pong.set()
+            self._settle_probe(True)
         elif msg.type is WSMsgType.BINARY:
             await self._security("binary_frame", "warning", {"bytes": len(msg.data)})
             self.close_reason = "binary frame: OCPP-J requires text frames"
@@ -231,18 +233,31 @@ class ChargePointConnection:
             self._pending[1].set_result((CallOutcome(state, error_description=description), ""))
 
     async def probe(self, timeout: float) -> bool:
-        """Is this socket still alive? A WebSocket ping that must be answered within ``timeout``."""
-        if self.ws.closed:
+        """Is this socket still alive? Yes when a WebSocket ping is answered within ``timeout``; no
+        at once when the socket is closed already, or as soon as the reading loop sees it close
+        (a close frame, the TCP connection gone) - not only when the timeout has run out, which
+        would keep a charge point that closed and reconnected at once waiting for nothing.
+        Concurrent probes share one ping and its verdict."""
+        if self._over or self.ws.closed:
             return False
-        self._pong = asyncio.Event()
+        probe = self._probe
+        if probe is None:
+            probe = self._probe = asyncio.get_running_loop().create_future()
+            try:
+                await self.ws.ping(b"voltlib-probe")
+            except (ConnectionError, RuntimeError):  # the transport is closing already
+                self._settle_probe(False)
         try:
-            await self.ws.ping(b"voltlib-probe")
-            await asyncio.wait_for(self._pong.wait(), timeout)
-            return True
-        except (TimeoutError, ConnectionError, RuntimeError):
+            return await asyncio.wait_for(asyncio.shield(probe), timeout)
+        except TimeoutError:
+            if self._probe is probe:
+                self._settle_probe(False)
             return False
-        finally:
-            self._pong = None
+
+    def _settle_probe(self, alive: bool) -> None:
+        probe, self._probe = self._probe, None
+        if probe is not None and not probe.done():
+            probe.set_result(alive)
 
     async def close(self, code: int, reason: str) -> None:
         self.close_reason = reason

@@ -21,6 +21,7 @@ from voltlib import events as ev
 from voltlib.gateway import auth
 from voltlib.gateway.connection import WS_GOING_AWAY, WS_POLICY_VIOLATION, CallOutcome, ChargePointConnection
 from voltlib.gateway.context import ChargePointContext, Services
+from voltlib.gateway.duplicates import TURN_SLACK, Takeovers, Turns
 from voltlib.ocpp import schemas
 from voltlib.ocpp.errors import OcppError
 from voltlib.ocpp.session import Limits, MessageIdMemory, OcppSession
@@ -42,6 +43,7 @@ WS_PROTOCOL_ERROR = 1002
 SUBPROTOCOLS = ("ocpp1.6",)  # ocpp2.0.1 joins here with its own message module
 FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 REDACTED = "<redacted>"
+REPLACED_BY_NEWER = "replaced: a newer connection from the charge point's address"
 NEW_PASSWORD_GRACE = 30.0  # seconds a just-accepted password hash overrides the one read from the database
 
 
@@ -60,7 +62,9 @@ class Gateway:
         self._failures = auth.FailureLimiter(services.settings.auth_failures_per_minute)
         self._source_failures = auth.FailureLimiter(services.settings.auth_failures_per_source_per_minute)
         self._pair_failures = auth.FailureLimiter(services.settings.auth_failures_per_minute)  # id@address
-        self._upgrading: set[str] = set()
+        self._turns = Turns()  # one upgrade per identity at a time (duplicates.py)
+        self._takeovers = Takeovers(services.settings.duplicate_takeover_after,
+                                    services.settings.duplicate_takeover_window)
         # password hashes a charge point accepted that are not in the database yet (rotate_password)
         self._new_password_hashes: dict[str, str] = {}
         s = services.settings
@@ -97,7 +101,7 @@ class Gateway:
             refusal = await self._settle_rotation(record, transport, credentials, refusal)
         if refusal is not None:
             return await self._refuse(request, cp_id, transport, refusal)
-        if not await self._make_room(cp_id, transport):
+        if not await self._make_room(record, transport):
             return await self._refuse(request, cp_id, transport, auth.Refusal(
                 409, "duplicate_connection", "this charge point is already connected"), count=False)
         return await self._serve(request, record, transport, subprotocol)
@@ -134,54 +138,85 @@ class Gateway:
                               "security_profile": profile})
         return await s.store.read(partial(repo.get_charge_point, cp_id=cp_id))
 
-    async def _make_room(self, cp_id: str, transport: auth.Transport) -> bool:
+    async def _make_room(self, record: repo.ChargePointRecord, transport: auth.Transport) -> bool:
         """Never let a newcomer silently displace a live charge point (CVE-2026-27652).
 
-        The newcomer has authenticated. Probe the existing socket with a ping: if it answers,
-        it stays and the newcomer is refused; if not, it is closed and the newcomer taken.
+        The newcomer has authenticated. It waits for its turn (another upgrade of the id may be
+        under way), then the existing socket, here or on another node, is probed: if it answers, it
+        stays and the newcomer is refused, unless the takeover rule lets the newcomer win; if it is
+        gone or does not answer, it is closed and the newcomer taken.
 
-        On True the identity stays reserved (in ``_upgrading``) until ``_serve`` has registered the
-        newcomer, so two simultaneous upgrades cannot both find the slot empty and overwrite each other.
+        On True the turn is kept until ``_serve`` has registered the newcomer, so two simultaneous
+        upgrades cannot both find the slot empty and overwrite each other.
         """
-        if cp_id in self._upgrading:
+        cp_id = record.id
+        if not await self._turns.take(cp_id, self.services.settings.duplicate_probe_timeout + TURN_SLACK):
             return False
-        self._upgrading.add(cp_id)
+        try:
+            room = await self._room_here(record, transport)
+        except BaseException:
+            self._turns.give_back(cp_id)
+            raise
+        if not room:
+            self._turns.give_back(cp_id)
+        return room
+
+    async def _room_here(self, record: repo.ChargePointRecord, transport: auth.Transport) -> bool:
+        cp_id = record.id
         existing = self.connections.get(cp_id)
         if existing is None:
-            return await self._room_elsewhere(cp_id, transport)
-        try:
-            alive = await existing.probe(self.services.settings.duplicate_probe_timeout)
-            detail = {"existing_address": existing.ctx.address, "new_address": transport.address,
-                      "existing_alive": alive}
-            await self._security(cp_id, transport.address, "duplicate_connection", "warning" if not alive else "high",
+            return await self._room_elsewhere(record, transport)
+        alive = await existing.probe(self.services.settings.duplicate_probe_timeout)
+        detail = {"existing_address": existing.ctx.address, "new_address": transport.address, "existing_alive": alive}
+        if alive and self._takeovers.due(cp_id, transport.address, record.last_address):
+            await self._taken_over(cp_id, transport, detail)
+            await existing.close(WS_POLICY_VIOLATION, REPLACED_BY_NEWER)
+        else:
+            await self._security(cp_id, transport.address, "duplicate_connection", "high" if alive else "warning",
                                  detail)
             if alive:
-                self._upgrading.discard(cp_id)
+                self._takeovers.refused(cp_id, transport.address, record.last_address)
                 return False
             await existing.close(WS_GOING_AWAY, "replaced: did not answer a liveness probe")
-            if self.connections.get(cp_id) is existing:
-                del self.connections[cp_id]
-            return True
-        except BaseException:
-            self._upgrading.discard(cp_id)
-            raise
+        if self.connections.get(cp_id) is existing:
+            del self.connections[cp_id]
+        return True
 
-    async def _room_elsewhere(self, cp_id: str, transport: auth.Transport) -> bool:
-        """The same rule across gateway nodes: the node holding ``cp_id`` probes its socket."""
-        try:
-            alive = await self.services.cluster.probe_elsewhere(cp_id, self.services.settings.duplicate_probe_timeout)
-        except BaseException:
-            self._upgrading.discard(cp_id)
-            raise
+    async def _room_elsewhere(self, record: repo.ChargePointRecord, transport: auth.Transport) -> bool:
+        """The same rule across gateway nodes: the node holding ``cp_id`` probes its socket, or
+        closes it when the newcomer takes over."""
+        cp_id = record.id
+        takeover = self._takeovers.due(cp_id, transport.address, record.last_address)
+        alive = await self.services.cluster.probe_elsewhere(cp_id, self.services.settings.duplicate_probe_timeout,
+                                                            takeover=takeover)
         if alive is None:
             return True
-        await self._security(cp_id, transport.address, "duplicate_connection", "high" if alive else "warning",
-                             {"new_address": transport.address, "existing_alive": alive, "existing_node": "other"})
+        if takeover and not alive:  # closed there, unprobed
+            await self._taken_over(cp_id, transport, {"new_address": transport.address, "existing_node": "other"})
+            return True
+        detail = {"new_address": transport.address, "existing_alive": alive, "existing_node": "other"}
+        await self._security(cp_id, transport.address, "duplicate_connection", "high" if alive else "warning", detail)
         if alive:
-            self._upgrading.discard(cp_id)
+            self._takeovers.refused(cp_id, transport.address, record.last_address)
         return not alive
 
-    async def _remote_probe(self, connection: ChargePointConnection) -> bool:
+    async def _taken_over(self, cp_id: str, transport: auth.Transport, detail: dict[str, Any]) -> None:
+        """A newcomer from the charge point's last address wins over a live connection after its
+        ``duplicate_takeover_after`` refusals: recorded, and alerted (``duplicate_identity_takeover``)."""
+        self._takeovers.taken(cp_id, transport.address)
+        s = self.services.settings
+        log.warning("%s: a newcomer from %s replaces a live connection after %d refusals", cp_id, transport.address,
+                    s.duplicate_takeover_after)
+        await self._security(cp_id, transport.address, "duplicate_identity_takeover", "high",
+                             {**detail, "refused_before": s.duplicate_takeover_after,
+                              "window_seconds": s.duplicate_takeover_window})
+
+    async def _remote_probe(self, connection: ChargePointConnection, takeover: bool) -> bool:
+        """Another node's newcomer for a charge point held here: probe it, or close it when the
+        newcomer takes over (that node records the takeover)."""
+        if takeover:
+            await connection.close(WS_POLICY_VIOLATION, REPLACED_BY_NEWER)
+            return False
         alive = await connection.probe(self.services.settings.duplicate_probe_timeout)
         if not alive:
             await connection.close(WS_GOING_AWAY, "replaced: did not answer a liveness probe")
@@ -209,8 +244,12 @@ class Gateway:
                                    max_msg_size=s.settings.max_frame_bytes, compress=False)
         try:
             await ws.prepare(request)
+        except ConnectionResetError:  # it left before its 101, e.g. gave up while it waited for its turn
+            self._turns.give_back(record.id)
+            log.info("%s from %s left during its upgrade", record.id, transport.address)
+            return ws
         except BaseException:
-            self._upgrading.discard(record.id)  # the reservation taken in _make_room
+            self._turns.give_back(record.id)  # the turn taken in _make_room
             raise
         memory = self._memories.setdefault(record.id, MessageIdMemory())
         session = OcppSession(version="1.6", memory=memory, limits=self.limits)
@@ -218,7 +257,7 @@ class Gateway:
                                  registration=record.registration, services=s, trace_until=record.trace_until)
         connection = ChargePointConnection(ctx, ws, session)
         self.connections[record.id] = connection
-        self._upgrading.discard(record.id)
+        self._turns.give_back(record.id)
         await s.cluster.hold(record.id, partial(self._remote_command, record.id),
                              partial(self._remote_probe, connection))
         now = s.clock.now()

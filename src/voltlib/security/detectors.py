@@ -339,6 +339,7 @@ class Detectors:
             "pending_registrations_full": ("identity", "registration_flood", "high"),
             "binary_frame": ("protocol", "binary_frame", "warning"),
             "password_rotation_failed": ("identity", "password_rotation_failed", "warning"),
+            "duplicate_identity_takeover": ("identity", "duplicate_identity_takeover", "high"),
         }
         if kind == "duplicate_connection" and e.detail.get("existing_alive") is True:
             return [Signal("identity", "duplicate_identity", "high", cp, src, e.at, False, dict(e.detail))]

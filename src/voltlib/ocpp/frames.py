@@ -61,15 +61,15 @@ class FrameError(OcppError):
         self.message_id = message_id
 
 
-def too_deep(text: str) -> bool:
-    """Do arrays and objects nest deeper than :data:`MAX_DEPTH` in the JSON ``text``? Brackets
-    inside strings do not count. Cheap for most frames: one with fewer brackets cannot be too deep."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Do arrays and objects nest deeper than ``limit`` in the JSON ``text``? Brackets inside
+    strings do not count. Cheap for most frames: one with fewer brackets cannot be too deep."""
+    if text.count("[") + text.count("{") <= limit:
         return False
     depth = 0
     for bracket in _NOT_BRACKET.sub("", _STRING.sub("", text)):
         depth += 1 if bracket in "[{" else -1
-        if depth > MAX_DEPTH:
+        if depth > limit:
             return True
     return False
 

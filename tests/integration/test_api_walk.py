@@ -137,3 +137,20 @@ async def test_every_operation_answers_hostile_input_with_a_4xx_problem(server: 
                                     body=b"{}" if writes else None)
     assert walk.sent > 2000
     assert not walk.failures, f"{len(walk.failures)} of {walk.sent} requests:\n" + "\n".join(walk.failures)
+
+
+async def test_routes_outside_the_document_answer_hostile_input_with_a_4xx(server: RunningServer) -> None:
+    """The dashboard's login, its static files, the GBFS feeds and the OCPP endpoint (without an upgrade)."""
+    async with seeded_city(server), httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+        walk = Walk(api)
+        for prefix in ("/dashboard", "/member"):
+            for body in [*HOSTILE_BODIES, *(json.dumps({"token": v}).encode() for v in ODD_FIELD_VALUES)]:
+                await walk.send("POST", f"{prefix}/login", {}, body=body)
+            for odd in ODD_PATH_VALUES:
+                await walk.send("GET", f"{prefix}/static/{odd}", {})
+        for odd in ODD_PATH_VALUES:
+            for path in (f"/gbfs/{odd}/system_information.json", f"/gbfs/paris/{odd}.json", f"/ocpp/{odd}"):
+                await walk.send("GET", path, {})
+        for odd in ODD_QUERY_EVERYWHERE:
+            await walk.send("GET", "/gbfs/manifest.json", {}, params={"limit": odd})
+    assert not walk.failures, f"{len(walk.failures)} of {walk.sent} requests:\n" + "\n".join(walk.failures)

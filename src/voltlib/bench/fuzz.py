@@ -12,6 +12,7 @@ hold no traceback. Deterministic for a given ``seed``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -103,8 +104,10 @@ def frames(count: int, seed: int) -> Iterator[str]:
 @dataclass
 class FuzzResult:
     frames: int = 0
+    unsent: int = 0  # found the socket closed by the server
     replies: Counter[str] = field(default_factory=Counter)  # CallResult, or the CallError code
     closes: Counter[str] = field(default_factory=Counter)  # close codes of the server
+    server_calls: Counter[str] = field(default_factory=Counter)
     hangs: int = 0
     tracebacks: int = 0
     served_after: bool = False
@@ -135,7 +138,10 @@ async def _synced(ws: aiohttp.ClientWebSocketResponse, sync_id: str, result: Fuz
         reply = json.loads(msg.data)
         if reply[1] == sync_id:
             return True
-        result.replies["CallResult" if reply[0] == 3 else str(reply[2])] += 1
+        if reply[0] == 2:  # a call of the server's (a security response, say): left unanswered
+            result.server_calls[reply[2]] += 1
+        else:
+            result.replies["CallResult" if reply[0] == 3 else str(reply[2])] += 1
 
 
 async def _fuzz_one(url: str, texts: list[str], result: FuzzResult) -> None:
@@ -144,17 +150,36 @@ async def _fuzz_one(url: str, texts: list[str], result: FuzzResult) -> None:
         for n, text in enumerate(texts):
             try:
                 await ws.send_str(text)
-                result.frames += 1
-                if n % SYNC_EVERY == SYNC_EVERY - 1 and not await _synced(ws, f"sync-{n}", result):
+            except (ConnectionError, aiohttp.ClientError):  # the server closed it on an earlier frame
+                result.unsent += 1
+                ws = await _reopen(session, url, ws, result)
+                continue
+            result.frames += 1
+            if n % SYNC_EVERY != SYNC_EVERY - 1:
+                continue
+            try:
+                if not await _synced(ws, f"sync-{n}", result):
                     ws = await _connect(session, url)
             except TimeoutError:
                 result.hangs += 1
                 await ws.close()
                 ws = await _connect(session, url)
             except (ConnectionError, aiohttp.ClientError):
-                result.closes[str(ws.close_code)] += 1
-                ws = await _connect(session, url)
+                ws = await _reopen(session, url, ws, result)
         await ws.close()
+
+
+async def _reopen(session: aiohttp.ClientSession, url: str, ws: aiohttp.ClientWebSocketResponse,
+                  result: FuzzResult) -> aiohttp.ClientWebSocketResponse:
+    """Read why the server closed the connection, and open another."""
+    with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+        while (await asyncio.wait_for(ws.receive(), 1.0)).type not in _CLOSED:
+            pass
+    result.closes[str(ws.close_code)] += 1
+    return await _connect(session, url)
+
+
+_CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
 
 async def _well_behaved(url: str) -> bool:
@@ -200,11 +225,14 @@ async def run(count: int, *, connections: int = 4, seed: int = 1, database_url: 
 def render(result: FuzzResult) -> str:
     codes = ", ".join(f"{code} {n:,}" for code, n in result.replies.most_common()) or "none"
     closes = ", ".join(f"{code} ×{n:,}" for code, n in result.closes.most_common()) or "none"
+    calls = ", ".join(f"{action} {n:,}" for action, n in result.server_calls.most_common()) or "none"
     rate = result.frames / result.seconds if result.seconds else 0.0
     return "\n".join([
-        f"frames sent           {result.frames:,} in {result.seconds:.1f} s ({rate:,.0f}/s)",
+        f"frames sent           {result.frames:,} in {result.seconds:.1f} s ({rate:,.0f}/s); "
+        f"{result.unsent:,} found the socket closed",
         f"answers               {codes}",
-        f"closed by the server  {closes}",
+        f"closed by the server  {closes}  (1006: no close frame reached us)",
+        f"calls of the server   {calls}",
         f"hangs                 {result.hangs}",
         f"tracebacks in the log {result.tracebacks}  ({result.log_path})",
         f"well-behaved served   {'yes' if result.served_after else 'NO'}",

@@ -76,15 +76,17 @@ class ChargePointConnection:
             ws = self.ws
             while True:
                 msg = await ws.receive()
-                if msg.type is WSMsgType.TEXT:
-                    if not await self._pace():
-                        break
-                    try:
+                try:
+                    if msg.type is WSMsgType.TEXT:
+                        if not await self._pace():
+                            break
                         await self._on_text(msg.data)
-                    except Exception:  # a bug of ours in one frame's handling must not end the connection
-                        log.exception("handling a frame from %s failed; the connection goes on", self.cp_id)
-                elif not await self._on_other(msg):
-                    break
+                    elif not await self._on_other(msg):
+                        break
+                except Exception:  # a bug of ours in one frame's handling must not end the connection
+                    log.exception("handling a frame from %s failed", self.cp_id)
+                    if msg.type is not WSMsgType.TEXT:  # binary, error or close: it was ending anyway
+                        break
         finally:
             self._fail_pending("offline", "connection closed")
 

@@ -460,6 +460,23 @@ def bench_gateway(
     typer.echo(render_table(runs))
 
 
+@bench_app.command("fuzz")
+def bench_fuzz(
+    frames: Annotated[int, typer.Option("-n", "--frames", min=1, help="Hostile frames to send.")] = 10_000,
+    connections: Annotated[int, typer.Option(min=1, help="Charge points sending at once.")] = 4,
+    seed: Annotated[int, typer.Option(help="Same seed, same frames.")] = 1,
+    database_url: DbOpt = None,
+) -> None:
+    """Hostile frames over real WebSockets to a voltlib started on loopback; then a well-behaved
+    charge point must be served. Fails on a hang, a traceback in the server's log, or no service."""
+    from voltlib.bench import fuzz
+
+    result = asyncio.run(fuzz.run(frames, connections=connections, seed=seed, database_url=database_url))
+    typer.echo(fuzz.render(result))
+    if not fuzz.passed(result):
+        raise typer.Exit(1)
+
+
 @bench_app.command("sharing")
 def bench_sharing(
     stations: Annotated[int, typer.Option(min=1, help="Stations, each with --cars-per-station cars.")] = 200,

@@ -13,7 +13,9 @@ from tests.conformance.conftest import Station, connect, wait_until
 from tests.conftest import RunningServer
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, Member
 from tests.sharing.test_late_departure import history, quiet
+from voltlib.ocpp.v16 import messages as m
 from voltlib.security import records
+from voltlib.sharing import service
 from voltlib.store import repo
 
 ORIGIN, DESTINATION = "st-a-1", "st-b-1"
@@ -43,12 +45,13 @@ async def test_a_return_stamped_days_ahead_is_billed_from_its_arrival(city: City
         await b.boot()
         await departs(city, member, a)
         ahead = datetime.now(UTC) + timedelta(days=3)
-        await b.start_tx(1, CAR_TAG, timestamp=ahead.isoformat())  # the destination's clock is 3 days fast
+        plugged = await b.start_tx(1, CAR_TAG, timestamp=ahead.isoformat())  # the destination is 3 days fast
         await city.wait_for_state(member, None)
+        await b.stop_tx(plugged.transaction_id, 500, timestamp=(ahead + timedelta(minutes=1)).isoformat())
         await quiet(server)
 
         async def alerted() -> bool:
-            return len(await skew_alerts(server, DESTINATION)) == 1
+            return len(await skew_events(server)) == 2 and len(await skew_alerts(server, DESTINATION)) == 1
 
         await wait_until(alerted)
     [closed] = await history(city, member)
@@ -60,8 +63,27 @@ async def test_a_return_stamped_days_ahead_is_billed_from_its_arrival(city: City
     assert alert["charge_point_id"] == DESTINATION
     assert alert["detail"]["message"] == "StartTransaction"
     assert 3 * 86400 - 60 < alert["detail"]["skew_seconds"] <= 3 * 86400
-    assert [e["charge_point_id"] for e in await skew_events(server)] == [DESTINATION]
+    assert sorted((e["charge_point_id"], e["detail"]["message"]) for e in await skew_events(server)) \
+        == [(DESTINATION, "StartTransaction"), (DESTINATION, "StopTransaction")]  # one alert for both
     assert await skew_alerts(server, ORIGIN) == []
+    [tx] = [t for t in await server.store.read(partial(repo.list_transactions, cp_id=DESTINATION))
+            if t["id"] == plugged.transaction_id]
+    assert tx["started_at"] == ahead  # the charge point's own stamp is kept: a retransmission is known by it
+    assert tx["received_at"] <= tx["stopped_at"] < ahead  # the session ended when voltlib heard of it
+
+
+async def test_a_return_reconciled_at_start_up_is_judged_against_its_receipt_time(city: City) -> None:
+    member = await city.sign_up(5)
+    server = city.server
+    async with connect(server, ORIGIN) as a:
+        await departs(city, member, a)
+    received = datetime.now(UTC)
+    request = m.StartTransaction(connector_id=1, id_tag=CAR_TAG, meter_start=0, timestamp=received + timedelta(days=3))
+    await server.store.write(partial(repo.start_transaction, cp_id=DESTINATION, req=request, now=received))
+    await server.store.write(partial(service.reconcile_op, now=received + timedelta(seconds=5)))
+    [closed] = await history(city, member)
+    assert closed["state"] == "closed" and closed["charged"]["billed_minutes"] == 1
+    assert datetime.fromisoformat(closed["returned_at"]) == received
 
 
 async def test_a_return_bay_running_behind_still_ends_the_rental(city: City) -> None:

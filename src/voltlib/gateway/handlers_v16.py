@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
 
-import msgspec
-
 from voltlib import events as ev
 from voltlib.config import Settings
 from voltlib.domain import clock_policy, meter
@@ -142,10 +140,8 @@ async def start_transaction(ctx: ChargePointContext, req: m.StartTransaction) ->
 async def stop_transaction(ctx: ChargePointContext, req: m.StopTransaction) -> m.Reply:
     s = ctx.services
     now = s.clock.now()
+    outcome = await s.store.write(partial(repo.stop_transaction, cp_id=ctx.cp_id, req=req, now=now))  # own stamp
     [stopped_at] = await _stamp(ctx, m.StopTransaction.ACTION, [req.timestamp], now)
-    if stopped_at != req.timestamp:
-        req = msgspec.structs.replace(req, timestamp=stopped_at)
-    outcome = await s.store.write(partial(repo.stop_transaction, cp_id=ctx.cp_id, req=req, now=now))
     if outcome.changed or not outcome.known:
         await s.bus.publish(ev.TransactionStopped(
             charge_point_id=ctx.cp_id, at=now, transaction_id=req.transaction_id, meter_stop=req.meter_stop,

@@ -251,8 +251,8 @@ def simulate(
                f"{result.energy_delivered_kwh} kWh; peak station {result.peak_station_ratio:.0%} of its limit; "
                f"{result.alerts} alerts; {result.protocol_errors} protocol errors; "
                f"×{result.speed_reached:g} real time")
-    if result.docks.get("not_docked_there") or result.docks.get("on_open_rental"):
-        typer.echo(f"cars plugged in that voltlib does not see docked, or still rented: {result.docks}")
+    if any(result.docks.get(k) for k in ("not_docked_there", "on_open_rental", "billed_negative", "billed_too_long")):
+        typer.echo(f"cars plugged in that voltlib does not see docked or still rented, or odd bills: {result.docks}")
     for crash in result.crashes:
         typer.echo(f"crash at hour {crash['at_hour']}: down {crash['down_minutes']:g} simulated minutes; every "
                    f"charge point back {crash['wall_seconds_until_all_back']} wall seconds "

@@ -493,7 +493,8 @@ class CitySimulation:
 
     async def _event(self, event: Any, start: datetime) -> None:
         await self._until(start + timedelta(minutes=event.at_minutes))
-        cp_id = self.rng.choice(sorted(self.cps))
+        # a clock jump goes to a post with a car plugged in: its meter values carry the wrong time
+        cp_id = self.rng.choice(sorted(self.fleet.at if event.kind == "clock_jump" and self.fleet.at else self.cps))
         cp = self.cps[cp_id]
         if event.kind == "intrusion":  # the 2015 case: cabinet forced, then a laptop on the bus
             cp.report_security_event("TamperDetectionActivated", "cabinet door forced")

@@ -7,7 +7,6 @@ the domain event.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -112,20 +111,17 @@ async def stop_transaction(ctx: ChargePointContext, req: m.StopTransaction) -> m
 async def meter_values(ctx: ChargePointContext, req: m.MeterValues) -> m.Reply:
     s = ctx.services
     now = s.clock.now()
-    soc = None  # a state of charge goes on the car there, committed with the rows before the answer (docs/energy.md)
-    if repo.latest_soc(req.meter_value) is not None:
-        soc = asyncio.ensure_future(s.store.write(partial(repo.record_soc, cp_id=ctx.cp_id, tx_id=req.transaction_id,
-                                                          connector_id=req.connector_id, values=req.meter_value)))
     rows = repo.meter_rows(ctx.cp_id, req.connector_id, req.transaction_id, req.meter_value, now)
-    await s.store.insert(meter_values_table, rows, ignore_duplicates=True)
+    soc = None if repo.latest_soc(req.meter_value) is None else partial(  # on the car there (docs/energy.md)
+        repo.record_soc, cp_id=ctx.cp_id, connector_id=req.connector_id, tx_id=req.transaction_id,
+        values=req.meter_value)
+    await s.store.insert(meter_values_table, rows, ignore_duplicates=True, then=soc)
     for value in req.meter_value:
         samples = value.sampled_value
         await s.bus.publish(ev.MeterValuesReceived(
             charge_point_id=ctx.cp_id, at=now, connector_id=req.connector_id, transaction_id=req.transaction_id,
             sampled_at=value.timestamp, energy_wh=meter.find(samples, "Energy.Active.Import.Register"),
             power_w=meter.find(samples, "Power.Active.Import"), soc_percent=meter.find(samples, "SoC")))
-    if soc is not None:
-        await soc
     return m.EmptyReply()
 
 

@@ -324,19 +324,22 @@ def record_soc(conn: Connection, cp_id: str, connector_id: int, tx_id: int | Non
     if reading is not None:
         _RECORD_SOC.write(conn, {"cp_id": cp_id, "connector_id": connector_id, "tx_id": tx_id or 0,
                                  "percent": reading[0], "source": "measured", "at": reading[1],
-                                 "docked": "docked", "available": "Available"})
+                                 "docked": "docked", "available": "Available", "nobody": ""})
 
 
 def _car_at_connector() -> Any:
     """The car at a connector as the charge point's own messages tell it so far (they are handled in
-    order, each committed before it is answered): the car whose id token started the transaction the
-    reading names, else the connector's open transaction; else none if the connector has become
-    Available (the car left), else the car docked there. The docked car comes last: car sharing moves
-    cars only once it has handled an unplug or a return, after these were answered."""
+    order, each committed before it is answered). A reading bound to a transaction, or taken while
+    one is open on the connector, is the car's whose id token started it (nobody's if it is not a
+    car's: someone else's car charges there). With no transaction, it is the car docked there, unless
+    the connector has become Available since (the car left). The docked car comes last: car sharing
+    moves cars only once it has handled an unplug or a return, after these were answered."""
     car, tx, latest = vehicles.alias("car"), transactions.alias("tx"), transactions.alias("latest")
     cp_id = bindparam("cp_id", type_=tx.c.charge_point_id.type)
     connector_id = bindparam("connector_id", type_=tx.c.connector_id.type)
-    of_tag = select(func.min(car.c.id)).select_from(car.join(tx, tx.c.id_tag == car.c.id_tag))
+    # NULL: no such transaction; "" (nobody): one that no car of ours started
+    of_tag = (select(func.min(func.coalesce(car.c.id, bindparam("nobody", type_=car.c.id.type))))
+              .select_from(tx.outerjoin(car, car.c.id_tag == tx.c.id_tag)))
     named = of_tag.where(tx.c.id == bindparam("tx_id", type_=tx.c.id.type), tx.c.charge_point_id == cp_id)
     last_start = select(func.max(latest.c.started_at)).where(
         latest.c.charge_point_id == cp_id, latest.c.connector_id == connector_id, latest.c.stopped_at.is_(None))

@@ -112,9 +112,9 @@ async def meter_values(ctx: ChargePointContext, req: m.MeterValues) -> m.Reply:
     s = ctx.services
     now = s.clock.now()
     rows = repo.meter_rows(ctx.cp_id, req.connector_id, req.transaction_id, req.meter_value, now)
-    soc = None if repo.latest_soc(req.meter_value) is None else partial(  # on the car there (docs/energy.md)
-        repo.record_soc, cp_id=ctx.cp_id, connector_id=req.connector_id, tx_id=req.transaction_id,
-        values=req.meter_value)
+    reading = repo.latest_soc(req.meter_value)  # a state of charge goes on the car there (docs/energy.md)
+    soc = None if reading is None else partial(repo.record_soc, cp_id=ctx.cp_id, connector_id=req.connector_id,
+                                               tx_id=req.transaction_id, reading=reading)
     await s.store.insert(meter_values_table, rows, ignore_duplicates=True, then=soc)
     for value in req.meter_value:
         samples = value.sampled_value

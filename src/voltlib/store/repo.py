@@ -251,7 +251,7 @@ def stop_transaction(conn: Connection, cp_id: str, req: m.StopTransaction, now: 
         connector_id = _connector_of(conn, req.transaction_id)
         insert_ignoring_duplicates(
             conn, meter_values, meter_rows(cp_id, connector_id, req.transaction_id, req.transaction_data, now))
-        record_soc(conn, cp_id, connector_id, req.transaction_id, req.transaction_data)  # e.g. at Transaction.End
+        record_soc(conn, cp_id, connector_id, req.transaction_id, latest_soc(req.transaction_data))  # Transaction.End
     return StopOutcome(known=True, changed=changed, decision=decision)
 
 
@@ -317,10 +317,10 @@ def latest_soc(values: list[m.MeterValue]) -> tuple[float, datetime] | None:
 
 
 def record_soc(conn: Connection, cp_id: str, connector_id: int, tx_id: int | None,
-               values: list[m.MeterValue]) -> None:
-    """A state-of-charge reading onto the car at the connector when it arrived (source ``measured``,
-    :data:`_RECORD_SOC`); an older reading never replaces a newer one, so a retransmission changes nothing."""
-    reading = latest_soc(values)
+               reading: tuple[float, datetime] | None) -> None:
+    """A state-of-charge reading (:func:`latest_soc`) onto the car at the connector when it arrived
+    (source ``measured``, :data:`_RECORD_SOC`); an older reading never replaces a newer one, so a
+    retransmission changes nothing."""
     if reading is not None:
         _RECORD_SOC.write(conn, {"cp_id": cp_id, "connector_id": connector_id, "tx_id": tx_id or 0,
                                  "percent": reading[0], "source": "measured", "at": reading[1],

@@ -155,8 +155,13 @@ async def meter_values(ctx: ChargePointContext, req: m.MeterValues) -> m.Reply:
     s = ctx.services
     now = s.clock.now()
     rows = repo.meter_rows(ctx.cp_id, req.connector_id, req.transaction_id, req.meter_value, now)
-    await s.store.insert(meter_values_table, rows, ignore_duplicates=True)  # own stamps: the natural key
     sampled = await _stamp(ctx, m.MeterValues.ACTION, [value.timestamp for value in req.meter_value], now)
+    reading = repo.latest_soc(req.meter_value)  # a state of charge goes on the car there (docs/energy.md)
+    if reading is not None:  # at the time the clock policy believes, not a stamp from the future
+        reading = reading[0], dict(zip([v.timestamp for v in req.meter_value], sampled, strict=True))[reading[1]]
+    soc = None if reading is None else partial(repo.record_soc, cp_id=ctx.cp_id, connector_id=req.connector_id,
+                                               tx_id=req.transaction_id, reading=reading)
+    await s.store.insert(meter_values_table, rows, ignore_duplicates=True, then=soc)  # own stamps: the natural key
     for value, sampled_at in zip(req.meter_value, sampled, strict=True):
         samples = value.sampled_value
         await s.bus.publish(ev.MeterValuesReceived(

@@ -258,6 +258,16 @@ def test_return_with_another_token_is_voltlibs_routing_fault() -> None:
     assert info.value.fault == "voltlib"
 
 
+def test_a_departure_stamped_before_the_badge_starts_the_rental_at_the_badge() -> None:
+    """The departure bay's clock runs an hour behind voltlib's: the member is not billed that hour."""
+    badged, _ = run(new_rental(), Badged("b", minutes(70)))
+    r, _ = apply(badged, CarUnplugged("u", minutes(10)), POLICY)
+    assert r.state is State.STARTED and r.started_at == minutes(70)
+    r, fx = run(r, CarReturned("ret", minutes(100), dock=BAY, id_tag=CAR_TAG), Close("c", minutes(101)))
+    [charge] = [f for f in fx if isinstance(f, ChargeMember)]
+    assert charge.breakdown.billed_minutes == 30
+
+
 def test_a_return_stamped_before_the_start_still_ends_the_rental_at_the_start() -> None:
     """Issue 22, defect 3: the return bay's clock runs behind the departure bay's. The car is plugged
     in: the rental is returned (never before it started) and closes, billed the minimum."""

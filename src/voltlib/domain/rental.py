@@ -454,7 +454,10 @@ def _on_unplugged(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
                     RaiseAlert("unauthorised_departure", r.rental_id, e.at, f"car {r.car_id} left while reserved")]
         return replace(r, car_hold=None, bay_hold=None, ended_at=e.at), effects
     assert isinstance(e, CarUnplugged)
-    return replace(r, car_hold=None, started_at=e.at, departure_soc=e.soc), effects
+    # Never before the badge (voltlib's own time): a departure bay whose clock runs behind must not
+    # bill the member for minutes before they were even at the car (docs/car-sharing.md, Clock policy).
+    started = max(e.at, r.badged_at) if r.badged_at is not None else e.at
+    return replace(r, car_hold=None, started_at=started, departure_soc=e.soc), effects
 
 
 def _on_returned(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:

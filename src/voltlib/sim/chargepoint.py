@@ -203,8 +203,8 @@ class SimulatedChargePoint:
     load balancer, as the charge point would meet them): it keeps to the one that last answered and,
     when connecting fails, tries the next one in turn."""
 
-    def __init__(self, cp_id: str, url: str | Sequence[str], *, password: str | None = None, options: SimOptions | None = None,
-                 clock: Clock | None = None, sleep: Sleep | None = None,
+    def __init__(self, cp_id: str, url: str | Sequence[str], *, password: str | None = None,
+                 options: SimOptions | None = None, clock: Clock | None = None, sleep: Sleep | None = None,
                  http: aiohttp.ClientSession | None = None) -> None:
         self.cp_id = cp_id
         bases = [url] if isinstance(url, str) else list(url)

@@ -1,0 +1,431 @@
+"""Chaos on a two-node cluster (issue 22): two ``voltlib serve`` processes on one PostgreSQL
+database and one NATS server, 30 simulated charge points charging in a loop, each given both
+nodes' URLs (as behind a load balancer). Then one of:
+
+- node A is killed with SIGKILL and started again;
+- PostgreSQL is stopped like a crash (``pg_ctl stop -m immediate``) and started again under load;
+- NATS is killed for ``VOLTLIB_CHAOS_NATS_OUTAGE`` seconds (30 by default, the issue's figure).
+
+Afterwards every charge point is registered again, the load stops, the outboxes drain, and the
+audit (:mod:`voltlib.sim.audit`) finds every acknowledged transaction message in the database
+exactly once. PostgreSQL and NATS are servers of the test's own (the machine's shared ones are
+never stopped): ``initdb`` into a temporary directory, ``nats-server`` on a free port.
+
+The figures (seconds until every charge point is back, messages acknowledged, lost, doubled) are
+printed; ``pytest -s -m slow tests/integration/test_chaos.py`` shows them (docs/benchmarks.md, "Chaos").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from tests.conftest import free_port
+from tests.integration.test_durability import all_transactions, duplicated_natural_keys, read
+from voltlib.security.credentials import hash_api_token
+from voltlib.sim import SimOptions, SimulatedChargePoint, audit
+from voltlib.store import repo
+from voltlib.store.db import Store
+from voltlib.store.migrate import upgrade
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+VOLTLIB = str(Path(sys.executable).with_name("voltlib"))
+CHARGE_POINTS = 30
+NATS_OUTAGE = float(os.environ.get("VOLTLIB_CHAOS_NATS_OUTAGE", "30"))
+PG_OUTAGE = 3.0  # seconds PostgreSQL stays down
+OPTIONS = SimOptions(connectors=1, meter_interval=1, call_timeout=5.0, connect_timeout=5.0, reconnect_min=0.5,
+                     reconnect_max=2.0, boot_retry_cap=1.0, tick=0.25)
+
+
+def _required(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is required on CI")
+    pytest.skip(f"{what} not available")
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: there (CI), run its programs as the ``postgres`` user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+# ---- servers of the test's own ------------------------------------------------------------------
+
+
+class OwnPostgres:
+    """A PostgreSQL cluster in a temporary directory, on a free port, trust authentication."""
+
+    def __init__(self) -> None:
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not found or (os.geteuid() == 0 and shutil.which("runuser") is None):
+            _required("PostgreSQL's programs (/usr/lib/postgresql/*/bin)")
+        self.bin = Path(found[-1]).parent
+        self.dir = Path(tempfile.mkdtemp(prefix="voltlib-chaos-pg-"))  # not tmp_path: postgres must reach it
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), *args]),
+                       check=True, capture_output=True, timeout=60)
+
+    def init(self) -> None:
+        subprocess.run(_as_postgres([str(self.bin / "initdb"), "-D", str(self.dir / "data"), "-A", "trust",
+                                     "-U", "postgres", "-E", "UTF8", "--no-sync"]),
+                       check=True, capture_output=True, timeout=120)
+        self.start()
+
+    def start(self) -> None:
+        # fsync off: the test kills processes, never the machine, so the OS keeps what was written
+        self._ctl("-l", str(self.dir / "log"), "-w", "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        self._ctl("-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class OwnNats:
+    """``nats-server`` (core NATS: voltlib uses no JetStream) on a free port; killed and started again
+    on the same port."""
+
+    def __init__(self) -> None:
+        self.binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        if not Path(self.binary).exists():
+            _required("nats-server")
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([self.binary, "-a", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1):
+                return
+            time.sleep(0.05)
+        raise AssertionError("nats-server did not come up")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+# ---- the two nodes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    name: str
+    database_url: str
+    bus_url: str
+    cluster_name: str
+    log: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ocpp"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        env = {**os.environ, "VOLTLIB_CONFIG": "", "VOLTLIB_DATABASE_URL": self.database_url,
+               "VOLTLIB_BUS_URL": self.bus_url, "VOLTLIB_CLUSTER_NAME": self.cluster_name,
+               "VOLTLIB_COMMAND_TIMEOUT": "5", "VOLTLIB_DUPLICATE_PROBE_TIMEOUT": "1"}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([VOLTLIB, "serve", "--port", str(self.port), "--log-level", "WARNING"],
+                                         stdout=out, stderr=subprocess.STDOUT, env=env)
+
+    async def start(self) -> None:
+        self.spawn()
+        assert self.proc is not None
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):
+                assert self.proc.poll() is None, f"node {self.name} exited:\n{self.tail()}"
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{self.http_url}/api/v1/health", timeout=2)).status_code == 200:
+                        return
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"node {self.name} did not come up:\n{self.tail()}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+@dataclass
+class Cluster:
+    a: Node
+    b: Node
+    token: str
+    cps: dict[str, SimulatedChargePoint]
+    home: dict[str, str]  # charge point -> the node it was given first ("A" or "B")
+
+    def api(self, node: Node) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=node.http_url, headers={"Authorization": f"Bearer {self.token}"},
+                                 timeout=30)
+
+    def acknowledged(self) -> audit.Acknowledged:
+        return {cp_id: list(cp.acknowledged) for cp_id, cp in self.cps.items()}
+
+    def acked_count(self) -> int:
+        return sum(len(cp.acknowledged) for cp in self.cps.values())
+
+    def held_by(self, node: Node) -> list[str]:
+        return [cp_id for cp_id, cp in self.cps.items() if cp.accepted.is_set() and cp.url.startswith(node.ws_url)]
+
+
+def prepare(database_url: str) -> str:
+    """Schema, charge points (profile 0), their id tags and an admin API token; returns the token."""
+    token = "vlt_chaos_" + uuid.uuid4().hex
+    store = Store(database_url)
+    try:
+        upgrade(store.engine)
+        now = datetime.now(UTC)
+        for n in range(CHARGE_POINTS):
+            store.run_sync(partial(repo.add_charge_point, cp_id=f"CHAOS-{n:02d}", registration="Accepted",
+                                   security_profile=0, password_hash=None, certificate_fingerprint=None, now=now))
+            store.run_sync(partial(repo.upsert_id_tag, id_tag=f"TAG-{n:02d}", status="Accepted", expiry_date=None,
+                                   parent_id_tag=None, now=now))
+        store.run_sync(partial(repo.add_api_token, name="chaos", role="admin", token_hash=hash_api_token(token),
+                               now=now))
+    finally:
+        store.close()
+    return token
+
+
+@contextlib.contextmanager
+def own_servers() -> Iterator[tuple[OwnPostgres, OwnNats]]:
+    pg, bus = OwnPostgres(), OwnNats()
+    try:
+        pg.init()
+        bus.start()
+        yield pg, bus
+    finally:
+        bus.kill()
+        pg.remove()
+
+
+@contextlib.asynccontextmanager
+async def cluster(pg: OwnPostgres, bus: OwnNats, tmp_path: Path) -> AsyncIterator[Cluster]:
+    token = prepare(pg.url)
+    name = f"chaos{uuid.uuid4().hex[:8]}"
+    a = Node("A", pg.url, bus.url, name, tmp_path / "node-a.log")
+    b = Node("B", pg.url, bus.url, name, tmp_path / "node-b.log")
+    cps: dict[str, SimulatedChargePoint] = {}
+    try:
+        await asyncio.gather(a.start(), b.start())
+        home: dict[str, str] = {}
+        for n in range(CHARGE_POINTS):
+            first, second = (a, b) if n % 2 == 0 else (b, a)
+            cp = SimulatedChargePoint(f"CHAOS-{n:02d}", [first.ws_url, second.ws_url], options=OPTIONS)
+            # patient with a central system that answers errors for a while (its database restarting)
+            cp.configuration["TransactionMessageAttempts"].value = "100"
+            cp.configuration["TransactionMessageRetryInterval"].value = "1"
+            cps[cp.cp_id], home[cp.cp_id] = cp, first.name
+        await asyncio.gather(*(cp.start() for cp in cps.values()))
+        assert all(await asyncio.gather(*(cp.wait_accepted(60) for cp in cps.values()))), "not all registered"
+        yield Cluster(a, b, token, cps, home)
+    finally:
+        await asyncio.gather(*(cp.stop() for cp in cps.values()))
+        a.stop()
+        b.stop()
+
+
+class Load:
+    """Every charge point charges in a loop: StartTransaction, a MeterValues a second, StopTransaction."""
+
+    def __init__(self, cps: dict[str, SimulatedChargePoint]) -> None:
+        self.cps = cps
+        self.running = True
+        self.tasks = [asyncio.create_task(self._charge(n, cp)) for n, cp in enumerate(cps.values())]
+
+    async def _charge(self, n: int, cp: SimulatedChargePoint) -> None:
+        await asyncio.sleep(n * 0.05)  # not all in the same tick
+        while self.running:
+            with contextlib.suppress(Exception):  # a connector the central system made Unavailable, say
+                cp.start_transaction(1, f"TAG-{n:02d}")
+            await asyncio.sleep(1.6)
+            cp.stop_transaction(1)
+            await asyncio.sleep(0.4)
+
+    async def stop(self) -> None:
+        self.running = False
+        await asyncio.wait_for(asyncio.gather(*self.tasks), 10)
+
+
+async def until(check: Any, timeout: float, what: str) -> float:
+    """Poll ``check()`` (bounded); returns the seconds it took."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(0.1)
+    return time.monotonic() - start
+
+
+async def settle_and_audit(c: Cluster, pg: OwnPostgres) -> dict[str, Any]:
+    """Every charge point online with nothing queued, then the audit of the database."""
+    await until(lambda: all(cp.accepted.is_set() and cp.outbox_size == 0 for cp in c.cps.values()), 60,
+                "every charge point online with its outbox delivered")
+    found = audit.check(pg.url, c.acknowledged())
+    assert found["ok"], found["problems"]
+    found["dropped"] = sum(cp.stats["dropped"] for cp in c.cps.values())  # StatusNotifications: one attempt each
+    # exactly once: no natural key twice, and every stored transaction is one a charge point was answered
+    assert read(pg.url, duplicated_natural_keys) == []
+    started = {tx for cp in c.cps.values() for action, tx in cp.acknowledged if action == "StartTransaction"}
+    assert set(read(pg.url, all_transactions)) == started
+    return found
+
+
+def report(kind: str, figures: dict[str, Any]) -> None:
+    print(f"\nchaos {kind}: " + ", ".join(f"{k}={v}" for k, v in figures.items()))
+
+
+async def test_the_writer_outlives_a_database_that_refuses_connections() -> None:
+    """Connecting failed in the writer thread, outside any transaction: the thread died and every
+    later write waited for ever (a PostgreSQL restart stopped a node's writes for good)."""
+    store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere")  # nobody listens there
+    try:
+        for _ in range(2):  # the second one proves the thread is still there
+            with pytest.raises(OperationalError):
+                await asyncio.wait_for(store.write(lambda conn: conn.execute(text("SELECT 1"))), 30)
+    finally:
+        store.close()
+
+
+async def command(c: Cluster, via: Node, cp_id: str) -> dict[str, Any]:
+    """A ClearCache for ``cp_id`` asked of ``via``'s API: the HTTP status and the command's state."""
+    async with c.api(via) as api:
+        response = await api.post(f"/api/v1/charge-points/{cp_id}/commands/ClearCache", json={})
+    body = response.json()
+    return {"status": response.status_code, "state": body.get("state"), "detail": body.get("detail")
+            or body.get("error_description")}
+
+
+async def test_kill_9_of_one_node_under_load(tmp_path: Path) -> None:
+    with own_servers() as (pg, bus):
+        async with cluster(pg, bus, tmp_path) as c:
+            load = Load(c.cps)
+            await until(lambda: c.acked_count() >= 150, 60, "the load under way")
+            on_a = [cp for cp in c.cps.values() if cp.url.startswith(c.a.ws_url)]
+            assert len(on_a) == CHARGE_POINTS // 2
+            connects = {cp.cp_id: cp.stats["connects"] for cp in on_a}
+            acked_before = c.acked_count()
+            c.a.kill()
+            back = await until(lambda: all(cp.stats["connects"] > connects[cp.cp_id] and cp.accepted.is_set()
+                                           for cp in on_a), 60, "A's charge points registered again on B")
+            assert all(cp.url.startswith(c.b.ws_url) for cp in c.cps.values())
+            await c.a.start()  # the restarted node serves again: a command through it reaches B's charge points
+            answered = await command(c, c.a, on_a[0].cp_id)
+            assert answered["status"] == 200 and answered["state"] == "answered", answered
+            await load.stop()
+            found = await settle_and_audit(c, pg)
+    acknowledged = sum(found["acknowledged"].values())
+    assert acked_before < acknowledged
+    report("kill -9 of node A", {"charge_points_moved": len(on_a), "seconds_until_all_back": round(back, 1),
+                                  "acknowledged_before_kill": acked_before, "acknowledged": acknowledged,
+                                  "lost": 0, "doubled": 0})
+
+
+async def test_postgresql_restarted_under_load(tmp_path: Path) -> None:
+    with own_servers() as (pg, bus):
+        async with cluster(pg, bus, tmp_path) as c:
+            load = Load(c.cps)
+            await until(lambda: c.acked_count() >= 150, 60, "the load under way")
+            acked_before = c.acked_count()
+            await asyncio.to_thread(pg.stop, "immediate")  # as if it crashed: no checkpoint, connections cut
+            await asyncio.sleep(PG_OUTAGE)
+            await asyncio.to_thread(pg.start)
+            mark = {cp.cp_id: len(cp.acknowledged) for cp in c.cps.values()}
+            # the nodes recover by themselves: every charge point has something new acknowledged
+            served = await until(lambda: all(len(cp.acknowledged) > mark[cp.cp_id] for cp in c.cps.values()), 60,
+                                 "every charge point answered again after PostgreSQL came back")
+            assert c.a.proc is not None and c.a.proc.poll() is None
+            assert c.b.proc is not None and c.b.proc.poll() is None
+            await load.stop()
+            found = await settle_and_audit(c, pg)
+    acknowledged = sum(found["acknowledged"].values())
+    report("PostgreSQL stopped (immediate) and started", {
+        "outage_s": PG_OUTAGE, "seconds_until_every_charge_point_answered": round(served, 1),
+        "acknowledged_before": acked_before, "acknowledged": acknowledged, "lost": 0, "doubled": 0,
+        "status_notifications_refused": found["dropped"]})
+
+
+async def test_nats_stopped_under_load(tmp_path: Path) -> None:
+    with own_servers() as (pg, bus):
+        async with cluster(pg, bus, tmp_path) as c:
+            load = Load(c.cps)
+            await until(lambda: c.acked_count() >= 150, 60, "the load under way")
+            on_a = next(cp_id for cp_id in c.held_by(c.a))
+            mover = c.cps[next(cp_id for cp_id in c.held_by(c.b))]
+            assert (await command(c, c.b, on_a))["state"] == "answered"
+            bus.kill()
+            down = time.monotonic()
+            await asyncio.sleep(3)  # the nodes notice
+            acked_down = c.acked_count()
+            during = await command(c, c.b, on_a)  # B cannot reach A's charge point
+            await mover.set_network(False)  # a charge point reconnecting while NATS is down
+            await mover.set_network(True)
+            reconnected = await mover.wait_accepted(20)
+            await asyncio.sleep(max(0.0, NATS_OUTAGE - (time.monotonic() - down)))
+            assert c.acked_count() > acked_down  # each node kept storing and answering its charge points
+            bus.start()
+            back = time.monotonic()
+            recovered = None
+            while time.monotonic() - back < 60:
+                if (await command(c, c.b, on_a))["state"] == "answered":
+                    recovered = time.monotonic() - back
+                    break
+                await asyncio.sleep(0.5)
+            assert recovered is not None, "commands across nodes did not work again"
+            await load.stop()
+            found = await settle_and_audit(c, pg)
+    report("NATS killed", {"outage_s": NATS_OUTAGE, "command_across_nodes_during": during,
+                           "reconnect_during_outage": reconnected,
+                           "seconds_until_commands_cross_again": round(recovered, 1),
+                           "acknowledged": sum(found["acknowledged"].values()), "lost": 0, "doubled": 0})

@@ -519,13 +519,16 @@ async def test_kill_9_of_each_node_in_turn_under_load(tmp_path: Path) -> None:
         "badges_refused": sharing.refused, "lost": 0, "doubled": 0})
 
 
-async def test_postgresql_restarted_under_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["immediate", "fast"])
+async def test_postgresql_restarted_under_load(tmp_path: Path, mode: str) -> None:
+    """``immediate``: as if it crashed (no checkpoint, connections cut); ``fast``: a clean shutdown
+    that terminates every session ("terminating connection due to administrator command")."""
     with own_servers() as (pg, bus):
         async with cluster(pg, bus, tmp_path) as c:
             load = Load(c.cps)
             await until(lambda: c.acked_count() >= 150, 60, "the load under way")
             acked_before = c.acked_count()
-            await asyncio.to_thread(pg.stop, "immediate")  # as if it crashed: no checkpoint, connections cut
+            await asyncio.to_thread(pg.stop, mode)
             await asyncio.sleep(PG_OUTAGE)
             await asyncio.to_thread(pg.start)
             mark = {cp.cp_id: len(cp.acknowledged) for cp in c.cps.values()}
@@ -537,7 +540,7 @@ async def test_postgresql_restarted_under_load(tmp_path: Path) -> None:
             await load.stop()
             found = await settle_and_audit(c, pg)
     acknowledged = sum(found["acknowledged"].values())
-    report("PostgreSQL stopped (immediate) and started", {
+    report(f"PostgreSQL stopped ({mode}) and started", {
         "outage_s": PG_OUTAGE, "seconds_until_every_charge_point_answered": round(served, 1),
         "acknowledged_before": acked_before, "acknowledged": acknowledged, "lost": 0, "doubled": 0,
         "status_notifications_refused": found["dropped"]})

@@ -55,6 +55,11 @@ CommandHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 ProbeHandler = Callable[[bool], Awaitable[bool]]  # takeover? → alive
 
 
+class ClusterUnavailable(Exception):
+    """The other nodes cannot be reached now (no connection to NATS): whether one of them holds a
+    charge point is unknown."""
+
+
 class Cluster(Protocol):
     async def hold(self, cp_id: str, on_command: CommandHandler, on_probe: ProbeHandler) -> None: ...
 
@@ -298,6 +303,9 @@ class NatsCluster:
         closed), known as soon as the holding node sees it close; None: nobody. ``takeover``: the
         holding node closes it without a probe (a newcomer won, ``Gateway._taken_over``); a node of
         an older version ignores that and probes."""
+        if not self.nc.is_connected:  # NATS is down: nobody can be asked; the newcomer is let in at once
+            log.warning("%s: no connection to NATS, a connection held by another node cannot be probed", cp_id)
+            return None
         body = json.dumps({"kind": "probe", "takeover": takeover}).encode()
         try:
             reply = await self.nc.request(_subject(self.prefix, cp_id), body, timeout=timeout + 1.0)
@@ -306,10 +314,16 @@ class NatsCluster:
         return bool(json.loads(reply.data).get("alive"))
 
     async def command_elsewhere(self, cp_id: str, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """The holding node's answer; None: no node holds it. :class:`ClusterUnavailable` while NATS is
+        down (before, a command waited its whole timeout and was recorded "offline")."""
+        if not self.nc.is_connected:
+            raise ClusterUnavailable("the other gateway nodes cannot be reached (no connection to NATS)")
         try:
             body = json.dumps({"kind": "command", **request}).encode()
             reply = await self.nc.request(_subject(self.prefix, cp_id), body, timeout=timeout + 2.0)
         except (NoRespondersError, NatsTimeout):
+            if not self.nc.is_connected:
+                raise ClusterUnavailable("the connection to NATS was lost while waiting for another node") from None
             return None
         answer: dict[str, Any] = json.loads(reply.data)
         return answer

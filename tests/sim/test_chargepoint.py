@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import PASSWORD, RunningServer
+from tests.conftest import PASSWORD, RunningServer, free_port
 from voltlib.sim import Car, SimOptions, SimulatedChargePoint
 
 FAST = SimOptions(meter_interval=1, call_timeout=5.0, connect_timeout=5.0, reconnect_min=0.2, reconnect_max=1.0,
@@ -18,7 +18,8 @@ FAST = SimOptions(meter_interval=1, call_timeout=5.0, connect_timeout=5.0, recon
 
 @asynccontextmanager
 async def simulated(server: RunningServer, cp_id: str, **kwargs: Any) -> AsyncIterator[SimulatedChargePoint]:
-    cp = SimulatedChargePoint(cp_id, server.ws_url, password=PASSWORD, options=kwargs.pop("options", FAST), **kwargs)
+    cp = SimulatedChargePoint(cp_id, kwargs.pop("url", server.ws_url), password=PASSWORD,
+                              options=kwargs.pop("options", FAST), **kwargs)
     await cp.start()
     try:
         yield cp
@@ -242,3 +243,14 @@ async def test_firmware_trigger_smart_charging_and_unlock_over_the_wire(server: 
             return bool(detail["firmware_status"] == "Installed" and detail["firmware_version"] == "1.1.0")
 
         await eventually(rebooted_with_new_firmware)
+
+
+async def test_several_urls_are_tried_in_turn_when_connecting_fails(server: RunningServer) -> None:
+    """Behind a load balancer a charge point may meet any node: given several URLs, a refused
+    connection makes it try the next one, and it stays on the one that answered."""
+    await server.add_charge_point("SIM-LB")
+    gone = f"ws://127.0.0.1:{free_port()}/ocpp"  # nobody listens there
+    async with simulated(server, "SIM-LB", url=[gone, server.ws_url]) as cp:
+        assert await cp.wait_accepted(10)
+        assert cp.stats["connect_failures"] == 1 and cp.url == f"{server.ws_url}/SIM-LB"
+        assert cp.urls == [f"{gone}/SIM-LB", f"{server.ws_url}/SIM-LB"]

@@ -18,6 +18,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from voltlib import events as ev
+from voltlib.cluster import ClusterUnavailable
 from voltlib.gateway import auth
 from voltlib.gateway.connection import WS_GOING_AWAY, WS_POLICY_VIOLATION, CallOutcome, ChargePointConnection
 from voltlib.gateway.context import ChargePointContext, Services
@@ -379,7 +380,7 @@ class Gateway:
         if cp_id not in self.connections and await s.store.read(partial(repo.get_charge_point, cp_id=cp_id)) is None:
             raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")  # connected: known
         if cp_id not in self.connections and recorded is None:
-            remote = await s.cluster.command_elsewhere(
+            remote = await self._elsewhere(
                 cp_id, {"action": action, "payload": payload, "requested_by": requested_by, "timeout": timeout},
                 timeout or s.settings.command_timeout)
             if remote is not None:
@@ -493,9 +494,12 @@ class Gateway:
             raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")
         live = self._trace_here(cp_id, until)
         if not live:
-            remote = await s.cluster.command_elsewhere(
-                cp_id, {"op": "trace", "until": None if until is None else until.isoformat()},
-                s.settings.command_timeout)
+            try:
+                remote = await s.cluster.command_elsewhere(
+                    cp_id, {"op": "trace", "until": None if until is None else until.isoformat()},
+                    s.settings.command_timeout)
+            except ClusterUnavailable:  # stored: it traces from its next connection
+                remote = None
             live = remote is not None and bool((remote.get("row") or {}).get("live"))
         return {"id": cp_id, "trace_until": until, "live": live}
 
@@ -506,11 +510,19 @@ class Gateway:
         connection.ctx.trace_until = until
         return True
 
+    async def _elsewhere(self, cp_id: str, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """The answer of the node holding ``cp_id`` (None: no node holds it); 503 while the other nodes
+        cannot be reached, rather than "offline" for a charge point that may well be connected to one."""
+        try:
+            return await self.services.cluster.command_elsewhere(cp_id, request, timeout)
+        except ClusterUnavailable as exc:
+            raise CommandError(503, "cluster-unavailable", f"{exc}; {cp_id} may be connected to another node") from None
+
     async def _rotate_elsewhere(self, cp_id: str, requested_by: str | None) -> dict[str, Any]:
         """The node holding the charge point's socket rotates; this one relays its answer."""
         s = self.services
-        remote = await s.cluster.command_elsewhere(cp_id, {"op": "rotate-password", "requested_by": requested_by},
-                                                   s.settings.command_timeout)
+        remote = await self._elsewhere(cp_id, {"op": "rotate-password", "requested_by": requested_by},
+                                       s.settings.command_timeout)
         if remote is None:
             raise CommandError(409, "offline", f"{cp_id} is not connected")
         if "error" in remote:

@@ -31,7 +31,7 @@ import contextlib
 import logging
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -199,13 +199,19 @@ def _bool(text: str) -> bool:
 
 class SimulatedChargePoint:
     """One charge point. ``url`` is the central system's OCPP endpoint without the identity,
-    e.g. ``ws://127.0.0.1:8180/ocpp``; the identity is appended."""
+    e.g. ``ws://127.0.0.1:8180/ocpp``; the identity is appended. Several URLs (the nodes behind a
+    load balancer, as the charge point would meet them): it keeps to the one that last answered and,
+    when connecting fails, tries the next one in turn."""
 
-    def __init__(self, cp_id: str, url: str, *, password: str | None = None, options: SimOptions | None = None,
-                 clock: Clock | None = None, sleep: Sleep | None = None,
+    def __init__(self, cp_id: str, url: str | Sequence[str], *, password: str | None = None,
+                 options: SimOptions | None = None, clock: Clock | None = None, sleep: Sleep | None = None,
                  http: aiohttp.ClientSession | None = None) -> None:
         self.cp_id = cp_id
-        self.url = f"{url.rstrip('/')}/{quote(cp_id, safe='')}"
+        bases = [url] if isinstance(url, str) else list(url)
+        if not bases:
+            raise ValueError("a charge point needs at least one central-system URL")
+        self.urls = [f"{base.rstrip('/')}/{quote(cp_id, safe='')}" for base in bases]
+        self._url_index = 0
         self.password = password
         self.options = options or SimOptions()
         self.clock: Clock = clock or SystemClock()
@@ -319,6 +325,11 @@ class SimulatedChargePoint:
             await ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"network down")
 
     @property
+    def url(self) -> str:
+        """The URL it connects to now (the next one of :attr:`urls` after a failed attempt)."""
+        return self.urls[self._url_index]
+
+    @property
     def outbox_size(self) -> int:
         return len(self._outbox)
 
@@ -365,6 +376,7 @@ class SimulatedChargePoint:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             self.last_error = f"connect: {exc}"
             self.stats["connect_failures"] += 1
+            self._url_index = (self._url_index + 1) % len(self.urls)  # the next node, if there are several
             log.info("%s: cannot connect: %s", self.cp_id, exc)
             return None
         if ws.protocol != SUBPROTOCOL:

@@ -232,8 +232,16 @@ class Store:
 
     def _run_batch(self, batch: list[_Job]) -> None:
         results: list[tuple[_Job, bool, Any]] = []
-        self._run_jobs([job for job in batch if job.op is not None], [job for job in batch if job.op is None],
-                       results)
+        try:
+            self._run_jobs([job for job in batch if job.op is not None], [job for job in batch if job.op is None],
+                           results)
+        except Exception as exc:  # noqa: BLE001 (e.g. no connection: the database is down)
+            # The writer thread must outlive it, or its callers would wait for ever: what was not
+            # committed fails, and the next batch connects afresh.
+            log.error("group commit of %d writes failed: %s", len(batch), exc)
+            self._drop_connection()
+            settled = {id(job) for job, _, _ in results}
+            results.extend((job, False, exc) for job in batch if id(job) not in settled)
         self.batches += 1
         self.ops += len(batch)
         self._resolve_all(results)

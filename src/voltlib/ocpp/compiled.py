@@ -107,6 +107,7 @@ def strict_type(cls: type[msgspec.Struct], schema: dict[str, Any],
     required = set(schema.get("required", []))
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     date_times: list[str] = []
+    text_defaults: list[tuple[str, str]] = []
     for field in msgspec.structs.fields(cls):
         prop = properties.get(field.encode_name)
         if prop is None:
@@ -114,24 +115,39 @@ def strict_type(cls: type[msgspec.Struct], schema: dict[str, Any],
         annotation = _strict(field.type, _resolve(prop, definitions), definitions, f"{cls.__name__}.{field.name}")
         if annotation is _DATE_TIME_TEXT:
             date_times.append(field.name)
+        if isinstance(field.default, str) and getattr(cls, "SAME_DEFAULTS", False):
+            text_defaults.append((field.name, field.default))
+        # the wire name is carried over explicitly: one given by hand (2.0.1's responderURL) is not
+        # what the inherited rename rule would make of the field's name
         if field.encode_name in required or field.required:
-            fields.append((field.name, annotation))
+            fields.append((field.name, annotation, msgspec.field(name=field.encode_name)))
+        elif field.default_factory is not msgspec.NODEFAULT:
+            fields.append((field.name, annotation, msgspec.field(default_factory=field.default_factory,
+                                                                 name=field.encode_name)))
         else:  # the default may be None while the type refuses null: msgspec does not check defaults
-            fields.append((field.name, annotation, field.default))
+            fields.append((field.name, annotation, msgspec.field(default=field.default, name=field.encode_name)))
     config = cls.__struct_config__
     return msgspec.defstruct(cls.__name__, fields, bases=(cls,), kw_only=True, omit_defaults=config.omit_defaults,
                              forbid_unknown_fields=schema.get("additionalProperties") is False,
-                             namespace=_post_init(tuple(date_times)), module=__name__)
+                             namespace=_post_init(tuple(date_times), tuple(text_defaults)), module=__name__)
 
 
-def _post_init(date_times: tuple[str, ...]) -> dict[str, Any]:
+def _post_init(date_times: tuple[str, ...], text_defaults: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     """Parse the date-times (matched as text) and check that they can be stored, in place of the
     class's own checks (``_check_storable``): those look for NULs in every string, which
-    ``decode_call`` has ruled out for the whole frame at once, and were a third of a decode."""
-    if not date_times:
+    ``decode_call`` has ruled out for the whole frame at once, and were a third of a decode.
+
+    In a class that asks for it (``SAME_DEFAULTS``: the 2.0.1 ones), a text equal to its field's
+    default is replaced by the default itself, as the class does
+    (:func:`voltlib.ocpp.v201.common.same_defaults`): msgspec leaves a default out of the encoding
+    by identity, and a call's fingerprint must not depend on the path it took."""
+    if not date_times and not text_defaults:
         return {"__post_init__": _nothing_to_check}
 
     def __post_init__(self: msgspec.Struct) -> None:
+        for name, default in text_defaults:
+            if getattr(self, name) == default:
+                setattr(self, name, default)
         for name in date_times:
             text = getattr(self, name)
             if text is not None:  # an absent optional field keeps its default

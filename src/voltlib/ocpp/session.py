@@ -345,10 +345,13 @@ class OcppSession:
             self.memory.store_reply(message_id, text)
         return text
 
-    def start_call(self, action: str, payload: dict[str, Any]) -> tuple[str, str]:
-        """Validate and frame a call of ours. Only one may be outstanding: the caller queues."""
+    def start_call(self, action: str, payload: dict[str, Any] | msgspec.Struct) -> tuple[str, str]:
+        """Validate and frame a call of ours (a payload, or a typed message such as
+        :class:`voltlib.ocpp.v201.messages.GetVariables`). Only one may be outstanding: the caller queues."""
         if self.outgoing is not None:
             raise RuntimeError("a call is already outstanding on this connection")
+        if isinstance(payload, msgspec.Struct):
+            payload = msgspec.to_builtins(payload)
         schemas.validate(self.version, action, "request", payload)
         message_id = str(uuid.uuid4())
         self.outgoing = _Outgoing(message_id, action)

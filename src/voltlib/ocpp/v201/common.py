@@ -13,6 +13,7 @@ kept as :class:`CustomData`, whose extra properties are dropped when decoded.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, ClassVar
 
@@ -27,24 +28,50 @@ Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
 
 def check_storable(struct: msgspec.Struct) -> None:
     """Reject values that pass the schema but cannot be stored: date-times that overflow when
-    converted to UTC, and strings with NUL characters (PostgreSQL refuses them)."""
+    converted to UTC, and strings with NUL characters (PostgreSQL refuses them), in text and in
+    untyped JSON (DataTransfer's data) alike. Nested records check themselves."""
     for name in struct.__struct_fields__:
         value = getattr(struct, name)
         if isinstance(value, datetime):
             check_utc_range(name, value)
-        elif isinstance(value, str) and "\x00" in value:
+        elif _has_nul(value):
             raise ValueError(f"{name}: NUL character not allowed")
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, str) and "\x00" in item:
-                    raise ValueError(f"{name}: NUL character not allowed")
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def same_defaults(struct: msgspec.Struct) -> None:
+    """Replace a text equal to its field's default ("Sample.Periodic", "Wh") by the default itself.
+    msgspec leaves a default out of the encoding by identity: with this, a value equal to the
+    default is left out whichever object the decoder made, so a call's encoding and fingerprint
+    (voltlib.ocpp.session) do not depend on the path its frame took (the compiled types do the same,
+    :mod:`voltlib.ocpp.compiled`, for classes with ``SAME_DEFAULTS``)."""
+    for name, default in _text_defaults(type(struct)):
+        if getattr(struct, name) == default:
+            setattr(struct, name, default)
+
+
+@functools.cache
+def _text_defaults(cls: type[msgspec.Struct]) -> tuple[tuple[str, str], ...]:
+    return tuple((f.name, f.default) for f in msgspec.structs.fields(cls) if isinstance(f.default, str))
 
 
 class Record(msgspec.Struct, rename="camel", omit_defaults=True, kw_only=True):
     """An object nested in a 2.0.1 message."""
 
+    SAME_DEFAULTS: ClassVar[bool] = True  # see same_defaults
+
     def __post_init__(self) -> None:
         check_storable(self)
+        same_defaults(self)
 
 
 class Message(Record):

@@ -8,6 +8,8 @@ import msgspec
 
 from voltlib.ocpp.v201.common import CustomData, IdToken, IdTokenInfo, Int32, Message, Record, Reply, StatusInfo
 
+# --- types of this block ---------------------------------------------------------------------
+
 
 class OCSPRequestData(Record):
     hash_algorithm: str
@@ -22,6 +24,9 @@ class AuthorizationData(Record):
     id_token: IdToken
     id_token_info: IdTokenInfo | None = None
     custom_data: CustomData | None = None
+
+
+# --- requests, each followed by its reply ----------------------------------------------------
 
 
 class Authorize(Message):

@@ -8,6 +8,8 @@ from typing import Any
 
 from voltlib.ocpp.v201.common import EVSE, CustomData, Int32, Message, Record, Reply, StatusInfo
 
+# --- types of this block ---------------------------------------------------------------------
+
 
 class Modem(Record):
     iccid: str | None = None
@@ -39,9 +41,9 @@ class Variable(Record):
 
 class VariableAttribute(Record):
     constant: bool = False
-    mutability: str = 'ReadWrite'
+    mutability: str = "ReadWrite"
     persistent: bool = False
-    type: str = 'Actual'
+    type: str = "Actual"
     value: str | None = None
     custom_data: CustomData | None = None
 
@@ -73,7 +75,7 @@ class ComponentVariable(Record):
 class GetVariableData(Record):
     component: Component
     variable: Variable
-    attribute_type: str = 'Actual'
+    attribute_type: str = "Actual"
     custom_data: CustomData | None = None
 
 
@@ -82,7 +84,7 @@ class GetVariableResult(Record):
     component: Component
     variable: Variable
     attribute_status_info: StatusInfo | None = None
-    attribute_type: str = 'Actual'
+    attribute_type: str = "Actual"
     attribute_value: str | None = None
     custom_data: CustomData | None = None
 
@@ -91,7 +93,7 @@ class SetVariableData(Record):
     attribute_value: str
     component: Component
     variable: Variable
-    attribute_type: str = 'Actual'
+    attribute_type: str = "Actual"
     custom_data: CustomData | None = None
 
 
@@ -100,7 +102,7 @@ class SetVariableResult(Record):
     component: Component
     variable: Variable
     attribute_status_info: StatusInfo | None = None
-    attribute_type: str = 'Actual'
+    attribute_type: str = "Actual"
     custom_data: CustomData | None = None
 
 
@@ -135,6 +137,9 @@ class NetworkConnectionProfile(Record):
     apn: APN | None = None
     vpn: VPN | None = None
     custom_data: CustomData | None = None
+
+
+# --- requests, each followed by its reply ----------------------------------------------------
 
 
 class BootNotification(Message):

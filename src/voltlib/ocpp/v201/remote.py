@@ -8,6 +8,8 @@ from datetime import datetime
 
 from voltlib.ocpp.v201.common import EVSE, CustomData, IdToken, Int32, Message, Record, Reply, StatusInfo
 
+# --- types of this block ---------------------------------------------------------------------
+
 
 class ChargingSchedulePeriod(Record):
     limit: float
@@ -73,6 +75,9 @@ class ChargingProfile(Record):
     valid_from: datetime | None = None
     valid_to: datetime | None = None
     custom_data: CustomData | None = None
+
+
+# --- requests, each followed by its reply ----------------------------------------------------
 
 
 class RequestStartTransaction(Message):

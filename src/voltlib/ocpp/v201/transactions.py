@@ -17,6 +17,8 @@ from voltlib.ocpp.v201.common import (
     Reply,
 )
 
+# --- types of this block ---------------------------------------------------------------------
+
 
 class Transaction(Record):
     transaction_id: str
@@ -37,15 +39,15 @@ class SignedMeterValue(Record):
 
 class UnitOfMeasure(Record):
     multiplier: Int32 = 0
-    unit: str = 'Wh'
+    unit: str = "Wh"
     custom_data: CustomData | None = None
 
 
 class SampledValue(Record):
     value: float
-    context: str = 'Sample.Periodic'
-    location: str = 'Outlet'
-    measurand: str = 'Energy.Active.Import.Register'
+    context: str = "Sample.Periodic"
+    location: str = "Outlet"
+    measurand: str = "Energy.Active.Import.Register"
     phase: str | None = None
     signed_meter_value: SignedMeterValue | None = None
     unit_of_measure: UnitOfMeasure | None = None
@@ -56,6 +58,9 @@ class MeterValue(Record):
     sampled_value: list[SampledValue]
     timestamp: datetime
     custom_data: CustomData | None = None
+
+
+# --- requests, each followed by its reply ----------------------------------------------------
 
 
 class TransactionEvent(Message):

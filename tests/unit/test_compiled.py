@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from voltlib.ocpp import compiled, schemas, versions
+from voltlib.ocpp import compiled, frames, schemas, versions
 from voltlib.ocpp.errors import OcppError
 from voltlib.ocpp.session import CallReceived, OcppSession, Violation, _fingerprint
 from voltlib.ocpp.v16 import messages as v16
@@ -322,3 +322,22 @@ def test_a_2_0_1_payload_that_cannot_be_stored_is_refused_on_the_slow_path() -> 
     event = OcppSession(version="2.0.1").receive(text, 0.0)
     assert isinstance(event, Violation) and event.reply is not None
     assert json.loads(event.reply)[2] == "TypeConstraintViolation", event.reply
+
+
+@pytest.mark.parametrize("action", sorted(EXAMPLES_201))
+def test_a_2_0_1_call_read_from_text_has_the_same_fingerprint_on_both_paths(action: str) -> None:
+    """Defaults written out ("Sample.Periodic", "Outlet", the unit "Wh") are left out of the encoding
+    on both paths, whatever string objects each decoder made, so a retransmission is recognised even
+    when its copies took different paths."""
+    payload = copy.deepcopy(EXAMPLES_201[action])
+    if action == "TransactionEvent":
+        payload["meterValue"][0]["sampledValue"].append({"value": 1, "context": "Sample.Periodic", "location": "Outlet",
+                                                         "unitOfMeasure": {"unit": "Wh", "multiplier": 0}})
+    text = _frame(action, payload)
+    fast = compiled.decode_call(text, "2.0.1")
+    assert fast is not None
+    call = frames.parse_frame(text, "2.0.1")
+    assert isinstance(call, frames.Call)
+    slow = versions.decode_request("2.0.1", action, call.payload)
+    assert msgspec.json.encode(fast[2]) == msgspec.json.encode(slow)
+    assert _fingerprint(action, fast[2]) == _fingerprint(action, slow)

@@ -115,8 +115,12 @@ def strict_type(cls: type[msgspec.Struct], schema: dict[str, Any],
         annotation = _strict(field.type, _resolve(prop, definitions), definitions, f"{cls.__name__}.{field.name}")
         if annotation is _DATE_TIME_TEXT:
             date_times.append(field.name)
-        if isinstance(field.default, str) and getattr(cls, "SAME_DEFAULTS", False):
-            text_defaults.append((field.name, field.default))
+        default = field.default
+        if isinstance(default, str) and getattr(cls, "SAME_DEFAULTS", False):
+            if typing.get_origin(annotation) is Literal:  # the decoded member is this very object
+                default = sys.intern(default)
+            else:
+                text_defaults.append((field.name, default))
         # the wire name is carried over explicitly: one given by hand (2.0.1's responderURL) is not
         # what the inherited rename rule would make of the field's name
         if field.encode_name in required or field.required:
@@ -125,7 +129,7 @@ def strict_type(cls: type[msgspec.Struct], schema: dict[str, Any],
             fields.append((field.name, annotation, msgspec.field(default_factory=field.default_factory,
                                                                  name=field.encode_name)))
         else:  # the default may be None while the type refuses null: msgspec does not check defaults
-            fields.append((field.name, annotation, msgspec.field(default=field.default, name=field.encode_name)))
+            fields.append((field.name, annotation, msgspec.field(default=default, name=field.encode_name)))
     config = cls.__struct_config__
     return msgspec.defstruct(cls.__name__, fields, bases=(cls,), kw_only=True, omit_defaults=config.omit_defaults,
                              forbid_unknown_fields=schema.get("additionalProperties") is False,
@@ -137,10 +141,12 @@ def _post_init(date_times: tuple[str, ...], text_defaults: tuple[tuple[str, str]
     class's own checks (``_check_storable``): those look for NULs in every string, which
     ``decode_call`` has ruled out for the whole frame at once, and were a third of a decode.
 
-    In a class that asks for it (``SAME_DEFAULTS``: the 2.0.1 ones), a text equal to its field's
-    default is replaced by the default itself, as the class does
-    (:func:`voltlib.ocpp.v201.common.same_defaults`): msgspec leaves a default out of the encoding
-    by identity, and a call's fingerprint must not depend on the path it took."""
+    In a class that asks for it (``SAME_DEFAULTS``: the 2.0.1 ones), a value equal to its field's
+    default is left out of the encoding, as the class's own check does on the slow path
+    (:func:`voltlib.ocpp.v201.common.same_defaults`): msgspec leaves a default out by identity, and
+    a call's fingerprint must not depend on the path it took. An enumeration's default is its
+    interned member (``strict_type``), which is what the decoder returns; a free text equal to its
+    default (the unit "Wh") is replaced here by the default itself."""
     if not date_times and not text_defaults:
         return {"__post_init__": _nothing_to_check}
 

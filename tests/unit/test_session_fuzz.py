@@ -127,6 +127,7 @@ def check(session: OcppSession, text: str) -> None:
         assert event.message_id == message_id
         return
     assert isinstance(event, Violation), event
+    assert event.error.fault == "peer", (text, event.error.__cause__)  # never a failure of ours
     if message_id is not None:
         assert event.reply is not None, text
     if event.reply is not None:

@@ -132,6 +132,11 @@ def test_a_1_6_session_keeps_the_1_6_codes() -> None:
     assert code_of(legacy.receive(frame("n", "TransactionEvent", STARTED), 0.0), "n") == "NotImplemented"
 
 
+def test_a_session_speaks_only_a_version_it_knows() -> None:
+    with pytest.raises(ValueError, match="not spoken here"):
+        OcppSession(version="2.1")
+
+
 # --- our calls and their replies --------------------------------------------------------------
 
 

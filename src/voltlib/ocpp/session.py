@@ -199,6 +199,8 @@ class OcppSession:
     _violations: int = 0
 
     def __post_init__(self) -> None:
+        if self.version not in versions.SUPPORTED:
+            raise ValueError(f"OCPP {self.version!r} is not spoken here (only {', '.join(versions.SUPPORTED)})")
         self._bucket = TokenBucket(self.limits.rate_per_second, self.limits.burst)
 
     # -- input --

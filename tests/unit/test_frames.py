@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
-from voltlib.ocpp import frames
+from voltlib.ocpp import frames, schemas
 from voltlib.ocpp.errors import ErrorCode, OcppError
 
 
@@ -140,3 +141,75 @@ def test_the_message_id_of_an_undecodable_frame_is_read_from_its_start() -> None
     assert frames.readable_message_id('[3,"r",', calls_only=True) is None
     for text in ('[2,"",', '[2,' + json.dumps("x" * 37) + ",", '[22,"a",', '{"a":1}', '[2,"\\ud800",', '[2,"a'):
         assert frames.readable_message_id(text) is None, text
+
+
+@pytest.mark.parametrize(
+    ("code", "wire"),
+    [
+        (ErrorCode.FORMATION_VIOLATION, "FormatViolation"),
+        (ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, "OccurrenceConstraintViolation"),
+        (ErrorCode.RPC_FRAMEWORK_ERROR, "RpcFrameworkError"),
+        (ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, "MessageTypeNotSupported"),
+        (ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, "PropertyConstraintViolation"),
+        (ErrorCode.TYPE_CONSTRAINT_VIOLATION, "TypeConstraintViolation"),
+        (ErrorCode.PROTOCOL_ERROR, "ProtocolError"),
+        (ErrorCode.NOT_IMPLEMENTED, "NotImplemented"),
+    ],
+)
+def test_ocpp201_wire_names(code: ErrorCode, wire: str) -> None:
+    """OCPP-J 2.0.1 part 4, §4.3: 1.6's FormationViolation is spelt FormatViolation."""
+    assert code.wire("2.0.1") == wire
+    assert ErrorCode.from_wire(wire) is code
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "message_id"),
+    [
+        ("not json", ErrorCode.RPC_FRAMEWORK_ERROR, None),
+        ('{"a": 1}', ErrorCode.RPC_FRAMEWORK_ERROR, None),
+        ('[2,"a"]', ErrorCode.RPC_FRAMEWORK_ERROR, None),
+        ('[2,17,"Heartbeat",{}]', ErrorCode.RPC_FRAMEWORK_ERROR, None),
+        ('[2,"a","Heartbeat"]', ErrorCode.RPC_FRAMEWORK_ERROR, "a"),
+        ('[2,"a",7,{}]', ErrorCode.RPC_FRAMEWORK_ERROR, "a"),
+        ('[4,"a",1,"",{}]', ErrorCode.RPC_FRAMEWORK_ERROR, "a"),
+        ('[2,"a","Heartbeat",[]]', ErrorCode.FORMATION_VIOLATION, "a"),  # the wrapper is fine, the payload is not
+        ('[3,"a",null]', ErrorCode.FORMATION_VIOLATION, "a"),
+        ("[" * 40 + "]" * 40, ErrorCode.FORMATION_VIOLATION, None),
+        ('[5,"a","Heartbeat",{}]', ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, "a"),  # 2.1's CALLRESULTERROR
+        ('[6,"a",{}]', ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, "a"),
+        ('["2","a","Heartbeat",{}]', ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED, "a"),
+    ],
+)
+def test_malformed_2_0_1_frames_get_the_2_0_1_codes(text: str, code: ErrorCode, message_id: str | None) -> None:
+    with pytest.raises(frames.FrameError) as info:
+        frames.parse_frame(text, "2.0.1")
+    assert info.value.code is code
+    assert info.value.message_id == message_id
+
+
+def _depth(schema: dict[str, object], definitions: dict[str, Any]) -> int:
+    """How deep arrays and objects nest in the deepest payload ``schema`` admits (references followed)."""
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return _depth(definitions[ref.rsplit("/", 1)[-1]], definitions)
+    if schema.get("type") == "object":
+        properties = schema.get("properties", {})
+        assert isinstance(properties, dict)
+        return 1 + max([_depth(p, definitions) for p in properties.values()], default=0)
+    if schema.get("type") == "array":
+        items = schema["items"]
+        assert isinstance(items, dict)
+        return 1 + _depth(items, definitions)
+    return 0
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_the_deepest_legitimate_frame_of_each_version_fits_the_nesting_bound(version: str) -> None:
+    deepest = 0
+    for action in schemas.known_actions(version):
+        for direction in ("request", "response"):
+            schema = schemas.load(version, action, direction)
+            if schema is not None:
+                deepest = max(deepest, 1 + _depth(schema, schema.get("definitions", {})))  # 1: the frame
+    assert deepest == {"1.6": 6, "2.0.1": 14}[version]  # the figures in the comment at frames.MAX_DEPTH
+    assert deepest <= frames.MAX_DEPTH

@@ -405,7 +405,7 @@ def test_a_failure_of_ours_on_one_frame_is_an_internal_error_and_the_session_goe
 
     session = OcppSession()
 
-    def broken(text: str) -> None:
+    def broken(text: str, version: str = "1.6") -> None:
         raise KeyError("a bug")
 
     with monkeypatch.context() as patched:

@@ -1,9 +1,10 @@
 """A property-based fuzzer of the sans-I/O session (issue 22): mutated valid calls of every 1.6
-action, broken frames, wrong types, deep nesting, huge numbers, unicode and duplicate keys.
+action and every typed 2.0.1 action (issue 16), broken frames, wrong types, deep nesting, huge
+numbers, unicode and duplicate keys, on a session of each version.
 
 Whatever a charge point sends, no exception escapes :meth:`OcppSession.receive`, and every call
 whose message id can be read is either accepted (the caller answers it) or answered with a
-CallError under that id.
+CallError under that id, with a code of the session's version.
 """
 
 from __future__ import annotations
@@ -11,16 +12,26 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.test_compiled import EXAMPLES
+from tests.unit.test_compiled import EXAMPLES_BY_VERSION
 from voltlib.ocpp.errors import ErrorCode
 from voltlib.ocpp.frames import MAX_DEPTH
 from voltlib.ocpp.session import CallReceived, Limits, OcppSession, Retransmitted, Violation
 
 UNLIMITED = Limits(rate_per_second=1e9, burst=1e9, violations_before_close=10**9)
-ACTIONS = [*EXAMPLES, "Reset", "RemoteStartTransaction", "MakeCoffee", "", "Heart\u0000beat"]
+VERSIONS = ["1.6", "2.0.1"]
+ACTIONS = {version: [*examples, "Reset", "RemoteStartTransaction", "RequestStartTransaction", "MakeCoffee", "",
+                     "Heart\u0000beat"] for version, examples in EXAMPLES_BY_VERSION.items()}
+# the codes each version may answer with (OCPP-J 1.6 §4.2.3, OCPP-J 2.0.1 part 4 §4.3)
+CODES = {"1.6": {"NotImplemented", "NotSupported", "InternalError", "ProtocolError", "SecurityError",
+                 "FormationViolation", "PropertyConstraintViolation", "OccurenceConstraintViolation",
+                 "TypeConstraintViolation", "GenericError"},
+         "2.0.1": {"FormatViolation", "GenericError", "InternalError", "MessageTypeNotSupported", "NotImplemented",
+                   "NotSupported", "OccurrenceConstraintViolation", "PropertyConstraintViolation", "ProtocolError",
+                   "RpcFrameworkError", "SecurityError", "TypeConstraintViolation"}}
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=2**31 - 2, max_value=2**31 + 2),
@@ -40,10 +51,10 @@ def nested(depth: int, leaf: str = "1") -> str:
 
 
 @st.composite
-def mutated_payload(draw: st.DrawFn) -> tuple[str, str]:
+def mutated_payload(draw: st.DrawFn, version: str) -> tuple[str, str]:
     """(action, payload text): a valid example with one field changed, dropped or added, or a deep value."""
-    action = draw(st.sampled_from(ACTIONS))
-    payload: dict[str, Any] = dict(EXAMPLES.get(action, {}))
+    action = draw(st.sampled_from(ACTIONS[version]))
+    payload: dict[str, Any] = dict(EXAMPLES_BY_VERSION[version].get(action, {}))
     how = draw(st.sampled_from(["replace", "drop", "add", "deep", "duplicate", "keep"]))
     keys = sorted(payload)
     if how == "replace" and keys:
@@ -68,16 +79,16 @@ message_ids = st.one_of(st.text(min_size=1, max_size=36), st.sampled_from(["1", 
 
 
 @st.composite
-def call_frame(draw: st.DrawFn) -> tuple[str, str]:
+def call_frame(draw: st.DrawFn, version: str) -> tuple[str, str]:
     message_id = draw(message_ids)
-    action, payload = draw(mutated_payload())
+    action, payload = draw(mutated_payload(version))
     return message_id, f"[2,{json.dumps(message_id)},{json.dumps(action)},{payload}]"
 
 
 @st.composite
-def broken_frame(draw: st.DrawFn) -> str:
+def broken_frame(draw: st.DrawFn, version: str) -> str:
     """Text that is not a well-formed call: cut, wrong element types, other kinds, raw noise, deep arrays."""
-    message_id, text = draw(call_frame())
+    message_id, text = draw(call_frame(version))
     kind = draw(st.sampled_from(["cut", "elements", "noise", "deep", "answer", "bytes"]))
     if kind == "cut":
         return text[: draw(st.integers(0, max(0, len(text) - 1)))]
@@ -116,38 +127,45 @@ def check(session: OcppSession, text: str) -> None:
         assert event.message_id == message_id
         return
     assert isinstance(event, Violation), event
+    assert event.error.fault == "peer", (text, event.error.__cause__)  # never a failure of ours
     if message_id is not None:
         assert event.reply is not None, text
+    if event.reply is not None:
         reply = json.loads(event.reply)
-        assert reply[0] == 4 and reply[1] == message_id, (text, reply)
+        assert reply[0] == 4 and reply[1] == (message_id or reply[1]), (text, reply)
+        assert reply[2] in CODES[session.version], (session.version, text, reply)
 
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @FUZZ
-@given(st.lists(call_frame(), min_size=1, max_size=5))
-def test_mutated_calls_never_escape_and_are_always_answered(calls: list[tuple[str, str]]) -> None:
-    session = OcppSession(limits=UNLIMITED)
-    for _, text in calls:
+@given(data=st.data())
+def test_mutated_calls_never_escape_and_are_always_answered(version: str, data: st.DataObject) -> None:
+    session = OcppSession(version=version, limits=UNLIMITED)
+    for _, text in data.draw(st.lists(call_frame(version), min_size=1, max_size=5)):
         check(session, text)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @FUZZ
-@given(st.lists(broken_frame(), min_size=1, max_size=5))
-def test_broken_frames_never_escape(texts: list[str]) -> None:
-    session = OcppSession(limits=UNLIMITED)
-    for text in texts:
+@given(data=st.data())
+def test_broken_frames_never_escape(version: str, data: st.DataObject) -> None:
+    session = OcppSession(version=version, limits=UNLIMITED)
+    for text in data.draw(st.lists(broken_frame(version), min_size=1, max_size=5)):
         check(session, text)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 @FUZZ
-@given(st.integers(1, 20000), st.sampled_from(["[", '{"a":']), st.sampled_from(ACTIONS))
-def test_deep_nesting_is_a_formation_violation_answered_under_the_call_s_id(depth: int, opener: str,
-                                                                           action: str) -> None:
+@given(depth=st.integers(1, 20000), opener=st.sampled_from(["[", '{"a":']), data=st.data())
+def test_deep_nesting_is_a_formation_violation_answered_under_the_call_s_id(version: str, depth: int, opener: str,
+                                                                           data: st.DataObject) -> None:
+    action = data.draw(st.sampled_from(ACTIONS[version]))
     closer = "]" if opener == "[" else "}"
     text = f'[2,"deep",{json.dumps(action)},{{"x":{opener * depth}1{closer * depth}}}]'
-    session = OcppSession(limits=UNLIMITED)
+    session = OcppSession(version=version, limits=UNLIMITED)
     check(session, text)
     if depth + 2 > MAX_DEPTH:  # the frame and the payload are two levels
         event = session.receive(text, 0.0)

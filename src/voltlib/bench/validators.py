@@ -1,5 +1,6 @@
-"""`voltlib bench validators`: how fast each JSON-schema validator checks OCPP 1.6 payloads, and
-how fast the session turns a call's text into its typed message, both ways.
+"""`voltlib bench validators`: how fast each JSON-schema validator checks OCPP 1.6 payloads (and a
+2.0.1 TransactionEvent with meter values), and how fast the session turns a call's text into its
+typed message, both ways.
 
 These are the measurements behind the choice of jsonschema-rs in ``voltlib.ocpp.schemas`` and of
 the compiled one-pass path in ``voltlib.ocpp.compiled``.
@@ -7,16 +8,13 @@ the compiled one-pass path in ``voltlib.ocpp.compiled``.
 
 from __future__ import annotations
 
-import importlib.resources
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from voltlib.ocpp import compiled, frames, schemas
-from voltlib.ocpp.v16 import messages as v16
+from voltlib.ocpp import compiled, frames, schemas, versions
 
 PAYLOADS: dict[str, dict[str, Any]] = {
     "MeterValues": {"connectorId": 1, "transactionId": 7, "meterValue": [{
@@ -30,6 +28,24 @@ PAYLOADS: dict[str, dict[str, Any]] = {
     "StartTransaction": {"connectorId": 1, "idTag": "04A2B3C4D5", "meterStart": 1200,
                          "timestamp": "2026-01-01T08:00:00Z"},
 }
+# OCPP 2.0.1: the call a charging car sends most, with the same meter values as above
+PAYLOADS_201: dict[str, dict[str, Any]] = {
+    "TransactionEvent": {
+        "eventType": "Updated", "timestamp": "2026-01-01T00:00:00Z", "triggerReason": "MeterValuePeriodic",
+        "seqNo": 4, "transactionInfo": {"transactionId": "f1c3a2", "chargingState": "Charging"},
+        "evse": {"id": 1, "connectorId": 1}, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [
+            {"value": 1234.5, "measurand": "Energy.Active.Import.Register"},
+            {"value": 3000, "measurand": "Power.Active.Import", "unitOfMeasure": {"unit": "W"}},
+            {"value": 13.1, "measurand": "Current.Import", "phase": "L1", "unitOfMeasure": {"unit": "A"}},
+            {"value": 230, "measurand": "Voltage", "phase": "L1-N", "unitOfMeasure": {"unit": "V"}},
+            {"value": 55, "measurand": "SoC", "location": "EV", "unitOfMeasure": {"unit": "Percent"}}]}]},
+}
+
+
+def _cases() -> list[tuple[str, str, dict[str, Any], str]]:
+    """(version, action, payload, label) of every payload measured."""
+    return [*(("1.6", action, payload, action) for action, payload in PAYLOADS.items()),
+            *(("2.0.1", action, payload, f"{action} (2.0.1)") for action, payload in PAYLOADS_201.items())]
 
 
 @dataclass(frozen=True)
@@ -39,9 +55,10 @@ class ValidatorResult:
     microseconds: float
 
 
-def _schema(action: str) -> dict[str, Any]:
-    text = importlib.resources.files("ocpp.v16").joinpath("schemas", f"{action}.json").read_text()
-    schema: dict[str, Any] = json.loads(text)
+def _schema(action: str, version: str = "1.6") -> dict[str, Any]:
+    schema = schemas.load(version, action, "request")
+    if schema is None:
+        raise KeyError(f"no {version} schema for {action}")
     schema.pop("$id", None)
     return schema
 
@@ -61,7 +78,8 @@ def _compilers() -> dict[str, Callable[[dict[str, Any]], Callable[[Any], object]
         import jsonschema
 
         def slow(s: dict[str, Any]) -> Callable[[Any], object]:
-            validator = jsonschema.Draft4Validator(s, format_checker=jsonschema.FormatChecker())
+            # the draft the schema names (1.6: draft 4, 2.0.1: draft 6)
+            validator = jsonschema.validators.validator_for(s)(s, format_checker=jsonschema.FormatChecker())
             check: Callable[[Any], object] = validator.is_valid
             return check
 
@@ -85,31 +103,31 @@ def _time(check: Callable[[], object], seconds: float) -> float:
 def measure(seconds_per_case: float = 0.5) -> list[ValidatorResult]:
     results = []
     for name, compile_schema in _compilers().items():
-        for action, payload in PAYLOADS.items():
-            check = compile_schema(_schema(action))
-            results.append(ValidatorResult(name, action, _time(partial(check, payload), seconds_per_case)))
+        for version, action, payload, label in _cases():
+            check = compile_schema(_schema(action, version))
+            results.append(ValidatorResult(name, label, _time(partial(check, payload), seconds_per_case)))
     return results
 
 
-def _explaining_path(text: str) -> object:
-    frame = frames.parse_frame(text)
+def _explaining_path(text: str, version: str) -> object:
+    frame = frames.parse_frame(text, version)
     assert isinstance(frame, frames.Call)
-    schemas.validate("1.6", frame.action, "request", frame.payload)
-    return v16.decode_request(frame.action, frame.payload)
+    schemas.validate(version, frame.action, "request", frame.payload)
+    return versions.decode_request(version, frame.action, frame.payload)
 
 
 def measure_paths(seconds_per_case: float = 0.5) -> list[ValidatorResult]:
     """From a call's text to its typed message: parse, validate with jsonschema-rs and convert (the
     path that explains errors), against the schemas compiled into strict msgspec types (one pass)."""
     results = []
-    for action, payload in PAYLOADS.items():
+    for version, action, payload, label in _cases():
         text = frames.encode_call("m-1", action, payload)
-        if compiled.decode_call(text) is None:
-            raise RuntimeError(f"the compiled path refused a valid {action}")
-        results.append(ValidatorResult("parse + jsonschema-rs + convert", action,
-                                       _time(partial(_explaining_path, text), seconds_per_case)))
-        results.append(ValidatorResult("compiled (one pass)", action,
-                                       _time(partial(compiled.decode_call, text), seconds_per_case)))
+        if compiled.decode_call(text, version) is None:
+            raise RuntimeError(f"the compiled path refused a valid {label}")
+        results.append(ValidatorResult("parse + jsonschema-rs + convert", label,
+                                       _time(partial(_explaining_path, text, version), seconds_per_case)))
+        results.append(ValidatorResult("compiled (one pass)", label,
+                                       _time(partial(compiled.decode_call, text, version), seconds_per_case)))
     return results
 
 

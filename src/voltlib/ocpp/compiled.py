@@ -1,12 +1,13 @@
-"""The official OCPP 1.6 request schemas compiled into strict msgspec types: one C pass parses,
-validates and converts a charge point's call.
+"""The official OCPP request schemas (1.6 and 2.0.1) compiled into strict msgspec types: one C pass
+parses, validates and converts a charge point's call.
 
 Why: parsing a frame to Python objects, validating them with jsonschema-rs, then converting them to
 the typed message took three passes and ~15 µs for a MeterValues with nine samples, the largest
 share of the gateway's per-call work; the compiled type does it in ~4 µs (docs/benchmarks.md).
 
-Each hand-written message class of :mod:`voltlib.ocpp.v16.messages` gets a strict subclass whose
-fields carry what its schema says: enums as ``Literal``, ``maxLength``, ``minItems``, RFC 3339
+Each hand-written message class of :mod:`voltlib.ocpp.v16.messages` and
+:mod:`voltlib.ocpp.v201.messages` gets a strict subclass whose fields carry what its schema says:
+enums as ``Literal``, ``maxLength``, ``minItems``/``maxItems``, ``minimum``/``maximum``, RFC 3339
 date-times with an offset, ``required``, no unknown properties and no ``null``. The subclass keeps
 the class's name, wire names and defaults, so handlers see the same message; the class's storage
 checks (no NUL, date-times that fit in UTC) are made once per frame and per date-time instead.
@@ -14,15 +15,14 @@ checks (no NUL, date-times that fit in UTC) are made once per frame and per date
 The schema stays the authority. A keyword this compiler cannot express makes it refuse the schema
 (so the action keeps the slow path) rather than accept more than the schema does; a payload the
 strict type refuses goes to the slow path, where jsonschema-rs says exactly what is wrong and picks
-the CallError code. tests/unit/test_compiled.py checks, on every request schema and a corpus of
-mutated payloads, that the strict type never accepts what jsonschema-rs refuses.
+the CallError code. tests/unit/test_compiled.py checks, on every request schema of both versions and
+a corpus of mutated payloads, that the strict type never accepts what jsonschema-rs refuses.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources
-import json
+import math
 import sys
 import types
 import typing
@@ -31,13 +31,17 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from voltlib.ocpp import schemas, versions
 from voltlib.ocpp.v16 import messages as v16
 
-# Keywords that constrain nothing here (documentation, and "additionalProperties" on strings,
-# a quirk of the 1.6 schemas), and the ones this compiler turns into types.
-_IGNORED = frozenset({"$schema", "$id", "id", "title", "description", "javaType", "definitions"})
-_COMPILED = frozenset({"type", "properties", "required", "additionalProperties", "items", "minItems",
-                       "enum", "maxLength", "format", "$ref"})
+# Keywords that constrain nothing here (documentation, "additionalProperties" on strings, a quirk of
+# the 1.6 schemas, "default", which says what an absent property means and is the classes' default,
+# and 2.0.1's "additionalItems", which constrains nothing when "items" is one schema: checked where
+# met), and the ones this compiler turns into types.
+_IGNORED = frozenset({"$schema", "$id", "id", "title", "description", "javaType", "definitions", "comment",
+                      "default", "additionalItems"})
+_COMPILED = frozenset({"type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
+                       "enum", "maxLength", "format", "$ref", "minimum", "maximum"})
 
 # RFC 3339 as JSON Schema's "date-time" reads it. msgspec's own datetime parser also takes a space
 # for the "T" and offsets without a colon, which the schema refuses: the text is matched first,
@@ -55,14 +59,14 @@ class SchemaNotCompiled(Exception):
     """The schema uses something this compiler does not turn into a type, or disagrees with the class."""
 
 
-def decode_call(text: str) -> tuple[str, str, v16.Message] | None:
-    """``(message_id, action, request)`` for a schema-valid 1.6 call of a charge point, else None:
-    the frame is something else, or invalid, and the slow path will say what and why."""
+def decode_call(text: str, version: str = "1.6") -> tuple[str, str, versions.Request] | None:
+    """``(message_id, action, request)`` for a schema-valid call of a charge point speaking ``version``,
+    else None: the frame is something else, or invalid, and the slow path will say what and why."""
     if _NUL in text:  # the one way JSON carries a NUL: the slow path's checks refuse it
         return None
     try:
         _, message_id, action, raw = _frame_decoder.decode(text)
-        decoder = decoders().get(action)
+        decoder = decoders(version).get(action)
         if decoder is None:
             return None
         return message_id, action, decoder.decode(raw)
@@ -73,20 +77,22 @@ def decode_call(text: str) -> tuple[str, str, v16.Message] | None:
 
 
 @functools.cache
-def decoders() -> dict[str, msgspec.json.Decoder[v16.Message]]:
-    """One decoder per request action whose schema compiles (all of 1.6's, checked by the tests)."""
-    found: dict[str, msgspec.json.Decoder[v16.Message]] = {}
-    for action, cls in v16.REQUESTS.items():
+def decoders(version: str = "1.6") -> dict[str, msgspec.json.Decoder[versions.Request]]:
+    """One decoder per request action of ``version`` whose schema compiles (all of them, checked by
+    the tests)."""
+    found: dict[str, msgspec.json.Decoder[versions.Request]] = {}
+    for action, cls in versions.requests(version).items():
         try:
-            found[action] = msgspec.json.Decoder(strict_type(cls, _schema(action)))
+            found[action] = msgspec.json.Decoder(strict_type(cls, _schema(action, version)))
         except SchemaNotCompiled:
             continue
     return found
 
 
-def _schema(action: str) -> dict[str, Any]:
-    resource = importlib.resources.files("ocpp.v16").joinpath("schemas").joinpath(f"{action}.json")
-    schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
+def _schema(action: str, version: str = "1.6") -> dict[str, Any]:
+    schema = schemas.load(version, action, "request")
+    if schema is None:
+        raise SchemaNotCompiled(f"{version} {action}: no request schema")
     return schema
 
 
@@ -101,6 +107,7 @@ def strict_type(cls: type[msgspec.Struct], schema: dict[str, Any],
     required = set(schema.get("required", []))
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     date_times: list[str] = []
+    text_defaults: list[tuple[str, str]] = []
     for field in msgspec.structs.fields(cls):
         prop = properties.get(field.encode_name)
         if prop is None:
@@ -108,24 +115,45 @@ def strict_type(cls: type[msgspec.Struct], schema: dict[str, Any],
         annotation = _strict(field.type, _resolve(prop, definitions), definitions, f"{cls.__name__}.{field.name}")
         if annotation is _DATE_TIME_TEXT:
             date_times.append(field.name)
+        default = field.default
+        if isinstance(default, str) and getattr(cls, "SAME_DEFAULTS", False):
+            if typing.get_origin(annotation) is Literal:  # the decoded member is this very object
+                default = sys.intern(default)
+            else:
+                text_defaults.append((field.name, default))
+        # the wire name is carried over explicitly: one given by hand (2.0.1's responderURL) is not
+        # what the inherited rename rule would make of the field's name
         if field.encode_name in required or field.required:
-            fields.append((field.name, annotation))
+            fields.append((field.name, annotation, msgspec.field(name=field.encode_name)))
+        elif field.default_factory is not msgspec.NODEFAULT:
+            fields.append((field.name, annotation, msgspec.field(default_factory=field.default_factory,
+                                                                 name=field.encode_name)))
         else:  # the default may be None while the type refuses null: msgspec does not check defaults
-            fields.append((field.name, annotation, field.default))
+            fields.append((field.name, annotation, msgspec.field(default=default, name=field.encode_name)))
     config = cls.__struct_config__
     return msgspec.defstruct(cls.__name__, fields, bases=(cls,), kw_only=True, omit_defaults=config.omit_defaults,
                              forbid_unknown_fields=schema.get("additionalProperties") is False,
-                             namespace=_post_init(tuple(date_times)), module=__name__)
+                             namespace=_post_init(tuple(date_times), tuple(text_defaults)), module=__name__)
 
 
-def _post_init(date_times: tuple[str, ...]) -> dict[str, Any]:
+def _post_init(date_times: tuple[str, ...], text_defaults: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
     """Parse the date-times (matched as text) and check that they can be stored, in place of the
     class's own checks (``_check_storable``): those look for NULs in every string, which
-    ``decode_call`` has ruled out for the whole frame at once, and were a third of a decode."""
-    if not date_times:
+    ``decode_call`` has ruled out for the whole frame at once, and were a third of a decode.
+
+    In a class that asks for it (``SAME_DEFAULTS``: the 2.0.1 ones), a value equal to its field's
+    default is left out of the encoding, as the class's own check does on the slow path
+    (:func:`voltlib.ocpp.v201.common.same_defaults`): msgspec leaves a default out by identity, and
+    a call's fingerprint must not depend on the path it took. An enumeration's default is its
+    interned member (``strict_type``), which is what the decoder returns; a free text equal to its
+    default (the unit "Wh") is replaced here by the default itself."""
+    if not date_times and not text_defaults:
         return {"__post_init__": _nothing_to_check}
 
     def __post_init__(self: msgspec.Struct) -> None:
+        for name, default in text_defaults:
+            if getattr(self, name) == default:
+                setattr(self, name, default)
         for name in date_times:
             text = getattr(self, name)
             if text is not None:  # an absent optional field keeps its default
@@ -166,21 +194,57 @@ def _strict(base: Any, prop: dict[str, Any], definitions: dict[str, Any], where:
             raise SchemaNotCompiled(f"{where}: an object must be a Struct")
         return strict_type(base, prop, definitions)
     if kind == "array":
-        if typing.get_origin(base) is not list:
-            raise SchemaNotCompiled(f"{where}: an array must be a list")
-        item = _strict(typing.get_args(base)[0], _resolve(prop["items"], definitions), definitions, f"{where}[]")
-        if item is _DATE_TIME_TEXT:
-            raise SchemaNotCompiled(f"{where}: arrays of date-times are not compiled")
-        items: Any = list[item]  # type: ignore[valid-type]  # built at run time from the schema
-        return Annotated[items, msgspec.Meta(min_length=prop["minItems"])] if "minItems" in prop else items
+        return _array(base, prop, definitions, where)
     if kind == "string":
         return _string(base, prop, where)
-    if kind in ("integer", "number", "boolean") and not ({"enum", "maxLength", "format", "minItems"} & set(prop)):
+    if kind in ("integer", "number", "boolean") and not ({"enum", "maxLength", "format", "minItems", "maxItems"}
+                                                         & set(prop)):
         expected = {"integer": int, "number": float, "boolean": bool}[kind]
-        if _plain(base) is not expected:
+        if _plain(base) is not expected or (kind == "boolean" and {"minimum", "maximum"} & set(prop)):
             raise SchemaNotCompiled(f"{where}: {kind} must be {expected.__name__}")
-        return base  # the class's own bounds (e.g. 32-bit) are kept: stricter than the schema, never looser
+        return _bounded(base, prop, where)
+    if kind is None and set(prop) <= _IGNORED and base is Any:  # any JSON value (2.0.1 DataTransfer's data)
+        return Any
     raise SchemaNotCompiled(f"{where}: cannot compile {prop!r}")
+
+
+def _array(base: Any, prop: dict[str, Any], definitions: dict[str, Any], where: str) -> Any:
+    if typing.get_origin(base) is not list:
+        raise SchemaNotCompiled(f"{where}: an array must be a list")
+    if not isinstance(prop.get("items"), dict):  # a list of schemas (a tuple) is where additionalItems counts
+        raise SchemaNotCompiled(f"{where}: only one schema for all items is compiled")
+    item = _strict(typing.get_args(base)[0], _resolve(prop["items"], definitions), definitions, f"{where}[]")
+    if item is _DATE_TIME_TEXT:
+        raise SchemaNotCompiled(f"{where}: arrays of date-times are not compiled")
+    items: Any = list[item]  # type: ignore[valid-type]  # built at run time from the schema
+    lengths = {"min_length": prop.get("minItems"), "max_length": prop.get("maxItems")}
+    lengths = {key: value for key, value in lengths.items() if value is not None}
+    return Annotated[items, msgspec.Meta(**lengths)] if lengths else items
+
+
+def _bounded(base: Any, prop: dict[str, Any], where: str) -> Any:
+    """``base`` within the schema's ``minimum`` and ``maximum`` and the class's own bounds (e.g.
+    32-bit): the tighter of each. msgspec takes one bound of a kind per type, so they are merged."""
+    if "minimum" not in prop and "maximum" not in prop:
+        return base  # the class's own bounds are kept: stricter than the schema, never looser
+    plain = _plain(base)
+    own = [m for m in typing.get_args(base)[1:] if isinstance(m, msgspec.Meta)]
+    if any(set(_meta_bounds(m)) - {"ge", "le"} for m in own):
+        raise SchemaNotCompiled(f"{where}: only inclusive bounds are merged")
+    ge = [b for m in own for k, b in _meta_bounds(m).items() if k == "ge"]
+    le = [b for m in own for k, b in _meta_bounds(m).items() if k == "le"]
+    if "minimum" in prop:
+        ge.append(math.ceil(prop["minimum"]) if plain is int else prop["minimum"])
+    if "maximum" in prop:
+        le.append(math.floor(prop["maximum"]) if plain is int else prop["maximum"])
+    bounds = {key: value for key, value in (("ge", max(ge, default=None)), ("le", min(le, default=None)))
+              if value is not None}
+    return Annotated[plain, msgspec.Meta(**bounds)]
+
+
+def _meta_bounds(meta: msgspec.Meta) -> dict[str, Any]:
+    names = ("gt", "ge", "lt", "le", "multiple_of", "pattern", "min_length", "max_length", "tz")
+    return {name: getattr(meta, name) for name in names if getattr(meta, name) is not None}
 
 
 def _string(base: Any, prop: dict[str, Any], where: str) -> Any:

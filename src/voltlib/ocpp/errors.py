@@ -1,8 +1,8 @@
 """OCPP CallError codes, and who is to blame for an error.
 
 OCPP 1.6 spells one code ``OccurenceConstraintViolation`` (sic); 2.0.1 fixed it to
-``OccurrenceConstraintViolation``. We keep a neutral name internally and spell it per version
-on the wire.
+``OccurrenceConstraintViolation``. 1.6's ``FormationViolation`` is ``FormatViolation`` in 2.0.1.
+We keep a neutral name internally and spell it per version on the wire.
 """
 
 from __future__ import annotations
@@ -32,12 +32,16 @@ class ErrorCode(enum.Enum):
         """The code as spelt on the wire by ``version`` ("1.6" or "2.0.1")."""
         if self is ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION and version == "1.6":
             return "OccurenceConstraintViolation"
+        if self is ErrorCode.FORMATION_VIOLATION and version != "1.6":
+            return "FormatViolation"
         return self.value
 
     @classmethod
     def from_wire(cls, text: str) -> ErrorCode | None:
         if text == "OccurenceConstraintViolation":
             return cls.OCCURRENCE_CONSTRAINT_VIOLATION
+        if text == "FormatViolation":
+            return cls.FORMATION_VIOLATION
         try:
             return cls(text)
         except ValueError:

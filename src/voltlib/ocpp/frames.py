@@ -1,4 +1,12 @@
-"""OCPP-J RPC frames: ``[2, id, action, payload]``, ``[3, id, payload]``, ``[4, id, code, description, details]``."""
+"""OCPP-J RPC frames: ``[2, id, action, payload]``, ``[3, id, payload]``, ``[4, id, code, description, details]``.
+
+The frames are the same in 1.6 and 2.0.1; what differs is the CallError code for a broken one.
+1.6 has FormationViolation for every malformed frame and ProtocolError for an unknown message type.
+2.0.1 (OCPP-J 2.0.1, part 4, §4.3 and §4.4) tells apart a frame whose RPC wrapper cannot be read
+(RpcFrameworkError: not JSON, not an array, no readable message id, wrong elements), a payload that
+is syntactically wrong (FormatViolation, our FORMATION_VIOLATION spelt the 2.0.1 way) and an unknown
+message type number (MessageTypeNotSupported).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +24,13 @@ CALL_ERROR = 4
 MAX_MESSAGE_ID_LENGTH = 36
 # Arrays and objects nested deeper than this make a frame malformed. The deepest legitimate 1.6
 # frame nests 6 levels (SetChargingProfile: frame, payload, csChargingProfiles, chargingSchedule,
-# chargingSchedulePeriod, period); without a bound, a few thousand levels exhaust the decoders'
-# recursion (RecursionError) and jsonschema-rs's (ValueError at ~250). docs/operations.md, "Limits".
+# chargingSchedulePeriod, period). The deepest 2.0.1 frame nests 14 (ReportChargingProfiles, its
+# charging schedule's sales tariff down to a cost's customData); of the actions voltlib types, 13
+# (RequestStartTransaction with a charging profile), then 8 (TransactionEvent and MeterValues with
+# meter values: frame, payload, meterValue, item, sampledValue, item, unitOfMeasure, customData).
+# tests/unit/test_frames.py checks every schema of both versions against the bound. Without a
+# bound, a few thousand levels exhaust the decoders' recursion (RecursionError) and jsonschema-rs's
+# (ValueError at ~250). docs/operations.md, "Limits".
 MAX_DEPTH = 32
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -86,8 +99,12 @@ def readable_message_id(text: str, *, calls_only: bool = False) -> str | None:
     return message_id if isinstance(message_id, str) and len(message_id) <= MAX_MESSAGE_ID_LENGTH else None
 
 
-def parse_frame(text: str | bytes) -> Frame:
-    """Parse one OCPP-J frame, or raise :class:`FrameError` saying what is wrong."""
+def parse_frame(text: str | bytes, version: str = "1.6") -> Frame:
+    """Parse one OCPP-J frame, or raise :class:`FrameError` saying what is wrong, with the code of
+    ``version`` ("1.6" or "2.0.1")."""
+    # the RPC wrapper cannot be read, and the message type number is not one we know
+    rpc, unknown_type = ((ErrorCode.FORMATION_VIOLATION, ErrorCode.PROTOCOL_ERROR) if version == "1.6"
+                         else (ErrorCode.RPC_FRAMEWORK_ERROR, ErrorCode.MESSAGE_TYPE_NOT_SUPPORTED))
     checked = text if isinstance(text, str) else text.decode("utf-8", "replace")
     if too_deep(checked):
         raise FrameError(ErrorCode.FORMATION_VIOLATION, f"arrays and objects nest deeper than {MAX_DEPTH} levels",
@@ -95,19 +112,19 @@ def parse_frame(text: str | bytes) -> Frame:
     try:
         data = _decoder.decode(text)
     except msgspec.DecodeError as exc:
-        raise FrameError(ErrorCode.FORMATION_VIOLATION, f"not JSON: {exc}", None) from None
+        raise FrameError(rpc, f"not JSON: {exc}", None) from None
     except UnicodeEncodeError:  # a str with a lone surrogate: a caller decoded bytes leniently
-        raise FrameError(ErrorCode.FORMATION_VIOLATION, "not valid Unicode text", None) from None
+        raise FrameError(rpc, "not valid Unicode text", None) from None
     if not isinstance(data, list) or len(data) < 3:
-        raise FrameError(ErrorCode.FORMATION_VIOLATION, "a frame must be a JSON array of 3 to 5 elements", None)
+        raise FrameError(rpc, "a frame must be a JSON array of 3 to 5 elements", None)
     kind, message_id = data[0], data[1]
     if isinstance(kind, bool) or not isinstance(kind, int):  # 2.0 == 2 and True == 1 in Python
         kind = repr(kind)
     if not isinstance(message_id, str) or not message_id or len(message_id) > MAX_MESSAGE_ID_LENGTH:
-        raise FrameError(ErrorCode.FORMATION_VIOLATION, "message id must be a string of 1 to 36 characters", None)
+        raise FrameError(rpc, "message id must be a string of 1 to 36 characters", None)
     if kind == CALL and len(data) == 4:
         if not isinstance(data[2], str):
-            raise FrameError(ErrorCode.FORMATION_VIOLATION, "action must be a string", message_id)
+            raise FrameError(rpc, "action must be a string", message_id)
         if not isinstance(data[3], dict):
             raise FrameError(ErrorCode.FORMATION_VIOLATION, "payload must be a JSON object", message_id)
         return Call(message_id, data[2], data[3])
@@ -118,11 +135,11 @@ def parse_frame(text: str | bytes) -> Frame:
     if kind == CALL_ERROR and len(data) == 5:
         code, description, details = data[2], data[3], data[4]
         if not (isinstance(code, str) and isinstance(description, str) and isinstance(details, dict)):
-            raise FrameError(ErrorCode.FORMATION_VIOLATION, "malformed CallError", message_id)
+            raise FrameError(rpc, "malformed CallError", message_id)
         return CallError(message_id, code, description, details)
     if kind in (CALL, CALL_RESULT, CALL_ERROR):
-        raise FrameError(ErrorCode.FORMATION_VIOLATION, f"wrong number of elements for message type {kind}", message_id)
-    raise FrameError(ErrorCode.PROTOCOL_ERROR, f"unknown message type {kind!r}", message_id)
+        raise FrameError(rpc, f"wrong number of elements for message type {kind}", message_id)
+    raise FrameError(unknown_type, f"unknown message type {kind!r}", message_id)
 
 
 def encode_call(message_id: str, action: str, payload: Any) -> str:

@@ -35,13 +35,21 @@ def _schema_name(action: str, direction: Direction, version: str) -> str:
     return f"{action}{'Response' if direction == 'response' else 'Request'}.json"
 
 
-@functools.cache
-def _validator(version: str, action: str, direction: Direction) -> jsonschema_rs.Validator | None:
+def load(version: str, action: str, direction: Direction) -> dict[str, Any] | None:
+    """The official schema of ``action``'s request or response in ``version``, if there is one."""
     root = importlib.resources.files(_SCHEMA_PACKAGES[version]).joinpath("schemas")
     resource = root.joinpath(_schema_name(action, direction, version))
     if not resource.is_file():
         return None
-    schema = json.loads(resource.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(resource.read_text(encoding="utf-8"))
+    return schema
+
+
+@functools.cache
+def _validator(version: str, action: str, direction: Direction) -> jsonschema_rs.Validator | None:
+    schema = load(version, action, direction)
+    if schema is None:
+        return None
     schema.pop("$id", None)
     return jsonschema_rs.validator_for(schema, validate_formats=True)
 

@@ -3,6 +3,10 @@
 Feed it every text frame with :meth:`OcppSession.receive`; it returns what happened as events.
 Ask it for the text to send with :meth:`answer`, :meth:`fail` and :meth:`start_call`. It knows
 nothing of sockets, databases or clocks: the caller passes ``now`` in.
+
+It speaks the connection's ``version``, "1.6" or "2.0.1": a call is decoded to that version's typed
+message (:mod:`voltlib.ocpp.v16.messages` or :mod:`voltlib.ocpp.v201.messages`), validated against
+that version's schemas, and refused with that version's CallError codes.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from voltlib.ocpp import compiled, frames, schemas
+from voltlib.ocpp import compiled, frames, schemas, versions
 from voltlib.ocpp.errors import ErrorCode, Fault, OcppError
-from voltlib.ocpp.v16 import messages as v16
 
 # --- events -----------------------------------------------------------------------------------
 
@@ -26,7 +29,7 @@ class CallReceived:
 
     message_id: str
     action: str
-    request: v16.Message
+    request: versions.Request
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +87,7 @@ EMPTY_RESULT = ""  # kept instead of ``[3,"<id>",{}]``, the answer to most calls
 _encoder = msgspec.json.Encoder()
 
 
-def _fingerprint(action: str, request: v16.Message) -> int:
+def _fingerprint(action: str, request: versions.Request) -> int:
     """Tells a retransmission from a reused message id. Taken of the typed message, so the same
     call with its JSON keys in another order or other spacing is the same; a 64-bit keyed hash is
     enough to tell two calls of one charge point apart, and costs a third of a cryptographic digest."""
@@ -196,6 +199,8 @@ class OcppSession:
     _violations: int = 0
 
     def __post_init__(self) -> None:
+        if self.version not in versions.SUPPORTED:
+            raise ValueError(f"OCPP {self.version!r} is not spoken here (only {', '.join(versions.SUPPORTED)})")
         self._bucket = TokenBucket(self.limits.rate_per_second, self.limits.burst)
 
     # -- input --
@@ -222,14 +227,14 @@ class OcppSession:
         limit = self.limits.max_frame_bytes
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
             return self._violation(OcppError(ErrorCode.FORMATION_VIOLATION, "frame too large"), None, None, close=True)
-        valid = compiled.decode_call(text) if self.version == "1.6" else None
+        valid = compiled.decode_call(text, self.version)
         if valid is not None:  # the common case, in one pass; anything else takes the path that explains
             message_id, action, request = valid
             if not self._bucket.take(now):
                 return self._rate_limited(message_id, action)
             return self._accept(message_id, action, request, self.memory.lookup(message_id))
         try:
-            frame = frames.parse_frame(text)
+            frame = frames.parse_frame(text, self.version)
         except frames.FrameError as exc:
             return self._violation(exc, exc.message_id or "-1", None)
         if isinstance(frame, frames.Call):
@@ -246,7 +251,7 @@ class OcppSession:
 
     def _receive_call(self, call: frames.Call) -> Event:
         seen = self.memory.lookup(call.message_id)
-        if call.action not in v16.REQUESTS:
+        if call.action not in versions.requests(self.version):
             if seen is not None:
                 return self._reused(call.message_id, call.action)
             known = call.action in schemas.known_actions(self.version)
@@ -255,7 +260,7 @@ class OcppSession:
                                    call.message_id, call.action)
         try:
             schemas.validate(self.version, call.action, "request", call.payload)
-            request = v16.decode_request(call.action, call.payload)
+            request = versions.decode_request(self.version, call.action, call.payload)
         except (OcppError, msgspec.ValidationError) as exc:
             if seen is not None:  # the remembered call was valid: this one is another message
                 return self._reused(call.message_id, call.action)
@@ -263,7 +268,7 @@ class OcppSession:
             return self._violation(error, call.message_id, call.action)
         return self._accept(call.message_id, call.action, request, seen)
 
-    def _accept(self, message_id: str, action: str, request: v16.Message, seen: _Seen | None) -> Event:
+    def _accept(self, message_id: str, action: str, request: versions.Request, seen: _Seen | None) -> Event:
         """A valid call: new, retransmitted, or another message under a used id."""
         fingerprint = _fingerprint(action, request)
         if seen is not None:
@@ -342,10 +347,13 @@ class OcppSession:
             self.memory.store_reply(message_id, text)
         return text
 
-    def start_call(self, action: str, payload: dict[str, Any]) -> tuple[str, str]:
-        """Validate and frame a call of ours. Only one may be outstanding: the caller queues."""
+    def start_call(self, action: str, payload: dict[str, Any] | msgspec.Struct) -> tuple[str, str]:
+        """Validate and frame a call of ours (a payload, or a typed message such as
+        :class:`voltlib.ocpp.v201.messages.GetVariables`). Only one may be outstanding: the caller queues."""
         if self.outgoing is not None:
             raise RuntimeError("a call is already outstanding on this connection")
+        if isinstance(payload, msgspec.Struct):
+            payload = msgspec.to_builtins(payload)
         schemas.validate(self.version, action, "request", payload)
         message_id = str(uuid.uuid4())
         self.outgoing = _Outgoing(message_id, action)

@@ -363,6 +363,60 @@ async def test_failed_logins_spread_over_both_nodes_are_counted_together_and_ale
     assert [(alert["kind"], alert["repeats"]) for alert in alerts] == [("brute_force_identity", 0)]
 
 
+class _SharedClock:
+    """One hand-moved clock for both nodes: the failures' times, and so the windows, are the test's."""
+
+    factor = 1.0
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def monotonic(self) -> float:
+        return self.at.timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def test_a_second_burst_of_failed_logins_soon_after_the_first_is_a_new_crossing(database_url: str) -> None:
+    """Five failures over both nodes, then, the first five out of the 30 s window but well within a
+    minute of the alert, five more: every node crosses twice. The first crossing is one alert on
+    both nodes, and the second is recorded (a repeat), not taken for another node's copy of the first."""
+    async with two_nodes(database_url, security_thresholds={"auth_window": 30}, auth_failures_per_minute=100) \
+            as (a, b):
+        clock = _SharedClock()
+        for node in (a, b):
+            node.gateway.services.clock = clock
+        failures = {node.url: _heard(node, ev.SecurityIncident) for node in (a, b)}
+        for node in (a, b):
+            await _listening(node)
+        await a.add_charge_point("CP-BURSTS")
+
+        async def burst(total: int) -> None:
+            for node in (a, b, a, b, a):
+                with pytest.raises(websockets.InvalidStatus):
+                    async with connect(node, "CP-BURSTS", password="not the password"):
+                        pass
+
+            async def both_heard() -> bool:
+                return all(sum(e.charge_point_id == "CP-BURSTS" for e in heard) == total
+                           for heard in failures.values())
+
+            await wait_until(both_heard)
+            for node in (a, b):
+                await node.settled()
+
+        await burst(5)
+        clock.at += timedelta(seconds=31)
+        await burst(10)
+        alerts = await a.store.read(partial(records.list_alerts, cp_id="CP-BURSTS"))
+    assert [(alert["kind"], alert["repeats"]) for alert in alerts] == [("brute_force_identity", 1)]
+    assert len(alerts[0]["detail"]["crossings"]) == 2
+
+
 def _heard(node: RunningServer, kind: type[ev.Event]) -> list[ev.Event]:
     """Every event of ``kind`` from any node, as ``node`` receives them (a network-scoped subscriber)."""
     heard: list[ev.Event] = []

@@ -109,8 +109,10 @@ AUTH_FAILURES = frozenset({"auth_failed", "auth_missing", "certificate_mismatch"
 CERTIFICATE_REFUSALS = frozenset({"certificate_mismatch", "tls_certificate_refused"})
 UNKNOWN_IDENTITIES = frozenset({"unknown_identity", "bad_identity"})
 # Signals counted over every node's events (``correlate``): each node raises them when its count
-# crosses the threshold, so the store keeps the first and drops the other nodes' copies.
+# crosses the threshold, so the store keeps the first and drops the other nodes' copies of that
+# crossing, known by its ``crossing`` detail.
 NETWORK_KINDS = frozenset({"brute_force_identity", "brute_force_source", "identity_scan"})
+CROSSING = "crossing"  # their detail's name for the crossing (``Detectors._crossing``)
 UPLOAD_ACTIONS = {"GetDiagnostics": "diagnostics", "GetLog": "log", "UpdateFirmware": "firmware",
                   "SignedUpdateFirmware": "firmware"}
 ACTIVE_DIAGNOSTICS = frozenset({"Uploading", "Uploaded"})
@@ -357,15 +359,24 @@ class Detectors:
         if e.kind in AUTH_FAILURES:
             if cp and self._count((cp, "authfail"), t.auth_window, e.at) == t.failed_auth_per_identity:
                 out.append(Signal("identity", "brute_force_identity", "high", cp, src, e.at, False,
-                                  {"failures": t.failed_auth_per_identity}))
+                                  {"failures": t.failed_auth_per_identity, **self._crossing((cp, "authfail"))}))
             if src and self._count(("source:" + src, "authfail"), t.auth_window, e.at) == t.failed_auth_per_source:
                 out.append(Signal("identity", "brute_force_source", "high", None, src, e.at, False,
-                                  {"failures": t.failed_auth_per_source}))
+                                  {"failures": t.failed_auth_per_source,
+                                   **self._crossing(("source:" + src, "authfail"))}))
         elif e.kind in UNKNOWN_IDENTITIES and src \
                 and self._count(("source:" + src, "unknown"), t.auth_window, e.at) == t.unknown_identities_per_source:
             out.append(Signal("identity", "identity_scan", "high", None, src, e.at, False,
-                              {"unknown_identities": t.unknown_identities_per_source}))
+                              {"unknown_identities": t.unknown_identities_per_source,
+                               **self._crossing(("source:" + src, "unknown"))}))
         return out
+
+    def _crossing(self, key: tuple[str, str]) -> dict[str, str]:
+        """What names this crossing of a count (NETWORK_KINDS) on every node: the time of the oldest
+        failure it counts. Every node counts the same failures, stamped by the node that refused
+        them, so each computes the same ``crossing`` for one crossing; the next crossing of the same
+        count needs that failure gone from the window, so its ``crossing`` is another."""
+        return {CROSSING: min(self._windows[key].times).isoformat()}
 
     # -- protocol --
 

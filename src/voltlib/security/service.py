@@ -11,7 +11,6 @@ import logging
 import time
 import weakref
 from collections.abc import Coroutine
-from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +43,6 @@ CHARGE_POINT_CLOCK = (ev.ChargePointSecurityEvent, ev.ConnectorStatusChanged)
 REMOTE_MEMORY = (ev.BootNotified, ev.ChargePointConnected, ev.TransactionStarted, ev.TransactionStopped,
                  ev.QuarantineChanged, ev.IdTagAuthorized)
 PLACES_REFRESH = 600.0  # seconds: a badge at a charge point of unknown place reads the stations again
-# Another node raises the same counted signal (NETWORK_KINDS) for the same crossing: an identical
-# alert this recent is that one, not a repeat.
-SAME_CROSSING = timedelta(minutes=1)
 
 
 class SecurityService:
@@ -174,7 +170,7 @@ class SecurityService:
                              signal.charge_point_id, signal.at)
         expected = order is not None or signal.kind == "technician_check_in"
         work_order_id = order.id if order is not None else signal.detail.get("work_order_id")
-        shared = SAME_CROSSING if self.services.settings.bus_url and signal.kind in NETWORK_KINDS else None
+        shared = bool(self.services.settings.bus_url) and signal.kind in NETWORK_KINDS
         recorded = await store.write(partial(records.record_signal, signal=signal, expected=expected,
                                              work_order_id=work_order_id, shared=shared))
         if not recorded.new_alert or expected:

@@ -403,6 +403,7 @@ async def test_two_writers_that_deadlock_both_commit_once(database_url: str) -> 
                                                         second.write(locking("ba", "DL-B", "DL-A"))), 30)
         assert results == ["ab", "ba"]
         assert sorted(calls.values()) == [1, 2]  # the deadlock's loser ran once more, the winner once
+        assert first.deadlocks + second.deadlocks == 1  # and its store counted it
         with first.engine.connect() as conn:
             notes = dict(conn.execute(select(id_tags.c.id_tag, id_tags.c.note)
                                       .where(id_tags.c.id_tag.in_(["DL-A", "DL-B"]))).all())

@@ -85,6 +85,7 @@ class _Job:
 
 
 _STOP = object()
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for "deadlock detected"
 
 
 class Store:
@@ -114,6 +115,7 @@ class Store:
             thread.start()
         self.batches = 0
         self.ops = 0
+        self.deadlocks = 0  # transactions PostgreSQL failed to break a deadlock (each cost deadlock_timeout)
 
     @property
     def dialect(self) -> str:
@@ -286,6 +288,7 @@ class Store:
                     conn.info.pop("voltlib_defer_writes", None)
         except Exception as exc:
             log.debug("group commit of %d ops failed at %d", len(ops) + len(inserts), index, exc_info=True)
+            self._count_deadlock(exc)
             if conn.invalidated:  # the database went away: the next batch connects afresh
                 self._drop_connection()
             return index, exc, []
@@ -329,12 +332,18 @@ class Store:
                         return job, True, None
                     return job, True, job.op(conn)
             except Exception as exc:
+                self._count_deadlock(exc)
                 if attempt == 0 and _retryable(exc):
                     continue
                 if job.future is None:
                     log.exception("background write failed")
                 return job, False, exc
         raise AssertionError("unreachable")
+
+    def _count_deadlock(self, error: BaseException) -> None:
+        if getattr(getattr(error, "orig", None), "sqlstate", None) == DEADLOCK:
+            self.deadlocks += 1  # from writer threads: a lost increment only undercounts a diagnostic
+            log.info("a write transaction was chosen to break a deadlock (%d so far)", self.deadlocks)
 
     @staticmethod
     def _resolve_all(results: list[tuple[_Job, bool, Any]]) -> None:
@@ -355,7 +364,7 @@ def _retryable(error: BaseException | None) -> bool:
     if isinstance(error, IntegrityError):
         return True
     code = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return code in ("40001", "40P01")  # serialization failure, deadlock detected (PostgreSQL)
+    return code in ("40001", DEADLOCK)  # serialization failure, deadlock detected (PostgreSQL)
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

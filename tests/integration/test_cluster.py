@@ -363,6 +363,25 @@ async def test_failed_logins_spread_over_both_nodes_are_counted_together_and_ale
     assert [(alert["kind"], alert["repeats"]) for alert in alerts] == [("brute_force_identity", 0)]
 
 
+async def test_a_register_that_went_backwards_across_a_move_to_the_other_node_is_alerted(
+        nodes: tuple[RunningServer, RunningServer]) -> None:
+    """B never saw the charge point's meter: its first reading there is compared with the register A stored."""
+    a, b = nodes
+    await a.add_charge_point("CP-MOVED")
+    async with connect(a, "CP-MOVED") as cp:
+        await cp.boot()
+        await cp.meter(1, None, 5000, timestamp="2026-11-28T10:00:00Z")
+    await a.settled()
+    async with connect(b, "CP-MOVED") as cp:
+        await cp.boot()
+        await cp.meter(1, None, 1000, timestamp="2026-11-28T11:00:00Z")
+    for node in nodes:
+        await node.settled()
+    alerts = await a.store.read(partial(records.list_alerts, cp_id="CP-MOVED"))
+    assert [(alert["kind"], alert["detail"]["was_wh"], alert["detail"]["now_wh"]) for alert in alerts
+            if alert["kind"] == "energy_register_backwards"] == [("energy_register_backwards", 5000.0, 1000.0)]
+
+
 class _SharedClock:
     """One hand-moved clock for both nodes: the failures' times, and so the windows, are the test's."""
 

@@ -159,6 +159,7 @@ class _BadgeUse:
 @dataclass
 class _Meter:
     energy_wh: float | None = None
+    seeded: bool = False  # the register stored before this node's first reading was looked for
     soc: float | None = None
     soc_at: datetime | None = None
     soc_tx: int | None = None
@@ -188,6 +189,23 @@ class Detectors:
 
     def knows_place(self, cp_id: str) -> bool:
         return cp_id in self._places
+
+    def needs_register(self, cp_id: str, connector_id: int) -> bool:
+        """Has this node no register of the connector to compare the next reading with (after a
+        restart, or a charge point held by another node until now), and has not looked for one? The
+        service then reads the register stored before that reading and gives it to ``seed_meter``."""
+        state = self._meters.get((cp_id, connector_id))
+        return state is None or (state.energy_wh is None and not state.seeded)
+
+    def seed_meter(self, cp_id: str, connector_id: int, energy_wh: float | None) -> None:
+        """The register stored before this node's first reading of the connector (None: none stored);
+        a register already seen here is newer and stays."""
+        state = self._meters.get((cp_id, connector_id))
+        if state is None:
+            state = self._meters[(cp_id, connector_id)] = _Meter()
+        if state.energy_wh is None:
+            state.energy_wh = energy_wh
+        state.seeded = True
 
     def firmware_changes(self, e: ev.BootNotified) -> bool:
         """Would this boot change the known firmware? Only then do the orders matter (the caller
@@ -436,7 +454,9 @@ class Detectors:
 
     def _meter(self, e: ev.MeterValuesReceived) -> list[Signal]:
         """Sees: MeterValues. Why: a register going backwards or power beyond the rating means a
-        tampered meter or forged data; a state-of-charge jump means forged battery data. Tune:
+        tampered meter or forged data; a state-of-charge jump means forged battery data. The first
+        register a node sees of a connector is compared with the one stored before it (``seed_meter``),
+        so a restart or a move to another node is no blind spot. Tune:
         ``ratings`` / ``rated_power_w`` × ``power_margin``; ``soc_jump_percent`` / ``soc_jump_within``."""
         t, cp, out = self.tuning, e.charge_point_id, []
         state = self._meters.get((cp, e.connector_id))

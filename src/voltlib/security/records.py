@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, false, insert, select, text, update
+from sqlalchemy import Connection, false, insert, select, text, union_all, update
 
+from voltlib.domain import meter
 from voltlib.domain.demand import Place
 from voltlib.security import incidents as inc
 from voltlib.security.detectors import CROSSING, Inventory, Signal
@@ -22,6 +23,7 @@ from voltlib.store.tables import (
     bays,
     charge_points,
     id_tags,
+    meter_values,
     quarantines,
     security_alerts,
     security_incidents,
@@ -35,6 +37,30 @@ def charge_point_places(conn: Connection) -> dict[str, Place]:
     rows = conn.execute(select(bays.c.charge_point_id, stations.c.id, stations.c.latitude, stations.c.longitude)
                         .join(stations, stations.c.id == bays.c.station_id).distinct())
     return {r.charge_point_id: Place(r.id, r.latitude, r.longitude) for r in rows}
+
+
+REGISTER_LOOKBACK = 5  # a connector's latest stored readings searched for its energy register
+Connector = tuple[str, int]
+
+
+def registers_before(conn: Connection, wanted: list[tuple[str, int, datetime]]) -> dict[Connector, float | None]:
+    """For each (charge point, connector, time): the energy register of the connector's latest stored
+    reading sampled before that time (by sample time, so a backlog replayed after a reconnection is
+    compared with what came before it). One statement for all, each connector an index scan of its
+    own (SQLite allows 500 in one statement: ``SecurityService`` asks for fewer)."""
+    mv = meter_values.c
+    latest = [select(mv.charge_point_id, mv.connector_id, mv.sampled_at, mv.samples).where(
+        mv.charge_point_id == cp_id, mv.connector_id == connector_id, mv.sampled_at < before)
+        .order_by(mv.sampled_at.desc()).limit(REGISTER_LOOKBACK).subquery() for cp_id, connector_id, before in wanted]
+    found: dict[Connector, float | None] = {(cp_id, connector_id): None for cp_id, connector_id, _ in wanted}
+    if not latest:
+        return found
+    rows = conn.execute(union_all(*[select(*one.c) for one in latest])).all()
+    for row in sorted(rows, key=lambda r: r.sampled_at, reverse=True):
+        key = (row.charge_point_id, row.connector_id)
+        if found[key] is None:
+            found[key] = meter.find_packed(row.samples, "Energy.Active.Import.Register")
+    return found
 
 
 def _json(detail: dict[str, Any]) -> dict[str, Any]:

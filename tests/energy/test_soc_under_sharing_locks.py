@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -18,7 +19,9 @@ from sqlalchemy import Connection, insert, select, text
 
 from tests.conftest import RunningServer
 from voltlib import events as ev
-from voltlib.energy.estimation import SocTracker
+from voltlib.domain import battery
+from voltlib.energy import telematics
+from voltlib.energy.estimation import SocTracker, store_estimates
 from voltlib.sharing import store as ss
 from voltlib.store.tables import cities, vehicles
 
@@ -78,6 +81,42 @@ async def test_an_estimate_skips_a_car_sharing_holds_instead_of_deadlocking(serv
     assert await _socs(server) == {"DL-1": (61.0, "measured"), "DL-2": (50.0, "import")}
     assert await tracker.flush() == 1  # the held car's estimate, once it is free
     assert await _socs(server) == {"DL-1": (61.0, "measured"), "DL-2": (62.0, "measured")}
+
+
+async def test_a_telematics_reading_in_the_estimates_batch_skips_a_car_sharing_holds(server: RunningServer) -> None:
+    """A reading for a car that car sharing holds, in one group commit with an estimate for a car that
+    car sharing locks next: the reading is not written (nor waited for) in that batch, but once the
+    car is free."""
+    store = server.store
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: car sharing and the readings take turns, they cannot deadlock")
+    await store.write(_two_docked_cars)
+    holds_dl2, estimates_done = threading.Event(), threading.Event()
+    runs = 0
+
+    def sharing_op(conn: Connection) -> None:
+        nonlocal runs
+        runs += 1
+        ss.vehicles_at(conn, CP, 2, lock=True)
+        holds_dl2.set()
+        if runs == 1:
+            with store.engine.connect() as watcher:
+                deadline = time.monotonic() + 30  # a bound on a broken test, not a measurement
+                while not estimates_done.is_set() and not _lock_waiters(watcher) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        ss.vehicles_at(conn, CP, 1, lock=True)
+
+    sharing = asyncio.ensure_future(store.write(sharing_op, concurrent=True))
+    await asyncio.to_thread(holds_dl2.wait, 30)
+    estimate = asyncio.ensure_future(store.write(partial(  # queued in the same turn: one group commit
+        store_estimates, estimates={"DL-1": battery.SocEstimate(0.61, "metered", NOW)})))
+    reading = asyncio.ensure_future(telematics.ingest(server.gateway.services, "DL-2",
+                                                      telematics.Telematics(soc_percent=72.0, at=NOW)))
+    estimate.add_done_callback(lambda _: estimates_done.set())
+    assert await estimate == [] and await reading is True
+    await sharing
+    assert store.deadlocks == 0
+    assert await _socs(server) == {"DL-1": (61.0, "metered"), "DL-2": (72.0, "telematics")}
 
 
 async def _socs(server: RunningServer) -> dict[str, Any]:

@@ -89,11 +89,16 @@ def store_estimates(conn: Connection, estimates: dict[str, battery.SocEstimate])
     return held
 
 
-def record_reading(conn: Connection, car_id: str, soc_percent: float, source: str, at: datetime) -> bool:
-    """A true reading from outside the meter (telematics); an older one never overwrites a newer one."""
-    row = conn.execute(select(vehicles.c.soc_at).where(vehicles.c.id == car_id)).first()
+def record_reading(conn: Connection, car_id: str, soc_percent: float, source: str, at: datetime, *,
+                   wait: bool = True) -> bool | None:
+    """A true reading from outside the meter (telematics); an older one never overwrites a newer one.
+    False: no such car. ``wait=False``: None, nothing written, when another transaction holds the
+    car's row (a car-sharing operation: waiting for it could deadlock, as in ``store_estimates``)."""
+    query = select(vehicles.c.soc_at).where(vehicles.c.id == car_id)
+    row = conn.execute(query if wait else query.with_for_update(skip_locked=True)).first()
     if row is None:
-        return False
+        held = not wait and conn.execute(select(vehicles.c.id).where(vehicles.c.id == car_id)).first() is not None
+        return None if held else False
     if row.soc_at is None or row.soc_at <= at:
         conn.execute(update(vehicles).where(vehicles.c.id == car_id)
                      .values(soc_percent=soc_percent, soc_source=source, soc_at=at))

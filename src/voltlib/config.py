@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     # None relays any (the charge point still checks the signature against its own root).
     firmware_signer_roots: Path | None = None
 
+    # Clock policy (docs/car-sharing.md, "Clock policy"): a charge point's stamp ahead of voltlib's
+    # receipt time is never used (the receipt time is); ahead by more than clock_ahead_seconds it is a
+    # clock_skew security event. A stamp behind is believed (offline queues) up to clock_behind_hours.
+    clock_ahead_seconds: float = Field(120.0, ge=0)
+    clock_behind_hours: float = Field(168.0, gt=0)
+
     # smart charging (issue 4, docs/energy.md)
     smart_charging: bool = True  # plan every station's charging and send charging profiles
     charging_connector_rated_w: float = Field(3_000.0, gt=0)  # a bay's rating when not set (Autolib' posts: ~3 kW)

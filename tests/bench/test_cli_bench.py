@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -68,3 +69,14 @@ def test_bench_gbfs_serves_paris_from_a_voltlib_process_and_times_a_change() -> 
     assert result.stations == 1_119 and result.gzip_bytes < result.body_bytes
     assert result.identity_per_s > 0 and result.requests_per_s > 0 and result.not_modified_per_s > 0
     assert len(result.rebuild_ms) == 2 and all(ms > 0 for ms in result.rebuild_ms)
+
+
+def test_bench_fuzz_sends_hostile_frames_and_the_server_survives_them() -> None:
+    """Issue 22: on the unfixed gateway, 300 such frames left RecursionError tracebacks in the log."""
+    result = CliRunner().invoke(app, ["bench", "fuzz", "-n", "300", "--connections", "2"])
+    assert result.exit_code == 0, result.output
+    lines = {line[:22].strip(): line[22:] for line in result.output.splitlines()}
+    sent, unsent = re.fullmatch(r"(\d+) in .*; (\d+) found the socket closed", lines["frames sent"]).groups()
+    assert int(sent) + int(unsent) == 300
+    assert lines["hangs"] == "0" and lines["tracebacks in the log"].startswith("0 ")
+    assert lines["well-behaved served"] == "yes"

@@ -135,3 +135,17 @@ async def test_telematics_over_mqtt(mqtt_city: City) -> None:
         await asyncio.sleep(0.3)
     assert (await mqtt_city.vehicle())["soc_percent"] == 33.0  # the bad message changed nothing
     assert isinstance(mqtt_city.server, RunningServer)
+
+
+async def test_a_deeply_nested_telematics_message_is_refused_and_the_next_one_is_read(mqtt_city: City) -> None:
+    """Issue 22: a message nesting a few thousand arrays raised RecursionError out of the decoder,
+    which ended the subscriber: no reading after it was taken in."""
+    topic = f"voltlib/paris/vehicles/{CAR_ID}/telematics"
+    async with aiomqtt.Client("127.0.0.1", 1883) as broker:
+        async def arrived(soc: float) -> bool:
+            await broker.publish(topic, qos=1, payload=json.dumps({"soc_percent": soc}))
+            return (await mqtt_city.vehicle())["soc_percent"] == soc
+
+        await wait_until(lambda: arrived(33.0), timeout=15)  # the server's subscription is up
+        await broker.publish(topic, qos=1, payload=b'{"soc_percent": 1, "x": ' + b"[" * 2000 + b"]" * 2000 + b"}")
+        await wait_until(lambda: arrived(44.0), timeout=15)

@@ -294,3 +294,19 @@ async def test_hostile_frames_are_kept_in_the_message_log(server: RunningServer)
     assert len(hostile) == 2
     assert any("evil" in r["request"] for r in hostile)
     assert "nul-action" in logged
+
+
+async def test_deeply_nested_frames_are_violations_and_the_connection_stays_up(server: RunningServer) -> None:
+    """Issue 22: a payload nesting a few thousand arrays raised RecursionError in the frame decoder,
+    logged as an API error, and the socket died."""
+    await server.add_charge_point("CP-DEEP", profile=0)
+    async with connect(server, "CP-DEEP") as cp:
+        for n, depth in enumerate((100, 3000, 20000)):
+            deep = "[" * depth + "]" * depth
+            await cp.send_raw(f'[2,"deep{n}","Authorize",{{"idTag":{deep}}}]')
+            assert (await cp.recv())[:3] == [4, f"deep{n}", "FormationViolation"]
+        await cp.send_raw("[" * 5000 + "]" * 5000)
+        assert (await cp.recv())[:3] == [4, "-1", "FormationViolation"]
+        assert (await cp.call("Authorize", {"idTag": "AFTER"}))[0] == 3
+    await eventually_recorded(server, "CP-DEEP", "protocol_violation")
+    await assert_still_serving(server)

@@ -215,6 +215,31 @@ async def test_grouped_inserts_keep_every_row_once_with_its_values(database_url:
         store.close()
 
 
+async def test_an_insert_s_follow_up_op_commits_with_its_rows_or_not_at_all(database_url: str) -> None:
+    """``insert(then=op)``: the op runs in the rows' transaction (a MeterValues' state of charge goes on
+    its car with its rows); when it fails, its rows are not stored and the insert raises, while the
+    other inserts of the batch are stored."""
+    from voltlib.store.tables import meter_values
+
+    store = Store(database_url)
+    upgrade(store.engine)
+
+    def row(n: int) -> dict[str, Any]:
+        return {"charge_point_id": "CP", "connector_id": 1, "transaction_id": n, "sampled_at": NOW,
+                "samples": b"x", "received_at": NOW}
+    try:
+        outcomes = await asyncio.gather(
+            store.insert(meter_values, [row(1)], ignore_duplicates=True, then=_tag("WITH-ROW-1")),
+            store.insert(meter_values, [row(2)], ignore_duplicates=True, then=_refuse),
+            store.insert(meter_values, [row(3)], ignore_duplicates=True), return_exceptions=True)
+        assert outcomes[0] is None and isinstance(outcomes[1], ValueError) and outcomes[2] is None
+        stored = store.run_sync(lambda conn: conn.execute(select(meter_values.c.transaction_id)).scalars().all())
+        tags = store.run_sync(lambda conn: conn.execute(select(id_tags.c.id_tag)).scalars().all())
+        assert sorted(stored) == [1, 3] and tags == ["WITH-ROW-1"]
+    finally:
+        store.close()
+
+
 def test_sqlite_timestamps_of_grouped_inserts_match_sqlalchemys() -> None:
     """Grouped inserts format SQLite timestamps themselves: exactly as the ORM types do, so that
     rows from both paths compare and sort alike."""

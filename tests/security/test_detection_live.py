@@ -28,7 +28,7 @@ from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
 
 pytestmark = pytest.mark.asyncio
-NOW = "2026-11-28T10:00:00Z"
+NOW = datetime.now(UTC).replace(microsecond=0).isoformat()  # a fixed date ages past the clock policy's week
 
 
 async def api(server: RunningServer, method: str, path: str, body: Any = None) -> httpx.Response:

@@ -14,6 +14,7 @@ import httpx
 import pytest_asyncio
 
 from tests.conftest import PASSWORD, RunningServer
+from voltlib.clock import Clock
 from voltlib.security.credentials import hash_password
 from voltlib.sharing.cities import builtin_cities
 from voltlib.sharing.importer import parse_snapshot
@@ -106,6 +107,44 @@ async def seeded_city(server: RunningServer) -> AsyncIterator[City]:
     await server.store.write(op)
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
         yield City(server, client)
+
+
+class AheadClock:
+    """voltlib's clock ``offset`` ahead of the wall clock: a test lets rental time pass without
+    waiting, and the charge points' stamps of that time are not in voltlib's future (the clock policy
+    would not believe them)."""
+
+    def __init__(self, base: Clock) -> None:
+        self.base, self.offset = base, timedelta(0)
+
+    @property
+    def factor(self) -> float:
+        return self.base.factor
+
+    def now(self) -> datetime:
+        return self.base.now() + self.offset
+
+    def monotonic(self) -> float:
+        return self.base.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.base.sleep(seconds)
+
+
+def advance(server: RunningServer, delta: timedelta) -> None:
+    """Move voltlib's clock ``delta`` ahead (what its handlers, timers and car sharing read)."""
+    services = server.gateway.services
+    if not isinstance(services.clock, AheadClock):
+        services.clock = AheadClock(services.clock)
+    services.clock.offset += delta
+
+
+def catch_up(server: RunningServer, until: datetime) -> None:
+    """Move voltlib's clock to ``until`` (a second after it) unless it is there already: what a test
+    charge point stamps ``until`` has then happened."""
+    late = until + timedelta(seconds=1) - server.gateway.services.clock.now()
+    if late > timedelta(0):
+        advance(server, late)
 
 
 def set_soc(server: RunningServer, car_id: str, soc: float) -> Any:

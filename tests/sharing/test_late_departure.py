@@ -16,7 +16,7 @@ import pytest
 
 from tests.conformance.conftest import Station, connect, wait_until
 from tests.conftest import RunningServer
-from tests.sharing.conftest import CAR_ID, CAR_TAG, City, Member
+from tests.sharing.conftest import CAR_ID, CAR_TAG, City, Member, catch_up
 from voltlib.security import records
 from voltlib.sharing import service
 from voltlib.store import repo
@@ -81,6 +81,7 @@ async def test_a_late_departure_inside_the_badge_window_starts_the_rental_then(c
         badged_at, charging = await badged_then_released(city, member, a)
         assert [r["state"] for r in await history(city, member)] == ["released"]
         left = (badged_at + timedelta(minutes=3)).replace(microsecond=0)
+        catch_up(server, left)
         await car_leaves(a, charging, left)
 
         await city.wait_for_state(member, "started")
@@ -91,6 +92,7 @@ async def test_a_late_departure_inside_the_badge_window_starts_the_rental_then(c
         assert await alerts(server) == ([], [])  # no unauthorised departure, no car_left_without_rental
 
         back = left + timedelta(minutes=25)
+        catch_up(server, back)
         await b.start_tx(1, CAR_TAG, timestamp=back.isoformat())
         await city.wait_for_state(member, None)
     [closed] = await history(city, member)
@@ -104,7 +106,9 @@ async def test_a_late_departure_after_the_badge_window_is_still_unauthorised(cit
     server = city.server
     async with connect(server, ORIGIN) as a:
         badged_at, charging = await badged_then_released(city, member, a)
-        await car_leaves(a, charging, (badged_at + timedelta(minutes=7)).replace(microsecond=0))
+        left = (badged_at + timedelta(minutes=7)).replace(microsecond=0)
+        catch_up(server, left)
+        await car_leaves(a, charging, left)
 
         async def alerted() -> bool:
             return await alerts(server) == (["unauthorised_departure"], ["car_left_without_rental"])
@@ -136,6 +140,7 @@ async def test_a_reservation_taken_since_gives_way_to_the_late_departure(city: C
 
         await wait_until(reserved_at_the_charge_point)
         left = (badged_at + timedelta(minutes=4)).replace(microsecond=0)
+        catch_up(server, left)
         await car_leaves(a, charging, left)
 
         await city.wait_for_state(first, "started")

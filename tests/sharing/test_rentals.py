@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from tests.conformance.conftest import connect, now_iso, wait_until
-from tests.sharing.conftest import CAR_ID, CAR_TAG, City, set_soc
+from tests.sharing.conftest import CAR_ID, CAR_TAG, City, catch_up, set_soc
 from voltlib import events as ev
 from voltlib.ocpp.v16 import messages as m
 from voltlib.security import records
@@ -38,7 +38,9 @@ async def test_badge_unplug_return_elsewhere_is_billed_once(city: City) -> None:
         await city.wait_for_state(member, "started")
         assert (await city.vehicle())["status"] == "rented"
 
-        back = (datetime.now(UTC) + timedelta(minutes=25)).isoformat()
+        back_at = datetime.now(UTC) + timedelta(minutes=25)
+        catch_up(server, back_at)  # the car comes back 25 minutes later (voltlib's clock moved on)
+        back = back_at.isoformat()
         returned = await b.start_tx(1, CAR_TAG, timestamp=back)
         assert returned.id_tag_info["status"] == "Accepted"
 
@@ -118,6 +120,7 @@ async def test_offline_return_is_priced_at_its_own_time(city: City) -> None:
         await city.wait_for_state(member, "started")
     # the destination was offline when the car came back 70 minutes later; it reports on reconnection
     back = (left + timedelta(minutes=70)).isoformat()
+    catch_up(server, left + timedelta(minutes=80))  # reconnects 10 minutes after the return
     async with connect(server, DESTINATION) as b:
         await b.boot()
         await b.start_tx(1, CAR_TAG, timestamp=back)

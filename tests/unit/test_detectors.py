@@ -355,3 +355,13 @@ def test_a_window_forgets_old_times_and_keeps_at_most_its_cap() -> None:
     for n in range(_Window.MAX_TIMES + 5):
         count = many.add(at(n / 1000))
     assert count == _Window.MAX_TIMES and many.times[0] == at(5 / 1000)
+
+
+def test_a_clock_skew_is_alerted_once_per_charge_point_per_period() -> None:
+    d = Detectors(Tuning(clock_skew_alert_every=timedelta(hours=1)))
+    first = d.feed(incident("clock_skew", 0, message="StartTransaction", skew_seconds=259200.0))
+    assert [(s.kind, s.charge_point_id, s.severity, s.detail["skew_seconds"]) for s in first] \
+        == [("clock_skew", CP, "warning", 259200.0)]
+    assert d.feed(incident("clock_skew", 600)) == [] and d.feed(incident("clock_skew", 3599)) == []
+    assert [s.charge_point_id for s in d.feed(incident("clock_skew", 10, cp="CP-OTHER"))] == ["CP-OTHER"]
+    assert [s.kind for s in d.feed(incident("clock_skew", 3600))] == ["clock_skew"]  # the next period

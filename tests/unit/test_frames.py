@@ -108,3 +108,35 @@ def test_ocpp16_wire_names(code: ErrorCode, wire: str) -> None:
 def test_ocpp_error_description_is_bounded() -> None:
     error = OcppError(ErrorCode.GENERIC_ERROR, "x" * 1000)
     assert len(error.description) == 255 and error.fault == "peer" and error.details == {}
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_nesting_is_bounded_before_decoding() -> None:
+    """A few thousand levels made the decoder raise RecursionError (issue 22); the limit is explicit."""
+    for kind in ('[2,"deep","DataTransfer",{"data":%s}]', '[3,"deep",{"x":%s}]'):
+        assert isinstance(frames.parse_frame(kind % _nested(frames.MAX_DEPTH - 2)), (frames.Call, frames.CallResult))
+        for depth in (frames.MAX_DEPTH - 1, 5000, 60000):
+            with pytest.raises(frames.FrameError) as info:
+                frames.parse_frame(kind % _nested(depth))
+            assert info.value.code is ErrorCode.FORMATION_VIOLATION
+            assert info.value.message_id == "deep"
+            assert f"deeper than {frames.MAX_DEPTH}" in info.value.description
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    text = json.dumps([2, "a", "DataTransfer", {"vendorId": "v", "data": "[{" * 100 + '\\"[' * 50}])
+    assert not frames.too_deep(text)
+    assert isinstance(frames.parse_frame(text), frames.Call)
+    assert frames.too_deep('[2,"a\\"[",' + _nested(40) + "]")
+
+
+def test_the_message_id_of_an_undecodable_frame_is_read_from_its_start() -> None:
+    assert frames.readable_message_id(' [ 2 , "id-1", ' + "[" * 99) == "id-1"
+    assert frames.readable_message_id('[2,"a\\"b",') == 'a"b'
+    assert frames.readable_message_id('[3,"r",') == "r"
+    assert frames.readable_message_id('[3,"r",', calls_only=True) is None
+    for text in ('[2,"",', '[2,' + json.dumps("x" * 37) + ",", '[22,"a",', '{"a":1}', '[2,"\\ud800",', '[2,"a'):
+        assert frames.readable_message_id(text) is None, text

@@ -258,10 +258,26 @@ def test_return_with_another_token_is_voltlibs_routing_fault() -> None:
     assert info.value.fault == "voltlib"
 
 
-def test_return_before_the_start_is_the_charge_points_fault() -> None:
-    with pytest.raises(RentalTransitionError) as info:
-        apply(in_state(State.STARTED), CarReturned("x", minutes(11), dock=BAY, id_tag=CAR_TAG), POLICY)
-    assert info.value.fault == "charge_point"
+def test_a_return_stamped_before_the_start_still_ends_the_rental_at_the_start() -> None:
+    """Issue 22, defect 3: the return bay's clock runs behind the departure bay's. The car is plugged
+    in: the rental is returned (never before it started) and closes, billed the minimum."""
+    started = in_state(State.STARTED)  # left at 12
+    r, _ = apply(started, CarReturned("x", minutes(10), dock=BAY, id_tag=CAR_TAG), POLICY)
+    assert r.state is State.RETURNED and r.returned_at == started.started_at == minutes(12)
+    assert r.return_dock == BAY
+    r, effects = apply(r, Close("c", minutes(10.5)), POLICY)
+    assert r.state is State.CLOSED and r.ended_at == minutes(12)  # never ended before it was returned
+    [charge] = [e for e in effects if isinstance(e, ChargeMember)]
+    assert charge.breakdown.billed_minutes == 1 and charge.breakdown.total == Money(500, "EUR")
+
+
+@given(st.integers(min_value=-10**6, max_value=10**6), st.integers(min_value=-10**6, max_value=10**6))
+def test_a_return_and_a_close_at_any_times_end_with_a_sane_duration(back: int, close: int) -> None:
+    r, _ = run(in_state(State.STARTED), CarReturned("x", minutes(12 + back / 60), dock=BAY, id_tag=CAR_TAG),
+               Close("c", minutes(12 + close / 60)))
+    assert r.state is State.CLOSED and r.started_at is not None and r.returned_at is not None
+    assert r.ended_at is not None and r.started_at <= r.returned_at <= r.ended_at
+    assert r.charged is not None and r.charged.billed_minutes >= 1
 
 
 # --- idempotency --------------------------------------------------------------------------------

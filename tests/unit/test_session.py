@@ -387,3 +387,33 @@ def test_an_empty_answer_is_kept_compactly_and_sent_back_identical() -> None:
     assert seen is not None and seen.reply == ""  # no text kept for the most common answer
     event = session.receive(frame("m-1", "MeterValues", meter), 1.0)
     assert isinstance(event, Retransmitted) and event.reply == answer == '[3,"m-1",{}]'
+
+
+def test_nesting_beyond_the_limit_is_a_formation_violation_answered_under_the_call_s_id() -> None:
+    """Issue 22: a payload nesting a few thousand arrays raised RecursionError out of the session."""
+    session = OcppSession()
+    for depth in (40, 3000, 15000):
+        deep = "[" * depth + "]" * depth
+        event = violation(session, f'[2,"d{depth}","Authorize",{{"idTag":{deep}}}]')
+        assert reply_of(event)[:3] == [4, f"d{depth}", "FormationViolation"]
+    assert session.violation_count() == 3
+
+
+def test_a_failure_of_ours_on_one_frame_is_an_internal_error_and_the_session_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from voltlib.ocpp import compiled
+
+    session = OcppSession()
+
+    def broken(text: str) -> None:
+        raise KeyError("a bug")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(compiled, "decode_call", broken)
+        event = violation(session, frame("b1", "Heartbeat", {}))
+        answer = violation(session, '[3,"r1",{}]')
+    assert reply_of(event)[:3] == [4, "b1", "InternalError"]
+    assert event.error.fault == "ours" and isinstance(event.error.__cause__, KeyError)
+    assert answer.reply is None and answer.error.fault == "ours"
+    assert session.violation_count() == 0  # not held against the charge point
+    assert isinstance(session.receive(frame("b1", "Heartbeat", {}), 0.0), CallReceived)  # retried, and served

@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 from sqlalchemy import select
 
-from voltlib.api.framework import OPERATOR_ROLES, READ_ROLES, Problem, Route, body_of, reply
+from voltlib.api.framework import OPERATOR_ROLES, READ_ROLES, Problem, Route, body_of, json_body, reply
 from voltlib.energy import accounting, smart_charging, telematics
 from voltlib.energy.smart_charging import SmartCharging
 from voltlib.gateway.context import Services
@@ -29,7 +29,7 @@ class PowerLimit(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
     async def telematics_in(request: web.Request) -> web.Response:
-        raw = await request.read()
+        raw = await json_body(request)
         try:
             reading = telematics.parse(raw)
         except telematics.TelematicsError as exc:

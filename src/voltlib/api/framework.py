@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, overload
 
 import msgspec
 from aiohttp import web
 
+from voltlib.ocpp.frames import too_deep
 from voltlib.security.credentials import hash_api_token
 from voltlib.store import repo
 from voltlib.store.db import Store
@@ -21,6 +24,12 @@ from voltlib.store.db import Store
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
+# Arrays and objects nested deeper than this in a request body are refused (400) before decoding:
+# a few thousand levels exhausted the decoder's recursion (a 500, issue 22). The deepest body the API
+# takes is an OCPP payload for a command (SetChargingProfile: 5 levels).
+MAX_BODY_DEPTH = 32
+MAX_ID = 2**63 - 1  # the largest integer id a database column holds
+_WHOLE = re.compile(r"-?[0-9]{1,19}")
 PUBLIC = frozenset[str]()
 READ_ROLES = frozenset({"admin", "operator", "security"})
 WRITE_ROLES = frozenset({"admin", "operator"})
@@ -77,10 +86,45 @@ def reply(data: Any, status: int = 200) -> web.Response:
                         content_type="application/json")
 
 
-async def body_of(request: web.Request, kind: type[T]) -> T:
-    raw = await request.read()
+async def json_body(request: web.Request) -> bytes:
+    """The request's body, refused as a problem when over :data:`MAX_BODY_BYTES` (413) or nested
+    deeper than :data:`MAX_BODY_DEPTH` (400); an empty body reads as ``{}``. Every JSON route reads
+    its body through here (``body_of``, ``json_object``)."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise Problem(413, "body-too-large", f"the body is over {MAX_BODY_BYTES} bytes")
+    raw = await request.read()  # the application's client_max_size also stops a body sent without a length
+    if len(raw) > MAX_BODY_BYTES:
+        raise Problem(413, "body-too-large", f"the body is over {MAX_BODY_BYTES} bytes")
+    if too_deep(raw.decode("utf-8", "replace"), MAX_BODY_DEPTH):
+        raise Problem(400, "malformed-json", f"arrays and objects nest deeper than {MAX_BODY_DEPTH} levels")
+    if b"\\u0000" in raw and _holds_nul(raw):  # the one way JSON carries a NUL; no text column can hold one
+        raise Problem(422, "invalid-body", "text in the body may not contain a NUL character (\\u0000)")
+    return raw or b"{}"
+
+
+def _holds_nul(raw: bytes) -> bool:
     try:
-        return msgspec.json.decode(raw or b"{}", type=kind)
+        data = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return False  # the decoder says what is wrong
+    return _nul_in(data)
+
+
+def _nul_in(value: Any) -> bool:
+    """Recursion bounded by MAX_BODY_DEPTH: the body's depth is checked first."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _nul_in(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_nul_in(v) for v in value)
+    return False
+
+
+async def body_of(request: web.Request, kind: type[T]) -> T:
+    raw = await json_body(request)
+    try:
+        return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         raise Problem(422, "invalid-body", str(exc)) from None
     except msgspec.DecodeError as exc:
@@ -88,9 +132,9 @@ async def body_of(request: web.Request, kind: type[T]) -> T:
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
+    raw = await json_body(request)
     try:
-        data = msgspec.json.decode(raw or b"{}")
+        data = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
         raise Problem(400, "malformed-json", str(exc)) from None
     if not isinstance(data, dict):
@@ -98,8 +142,51 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return data
 
 
+def whole_number(text: str, low: int = 0, high: int = MAX_ID) -> int | None:
+    """``text`` as an integer in [low, high] (ASCII digits, an optional minus), else None."""
+    if _WHOLE.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+@overload
+def int_query(request: web.Request, name: str, default: int, *, low: int = 0, high: int = MAX_ID) -> int: ...
+@overload
+def int_query(request: web.Request, name: str, default: None = None, *, low: int = 0,
+              high: int = MAX_ID) -> int | None: ...
+def int_query(request: web.Request, name: str, default: int | None = None, *, low: int = 0,
+              high: int = MAX_ID) -> int | None:
+    """The integer query parameter ``name``: ``default`` when absent or empty, a 400 problem naming
+    the parameter when it is not a whole number in [low, high]."""
+    text = request.query.get(name, "")
+    if text == "":
+        return default
+    value = whole_number(text, low, high)
+    if value is None:
+        raise Problem(400, "invalid-query", f"{name} must be a whole number from {low} to {high}", parameter=name)
+    return value
+
+
+def number_query(request: web.Request, name: str, *, low: float, high: float) -> float | None:
+    """The number query parameter ``name`` (None when absent or empty), a 400 problem naming the
+    parameter when it is not a finite number in [low, high]."""
+    text = request.query.get(name, "")
+    if text == "":
+        return None
+    try:
+        value = float(text) if text.isascii() else math.nan
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:  # NaN compares false
+        raise Problem(400, "invalid-query", f"{name} must be a number from {low:g} to {high:g}", parameter=name)
+    return value
+
+
 def authenticated(store: Store, roles: frozenset[str] | None, handler: Endpoint) -> Endpoint:
     async def guarded(request: web.Request) -> web.StreamResponse:
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items()):
+            raise Problem(400, "invalid-character", "the path or the query string holds a NUL character (%00)")
         if roles is not None:
             header = request.headers.get("Authorization", "")
             lookup = request.app.get(SESSION_LOOKUP)

@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from voltlib.api.framework import OPERATOR_ROLES, PRINCIPAL, Problem, Route, body_of, reply
+from voltlib.api.framework import OPERATOR_ROLES, PRINCIPAL, Problem, Route, body_of, int_query, reply, whole_number
 from voltlib.domain import rebalancing as rb
 from voltlib.gateway.context import Services
 from voltlib.security import audit
@@ -74,13 +74,13 @@ def rebalancing_routes(services: Services) -> list[Route]:
 
     async def moves(request: web.Request) -> web.Response:
         city, hours, per_day = params(request)
-        limit = request.query.get("max", str(rb.DEFAULT_MAX_MOVES))
-        if not limit.isdigit() or int(limit) > 200:
-            raise Problem(422, "invalid-max", "max is 0 to 200 moves")
+        limit = whole_number(request.query.get("max", str(rb.DEFAULT_MAX_MOVES)), 0, 200)
+        if limit is None:
+            raise Problem(422, "invalid-max", "max is 0 to 200 moves", parameter="max")
         state = await state_of(city)
         tasks = await store.read(partial(store_rb.live_tasks, city=city))
         report = await asyncio.to_thread(store_rb.moves_report, state, tasks, now=clock.now(), hours=hours,
-                                         per_day=per_day, max_moves=int(limit))
+                                         per_day=per_day, max_moves=limit)
         return reply(report)
 
     async def create(request: web.Request) -> web.Response:
@@ -107,15 +107,16 @@ def rebalancing_routes(services: Services) -> list[Route]:
         state = request.query.get("state")
         if state is not None and state not in {s.value for s in rb.TaskState}:
             raise Problem(422, "invalid-state", f"state is one of {', '.join(s.value for s in rb.TaskState)}")
-        limit = request.query.get("limit", "200")
+        limit = min(int_query(request, "limit", 200), 1000)
         return reply(await store.read(partial(store_rb.list_tasks, city=request.query.get("city"), state=state,
-                                              limit=min(int(limit), 1000) if limit.isdigit() else 200)))
+                                              limit=limit)))
 
     def task_id(request: web.Request) -> int:
         value = request.match_info["task_id"]
-        if not value.isdigit():
+        number = whole_number(value)
+        if number is None:
             raise Problem(404, "unknown-task", f"no task {value}")
-        return int(value)
+        return number
 
     async def get_task(request: web.Request) -> web.Response:
         found = await store.read(partial(store_rb.get_task, task_id=task_id(request)))

@@ -20,17 +20,22 @@ from voltlib.api.framework import (
     Route,
     authenticated,
     body_of,
+    int_query,
     json_object,
+    number_query,
     openapi,
     reply,
 )
 from voltlib.clock import describe as describe_clock
 from voltlib.gateway.auth import IDENTITY
 from voltlib.gateway.gateway import CommandError, Gateway
+from voltlib.ocpp.v16.messages import check_utc_range
 from voltlib.security import audit
 from voltlib.security import records as security_records
 from voltlib.security.credentials import PasswordPolicyError, check_policy, hash_password
 from voltlib.store import repo
+
+MAX_COMMAND_TIMEOUT = 300.0  # seconds an API client may ask to wait for a charge point's answer (?timeout=)
 
 
 class NewChargePoint(msgspec.Struct, kw_only=True):
@@ -62,7 +67,11 @@ class SecurityProfileChange(msgspec.Struct, kw_only=True):
 class IdTagChange(msgspec.Struct, kw_only=True):
     status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
     expiry_date: datetime | None = None
-    parent_id_tag: str | None = None
+    parent_id_tag: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] | None = None  # an OCPP idTag
+
+    def __post_init__(self) -> None:
+        if self.expiry_date is not None:  # 0001-01-01T00:00:00+14:00 has no UTC time: a 422, not a 500
+            check_utc_range("expiry_date", self.expiry_date)
 
 
 def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Route]:
@@ -162,9 +171,8 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         return reply(await store.read(partial(repo.list_transactions, cp_id=cp_id(request))))
 
     async def cp_meter_values(request: web.Request) -> web.Response:
-        tx = request.query.get("transaction_id")
-        return reply(await store.read(partial(repo.read_meter_values, cp_id=cp_id(request),
-                                              transaction_id=int(tx) if tx and tx.isdigit() else None)))
+        tx = int_query(request, "transaction_id", high=2**31 - 1)  # an OCPP 1.6 transaction id is 32-bit
+        return reply(await store.read(partial(repo.read_meter_values, cp_id=cp_id(request), transaction_id=tx)))
 
     async def cp_messages(request: web.Request) -> web.Response:
         return reply(await store.read(partial(repo.read_messages, cp_id=cp_id(request))))
@@ -174,11 +182,10 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
 
     async def send_command(request: web.Request) -> web.Response:
         payload = await json_object(request)
-        timeout = request.query.get("timeout")
+        timeout = number_query(request, "timeout", low=0.1, high=MAX_COMMAND_TIMEOUT)
         try:
             row = await gateway.send_command(cp_id(request), request.match_info["action"], payload,
-                                             requested_by=request.get(PRINCIPAL),
-                                             timeout=float(timeout) if timeout else None)
+                                             requested_by=request.get(PRINCIPAL), timeout=timeout)
         except CommandError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
         return reply(row)

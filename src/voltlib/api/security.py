@@ -13,7 +13,17 @@ from typing import Annotated, Literal
 import msgspec
 from aiohttp import web
 
-from voltlib.api.framework import PRINCIPAL, Endpoint, Problem, Route, body_of, json_object, reply
+from voltlib.api.framework import (
+    PRINCIPAL,
+    Endpoint,
+    Problem,
+    Route,
+    body_of,
+    int_query,
+    json_object,
+    reply,
+    whole_number,
+)
 from voltlib.gateway.gateway import Gateway
 from voltlib.security import audit, records, thresholds, workorders
 from voltlib.security.incidents import LifecycleError
@@ -91,13 +101,13 @@ def build_routes(gateway: Gateway) -> list[Route]:
 
     def int_param(request: web.Request, name: str) -> int:
         value = request.match_info[name]
-        if not value.isdigit():
+        number = whole_number(value)
+        if number is None:
             raise Problem(404, "not-found", f"no {name} {value}")
-        return int(value)
+        return number
 
     def limit_of(request: web.Request) -> int:
-        value = request.query.get("limit", "200")
-        return min(int(value), 1000) if value.isdigit() else 200
+        return min(int_query(request, "limit", 200), 1000)
 
     async def get_thresholds(request: web.Request) -> web.Response:
         return reply(thresholds.as_wire(service_of(gateway).detectors.tuning))

@@ -20,6 +20,7 @@ from voltlib.api.framework import (
     Problem,
     Route,
     body_of,
+    int_query,
     reply,
 )
 from voltlib.domain.money import Money
@@ -131,6 +132,9 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
                 lat, lon = (float(x) for x in near.split(","))
             except ValueError:
                 raise Problem(400, "invalid-near", "near=LAT,LON") from None
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN and infinities too
+                raise Problem(400, "invalid-near", "near=LAT,LON, a latitude from -90 to 90 and a longitude from "
+                                                   "-180 to 180")
             for row in rows:
                 row["distance_m"] = round(ss.distance_m(lat, lon, row["latitude"], row["longitude"]))
             rows.sort(key=lambda r: r["distance_m"])
@@ -138,7 +142,7 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
             rows = [r for r in rows if r["cars"] > 0]
         elif request.query.get("with") == "bays":
             rows = [r for r in rows if r["free_bays"] > 0]
-        limit = min(int(request.query.get("limit", "50") or 50), 2000)
+        limit = min(int_query(request, "limit", 50), 2000)
         return reply(rows[:limit])
 
     async def station(request: web.Request) -> web.Response:

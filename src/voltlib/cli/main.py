@@ -251,8 +251,8 @@ def simulate(
                f"{result.energy_delivered_kwh} kWh; peak station {result.peak_station_ratio:.0%} of its limit; "
                f"{result.alerts} alerts; {result.protocol_errors} protocol errors; "
                f"×{result.speed_reached:g} real time")
-    if result.docks.get("not_docked_there") or result.docks.get("on_open_rental"):
-        typer.echo(f"cars plugged in that voltlib does not see docked, or still rented: {result.docks}")
+    if any(result.docks.get(k) for k in ("not_docked_there", "on_open_rental", "billed_negative", "billed_too_long")):
+        typer.echo(f"cars plugged in that voltlib does not see docked or still rented, or odd bills: {result.docks}")
     for crash in result.crashes:
         typer.echo(f"crash at hour {crash['at_hour']}: down {crash['down_minutes']:g} simulated minutes; every "
                    f"charge point back {crash['wall_seconds_until_all_back']} wall seconds "
@@ -458,6 +458,23 @@ def bench_gateway(
     except ValueError as exc:
         raise typer.Exit(code=_fail(str(exc))) from None
     typer.echo(render_table(runs))
+
+
+@bench_app.command("fuzz")
+def bench_fuzz(
+    frames: Annotated[int, typer.Option("-n", "--frames", min=1, help="Hostile frames to send.")] = 10_000,
+    connections: Annotated[int, typer.Option(min=1, help="Charge points sending at once.")] = 4,
+    seed: Annotated[int, typer.Option(help="Same seed, same frames.")] = 1,
+    database_url: DbOpt = None,
+) -> None:
+    """Hostile frames over real WebSockets to a voltlib started on loopback; then a well-behaved
+    charge point must be served. Fails on a hang, a traceback in the server's log, or no service."""
+    from voltlib.bench import fuzz
+
+    result = asyncio.run(fuzz.run(frames, connections=connections, seed=seed, database_url=database_url))
+    typer.echo(fuzz.render(result))
+    if not fuzz.passed(result):
+        raise typer.Exit(1)
 
 
 @bench_app.command("sharing")

@@ -194,7 +194,9 @@ class CarUnplugged(RentalEvent):
 @dataclass(frozen=True, slots=True)
 class CarReturned(RentalEvent):
     """StartTransaction with the car's id token at some bay. ``at`` is the transaction's own
-    timestamp, so a return stored offline and reported on reconnection prices correctly."""
+    timestamp, so a return stored offline and reported on reconnection prices correctly (bounded by
+    the clock policy, :mod:`voltlib.domain.clock_policy`); one stamped before the departure is
+    returned at the departure."""
 
     kind: ClassVar[str] = "car_returned"
     source: ClassVar[Fault] = "charge_point"
@@ -461,11 +463,12 @@ def _on_returned(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
         raise RentalTransitionError(r.rental_id, r.state, e.kind, "voltlib",
                                     f"id token {e.id_tag!r} is not this rental's car")
     assert r.started_at is not None
-    if e.at < r.started_at:
-        raise RentalTransitionError(r.rental_id, r.state, e.kind, "charge_point", "returned before it started")
+    # A return stamped before the departure (the two bays' clocks disagree) still ends the rental: the
+    # car is plugged in. It is returned when it left, never before (docs/car-sharing.md, Clock policy).
+    returned_at = max(e.at, r.started_at)
     # A return at the reserved bay consumes that reservation; elsewhere it is no longer needed.
     used = r.bay_hold is not None and r.bay_hold.dock == e.dock
-    return (replace(r, returned_at=e.at, return_dock=e.dock, bay_hold=None, return_soc=e.soc,
+    return (replace(r, returned_at=returned_at, return_dock=e.dock, bay_hold=None, return_soc=e.soc,
                     return_transaction_id=e.transaction_id),
             [] if used else _cancel(r.bay_hold))
 
@@ -473,7 +476,7 @@ def _on_returned(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
 def _on_close(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:
     assert r.returned_at is not None
     breakdown, effects = _charge(r, r.returned_at)
-    return replace(r, charged=breakdown, ended_at=e.at), effects
+    return replace(r, charged=breakdown, ended_at=max(e.at, r.returned_at)), effects
 
 
 def _on_force_end(r: Rental, e: RentalEvent, p: RentalPolicy) -> Step:

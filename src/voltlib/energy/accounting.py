@@ -141,10 +141,13 @@ PLUG_IN_READINGS = 5  # the first meter values of the return's charging session 
 def _plug_in_soc(conn: Connection, r: dr.Rental) -> dr.SocSnapshot | None:
     """The first state of charge the return's charging session reported (a DC post reads it from the
     car at Transaction.Begin): the car's state of charge as it came back, when nothing measured it
-    on the road. ``driven_energy`` decides whether it is early enough to count."""
-    assert r.return_transaction_id is not None and r.return_dock is not None
+    on the road. ``driven_energy`` decides whether it is early enough to count. Readings bound to the
+    return bay's connector only (no ``transactionId``, stored as 0) count too from the session's start."""
+    assert r.return_transaction_id is not None and r.return_dock is not None and r.returned_at is not None
+    connector_only = and_(meter_values.c.transaction_id == 0, meter_values.c.connector_id == r.return_dock.connector_id,
+                          meter_values.c.sampled_at >= r.returned_at)
     rows = conn.execute(select(meter_values.c.samples, meter_values.c.sampled_at).where(
-        meter_values.c.transaction_id == r.return_transaction_id,
+        or_(meter_values.c.transaction_id == r.return_transaction_id, connector_only),
         meter_values.c.charge_point_id == r.return_dock.charge_point_id).order_by(meter_values.c.sampled_at)
         .limit(PLUG_IN_READINGS))
     for row in rows:

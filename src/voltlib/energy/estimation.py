@@ -7,7 +7,10 @@ energy register alone moves the estimate (source ``metered``). Telematics (HTTP 
 ``voltlib.energy.telematics``) are true readings too. Each estimate is stored with its source and
 time (``vehicles.soc_percent``, ``soc_source``, ``soc_at``): the API and GBFS show its age, and
 range-aware assignment uses it. Meter values are batched: one read and one write per flush, never
-work inside the gateway's read loop (a bus watcher only queues them).
+work inside the gateway's read loop (a bus watcher only queues them). A SoC measurand does not wait
+for the flush: the MeterValues handler has already committed it onto the car at the connector
+(``repo.record_soc``, in the order of the charge point's messages), so an unplug a moment later
+cannot lose it; the flush then re-anchors the estimator with it.
 """
 
 from __future__ import annotations

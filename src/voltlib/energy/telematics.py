@@ -20,6 +20,7 @@ import aiomqtt
 import msgspec
 
 from voltlib.energy.estimation import record_reading
+from voltlib.ocpp.frames import MAX_DEPTH, too_deep
 
 if TYPE_CHECKING:
     from voltlib.gateway.context import Services
@@ -44,6 +45,8 @@ class TelematicsError(ValueError):
 def parse(raw: bytes) -> Telematics:
     if len(raw) > MAX_BYTES:
         raise TelematicsError(f"telematics message over {MAX_BYTES} bytes")
+    if too_deep(raw.decode("utf-8", "replace"), MAX_DEPTH):  # else a RecursionError out of the decoder
+        raise TelematicsError(f"arrays and objects nest deeper than {MAX_DEPTH} levels")
     try:
         reading = msgspec.json.decode(raw, type=Telematics)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

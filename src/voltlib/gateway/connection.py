@@ -77,12 +77,17 @@ class ChargePointConnection:
             ws = self.ws
             while True:
                 msg = await ws.receive()
-                if msg.type is WSMsgType.TEXT:
-                    if not await self._pace():
+                try:
+                    if msg.type is WSMsgType.TEXT:
+                        if not await self._pace():
+                            break
+                        await self._on_text(msg.data)
+                    elif not await self._on_other(msg):
                         break
-                    await self._on_text(msg.data)
-                elif not await self._on_other(msg):
-                    break
+                except Exception:  # a bug of ours in one frame's handling must not end the connection
+                    log.exception("handling a frame from %s failed", self.cp_id)
+                    if msg.type is not WSMsgType.TEXT:  # binary, error or close: it was ending anyway
+                        break
         finally:
             self._over = True
             self._fail_pending("offline", "connection closed")
@@ -140,6 +145,11 @@ class ChargePointConnection:
             self._record("charge_point", event.message_id, event.action, "retransmission", text, event.reply)
         elif isinstance(event, (ResultReceived, ErrorReceived)):
             self._settle(event, text)
+        elif event.error.fault == "ours":  # not the charge point's doing: no violation, no security event
+            log.error("reading a frame from %s failed", self.cp_id, exc_info=event.error.__cause__)
+            if event.reply is not None:
+                await self._send(event.reply)
+            self._record("charge_point", event.message_id or "", event.action, "error", text, event.reply)
         else:
             self._record("charge_point", event.message_id or "", event.action, "violation", text, event.reply)
             await self._on_violation(event)
@@ -153,19 +163,21 @@ class ChargePointConnection:
             reply = await self._handle(event)
         await self._send(reply)
         while self.ctx.after_reply:
-            await self.ctx.after_reply.pop(0)()
+            try:
+                await self.ctx.after_reply.pop(0)()
+            except Exception:  # the call is answered already: log, and go on with the next
+                log.exception("an action after answering %s from %s failed", event.action, self.cp_id)
         return reply
 
     async def _handle(self, event: CallReceived) -> str:
         handler = HANDLERS[event.request.ACTION]
         try:
-            result = await handler(self.ctx, event.request)
+            return self.session.answer(event.message_id, await handler(self.ctx, event.request))
         except Exception:
             log.exception("handler for %s from %s failed", event.action, self.cp_id)
             self.ctx.after_reply.clear()
             return self.session.fail(event.message_id, ErrorCode.INTERNAL_ERROR,
                                      "the central system failed to process this message; retry later")
-        return self.session.answer(event.message_id, result)
 
     async def _on_violation(self, event: Violation) -> None:
         error = event.error

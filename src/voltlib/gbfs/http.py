@@ -210,7 +210,8 @@ def routes(cache: FeedCache) -> list[tuple[str, Callable[[web.Request], Awaitabl
         system_id, name = request.match_info["system_id"], request.match_info["feed"]
         if name not in feeds.CITY_FEEDS:
             raise Problem(404, "unknown-feed", f"GBFS 3.0 files here: {', '.join(feeds.CITY_FEEDS)}")
-        file = await cache.get(system_id, name, cache.base(request))
+        # a NUL is in no city's id, and PostgreSQL refuses it in a query: unknown, not a failure
+        file = None if "\x00" in system_id else await cache.get(system_id, name, cache.base(request))
         if file is None:
             raise Problem(404, "unknown-system", f"no city {system_id}")
         return respond(request, file)

@@ -68,6 +68,8 @@ def decode_call(text: str) -> tuple[str, str, v16.Message] | None:
         return message_id, action, decoder.decode(raw)
     except msgspec.DecodeError:  # ValidationError is a DecodeError
         return None
+    except (RecursionError, UnicodeEncodeError):  # nested beyond the stack, or a lone surrogate: never a
+        return None  # valid call; the slow path says which (its depth limit, or not Unicode text)
 
 
 @functools.cache

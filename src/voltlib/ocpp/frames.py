@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,16 @@ CALL = 2
 CALL_RESULT = 3
 CALL_ERROR = 4
 MAX_MESSAGE_ID_LENGTH = 36
+# Arrays and objects nested deeper than this make a frame malformed. The deepest legitimate 1.6
+# frame nests 6 levels (SetChargingProfile: frame, payload, csChargingProfiles, chargingSchedule,
+# chargingSchedulePeriod, period); without a bound, a few thousand levels exhaust the decoders'
+# recursion (RecursionError) and jsonschema-rs's (ValueError at ~250). docs/operations.md, "Limits".
+MAX_DEPTH = 32
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+# the message id of a frame, read without decoding it: '[', a message type, ',', a JSON string
+_HEAD_ID = re.compile(r'[ \t\r\n]*\[[ \t\r\n]*([234])[ \t\r\n]*,[ \t\r\n]*("(?:[^"\\\x00-\x1f]|\\.){1,216}")')
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -50,12 +61,43 @@ class FrameError(OcppError):
         self.message_id = message_id
 
 
+def too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Do arrays and objects nest deeper than ``limit`` in the JSON ``text``? Brackets inside
+    strings do not count. Cheap for most frames: one with fewer brackets cannot be too deep."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for bracket in _NOT_BRACKET.sub("", _STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
+
+
+def readable_message_id(text: str, *, calls_only: bool = False) -> str | None:
+    """The message id of a frame that cannot be decoded (too deep, say), if its start shows one."""
+    match = _HEAD_ID.match(text)
+    if match is None or (calls_only and match.group(1) != str(CALL)):
+        return None
+    try:
+        message_id = _decoder.decode(match.group(2))
+    except msgspec.DecodeError:
+        return None
+    return message_id if isinstance(message_id, str) and len(message_id) <= MAX_MESSAGE_ID_LENGTH else None
+
+
 def parse_frame(text: str | bytes) -> Frame:
     """Parse one OCPP-J frame, or raise :class:`FrameError` saying what is wrong."""
+    checked = text if isinstance(text, str) else text.decode("utf-8", "replace")
+    if too_deep(checked):
+        raise FrameError(ErrorCode.FORMATION_VIOLATION, f"arrays and objects nest deeper than {MAX_DEPTH} levels",
+                         readable_message_id(checked))
     try:
         data = _decoder.decode(text)
     except msgspec.DecodeError as exc:
         raise FrameError(ErrorCode.FORMATION_VIOLATION, f"not JSON: {exc}", None) from None
+    except UnicodeEncodeError:  # a str with a lone surrogate: a caller decoded bytes leniently
+        raise FrameError(ErrorCode.FORMATION_VIOLATION, "not valid Unicode text", None) from None
     if not isinstance(data, list) or len(data) < 3:
         raise FrameError(ErrorCode.FORMATION_VIOLATION, "a frame must be a JSON array of 3 to 5 elements", None)
     kind, message_id = data[0], data[1]

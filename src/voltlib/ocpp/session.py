@@ -201,7 +201,24 @@ class OcppSession:
     # -- input --
 
     def receive(self, text: str, now: float) -> Event:
-        """Interpret one text frame received at monotonic time ``now``."""
+        """Interpret one text frame received at monotonic time ``now``. Never raises: a failure of
+        ours on one frame is a :class:`Violation` whose error is an ``InternalError`` of ``fault``
+        "ours" (the exception is its ``__cause__``), answered like any other, and the session goes on."""
+        try:
+            return self._receive(text, now)
+        except Exception as exc:  # noqa: BLE001  # a bug of ours must not end the connection
+            return self._internal_error(text, exc)
+
+    def _internal_error(self, text: str, exc: Exception) -> Violation:
+        message_id = frames.readable_message_id(text, calls_only=True)  # a call is answered; an answer is not
+        if message_id is not None:
+            self.memory.forget(message_id)  # the charge point may retry it
+        error = OcppError(ErrorCode.INTERNAL_ERROR, "the central system failed to read this message; retry later",
+                          fault="ours")
+        error.__cause__ = exc
+        return self._violation(error, message_id, None, count=False)
+
+    def _receive(self, text: str, now: float) -> Event:
         limit = self.limits.max_frame_bytes
         if len(text) > limit or (len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
             return self._violation(OcppError(ErrorCode.FORMATION_VIOLATION, "frame too large"), None, None, close=True)

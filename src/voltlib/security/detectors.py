@@ -92,6 +92,9 @@ class Tuning:
     badge_travel_kmh: float = 150.0
     badge_travel_min_km: float = 3.0
     badge_travel_window: timedelta = timedelta(hours=3)
+    # A charge point whose clock is wrong stamps every message wrong: one clock_skew alert per charge
+    # point per this period (each stamp replaced is still a security event).
+    clock_skew_alert_every: timedelta = timedelta(hours=1)
 
 
 # SecurityEventNotification types (OCA 1.6 security whitepaper, appendix) and how bad they are.
@@ -177,6 +180,7 @@ class Detectors:
         self._starts: dict[tuple[str, int], datetime] = {}
         self._places: dict[str, Place] = {}  # charge point → its station (``locate``)
         self._badges: dict[str, _BadgeUse] = {}  # badge → where and when it was last accepted
+        self._skews: dict[str, datetime] = {}  # charge point → its last clock_skew alert
 
     # -- what the service tells us --
 
@@ -361,6 +365,8 @@ class Detectors:
             "password_rotation_failed": ("identity", "password_rotation_failed", "warning"),
             "duplicate_identity_takeover": ("identity", "duplicate_identity_takeover", "high"),
         }
+        if kind == "clock_skew":
+            return self._clock_skew(e)
         if kind == "duplicate_connection" and e.detail.get("existing_alive") is True:
             return [Signal("identity", "duplicate_identity", "high", cp, src, e.at, False, dict(e.detail))]
         if kind == "security_profile_changed" and e.severity == "high":
@@ -369,6 +375,21 @@ class Detectors:
             detector, name, severity = simple[kind]
             return [Signal(detector, name, severity, cp, src, e.at, False, dict(e.detail))]
         return []
+
+    def _clock_skew(self, e: ev.SecurityIncident) -> list[Signal]:
+        """Sees: a charge point's stamp voltlib did not believe (ahead of its receipt time by more than
+        the tolerance, or older than an offline queue can be; gateway/handlers_v16.py). Why: a clock
+        that runs wrong prices rentals wrong, and a forged stamp is a way to bill someone. Tune:
+        ``clock_skew_alert_every`` (one alert per charge point per period); the tolerances are the
+        ``clock_*`` settings."""
+        cp = e.charge_point_id
+        last = self._skews.get(cp)
+        if last is not None and timedelta(0) <= e.at - last < self.tuning.clock_skew_alert_every:
+            return []
+        if len(self._skews) >= MAX_WINDOWS:
+            self._skews.clear()
+        self._skews[cp] = e.at
+        return [Signal("data", "clock_skew", "warning", cp or None, e.source, e.at, False, dict(e.detail))]
 
     def _incident_counts(self, e: ev.SecurityIncident) -> list[Signal]:
         """The counted identity detectors (NETWORK_KINDS): a source or an identity tried too often."""

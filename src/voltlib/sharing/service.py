@@ -38,8 +38,10 @@ from voltlib import events as ev
 from voltlib.clock import period
 from voltlib.domain import battery
 from voltlib.domain import rental as dr
+from voltlib.domain.clock_policy import ClockPolicy, judge
 from voltlib.domain.idtags import Decision
 from voltlib.gateway.gateway import CommandError, Gateway
+from voltlib.gateway.handlers_v16 import policy_of
 from voltlib.sharing import local_lists
 from voltlib.sharing import store as ss
 from voltlib.store import repo
@@ -431,18 +433,21 @@ def timers_op(conn: Connection, now: datetime) -> Change:
     return change
 
 
-def reconcile_op(conn: Connection, now: datetime) -> Change:
+def reconcile_op(conn: Connection, now: datetime, clock: ClockPolicy | None = None) -> Change:
     """Apply returns the bus never delivered: a StartTransaction with a running rental's car token is
     committed before it is answered, but the rental is closed by a subscriber afterwards; if voltlib
-    stopped in between, the transaction is in the table and the rental still runs. Run at start-up."""
+    stopped in between, the transaction is in the table and the rental still runs. Run at start-up.
+    The transaction's stamp is judged against its receipt time as the gateway judged it (``clock``)."""
     change = Change()
+    clock = clock or ClockPolicy()
     for rental, _ in ss.live_rentals(conn, lock=True):
         if rental.state not in (dr.State.STARTED, dr.State.OVERDUE) or rental.started_at is None:
             continue
         tx = repo.first_transaction_of_tag_since(conn, rental.car_id_tag, rental.started_at)
         if tx is not None:
+            returned = judge(tx["started_at"], tx["received_at"], clock).at
             found = return_op(conn, tx["charge_point_id"], tx["connector_id"], rental.car_id_tag, tx["id"],
-                              tx["started_at"], now)
+                              returned, now)
             change.effects.extend(found.effects)
             change.events.extend(found.events)
     return change
@@ -604,7 +609,8 @@ class SharingService:
 
     async def run_timers(self) -> None:
         try:
-            change = await self._run(partial(reconcile_op, now=self.services.clock.now()))
+            change = await self._run(partial(reconcile_op, now=self.services.clock.now(),
+                                             clock=policy_of(self.services.settings)))
             if change.events:
                 log.warning("reconciled %d rental changes from committed transactions", len(change.events))
         except Exception:

@@ -8,10 +8,12 @@ replay was not idempotent. Each count below must be 0 (``problems``)."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
+from voltlib.sharing.codec import rental_from_dict
 from voltlib.store.db import Store
 from voltlib.store.tables import (
     invoices,
@@ -86,10 +88,12 @@ def _duplicates(conn: Connection, rows: Any) -> int:
     return int(conn.execute(select(func.count()).select_from(counted)).scalar_one())
 
 
-def check_docks(url: str, plugged: dict[str, str]) -> dict[str, int]:
+def check_rentals(url: str, plugged: dict[str, str], longest: timedelta) -> dict[str, int]:
+    """:func:`docks` and :func:`billed_times` of the database at ``url``."""
     store = Store(url)
     try:
-        return store.run_sync(lambda conn: docks(conn, plugged))
+        return store.run_sync(lambda conn: {**docks(conn, plugged),
+                                            **{f"billed_{k}": v for k, v in billed_times(conn, longest).items()}})
     finally:
         store.close()
 
@@ -105,3 +109,13 @@ def docks(conn: Connection, plugged: dict[str, str]) -> dict[str, int]:
     elsewhere = sum(1 for car, cp in plugged.items()
                     if car not in seen or seen[car].status != "docked" or seen[car].charge_point_id != cp)
     return {"plugged_in": len(plugged), "not_docked_there": elsewhere, "on_open_rental": len(open_rentals)}
+
+
+def billed_times(conn: Connection, longest: timedelta) -> dict[str, int]:
+    """Closed rentals whose billed time is negative or longer than ``longest`` (the play and its
+    margin): what a charge point's wrong clock would do to a bill without the clock policy."""
+    closed = [rental_from_dict(data) for data in conn.execute(
+        select(rentals.c.data).where(rentals.c.state == "closed")).scalars()]
+    negative = sum(1 for r in closed if r.started_at and r.returned_at and r.returned_at < r.started_at)
+    too_long = sum(1 for r in closed if r.started_at and r.returned_at and r.returned_at - r.started_at > longest)
+    return {"closed": len(closed), "negative": negative, "too_long": too_long}

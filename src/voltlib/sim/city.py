@@ -107,6 +107,7 @@ class Report:
     events: list[dict[str, Any]]
     crashes: list[dict[str, Any]] = field(default_factory=list)  # server_crash events (kill -9, restart)
     crash_audit: dict[str, Any] | None = None  # after a crash: acknowledged messages lost or doubled (sim.audit)
+    alert_kinds: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> charge point -> alerts
     docks: dict[str, int] = field(default_factory=dict)  # plugged-in cars voltlib does not see docked (sim.audit)
 
     def as_dict(self) -> dict[str, Any]:
@@ -190,7 +191,8 @@ class CitySimulation:
                 crash["all_back"] = all(cp.accepted.is_set() for cp in self.cps.values())
             result = self._report(time.monotonic() - wall0, *await asyncio.to_thread(_outcomes, url))
             plugged = {car: cp for car, cp in self.fleet.dock_of.items() if cp is not None}
-            result.docks = await asyncio.to_thread(audit.check_docks, url, plugged)
+            result.docks = await asyncio.to_thread(audit.check_rentals, url, plugged,
+                                                   timedelta(hours=self.hours + 1))
             if self.crashes:
                 result.crash_audit = await asyncio.to_thread(
                     audit.check, url, {cp_id: cp.acknowledged for cp_id, cp in self.cps.items()})
@@ -491,7 +493,8 @@ class CitySimulation:
 
     async def _event(self, event: Any, start: datetime) -> None:
         await self._until(start + timedelta(minutes=event.at_minutes))
-        cp_id = self.rng.choice(sorted(self.cps))
+        # a clock jump goes to a post with a car plugged in: its meter values carry the wrong time
+        cp_id = self.rng.choice(sorted(self.fleet.at if event.kind == "clock_jump" and self.fleet.at else self.cps))
         cp = self.cps[cp_id]
         if event.kind == "intrusion":  # the 2015 case: cabinet forced, then a laptop on the bus
             cp.report_security_event("TamperDetectionActivated", "cabinet door forced")
@@ -561,7 +564,7 @@ class CitySimulation:
     def _elapsed_h(self) -> float:
         return (self.clock.now() - self.play_start).total_seconds() / 3600.0
 
-    def _report(self, wall: float, alerts: int, errors: int) -> Report:
+    def _report(self, wall: float, alerts: int, errors: int, alert_kinds: dict[str, dict[str, int]]) -> Report:
         energy = sum(cp.connector(1).energy_wh for cp in self.cps.values()) / 1000.0
         lost = {k.split(":", 1)[1]: v for k, v in sorted(self.counts.items()) if k.startswith("lost:")}
         return Report(
@@ -579,17 +582,26 @@ class CitySimulation:
             peak_station_ratio=round(self.peak_ratio, 3),
             seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,
             protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,
-            events=self.events, crashes=self.crashes)
+            events=self.events, crashes=self.crashes, alert_kinds=alert_kinds)
 
 
-def _outcomes(url: str) -> tuple[int, int]:
-    """Security alerts raised and protocol errors, read from the database voltlib wrote."""
+def _outcomes(url: str) -> tuple[int, int, dict[str, dict[str, int]]]:
+    """Security alerts raised, protocol errors, and the alerts by kind and charge point, read from the
+    database voltlib wrote."""
     store = Store(url)
     try:
         return store.run_sync(lambda c: (int(c.execute(select(func.count()).select_from(security_alerts))
-                                             .scalar_one()), _protocol_errors(c)))
+                                             .scalar_one()), _protocol_errors(c), _alert_kinds(c)))
     finally:
         store.close()
+
+
+def _alert_kinds(conn: Connection) -> dict[str, dict[str, int]]:
+    kinds: dict[str, dict[str, int]] = {}
+    for kind, cp_id, n in conn.execute(select(security_alerts.c.kind, security_alerts.c.charge_point_id, func.count())
+                                       .group_by(security_alerts.c.kind, security_alerts.c.charge_point_id)):
+        kinds.setdefault(kind, {})[cp_id or "-"] = int(n)
+    return kinds
 
 
 async def _stop(server: asyncio.subprocess.Process) -> None:

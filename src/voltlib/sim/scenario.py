@@ -25,7 +25,7 @@ from typing import Any
 from voltlib.sharing.cities import paris_snapshot
 from voltlib.sharing.importer import Snapshot, parse_snapshot
 
-BUILT_IN = ("small", "demo", "crash", "paris", "lyon", "bordeaux")
+BUILT_IN = ("small", "demo", "crash", "skew", "paris", "lyon", "bordeaux")
 EVENT_KINDS = frozenset({"intrusion", "charge_point_failure", "network_outage", "server_crash", "clock_jump"})
 HEADER_FIELDS = ("Address", "Cars", "Bluecar counter", "Utilib counter", "Utilib 1.4 counter", "Charge Slots",
                  "Charging Status", "City", "Displayed comment", "ID", "Kind", "Geo point", "Postal code",

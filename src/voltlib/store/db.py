@@ -82,6 +82,7 @@ class _Job:
     table: Table | None = None
     rows: list[dict[str, Any]] | None = None
     ignore_duplicates: bool = False
+    then: Op | None = None
 
 
 _STOP = object()
@@ -140,11 +141,14 @@ class Store:
         """Queue ``op`` without waiting (logs and history that nobody is waiting to see acknowledged)."""
         self._submit(_Job(op, None, None))
 
-    async def insert(self, table: Table, rows: list[dict[str, Any]], *, ignore_duplicates: bool = False) -> None:
-        """Insert rows in the next group commit; rows for one table from all callers go in one executemany."""
+    async def insert(self, table: Table, rows: list[dict[str, Any]], *, ignore_duplicates: bool = False,
+                     then: Op | None = None) -> None:
+        """Insert rows in the next group commit; rows for one table from all callers go in one executemany.
+        ``then``: an op run in the same transaction once the batch's rows are in (its result is dropped;
+        cheaper than a write of its own next to the insert)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._submit(_Job(None, future, loop, table, rows, ignore_duplicates))
+        self._submit(_Job(None, future, loop, table, rows, ignore_duplicates, then))
         await future
 
     def insert_later(self, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -320,6 +324,9 @@ class Store:
             groups.setdefault(key, (job.table, []))[1].extend(job.rows)
         for (_, ignore), (table, rows) in groups.items():
             fast.insert_rows(conn, table, rows, ignore_duplicates=ignore)
+        for job in jobs:
+            if job.then is not None:
+                job.then(conn)
 
     def _run_alone(self, job: _Job) -> tuple[_Job, bool, Any]:
         """``job`` in its own transaction; run once more if it lost a race (a unique key taken or

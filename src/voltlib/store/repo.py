@@ -6,18 +6,20 @@ Every function takes a ``Connection`` first, so it can be passed to ``Store.writ
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from voltlib.domain import connector as connector_rules
 from voltlib.domain import idtags, meter
 from voltlib.ocpp.v16 import messages as m
+from voltlib.store.fast import Prepared
 from voltlib.store.tables import (
     api_tokens,
     certificate_requests,
@@ -30,6 +32,7 @@ from voltlib.store.tables import (
     ocpp_messages,
     security_events,
     transactions,
+    vehicles,
 )
 
 # --- charge points ----------------------------------------------------------------------------
@@ -248,6 +251,10 @@ def stop_transaction(conn: Connection, cp_id: str, req: m.StopTransaction, now: 
         connector_id = _connector_of(conn, req.transaction_id)
         insert_ignoring_duplicates(
             conn, meter_values, meter_rows(cp_id, connector_id, req.transaction_id, req.transaction_data, now))
+        reading = latest_soc(req.transaction_data)  # Transaction.End
+        if reading is not None and reading[1] > now:  # never ahead of voltlib's clock (clock policy)
+            reading = reading[0], now
+        record_soc(conn, cp_id, connector_id, req.transaction_id, reading)
     return StopOutcome(known=True, changed=changed, decision=decision)
 
 
@@ -300,6 +307,59 @@ def insert_meter_values(conn: Connection, cp_id: str, req: m.MeterValues, now: d
     """Store each MeterValue once (natural key: connector, time, transaction)."""
     insert_ignoring_duplicates(conn, meter_values, meter_rows(cp_id, req.connector_id, req.transaction_id,
                                                                req.meter_value, now))
+
+
+def latest_soc(values: list[m.MeterValue]) -> tuple[float, datetime] | None:
+    """The latest ``SoC`` measurand of ``values`` (clamped to 0-100; not a number: none) and its time."""
+    found = [(v.timestamp, percent) for v in values
+             if (percent := meter.find(v.sampled_value, "SoC")) is not None and math.isfinite(percent)]
+    if not found:
+        return None
+    at, percent = max(found, key=lambda f: f[0])
+    return min(100.0, max(0.0, percent)), at
+
+
+def record_soc(conn: Connection, cp_id: str, connector_id: int, tx_id: int | None,
+               reading: tuple[float, datetime] | None) -> None:
+    """A state-of-charge reading (:func:`latest_soc`) onto the car at the connector when it arrived
+    (source ``measured``, :data:`_RECORD_SOC`); an older reading never replaces a newer one, so a
+    retransmission changes nothing."""
+    if reading is not None:
+        _RECORD_SOC.write(conn, {"cp_id": cp_id, "connector_id": connector_id, "tx_id": tx_id or 0,
+                                 "percent": reading[0], "source": "measured", "at": reading[1],
+                                 "docked": "docked", "available": "Available", "nobody": ""})
+
+
+def _car_at_connector() -> Any:
+    """The car at a connector as the charge point's own messages tell it so far (they are handled in
+    order, each committed before it is answered). A reading bound to a transaction, or taken while
+    one is open on the connector, is the car's whose id token started it (nobody's if it is not a
+    car's: someone else's car charges there). With no transaction, it is the car docked there, unless
+    the connector has become Available since (the car left). The docked car comes last: car sharing
+    moves cars only once it has handled an unplug or a return, after these were answered."""
+    car, tx, latest = vehicles.alias("car"), transactions.alias("tx"), transactions.alias("latest")
+    cp_id = bindparam("cp_id", type_=tx.c.charge_point_id.type)
+    connector_id = bindparam("connector_id", type_=tx.c.connector_id.type)
+    # NULL: no such transaction; "" (nobody): one that no car of ours started
+    of_tag = (select(func.min(func.coalesce(car.c.id, bindparam("nobody", type_=car.c.id.type))))
+              .select_from(tx.outerjoin(car, car.c.id_tag == tx.c.id_tag)))
+    named = of_tag.where(tx.c.id == bindparam("tx_id", type_=tx.c.id.type), tx.c.charge_point_id == cp_id)
+    last_start = select(func.max(latest.c.started_at)).where(
+        latest.c.charge_point_id == cp_id, latest.c.connector_id == connector_id, latest.c.stopped_at.is_(None))
+    running = of_tag.where(tx.c.charge_point_id == cp_id, tx.c.connector_id == connector_id,
+                           tx.c.stopped_at.is_(None), tx.c.started_at == last_start.scalar_subquery())
+    left = exists().where(connectors.c.charge_point_id == cp_id, connectors.c.connector_id == connector_id,
+                          connectors.c.status == bindparam("available", type_=connectors.c.status.type))
+    docked = select(func.min(car.c.id)).where(car.c.charge_point_id == cp_id, car.c.connector_id == connector_id,
+                                              car.c.status == bindparam("docked", type_=car.c.status.type), ~left)
+    return func.coalesce(named.scalar_subquery(), running.scalar_subquery(), docked.scalar_subquery())
+
+
+_SOC_AT = bindparam("at", type_=vehicles.c.soc_at.type)
+_RECORD_SOC = Prepared(update(vehicles).where(vehicles.c.id == _car_at_connector(),
+                                              or_(vehicles.c.soc_at.is_(None), vehicles.c.soc_at <= _SOC_AT))
+                       .values(soc_percent=bindparam("percent", type_=vehicles.c.soc_percent.type),
+                               soc_source=bindparam("source", type_=vehicles.c.soc_source.type), soc_at=_SOC_AT))
 
 
 def read_meter_values(conn: Connection, cp_id: str, transaction_id: int | None = None,

@@ -23,7 +23,8 @@ from voltlib.domain import battery
 from voltlib.energy import telematics
 from voltlib.energy.estimation import SocTracker, store_estimates
 from voltlib.sharing import store as ss
-from voltlib.store.tables import cities, vehicles
+from voltlib.store import repo
+from voltlib.store.tables import cities, meter_values, vehicles
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 CP = "CP-DL"
@@ -40,8 +41,10 @@ def _two_docked_cars(conn: Connection) -> None:
 
 
 def _lock_waiters(conn: Connection) -> int:
-    return int(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                 "AND wait_event_type = 'Lock'")).scalar_one())
+    waiting = int(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                    "AND wait_event_type = 'Lock'")).scalar_one())
+    conn.rollback()  # the statistics are a snapshot per transaction: the next look takes a new one
+    return waiting
 
 
 async def test_an_estimate_skips_a_car_sharing_holds_instead_of_deadlocking(server: RunningServer) -> None:
@@ -117,6 +120,47 @@ async def test_a_telematics_reading_in_the_estimates_batch_skips_a_car_sharing_h
     await sharing
     assert store.deadlocks == 0
     assert await _socs(server) == {"DL-1": (61.0, "metered"), "DL-2": (72.0, "telematics")}
+
+
+async def test_a_meter_values_soc_in_a_batch_holding_a_car_does_not_wait_for_one_car_sharing_holds(
+        server: RunningServer) -> None:
+    """A MeterValues' state of charge goes on its car before the answer (``repo.record_soc``, in the
+    group commit of its rows). In a batch that holds another car (an estimate), waiting there for a
+    car that car sharing holds while car sharing waits for the first would deadlock: the reading is
+    written in a transaction of its own instead, after the rest of the batch, still before the answer."""
+    store = server.store
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has one writer: car sharing and the readings take turns, they cannot deadlock")
+    await store.write(_two_docked_cars)
+    holds_dl2, estimates_done = threading.Event(), threading.Event()
+    runs = 0
+
+    def sharing_op(conn: Connection) -> None:
+        nonlocal runs
+        runs += 1
+        ss.vehicles_at(conn, CP, 2, lock=True)
+        holds_dl2.set()
+        if runs == 1:
+            with store.engine.connect() as watcher:
+                deadline = time.monotonic() + 30  # a bound on a broken test, not a measurement
+                while not estimates_done.is_set() and not _lock_waiters(watcher) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        ss.vehicles_at(conn, CP, 1, lock=True)
+
+    sharing = asyncio.ensure_future(store.write(sharing_op, concurrent=True))
+    await asyncio.to_thread(holds_dl2.wait, 30)
+    row = {"charge_point_id": CP, "connector_id": 2, "transaction_id": 0, "sampled_at": NOW, "samples": b"x",
+           "received_at": NOW}
+    estimate = asyncio.ensure_future(store.write(partial(  # queued in the same turn: one group commit
+        store_estimates, estimates={"DL-1": battery.SocEstimate(0.61, "metered", NOW)})))
+    stored = asyncio.ensure_future(store.insert(meter_values, [row], ignore_duplicates=True, then=partial(
+        repo.record_soc, cp_id=CP, connector_id=2, tx_id=None, reading=(72.0, NOW))))
+    estimate.add_done_callback(lambda _: estimates_done.set())
+    assert await estimate == []
+    await stored
+    await sharing
+    assert store.deadlocks == 0
+    assert await _socs(server) == {"DL-1": (61.0, "metered"), "DL-2": (72.0, "measured")}
 
 
 async def _socs(server: RunningServer) -> dict[str, Any]:

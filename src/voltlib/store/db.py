@@ -282,6 +282,7 @@ class Store:
         try:
             with conn.begin():
                 fast.defer_writes(conn, defer)
+                fast.hold_others(conn, len(ops) + len(inserts) > 1)
                 try:
                     for index, job in enumerate(ops):  # noqa: B007 (index names the failed op)
                         assert job.op is not None
@@ -290,6 +291,7 @@ class Store:
                     self._insert_grouped(conn, inserts)
                 finally:  # the connection goes back to the pool: nobody else defers on it unasked
                     conn.info.pop("voltlib_defer_writes", None)
+                    fast.hold_others(conn, False)
         except Exception as exc:
             log.debug("group commit of %d ops failed at %d", len(ops) + len(inserts), index, exc_info=True)
             self._count_deadlock(exc)
@@ -371,7 +373,8 @@ def _retryable(error: BaseException | None) -> bool:
     if isinstance(error, IntegrityError):
         return True
     code = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return code in ("40001", DEADLOCK)  # serialization failure, deadlock detected (PostgreSQL)
+    # serialization failure, deadlock detected, a row lock not waited for (``fast.holds_others``)
+    return code in ("40001", DEADLOCK, "55P03")
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

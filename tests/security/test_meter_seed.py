@@ -81,7 +81,8 @@ async def test_the_first_readings_of_many_connectors_cost_one_read_of_stored_reg
     try:
         for n, (cp, c) in enumerate(connectors):  # every other one went backwards
             await service.handle(ev.MeterValuesReceived(
-                charge_point_id=cp, at=NOW, connector_id=c, transaction_id=None, sampled_at=NOW + timedelta(minutes=1),
+                charge_point_id=cp, at=NOW + timedelta(minutes=1), connector_id=c, transaction_id=None,
+                sampled_at=NOW + timedelta(minutes=1),
                 energy_wh=4000.0 if n % 2 else 6000.0, power_w=None, soc_percent=None))
         await server.settled()
     finally:

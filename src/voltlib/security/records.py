@@ -45,12 +45,13 @@ Connector = tuple[str, int]
 
 def registers_before(conn: Connection, wanted: list[tuple[str, int, datetime]]) -> dict[Connector, float | None]:
     """For each (charge point, connector, time): the energy register of the connector's latest stored
-    reading sampled before that time (by sample time, so a backlog replayed after a reconnection is
-    compared with what came before it). One statement for all, each connector an index scan of its
-    own (SQLite allows 500 in one statement: ``SecurityService`` asks for fewer)."""
+    reading (by sample time) among those voltlib received before that time. Receipt, not sample
+    time, splits before from after: a stored sample time is the charge point's stamp as sent, which
+    the clock policy may not have believed for the event. One statement for all, each connector an
+    index scan of its own (SQLite allows 500 in one statement: ``SecurityService`` asks for fewer)."""
     mv = meter_values.c
     latest = [select(mv.charge_point_id, mv.connector_id, mv.sampled_at, mv.samples).where(
-        mv.charge_point_id == cp_id, mv.connector_id == connector_id, mv.sampled_at < before)
+        mv.charge_point_id == cp_id, mv.connector_id == connector_id, mv.received_at < before)
         .order_by(mv.sampled_at.desc()).limit(REGISTER_LOOKBACK).subquery() for cp_id, connector_id, before in wanted]
     found: dict[Connector, float | None] = {(cp_id, connector_id): None for cp_id, connector_id, _ in wanted}
     if not latest:

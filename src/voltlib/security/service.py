@@ -179,7 +179,7 @@ class SecurityService:
         await asyncio.sleep(SEED_WINDOW)  # wall time: gathering a storm's first readings
         while self._unseeded:
             keys = list(itertools.islice(self._unseeded, SEED_BATCH))
-            wanted = [(cp, connector, self._unseeded[(cp, connector)][0].sampled_at) for cp, connector in keys]
+            wanted = [(cp, connector, self._unseeded[(cp, connector)][0].at) for cp, connector in keys]
             self.seed_reads += 1
             try:
                 registers = await self.services.store.read(partial(records.registers_before, wanted=wanted))

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, and_, select, update
 
 from voltlib import events as ev
 from voltlib.domain import battery
+from voltlib.store import fast
 from voltlib.store.tables import vehicles
 
 if TYPE_CHECKING:
@@ -92,16 +93,15 @@ def store_estimates(conn: Connection, estimates: dict[str, battery.SocEstimate])
     return held
 
 
-def record_reading(conn: Connection, car_id: str, soc_percent: float, source: str, at: datetime, *,
-                   wait: bool = True) -> bool | None:
+def record_reading(conn: Connection, car_id: str, soc_percent: float, source: str, at: datetime) -> bool:
     """A true reading from outside the meter (telematics); an older one never overwrites a newer one.
-    False: no such car. ``wait=False``: None, nothing written, when another transaction holds the
-    car's row (a car-sharing operation: waiting for it could deadlock, as in ``store_estimates``)."""
+    In a group commit of several ops it does not wait for the car's row (``fast.holds_others``): a
+    car-sharing operation holding it may wait for a car this batch holds. It fails instead, and the
+    writer runs it again in a transaction of its own."""
     query = select(vehicles.c.soc_at).where(vehicles.c.id == car_id)
-    row = conn.execute(query if wait else query.with_for_update(skip_locked=True)).first()
+    row = conn.execute(query.with_for_update(nowait=True) if fast.holds_others(conn) else query).first()
     if row is None:
-        held = not wait and conn.execute(select(vehicles.c.id).where(vehicles.c.id == car_id)).first() is not None
-        return None if held else False
+        return False
     if row.soc_at is None or row.soc_at <= at:
         conn.execute(update(vehicles).where(vehicles.c.id == car_id)
                      .values(soc_percent=soc_percent, soc_source=source, soc_at=at))

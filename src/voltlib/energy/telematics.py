@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 MAX_BYTES = 4096
 TOPIC = "voltlib/+/vehicles/+/telematics"
 RECONNECT_MAX_S = 30.0
-HELD_ATTEMPTS = 20  # writes of a reading whose car row car sharing holds (record_reading), ...
-HELD_PAUSE = 0.05  # ... this many wall seconds apart
 
 
 class Telematics(msgspec.Struct, kw_only=True):
@@ -57,17 +55,11 @@ def parse(raw: bytes) -> Telematics:
 
 
 async def ingest(services: Services, car_id: str, reading: Telematics) -> bool:
-    """Store one reading (source ``telematics``); False: no such vehicle. While car sharing holds the
-    car's row the write skips it and tries again (``HELD_PAUSE`` apart), the last time waiting for it."""
+    """Store one reading (source ``telematics``); False: no such vehicle."""
     at = reading.at or services.clock.now()
-    for attempt in range(HELD_ATTEMPTS):
-        known = await services.store.write(partial(record_reading, car_id=car_id, soc_percent=reading.soc_percent,
-                                                   source="telematics", at=at.astimezone(UTC),
-                                                   wait=attempt == HELD_ATTEMPTS - 1))
-        if known is not None:
-            return known
-        await asyncio.sleep(HELD_PAUSE)  # wall time: a lock of another transaction
-    raise AssertionError("unreachable: the last attempt waits")
+    known: bool = await services.store.write(partial(record_reading, car_id=car_id, soc_percent=reading.soc_percent,
+                                                     source="telematics", at=at.astimezone(UTC)))
+    return known
 
 
 def vehicle_of(topic: str) -> str | None:

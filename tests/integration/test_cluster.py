@@ -363,6 +363,79 @@ async def test_failed_logins_spread_over_both_nodes_are_counted_together_and_ale
     assert [(alert["kind"], alert["repeats"]) for alert in alerts] == [("brute_force_identity", 0)]
 
 
+async def test_a_register_that_went_backwards_across_a_move_to_the_other_node_is_alerted(
+        nodes: tuple[RunningServer, RunningServer]) -> None:
+    """B never saw the charge point's meter: its first reading there is compared with the register A stored."""
+    a, b = nodes
+    await a.add_charge_point("CP-MOVED")
+    async with connect(a, "CP-MOVED") as cp:
+        await cp.boot()
+        await cp.meter(1, None, 5000, timestamp="2026-11-28T10:00:00Z")
+    await a.settled()
+    async with connect(b, "CP-MOVED") as cp:
+        await cp.boot()
+        await cp.meter(1, None, 1000, timestamp="2026-11-28T11:00:00Z")
+    for node in nodes:
+        await node.settled()
+    alerts = await a.store.read(partial(records.list_alerts, cp_id="CP-MOVED"))
+    assert [(alert["kind"], alert["detail"]["was_wh"], alert["detail"]["now_wh"]) for alert in alerts
+            if alert["kind"] == "energy_register_backwards"] == [("energy_register_backwards", 5000.0, 1000.0)]
+
+
+class _SharedClock:
+    """One hand-moved clock for both nodes: the failures' times, and so the windows, are the test's."""
+
+    factor = 1.0
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self.at
+
+    def monotonic(self) -> float:
+        return self.at.timestamp()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+async def test_a_second_burst_of_failed_logins_soon_after_the_first_is_a_new_crossing(database_url: str) -> None:
+    """Five failures over both nodes, then, the first five out of the 30 s window but well within a
+    minute of the alert, five more: every node crosses twice. The first crossing is one alert on
+    both nodes, and the second is recorded (a repeat), not taken for another node's copy of the first."""
+    async with two_nodes(database_url, security_thresholds={"auth_window": 30}, auth_failures_per_minute=100) \
+            as (a, b):
+        clock = _SharedClock()
+        for node in (a, b):
+            node.gateway.services.clock = clock
+        failures = {node.url: _heard(node, ev.SecurityIncident) for node in (a, b)}
+        for node in (a, b):
+            await _listening(node)
+        await a.add_charge_point("CP-BURSTS")
+
+        async def burst(total: int) -> None:
+            for node in (a, b, a, b, a):
+                with pytest.raises(websockets.InvalidStatus):
+                    async with connect(node, "CP-BURSTS", password="not the password"):
+                        pass
+
+            async def both_heard() -> bool:
+                return all(sum(e.charge_point_id == "CP-BURSTS" for e in heard) == total
+                           for heard in failures.values())
+
+            await wait_until(both_heard)
+            for node in (a, b):
+                await node.settled()
+
+        await burst(5)
+        clock.at += timedelta(seconds=31)
+        await burst(10)
+        alerts = await a.store.read(partial(records.list_alerts, cp_id="CP-BURSTS"))
+    assert [(alert["kind"], alert["repeats"]) for alert in alerts] == [("brute_force_identity", 1)]
+    assert len(alerts[0]["detail"]["crossings"]) == 2
+
+
 def _heard(node: RunningServer, kind: type[ev.Event]) -> list[ev.Event]:
     """Every event of ``kind`` from any node, as ``node`` receives them (a network-scoped subscriber)."""
     heard: list[ev.Event] = []

@@ -169,6 +169,23 @@ async def test_a_deferred_write_that_fails_is_pinned_on_its_op(database_url: str
         store.close()
 
 
+async def test_a_deferred_write_that_fails_at_the_commit_leaves_the_batch_s_other_ops_committed(
+        database_url: str) -> None:
+    """On PostgreSQL an error of the last deferred write surfaces only at the COMMIT, which the server
+    then skips with the rest of the failed pipeline: the transaction must still be ended, or the batch's
+    next run meets "current transaction is aborted" and fails an op that did nothing wrong."""
+    store = Store(database_url)
+    upgrade(store.engine)
+    try:
+        outcomes = await _in_one_batch(store, [_deferred_tag("M"), _deferred_tag("M")])
+        assert outcomes[0] == "M" and isinstance(outcomes[1], IntegrityError)
+        assert await store.write(_deferred_tag("N")) == "N"
+        names = store.run_sync(lambda conn: set(conn.execute(select(id_tags.c.id_tag)).scalars()))
+        assert names == {"M", "N"}
+    finally:
+        store.close()
+
+
 def test_writes_are_deferred_only_where_allowed(database_url: str) -> None:
     store = Store(database_url)
     upgrade(store.engine)
@@ -428,6 +445,7 @@ async def test_two_writers_that_deadlock_both_commit_once(database_url: str) -> 
                                                         second.write(locking("ba", "DL-B", "DL-A"))), 30)
         assert results == ["ab", "ba"]
         assert sorted(calls.values()) == [1, 2]  # the deadlock's loser ran once more, the winner once
+        assert first.deadlocks + second.deadlocks == 1  # and its store counted it
         with first.engine.connect() as conn:
             notes = dict(conn.execute(select(id_tags.c.id_tag, id_tags.c.note)
                                       .where(id_tags.c.id_tag.in_(["DL-A", "DL-B"]))).all())

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, and_, select, update
 
 from voltlib import events as ev
 from voltlib.domain import battery
+from voltlib.store import fast
 from voltlib.store.tables import vehicles
 
 if TYPE_CHECKING:
@@ -68,15 +69,37 @@ def docked_cars(conn: Connection, docks: list[Dock]) -> dict[Dock, DockedCar]:
     return found
 
 
-def store_estimates(conn: Connection, estimates: dict[str, battery.SocEstimate]) -> None:
-    for car_id, e in estimates.items():
-        conn.execute(update(vehicles).where(vehicles.c.id == car_id)
-                     .values(soc_percent=round(e.soc * 100.0, 2), soc_source=e.source, soc_at=e.as_of))
+def store_estimates(conn: Connection, estimates: dict[str, battery.SocEstimate]) -> list[str]:
+    """Write the estimates; returns the cars whose rows another transaction holds, left for the next
+    flush. On PostgreSQL a car-sharing operation (a concurrent writer, docs/architecture.md) may hold
+    some of these cars' rows while it waits for another car this write would hold until its group
+    commit ends: waiting for one of its cars would deadlock, which PostgreSQL breaks only after
+    ``deadlock_timeout`` (1 s) by failing one side. So the cars are locked first, in id order, the
+    held ones skipped (``SKIP LOCKED``): this write never waits for a car row."""
+    ids = sorted(estimates)
+    held: list[str] = []
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        free = set(conn.execute(select(vehicles.c.id).where(vehicles.c.id.in_(chunk)).order_by(vehicles.c.id)
+                                .with_for_update(skip_locked=True)).scalars())
+        if len(free) < len(chunk):  # held by another transaction, or no such car any more
+            held.extend(conn.execute(select(vehicles.c.id).where(
+                vehicles.c.id.in_([car for car in chunk if car not in free]))).scalars())
+        for car_id in chunk:
+            if car_id in free:
+                e = estimates[car_id]
+                conn.execute(update(vehicles).where(vehicles.c.id == car_id)
+                             .values(soc_percent=round(e.soc * 100.0, 2), soc_source=e.source, soc_at=e.as_of))
+    return held
 
 
 def record_reading(conn: Connection, car_id: str, soc_percent: float, source: str, at: datetime) -> bool:
-    """A true reading from outside the meter (telematics); an older one never overwrites a newer one."""
-    row = conn.execute(select(vehicles.c.soc_at).where(vehicles.c.id == car_id)).first()
+    """A true reading from outside the meter (telematics); an older one never overwrites a newer one.
+    In a group commit of several ops it does not wait for the car's row (``fast.holds_others``): a
+    car-sharing operation holding it may wait for a car this batch holds. It fails instead, and the
+    writer runs it again in a transaction of its own."""
+    query = select(vehicles.c.soc_at).where(vehicles.c.id == car_id)
+    row = conn.execute(query.with_for_update(nowait=True) if fast.holds_others(conn) else query).first()
     if row is None:
         return False
     if row.soc_at is None or row.soc_at <= at:
@@ -112,6 +135,7 @@ class SocTracker:
         self.services = services
         self._pending: list[Reading] = []
         self._estimators: dict[Dock, tuple[str, battery.SocEstimator]] = {}  # dock -> (car, estimator)
+        self._unwritten: dict[str, battery.SocEstimate] = {}  # car -> estimate its row was held for
         self._wake = asyncio.Event()
         self.flushed = 0
         self.dropped = 0
@@ -145,12 +169,15 @@ class SocTracker:
                 log.exception("state-of-charge flush failed")
 
     async def flush(self) -> int:
-        """Apply every queued meter value; returns how many cars got a new estimate."""
+        """Apply every queued meter value; returns how many cars got a new estimate. An estimate whose
+        car row was held by a car-sharing operation (``store_estimates``) is written at the next flush,
+        unless a newer one replaces it."""
         readings, self._pending = self._pending, []
-        if not readings:
+        latest, self._unwritten = self._unwritten, {}
+        if not readings and not latest:
             return 0
-        cars = await self.services.store.read(partial(docked_cars, docks=list({r.dock for r in readings})))
-        latest: dict[str, battery.SocEstimate] = {}
+        cars = await self.services.store.read(partial(docked_cars, docks=list({r.dock for r in readings}))) \
+            if readings else {}
         for reading in sorted(readings, key=lambda r: r.at):
             car = cars.get(reading.dock)
             if car is None:
@@ -163,6 +190,9 @@ class SocTracker:
             self._estimators[reading.dock] = (car.car_id, est)
             latest[car.car_id] = estimate(est, reading)
         if latest:
-            await self.services.store.write(partial(store_estimates, estimates=latest))
-        self.flushed += len(latest)
-        return len(latest)
+            busy = await self.services.store.write(partial(store_estimates, estimates=latest))
+            self._unwritten = {car: latest[car] for car in busy}
+            if busy:
+                self._wake.set()
+        self.flushed += len(latest) - len(self._unwritten)
+        return len(latest) - len(self._unwritten)

@@ -112,8 +112,10 @@ AUTH_FAILURES = frozenset({"auth_failed", "auth_missing", "certificate_mismatch"
 CERTIFICATE_REFUSALS = frozenset({"certificate_mismatch", "tls_certificate_refused"})
 UNKNOWN_IDENTITIES = frozenset({"unknown_identity", "bad_identity"})
 # Signals counted over every node's events (``correlate``): each node raises them when its count
-# crosses the threshold, so the store keeps the first and drops the other nodes' copies.
+# crosses the threshold, so the store keeps the first and drops the other nodes' copies of that
+# crossing, known by its ``crossing`` detail.
 NETWORK_KINDS = frozenset({"brute_force_identity", "brute_force_source", "identity_scan"})
+CROSSING = "crossing"  # their detail's name for the crossing (``Detectors._crossing``)
 UPLOAD_ACTIONS = {"GetDiagnostics": "diagnostics", "GetLog": "log", "UpdateFirmware": "firmware",
                   "SignedUpdateFirmware": "firmware"}
 ACTIVE_DIAGNOSTICS = frozenset({"Uploading", "Uploaded"})
@@ -160,6 +162,7 @@ class _BadgeUse:
 @dataclass
 class _Meter:
     energy_wh: float | None = None
+    seeded: bool = False  # the register stored before this node's first reading was looked for
     soc: float | None = None
     soc_at: datetime | None = None
     soc_tx: int | None = None
@@ -190,6 +193,23 @@ class Detectors:
 
     def knows_place(self, cp_id: str) -> bool:
         return cp_id in self._places
+
+    def needs_register(self, cp_id: str, connector_id: int) -> bool:
+        """Has this node no register of the connector to compare the next reading with (after a
+        restart, or a charge point held by another node until now), and has not looked for one? The
+        service then reads the register stored before that reading and gives it to ``seed_meter``."""
+        state = self._meters.get((cp_id, connector_id))
+        return state is None or (state.energy_wh is None and not state.seeded)
+
+    def seed_meter(self, cp_id: str, connector_id: int, energy_wh: float | None) -> None:
+        """The register stored before this node's first reading of the connector (None: none stored);
+        a register already seen here is newer and stays."""
+        state = self._meters.get((cp_id, connector_id))
+        if state is None:
+            state = self._meters[(cp_id, connector_id)] = _Meter()
+        if state.energy_wh is None:
+            state.energy_wh = energy_wh
+        state.seeded = True
 
     def firmware_changes(self, e: ev.BootNotified) -> bool:
         """Would this boot change the known firmware? Only then do the orders matter (the caller
@@ -378,15 +398,24 @@ class Detectors:
         if e.kind in AUTH_FAILURES:
             if cp and self._count((cp, "authfail"), t.auth_window, e.at) == t.failed_auth_per_identity:
                 out.append(Signal("identity", "brute_force_identity", "high", cp, src, e.at, False,
-                                  {"failures": t.failed_auth_per_identity}))
+                                  {"failures": t.failed_auth_per_identity, **self._crossing((cp, "authfail"))}))
             if src and self._count(("source:" + src, "authfail"), t.auth_window, e.at) == t.failed_auth_per_source:
                 out.append(Signal("identity", "brute_force_source", "high", None, src, e.at, False,
-                                  {"failures": t.failed_auth_per_source}))
+                                  {"failures": t.failed_auth_per_source,
+                                   **self._crossing(("source:" + src, "authfail"))}))
         elif e.kind in UNKNOWN_IDENTITIES and src \
                 and self._count(("source:" + src, "unknown"), t.auth_window, e.at) == t.unknown_identities_per_source:
             out.append(Signal("identity", "identity_scan", "high", None, src, e.at, False,
-                              {"unknown_identities": t.unknown_identities_per_source}))
+                              {"unknown_identities": t.unknown_identities_per_source,
+                               **self._crossing(("source:" + src, "unknown"))}))
         return out
+
+    def _crossing(self, key: tuple[str, str]) -> dict[str, str]:
+        """What names this crossing of a count (NETWORK_KINDS) on every node: the time of the oldest
+        failure it counts. Every node counts the same failures, stamped by the node that refused
+        them, so each computes the same ``crossing`` for one crossing; the next crossing of the same
+        count needs that failure gone from the window, so its ``crossing`` is another."""
+        return {CROSSING: min(self._windows[key].times).isoformat()}
 
     # -- protocol --
 
@@ -446,7 +475,9 @@ class Detectors:
 
     def _meter(self, e: ev.MeterValuesReceived) -> list[Signal]:
         """Sees: MeterValues. Why: a register going backwards or power beyond the rating means a
-        tampered meter or forged data; a state-of-charge jump means forged battery data. Tune:
+        tampered meter or forged data; a state-of-charge jump means forged battery data. The first
+        register a node sees of a connector is compared with the one stored before it (``seed_meter``),
+        so a restart or a move to another node is no blind spot. Tune:
         ``ratings`` / ``rated_power_w`` × ``power_margin``; ``soc_jump_percent`` / ``soc_jump_within``."""
         t, cp, out = self.tuning, e.charge_point_id, []
         state = self._meters.get((cp, e.connector_id))

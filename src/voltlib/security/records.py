@@ -9,19 +9,21 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, false, insert, select, text, update
+from sqlalchemy import Connection, false, insert, select, text, union_all, update
 
+from voltlib.domain import meter
 from voltlib.domain.demand import Place
 from voltlib.security import incidents as inc
-from voltlib.security.detectors import Inventory, Signal
+from voltlib.security.detectors import CROSSING, Inventory, Signal
 from voltlib.security.workorders import WorkOrder
 from voltlib.store.tables import (
     bays,
     charge_points,
     id_tags,
+    meter_values,
     quarantines,
     security_alerts,
     security_incidents,
@@ -37,12 +39,40 @@ def charge_point_places(conn: Connection) -> dict[str, Place]:
     return {r.charge_point_id: Place(r.id, r.latitude, r.longitude) for r in rows}
 
 
+REGISTER_LOOKBACK = 5  # a connector's latest stored readings searched for its energy register
+Connector = tuple[str, int]
+
+
+def registers_before(conn: Connection, wanted: list[tuple[str, int, datetime]]) -> dict[Connector, float | None]:
+    """For each (charge point, connector, time): the energy register of the connector's latest stored
+    reading (by sample time) among those voltlib received before that time. Receipt, not sample
+    time, splits before from after: a stored sample time is the charge point's stamp as sent, which
+    the clock policy may not have believed for the event. One statement for all, each connector an
+    index scan of its own (SQLite allows 500 in one statement: ``SecurityService`` asks for fewer)."""
+    mv = meter_values.c
+    latest = [select(mv.charge_point_id, mv.connector_id, mv.sampled_at, mv.samples).where(
+        mv.charge_point_id == cp_id, mv.connector_id == connector_id, mv.received_at < before)
+        .order_by(mv.sampled_at.desc()).limit(REGISTER_LOOKBACK).subquery() for cp_id, connector_id, before in wanted]
+    found: dict[Connector, float | None] = {(cp_id, connector_id): None for cp_id, connector_id, _ in wanted}
+    if not latest:
+        return found
+    rows = conn.execute(union_all(*[select(*one.c) for one in latest])).all()
+    for row in sorted(rows, key=lambda r: r.sampled_at, reverse=True):
+        key = (row.charge_point_id, row.connector_id)
+        if found[key] is None:
+            found[key] = meter.find_packed(row.samples, "Energy.Active.Import.Register")
+    return found
+
+
 def _json(detail: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(json.dumps(detail, default=str))
     return result
 
 
 # --- alerts and incidents ---------------------------------------------------------------------
+
+CROSSINGS = "crossings"  # a NETWORK_KINDS alert's detail: the crossings it holds (``record_signal``)
+CROSSINGS_KEPT = 20  # the last ones: a node's copy of a crossing comes soon after the first node's
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
@@ -53,34 +83,46 @@ class Recorded:
 
 
 def record_signal(conn: Connection, signal: Signal, *, expected: bool, work_order_id: int | None,
-                  shared: timedelta | None = None) -> Recorded:
+                  shared: bool = False) -> Recorded:
     """Store one signal: dedup against the last identical alert, then correlate into an incident
     (expected signals, inside a work order, get no incident).
 
-    ``shared``: every gateway node raises this signal for the same crossing of a count (NETWORK_KINDS);
-    an identical alert seen within ``shared`` before it is that same one, left as it is. A lock
-    taken first makes the nodes' writes take turns, so the second sees the first's alert."""
+    ``shared``: every gateway node raises this signal for the same crossing of a count (NETWORK_KINDS),
+    named by its ``crossing`` detail; a crossing the last identical alert already holds is left as
+    it is, a new one is recorded (a repeat or a new alert) however soon after. A lock taken first
+    makes the nodes' writes take turns, so the second sees the first's alert."""
     a = security_alerts.c
-    if shared is not None:
+    if shared:
         _take_turns(conn, signal)
     cp_match = a.charge_point_id.is_(None) if signal.charge_point_id is None else \
         a.charge_point_id == signal.charge_point_id
     src_match = a.source.is_(None) if signal.source is None else a.source == signal.source
-    last = conn.execute(select(a.id, a.last_at, a.incident_id).where(
+    last = conn.execute(select(a.id, a.last_at, a.incident_id, a.detail).where(
         a.kind == signal.kind, cp_match, src_match, a.expected == expected).order_by(a.id.desc()).limit(1)).first()
-    if last is not None and shared is not None and last.last_at >= signal.at - shared:
+    crossing = signal.detail.get(CROSSING) if shared else None
+    seen = _crossings(last.detail) if last is not None else []
+    if last is not None and crossing is not None and crossing in seen:
         return Recorded(int(last.id), last.incident_id, False, False)
     if last is not None and inc.is_repeat(last.last_at, signal.at):
-        conn.execute(update(security_alerts).where(a.id == last.id).values(
-            repeats=a.repeats + 1, last_at=max(last.last_at, signal.at)))
+        values: dict[str, Any] = {"repeats": a.repeats + 1, "last_at": max(last.last_at, signal.at)}
+        if crossing is not None:
+            values["detail"] = {**last.detail, CROSSINGS: [*seen, crossing][-CROSSINGS_KEPT:]}
+        conn.execute(update(security_alerts).where(a.id == last.id).values(**values))
         return Recorded(int(last.id), last.incident_id, False, False)
     incident_id, new_incident = (None, False) if expected else _correlate(conn, signal)
+    detail = _json(signal.detail) | ({CROSSINGS: [crossing]} if crossing is not None else {})
     alert_id = conn.execute(insert(security_alerts).values(
         incident_id=incident_id, charge_point_id=signal.charge_point_id, source=signal.source,
         detector=signal.detector, kind=signal.kind, severity=signal.severity, expected=expected,
-        work_order_id=work_order_id, repeats=0, detail=_json(signal.detail), at=signal.at, last_at=signal.at,
+        work_order_id=work_order_id, repeats=0, detail=detail, at=signal.at, last_at=signal.at,
     ).returning(a.id)).scalar_one()
     return Recorded(int(alert_id), incident_id, True, new_incident)
+
+
+def _crossings(detail: Any) -> list[Any]:
+    """The crossings an alert of a NETWORK_KINDS signal holds, its first and its repeats' (the last few)."""
+    held = detail.get(CROSSINGS) if isinstance(detail, dict) else None
+    return list(held) if isinstance(held, list) else []
 
 
 def _take_turns(conn: Connection, signal: Signal) -> None:

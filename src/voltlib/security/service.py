@@ -7,11 +7,11 @@ Thin on purpose: the rules are in detectors.py, incidents.py, workorders.py and 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import weakref
 from collections.abc import Coroutine
-from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +44,12 @@ CHARGE_POINT_CLOCK = (ev.ChargePointSecurityEvent, ev.ConnectorStatusChanged)
 REMOTE_MEMORY = (ev.BootNotified, ev.ChargePointConnected, ev.TransactionStarted, ev.TransactionStopped,
                  ev.QuarantineChanged, ev.IdTagAuthorized)
 PLACES_REFRESH = 600.0  # seconds: a badge at a charge point of unknown place reads the stations again
-# Another node raises the same counted signal (NETWORK_KINDS) for the same crossing: an identical
-# alert this recent is that one, not a repeat.
-SAME_CROSSING = timedelta(minutes=1)
+# The register stored before a connector's first reading on this node is read for many connectors
+# at once: the first readings of SEED_WINDOW (wall seconds), then those that came meanwhile, at most
+# SEED_BATCH a statement. A reconnection storm of 10,000 charge points, one read each, raised the
+# soak's p99 tenfold (docs/benchmarks.md).
+SEED_WINDOW = 0.05
+SEED_BATCH = 200
 
 
 class SecurityService:
@@ -67,6 +70,10 @@ class SecurityService:
         self._located = 0.0  # monotonic time the charge points' places were last read
         self._loading = asyncio.Lock()  # two subscribers (this node's events, the others') share one load
         self._tasks: set[asyncio.Task[Any]] = set()
+        # connector → its readings waiting for the register stored before the first (``_seed``)
+        self._unseeded: dict[tuple[str, int], list[ev.MeterValuesReceived]] = {}
+        self._seeding: asyncio.Task[None] | None = None
+        self.seed_reads = 0  # statements that read stored registers
 
     @classmethod
     def from_settings(cls, gateway: Gateway) -> SecurityService:
@@ -125,6 +132,8 @@ class SecurityService:
         store = self.services.store
         if not self._loaded:
             await self.load()
+        if isinstance(event, ev.MeterValuesReceived) and self._waits_for_register(event):
+            return
         if isinstance(event, CHARGE_POINT_CLOCK):  # their time is the charge point's: never trust it for windows
             event = msgspec.structs.replace(event, at=self.services.clock.now())
         cp = event.charge_point_id
@@ -147,6 +156,43 @@ class SecurityService:
         signals.extend(self.detectors.feed(event))
         for signal in signals:
             await self.process(signal)
+
+    def _waits_for_register(self, event: ev.MeterValuesReceived) -> bool:
+        """Hold a connector's readings until the register stored before the first is known here."""
+        key = (event.charge_point_id, event.connector_id)
+        waiting = self._unseeded.get(key)
+        if waiting is not None:  # in order, behind the first
+            waiting.append(event)
+            return True
+        if event.energy_wh is None or not self.detectors.needs_register(*key):
+            return False
+        self._unseeded[key] = [event]
+        if self._seeding is None or self._seeding.done():
+            self._seeding = asyncio.get_running_loop().create_task(self._seed())
+            self._tasks.add(self._seeding)
+            self._seeding.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _seed(self) -> None:
+        """Read the stored registers of the waiting connectors, a batch a statement, then judge their
+        readings. A failed read leaves them compared with nothing, as a first reading was before."""
+        await asyncio.sleep(SEED_WINDOW)  # wall time: gathering a storm's first readings
+        while self._unseeded:
+            keys = list(itertools.islice(self._unseeded, SEED_BATCH))
+            wanted = [(cp, connector, self._unseeded[(cp, connector)][0].at) for cp, connector in keys]
+            self.seed_reads += 1
+            try:
+                registers = await self.services.store.read(partial(records.registers_before, wanted=wanted))
+            except Exception:
+                log.exception("stored registers of %d connectors could not be read", len(keys))
+                registers = {}
+            signals: list[Signal] = []
+            for key in keys:
+                self.detectors.seed_meter(*key, registers.get(key))
+                for event in self._unseeded.pop(key):
+                    signals.extend(self.detectors.feed(event))
+            for signal in signals:
+                await self.process(signal)
 
     async def handle_remote(self, event: ev.Event) -> None:
         """Another node's incident, for the counts over the whole network."""
@@ -174,7 +220,7 @@ class SecurityService:
                              signal.charge_point_id, signal.at)
         expected = order is not None or signal.kind == "technician_check_in"
         work_order_id = order.id if order is not None else signal.detail.get("work_order_id")
-        shared = SAME_CROSSING if self.services.settings.bus_url and signal.kind in NETWORK_KINDS else None
+        shared = bool(self.services.settings.bus_url) and signal.kind in NETWORK_KINDS
         recorded = await store.write(partial(records.record_signal, signal=signal, expected=expected,
                                              work_order_id=work_order_id, shared=shared))
         if not recorded.new_alert or expected:

@@ -86,6 +86,7 @@ class _Job:
 
 
 _STOP = object()
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for "deadlock detected"
 
 
 class Store:
@@ -115,6 +116,7 @@ class Store:
             thread.start()
         self.batches = 0
         self.ops = 0
+        self.deadlocks = 0  # transactions PostgreSQL failed to break a deadlock (each cost deadlock_timeout)
 
     @property
     def dialect(self) -> str:
@@ -288,6 +290,7 @@ class Store:
         try:
             with conn.begin():
                 fast.defer_writes(conn, defer)
+                fast.hold_others(conn, len(ops) + len(inserts) > 1)
                 try:
                     for index, job in enumerate(ops):  # noqa: B007 (index names the failed op)
                         assert job.op is not None
@@ -296,8 +299,10 @@ class Store:
                     self._insert_grouped(conn, inserts)
                 finally:  # the connection goes back to the pool: nobody else defers on it unasked
                     conn.info.pop("voltlib_defer_writes", None)
+                    fast.hold_others(conn, False)
         except Exception as exc:
             log.debug("group commit of %d ops failed at %d", len(ops) + len(inserts), index, exc_info=True)
+            self._count_deadlock(exc)
             if conn.invalidated:  # the database went away: the next batch connects afresh
                 self._drop_connection()
             return index, exc, []
@@ -344,12 +349,18 @@ class Store:
                         return job, True, None
                     return job, True, job.op(conn)
             except Exception as exc:
+                self._count_deadlock(exc)
                 if attempt == 0 and _retryable(exc):
                     continue
                 if job.future is None:
                     log.exception("background write failed")
                 return job, False, exc
         raise AssertionError("unreachable")
+
+    def _count_deadlock(self, error: BaseException) -> None:
+        if getattr(getattr(error, "orig", None), "sqlstate", None) == DEADLOCK:
+            self.deadlocks += 1  # from writer threads: a lost increment only undercounts a diagnostic
+            log.info("a write transaction was chosen to break a deadlock (%d so far)", self.deadlocks)
 
     @staticmethod
     def _resolve_all(results: list[tuple[_Job, bool, Any]]) -> None:
@@ -370,7 +381,8 @@ def _retryable(error: BaseException | None) -> bool:
     if isinstance(error, IntegrityError):
         return True
     code = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return code in ("40001", "40P01")  # serialization failure, deadlock detected (PostgreSQL)
+    # serialization failure, deadlock detected, a row lock not waited for (``fast.holds_others``)
+    return code in ("40001", DEADLOCK, "55P03")
 
 
 def _settle(settled: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -51,6 +51,7 @@ Processor = Callable[[Any], Any] | None
 _DEFER = "voltlib_defer_writes"
 _PIPELINE = "voltlib_pipeline"
 _CURSOR = "voltlib_cursor"
+_OTHERS = "voltlib_holds_others"
 _LINK = "voltlib_pipeline_link"
 
 
@@ -391,6 +392,20 @@ def _pipe(conn: Connection) -> _Pipe:
     return pipe
 
 
+def hold_others(conn: Connection, on: bool) -> None:
+    """Mark ``conn``'s transaction as one that runs other callers' ops too (a group commit of several):
+    an op that would wait there for a row lock another writer thread may hold asks not to wait
+    (:func:`holds_others`), since the rows its neighbours locked could close a deadlock."""
+    if on:
+        conn.info[_OTHERS] = True
+    else:
+        conn.info.pop(_OTHERS, None)
+
+
+def holds_others(conn: Connection) -> bool:
+    return bool(conn.info.get(_OTHERS))
+
+
 def defer_writes(conn: Connection, on: bool) -> None:
     """Let :meth:`Prepared.write` defer on this connection (PostgreSQL only; SQLite runs in-process)."""
     if on and conn.dialect.name == "postgresql":
@@ -410,6 +425,9 @@ def sync(conn: Connection, commit: bool = False) -> None:
         except _Psycopg.error_type as exc:  # the connection failed
             raise _error(conn.dialect, "(pipeline)", exc) from exc
         if error is not None:
+            if commit:  # the server skipped the COMMIT with the rest of the failed pipeline, and SQLAlchemy,
+                # whose commit this was, will not roll back: end the aborted transaction here
+                conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
             raise error
 
 

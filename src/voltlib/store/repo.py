@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from voltlib.domain import connector as connector_rules
 from voltlib.domain import idtags, meter
 from voltlib.ocpp.v16 import messages as m
+from voltlib.store import fast
 from voltlib.store.fast import Prepared
 from voltlib.store.tables import (
     api_tokens,
@@ -323,9 +324,12 @@ def record_soc(conn: Connection, cp_id: str, connector_id: int, tx_id: int | Non
                reading: tuple[float, datetime] | None) -> None:
     """A state-of-charge reading (:func:`latest_soc`) onto the car at the connector when it arrived
     (source ``measured``, :data:`_RECORD_SOC`); an older reading never replaces a newer one, so a
-    retransmission changes nothing."""
+    retransmission changes nothing. In a group commit of several ops it does not wait for the car's row
+    (another writer thread's car-sharing operation may hold it, and wait for a car this batch holds):
+    it fails instead, and the writer runs it again in a transaction of its own, before the answer."""
     if reading is not None:
-        _RECORD_SOC.write(conn, {"cp_id": cp_id, "connector_id": connector_id, "tx_id": tx_id or 0,
+        statement = _RECORD_SOC_NOWAIT if fast.holds_others(conn) else _RECORD_SOC
+        statement.write(conn, {"cp_id": cp_id, "connector_id": connector_id, "tx_id": tx_id or 0,
                                  "percent": reading[0], "source": "measured", "at": reading[1],
                                  "docked": "docked", "available": "Available", "nobody": ""})
 
@@ -356,10 +360,20 @@ def _car_at_connector() -> Any:
 
 
 _SOC_AT = bindparam("at", type_=vehicles.c.soc_at.type)
-_RECORD_SOC = Prepared(update(vehicles).where(vehicles.c.id == _car_at_connector(),
-                                              or_(vehicles.c.soc_at.is_(None), vehicles.c.soc_at <= _SOC_AT))
-                       .values(soc_percent=bindparam("percent", type_=vehicles.c.soc_percent.type),
-                               soc_source=bindparam("source", type_=vehicles.c.soc_source.type), soc_at=_SOC_AT))
+
+
+def _record_soc(car: Any) -> Prepared:
+    return Prepared(update(vehicles).where(vehicles.c.id == car, or_(vehicles.c.soc_at.is_(None),
+                                                                     vehicles.c.soc_at <= _SOC_AT))
+                    .values(soc_percent=bindparam("percent", type_=vehicles.c.soc_percent.type),
+                            soc_source=bindparam("source", type_=vehicles.c.soc_source.type), soc_at=_SOC_AT))
+
+
+_FREE = vehicles.alias("free")
+_RECORD_SOC = _record_soc(_car_at_connector())
+# PostgreSQL: the car's row locked first, NOWAIT (SQLite, one writer, renders no lock)
+_RECORD_SOC_NOWAIT = _record_soc(select(_FREE.c.id).where(_FREE.c.id == _car_at_connector())
+                                 .with_for_update(nowait=True).scalar_subquery())
 
 
 def read_meter_values(conn: Connection, cp_id: str, transaction_id: int | None = None,

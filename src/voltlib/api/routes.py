@@ -122,7 +122,10 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         detail = await store.read(partial(repo.charge_point_detail, cp_id=cp_id(request)))
         if detail is None:
             raise Problem(404, "not-found", f"no charge point {cp_id(request)}")
-        detail["connected"] = cp_id(request) in gateway.connections
+        connection = gateway.connections.get(cp_id(request))
+        detail["connected"] = connection is not None
+        # the live connection's OCPP version (ocpp_version: the last connection's, stored)
+        detail["connection_ocpp_version"] = None if connection is None else connection.session.version
         detail["quarantined"] = await store.read(partial(security_records.active_quarantine,  # issue 5
                                                          cp_id=cp_id(request))) is not None
         return reply(detail)

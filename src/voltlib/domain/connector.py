@@ -38,3 +38,23 @@ def is_expected(connector_id: int, previous: str | None, new: str) -> bool:
     if previous is None or previous == new:
         return True
     return new in _ALLOWED.get(previous, frozenset())
+
+
+# OCPP 2.0.1 (part 2, B/G, ConnectorStatusEnumType): five states of a plug of an EVSE; what a
+# plug in use or out of service cannot turn into directly (a reservation of an occupied plug).
+STATUSES_V201: Final = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")
+_ALLOWED_V201: Final[dict[str, frozenset[str]]] = {
+    "Available": frozenset({"Occupied", "Reserved", "Unavailable", "Faulted"}),
+    "Occupied": frozenset({"Available", "Unavailable", "Faulted"}),
+    "Reserved": frozenset({"Available", "Occupied", "Unavailable", "Faulted"}),
+    "Unavailable": frozenset({"Available", "Occupied", "Faulted"}),
+    "Faulted": frozenset({"Available", "Occupied", "Reserved", "Unavailable"}),
+}
+
+
+def is_expected_v201(evse_id: int, previous: str | None, new: str) -> bool:
+    """Whether ``previous -> new`` is a transition OCPP 2.0.1 allows for a plug of ``evse_id``. A
+    previous state of 1.6's vocabulary (the charge point spoke 1.6 before) is not held against it."""
+    if previous is None or previous == new or previous not in _ALLOWED_V201:
+        return True
+    return new in _ALLOWED_V201[previous]

@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import WSMessage, WSMsgType, web
 
 from voltlib import events as ev
+from voltlib.gateway import handlers_v16, handlers_v201
 from voltlib.gateway.context import ChargePointContext
-from voltlib.gateway.handlers_v16 import HANDLERS
 from voltlib.ocpp.errors import ErrorCode
 from voltlib.ocpp.frames import encode_call
 from voltlib.ocpp.session import (
@@ -38,6 +38,9 @@ WS_GOING_AWAY = 1001
 MAX_LOGGED = 65536  # characters of a frame kept in the raw log
 # Calls whose accepted content the database holds already: left out of a "compact" raw log.
 STORED_ELSEWHERE = frozenset({"MeterValues", "Heartbeat"})
+# The handlers of each OCPP version, picked by the session's negotiated version.
+HANDLERS: dict[str, dict[str, handlers_v16.Handler] | dict[str, handlers_v201.Handler]] = {
+    "1.6": handlers_v16.HANDLERS, "2.0.1": handlers_v201.HANDLERS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +173,11 @@ class ChargePointConnection:
         return reply
 
     async def _handle(self, event: CallReceived) -> str:
-        handler = HANDLERS[event.request.ACTION]
+        handler = HANDLERS[self.session.version].get(event.request.ACTION)
+        if handler is None:  # typed, but not wired yet (2.0.1 in progress): said so, and the call may come again
+            return self.session.fail(event.message_id, ErrorCode.NOT_IMPLEMENTED,
+                                     f"{event.action} is not handled yet over OCPP {self.session.version}",
+                                     fault="peer", remember=False)
         try:
             return self.session.answer(event.message_id, await handler(self.ctx, event.request))
         except Exception:

@@ -51,6 +51,7 @@ class ChargePointContext:
     registration: str
     services: Services
     trace_until: datetime | None = None  # every frame logged in full until then (Gateway.set_trace)
+    ocpp_version: str = "1.6"  # negotiated at the upgrade (gateway/versions.py)
     # Work a handler wants done once its reply is on the wire, e.g. a call to the charge point that
     # must not overtake the answer (CertificateSigned after SignCertificate.conf).
     after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

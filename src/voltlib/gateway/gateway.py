@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from voltlib import events as ev
 from voltlib.cluster import ClusterUnavailable
 from voltlib.gateway import auth
+from voltlib.gateway import versions as ocpp_versions
 from voltlib.gateway.connection import WS_GOING_AWAY, WS_POLICY_VIOLATION, CallOutcome, ChargePointConnection
 from voltlib.gateway.context import ChargePointContext, Services
 from voltlib.gateway.duplicates import TURN_SLACK, Takeovers, Turns
@@ -41,7 +42,6 @@ from voltlib.store import repo
 log = logging.getLogger(__name__)
 
 WS_PROTOCOL_ERROR = 1002
-SUBPROTOCOLS = ("ocpp1.6",)  # ocpp2.0.1 joins here with its own message module
 FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 REDACTED = "<redacted>"
 REPLACED_BY_NEWER = "replaced: a newer connection from the charge point's address"
@@ -83,9 +83,10 @@ class Gateway:
         if self._source_failures.blocked(transport.address) or self._pair_failures.blocked(
                 _pair(cp_id, transport.address)):
             return await self._locked_out(request, cp_id, transport)
-        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        subprotocol = next((p for p in offered if p in SUBPROTOCOLS), None)
+        header = request.headers.get("Sec-WebSocket-Protocol", "")
+        subprotocol = ocpp_versions.negotiate(header, self.services.settings.ocpp_versions)
         if subprotocol is None:
+            offered = [p.strip() for p in header.split(",") if p.strip()]
             return await self._refuse_subprotocol(request, cp_id, transport, offered)
         credentials = auth.basic_credentials(request, cp_id)
         record = await self._registered(cp_id, transport, credentials)
@@ -253,16 +254,21 @@ class Gateway:
             self._turns.give_back(record.id)  # the turn taken in _make_room
             raise
         memory = self._memories.setdefault(record.id, MessageIdMemory())
-        session = OcppSession(version="1.6", memory=memory, limits=self.limits)
+        version = ocpp_versions.version_of(subprotocol)
+        session = OcppSession(version=version, memory=memory, limits=self.limits)
         ctx = ChargePointContext(cp_id=record.id, address=transport.address, security_profile=record.security_profile,
-                                 registration=record.registration, services=s, trace_until=record.trace_until)
+                                 registration=record.registration, services=s, trace_until=record.trace_until,
+                                 ocpp_version=version)
         connection = ChargePointConnection(ctx, ws, session)
         self.connections[record.id] = connection
         self._turns.give_back(record.id)
         await s.cluster.hold(record.id, partial(self._remote_command, record.id),
                              partial(self._remote_probe, connection))
         now = s.clock.now()
-        s.store.write_later(partial(repo.touch, cp_id=record.id, now=now, address=transport.address))
+        s.store.write_later(partial(repo.touch, cp_id=record.id, now=now, address=transport.address,
+                                    ocpp_version=version))
+        if record.ocpp_version is not None and record.ocpp_version != version:
+            await self._version_changed(record, transport, version)
         await s.bus.publish(ev.ChargePointConnected(charge_point_id=record.id, at=now, address=transport.address,
                                                     security_profile=record.security_profile,
                                                     subprotocol=subprotocol,
@@ -277,15 +283,23 @@ class Gateway:
                                                            code=ws.close_code, reason=connection.close_reason))
         return ws
 
+    async def _version_changed(self, record: repo.ChargePointRecord, transport: auth.Transport, version: str) -> None:
+        """A charge point that spoke another OCPP version last time: a firmware upgrade, or another
+        device under its identity (docs/security.md)."""
+        log.warning("%s now speaks OCPP %s (was %s)", record.id, version, record.ocpp_version)
+        await self._security(record.id, transport.address, "ocpp_version_changed", "warning",
+                             {"from": record.ocpp_version, "to": version})
+
     async def _refuse_subprotocol(self, request: web.Request, cp_id: str, transport: auth.Transport,
                                   offered: list[str]) -> web.WebSocketResponse:
-        """OCPP-J 1.6 section 4.1.2: complete the handshake without a Sec-WebSocket-Protocol header,
-        then close at once (1002 protocol error)."""
+        """OCPP-J 1.6 section 4.1.2 (2.0.1 part 4, 3.1.2): complete the handshake without a
+        Sec-WebSocket-Protocol header, then close at once (1002 protocol error)."""
+        supported = list(ocpp_versions.offered(self.services.settings.ocpp_versions))
         await self._security(cp_id, transport.address, "no_subprotocol", "warning",
-                             {"offered": offered[:10], "supported": list(SUBPROTOCOLS)})
+                             {"offered": offered[:10], "supported": supported})
         ws = web.WebSocketResponse(autoping=False, compress=False)
         await ws.prepare(request)
-        await ws.close(code=WS_PROTOCOL_ERROR, message=f"supported subprotocols: {', '.join(SUBPROTOCOLS)}".encode())
+        await ws.close(code=WS_PROTOCOL_ERROR, message=f"supported subprotocols: {', '.join(supported)}".encode())
         return ws
 
     async def _refuse(self, request: web.Request, cp_id: str | None, transport: auth.Transport,

@@ -364,6 +364,7 @@ class Detectors:
             "binary_frame": ("protocol", "binary_frame", "warning"),
             "password_rotation_failed": ("identity", "password_rotation_failed", "warning"),
             "duplicate_identity_takeover": ("identity", "duplicate_identity_takeover", "high"),
+            "ocpp_version_changed": ("identity", "ocpp_version_changed", "warning"),
         }
         if kind == "clock_skew":
             return self._clock_skew(e)

@@ -54,6 +54,7 @@ class ChargePointRecord:
     pending_password_hash: str | None = None  # rotate_password: sent, answer lost (docs/security.md)
     pending_password_until: datetime | None = None
     trace_until: datetime | None = None  # its frames logged in full until then (docs/operations.md)
+    ocpp_version: str | None = None  # the OCPP version of its last connection ("1.6", "2.0.1")
 
 
 def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
@@ -62,7 +63,7 @@ def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
                charge_points.c.password_hash, charge_points.c.certificate_fingerprint,
                charge_points.c.firmware_version, charge_points.c.vendor, charge_points.c.model,
                charge_points.c.serial_number, charge_points.c.last_address, charge_points.c.pending_password_hash,
-               charge_points.c.pending_password_until, charge_points.c.trace_until)
+               charge_points.c.pending_password_until, charge_points.c.trace_until, charge_points.c.ocpp_version)
         .where(charge_points.c.id == cp_id)
     ).first()
     return None if row is None else ChargePointRecord(*row)
@@ -127,10 +128,13 @@ def record_boot(conn: Connection, cp_id: str, boot: m.BootNotification, now: dat
     return str(status or "Rejected")
 
 
-def touch(conn: Connection, cp_id: str, now: datetime, address: str | None = None) -> None:
+def touch(conn: Connection, cp_id: str, now: datetime, address: str | None = None,
+          ocpp_version: str | None = None) -> None:
     values: dict[str, Any] = {"last_seen_at": now}
     if address is not None:
         values["last_address"] = address
+    if ocpp_version is not None:
+        values["ocpp_version"] = ocpp_version
     conn.execute(update(charge_points).where(charge_points.c.id == cp_id).values(**values))
 
 
@@ -152,6 +156,36 @@ def record_status(conn: Connection, cp_id: str, note: m.StatusNotification, now:
     conn.execute(insert(connector_status_history).values(
         charge_point_id=cp_id, connector_id=note.connector_id, received_at=now, expected=expected, **values))
     return previous, expected
+
+
+def record_evse_status(conn: Connection, cp_id: str, *, evse_id: int, connector_id: int, status: str,
+                       at: datetime, now: datetime) -> tuple[str | None, bool]:
+    """An OCPP 2.0.1 StatusNotification: the EVSE is the connector row (1.6's connector is 2.0.1's
+    EVSE: one outlet charging one car at a time), ``evse_connector_id`` says which of its plugs the
+    status is of (docs/architecture.md). Returns (previous status, expected?)."""
+    key = and_(connectors.c.charge_point_id == cp_id, connectors.c.connector_id == evse_id)
+    previous = conn.execute(select(connectors.c.status).where(key)).scalar()
+    expected = connector_rules.is_expected_v201(evse_id, previous, status)
+    values = {"status": status, "error_code": "NoError", "info": None, "vendor_id": None, "vendor_error_code": None,
+              "status_at": at, "evse_connector_id": connector_id}
+    if previous is None:
+        conn.execute(insert(connectors).values(charge_point_id=cp_id, connector_id=evse_id, **values))
+    else:
+        conn.execute(update(connectors).where(key).values(**values))
+    conn.execute(insert(connector_status_history).values(
+        charge_point_id=cp_id, connector_id=evse_id, received_at=now, expected=expected, **values))
+    return previous, expected
+
+
+def record_station_boot(conn: Connection, cp_id: str, *, vendor: str, model: str, serial_number: str | None,
+                        firmware_version: str | None, iccid: str | None, imsi: str | None, now: datetime) -> str:
+    """An OCPP 2.0.1 BootNotification's ChargingStation; its registration status, as :func:`record_boot`.
+    A 2.0.1 vendor name may be 50 characters: the column keeps 1.6's 20 (the raw log has the rest)."""
+    conn.execute(update(charge_points).where(charge_points.c.id == cp_id).values(
+        vendor=vendor[:20], model=model, serial_number=serial_number, firmware_version=firmware_version,
+        iccid=iccid, imsi=imsi, last_boot_at=now, last_seen_at=now))
+    status = conn.execute(select(charge_points.c.registration).where(charge_points.c.id == cp_id)).scalar()
+    return str(status or "Rejected")
 
 
 def status_history(conn: Connection, cp_id: str, limit: int = 100) -> list[dict[str, Any]]:

@@ -74,6 +74,7 @@ charge_points = Table(
     # a rotated password whose ChangeConfiguration got no answer: the charge point may have taken it
     Column("pending_password_hash", String(200)), Column("pending_password_until", TS),
     Column("trace_until", TS),  # every frame logged in full until then, whatever message_log says
+    Column("ocpp_version", String(8)),  # of its last connection: "1.6" or "2.0.1"
 )
 
 connectors = Table(
@@ -84,6 +85,7 @@ connectors = Table(
     Column("error_code", String(32), nullable=False),
     Column("info", String(50)), Column("vendor_id", String(255)), Column("vendor_error_code", String(50)),
     Column("status_at", TS, nullable=False),
+    Column("evse_connector_id", Integer),  # OCPP 2.0.1: the row is an EVSE, this its plug last reported
 )
 
 connector_status_history = Table(
@@ -97,6 +99,7 @@ connector_status_history = Table(
     Column("status_at", TS, nullable=False),
     Column("received_at", TS, nullable=False),
     Column("expected", Boolean, nullable=False),
+    Column("evse_connector_id", Integer),  # OCPP 2.0.1: the plug of the EVSE (connector_id) reported
     Index("ix_status_history_cp", "charge_point_id", "connector_id", "status_at"),
 )
 

@@ -1,0 +1,106 @@
+"""What voltlib does with each OCPP 2.0.1 request, and what it answers (issue 16).
+
+The same shape as :mod:`voltlib.gateway.handlers_v16`: one function per action, in an explicit
+table keyed by wire action; each handler commits its data before returning the reply, then
+publishes the same version-neutral domain event as its 1.6 counterpart, so the detectors, car
+sharing and the API see one kind of charge point. A 2.0.1 call typed in
+:mod:`voltlib.ocpp.v201.messages` but missing here is answered NotImplemented by the connection
+(transactions, authorization, meter values, reports: not wired yet, docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import msgspec
+
+from voltlib import events as ev
+from voltlib.gateway.context import ChargePointContext
+from voltlib.gateway.handlers_v16 import CRITICAL_SECURITY_EVENTS, _stamp
+from voltlib.ocpp.v201 import messages as m
+from voltlib.store import repo
+
+Handler = Callable[[ChargePointContext, Any], Awaitable[m.Reply]]
+
+
+async def boot_notification(ctx: ChargePointContext, req: m.BootNotification) -> m.Reply:
+    """B01-B03: Accepted, Pending or Rejected as the charge point is registered (the same
+    registration policy as 1.6); the interval is the heartbeat's, or the retry's when not Accepted."""
+    s = ctx.services
+    now = s.clock.now()
+    station = req.charging_station
+    modem = station.modem
+    status = await s.store.write(partial(
+        repo.record_station_boot, cp_id=ctx.cp_id, vendor=station.vendor_name, model=station.model,
+        serial_number=station.serial_number, firmware_version=station.firmware_version,
+        iccid=None if modem is None else modem.iccid, imsi=None if modem is None else modem.imsi, now=now))
+    ctx.registration = status
+    await s.bus.publish(ev.BootNotified(
+        charge_point_id=ctx.cp_id, at=now, vendor=station.vendor_name[:20], model=station.model,
+        serial_number=station.serial_number, firmware_version=station.firmware_version, registration=status))
+    interval = s.settings.heartbeat_interval if status == "Accepted" else s.settings.pending_retry_interval
+    return m.BootNotificationReply(current_time=now, interval=interval, status=status)
+
+
+async def heartbeat(ctx: ChargePointContext, req: m.Heartbeat) -> m.Reply:
+    s = ctx.services
+    now = s.clock.now()
+    s.store.write_later(partial(repo.touch, cp_id=ctx.cp_id, now=now))
+    await s.bus.publish(ev.HeartbeatReceived(charge_point_id=ctx.cp_id, at=now))
+    return m.HeartbeatReply(current_time=now)
+
+
+async def status_notification(ctx: ChargePointContext, req: m.StatusNotification) -> m.Reply:
+    """The EVSE is the connector row (``connector_id`` = evseId), the plug is ``evse_connector_id``
+    (docs/architecture.md, "EVSEs and connectors"). A 2.0.1 status has no error code: NoError."""
+    s = ctx.services
+    now = s.clock.now()
+    previous, expected = await s.store.write(partial(  # stored with its own stamp, as 1.6's
+        repo.record_evse_status, cp_id=ctx.cp_id, evse_id=req.evse_id, connector_id=req.connector_id,
+        status=req.connector_status, at=req.timestamp, now=now))
+    [at] = await _stamp(ctx, m.StatusNotification.ACTION, [req.timestamp], now)
+    await s.bus.publish(ev.ConnectorStatusChanged(
+        charge_point_id=ctx.cp_id, at=at, connector_id=req.evse_id, previous=previous, status=req.connector_status,
+        error_code="NoError", vendor_error_code=None, info=None, expected=expected))
+    return m.StatusNotificationReply()
+
+
+async def security_event(ctx: ChargePointContext, req: m.SecurityEventNotification) -> m.Reply:
+    """A04: stored and published as 1.6's, so the same detectors judge it (2.0.1 names its security
+    events as the 1.6 whitepaper does)."""
+    s = ctx.services
+    severity = "critical" if req.type in CRITICAL_SECURITY_EVENTS else "info"
+    await s.store.write(partial(
+        repo.record_security_event, kind=f"charge_point:{req.type}", severity=severity, charge_point_id=ctx.cp_id,
+        source=ctx.address, detail={"techInfo": req.tech_info, "timestamp": req.timestamp.isoformat()},
+        now=s.clock.now()))
+    await s.bus.publish(ev.ChargePointSecurityEvent(charge_point_id=ctx.cp_id, at=req.timestamp, type=req.type,
+                                                    tech_info=req.tech_info))
+    return m.SecurityEventNotificationReply()
+
+
+async def data_transfer(ctx: ChargePointContext, req: m.DataTransfer) -> m.Reply:
+    """P01: the same router as 1.6. 2.0.1's data may be any JSON value; a router takes text, so
+    anything else goes to it as its JSON text."""
+    s = ctx.services
+    data = req.data if req.data is None or isinstance(req.data, str) else _json(req.data)
+    answer = await s.data_transfer.route(ctx.cp_id, req.vendor_id, req.message_id, data)
+    await s.bus.publish(ev.DataTransferReceived(
+        charge_point_id=ctx.cp_id, at=s.clock.now(), vendor_id=req.vendor_id, message_id=req.message_id,
+        size=len(data or ""), handled=answer.status not in ("UnknownVendorId", "UnknownMessageId")))
+    return m.DataTransferReply(status=answer.status, data=answer.data)
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+HANDLERS: dict[str, Handler] = {
+    m.BootNotification.ACTION: boot_notification,
+    m.Heartbeat.ACTION: heartbeat,
+    m.StatusNotification.ACTION: status_notification,
+    m.SecurityEventNotification.ACTION: security_event,
+    m.DataTransfer.ACTION: data_transfer,
+}

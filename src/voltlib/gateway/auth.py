@@ -7,6 +7,10 @@
   is pinned, whose SHA-256 fingerprint matches).
 
 A connection weaker than the profile registered for the charge point is refused.
+
+OCPP 2.0.1 (part 2, A00) keeps these rules: the username is the station's identity, the password
+16 to 40 characters (its BasicAuthPassword, text), no downgrade. The one 1.6-only leniency, a
+binary AuthorizationKey sent as bytes (``_binary_key``), costs a 2.0.1 station nothing.
 """
 
 from __future__ import annotations

@@ -402,6 +402,10 @@ class Gateway:
                     raise CommandError(**remote["error"])
                 remote_row: dict[str, Any] = remote["row"]
                 return remote_row
+        here = self.connections.get(cp_id)
+        if here is not None and here.session.version != "1.6":  # issue 16: 2.0.1 commands come later
+            raise CommandError(409, "unsupported-ocpp-version",
+                               f"{cp_id} speaks OCPP {here.session.version}: commands are sent over OCPP 1.6 only yet")
         command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action,
                                                  request=payload if recorded is None else recorded,
                                                  requested_by=requested_by, now=s.clock.now()))

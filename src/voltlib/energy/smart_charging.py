@@ -57,7 +57,7 @@ MODEL = battery.BLUECAR
 # so it must hear these from every node ("network" scope); a reboot only concerns the holding node.
 CHANGES: tuple[type[ev.Event], ...] = (ev.TransactionStarted, ev.TransactionStopped, ev.ConnectorStatusChanged,
                                        ev.RentalChanged)
-BOOTS: tuple[type[ev.Event], ...] = (ev.BootNotified,)
+BOOTS: tuple[type[ev.Event], ...] = (ev.BootNotified, ev.ChargePointConnected)
 
 Dock = tuple[str, int]  # (charge point, connector)
 
@@ -250,6 +250,9 @@ class SmartCharging:
         self._booted: set[str] = set()
         self._wake = asyncio.Event()
         self._sent: dict[Dock, int] = {}  # the TxProfile limit each session holds
+        # Charge points connected to this process whose sessions may hold TxProfiles it never sent (a
+        # previous process's, another node's): their next plan is sent in full, whatever it assumes.
+        self._unknown: set[str] = set()
         self.plans = 0
         self.mismatches = 0
 
@@ -260,6 +263,9 @@ class SmartCharging:
     def _on_event(self, event: ev.Event) -> None:
         if isinstance(event, ev.BootNotified):  # a rebooted charge point lost its profiles
             self._booted.add(event.charge_point_id)
+            self._forget(event.charge_point_id)
+        elif isinstance(event, ev.ChargePointConnected):  # what it holds may not be what we think
+            self._unknown.add(event.charge_point_id)
             self._forget(event.charge_point_id)
         self._dirty_cps.add(event.charge_point_id)
         self._wake.set()
@@ -326,7 +332,8 @@ class SmartCharging:
         wanted = {d: w for d, w in wanted.items() if d[0] in local}
         for dock in [d for d in tx_of if d in self._sent and d not in wanted]:
             del self._sent[dock]  # the session ended: its TxProfile went with its transaction
-        current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted}  # no TxProfile yet: the safe start
+        # no TxProfile yet: the safe start; a charge point that connected since is told everything again
+        current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted if d[0] not in self._unknown}
         for dock, watts in ordered_changes(current, wanted):
             profile = charging.charging_profile([charging.SchedulePeriod(0, watts)], self.services.clock.now(),
                                                 TX_PROFILE_ID, "TxProfile", TX_STACK_LEVEL,
@@ -336,6 +343,9 @@ class SmartCharging:
             if _accepted(row):
                 self._sent[dock] = watts
                 await self._check(dock, watts)
+        for cp_id in {d.cp_id for d in state.docks} & self._unknown:
+            if all(d in self._sent for d in wanted if d[0] == cp_id):  # every session told: known again
+                self._unknown.discard(cp_id)
 
     async def send_station_profiles(self, state: StationState, cp_id: str) -> None:
         """The charge point's standing profiles: the station cap and the safe start (connector 0)."""

@@ -22,7 +22,8 @@ from ocpp.v16 import call
 
 from tests.conformance.conftest import connect, now_iso, wait_until
 from tests.conftest import RunningServer, free_port, start_server
-from tests.sharing.conftest import CAR_ID, CAR_TAG, City, seeded_city
+from tests.sharing.conftest import CAR_ID, CAR_TAG, City, catch_up, seeded_city
+from tests.sharing.test_late_departure import badged_then_released, car_leaves
 from voltlib.bus import LocalBus
 from voltlib.config import Settings
 from voltlib.security import records
@@ -197,6 +198,28 @@ async def test_a_departure_lost_after_the_answer_starts_the_rental_at_start_up(d
         assert [r["state"] for r in rentals] == ["started"]
         assert await alerts_of(third, ORIGIN, "car_left_without_rental") == []
         assert await events_of(third, "unauthorised_departure") == []
+
+
+async def test_a_late_departure_lost_after_the_answer_starts_the_released_rental(database_url: str) -> None:
+    """Reported after the release timer fired, stamped inside the badge window, and never applied:
+    routed at start-up as on time (*Late departures*): the released rental starts, no alert."""
+    async with running(database_url) as first, seeded_city(first) as city:
+        member = await city.sign_up(2)
+        async with connect(first, ORIGIN) as a:
+            badged_at, charging = await badged_then_released(city, member, a)
+            left = (badged_at + timedelta(minutes=3)).replace(microsecond=0)
+            catch_up(first, left)
+            stop_subscriber(first, "sharing")
+            await car_leaves(a, charging, left)
+        assert await city.rental(member) is None  # released, and the departure never applied
+    for _ in range(2):
+        async with running(database_url) as later, city_on(later) as city:
+            await quiet(later)
+            rental = await city.rental(member)
+            assert (rental["state"], datetime.fromisoformat(rental["started_at"])) == ("started", left)
+            assert (await city.vehicle())["status"] == "rented"
+            assert await alerts_of(later, ORIGIN, "car_left_without_rental") == []
+            assert await events_of(later, "unauthorised_departure") == []
 
 
 async def test_a_car_that_left_without_rental_is_alerted_once_after_a_restart(database_url: str) -> None:

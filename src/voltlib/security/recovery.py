@@ -38,6 +38,7 @@ from sqlalchemy import Connection, or_, select, update
 from voltlib import events as ev
 from voltlib.security import records
 from voltlib.security.detectors import (
+    CERTIFICATE_REFUSALS,
     CROSSING,
     INCIDENT_SIGNALS,
     Signal,
@@ -53,6 +54,10 @@ RECOVERY_WINDOW = timedelta(hours=24)  # events older than this are not looked a
 MAX_RECOVERED = 10_000  # stored events read at one start-up (the newest)
 CAR_LEFT = "unauthorised_departure"  # car sharing's security event for a car that left without a rental
 CP_EVENT = "charge_point:"  # the prefix of a SecurityEventNotification's security event
+# the stored kinds that may raise one (besides CP_EVENT): the rest (clock_skew, one per message with a
+# wrong stamp; failed logins...) are never read here
+STORED_KINDS = frozenset({CAR_LEFT, *CERTIFICATE_REFUSALS, "duplicate_connection", "security_profile_changed",
+                          *INCIDENT_SIGNALS})
 # the alerts those events raise: recorded with their occurrence's key, under their identity's lock
 RECOVERED_KINDS = frozenset({"tamper_detected", "charge_point_security_event", "car_left_without_rental",
                              "certificate_mismatch", "tls_certificate_refused", "duplicate_identity",
@@ -124,8 +129,9 @@ def _time(value: Any) -> datetime | None:
 def lost_signals(conn: Connection, since: datetime) -> list[Signal]:
     """The signals of the security events stored since ``since`` that no alert accounts for, oldest first."""
     e = security_events.c
+    alerting = or_(e.kind.in_(sorted(STORED_KINDS)), e.kind.startswith(CP_EVENT, autoescape=True))
     rows = conn.execute(select(e.kind, e.severity, e.charge_point_id, e.source, e.detail, e.at)
-                        .where(e.at >= since).order_by(e.at.desc(), e.id.desc()).limit(MAX_RECOVERED)).all()
+                        .where(e.at >= since, alerting).order_by(e.at.desc(), e.id.desc()).limit(MAX_RECOVERED)).all()
     found: list[Signal] = []
     for row in rows:
         detail = row.detail if isinstance(row.detail, dict) else {}

@@ -307,10 +307,14 @@ async def test_incident_lifecycle_through_the_api(server: RunningServer) -> None
 
 
 async def test_repeated_signals_are_deduplicated(server: RunningServer) -> None:
+    """Three notifications, one alert with two repeats; the same notification again (its type and
+    stamp: a retransmission) is the same occurrence, not a third repeat."""
     ctx, cp = await booted_client(server, "CP-DD")
+    base = datetime.fromisoformat(NOW)
     try:
-        for _ in range(3):
-            await cp.call("SecurityEventNotification", {"type": "InvalidFirmwareSignature", "timestamp": NOW})
+        for n in (0, 1, 2, 2):
+            stamp = (base + timedelta(seconds=n)).isoformat()
+            await cp.call("SecurityEventNotification", {"type": "InvalidFirmwareSignature", "timestamp": stamp})
         await server.settled()
     finally:
         await ctx.__aexit__(None, None, None)

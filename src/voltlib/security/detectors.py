@@ -267,23 +267,13 @@ class Detectors:
     def _cp_security_event(self, e: ev.ChargePointSecurityEvent) -> list[Signal]:
         """Sees: SecurityEventNotification. Why: the charge point's own tamper switch and crypto
         checks. Tune: the PHYSICAL/HIGH/WARNING_EVENTS sets."""
-        detail = {"type": e.type, "tech_info": e.tech_info}
-        if e.type in PHYSICAL_EVENTS:
-            return [Signal("physical", "tamper_detected", "critical", e.charge_point_id, None, e.at, True, detail)]
-        if e.type in HIGH_EVENTS:
-            return [Signal("physical", "charge_point_security_event", "high", e.charge_point_id, None, e.at,
-                           False, detail)]
-        if e.type in WARNING_EVENTS:
-            return [Signal("physical", "charge_point_security_event", "warning", e.charge_point_id, None, e.at,
-                           False, detail)]
-        return []
+        return cp_security_signals(e)
 
     def _car_left(self, e: ev.CarLeftWithoutRental) -> list[Signal]:
         """Sees: a car leaving its bay with no authorised rental (car sharing's unplug event). Why:
         the connector was unlocked or the cable pulled without a badge: forced, or a post that
         releases cars by itself. Physical: expected inside a work order (a technician moving a car)."""
-        return [Signal("physical", "car_left_without_rental", "high", e.charge_point_id, None, e.at, True,
-                       {"connector_id": e.connector_id, "car_id": e.car_id, "rental_id": e.rental_id})]
+        return car_left_signals(e)
 
     def _status(self, e: ev.ConnectorStatusChanged) -> list[Signal]:
         """Sees: StatusNotification vendor error codes and info. Why: cabinet and door switches are
@@ -350,32 +340,11 @@ class Detectors:
         """Sees: what the gateway refused or noticed (failed auth, unknown ids, duplicates,
         downgrades, floods). Why: brute force, identity scans, hijacks. Tune: ``failed_auth_per_*``,
         ``unknown_identities_per_source`` within ``auth_window``."""
-        cp, src = e.charge_point_id or None, e.source
-        kind = e.kind
-        if kind in AUTH_FAILURES or kind in UNKNOWN_IDENTITIES:
-            first = [Signal("identity", kind, "high", cp, src, e.at, False, dict(e.detail))] \
-                if kind in CERTIFICATE_REFUSALS else []
-            return first + self._incident_counts(e)
-        simple = {
-            "auth_rate_limited": ("identity", "locked_out", "high"),
-            "security_profile_downgrade": ("identity", "profile_downgrade", "high"),
-            "flood": ("protocol", "flood", "high"),
-            "pending_registrations_full": ("identity", "registration_flood", "high"),
-            "binary_frame": ("protocol", "binary_frame", "warning"),
-            "password_rotation_failed": ("identity", "password_rotation_failed", "warning"),
-            "duplicate_identity_takeover": ("identity", "duplicate_identity_takeover", "high"),
-            "ocpp_version_changed": ("identity", "ocpp_version_changed", "warning"),
-        }
-        if kind == "clock_skew":
+        if e.kind in AUTH_FAILURES or e.kind in UNKNOWN_IDENTITIES:
+            return incident_signals(e) + self._incident_counts(e)
+        if e.kind == "clock_skew":
             return self._clock_skew(e)
-        if kind == "duplicate_connection" and e.detail.get("existing_alive") is True:
-            return [Signal("identity", "duplicate_identity", "high", cp, src, e.at, False, dict(e.detail))]
-        if kind == "security_profile_changed" and e.severity == "high":
-            return [Signal("identity", "profile_lowered", "high", cp, src, e.at, False, dict(e.detail))]
-        if kind in simple:
-            detector, name, severity = simple[kind]
-            return [Signal(detector, name, severity, cp, src, e.at, False, dict(e.detail))]
-        return []
+        return incident_signals(e)
 
     def _clock_skew(self, e: ev.SecurityIncident) -> list[Signal]:
         """Sees: a charge point's stamp voltlib did not believe (ahead of its receipt time by more than
@@ -571,6 +540,54 @@ class Detectors:
             return []
         return [Signal("data", f"{what}_unrequested", "high", e.charge_point_id, None, e.at, False,
                        {"status": status})]
+
+
+# -- the signals one event raises by itself (no memory): also rebuilt from the stored security
+# events at start-up when voltlib stopped before alerting on them (security/recovery.py) --
+
+def cp_security_signals(e: ev.ChargePointSecurityEvent) -> list[Signal]:
+    detail = {"type": e.type, "tech_info": e.tech_info}
+    if e.type in PHYSICAL_EVENTS:
+        return [Signal("physical", "tamper_detected", "critical", e.charge_point_id, None, e.at, True, detail)]
+    if e.type in HIGH_EVENTS:
+        return [Signal("physical", "charge_point_security_event", "high", e.charge_point_id, None, e.at, False, detail)]
+    if e.type in WARNING_EVENTS:
+        return [Signal("physical", "charge_point_security_event", "warning", e.charge_point_id, None, e.at, False,
+                       detail)]
+    return []
+
+
+def car_left_signals(e: ev.CarLeftWithoutRental) -> list[Signal]:
+    return [Signal("physical", "car_left_without_rental", "high", e.charge_point_id, None, e.at, True,
+                   {"connector_id": e.connector_id, "car_id": e.car_id, "rental_id": e.rental_id})]
+
+
+INCIDENT_SIGNALS = {  # gateway incident kind → (detector, alert kind, severity)
+    "auth_rate_limited": ("identity", "locked_out", "high"),
+    "security_profile_downgrade": ("identity", "profile_downgrade", "high"),
+    "flood": ("protocol", "flood", "high"),
+    "pending_registrations_full": ("identity", "registration_flood", "high"),
+    "binary_frame": ("protocol", "binary_frame", "warning"),
+    "password_rotation_failed": ("identity", "password_rotation_failed", "warning"),
+    "duplicate_identity_takeover": ("identity", "duplicate_identity_takeover", "high"),
+    "ocpp_version_changed": ("identity", "ocpp_version_changed", "warning"),
+}
+
+
+def incident_signals(e: ev.SecurityIncident) -> list[Signal]:
+    """What a gateway incident raises at once, besides what is counted (NETWORK_KINDS) and the
+    clock_skew alert (one per charge point per period)."""
+    cp, src, kind = e.charge_point_id or None, e.source, e.kind
+    if kind in CERTIFICATE_REFUSALS:
+        return [Signal("identity", kind, "high", cp, src, e.at, False, dict(e.detail))]
+    if kind == "duplicate_connection" and e.detail.get("existing_alive") is True:
+        return [Signal("identity", "duplicate_identity", "high", cp, src, e.at, False, dict(e.detail))]
+    if kind == "security_profile_changed" and e.severity == "high":
+        return [Signal("identity", "profile_lowered", "high", cp, src, e.at, False, dict(e.detail))]
+    if kind in INCIDENT_SIGNALS:
+        detector, name, severity = INCIDENT_SIGNALS[kind]
+        return [Signal(detector, name, severity, cp, src, e.at, False, dict(e.detail))]
+    return []
 
 
 def _booted(e: ev.BootNotified, known: Inventory | None) -> Inventory:

@@ -90,10 +90,12 @@ def record_signal(conn: Connection, signal: Signal, *, expected: bool, work_orde
     ``shared``: every gateway node raises this signal for the same crossing of a count (NETWORK_KINDS),
     named by its ``crossing`` detail; a crossing the last identical alert already holds is left as
     it is, a new one is recorded (a repeat or a new alert) however soon after. A lock taken first
-    makes the nodes' writes take turns, so the second sees the first's alert."""
+    makes the nodes' writes take turns, so the second sees the first's alert. The alerts of one
+    security event each (recovery.py) are recorded the same way, their event's key as ``crossing``:
+    the start-up recovery may be recording the same event."""
     a = security_alerts.c
     if shared:
-        _take_turns(conn, signal)
+        take_turns(conn, signal)
     cp_match = a.charge_point_id.is_(None) if signal.charge_point_id is None else \
         a.charge_point_id == signal.charge_point_id
     src_match = a.source.is_(None) if signal.source is None else a.source == signal.source
@@ -125,7 +127,7 @@ def _crossings(detail: Any) -> list[Any]:
     return list(held) if isinstance(held, list) else []
 
 
-def _take_turns(conn: Connection, signal: Signal) -> None:
+def take_turns(conn: Connection, signal: Signal) -> None:
     """Hold, until this transaction ends, a lock that another node recording the same signal waits for."""
     if conn.dialect.name == "postgresql":  # on this signal's identity only
         key = zlib.crc32(f"{signal.kind}|{signal.charge_point_id}|{signal.source}".encode())

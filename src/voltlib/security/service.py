@@ -20,8 +20,9 @@ import msgspec
 from sqlalchemy import Connection
 
 from voltlib import events as ev
-from voltlib.security import records
+from voltlib.security import records, recovery
 from voltlib.security.detectors import (
+    CROSSING,
     NETWORK_KINDS,
     UPLOAD_ACTIONS,
     Detectors,
@@ -123,6 +124,24 @@ class SecurityService:
             self.responder.quarantined.update(q["charge_point_id"] for q in active)
             await self._locate()
             self._loaded = True
+            await self.recover()
+
+    async def recover(self) -> int:
+        """Alerts of the security events stored before the last stop and never alerted on (voltlib
+        stopped between the answer and the alert): security/recovery.py. Returns the alerts raised."""
+        store, raised = self.services.store, 0
+        try:
+            lost = await store.read(partial(recovery.lost_signals,
+                                            since=self.services.clock.now() - recovery.RECOVERY_WINDOW))
+            for signal in lost:
+                one = await store.write(partial(recovery.recover, signal=signal))
+                if one is not None:
+                    raised += self._alerted(one.signal, one.recorded, one.expected)
+        except Exception:  # a start-up must not fail for it: the events are still there next time
+            log.exception("security alerts of the stored events could not be recovered")
+        if raised:
+            log.warning("recovered %d security alerts from stored events", raised)
+        return raised
 
     async def _locate(self) -> None:
         self.detectors.locate(await self.services.store.read(records.charge_point_places))
@@ -134,6 +153,7 @@ class SecurityService:
             await self.load()
         if isinstance(event, ev.MeterValuesReceived) and self._waits_for_register(event):
             return
+        key = recovery.occurrence_of(event)  # what the alert keeps of this occurrence (start-up recovery)
         if isinstance(event, CHARGE_POINT_CLOCK):  # their time is the charge point's: never trust it for windows
             event = msgspec.structs.replace(event, at=self.services.clock.now())
         cp = event.charge_point_id
@@ -153,7 +173,7 @@ class SecurityService:
             await self._locate()
         if isinstance(event, ev.ChargePointConnected) and cp in self.responder.quarantined:
             self._spawn(self.responder.quarantine(cp, by="voltlib", reason="still in quarantine at reconnection"))
-        signals.extend(self.detectors.feed(event))
+        signals.extend(recovery.keyed(signal, key) for signal in self.detectors.feed(event))
         for signal in signals:
             await self.process(signal)
 
@@ -220,11 +240,17 @@ class SecurityService:
                              signal.charge_point_id, signal.at)
         expected = order is not None or signal.kind == "technician_check_in"
         work_order_id = order.id if order is not None else signal.detail.get("work_order_id")
-        shared = bool(self.services.settings.bus_url) and signal.kind in NETWORK_KINDS
+        shared = (bool(self.services.settings.bus_url) and signal.kind in NETWORK_KINDS) \
+            or (signal.kind in recovery.RECOVERED_KINDS and CROSSING in signal.detail)
         recorded = await store.write(partial(records.record_signal, signal=signal, expected=expected,
                                              work_order_id=work_order_id, shared=shared))
+        self._alerted(signal, recorded, expected)
+        return recorded
+
+    def _alerted(self, signal: Signal, recorded: records.Recorded, expected: bool) -> bool:
+        """What follows a new unexpected alert: the log, the webhook, the automatic responses."""
         if not recorded.new_alert or expected:
-            return recorded
+            return False
         self.alerts += 1
         log.warning("security alert %s (%s) at %s from %s", signal.kind, signal.severity, signal.charge_point_id,
                     signal.source)
@@ -236,7 +262,7 @@ class SecurityService:
                     self._spawn(self.responder.quarantine(
                         signal.charge_point_id, by="voltlib:policy", reason=f"automatic: {signal.kind}",
                         incident_id=recorded.incident_id))
-        return recorded
+        return True
 
     # -- helpers --
 

@@ -42,7 +42,7 @@ from voltlib.domain.clock_policy import ClockPolicy, judge
 from voltlib.domain.idtags import Decision
 from voltlib.gateway.gateway import CommandError, Gateway
 from voltlib.gateway.handlers_v16 import policy_of
-from voltlib.sharing import local_lists
+from voltlib.sharing import local_lists, recovery
 from voltlib.sharing import store as ss
 from voltlib.store import repo
 
@@ -434,12 +434,16 @@ def timers_op(conn: Connection, now: datetime) -> Change:
 
 
 def reconcile_op(conn: Connection, now: datetime, clock: ClockPolicy | None = None) -> Change:
-    """Apply returns the bus never delivered: a StartTransaction with a running rental's car token is
-    committed before it is answered, but the rental is closed by a subscriber afterwards; if voltlib
-    stopped in between, the transaction is in the table and the rental still runs. Run at start-up.
-    The transaction's stamp is judged against its receipt time as the gateway judged it (``clock``)."""
+    """Apply the departures (:mod:`voltlib.sharing.recovery`, through ``unplug_op``), then the returns,
+    the bus never delivered: committed and answered, but voltlib stopped before car sharing applied
+    them. Run at start-up. Stamps are judged against their receipt time as the gateway did (``clock``)."""
     change = Change()
     clock = clock or ClockPolicy()
+    for left in recovery.unapplied_departures(conn, now - recovery.RECONCILE_WINDOW):
+        found = unplug_op(conn, left.charge_point_id, left.connector_id,
+                          judge(left.stamp, left.received_at, clock).at, now)
+        change.effects.extend(found.effects)
+        change.events.extend(found.events)
     for rental, _ in ss.live_rentals(conn, lock=True):
         if rental.state not in (dr.State.STARTED, dr.State.OVERDUE) or rental.started_at is None:
             continue
@@ -611,8 +615,9 @@ class SharingService:
         try:
             change = await self._run(partial(reconcile_op, now=self.services.clock.now(),
                                              clock=policy_of(self.services.settings)))
-            if change.events:
-                log.warning("reconciled %d rental changes from committed transactions", len(change.events))
+            if change.events or change.effects:
+                log.warning("reconciled %d rental changes (%d effects) from committed messages", len(change.events),
+                            len(change.effects))
         except Exception:
             log.exception("rental reconciliation failed")
         clock = self.services.clock
@@ -664,15 +669,15 @@ class SharingService:
             elif isinstance(effect, dr.RaiseAlert):
                 await self._alert(effect.kind, "warning", None, {"rental_id": effect.rental_id,
                                                                  "detail": effect.detail}, now)
-            elif isinstance(effect, dr.UnauthorisedDeparture):
-                await s.bus.publish(ev.CarLeftWithoutRental(
-                    charge_point_id=effect.dock.charge_point_id, at=effect.at, connector_id=effect.dock.connector_id,
-                    car_id=effect.car_id, rental_id=effect.rental_id))  # the security detectors alert on it
-                await s.store.write(partial(repo.record_security_event, kind="unauthorised_departure",
+            elif isinstance(effect, dr.UnauthorisedDeparture):  # stored first: the alert is rebuilt from it
+                await s.store.write(partial(repo.record_security_event, kind="unauthorised_departure",  # if lost
                                             severity="high", charge_point_id=effect.dock.charge_point_id,
                                             source="car-sharing", now=now,
                                             detail={"car_id": effect.car_id, "connector_id": effect.dock.connector_id,
-                                                    "rental_id": effect.rental_id}))
+                                                    "rental_id": effect.rental_id, "left_at": effect.at.isoformat()}))
+                await s.bus.publish(ev.CarLeftWithoutRental(
+                    charge_point_id=effect.dock.charge_point_id, at=effect.at, connector_id=effect.dock.connector_id,
+                    car_id=effect.car_id, rental_id=effect.rental_id))  # the security detectors alert on it
             elif isinstance(effect, dr.RecordNoShow):
                 log.info("no-show: member %s, rental %s", effect.member_id, effect.rental_id)
         except CommandError as exc:

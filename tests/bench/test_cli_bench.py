@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from voltlib.cli.main import app
+from voltlib.store.db import Store
+from voltlib.store.migrate import upgrade
+from voltlib.store.tables import transactions
 
 
 def test_bench_validators_compares_the_three_libraries() -> None:
@@ -80,3 +85,20 @@ def test_bench_fuzz_sends_hostile_frames_and_the_server_survives_them() -> None:
     assert int(sent) + int(unsent) == 300
     assert lines["hangs"] == "0" and lines["tracebacks in the log"].startswith("0 ")
     assert lines["well-behaved served"] == "yes"
+    assert lines["rows from refused"].startswith("0 ")
+
+
+def test_the_fuzz_bench_sees_a_transaction_no_accepted_call_wrote(tmp_path: Path) -> None:
+    from voltlib.bench.fuzz import _rows_from_refused
+
+    url = f"sqlite:///{tmp_path / 'f.db'}"
+    store = Store(url)
+    try:
+        upgrade(store.engine)
+        at = datetime(2026, 12, 7, tzinfo=UTC)
+        store.run_sync(lambda c: c.execute(insert(transactions).values(
+            id=1, charge_point_id="FUZZ-0", connector_id=1, id_tag="X", id_tag_status="Invalid", meter_start=0,
+            started_at=at, received_at=at)))
+    finally:
+        store.close()
+    assert _rows_from_refused(url) == 1

@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import func, select
 
 from voltlib.bench.compare import free_port, stop_process_group, wait_port
 from voltlib.bench.gateway import _register
+from voltlib.store.db import Store
+from voltlib.store.tables import ocpp_messages, transactions
 
 SYNC_EVERY = 25
 SYNC_TIMEOUT_S = 10.0
@@ -111,6 +114,7 @@ class FuzzResult:
     hangs: int = 0
     tracebacks: int = 0
     served_after: bool = False
+    rows_from_refused: int = 0  # transactions stored beyond the StartTransactions voltlib accepted
     seconds: float = 0.0
     log_path: str = ""
 
@@ -217,9 +221,23 @@ async def run(count: int, *, connections: int = 4, seed: int = 1, database_url: 
             result.served_after = await _well_behaved(f"{base}/FUZZ-GOOD")
         finally:
             await stop_process_group(proc)
+    result.rows_from_refused = await asyncio.to_thread(_rows_from_refused, url)
     text = await asyncio.to_thread(Path(result.log_path).read_text, encoding="utf-8", errors="replace")
     result.tracebacks = text.count("Traceback")
     return result
+
+
+def _rows_from_refused(url: str) -> int:
+    """Transactions stored beyond the StartTransaction calls the raw log shows answered with a
+    CallResult: a row written from a refused (invalid) frame would show here."""
+    store = Store(url)
+    try:
+        return store.run_sync(lambda conn: int(conn.execute(select(func.count()).select_from(transactions))
+                                              .scalar_one()) - int(conn.execute(
+            select(func.count()).select_from(ocpp_messages).where(
+                ocpp_messages.c.action == "StartTransaction", ocpp_messages.c.outcome == "result")).scalar_one()))
+    finally:
+        store.close()
 
 
 def render(result: FuzzResult) -> str:
@@ -236,8 +254,9 @@ def render(result: FuzzResult) -> str:
         f"hangs                 {result.hangs}",
         f"tracebacks in the log {result.tracebacks}  ({result.log_path})",
         f"well-behaved served   {'yes' if result.served_after else 'NO'}",
+        f"rows from refused     {max(0, result.rows_from_refused)}  (transactions beyond accepted StartTransactions)",
     ])
 
 
 def passed(result: FuzzResult) -> bool:
-    return result.hangs == 0 and result.tracebacks == 0 and result.served_after
+    return result.hangs == 0 and result.tracebacks == 0 and result.served_after and result.rows_from_refused <= 0

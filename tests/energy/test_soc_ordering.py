@@ -106,3 +106,18 @@ async def test_a_reading_after_the_unplug_is_nobody_s(city: City) -> None:
         await city.wait_for_state(member, "started")
     await city.server.settled()
     assert await _soc_of_car(city) == (90.0, "measured")
+
+
+async def test_only_a_bay_writes_its_readings_before_the_answer(city: City) -> None:
+    """The synchronous write is for a bay, where a reading can race the car's departure; a charge
+    point that is no bay (no fleet car can be docked there) leaves its readings to the estimator."""
+    await city.server.add_charge_point("CP-PUBLIC")
+    async with connect(city.server, ORIGIN) as a, connect(city.server, "CP-PUBLIC") as p:
+        await a.boot()
+        await p.boot()
+        connections = city.server.gateway.connections
+        assert connections[ORIGIN].ctx.is_bay is True
+        assert connections["CP-PUBLIC"].ctx.is_bay is False
+        await _soc(p, None, 12.0, datetime.now(UTC))  # answered, stored as a meter value, no car's
+    await city.server.settled()
+    assert await _soc_of_car(city) == (80.0, "import")  # the docked car at ORIGIN untouched

@@ -52,6 +52,9 @@ class ChargePointContext:
     services: Services
     trace_until: datetime | None = None  # every frame logged in full until then (Gateway.set_trace)
     ocpp_version: str = "1.6"  # negotiated at the upgrade (gateway/versions.py)
+    # A bay of a car-sharing station when it connected: only there can a state-of-charge reading
+    # race a car's departure, so only there is it written before the answer (handlers_v16.meter_values).
+    is_bay: bool = True
     # Work a handler wants done once its reply is on the wire, e.g. a call to the charge point that
     # must not overtake the answer (CertificateSigned after SignCertificate.conf).
     after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

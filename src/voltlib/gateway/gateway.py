@@ -258,7 +258,7 @@ class Gateway:
         session = OcppSession(version=version, memory=memory, limits=self.limits)
         ctx = ChargePointContext(cp_id=record.id, address=transport.address, security_profile=record.security_profile,
                                  registration=record.registration, services=s, trace_until=record.trace_until,
-                                 ocpp_version=version)
+                                 ocpp_version=version, is_bay=bool(record.is_bay))
         connection = ChargePointConnection(ctx, ws, session)
         self.connections[record.id] = connection
         self._turns.give_back(record.id)

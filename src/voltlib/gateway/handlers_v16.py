@@ -156,7 +156,9 @@ async def meter_values(ctx: ChargePointContext, req: m.MeterValues) -> m.Reply:
     now = s.clock.now()
     rows = repo.meter_rows(ctx.cp_id, req.connector_id, req.transaction_id, req.meter_value, now)
     sampled = await _stamp(ctx, m.MeterValues.ACTION, [value.timestamp for value in req.meter_value], now)
-    reading = repo.latest_soc(req.meter_value)  # a state of charge goes on the car there (docs/energy.md)
+    # a state of charge goes on the car there before the answer (docs/energy.md); a charge point that is
+    # no bay has no fleet car docked: its readings go to the estimator only, through the event
+    reading = repo.latest_soc(req.meter_value) if ctx.is_bay else None
     if reading is not None:  # at the time the clock policy believes, not a stamp from the future
         reading = reading[0], dict(zip([v.timestamp for v in req.meter_value], sampled, strict=True))[reading[1]]
     soc = None if reading is None else partial(repo.record_soc, cp_id=ctx.cp_id, connector_id=req.connector_id,

@@ -23,6 +23,7 @@ from voltlib.store import fast
 from voltlib.store.fast import Prepared
 from voltlib.store.tables import (
     api_tokens,
+    bays,
     certificate_requests,
     charge_points,
     commands,
@@ -55,6 +56,7 @@ class ChargePointRecord:
     pending_password_until: datetime | None = None
     trace_until: datetime | None = None  # its frames logged in full until then (docs/operations.md)
     ocpp_version: str | None = None  # the OCPP version of its last connection ("1.6", "2.0.1")
+    is_bay: bool = True  # a bay of a car-sharing station: a fleet car may be docked at it
 
 
 def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
@@ -63,7 +65,8 @@ def get_charge_point(conn: Connection, cp_id: str) -> ChargePointRecord | None:
                charge_points.c.password_hash, charge_points.c.certificate_fingerprint,
                charge_points.c.firmware_version, charge_points.c.vendor, charge_points.c.model,
                charge_points.c.serial_number, charge_points.c.last_address, charge_points.c.pending_password_hash,
-               charge_points.c.pending_password_until, charge_points.c.trace_until, charge_points.c.ocpp_version)
+               charge_points.c.pending_password_until, charge_points.c.trace_until, charge_points.c.ocpp_version,
+               exists().where(bays.c.charge_point_id == charge_points.c.id))
         .where(charge_points.c.id == cp_id)
     ).first()
     return None if row is None else ChargePointRecord(*row)

@@ -499,7 +499,7 @@ async def rentals_settled(c: Cluster, pg: OwnPostgres, trips: Counter[str]) -> f
         found = read(pg.url, rentals_by_member)
         return all(len(found.get(member, [])) == n and all(state == "closed" for state, _ in found[member])
                    for member, n in trips.items())
-    return await until(done, 30, "every rental closed")
+    return await until(done, 60, "every rental closed")  # bounded; slow on a loaded machine
 
 
 async def test_kill_9_of_each_node_in_turn_under_load(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from voltlib import events as ev
 from voltlib.config import Settings
 from voltlib.domain import clock_policy, meter
 from voltlib.domain.idtags import Decision
+from voltlib.gateway import provisioning
 from voltlib.gateway.context import ChargePointContext
 from voltlib.ocpp.v16 import messages as m
 from voltlib.security.ca import CsrRejected, check_csr
@@ -80,20 +81,14 @@ async def boot_notification(ctx: ChargePointContext, req: m.BootNotification) ->
     s = ctx.services
     now = s.clock.now()
     status = await s.store.write(partial(repo.record_boot, cp_id=ctx.cp_id, boot=req, now=now))
-    ctx.registration = status
-    await s.bus.publish(ev.BootNotified(
-        charge_point_id=ctx.cp_id, at=now, vendor=req.charge_point_vendor, model=req.charge_point_model,
-        serial_number=req.charge_point_serial_number, firmware_version=req.firmware_version, registration=status))
-    interval = s.settings.heartbeat_interval if status == "Accepted" else s.settings.pending_retry_interval
+    interval = await provisioning.booted(ctx, status, now, vendor=req.charge_point_vendor,
+                                         model=req.charge_point_model, serial_number=req.charge_point_serial_number,
+                                         firmware_version=req.firmware_version)
     return m.BootNotificationReply(status=status, current_time=now, interval=interval)
 
 
 async def heartbeat(ctx: ChargePointContext, req: m.Heartbeat) -> m.Reply:
-    s = ctx.services
-    now = s.clock.now()
-    s.store.write_later(partial(repo.touch, cp_id=ctx.cp_id, now=now))
-    await s.bus.publish(ev.HeartbeatReceived(charge_point_id=ctx.cp_id, at=now))
-    return m.HeartbeatReply(current_time=now)
+    return m.HeartbeatReply(current_time=await provisioning.heartbeat(ctx))
 
 
 async def status_notification(ctx: ChargePointContext, req: m.StatusNotification) -> m.Reply:

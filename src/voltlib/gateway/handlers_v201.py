@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from voltlib import events as ev
+from voltlib.gateway import provisioning
 from voltlib.gateway.context import ChargePointContext
 from voltlib.gateway.handlers_v16 import CRITICAL_SECURITY_EVENTS, _stamp
 from voltlib.ocpp.v201 import messages as m
@@ -36,20 +37,14 @@ async def boot_notification(ctx: ChargePointContext, req: m.BootNotification) ->
         repo.record_station_boot, cp_id=ctx.cp_id, vendor=station.vendor_name, model=station.model,
         serial_number=station.serial_number, firmware_version=station.firmware_version,
         iccid=None if modem is None else modem.iccid, imsi=None if modem is None else modem.imsi, now=now))
-    ctx.registration = status
-    await s.bus.publish(ev.BootNotified(
-        charge_point_id=ctx.cp_id, at=now, vendor=station.vendor_name[:20], model=station.model,
-        serial_number=station.serial_number, firmware_version=station.firmware_version, registration=status))
-    interval = s.settings.heartbeat_interval if status == "Accepted" else s.settings.pending_retry_interval
+    interval = await provisioning.booted(ctx, status, now, vendor=station.vendor_name[:20], model=station.model,
+                                         serial_number=station.serial_number,
+                                         firmware_version=station.firmware_version)
     return m.BootNotificationReply(current_time=now, interval=interval, status=status)
 
 
 async def heartbeat(ctx: ChargePointContext, req: m.Heartbeat) -> m.Reply:
-    s = ctx.services
-    now = s.clock.now()
-    s.store.write_later(partial(repo.touch, cp_id=ctx.cp_id, now=now))
-    await s.bus.publish(ev.HeartbeatReceived(charge_point_id=ctx.cp_id, at=now))
-    return m.HeartbeatReply(current_time=now)
+    return m.HeartbeatReply(current_time=await provisioning.heartbeat(ctx))
 
 
 async def status_notification(ctx: ChargePointContext, req: m.StatusNotification) -> m.Reply:

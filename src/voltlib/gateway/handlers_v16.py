@@ -17,7 +17,7 @@ from voltlib import events as ev
 from voltlib.config import Settings
 from voltlib.domain import clock_policy, meter
 from voltlib.domain.idtags import Decision
-from voltlib.gateway import provisioning
+from voltlib.gateway import neutral
 from voltlib.gateway.context import ChargePointContext
 from voltlib.ocpp.v16 import messages as m
 from voltlib.security.ca import CsrRejected, check_csr
@@ -27,13 +27,6 @@ from voltlib.store.tables import meter_values as meter_values_table
 Handler = Callable[[ChargePointContext, Any], Awaitable[m.Reply]]
 log = logging.getLogger(__name__)
 
-# SecurityEventNotification types (OCPP 1.6 security whitepaper, appendix 1) that mean someone
-# is physically or logically attacking the charge point.
-CRITICAL_SECURITY_EVENTS = frozenset({"TamperDetectionActivated", "InvalidFirmwareSignature",
-                                      "InvalidCentralSystemCertificate", "InvalidChargePointCertificate",
-                                      "InvalidTLSVersion", "InvalidTLSCipherSuite", "MemoryExhaustion",
-                                      "SecurityLogWasCleared", "ReconfigurationOfSecurityParameters",
-                                      "AttemptedReplayAttacks"})
 
 
 def _info(decision: Decision | None) -> m.IdTagInfo:
@@ -81,14 +74,14 @@ async def boot_notification(ctx: ChargePointContext, req: m.BootNotification) ->
     s = ctx.services
     now = s.clock.now()
     status = await s.store.write(partial(repo.record_boot, cp_id=ctx.cp_id, boot=req, now=now))
-    interval = await provisioning.booted(ctx, status, now, vendor=req.charge_point_vendor,
+    interval = await neutral.booted(ctx, status, now, vendor=req.charge_point_vendor,
                                          model=req.charge_point_model, serial_number=req.charge_point_serial_number,
                                          firmware_version=req.firmware_version)
     return m.BootNotificationReply(status=status, current_time=now, interval=interval)
 
 
 async def heartbeat(ctx: ChargePointContext, req: m.Heartbeat) -> m.Reply:
-    return m.HeartbeatReply(current_time=await provisioning.heartbeat(ctx))
+    return m.HeartbeatReply(current_time=await neutral.heartbeat(ctx))
 
 
 async def status_notification(ctx: ChargePointContext, req: m.StatusNotification) -> m.Reply:
@@ -169,11 +162,7 @@ async def meter_values(ctx: ChargePointContext, req: m.MeterValues) -> m.Reply:
 
 
 async def data_transfer(ctx: ChargePointContext, req: m.DataTransfer) -> m.Reply:
-    s = ctx.services
-    answer = await s.data_transfer.route(ctx.cp_id, req.vendor_id, req.message_id, req.data)
-    await s.bus.publish(ev.DataTransferReceived(
-        charge_point_id=ctx.cp_id, at=s.clock.now(), vendor_id=req.vendor_id, message_id=req.message_id,
-        size=len(req.data or ""), handled=answer.status not in ("UnknownVendorId", "UnknownMessageId")))
+    answer = await neutral.data_transfer(ctx, req.vendor_id, req.message_id, req.data)
     return m.DataTransferReply(status=answer.status, data=answer.data)
 
 
@@ -212,14 +201,7 @@ async def log_status(ctx: ChargePointContext, req: m.LogStatusNotification) -> m
 
 
 async def security_event(ctx: ChargePointContext, req: m.SecurityEventNotification) -> m.Reply:
-    s = ctx.services
-    severity = "critical" if req.type in CRITICAL_SECURITY_EVENTS else "info"
-    await s.store.write(partial(
-        repo.record_security_event, kind=f"charge_point:{req.type}", severity=severity, charge_point_id=ctx.cp_id,
-        source=ctx.address, detail={"techInfo": req.tech_info, "timestamp": req.timestamp.isoformat()},
-        now=s.clock.now()))
-    await s.bus.publish(ev.ChargePointSecurityEvent(charge_point_id=ctx.cp_id, at=req.timestamp, type=req.type,
-                                                    tech_info=req.tech_info))
+    await neutral.security_event(ctx, req.type, req.tech_info, req.timestamp)
     return m.EmptyReply()
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import msgspec
 
 from voltlib import events as ev
-from voltlib.gateway import provisioning
+from voltlib.gateway import neutral
 from voltlib.gateway.context import ChargePointContext
-from voltlib.gateway.handlers_v16 import CRITICAL_SECURITY_EVENTS, _stamp
+from voltlib.gateway.handlers_v16 import _stamp
 from voltlib.ocpp.v201 import messages as m
 from voltlib.store import repo
 
@@ -37,14 +37,14 @@ async def boot_notification(ctx: ChargePointContext, req: m.BootNotification) ->
         repo.record_station_boot, cp_id=ctx.cp_id, vendor=station.vendor_name, model=station.model,
         serial_number=station.serial_number, firmware_version=station.firmware_version,
         iccid=None if modem is None else modem.iccid, imsi=None if modem is None else modem.imsi, now=now))
-    interval = await provisioning.booted(ctx, status, now, vendor=station.vendor_name[:20], model=station.model,
+    interval = await neutral.booted(ctx, status, now, vendor=station.vendor_name[:20], model=station.model,
                                          serial_number=station.serial_number,
                                          firmware_version=station.firmware_version)
     return m.BootNotificationReply(current_time=now, interval=interval, status=status)
 
 
 async def heartbeat(ctx: ChargePointContext, req: m.Heartbeat) -> m.Reply:
-    return m.HeartbeatReply(current_time=await provisioning.heartbeat(ctx))
+    return m.HeartbeatReply(current_time=await neutral.heartbeat(ctx))
 
 
 async def status_notification(ctx: ChargePointContext, req: m.StatusNotification) -> m.Reply:
@@ -65,26 +65,15 @@ async def status_notification(ctx: ChargePointContext, req: m.StatusNotification
 async def security_event(ctx: ChargePointContext, req: m.SecurityEventNotification) -> m.Reply:
     """A04: stored and published as 1.6's, so the same detectors judge it (2.0.1 names its security
     events as the 1.6 whitepaper does)."""
-    s = ctx.services
-    severity = "critical" if req.type in CRITICAL_SECURITY_EVENTS else "info"
-    await s.store.write(partial(
-        repo.record_security_event, kind=f"charge_point:{req.type}", severity=severity, charge_point_id=ctx.cp_id,
-        source=ctx.address, detail={"techInfo": req.tech_info, "timestamp": req.timestamp.isoformat()},
-        now=s.clock.now()))
-    await s.bus.publish(ev.ChargePointSecurityEvent(charge_point_id=ctx.cp_id, at=req.timestamp, type=req.type,
-                                                    tech_info=req.tech_info))
+    await neutral.security_event(ctx, req.type, req.tech_info, req.timestamp)
     return m.SecurityEventNotificationReply()
 
 
 async def data_transfer(ctx: ChargePointContext, req: m.DataTransfer) -> m.Reply:
     """P01: the same router as 1.6. 2.0.1's data may be any JSON value; a router takes text, so
     anything else goes to it as its JSON text."""
-    s = ctx.services
     data = req.data if req.data is None or isinstance(req.data, str) else _json(req.data)
-    answer = await s.data_transfer.route(ctx.cp_id, req.vendor_id, req.message_id, data)
-    await s.bus.publish(ev.DataTransferReceived(
-        charge_point_id=ctx.cp_id, at=s.clock.now(), vendor_id=req.vendor_id, message_id=req.message_id,
-        size=len(data or ""), handled=answer.status not in ("UnknownVendorId", "UnknownMessageId")))
+    answer = await neutral.data_transfer(ctx, req.vendor_id, req.message_id, data)
     return m.DataTransferReply(status=answer.status, data=answer.data)
 
 

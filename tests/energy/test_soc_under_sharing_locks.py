@@ -24,6 +24,7 @@ from voltlib.energy import telematics
 from voltlib.energy.estimation import SocTracker, store_estimates
 from voltlib.sharing import store as ss
 from voltlib.store import repo
+from voltlib.store.db import Store
 from voltlib.store.tables import cities, meter_values, vehicles
 
 NOW = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -47,6 +48,29 @@ def _lock_waiters(conn: Connection) -> int:
     return waiting
 
 
+async def _car_sharing_holds_dl2_then_wants_dl1(store: Store, done: threading.Event) -> asyncio.Future[list[str]]:
+    """As car sharing does: lock DL-2, then (once ``done`` is set, or the writes under test wait for a
+    lock) DL-1. Returns when DL-2 is held; the future gives the cars locked, in order."""
+    holds_dl2 = threading.Event()
+    runs = 0
+
+    def sharing_op(conn: Connection) -> list[str]:
+        nonlocal runs
+        runs += 1
+        locked = [car["id"] for car in ss.vehicles_at(conn, CP, 2, lock=True)]
+        holds_dl2.set()
+        if runs == 1:
+            with store.engine.connect() as watcher:
+                deadline = time.monotonic() + 30  # a bound on a broken test, not a measurement
+                while not done.is_set() and not _lock_waiters(watcher) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        return locked + [car["id"] for car in ss.vehicles_at(conn, CP, 1, lock=True)]
+
+    sharing = asyncio.ensure_future(store.write(sharing_op, concurrent=True))
+    await asyncio.to_thread(holds_dl2.wait, 30)
+    return sharing
+
+
 async def test_an_estimate_skips_a_car_sharing_holds_instead_of_deadlocking(server: RunningServer) -> None:
     store = server.store
     if store.dialect != "postgresql":
@@ -57,25 +81,8 @@ async def test_an_estimate_skips_a_car_sharing_holds_instead_of_deadlocking(serv
         tracker._on_event(ev.MeterValuesReceived(charge_point_id=CP, at=NOW, connector_id=connector,
                                                  transaction_id=None, sampled_at=NOW, energy_wh=None, power_w=None,
                                                  soc_percent=soc))
-    holds_dl2, estimates_done = threading.Event(), threading.Event()
-    runs = 0
-
-    def sharing_op(conn: Connection) -> list[str]:
-        """As car sharing does: lock a car, then (after the estimates either wait for a lock or are
-        written) another one."""
-        nonlocal runs
-        runs += 1
-        locked = [car["id"] for car in ss.vehicles_at(conn, CP, 2, lock=True)]
-        holds_dl2.set()
-        if runs == 1:
-            with store.engine.connect() as watcher:
-                deadline = time.monotonic() + 30  # a bound on a broken test, not a measurement
-                while not estimates_done.is_set() and not _lock_waiters(watcher) and time.monotonic() < deadline:
-                    time.sleep(0.01)
-        return locked + [car["id"] for car in ss.vehicles_at(conn, CP, 1, lock=True)]
-
-    sharing = asyncio.ensure_future(store.write(sharing_op, concurrent=True))
-    await asyncio.to_thread(holds_dl2.wait, 30)
+    estimates_done = threading.Event()
+    sharing = await _car_sharing_holds_dl2_then_wants_dl1(store, estimates_done)
     written = await tracker.flush()
     estimates_done.set()
     assert await sharing == ["DL-2", "DL-1"]
@@ -94,23 +101,8 @@ async def test_a_telematics_reading_in_the_estimates_batch_skips_a_car_sharing_h
     if store.dialect != "postgresql":
         pytest.skip("SQLite has one writer: car sharing and the readings take turns, they cannot deadlock")
     await store.write(_two_docked_cars)
-    holds_dl2, estimates_done = threading.Event(), threading.Event()
-    runs = 0
-
-    def sharing_op(conn: Connection) -> None:
-        nonlocal runs
-        runs += 1
-        ss.vehicles_at(conn, CP, 2, lock=True)
-        holds_dl2.set()
-        if runs == 1:
-            with store.engine.connect() as watcher:
-                deadline = time.monotonic() + 30  # a bound on a broken test, not a measurement
-                while not estimates_done.is_set() and not _lock_waiters(watcher) and time.monotonic() < deadline:
-                    time.sleep(0.01)
-        ss.vehicles_at(conn, CP, 1, lock=True)
-
-    sharing = asyncio.ensure_future(store.write(sharing_op, concurrent=True))
-    await asyncio.to_thread(holds_dl2.wait, 30)
+    estimates_done = threading.Event()
+    sharing = await _car_sharing_holds_dl2_then_wants_dl1(store, estimates_done)
     estimate = asyncio.ensure_future(store.write(partial(  # queued in the same turn: one group commit
         store_estimates, estimates={"DL-1": battery.SocEstimate(0.61, "metered", NOW)})))
     reading = asyncio.ensure_future(telematics.ingest(server.gateway.services, "DL-2",
@@ -132,23 +124,8 @@ async def test_a_meter_values_soc_in_a_batch_holding_a_car_does_not_wait_for_one
     if store.dialect != "postgresql":
         pytest.skip("SQLite has one writer: car sharing and the readings take turns, they cannot deadlock")
     await store.write(_two_docked_cars)
-    holds_dl2, estimates_done = threading.Event(), threading.Event()
-    runs = 0
-
-    def sharing_op(conn: Connection) -> None:
-        nonlocal runs
-        runs += 1
-        ss.vehicles_at(conn, CP, 2, lock=True)
-        holds_dl2.set()
-        if runs == 1:
-            with store.engine.connect() as watcher:
-                deadline = time.monotonic() + 30  # a bound on a broken test, not a measurement
-                while not estimates_done.is_set() and not _lock_waiters(watcher) and time.monotonic() < deadline:
-                    time.sleep(0.01)
-        ss.vehicles_at(conn, CP, 1, lock=True)
-
-    sharing = asyncio.ensure_future(store.write(sharing_op, concurrent=True))
-    await asyncio.to_thread(holds_dl2.wait, 30)
+    estimates_done = threading.Event()
+    sharing = await _car_sharing_holds_dl2_then_wants_dl1(store, estimates_done)
     row = {"charge_point_id": CP, "connector_id": 2, "transaction_id": 0, "sampled_at": NOW, "samples": b"x",
            "received_at": NOW}
     estimate = asyncio.ensure_future(store.write(partial(  # queued in the same turn: one group commit

@@ -1,4 +1,4 @@
-"""Simulated OCPP 1.6J charge points, for tests, the demo and the city simulator."""
+"""Simulated OCPP charge points (1.6J and 2.0.1), for tests, the demo and the city simulator."""
 
 from voltlib.sim.chargepoint import (
     CallFailed,

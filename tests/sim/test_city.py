@@ -55,6 +55,22 @@ def test_built_in_scenarios_load_and_bad_ones_say_why(tmp_path: Path) -> None:
         scenario.load("atlantis")
 
 
+def test_the_share_of_2_0_1_posts_is_exact_and_drawn_from_the_seed() -> None:
+    posts = [f"ST-{n:03d}-1" for n in range(40)]
+    assert scenario.parse(_minimal()).ocpp201_share == 0
+    assert set(scenario.ocpp_versions(scenario.parse(_minimal()), posts).values()) == {"1.6"}
+    mixed = scenario.parse({**_minimal(), "ocpp201_share": 0.3, "seed": 7})
+    versions = scenario.ocpp_versions(mixed, posts)
+    assert sorted(versions) == posts and sum(v == "2.0.1" for v in versions.values()) == 12
+    assert versions == scenario.ocpp_versions(mixed, list(reversed(posts)))  # the seed decides, not the order
+    other = scenario.ocpp_versions(scenario.parse({**_minimal(), "ocpp201_share": 0.3, "seed": 8}), posts)
+    assert other != versions
+    assert set(scenario.ocpp_versions(scenario.parse({**_minimal(), "ocpp201_share": 1}), posts).values()) == {
+        "2.0.1"}
+    with pytest.raises(scenario.ScenarioError, match="ocpp201_share"):
+        scenario.parse({**_minimal(), "ocpp201_share": 1.5})
+
+
 def _minimal() -> dict[str, object]:
     return {"name": "x", "city": "paris", "members": 1, "rentals_per_day": 10,
             "start": "2018-05-18T08:00:00+02:00", "hours": 1}
@@ -74,6 +90,7 @@ def test_a_short_small_city_run_serves_rentals_with_no_protocol_error(tmp_path: 
     assert report["peak_station_ratio"] <= 1.0 and report["seconds_over_limit"] == 0
     assert report["energy_delivered_kwh"] > 0 and report["soc_samples"]
     assert set(report["setup_phases"]) == {"seed", "server", "connect", "profiles", "sessions"}
+    assert report["ocpp_versions"] == {"1.6": report["bays"]}
     for name in ("report.html", "fleet-soc.png", "power.png"):
         assert (tmp_path / name).stat().st_size > 1000
 

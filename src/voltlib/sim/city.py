@@ -38,7 +38,7 @@ from voltlib.sharing.cities import builtin_cities
 from voltlib.sharing.importer import bay_charge_point
 from voltlib.sim import audit
 from voltlib.sim.chargepoint import Car, SimOptions, SimulatedChargePoint
-from voltlib.sim.scenario import Scenario
+from voltlib.sim.scenario import Scenario, ocpp_versions
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
@@ -109,6 +109,7 @@ class Report:
     crash_audit: dict[str, Any] | None = None  # after a crash: acknowledged messages lost or doubled (sim.audit)
     alert_kinds: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> charge point -> alerts
     docks: dict[str, int] = field(default_factory=dict)  # plugged-in cars voltlib does not see docked (sim.audit)
+    ocpp_versions: dict[str, int] = field(default_factory=dict)  # OCPP version -> posts speaking it
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -214,6 +215,7 @@ class CitySimulation:
                "VOLTLIB_STATION_LIMIT_FRACTION": str(self.s.station_limit_fraction),
                "VOLTLIB_CHARGING_CONNECTOR_RATED_W": str(RATED_W), "VOLTLIB_RATE_PER_SECOND": "50",
                "VOLTLIB_RATE_BURST": "200",
+               "VOLTLIB_OCPP_VERSIONS": '["1.6", "2.0.1"]',  # the scenario's fleet may mix them (ocpp201_share)
                "VOLTLIB_HEARTBEAT_INTERVAL": "3600"}  # simulated seconds: thousands of posts, one heartbeat an hour
         server = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "voltlib", "serve", "--time-scale", str(self.speed),
@@ -276,9 +278,11 @@ class CitySimulation:
                              heartbeat_interval=3600, call_timeout=30.0, connect_timeout=30.0,
                              reconnect_min=self.speed, reconnect_max=30 * self.speed, tick=300.0)
         url = f"ws://127.0.0.1:{self.port}/ocpp"
+        versions = ocpp_versions(self.s, [cp_id for bays in self.station_bays.values() for cp_id in bays])
         for bays in self.station_bays.values():
             for cp_id in bays:
-                cp = SimulatedChargePoint(cp_id, url, password=PASSWORD, options=options, clock=self.clock)
+                cp = SimulatedChargePoint(cp_id, url, password=PASSWORD, options=options, clock=self.clock,
+                                          ocpp_version=versions[cp_id])
                 # like Autolib's AC posts: no state of charge in MeterValues (voltlib estimates it from energy)
                 cp.configuration["MeterValuesSampledData"].value = "Energy.Active.Import.Register,Power.Active.Import"
                 if self.s.clock_skew_minutes:  # posts whose clocks were set wrong, or drift
@@ -582,7 +586,8 @@ class CitySimulation:
             peak_station_ratio=round(self.peak_ratio, 3),
             seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,
             protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,
-            events=self.events, crashes=self.crashes, alert_kinds=alert_kinds)
+            events=self.events, crashes=self.crashes, alert_kinds=alert_kinds,
+            ocpp_versions=dict(sorted(Counter(cp.ocpp_version for cp in self.cps.values()).items())))
 
 
 def _outcomes(url: str) -> tuple[int, int, dict[str, dict[str, int]]]:

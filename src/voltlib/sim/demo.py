@@ -32,7 +32,7 @@ def banner(console: Console, base: str, token: str) -> None:
         ("Dashboard  ", "bold"), f"{base}/dashboard/  (sign in with the admin token)\n",
         ("API        ", "bold"), f"{base}/api/v1  ({base}/api/v1/openapi.json)\n",
         ("GBFS       ", "bold"), f"{base}/gbfs/manifest.json\n",
-        ("OCPP       ", "bold"), f"{base.replace('http', 'ws', 1)}/ocpp/<charge point id>  (OCPP 1.6J)\n",
+        ("OCPP       ", "bold"), f"{base.replace('http', 'ws', 1)}/ocpp/<charge point id>  (OCPP 1.6J and 2.0.1)\n",
         ("Admin token", "bold"), f" {token}\n",
         ("Database   ", "bold"), f"{DEMO_DB} (SQLite, recreated each run)")
     console.print(Panel(lines, expand=False))
@@ -51,7 +51,9 @@ def summary(console: Console, report: Report) -> None:
                                 f"{report.peak_station_ratio:.0%} of its grid limit\n",
         ("Security  ", "bold"), f"{report.alerts} alerts (intrusions injected: "
                                 f"{sum(1 for e in report.events if e['kind'] == 'intrusion')})\n",
-        ("Protocol  ", "bold"), f"{report.protocol_errors} errors"), title="the morning", expand=False))
+        ("Protocol  ", "bold"), f"{report.protocol_errors} errors; posts: "
+                                f"{', '.join(f'{n} on OCPP {v}' for v, n in report.ocpp_versions.items())}"),
+        title="the morning", expand=False))
 
 
 async def run_demo(*, port: int = 8180, duration: float | None = None, db_path: str | Path = DEMO_DB,

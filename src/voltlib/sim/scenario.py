@@ -7,8 +7,10 @@ time with offset), ``hours``, ``speed`` (simulated seconds per wall second, 1–
 ``station_limit_fraction`` (grid limit ÷ the bays' ratings) and ``[[events]]`` (``at_minutes``,
 ``kind``: ``intrusion`` | ``charge_point_failure`` | ``network_outage`` | ``server_crash`` (voltlib
 killed with SIGKILL and started again ``duration_minutes`` later) | ``clock_jump`` (one post's clock
-jumps by ``offset_minutes``), optional ``duration_minutes``), and ``clock_skew_minutes`` (every post's
-clock off by a seeded draw in ±that many minutes: the posts stamp what they send with it).
+jumps by ``offset_minutes``), optional ``duration_minutes``), ``clock_skew_minutes`` (every post's
+clock off by a seeded draw in ±that many minutes: the posts stamp what they send with it), and
+``ocpp201_share`` (0 to 1, default 0: the share of the posts that speak OCPP 2.0.1 rather than 1.6J,
+picked from the seed).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Scenario:
     radius_km: float = 4.0
     events: tuple[Event, ...] = field(default_factory=tuple)
     clock_skew_minutes: float = 0.0  # each post's clock is off by a seeded draw in [-x, +x] minutes
+    ocpp201_share: float = 0.0  # the share of the posts speaking OCPP 2.0.1 (the others 1.6J)
 
     def snapshot(self) -> Snapshot:
         """Stations and cars, as an Autolib'-format snapshot (real or synthetic)."""
@@ -107,7 +110,8 @@ def parse(data: dict[str, Any]) -> Scenario:
             synthetic_cars=int(data["synthetic_cars"]) if "synthetic_cars" in data else None,
             center=(float(data["center"][0]), float(data["center"][1])) if "center" in data else (48.8566, 2.3522),
             radius_km=float(data.get("radius_km", 4.0)), events=events,
-            clock_skew_minutes=float(data.get("clock_skew_minutes", 0.0)))
+            clock_skew_minutes=float(data.get("clock_skew_minutes", 0.0)),
+            ocpp201_share=float(data.get("ocpp201_share", 0.0)))
     except KeyError as exc:
         raise ScenarioError(f"missing field {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
@@ -131,9 +135,19 @@ def _check(s: Scenario) -> None:
         raise ScenarioError("stations ≥ 2")
     if not 0 <= s.clock_skew_minutes <= 24 * 60:
         raise ScenarioError("clock_skew_minutes: 0 to 1440")
+    if not 0 <= s.ocpp201_share <= 1:
+        raise ScenarioError("ocpp201_share: 0 to 1")
     for e in s.events:
         if e.kind not in EVENT_KINDS or e.at_minutes < 0:
             raise ScenarioError(f"event {e.kind!r} at {e.at_minutes}: kinds are {sorted(EVENT_KINDS)}")
+
+
+def ocpp_versions(s: Scenario, charge_points: list[str]) -> dict[str, str]:
+    """Which OCPP version each post speaks: ``round(ocpp201_share × posts)`` of them, drawn from the
+    seed (its own generator: the other seeded draws stay as they were), speak 2.0.1."""
+    ordered = sorted(charge_points)
+    newer = set(random.Random(f"{s.seed}:ocpp2.0.1").sample(ordered, round(s.ocpp201_share * len(ordered))))
+    return {cp_id: "2.0.1" if cp_id in newer else "1.6" for cp_id in ordered}
 
 
 def _synthetic_csv(s: Scenario) -> str:

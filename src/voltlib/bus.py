@@ -32,9 +32,11 @@ consumers get everything, ``remote`` ones nothing, and nothing else changes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol, TypeVar
 
 from voltlib.events import Event
@@ -69,6 +71,7 @@ class SubscriberStats:
     failures: int
     publisher_waits: int
     scope: str = "node"
+    current_at: datetime | None = None  # the time of the event taken last: with events queued, how far behind
 
 
 class _Subscriber:
@@ -78,6 +81,7 @@ class _Subscriber:
         self.queue: asyncio.Queue[Event] = asyncio.Queue(size)
         self.task: asyncio.Task[None] | None = None
         self.failures = self.handled = self.high_water = self.publisher_waits = 0
+        self.current_at: datetime | None = None
 
     async def put(self, event: Event) -> None:
         try:
@@ -93,6 +97,7 @@ class _Subscriber:
     async def run(self) -> None:
         while True:
             event = await self.queue.get()
+            self.current_at = event.at
             try:
                 await self.handler(event)
             except Exception:  # a subscriber's bug must not stop the others
@@ -104,7 +109,7 @@ class _Subscriber:
 
     def stats(self) -> SubscriberStats:
         return SubscriberStats(self.name, "subscriber", self.queue.qsize(), self.high_water, self.handled,
-                               self.failures, self.publisher_waits, self.scope)
+                               self.failures, self.publisher_waits, self.scope, self.current_at)
 
 
 class _Watcher:
@@ -201,7 +206,10 @@ class LocalBus:
     def _ensure_running(subscriber: _Subscriber) -> None:
         if subscriber.task is None:
             try:
-                subscriber.task = asyncio.get_running_loop().create_task(subscriber.run())
+                # a context of its own: started by whichever publisher came first, it must not log
+                # as that charge point for ever (voltlib.telemetry.logs)
+                subscriber.task = asyncio.get_running_loop().create_task(subscriber.run(),
+                                                                         context=contextvars.Context())
             except RuntimeError:  # not in a loop yet: started on first publish
                 pass
 

@@ -199,6 +199,16 @@ class NatsCluster:
         await self.local.close()
 
     @property
+    def peers(self) -> int:
+        """The other nodes heard from lately (metrics)."""
+        return len(self._peers)
+
+    @property
+    def connected(self) -> bool:
+        """Connected to NATS now (readiness)."""
+        return self._nc is not None and self._nc.is_connected
+
+    @property
     def nc(self) -> Client:
         if self._nc is None:
             raise RuntimeError("the cluster is not connected yet")

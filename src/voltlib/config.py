@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 OcppVersion = Literal["1.6", "2.0.1"]
@@ -115,6 +115,15 @@ class Settings(BaseSettings):
     time_wall_start: float | None = Field(None, gt=0)
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line (docs/operations.md, "Logs")
+
+    # Operations (docs/operations.md): this node's name in metrics and logs (default: host:port), and
+    # who may read /metrics: anyone reaching metrics_port (0: no such listener), or on the main port
+    # whoever sends "Authorization: Bearer <metrics_token>" (unset: /metrics is not on the main port).
+    node_name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_token: SecretStr | None = None
 
     @field_validator("time_origin")
     @classmethod

@@ -40,6 +40,7 @@ from voltlib.sharing.store import seed_cities
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
+from voltlib.telemetry import logs, metrics
 from voltlib.web.app import Dashboard
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
         services.certificate_authority = CertificateAuthority.from_files(settings.ca_cert, settings.ca_key,
                                                                          settings.charge_point_cert_days)
         CertificateIssuer(gateway, services.certificate_authority).install()
-    app = web.Application(middlewares=[problems], client_max_size=256 * 1024)
+    app = web.Application(middlewares=[problems, logs.request_context], client_max_size=256 * 1024)
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/ocpp/{cp_id}", gateway.handle)
     sharing = SharingService(gateway)
@@ -84,6 +85,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)
+    metrics.install(app, gateway, gbfs=app[GBFS_KEY], charging=charging)  # docs/operations.md, "Metrics"
     if cluster is not None:
         app.cleanup_ctx.append(partial(_joined, cluster))
     app.cleanup_ctx.append(_maintenance)

@@ -173,6 +173,7 @@ def serve(
         help="That CA's certificate revocation list(s), PEM; re-read when the file changes.")] = None,
     registration_policy: Annotated[str | None, typer.Option(help="reject | pending, for unknown ids.")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING...")] = None,
+    log_format: Annotated[str | None, typer.Option(help="text | json (one object per line).")] = None,
     time_scale: Annotated[float | None, typer.Option(
         help="Simulated time: voltlib's clock runs this many times faster than the wall clock (1 to 1000).")] = None,
     time_origin: Annotated[str | None, typer.Option(
@@ -188,11 +189,14 @@ def serve(
                                  tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca,
                                  tls_client_crl=tls_client_crl,
                                  registration_policy=registration_policy, log_level=log_level,
-                                 time_scale=time_scale, time_origin=time_origin)
+                                 log_format=log_format, time_scale=time_scale, time_origin=time_origin)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise typer.Exit(code=_fail(f"bad settings: {problems}")) from None
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from voltlib.telemetry import logs
+    from voltlib.telemetry.metrics import node_name
+
+    logs.configure(settings.log_level, settings.log_format, node=node_name(settings))
     if settings.time_scale != 1.0 or settings.time_origin is not None:
         logging.getLogger("voltlib").warning("simulated time: x%g from %s (GET /api/v1/clock)", settings.time_scale,
                                              settings.time_origin or "now")

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from voltlib.domain import battery, charging, meter
 from voltlib.sharing import codec
 from voltlib.sharing import store as ss
 from voltlib.store.tables import bays, meter_values, rentals, stations, transactions, vehicles
+from voltlib.telemetry.counters import WORK_SECONDS, Histogram
 
 if TYPE_CHECKING:
     from voltlib.gateway.gateway import Gateway
@@ -255,6 +257,7 @@ class SmartCharging:
         self._unknown: set[str] = set()
         self.plans = 0
         self.mismatches = 0
+        self.plan_seconds = Histogram(WORK_SECONDS)  # metrics: one re-plan, commands to charge points included
 
     def install(self) -> None:
         self.services.bus.watch(self._on_event, *CHANGES, name="smart-charging", scope="network")
@@ -307,8 +310,17 @@ class SmartCharging:
         """One read for all the stations, then stations planned side by side (``PARALLEL_STATIONS`` at a
         time), since most of a plan is waiting for charge points to answer; within a station the
         order of changes is kept."""
+        ids = sorted(station_ids)
+        started = time.monotonic()
+        try:
+            await self._replan(ids, booted)
+        finally:
+            if ids:
+                self.plan_seconds.observe(time.monotonic() - started)
+
+    async def _replan(self, station_ids: list[str], booted: set[str] | None) -> None:
         states = await self.services.store.read(partial(
-            read_stations, station_ids=sorted(station_ids), rated_w=self.rated_w, fraction=self.fraction,
+            read_stations, station_ids=station_ids, rated_w=self.rated_w, fraction=self.fraction,
             reserved_range_km=self.reserved_range_km))
         room = asyncio.Semaphore(PARALLEL_STATIONS)
 

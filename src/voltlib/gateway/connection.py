@@ -29,6 +29,7 @@ from voltlib.ocpp.session import (
 from voltlib.ocpp.v16.messages import redact
 from voltlib.store import repo
 from voltlib.store.tables import ocpp_messages
+from voltlib.telemetry.logs import MESSAGE_ID
 
 log = logging.getLogger(__name__)
 
@@ -136,24 +137,30 @@ class ChargePointConnection:
         return True
 
     async def _on_text(self, text: str) -> None:
-        event = self.session.receive(text, time.monotonic())  # for the rate limit: wall time
+        received = time.monotonic()
+        event = self.session.receive(text, received)  # for the rate limit: wall time
+        MESSAGE_ID.set(getattr(event, "message_id", None))  # the log lines of this frame name it
         if isinstance(event, CallReceived):
             reply = await self._answer(event)
+            self.ctx.services.calls.answered(event.action, reply, time.monotonic() - received)
             outcome = _outcome(reply)
             if outcome == "error" or event.action not in STORED_ELSEWHERE or self._log_in_full():
                 self._record("charge_point", event.message_id, event.action, outcome, text, reply)
         elif isinstance(event, Retransmitted):
+            self.ctx.services.calls.retransmitted(event.action)
             if event.reply is not None:
                 await self._send(event.reply)
             self._record("charge_point", event.message_id, event.action, "retransmission", text, event.reply)
         elif isinstance(event, (ResultReceived, ErrorReceived)):
             self._settle(event, text)
         elif event.error.fault == "ours":  # not the charge point's doing: no violation, no security event
+            self.ctx.services.calls.violation(event.action, event.error.code.wire(self.session.version), "failed")
             log.error("reading a frame from %s failed", self.cp_id, exc_info=event.error.__cause__)
             if event.reply is not None:
                 await self._send(event.reply)
             self._record("charge_point", event.message_id or "", event.action, "error", text, event.reply)
         else:
+            self.ctx.services.calls.violation(event.action, event.error.code.wire(self.session.version))
             self._record("charge_point", event.message_id or "", event.action, "violation", text, event.reply)
             await self._on_violation(event)
 

@@ -13,6 +13,7 @@ from voltlib.cluster import Cluster, SingleNode
 from voltlib.config import Settings
 from voltlib.domain.idtags import Decision
 from voltlib.store.db import Store
+from voltlib.telemetry.counters import CallStats
 
 if TYPE_CHECKING:
     from voltlib.gateway.datatransfer import DataTransferRouter
@@ -39,6 +40,7 @@ class Services:
     # Charge points in quarantine, as this node knows them (kept by the security responder): the
     # gateway logs their every frame in full, whatever ``message_log`` says.
     quarantined: set[str] = field(default_factory=set)
+    calls: CallStats = field(default_factory=CallStats)  # counted by the connections, read by /metrics
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ second (a Paris rebuild costs tens of milliseconds). Static files are rebuilt wh
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gzip
 import hashlib
 import logging
@@ -38,6 +39,7 @@ from voltlib.events import (
 )
 from voltlib.gbfs import feeds
 from voltlib.gbfs.model import CitySnapshot, System
+from voltlib.telemetry.counters import WORK_SECONDS, Histogram
 
 log = logging.getLogger(__name__)
 PREFIX = "/gbfs"
@@ -98,6 +100,8 @@ class FeedCache:
         self._last_cost = 0.0  # seconds the last flush took
         self._flusher: asyncio.Task[None] | None = None
         self.rebuilds = 0
+        self.rebuild_seconds = Histogram(WORK_SECONDS)  # metrics: a city's snapshot read and files encoded
+        self.built_at: dict[str, float] = {}  # city -> monotonic time of its last rebuild (metrics: age)
         self.rebuilt = asyncio.Event()  # set after every rebuild (benchmarks and tests wait on it)
 
     def base(self, request: web.Request | None) -> str:
@@ -114,6 +118,7 @@ class FeedCache:
     async def rebuild(self, system_id: str) -> bool:
         lock = self._locks.setdefault(system_id, asyncio.Lock())
         async with lock:
+            started = time.monotonic()
             generation = self._generation.get(system_id, 0)
             snap = await self.source.snapshot(system_id)
             if snap is None:
@@ -126,6 +131,8 @@ class FeedCache:
                 del self._linked[key]
             self._built_generation[system_id] = generation
             self.rebuilds += 1
+            self.built_at[system_id] = now = time.monotonic()
+            self.rebuild_seconds.observe(now - started)
             self.rebuilt.set()
             self.rebuilt = asyncio.Event()
             return True
@@ -160,7 +167,7 @@ class FeedCache:
         """Something changed at a charge point: its city is rebuilt soon (see the module docstring)."""
         self._dirty.add(charge_point_id)
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+            self._flusher = asyncio.get_running_loop().create_task(self._flush(), context=contextvars.Context())
 
     async def _flush(self) -> None:
         while self._dirty:

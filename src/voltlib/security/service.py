@@ -66,6 +66,7 @@ class SecurityService:
         self.auto_response = auto_response
         self.upload_allow = upload_allow
         self.alerts = 0
+        self.alerts_by_kind: dict[tuple[str, str], int] = {}  # (kind, severity) -> new alerts (metrics)
         self.webhook_failures = 0
         self._loaded = False
         self._located = 0.0  # monotonic time the charge points' places were last read
@@ -252,8 +253,10 @@ class SecurityService:
         if not recorded.new_alert or expected:
             return False
         self.alerts += 1
+        key = (signal.kind, signal.severity)
+        self.alerts_by_kind[key] = self.alerts_by_kind.get(key, 0) + 1
         log.warning("security alert %s (%s) at %s from %s", signal.kind, signal.severity, signal.charge_point_id,
-                    signal.source)
+                    signal.source, extra={"charge_point_id": signal.charge_point_id})
         if self.webhook_url:
             self._spawn(self._notify(signal, recorded))
         if self.auto_response and signal.charge_point_id:

@@ -13,6 +13,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.exc import IntegrityError
 
 from voltlib.store import fast
+from voltlib.telemetry.counters import WriterStats
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,6 +103,9 @@ class Store:
         self.engine = make_engine(self.url)
         self.max_batch = max_batch
         self._local = threading.local()  # each writer thread's connection
+        # For the metrics: jobs handed to the writers (event-loop thread), and each writer thread's batches.
+        self.handed = 0
+        self.writer_stats: dict[str, WriterStats] = {}
         self._queue: queue.SimpleQueue[_Job | list[_Job] | object] = queue.SimpleQueue()
         self._outboxes: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="voltlib-read")
@@ -132,6 +137,7 @@ class Store:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         if concurrent and self._concurrent_queue is not self._queue:
+            self.handed += 1
             self._concurrent_queue.put(_Job(op, future, loop))
         else:
             self._submit(_Job(op, future, loop))
@@ -161,6 +167,7 @@ class Store:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop in this thread: nothing to gather with
+            self.handed += 1
             self._queue.put(job)
             return
         outbox = self._outboxes.get(loop)
@@ -172,6 +179,7 @@ class Store:
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
         jobs = self._outboxes.pop(loop, None)
         if jobs:
+            self.handed += len(jobs)
             self._queue.put(jobs)
 
     async def read(self, op: Callable[[Connection], T]) -> T:
@@ -201,7 +209,13 @@ class Store:
 
     # -- the writer thread --
 
+    @property
+    def queued(self) -> int:
+        """Writes handed to the writer threads and not committed (or failed) yet."""
+        return self.handed - sum(stats.ops for stats in list(self.writer_stats.values()))
+
     def _write_loop(self, jobs: queue.SimpleQueue[_Job | list[_Job] | object], max_batch: int) -> None:
+        self._local.stats = self.writer_stats[threading.current_thread().name] = WriterStats()
         try:
             self._drain(jobs, max_batch)
         finally:
@@ -234,6 +248,7 @@ class Store:
 
     def _run_batch(self, batch: list[_Job]) -> None:
         results: list[tuple[_Job, bool, Any]] = []
+        started = time.perf_counter()
         try:
             self._run_jobs([job for job in batch if job.op is not None], [job for job in batch if job.op is None],
                            results)
@@ -247,6 +262,7 @@ class Store:
         self.batches += 1
         self.ops += len(batch)
         self._resolve_all(results)
+        self._local.stats.batch(len(batch), time.perf_counter() - started)
 
     def _run_jobs(self, ops: list[_Job], inserts: list[_Job], results: list[tuple[_Job, bool, Any]],
                   defer: bool = True) -> None:

@@ -194,7 +194,10 @@ class NatsCluster:
                 await self._announce(goodbye=True)
             except NatsError as exc:
                 log.warning("goodbye not sent: %s", exc)
-            await self._nc.drain()
+            try:
+                await self._nc.drain()
+            except NatsError as exc:  # closed already (NATS gone for good): nothing left to drain
+                log.warning("NATS connection not drained: %s", exc)
             self._nc = None
         await self.local.close()
 

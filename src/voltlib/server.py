@@ -40,7 +40,7 @@ from voltlib.sharing.store import seed_cities
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.store.migrate import upgrade
-from voltlib.telemetry import logs, metrics
+from voltlib.telemetry import logs, metrics, readiness
 from voltlib.web.app import Dashboard
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     soc.install()
     app[SOC_KEY] = soc
     routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging, services)
-                   + rebalancing_routes(services))
+                   + rebalancing_routes(services) + readiness.routes(gateway))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)

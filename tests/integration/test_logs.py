@@ -51,7 +51,7 @@ def _prepare(url: str) -> None:
         store.close()
 
 
-async def _up(base: str, process: subprocess.Popen[bytes]) -> None:
+async def _up(base: str, process: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(base_url=base) as http:
         while True:
@@ -60,7 +60,7 @@ async def _up(base: str, process: subprocess.Popen[bytes]) -> None:
                     return
             except httpx.TransportError:
                 pass
-            assert process.poll() is None, "voltlib serve exited"
+            assert process.returncode is None, "voltlib serve exited"
             assert time.monotonic() < deadline, "voltlib serve did not come up"
             await asyncio.sleep(0.2)
 
@@ -122,15 +122,15 @@ async def test_no_secret_in_the_log_of_a_real_server(tmp_path: Path, log_format:
     log_file = tmp_path / "serve.log"
     env = {**os.environ, "VOLTLIB_METRICS_TOKEN": METRICS_TOKEN, "VOLTLIB_NODE_NAME": "node-logs"}
     with log_file.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "voltlib", "serve", "--port", str(port),
-                                    "--database-url", url, "--log-level", "DEBUG", "--log-format", log_format],
-                                   stdout=sink, stderr=subprocess.STDOUT, env=env)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "voltlib", "serve", "--port", str(port), "--database-url", url,
+            "--log-level", "DEBUG", "--log-format", log_format, stdout=sink, stderr=subprocess.STDOUT, env=env)
         try:
             await _up(f"http://127.0.0.1:{port}", process)
             key = await _drive(port)
         finally:
             process.send_signal(signal.SIGINT)
-            await asyncio.to_thread(process.wait, 30)
+            await asyncio.wait_for(process.wait(), 30)
     text = log_file.read_text()
     assert "refused CP-L1" in text  # the wrong password was logged, as a refusal
     for secret in (CP_PASSWORD, WRONG_PASSWORD, API_TOKEN, WRONG_TOKEN, NEW_CP_PASSWORD, PROFILE_PASSWORD,

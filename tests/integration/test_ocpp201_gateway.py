@@ -268,14 +268,3 @@ async def test_hostile_frames_get_the_2_0_1_codes(server201: RunningServer) -> N
     await server201.settled()
     violations = [e for e in await events(server201, "CP-H") if e["kind"] == "protocol_violation"]
     assert violations and violations[0]["detail"]["code"] == "OccurrenceConstraintViolation"  # 2.0.1's spelling
-
-
-async def test_a_command_to_a_2_0_1_station_is_refused_cleanly_until_commands_are_wired(
-        server201: RunningServer) -> None:
-    await server201.add_charge_point("CP-C")
-    async with connect(server201, "CP-C") as station:
-        assert (await station.call("BootNotification", BOOT))[2]["status"] == "Accepted"
-        async with httpx.AsyncClient(base_url=server201.url, headers=server201.api_headers(), timeout=15) as client:
-            response = await client.post("/api/v1/charge-points/CP-C/commands/Reset", json={"type": "Soft"})
-        assert response.status_code == 409 and response.json()["title"] == "unsupported-ocpp-version"
-        assert (await station.call("Heartbeat", {}))[0] == 3

@@ -34,6 +34,8 @@ from voltlib.domain.charging import (
 )
 from voltlib.ocpp.errors import OcppError
 from voltlib.ocpp.schemas import validate
+from voltlib.ocpp.v16.commands import charging_profile as v16
+from voltlib.ocpp.v201.commands import charging_profile as v201
 
 AT = datetime(2026, 6, 1, 17, 0, tzinfo=UTC)
 
@@ -190,10 +192,12 @@ def test_every_step_of_a_plan_respects_the_limits_and_gives_valid_ocpp_profiles(
         for c in live:
             assert at_t(p.schedules[c.vehicle_id]) <= c.connector_max_w
     for i, c in enumerate(cars):
-        validate("1.6", "SetChargingProfile", "request",
-                 {"connectorId": 1, "csChargingProfiles": tx_profile(p, c.vehicle_id, 100 + i, transaction_id=7)})
-    validate("1.6", "SetChargingProfile", "request",
-             {"connectorId": 0, "csChargingProfiles": station_max_profile(station, AT, 1)})
+        limit = tx_profile(p, c.vehicle_id, 100 + i, transaction_id=7)
+        validate("1.6", "SetChargingProfile", "request", {"connectorId": 1, "csChargingProfiles": v16(limit)})
+        validate("2.0.1", "SetChargingProfile", "request", {"evseId": 1, "chargingProfile": v201(limit, "tx-7")})
+    cap = station_max_profile(station, AT, 1)
+    validate("1.6", "SetChargingProfile", "request", {"connectorId": 0, "csChargingProfiles": v16(cap)})
+    validate("2.0.1", "SetChargingProfile", "request", {"evseId": 0, "chargingProfile": v201(cap, None)})
 
 
 # --- examples -------------------------------------------------------------------------------------
@@ -263,7 +267,7 @@ def test_profiles_have_the_ocpp_shape_and_reject_bad_input() -> None:
     cars = [ChargingSession("a", BLUECAR, 0.7, 3700.0, departure=AT + timedelta(hours=3)),
             ChargingSession("b", BLUECAR, 0.2, 3700.0)]
     p = plan(Station(5000.0), cars, AT, horizon_h=6, step_s=900)
-    prof = tx_profile(p, "a", 42, stack_level=2, transaction_id=1234)
+    prof = v16(tx_profile(p, "a", 42, stack_level=2, transaction_id=1234))
     assert prof["chargingProfilePurpose"] == "TxProfile" and prof["transactionId"] == 1234
     sched = prof["chargingSchedule"]
     assert sched["chargingRateUnit"] == "W" and sched["startSchedule"] == "2026-06-01T17:00:00Z"
@@ -272,9 +276,9 @@ def test_profiles_have_the_ocpp_shape_and_reject_bad_input() -> None:
     starts = [r["startPeriod"] for r in sched["chargingSchedulePeriod"]]
     assert starts == sorted(set(starts))
     validate("1.6", "SetChargingProfile", "request", {"connectorId": 1, "csChargingProfiles": prof})
-    default = tx_profile(p, "b", 43, purpose="TxDefaultProfile")
+    default = v16(tx_profile(p, "b", 43, purpose="TxDefault"))
     validate("1.6", "SetChargingProfile", "request", {"connectorId": 2, "csChargingProfiles": default})
-    cp_max = station_max_profile(Station(5000.9), AT, 1)
+    cp_max = v16(station_max_profile(Station(5000.9), AT, 1))
     assert cp_max["chargingProfilePurpose"] == "ChargePointMaxProfile"
     assert cp_max["chargingSchedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 5000.0}]
     validate("1.6", "SetChargingProfile", "request", {"connectorId": 0, "csChargingProfiles": cp_max})

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
 from voltlib.domain.battery import (
@@ -41,10 +41,10 @@ from voltlib.domain.battery import (
     soc_for_range,
     step_charge,
 )
+from voltlib.domain.commands import Period, PowerLimit, ProfilePurpose
 
 PHASES: Final = ("L1", "L2", "L3")
 Tier = Literal["reserved", "low", "other"]
-ProfilePurpose = Literal["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"]
 _SIXTHS: Final = 6
 
 
@@ -349,51 +349,26 @@ def plan(
 # --- OCPP 1.6 ChargingProfile -------------------------------------------------------------------
 
 
-def _ocpp_time(t: datetime) -> str:
-    if t.tzinfo is None:
-        raise ValueError("OCPP times need a timezone-aware datetime")
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def charging_profile(
     periods: Sequence[SchedulePeriod],
     start: datetime,
     profile_id: int,
-    purpose: ProfilePurpose = "TxProfile",
+    purpose: ProfilePurpose = "Tx",
     stack_level: int = 0,
     duration_s: int | None = None,
     transaction_id: int | None = None,
     number_phases: int | None = None,
-) -> dict[str, Any]:
-    """An OCPP 1.6 ``csChargingProfiles`` dict (Absolute, chargingRateUnit W) from schedule periods."""
-    if not periods or periods[0].start_s != 0:
-        raise ValueError("a schedule needs periods starting at 0")
-    rows: list[dict[str, Any]] = []
-    for p in periods:
-        row: dict[str, Any] = {"startPeriod": int(p.start_s), "limit": float(max(0, int(p.limit_w)))}
-        if number_phases is not None:
-            row["numberPhases"] = number_phases
-        rows.append(row)
-    schedule: dict[str, Any] = {"startSchedule": _ocpp_time(start), "chargingRateUnit": "W",
-                                "chargingSchedulePeriod": rows}
-    if duration_s is not None:
-        schedule["duration"] = int(duration_s)
-    profile: dict[str, Any] = {
-        "chargingProfileId": profile_id,
-        "stackLevel": stack_level,
-        "chargingProfilePurpose": purpose,
-        "chargingProfileKind": "Absolute",
-        "chargingSchedule": schedule,
-    }
-    if transaction_id is not None:
-        profile["transactionId"] = transaction_id
-    return profile
+) -> PowerLimit:
+    """A version-neutral charging profile (absolute, in W) from schedule periods; each OCPP version's
+    adapter writes it in its own words (``voltlib.ocpp.v16.commands``, ``voltlib.ocpp.v201.commands``)."""
+    return PowerLimit(profile_id, purpose, tuple(Period(p.start_s, max(0, int(p.limit_w))) for p in periods), start,
+                      stack_level, None if duration_s is None else int(duration_s), transaction_id, number_phases)
 
 
 def tx_profile(
     p: Plan, vehicle_id: str, profile_id: int, stack_level: int = 0, transaction_id: int | None = None,
-    purpose: ProfilePurpose = "TxProfile",
-) -> dict[str, Any]:
+    purpose: ProfilePurpose = "Tx",
+) -> PowerLimit:
     """The TxProfile (or TxDefaultProfile) for one session of a plan; its transaction id is taken from
     the argument or, failing that, left out."""
     return charging_profile(
@@ -402,7 +377,7 @@ def tx_profile(
     )
 
 
-def station_max_profile(station: Station, start: datetime, profile_id: int, stack_level: int = 0) -> dict[str, Any]:
-    """ChargePointMaxProfile carrying the station grid limit (send on connector 0), open-ended."""
+def station_max_profile(station: Station, start: datetime, profile_id: int, stack_level: int = 0) -> PowerLimit:
+    """The charge point's maximum carrying the station grid limit (send on connector 0), open-ended."""
     return charging_profile([SchedulePeriod(0, max(0, math.floor(station.limit_w)))], start, profile_id,
-                            "ChargePointMaxProfile", stack_level)
+                            "ChargePointMax", stack_level)

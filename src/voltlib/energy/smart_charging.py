@@ -31,12 +31,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, select, update
 
 from voltlib import events as ev
 from voltlib.domain import battery, charging, meter
+from voltlib.domain.commands import Command, CommandRefused, LimitPower, Outcome, ReadSchedule
 from voltlib.sharing import codec
 from voltlib.sharing import store as ss
 from voltlib.store.tables import bays, meter_values, rentals, stations, transactions, vehicles
@@ -348,11 +349,8 @@ class SmartCharging:
         current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted if d[0] not in self._unknown}
         for dock, watts in ordered_changes(current, wanted):
             profile = charging.charging_profile([charging.SchedulePeriod(0, watts)], self.services.clock.now(),
-                                                TX_PROFILE_ID, "TxProfile", TX_STACK_LEVEL,
-                                                transaction_id=tx_of[dock])
-            row = await self._send(dock[0], "SetChargingProfile", {"connectorId": dock[1],
-                                                                   "csChargingProfiles": profile})
-            if _accepted(row):
+                                                TX_PROFILE_ID, "Tx", TX_STACK_LEVEL, transaction_id=tx_of[dock])
+            if (await self._send(dock[0], LimitPower(dock[1], profile))).accepted:
                 self._sent[dock] = watts
                 await self._check(dock, watts)
         for cp_id in {d.cp_id for d in state.docks} & self._unknown:
@@ -364,24 +362,24 @@ class SmartCharging:
         now = self.services.clock.now()
         cap = charging.station_max_profile(charging.Station(state.limit_w), now, MAX_PROFILE_ID)
         safe = charging.charging_profile([charging.SchedulePeriod(0, safe_start_w(state))], now,
-                                         DEFAULT_PROFILE_ID, "TxDefaultProfile")
+                                         DEFAULT_PROFILE_ID, "TxDefault")
         for profile in (cap, safe):
-            await self._send(cp_id, "SetChargingProfile", {"connectorId": 0, "csChargingProfiles": profile})
+            await self._send(cp_id, LimitPower(0, profile))
 
     async def _check(self, dock: Dock, watts: int) -> None:
-        row = await self._send(dock[0], "GetCompositeSchedule", {"connectorId": dock[1], "duration": 60,
-                                                                 "chargingRateUnit": "W"})
-        periods = ((row.get("response") or {}).get("chargingSchedule") or {}).get("chargingSchedulePeriod") or []
-        if _accepted(row) and periods and float(periods[0]["limit"]) > watts + 0.5:
+        outcome = await self._send(dock[0], ReadSchedule(dock[1], 60))
+        if outcome.accepted and outcome.schedule_w is not None and outcome.schedule_w > watts + 0.5:
             self.mismatches += 1
-            log.warning("%s/%s will draw %s W, planned %s W", dock[0], dock[1], periods[0]["limit"], watts)
+            log.warning("%s/%s will draw %s W, planned %s W", dock[0], dock[1], outcome.schedule_w, watts)
 
-    async def _send(self, cp_id: str, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, cp_id: str, command: Command) -> Outcome:
         try:
-            return await self.gateway.send_command(cp_id, action, payload, requested_by="voltlib:smart-charging")
-        except Exception:  # a refused or failed command is logged; the next plan retries
-            log.exception("smart charging: %s to %s failed", action, cp_id)
-            return {}
+            return await self.gateway.commands.send(cp_id, command, requested_by="voltlib:smart-charging")
+        except CommandRefused as exc:  # the next plan retries
+            log.warning("smart charging: %s to %s refused: %s", type(command).__name__, cp_id, exc.detail)
+        except Exception:  # our fault, logged with its trace; the next plan retries
+            log.exception("smart charging: %s to %s failed", type(command).__name__, cp_id)
+        return Outcome(state="failed")
 
     async def set_limit(self, station_id: str, limit_w: float | None, phase_limit_w: float | None) -> Limits:
         """Change (or, with None, reset to the default) a station's grid limit and re-plan it now."""
@@ -409,6 +407,3 @@ class SmartCharging:
             read_limits, station_id=station_id, rated_w=self.rated_w, fraction=self.fraction))
         return result
 
-
-def _accepted(row: dict[str, Any]) -> bool:
-    return row.get("state") == "answered" and (row.get("response") or {}).get("status") == "Accepted"

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from functools import partial
 
+from voltlib.domain.commands import InstallCertificate
 from voltlib.events import CertificateSigningRequested, Event
 from voltlib.gateway.gateway import Gateway
 from voltlib.security.ca import CertificateAuthority, CsrRejected, check_csr
@@ -41,9 +42,9 @@ class CertificateIssuer:
             await self._finish(event, "failed", "warning", {"reason": str(exc)})
             return
         await s.store.write(partial(repo.set_csr_state, request_id=event.request_id, state="signed"))
-        row = await self.gateway.send_command(cp_id, "CertificateSigned", {"certificateChain": issued.chain_pem},
-                                              requested_by="certificate-authority")
-        status = (row.get("response") or {}).get("status") if row["state"] == "answered" else None
+        outcome = await self.gateway.commands.send(cp_id, InstallCertificate(issued.chain_pem),
+                                                   requested_by="certificate-authority")
+        row, status = outcome.record, outcome.status
         detail = {"command_id": row["id"], "serial_number": format(issued.serial_number, "x"),
                   "fingerprint": issued.fingerprint, "not_after": issued.not_after.isoformat(),
                   "key": checked.key_description, "status": status, "state": row["state"]}

@@ -19,8 +19,11 @@ from sqlalchemy.exc import IntegrityError
 
 from voltlib import events as ev
 from voltlib.cluster import ClusterUnavailable
-from voltlib.gateway import auth
+from voltlib.domain import commands
+from voltlib.domain.commands import CommandRefused
+from voltlib.gateway import auth, command_rules
 from voltlib.gateway import versions as ocpp_versions
+from voltlib.gateway.command_port import OcppCommandPort, read_outcome, to_call
 from voltlib.gateway.connection import WS_GOING_AWAY, WS_POLICY_VIOLATION, CallOutcome, ChargePointConnection
 from voltlib.gateway.context import ChargePointContext, Services
 from voltlib.gateway.duplicates import TURN_SLACK, Takeovers, Turns
@@ -28,6 +31,7 @@ from voltlib.ocpp import schemas
 from voltlib.ocpp.errors import OcppError
 from voltlib.ocpp.session import Limits, MessageIdMemory, OcppSession
 from voltlib.ocpp.v16.messages import COMMANDS as COMMANDS_V16
+from voltlib.ocpp.v201.commands import CSMS_ACTIONS as COMMANDS_V201
 from voltlib.security import firmware
 from voltlib.security import records as security_records
 from voltlib.security.credentials import (
@@ -48,10 +52,7 @@ REPLACED_BY_NEWER = "replaced: a newer connection from the charge point's addres
 NEW_PASSWORD_GRACE = 30.0  # seconds a just-accepted password hash overrides the one read from the database
 
 
-class CommandError(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.title, self.detail = status, title, detail
+CommandError = CommandRefused  # a command voltlib refuses to send; its status is what the API answers
 
 
 class Gateway:
@@ -72,6 +73,7 @@ class Gateway:
         self._firmware_roots = firmware.load_roots(s.firmware_signer_roots) if s.firmware_signer_roots else []
         self.limits = Limits(max_frame_bytes=s.max_frame_bytes, rate_per_second=s.rate_per_second, burst=s.rate_burst,
                              flood_seconds=s.flood_seconds)
+        self.commands = OcppCommandPort(self)  # the domain's version-neutral commands go through it
 
     # -- the WebSocket endpoint --
 
@@ -351,30 +353,23 @@ class Gateway:
 
     async def send_command(self, cp_id: str, action: str, payload: dict[str, Any], *,
                            requested_by: str | None = None, timeout: float | None = None) -> dict[str, Any]:
-        """Validate, record, send and await one command; the stored command row is returned.
+        """Validate, record, send and await one command in the charge point's OCPP version; the stored
+        command row is returned.
 
-        ChangeConfiguration of AuthorizationKey is refused here (``rotate_password`` sends it, so the
-        new password's hash is stored when the charge point accepts it), and so is lowering the
-        SecurityProfile: the whitepaper (A00.FR.005) forbids doing that over OCPP.
+        What would set the password or lower the security profile is refused
+        (``command_rules.check``): ``rotate_password`` sends the password and stores its hash.
         """
-        if action == "ChangeConfiguration":
-            key = str(payload.get("key", ""))
-            if key.lower() == "authorizationkey":
-                raise CommandError(422, "use-rotate-password",
-                                   "AuthorizationKey is changed with POST .../rotate-password, which stores its hash")
-            if key.lower() == "securityprofile":
-                record = await self.services.store.read(partial(repo.get_charge_point, cp_id=cp_id))
-                value = str(payload.get("value", ""))
-                if record is not None and (not value.isdigit() or int(value) <= record.security_profile):
-                    raise CommandError(422, "security-profile-downgrade",
-                                       "the SecurityProfile can only be raised over OCPP (whitepaper A00.FR.005)")
-        if action == "SignedUpdateFirmware" and self._firmware_roots:
+        if action in ("ChangeConfiguration", "SetVariables"):
+            record = await self.services.store.read(partial(repo.get_charge_point, cp_id=cp_id))
+            version = await self.commands.version_of(cp_id)
+            command_rules.check(version, action, payload, None if record is None else record.security_profile)
+        if action in ("SignedUpdateFirmware", "UpdateFirmware") and self._firmware_roots:
             try:
                 firmware.check_signing_certificate(str((payload.get("firmware") or {}).get("signingCertificate", "")),
                                                    self._firmware_roots, self.services.clock.now())
             except firmware.FirmwareSignerRejected as exc:
                 raise CommandError(422, exc.code, str(exc)) from None
-        if action == "RemoteStartTransaction" and await self.services.store.read(
+        if command_rules.is_remote_start(action) and await self.services.store.read(
                 partial(security_records.active_quarantine, cp_id=cp_id)) is not None:  # issue 5
             raise CommandError(409, "quarantined", f"{cp_id} is in quarantine: remote starts are refused")
         return await self._command(cp_id, action, payload, requested_by=requested_by, timeout=timeout)
@@ -385,10 +380,11 @@ class Gateway:
         """Send one command; ``recorded`` (a redacted payload) is stored in its place when given, and
         ``on_outcome`` sees the answer before anything else runs."""
         s = self.services
-        if action not in COMMANDS_V16:
-            raise CommandError(404, "unknown-command", f"{action} is not a central-system command of OCPP 1.6")
+        version = await self.commands.version_of(cp_id)
+        if action not in (COMMANDS_V201 if version == "2.0.1" else COMMANDS_V16):
+            raise CommandError(404, "unknown-command", f"{action} is not a central-system command of OCPP {version}")
         try:
-            schemas.validate("1.6", action, "request", payload)
+            schemas.validate(version, action, "request", payload)
         except OcppError as exc:
             raise CommandError(422, "invalid-payload", exc.description) from None
         if cp_id not in self.connections and await s.store.read(partial(repo.get_charge_point, cp_id=cp_id)) is None:
@@ -403,9 +399,8 @@ class Gateway:
                 remote_row: dict[str, Any] = remote["row"]
                 return remote_row
         here = self.connections.get(cp_id)
-        if here is not None and here.session.version != "1.6":  # issue 16: 2.0.1 commands come later
-            raise CommandError(409, "unsupported-ocpp-version",
-                               f"{cp_id} speaks OCPP {here.session.version}: commands are sent over OCPP 1.6 only yet")
+        if here is not None and here.session.version != version:  # it reconnected in between
+            raise CommandError(409, "ocpp-version-changed", f"{cp_id} now speaks OCPP {here.session.version}")
         command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action,
                                                  request=payload if recorded is None else recorded,
                                                  requested_by=requested_by, now=s.clock.now()))
@@ -447,21 +442,24 @@ class Gateway:
         key = new_authorization_key()
         new_hash = await asyncio.to_thread(hash_password, key)
 
+        version = await self.commands.version_of(cp_id)
+        rotation = commands.SetPassword(key)
+        action, payload = to_call(version, rotation)
+
         async def accepted(outcome: CallOutcome) -> None:
             # The charge point may reconnect with the new password right after answering (A01 steps
             # 3-4): from this instant on, only the new one is accepted here, and the database (which
             # the other gateway nodes read) has it one group commit later.
-            if outcome.state == "answered" and (outcome.payload or {}).get("status") == "Accepted":
+            if read_outcome(version, rotation, {"state": outcome.state, "response": outcome.payload}).accepted:
                 self._new_password_hashes[cp_id] = new_hash
                 await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, password_hash=new_hash,
                                             pending_password_hash=None, pending_password_until=None))
 
         try:
-            row = await self._command(cp_id, "ChangeConfiguration", {"key": "AuthorizationKey", "value": key},
-                                      requested_by=requested_by, timeout=None, on_outcome=accepted,
-                                      recorded={"key": "AuthorizationKey", "value": REDACTED})
+            row = await self._command(cp_id, action, payload, requested_by=requested_by, timeout=None,
+                                      on_outcome=accepted, recorded=to_call(version, commands.SetPassword(REDACTED))[1])
             rotated = self._new_password_hashes.get(cp_id) == new_hash
-            status = (row.get("response") or {}).get("status") if row["state"] == "answered" else None
+            status = read_outcome(version, rotation, row).status
         finally:
             if self._new_password_hashes.get(cp_id) == new_hash:
                 # Kept a while after the write: an upgrade that read the record before it committed must

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from voltlib.domain.commands import ChangeAvailability, CommandRefused
 from voltlib.events import QuarantineChanged
 from voltlib.security import audit, records
 from voltlib.security.detectors import Signal
@@ -82,16 +83,14 @@ class Responder:
         await s.store.write(partial(audit.append, actor=actor, action=action, target=target, detail=detail,
                                     now=s.clock.now()))
 
-    async def _availability(self, cp_id: str, kind: str, by: str) -> str:
-        from voltlib.gateway.gateway import CommandError
-
+    async def _availability(self, cp_id: str, operative: bool, by: str) -> str:
+        """The whole charge point in or out of service: its answer (Accepted, Scheduled...) or what
+        became of the command (offline, timeout...)."""
         try:
-            row = await self.gateway.send_command(cp_id, "ChangeAvailability", {"connectorId": 0, "type": kind},
-                                                  requested_by=by)
-        except CommandError as exc:
+            outcome = await self.gateway.commands.send(cp_id, ChangeAvailability(0, operative), requested_by=by)
+        except CommandRefused as exc:
             return exc.title
-        response = row.get("response") or {}
-        return str(response.get("status", row["state"]))
+        return outcome.status or outcome.state
 
     async def quarantine(self, cp_id: str, *, by: str, reason: str, incident_id: int | None = None) -> dict[str, Any]:
         s = self.gateway.services
@@ -101,7 +100,7 @@ class Responder:
         await s.bus.publish(QuarantineChanged(charge_point_id=cp_id, at=s.clock.now(), active=True, by=by))
         await self._audit(by, "response.quarantine", cp_id, {"reason": reason, "incident_id": incident_id,
                                                               "new": started})
-        outcome = await self._availability(cp_id, "Inoperative", by)
+        outcome = await self._availability(cp_id, False, by)
         await self._audit(by, "response.quarantine.outcome", cp_id, {"change_availability": outcome})
         return {"charge_point_id": cp_id, "quarantined": True, "new": started, "change_availability": outcome}
 
@@ -113,7 +112,7 @@ class Responder:
             raise ResponseError(409, "not-quarantined", f"{cp_id} is not in quarantine")
         await s.bus.publish(QuarantineChanged(charge_point_id=cp_id, at=s.clock.now(), active=False, by=by))
         await self._audit(by, "response.release", cp_id, {})
-        outcome = await self._availability(cp_id, "Operative", by)
+        outcome = await self._availability(cp_id, True, by)
         await self._audit(by, "response.release.outcome", cp_id, {"change_availability": outcome})
         return {"charge_point_id": cp_id, "quarantined": False, "change_availability": outcome}
 

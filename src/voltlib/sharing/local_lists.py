@@ -15,18 +15,20 @@ import asyncio
 import logging
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from voltlib import events as ev
+from voltlib.domain.commands import CommandRefused, PushLocalList
 from voltlib.store.tables import badges, charge_points, id_tags
 
 if TYPE_CHECKING:
     from voltlib.gateway.gateway import Gateway
 
 log = logging.getLogger(__name__)
-MAX_ENTRIES = 1_000  # per SendLocalList; more blocked badges than this go in several updates
+# per push (1.6 SendLocalListMaxLength, 2.0.1 ItemsPerMessageSendLocalList); more go in several updates
+MAX_ENTRIES = 1_000
 
 
 def next_version(conn: Connection, now: datetime) -> int:
@@ -59,10 +61,6 @@ def record_version(conn: Connection, cp_id: str, version: int) -> None:
         charge_points.c.id == cp_id,
         or_(charge_points.c.local_list_version.is_(None), charge_points.c.local_list_version < version)))
         .values(local_list_version=version))
-
-
-def _entries(tags: list[str]) -> list[dict[str, Any]]:
-    return [{"idTag": tag, "idTagInfo": {"status": "Blocked"}} for tag in tags]
 
 
 class LocalLists:
@@ -110,18 +108,20 @@ class LocalLists:
                 return
 
     async def _push(self, cp_id: str, kind: str, version: int, tags: list[str], by: str) -> bool:
-        payload = {"listVersion": version, "updateType": kind, "localAuthorizationList": _entries(tags)}
+        push = PushLocalList(version, full=kind == "Full", blocked=tuple(tags))
         async with self._limit:
             try:
-                row = await self.gateway.send_command(cp_id, "SendLocalList", payload, requested_by=by)
-            except Exception:  # a failed push is retried at the charge point's next connection
-                log.exception("SendLocalList to %s failed", cp_id)
+                outcome = await self.gateway.commands.send(cp_id, push, requested_by=by)
+            except CommandRefused as exc:  # retried at the charge point's next connection
+                log.warning("local list push to %s refused: %s", cp_id, exc.detail)
                 return False
-        status = (row.get("response") or {}).get("status") if row.get("state") == "answered" else None
-        if status == "VersionMismatch" and kind == "Differential":
+            except Exception:  # our fault; retried at the charge point's next connection
+                log.exception("local list push to %s failed", cp_id)
+                return False
+        if outcome.state == "answered" and outcome.status == "VersionMismatch" and kind == "Differential":
             all_tags = await self.services.store.read(all_blocked)
             return await self._push(cp_id, "Full", version, all_tags, by)
-        if status == "Accepted":
+        if outcome.accepted:
             await self.services.store.write(partial(record_version, cp_id=cp_id, version=version))
             return True
         return False

@@ -37,10 +37,12 @@ from sqlalchemy.exc import IntegrityError
 from voltlib import events as ev
 from voltlib.clock import period
 from voltlib.domain import battery
+from voltlib.domain import commands as cmd
 from voltlib.domain import rental as dr
 from voltlib.domain.clock_policy import ClockPolicy, judge
+from voltlib.domain.commands import CommandRefused
 from voltlib.domain.idtags import Decision
-from voltlib.gateway.gateway import CommandError, Gateway
+from voltlib.gateway.gateway import Gateway
 from voltlib.gateway.handlers_v16 import policy_of
 from voltlib.sharing import local_lists, recovery
 from voltlib.sharing import store as ss
@@ -660,12 +662,12 @@ class SharingService:
         now = s.clock.now()
         try:
             if isinstance(effect, dr.SendReserveNow):
-                await self.gateway.send_command(effect.dock.charge_point_id, "ReserveNow", {
-                    "connectorId": effect.dock.connector_id, "expiryDate": _iso(effect.expiry_date),
-                    "idTag": effect.id_tag, "reservationId": effect.reservation_id}, requested_by="car-sharing")
+                await self.gateway.commands.send(effect.dock.charge_point_id, cmd.Reserve(
+                    effect.dock.connector_id, effect.reservation_id, effect.id_tag, effect.expiry_date),
+                    requested_by="car-sharing")
             elif isinstance(effect, dr.SendCancelReservation):
-                await self.gateway.send_command(effect.charge_point_id, "CancelReservation",
-                                                {"reservationId": effect.reservation_id}, requested_by="car-sharing")
+                await self.gateway.commands.send(effect.charge_point_id, cmd.CancelReservation(effect.reservation_id),
+                                                 requested_by="car-sharing")
             elif isinstance(effect, dr.RaiseAlert):
                 await self._alert(effect.kind, "warning", None, {"rental_id": effect.rental_id,
                                                                  "detail": effect.detail}, now)
@@ -680,7 +682,7 @@ class SharingService:
                     car_id=effect.car_id, rental_id=effect.rental_id))  # the security detectors alert on it
             elif isinstance(effect, dr.RecordNoShow):
                 log.info("no-show: member %s, rental %s", effect.member_id, effect.rental_id)
-        except CommandError as exc:
+        except CommandRefused as exc:
             log.warning("car-sharing effect %s not carried out: %s", type(effect).__name__, exc)
         except Exception:  # our fault: logged with its trace, never left as an unretrieved task error
             log.exception("car-sharing effect %s failed", type(effect).__name__)
@@ -696,10 +698,6 @@ class SharingService:
 def _bay_freed(event: ev.ConnectorStatusChanged) -> bool:
     """A connector (not the whole charge point) became Available: a car docked there may have left."""
     return event.status == "Available" and event.connector_id > 0
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
 
 
 def subscription_until(now: datetime, period_days: int) -> datetime:

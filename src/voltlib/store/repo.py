@@ -313,6 +313,13 @@ def list_transactions(conn: Connection, cp_id: str | None = None, limit: int = 1
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
+def station_transaction_id(conn: Connection, cp_id: str, transaction_id: int) -> str | None:
+    """The 2.0.1 station's own transactionId for voltlib's ``transaction_id`` (None: not a 2.0.1 one).
+
+    2.0.1 transactions are not stored yet (issue 16, in progress): until they are, none is known."""
+    return None
+
+
 def transaction_exists(conn: Connection, cp_id: str, tx_id: int) -> bool:
     return conn.execute(select(transactions.c.id).where(
         transactions.c.id == tx_id, transactions.c.charge_point_id == cp_id)).first() is not None

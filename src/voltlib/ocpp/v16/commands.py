@@ -1,0 +1,102 @@
+"""The command port's OCPP 1.6 adapter: a version-neutral command becomes a 1.6 call, and the
+answer becomes a neutral status. Sans-I/O: the gateway sends what this builds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from voltlib.domain import commands as c
+
+Payload = dict[str, Any]
+
+_PURPOSE = {"ChargePointMax": "ChargePointMaxProfile", "TxDefault": "TxDefaultProfile", "Tx": "TxProfile"}
+
+
+def ocpp_time(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def charging_profile(limit: c.PowerLimit) -> Payload:
+    """A 1.6 ``csChargingProfiles`` (Absolute, in W)."""
+    periods: list[Payload] = []
+    for p in limit.periods:
+        row: Payload = {"startPeriod": int(p.start_s), "limit": float(max(0, int(p.limit_w)))}
+        if limit.number_phases is not None:
+            row["numberPhases"] = limit.number_phases
+        periods.append(row)
+    schedule: Payload = {"startSchedule": ocpp_time(limit.start), "chargingRateUnit": "W",
+                         "chargingSchedulePeriod": periods}
+    if limit.duration_s is not None:
+        schedule["duration"] = int(limit.duration_s)
+    profile: Payload = {"chargingProfileId": limit.profile_id, "stackLevel": limit.stack_level,
+                        "chargingProfilePurpose": _PURPOSE[limit.purpose], "chargingProfileKind": "Absolute",
+                        "chargingSchedule": schedule}
+    if limit.transaction_id is not None:
+        profile["transactionId"] = limit.transaction_id
+    return profile
+
+
+def to_call(command: c.Command) -> tuple[str, Payload]:
+    """The 1.6 action and payload that carry ``command``."""
+    match command:
+        case c.LimitPower(connector_id, limit):
+            return "SetChargingProfile", {"connectorId": connector_id, "csChargingProfiles": charging_profile(limit)}
+        case c.ReadSchedule(connector_id, duration_s):
+            return "GetCompositeSchedule", {"connectorId": connector_id, "duration": duration_s,
+                                            "chargingRateUnit": "W"}
+        case c.Reserve(connector_id, reservation_id, id_tag, expires_at):
+            return "ReserveNow", {"connectorId": connector_id, "expiryDate": iso(expires_at),
+                                  "idTag": id_tag, "reservationId": reservation_id}
+        case c.CancelReservation(reservation_id):
+            return "CancelReservation", {"reservationId": reservation_id}
+        case c.PushLocalList(version, full, blocked):
+            return "SendLocalList", {"listVersion": version, "updateType": "Full" if full else "Differential",
+                                     "localAuthorizationList": [{"idTag": tag, "idTagInfo": {"status": "Blocked"}}
+                                                                for tag in blocked]}
+        case c.ChangeAvailability(connector_id, operative):
+            return "ChangeAvailability", {"connectorId": connector_id,
+                                          "type": "Operative" if operative else "Inoperative"}
+        case c.Reset(immediate):
+            return "Reset", {"type": "Hard" if immediate else "Soft"}
+        case c.Unlock(connector_id):
+            return "UnlockConnector", {"connectorId": connector_id}
+        case c.StartCharging(id_tag, connector_id, _):
+            start: Payload = {"idTag": id_tag}
+            if connector_id is not None:
+                start["connectorId"] = connector_id
+            return "RemoteStartTransaction", start
+        case c.StopCharging(transaction_id):
+            return "RemoteStopTransaction", {"transactionId": transaction_id}
+        case c.Trigger(message, connector_id):
+            return _trigger(message, connector_id)
+        case c.SetPassword(password):
+            return "ChangeConfiguration", {"key": "AuthorizationKey", "value": password}
+        case c.InstallCertificate(chain_pem):
+            return "CertificateSigned", {"certificateChain": chain_pem}
+    raise TypeError(f"no OCPP 1.6 call for {type(command).__name__}")
+
+
+def _trigger(message: str, connector_id: int | None) -> tuple[str, Payload]:
+    extended = {"LogStatusNotification": "LogStatusNotification", "SignCertificate": "SignChargePointCertificate"}
+    action, name = ("ExtendedTriggerMessage", extended[message]) if message in extended else ("TriggerMessage", message)
+    payload: Payload = {"requestedMessage": name}
+    if connector_id is not None:
+        payload["connectorId"] = connector_id
+    return action, payload
+
+
+def outcome(command: c.Command, response: Mapping[str, Any] | None) -> tuple[str | None, float | None]:
+    """The neutral status of a 1.6 answer, and for a schedule its first period's limit."""
+    if response is None:
+        return None, None
+    status = response.get("status")
+    if isinstance(command, c.ReadSchedule):
+        periods = (response.get("chargingSchedule") or {}).get("chargingSchedulePeriod") or []
+        return status, float(periods[0]["limit"]) if periods else None
+    return (None if status is None else str(status)), None

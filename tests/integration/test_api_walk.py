@@ -25,7 +25,7 @@ from voltlib.store import repo
 # Every query parameter an API handler reads (grep "request.query" in src/voltlib/api).
 QUERY_PARAMS = ["limit", "max", "hours", "rentals_per_day", "transaction_id", "timeout", "near", "date", "month",
                 "city", "with", "member", "action", "expected", "charge_point_id", "state", "all", "technician",
-                "short"]
+                "short", "cursor", "charge_point", "id_tag", "open", "from", "to", "stop_reason"]
 ODD_QUERY_VALUES = ["abc", "-99999999999999999999999", "\x00", "²"]
 ODD_QUERY_EVERYWHERE = ["1e999", "nan", "-inf", "", "1.5", "0x10", "٣", "9" * 400, "nan,nan", "1e999,0", "-1", "0"]
 ODD_PATH_VALUES = ["0", "-1", "99999999999999999999999", "%00", "%E2%9C%93", "x" * 300, "null", "1.5", "%20", "²"]
@@ -71,7 +71,7 @@ async def fixtures(server: RunningServer, api: httpx.AsyncClient) -> tuple[dict[
                                      token_hash=hash_api_token(technician), now=datetime.now(UTC)))
     values = {"cp_id": "CP-WALK", "id_tag": "BADGE1", "action": "Reset", "incident_id": "1", "order_id": "1",
               "member_id": signup.json()["member_id"], "station_id": "st-a", "rental_id": "1", "car_id": CAR_ID,
-              "task_id": "1"}
+              "task_id": "1", "transaction_id": "1"}
     tokens = {"admin": server.token, "member": signup.json()["token"], "technician": technician}
     return values, tokens
 
@@ -132,9 +132,10 @@ async def test_every_operation_answers_hostile_input_with_a_4xx_problem(server: 
                     for name in QUERY_PARAMS:
                         for odd in ODD_QUERY_VALUES:
                             await walk.send(verb, url, headers, params={name: odd})
-                for odd in ODD_QUERY_EVERYWHERE:
-                    await walk.send(verb, url, headers, params=dict.fromkeys(QUERY_PARAMS, odd),
-                                    body=b"{}" if writes else None)
+                for odd in ODD_QUERY_EVERYWHERE:  # in two halves: 27 values of 400 digits overflow a request line
+                    for half in (QUERY_PARAMS[::2], QUERY_PARAMS[1::2]):
+                        await walk.send(verb, url, headers, params=dict.fromkeys(half, odd),
+                                        body=b"{}" if writes else None)
     assert walk.sent > 2000
     assert not walk.failures, f"{len(walk.failures)} of {walk.sent} requests:\n" + "\n".join(walk.failures)
 

@@ -43,7 +43,12 @@ async def test_every_route_for_every_role(server: RunningServer) -> None:
         spec = (await client.get("/api/v1/openapi.json")).json()
         routes = [(method.upper(), path, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
         assert len(routes) >= 60 and {p for _, p, _ in routes} >= {
-            "/api/v1/me/reservation", "/api/v1/energy/daily", "/api/v1/rebalancing/moves", "/api/v1/charge-points"}
+            "/api/v1/me/reservation", "/api/v1/energy/daily", "/api/v1/rebalancing/moves", "/api/v1/charge-points",
+            "/api/v1/transactions/{transaction_id}", "/api/v1/transactions/{transaction_id}/close",
+            "/api/v1/id-tags/import", "/api/v1/id-tags/export"}
+        writes = [set(op["x-roles"]) for m, p, op in routes if m != "GET" and p.startswith(
+            ("/api/v1/transactions/", "/api/v1/id-tags/"))]  # close, import, delete, put
+        assert len(writes) == 4 and all(roles == {"admin", "operator"} for roles in writes)
         for method, path, op in routes:
             url = concrete(path)
             kwargs = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}

@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, Protocol, TypeVar, overload
 
@@ -61,6 +61,7 @@ class Route:
     roles: frozenset[str] | None  # None: no authentication
     body: type[msgspec.Struct] | None = None
     tag: str = "charge points"
+    body_media: str | None = None  # a body that is not JSON (e.g. text/csv): its media type
 
 
 class Problem(web.HTTPException):
@@ -183,6 +184,33 @@ def number_query(request: web.Request, name: str, *, low: float, high: float) ->
     return value
 
 
+def bool_query(request: web.Request, name: str) -> bool | None:
+    """``?name=true|false`` (None when absent or empty), a 400 problem naming it otherwise."""
+    text = request.query.get(name, "")
+    if text == "":
+        return None
+    if text not in ("true", "false"):
+        raise Problem(400, "invalid-query", f"{name} must be true or false", parameter=name)
+    return text == "true"
+
+
+def time_query(request: web.Request, name: str) -> datetime | None:
+    """An ISO 8601 date-time with its UTC offset (None when absent or empty), a 400 problem naming
+    the parameter otherwise. In a query string "+" means a space: send it as %2B, or use Z."""
+    text = request.query.get(name, "")
+    if text == "":
+        return None
+    try:
+        value = datetime.fromisoformat(text) if text.isascii() and len(text) <= 40 else None
+        if value is not None and value.tzinfo is not None:
+            value.astimezone(UTC)  # 0001-01-01T00:00:00+01:00 has no UTC time
+            return value
+    except (ValueError, OverflowError):
+        pass
+    raise Problem(400, "invalid-query", f"{name} must be a date-time with its offset, e.g. 2026-12-07T08:00:00Z "
+                  "(send + as %2B)", parameter=name)
+
+
 def authenticated(store: Store, roles: frozenset[str] | None, handler: Endpoint) -> Endpoint:
     async def guarded(request: web.Request) -> web.StreamResponse:
         if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.query.items()):
@@ -240,7 +268,9 @@ def openapi(routes: list[Route], version: str) -> dict[str, Any]:
         if params:
             op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
                                 for p in params]
-        if route.body is not None:
+        if route.body_media is not None:
+            op["requestBody"] = {"required": True, "content": {route.body_media: {"schema": {"type": "string"}}}}
+        elif route.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": by_body[route.body]}}}
         elif route.method in ("POST", "PUT"):
             op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}

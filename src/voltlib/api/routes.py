@@ -26,6 +26,9 @@ from voltlib.api.framework import (
     openapi,
     reply,
 )
+from voltlib.api.id_tags import id_tag_routes
+from voltlib.api.paging import MAX_PAGE, page_request, paged
+from voltlib.api.transactions import transaction_routes
 from voltlib.clock import describe as describe_clock
 from voltlib.gateway.auth import IDENTITY
 from voltlib.gateway.gateway import CommandError, Gateway
@@ -33,7 +36,7 @@ from voltlib.ocpp.v16.messages import check_utc_range
 from voltlib.security import audit
 from voltlib.security import records as security_records
 from voltlib.security.credentials import PasswordPolicyError, check_policy, hash_password
-from voltlib.store import repo
+from voltlib.store import lists, repo
 
 MAX_COMMAND_TIMEOUT = 300.0  # seconds an API client may ask to wait for a charge point's answer (?timeout=)
 
@@ -91,12 +94,14 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         return reply(describe_clock(clock))
 
     async def list_cps(request: web.Request) -> web.Response:
-        rows = await store.read(repo.list_charge_points)
+        limit, after = page_request(request, lists.CHARGE_POINTS, MAX_PAGE)
+        page = await store.read(partial(lists.charge_point_page, after=after, limit=limit))
+        rows = page.rows
         quarantined = {q["charge_point_id"] for q in await store.read(security_records.list_quarantines)}
         for row in rows:
             row["connected"] = row["id"] in gateway.connections
             row["quarantined"] = row["id"] in quarantined  # issue 5
-        return reply(rows)
+        return paged(request, rows, lists.CHARGE_POINTS, page)
 
     async def add_cp(request: web.Request) -> web.Response:
         new = await body_of(request, NewChargePoint)
@@ -168,20 +173,26 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         return reply(row)
 
     async def history(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(repo.status_history, cp_id=cp_id(request))))
-
-    async def cp_transactions(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(repo.list_transactions, cp_id=cp_id(request))))
+        limit, after = page_request(request, lists.STATUS_HISTORY, 100)
+        page = await store.read(partial(lists.status_history_page, cp_id=cp_id(request), after=after, limit=limit))
+        return paged(request, page.rows, lists.STATUS_HISTORY, page)
 
     async def cp_meter_values(request: web.Request) -> web.Response:
         tx = int_query(request, "transaction_id", high=2**31 - 1)  # an OCPP 1.6 transaction id is 32-bit
-        return reply(await store.read(partial(repo.read_meter_values, cp_id=cp_id(request), transaction_id=tx)))
+        limit, after = page_request(request, lists.METER_VALUES, 500)
+        page = await store.read(partial(lists.meter_value_page, cp_id=cp_id(request), transaction_id=tx,
+                                        after=after, limit=limit))
+        return paged(request, page.rows, lists.METER_VALUES, page)
 
     async def cp_messages(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(repo.read_messages, cp_id=cp_id(request))))
+        limit, after = page_request(request, lists.MESSAGES, 100)
+        page = await store.read(partial(lists.message_page, cp_id=cp_id(request), after=after, limit=limit))
+        return paged(request, page.rows, lists.MESSAGES, page)
 
     async def cp_commands(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(repo.list_commands, cp_id=cp_id(request))))
+        limit, after = page_request(request, lists.COMMANDS, 100)
+        page = await store.read(partial(lists.command_page, cp_id=cp_id(request), after=after, limit=limit))
+        return paged(request, page.rows, lists.COMMANDS, page)
 
     async def send_command(request: web.Request) -> web.Response:
         payload = await json_object(request)
@@ -194,7 +205,9 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         return reply(row)
 
     async def list_tags(request: web.Request) -> web.Response:
-        return reply(await store.read(repo.list_id_tags))
+        limit, after = page_request(request, lists.ID_TAGS, MAX_PAGE)
+        page = await store.read(partial(lists.id_tag_page, after=after, limit=limit))
+        return paged(request, page.rows, lists.ID_TAGS, page)
 
     async def put_tag(request: web.Request) -> web.Response:
         tag = request.match_info["id_tag"]
@@ -206,11 +219,10 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
                                   now=clock.now()))
         return reply({"id_tag": tag, "status": change.status})
 
-    async def transactions(request: web.Request) -> web.Response:
-        return reply(await store.read(repo.list_transactions))
-
     async def security_events(request: web.Request) -> web.Response:
-        return reply(await store.read(repo.list_security_events))
+        limit, after = page_request(request, lists.SECURITY_EVENTS, 200)
+        page = await store.read(partial(lists.security_event_page, after=after, limit=limit))
+        return paged(request, page.rows, lists.SECURITY_EVENTS, page)
 
     routes = [
         Route("GET", "/api/v1/health", health, "Liveness and version", None, tag="system"),
@@ -235,7 +247,6 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
               frozenset({"admin", "operator", "security"}), TraceChange),
         Route("GET", "/api/v1/charge-points/{cp_id}/status-history", history, "Connector status history",
               READ_ROLES),
-        Route("GET", "/api/v1/charge-points/{cp_id}/transactions", cp_transactions, "Transactions", READ_ROLES),
         Route("GET", "/api/v1/charge-points/{cp_id}/meter-values", cp_meter_values,
               "Meter values (all measurands)", READ_ROLES),
         Route("GET", "/api/v1/charge-points/{cp_id}/messages", cp_messages, "Raw OCPP message log",
@@ -247,10 +258,11 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         Route("GET", "/api/v1/id-tags", list_tags, "List id tags", READ_ROLES, tag="id tags"),
         Route("PUT", "/api/v1/id-tags/{id_tag}", put_tag, "Create or change an id tag", WRITE_ROLES, IdTagChange,
               tag="id tags"),
-        Route("GET", "/api/v1/transactions", transactions, "Latest transactions", READ_ROLES, tag="transactions"),
         Route("GET", "/api/v1/security-events", security_events, "Security events", frozenset({"admin", "security"}),
               tag="security"),
     ]
+    routes += transaction_routes(gateway)  # issue 20
+    routes += id_tag_routes(gateway)
     routes += security_api.build_routes(gateway)  # issue 5
     routes.extend(extra or [])
     spec = openapi(routes, __version__)

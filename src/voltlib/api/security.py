@@ -19,17 +19,19 @@ from voltlib.api.framework import (
     Problem,
     Route,
     body_of,
-    int_query,
+    bool_query,
     json_object,
     reply,
     whole_number,
 )
+from voltlib.api.paging import page_request, paged
 from voltlib.gateway.gateway import Gateway
 from voltlib.security import audit, records, thresholds, workorders
 from voltlib.security.incidents import LifecycleError
 from voltlib.security.response import BLOCK_BADGE, QUARANTINE, RELEASE, ROTATE, Policy, Responder, ResponseError
 from voltlib.security.roles import HANDLE_ALERTS, OWN_WORK, PLAN_WORK, READ_AUDIT, RESPOND, SEE_ALERTS
 from voltlib.security.service import service_of
+from voltlib.store import lists
 
 BLOCK_BADGE_ROLES = frozenset({"admin", "operator", "security"})  # customer service handles lost badges too
 
@@ -106,9 +108,6 @@ def build_routes(gateway: Gateway) -> list[Route]:
             raise Problem(404, "not-found", f"no {name} {value}")
         return number
 
-    def limit_of(request: web.Request) -> int:
-        return min(int_query(request, "limit", 200), 1000)
-
     async def get_thresholds(request: web.Request) -> web.Response:
         return reply(thresholds.as_wire(service_of(gateway).detectors.tuning))
 
@@ -124,8 +123,10 @@ def build_routes(gateway: Gateway) -> list[Route]:
         return reply(thresholds.as_wire(detectors.tuning))
 
     async def audit_entries(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(audit.list_entries, limit=limit_of(request),
-                                              action=request.query.get("action"))))
+        limit, after = page_request(request, lists.AUDIT, 200)
+        page = await store.read(partial(lists.audit_page, action=request.query.get("action"), after=after,
+                                        limit=limit))
+        return paged(request, page.rows, lists.AUDIT, page)
 
     async def audit_verify(request: web.Request) -> web.Response:
         rows = await store.read(audit.read_chain)
@@ -134,14 +135,17 @@ def build_routes(gateway: Gateway) -> list[Route]:
                       "breaks": [{"seq": b.seq, "problem": b.problem} for b in breaks]})
 
     async def alerts(request: web.Request) -> web.Response:
-        expected = request.query.get("expected")
-        return reply(await store.read(partial(
-            records.list_alerts, cp_id=request.query.get("charge_point_id"), limit=limit_of(request),
-            expected=None if expected is None else expected == "true")))
+        expected = bool_query(request, "expected")
+        limit, after = page_request(request, lists.ALERTS, 200)
+        page = await store.read(partial(lists.alert_page, cp_id=request.query.get("charge_point_id") or None,
+                                        expected=expected, after=after, limit=limit))
+        return paged(request, page.rows, lists.ALERTS, page)
 
     async def incidents(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(records.list_incidents, state=request.query.get("state"),
-                                              limit=limit_of(request))))
+        limit, after = page_request(request, lists.INCIDENTS, 200)
+        page = await store.read(partial(lists.incident_page, state=request.query.get("state") or None, after=after,
+                                        limit=limit))
+        return paged(request, page.rows, lists.INCIDENTS, page)
 
     async def incident(request: web.Request) -> web.Response:
         found = await store.read(partial(records.get_incident, incident_id=int_param(request, "incident_id")))
@@ -215,8 +219,10 @@ def build_routes(gateway: Gateway) -> list[Route]:
             raise Problem(exc.status, exc.title, exc.detail) from None
 
     async def list_quarantines(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(records.list_quarantines,
-                                              active_only=request.query.get("all") != "true")))
+        limit, after = page_request(request, lists.QUARANTINES, 200)
+        page = await store.read(partial(lists.quarantine_page, active_only=request.query.get("all") != "true",
+                                        after=after, limit=limit))
+        return paged(request, page.rows, lists.QUARANTINES, page)
 
     async def cp_quarantine(request: web.Request) -> web.Response:
         row = await store.read(partial(records.active_quarantine, cp_id=request.match_info["cp_id"]))
@@ -241,13 +247,16 @@ def build_routes(gateway: Gateway) -> list[Route]:
                                           "purpose": new.purpose}, now=clock.now()))
         return reply(await store.read(partial(records.get_work_order, order_id=order_id)), status=201)
 
+    async def work_order_list(request: web.Request, technician: str | None) -> web.Response:
+        limit, after = page_request(request, lists.WORK_ORDERS, 200)
+        page = await store.read(partial(lists.work_order_page, technician=technician, after=after, limit=limit))
+        return paged(request, page.rows, lists.WORK_ORDERS, page)
+
     async def list_work_orders(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(records.list_work_orders, technician=request.query.get("technician"),
-                                              limit=limit_of(request))))
+        return await work_order_list(request, request.query.get("technician") or None)
 
     async def my_work_orders(request: web.Request) -> web.Response:
-        return reply(await store.read(partial(records.list_work_orders, technician=who(request),
-                                              limit=limit_of(request))))
+        return await work_order_list(request, who(request))
 
     async def cancel_work_order(request: web.Request) -> web.Response:
         order_id = int_param(request, "order_id")

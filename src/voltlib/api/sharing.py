@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any
 
@@ -23,13 +23,14 @@ from voltlib.api.framework import (
     int_query,
     reply,
 )
+from voltlib.api.paging import MAX_PAGE, page_request, paged
 from voltlib.domain.money import Money
 from voltlib.energy.accounting import rental_energy
 from voltlib.security.credentials import hash_api_token, new_api_token
 from voltlib.sharing import store as ss
 from voltlib.sharing.codec import rental_from_dict, rental_to_dict
 from voltlib.sharing.service import SharingError, SharingService, car_range_km, subscription_until
-from voltlib.store import repo
+from voltlib.store import lists, repo
 
 TAG = "car sharing"
 
@@ -202,12 +203,23 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         found = await store.read(partial(ss.live_rental_of_member, member_id=me(request)))
         return reply({"rental": None if found is None else _rental(rental_to_dict(found[0]))})
 
+    async def rental_list(request: web.Request, member_id: str | None) -> web.Response:
+        limit, after = page_request(request, lists.RENTALS, 200)
+        page = await store.read(partial(lists.rental_page, member_id=member_id, after=after, limit=limit))
+        return paged(request, await with_energy(page.rows), lists.RENTALS, page)
+
+    async def statement(request: web.Request, member_id: str | None) -> web.Response:
+        month = request.query.get("month") or None
+        limit, after = page_request(request, lists.INVOICES, 500)
+        page, totals = await store.read(partial(lists.invoice_page, member_id=member_id, month=_month(month),
+                                                after=after, limit=limit))
+        return paged(request, _statement(page.rows, totals, month), lists.INVOICES, page)
+
     async def my_rentals(request: web.Request) -> web.Response:
-        return reply(await with_energy(await store.read(partial(ss.list_rentals, member_id=me(request)))))
+        return await rental_list(request, me(request))
 
     async def my_invoices(request: web.Request) -> web.Response:
-        return reply(_statement(await store.read(partial(ss.list_invoices, member_id=me(request))),
-                                request.query.get("month")))
+        return await statement(request, me(request))
 
     # -- operator --
 
@@ -215,7 +227,9 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         return reply(await store.read(ss.list_cities))
 
     async def list_members(request: web.Request) -> web.Response:
-        return reply(await store.read(ss.list_members))
+        limit, after = page_request(request, lists.MEMBERS, 500)
+        page = await store.read(partial(lists.member_page, after=after, limit=limit))
+        return paged(request, page.rows, lists.MEMBERS, page)
 
     async def get_member(request: web.Request) -> web.Response:
         member = await store.read(partial(ss.get_member, member_id=request.match_info["member_id"]))
@@ -233,12 +247,13 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         return reply(await store.read(partial(ss.get_member, member_id=member_id)))
 
     async def list_vehicles(request: web.Request) -> web.Response:
-        rows = await store.read(partial(ss.list_vehicles, city=request.query.get("city")))
-        return reply([_vehicle(r) for r in rows])
+        limit, after = page_request(request, lists.VEHICLES, MAX_PAGE)
+        page = await store.read(partial(lists.vehicle_page, city=request.query.get("city") or None, after=after,
+                                        limit=limit))
+        return paged(request, [_vehicle(r) for r in page.rows], lists.VEHICLES, page)
 
     async def list_rentals(request: web.Request) -> web.Response:
-        rows = await store.read(partial(ss.list_rentals, member_id=request.query.get("member")))
-        return reply(await with_energy(rows))
+        return await rental_list(request, request.query.get("member") or None)
 
     async def get_rental(request: web.Request) -> web.Response:
         found = await store.read(partial(ss.load_rental, rental_id=request.match_info["rental_id"]))
@@ -253,8 +268,7 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         return reply(_rental(rental_to_dict(rental)))
 
     async def invoices(request: web.Request) -> web.Response:
-        rows = await store.read(partial(ss.list_invoices, member_id=request.query.get("member")))
-        return reply(_statement(rows, request.query.get("month")))
+        return await statement(request, request.query.get("member") or None)
 
     return [
         Route("POST", "/api/v1/members", sign_up, "Sign up: returns the member id, a badge and a member token "
@@ -305,16 +319,20 @@ def _vehicle(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "range_km": None if (km := car_range_km(row)) is None else round(km, 1)}
 
 
-def _statement(rows: list[dict[str, Any]], month: str | None) -> dict[str, Any]:
-    if month is not None:
-        try:
-            datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-        except ValueError:
-            raise Problem(400, "invalid-month", "month=YYYY-MM") from None
-        rows = [r for r in rows if r["issued_at"].strftime("%Y-%m") == month]
-    totals: dict[str, int] = {}
+def _month(month: str | None) -> tuple[datetime, datetime] | None:
+    """The UTC bounds of ``YYYY-MM`` (invoices are dated in UTC)."""
+    if month is None:
+        return None
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    except ValueError:
+        raise Problem(400, "invalid-month", "month=YYYY-MM") from None
+    return start, (start + timedelta(days=32)).replace(day=1)
+
+
+def _statement(rows: list[dict[str, Any]], totals: list[tuple[str, int]], month: str | None) -> dict[str, Any]:
+    """A page of invoices; the totals are of every invoice the filter selects, across all pages."""
     for row in rows:
-        totals[row["currency"]] = totals.get(row["currency"], 0) + row["total_minor"]
         row["total"] = _money(row["total_minor"], row["currency"])
     return {"month": month, "invoices": rows,
-            "totals": [{"currency": c, "total_minor": v, "total": _money(v, c)} for c, v in sorted(totals.items())]}
+            "totals": [{"currency": c, "total_minor": v, "total": _money(v, c)} for c, v in totals]}

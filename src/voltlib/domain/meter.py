@@ -7,6 +7,7 @@ standard values, and as text otherwise, so nothing the charge point said is lost
 
 from __future__ import annotations
 
+import math
 from typing import Any, Final
 
 import msgspec
@@ -82,4 +83,23 @@ def find_packed(blob: bytes, measurand: str) -> float | None:
                 return float(row[0])
             except ValueError:
                 return None
+    return None
+
+
+REGISTER: Final = "Energy.Active.Import.Register"  # the measurand a sample without one is (OCPP 1.6 §7.31)
+
+
+def import_register_wh(samples: list[dict[str, Any]]) -> float | None:
+    """The energy import register of unpacked samples (:func:`unpack`) in Wh, the whole meter's
+    (a sample without a phase) before a phase's; None when there is none or it is not a number."""
+    found = [s for s in samples if s.get("measurand", REGISTER) == REGISTER]
+    found.sort(key=lambda s: "phase" in s)
+    for sample in found[:1]:
+        try:
+            value = float(sample["value"])
+        except (KeyError, ValueError):
+            return None
+        if not math.isfinite(value):
+            return None
+        return value * 1000.0 if sample.get("unit") == "kWh" else value
     return None

@@ -130,8 +130,10 @@ transactions = Table(
     Column("stop_reason", String(20)),
     Column("stop_id_tag", String(20)),
     Column("received_at", TS, nullable=False),
+    Column("closed_by", String(64)),  # the operator who closed it (POST /api/v1/transactions/{id}/close)
     UniqueConstraint("charge_point_id", "connector_id", "started_at", "id_tag", name="uq_transactions_natural"),
     Index("ix_transactions_cp_started", "charge_point_id", "started_at"),
+    Index("ix_transactions_started", "started_at", "id"),  # every transaction, newest first, a page at a time
     Index("ix_transactions_open_tag", "id_tag", "stopped_at"),
 )
 

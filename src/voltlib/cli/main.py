@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 import httpx
 import typer
 
+from voltlib.cli import operator as operator_cli
 from voltlib.cli import security as security_cli
 from voltlib.cli.rebalancing import rebalancing_app
 from voltlib.config import load_settings
@@ -54,6 +55,10 @@ app.add_typer(security_cli.incident_app, name="incident")
 app.add_typer(security_cli.workorder_app, name="workorder")
 app.add_typer(security_cli.security_app, name="security")
 app.add_typer(rebalancing_app, name="rebalancing")  # issue 4
+app.add_typer(operator_cli.tx_app, name="tx")  # issue 20: through the running server's API
+tag_app.command("delete")(operator_cli.tag_delete)
+tag_app.command("export")(operator_cli.tag_export)
+tag_app.command("import")(operator_cli.tag_import)
 
 T = TypeVar("T")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (or VOLTLIB_CONFIG).")]

@@ -91,6 +91,7 @@ def test_a_short_small_city_run_serves_rentals_with_no_protocol_error(tmp_path: 
     assert report["energy_delivered_kwh"] > 0 and report["soc_samples"]
     assert set(report["setup_phases"]) == {"seed", "server", "connect", "profiles", "sessions"}
     assert report["ocpp_versions"] == {"1.6": report["bays"]}
+    assert report["rentals_by_ocpp_version"]["1.6"]["returned"] == report["rentals_served"]
     for name in ("report.html", "fleet-soc.png", "power.png"):
         assert (tmp_path / name).stat().st_size > 1000
 

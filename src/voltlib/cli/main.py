@@ -222,6 +222,9 @@ def simulate(
     station_limit_fraction: Annotated[float | None, typer.Option(
         min=0.01, max=1.0, help="Station grid limits as a share of their bays' ratings (1.0: unconstrained).")] = None,
     port: Annotated[int, typer.Option(help="Port of the in-process voltlib (0: any free one).")] = 0,
+    ocpp201_share: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Share of the posts speaking OCPP 2.0.1, the others 1.6J (default: the scenario's).")]
+    = None,
 ) -> None:
     """Run a city against an in-process voltlib on simulated time; write the report (JSON, HTML, plots)."""
     import dataclasses
@@ -241,6 +244,8 @@ def simulate(
         chosen = dataclasses.replace(chosen, seed=seed)
     if station_limit_fraction is not None:
         chosen = dataclasses.replace(chosen, station_limit_fraction=station_limit_fraction)
+    if ocpp201_share is not None:
+        chosen = dataclasses.replace(chosen, ocpp201_share=ocpp201_share)
     total = hours or chosen.hours
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                   TimeElapsedColumn()) as progress:
@@ -259,7 +264,7 @@ def simulate(
     typer.echo(f"{result.rentals_served} rentals served of {result.demand} wanted; lost {result.lost}; "
                f"{result.energy_delivered_kwh} kWh; peak station {result.peak_station_ratio:.0%} of its limit; "
                f"{result.alerts} alerts; {result.protocol_errors} protocol errors; "
-               f"×{result.speed_reached:g} real time")
+               f"×{result.speed_reached:g} real time; posts per OCPP version {result.ocpp_versions}")
     if any(result.docks.get(k) for k in ("not_docked_there", "on_open_rental", "billed_negative", "billed_too_long")):
         typer.echo(f"cars plugged in that voltlib does not see docked or still rented, or odd bills: {result.docks}")
     for crash in result.crashes:

@@ -110,6 +110,8 @@ class Report:
     alert_kinds: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> charge point -> alerts
     docks: dict[str, int] = field(default_factory=dict)  # plugged-in cars voltlib does not see docked (sim.audit)
     ocpp_versions: dict[str, int] = field(default_factory=dict)  # OCPP version -> posts speaking it
+    # OCPP version -> cars taken from ("picked_up") and returned to ("returned") posts speaking it
+    rentals_by_ocpp_version: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -447,6 +449,7 @@ class CitySimulation:
             self.counts["lost:no_car"] += 1  # answering from its local cache can accept both badges)
             return
         cp.unplug(1)
+        self.counts[f"picked_up:{cp.ocpp_version}"] += 1
         del self.fleet.at[cp_id]
         self.fleet.dock_of[car_id] = None
         await self.clock.sleep(trip.duration.total_seconds())
@@ -471,6 +474,7 @@ class CitySimulation:
                 cp.plug_in(1, self.fleet.cars[car_id])
                 cp.start_transaction(1, self.fleet.tags[car_id])
                 self.counts["rentals_served"] += 1
+                self.counts[f"returned:{cp.ocpp_version}"] += 1
                 return True
             await self.clock.sleep(600)
         self.counts["lost:no_bay"] += 1
@@ -565,6 +569,14 @@ class CitySimulation:
                 self.over_samples += 1
         self.power_samples.append((hour, total / 1000.0, sum(self.limit_w.values()) / 1000.0))
 
+    def _by_version(self) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        for key, n in sorted(self.counts.items()):
+            what, _, version = key.partition(":")
+            if what in ("picked_up", "returned"):
+                found.setdefault(version, {})[what] = n
+        return found
+
     def _elapsed_h(self) -> float:
         return (self.clock.now() - self.play_start).total_seconds() / 3600.0
 
@@ -587,7 +599,8 @@ class CitySimulation:
             seconds_over_limit=int(self.over_samples * SAMPLE_EVERY.total_seconds()), alerts=alerts,
             protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,
             events=self.events, crashes=self.crashes, alert_kinds=alert_kinds,
-            ocpp_versions=dict(sorted(Counter(cp.ocpp_version for cp in self.cps.values()).items())))
+            ocpp_versions=dict(sorted(Counter(cp.ocpp_version for cp in self.cps.values()).items())),
+            rentals_by_ocpp_version=self._by_version())
 
 
 def _outcomes(url: str) -> tuple[int, int, dict[str, dict[str, int]]]:

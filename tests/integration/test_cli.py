@@ -74,15 +74,22 @@ def test_conformance_reads_the_packaged_cases_from_any_directory(tmp_path: Path,
     monkeypatch.chdir(tmp_path)  # no checkout here, nothing beside it: the list ships with the package
     table = invoke("conformance")
     assert "| TC_001 | ColdBootChargePoint | `tests/conformance/test_core_profile.py::" in table
-    total = table.strip().splitlines()[-1]
-    assert total.startswith("77 cases:") and "missing" not in total, total
+    totals = [line for line in table.splitlines() if " cases: " in line]
+    assert len(totals) == 2 and totals[0].startswith("77 cases:") and "missing" not in totals[0], totals
+    assert totals[1].startswith("135 cases:"), totals  # 2.0.1: blocks A-P of issue 16, the rest later
+    assert "| TC_B_06 | Get Variables - single value |" in table
+    only = invoke("conformance", "--ocpp", "2.0.1")
+    assert "## OCPP 1.6" not in only and "| TC_L_01 |" in only and "| later |  | block L: issue 17 |" in only
+    assert runner.invoke(app, ["conformance", "--ocpp", "1.5"]).exit_code == 2
 
 
 def test_conformance_reads_another_case_list_and_writes_markdown(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Path("cases.txt").write_text("# two cases\nTC_001 ColdBootChargePoint\nTC_999 NoSuchCase\n", encoding="utf-8")
-    table = invoke("conformance", "--cases", "cases.txt", "--markdown", "table.md")
+    table = invoke("conformance", "--ocpp", "1.6", "--cases", "cases.txt", "--markdown", "table.md")
     assert table.strip().splitlines()[-1] == "2 cases: 1 missing, 1 not run"
-    assert "voltlib conformance --cases cases.txt --markdown table.md" in Path("table.md").read_text(encoding="utf-8")
+    written = Path("table.md").read_text(encoding="utf-8")
+    assert "voltlib conformance --ocpp 1.6 --cases cases.txt --markdown table.md" in written
     assert runner.invoke(app, ["conformance", "--cases", "nothing.txt"]).exit_code == 2
+    assert runner.invoke(app, ["conformance", "--cases", "cases.txt"]).exit_code == 2  # which version?

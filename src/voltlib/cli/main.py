@@ -571,25 +571,32 @@ def _fail(message: str) -> int:
 
 @app.command()
 def conformance(
+    ocpp: Annotated[str, typer.Option(help="OCPP version: 1.6, 2.0.1 or all.")] = "all",
     cases: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
-                                               help="Another OCA case list file (central system under test); "
-                                                    "default: the 1.6 list packaged with voltlib.")] = None,
-    run: Annotated[bool, typer.Option("--run", help="Run tests/conformance with pytest and fill in results.")] = False,
-    markdown: Annotated[Path | None, typer.Option(help="Also write the table to this Markdown file.")] = None,
+                                               help="Another OCA case list file (central system under test) of "
+                                                    "the --ocpp version; default: the lists packaged with voltlib.")
+                     ] = None,
+    run: Annotated[bool, typer.Option("--run", help="Run the conformance tests with pytest and fill in results.")
+                   ] = False,
+    markdown: Annotated[Path | None, typer.Option(help="Also write the tables to this Markdown file.")] = None,
 ) -> None:
-    """Print each OCPP 1.6 compliance case with its test in tests/conformance and its result.
+    """Print each OCPP compliance case with its test (tests/conformance, tests/conformance_v201) and its result.
 
     The tests are those of the checkout around the working directory, else of the checkout voltlib
     runs from. Exits 1 when --run finds a failed or missing case.
     """
     from voltlib import conformance as oca
 
-    rows, _ = oca.coverage(cases, oca.find_root(Path.cwd()), run=run)
-    typer.echo(oca.render(rows))
+    versions = list(oca.SUITES) if ocpp == "all" else [ocpp]
+    if any(v not in oca.SUITES for v in versions) or (cases is not None and len(versions) > 1):
+        raise typer.BadParameter("--ocpp is 1.6, 2.0.1 or all (--cases needs one version)", param_hint="--ocpp")
+    tables = {v: oca.coverage(cases, oca.find_root(Path.cwd()), run=run, version=v)[0] for v in versions}
+    for version, rows in tables.items():
+        typer.echo(f"## OCPP {version}\n\n{oca.render(rows)}\n")
     if markdown is not None:
-        oca.write_markdown(markdown, rows, cases=cases, run=run)
-    counts = oca.summary(rows)
-    if run and (counts.get("failed") or counts.get("missing")):
+        oca.write_markdown(markdown, tables, cases=cases, run=run, ocpp=ocpp)
+    failing = [oca.summary(rows) for rows in tables.values()]
+    if run and any(c.get("failed") or c.get("missing") for c in failing):
         raise typer.Exit(code=1)
 
 

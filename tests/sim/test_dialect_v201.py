@@ -26,10 +26,12 @@ PROFILE = {"id": 7, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile
 # One valid request for every central-system command the simulated 2.0.1 post implements.
 REQUESTS: dict[str, dict[str, Any]] = {
     "CancelReservation": {"reservationId": 1},
+    "CertificateSigned": {"certificateChain": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"},
     "ChangeAvailability": {"operationalStatus": "Inoperative", "evse": {"id": 1}},
     "ClearCache": {},
     "ClearChargingProfile": {"chargingProfileId": 7},
     "DataTransfer": {"vendorId": "com.example", "messageId": "x", "data": {"y": 1}},
+    "GetCompositeSchedule": {"evseId": 1, "duration": 3600, "chargingRateUnit": "W"},
     "GetLocalListVersion": {},
     "GetTransactionStatus": {"transactionId": str(uuid.uuid4())},
     "GetVariables": {"getVariableData": [{"component": {"name": "OCPPCommCtrlr"},
@@ -213,6 +215,9 @@ async def test_charging_profiles_limit_the_power() -> None:
         "chargingProfileKind": "Relative"}
     assert (await cp.answer("SetChargingProfile", {"evseId": 1, "chargingProfile": mine}))["status"] == "Accepted"
     assert cp.connectors[1].power_w == 1_500
+    schedule = await cp.answer("GetCompositeSchedule", {"evseId": 1, "duration": 600})
+    assert schedule["schedule"]["chargingSchedulePeriod"] == [{"startPeriod": 0, "limit": 1500}]
+    schemas.validate("2.0.1", "GetCompositeSchedule", "response", schedule)
     assert (await cp.answer("ClearChargingProfile", {}))["status"] == "Accepted"
     assert cp.connectors[1].power_w == 7_400
     assert (await cp.answer("ClearChargingProfile", {"chargingProfileId": 99}))["status"] == "Unknown"

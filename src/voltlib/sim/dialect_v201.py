@@ -64,8 +64,9 @@ def _token(value: str) -> m.IdToken:
 class DialectV201(Dialect):
     version = "2.0.1"
     subprotocol = "ocpp2.0.1"
-    COMMANDS = frozenset({"CancelReservation", "ChangeAvailability", "ClearCache", "ClearChargingProfile",
-                          "DataTransfer", "GetLocalListVersion", "GetTransactionStatus", "GetVariables",
+    COMMANDS = frozenset({"CancelReservation", "CertificateSigned", "ChangeAvailability", "ClearCache",
+                          "ClearChargingProfile", "DataTransfer", "GetCompositeSchedule", "GetLocalListVersion",
+                          "GetTransactionStatus", "GetVariables",
                           "RequestStartTransaction", "RequestStopTransaction", "ReserveNow", "Reset",
                           "SendLocalList", "SetChargingProfile", "SetVariables", "TriggerMessage",
                           "UnlockConnector"})
@@ -347,6 +348,9 @@ class DialectV201(Dialect):
             cp.on_sample_interval(int(value))
         return "Accepted"
 
+    def _on_CertificateSigned(self, p: Payload) -> Answer:
+        return {"status": "Rejected"}, None  # this simulated hardware keeps no certificate store
+
     def _on_ClearCache(self, p: Payload) -> Answer:
         self.cp.auth_cache.clear()
         return _out(m.ClearCacheReply(status="Accepted")), None
@@ -432,6 +436,22 @@ class DialectV201(Dialect):
                                          None if purpose is None else PURPOSE.get(purpose, purpose),
                                          criteria.get("stackLevel"))
         return {"status": "Accepted" if removed else "Unknown"}, None
+
+    def _on_GetCompositeSchedule(self, p: Payload) -> Answer:
+        cp = self.cp
+        evse_id = int(p["evseId"])
+        if evse_id != 0 and evse_id not in cp.connectors:
+            return {"status": "Rejected"}, None
+        now = cp.clock.now()
+        unit = str(p.get("chargingRateUnit") or "W")
+        tx = cp.connectors[evse_id].transaction if evse_id else None
+        hardware = cp.options.max_power_w if evse_id == 0 else cp.options.connector_power_w
+        composite = cp.profiles.composite(evse_id, now, int(p["duration"]), unit, hardware,
+                                          cp._active_transaction(evse_id) if evse_id else None,
+                                          tx.started_at if tx else None)
+        return {"status": "Accepted", "schedule": {
+            "evseId": evse_id, "duration": composite["duration"], "scheduleStart": cp._stamp(now),
+            "chargingRateUnit": unit, "chargingSchedulePeriod": composite["chargingSchedulePeriod"]}}, None
 
     # -- remote trigger --
 

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65535)
     metrics_token: SecretStr | None = None
+    # SIGTERM: how long the node waits for its charge points' calls under way before closing their
+    # sockets all the same (docs/operations.md, "Stopping a node").
+    drain_timeout: float = Field(10.0, ge=0)
 
     @field_validator("time_origin")
     @classmethod

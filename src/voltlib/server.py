@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import ssl
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
 
@@ -26,6 +28,7 @@ from voltlib.energy.telematics import MqttTelematics
 from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
+from voltlib.gateway.drain import close_when_idle
 from voltlib.gateway.gateway import Gateway
 from voltlib.gateway.tls import MAX_HANDSHAKES, RELOAD_EVERY, ContextSource, HandshakeWatcher, TlsSite
 from voltlib.gbfs import http as gbfs_http
@@ -235,7 +238,24 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None, stop:
         log.info("TLS listener on https://%s:%d", settings.host, settings.tls_port)
     if ready is not None:
         ready.set()
+    if stop is None:  # the voltlib serve process: SIGTERM (and Ctrl-C) drain the node
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     try:
-        await (stop.wait() if stop is not None else asyncio.Event().wait())
+        await stop.wait()
+        await drain(app[GATEWAY_KEY], sites)
     finally:
         await runner.cleanup()
+
+
+async def drain(gateway: Gateway, sites: Sequence[web.BaseSite]) -> None:
+    """Stop taking charge points and requests, let the calls under way be answered, close every
+    socket with 1001; ``runner.cleanup`` then commits what is still queued and the process exits."""
+    services = gateway.services
+    services.draining = True  # /api/v1/ready answers 503 from now on
+    log.info("draining: no new connections; %d charge points to close", len(gateway.connections))
+    for site in sites:
+        await site.stop()
+    idle, cut = await close_when_idle(gateway, services.settings.drain_timeout)
+    log.info("drained: %d charge points closed after their calls were answered, %d cut short", idle, cut)

@@ -55,7 +55,8 @@ class CallOutcome:
 
 class ChargePointConnection:
     # slots: 20,000 connections a node share a 30 KiB-per-connection budget
-    __slots__ = ("_call_lock", "_over", "_paced_since", "_pending", "_probe", "close_reason", "ctx", "session", "ws")
+    __slots__ = ("_busy", "_call_lock", "_over", "_paced_since", "_pending", "_probe", "close_reason", "ctx", "session",
+                 "ws")
 
     def __init__(self, ctx: ChargePointContext, ws: web.WebSocketResponse, session: OcppSession) -> None:
         self.ctx = ctx
@@ -66,11 +67,17 @@ class ChargePointConnection:
         self._probe: asyncio.Future[bool] | None = None  # the liveness probe under way: pong (True) or gone (False)
         self._over = False  # the reading loop has ended: the socket is gone
         self._paced_since: float | None = None
+        self._busy = False  # a frame of the charge point's is being handled (drain waits for its answer)
         self.close_reason = "closed by peer"
 
     @property
     def cp_id(self) -> str:
         return self.ctx.cp_id
+
+    @property
+    def idle(self) -> bool:
+        """No frame being handled and no call of ours waiting for its answer: closing now loses nothing."""
+        return not self._busy and self._pending is None
 
     # -- reading --
 
@@ -85,6 +92,7 @@ class ChargePointConnection:
                     if msg.type is WSMsgType.TEXT:
                         if not await self._pace():
                             break
+                        self._busy = True
                         await self._on_text(msg.data)
                     elif not await self._on_other(msg):
                         break
@@ -92,6 +100,8 @@ class ChargePointConnection:
                     log.exception("handling a frame from %s failed", self.cp_id)
                     if msg.type is not WSMsgType.TEXT:  # binary, error or close: it was ending anyway
                         break
+                finally:
+                    self._busy = False
         finally:
             self._over = True
             self._fail_pending("offline", "connection closed")

@@ -6,6 +6,7 @@ nothing about speed (this machine is shared and small)."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import random
@@ -15,28 +16,20 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import ocpp.v16
+import ocpp.v201
 import pytest
 import websockets
 from aiohttp import web
 from jsonschema import Draft4Validator
 from websockets.typing import Subprotocol
 
-from voltlib.bench import baseline_ocpp, echo_server
+from voltlib.bench import baseline_ocpp, echo_server, frames_v201
 from voltlib.bench.compare import ServerRun, baseline_spec, ceiling_spec, compare_servers, free_port, render_table
-from voltlib.bench.load import (
-    LoadPlan,
-    MeterSim,
-    boot_notification,
-    check_loopback_url,
-    heartbeat,
-    percentile,
-    process_tree,
-    read_rss_bytes,
-    read_tree_cpu_seconds,
-    run_load,
-    status_notification,
-)
+from voltlib.bench.frames_v16 import MeterSim, boot_notification, heartbeat, status_notification
+from voltlib.bench.load import LoadPlan, check_loopback_url, percentile, run_load
+from voltlib.bench.procstats import process_tree, read_rss_bytes, read_tree_cpu_seconds
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,9 +50,10 @@ async def aiohttp_server(app: web.Application) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def baseline_server() -> AsyncIterator[str]:
+async def baseline_server(version: str = "1.6") -> AsyncIterator[str]:
     port = free_port()
-    async with websockets.serve(baseline_ocpp.on_connect, "127.0.0.1", port, subprotocols=[Subprotocol("ocpp1.6")]):
+    async with websockets.serve(functools.partial(baseline_ocpp.on_connect, version=version), "127.0.0.1", port,
+                                subprotocols=[Subprotocol(baseline_ocpp.SUBPROTOCOLS[version])]):
         yield f"ws://127.0.0.1:{port}/ocpp"
 
 
@@ -91,6 +85,40 @@ def test_frames_are_valid_ocpp16_calls(action: str, make: Any) -> None:
     assert frame[:3] == [2, "17", action]
     schema = json.loads((SCHEMAS / f"{action}.json").read_text())
     Draft4Validator(schema).validate(frame[3])
+
+
+SCHEMAS_V201 = Path(ocpp.v201.__file__).parent / "schemas"
+
+
+@pytest.mark.parametrize(
+    ("action", "make"),
+    [
+        ("TransactionEvent", lambda uid: frames_v201.MeterSim(3, random.Random(1), transaction_id=42).frame(uid)),
+        ("TransactionEvent", lambda uid: frames_v201.transaction_started(uid, 3)),
+        ("BootNotification", lambda uid: frames_v201.boot_notification(uid, 3)),
+        ("StatusNotification", lambda uid: frames_v201.status_notification(uid)),
+        ("Heartbeat", lambda uid: frames_v201.heartbeat(uid)),
+    ],
+)
+def test_frames_are_valid_ocpp201_calls(action: str, make: Any) -> None:
+    frame = json.loads(make("17"))
+    assert frame[:3] == [2, "17", action]
+    schema = json.loads((SCHEMAS_V201 / f"{action}Request.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(frame[3])
+
+
+def test_transaction_events_carry_one_transaction_in_sequence() -> None:
+    meter = frames_v201.MeterSim(4, random.Random(7), transaction_id=5)
+    events = [json.loads(meter.frame(str(n)))[3] for n in range(3)]
+    started = json.loads(frames_v201.transaction_started("0", 4) or "")[3]
+    assert started["eventType"] == "Started" and started["seqNo"] == 0
+    assert [e["seqNo"] for e in events] == [1, 2, 3] and {e["eventType"] for e in events} == {"Updated"}
+    assert {e["transactionInfo"]["transactionId"] for e in events} == {started["transactionInfo"]["transactionId"]}
+    sampled = {(s["measurand"], s.get("phase")): s for s in events[0]["meterValue"][0]["sampledValue"]}
+    assert sampled[("Energy.Active.Import.Register", None)]["unitOfMeasure"] == {"unit": "Wh"}
+    assert isinstance(sampled[("SoC", None)]["value"], (int, float))
+    energy = [e["meterValue"][0]["sampledValue"][0]["value"] for e in events]
+    assert energy == sorted(energy)
 
 
 def test_meter_values_payload_is_realistic() -> None:
@@ -158,6 +186,16 @@ async def test_throughput_against_ocpp_baseline() -> None:
     async with baseline_server() as url:
         result = await run_load(url, 5, "throughput", 1.0)
     assert_clean(result, 5)
+
+
+@pytest.mark.asyncio
+async def test_throughput_over_ocpp201_against_the_baseline_and_the_ceiling() -> None:
+    async with baseline_server("2.0.1") as url:
+        result = await run_load(url, 4, "throughput", 1.0, ocpp="2.0.1")
+    assert_clean(result, 4)
+    async with aiohttp_server(echo_server.make_app()) as url:
+        result = await run_load(url, 4, "throughput", 1.0, ocpp="2.0.1")
+    assert_clean(result, 4)
 
 
 @pytest.mark.asyncio

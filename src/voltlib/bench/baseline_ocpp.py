@@ -1,15 +1,17 @@
 """BASELINE server for ``voltlib bench gateway``.
 
-A minimal OCPP 1.6 central system written with the ``ocpp`` package the way
-its documentation and ``examples/v16/central_system.py`` show it: a
-``websockets`` server, one ``ocpp.v16.ChargePoint`` subclass per connection
-with ``@on(Action....)`` handlers, nothing tuned.  This is the yardstick a
+A minimal OCPP 1.6 (or, with ``--ocpp 2.0.1``, 2.0.1) central system written
+with the ``ocpp`` package the way its documentation and
+``examples/v16/central_system.py`` / ``examples/v201/central_system.py`` show
+it: a ``websockets`` server, one ``ChargePoint`` subclass per connection with
+``@on(Action....)`` handlers, nothing tuned.  This is the yardstick a
 Python developer would write first; voltlib is compared against it.
 
 Deviations from the upstream example, all neutral for performance:
 
-* handlers for Heartbeat, MeterValues and StatusNotification besides
-  BootNotification (the example only has BootNotification);
+* handlers for Heartbeat, MeterValues and StatusNotification (2.0.1: and
+  TransactionEvent) besides BootNotification (the examples have only that and,
+  for 2.0.1, Heartbeat);
 * the charge point id is the *last* path segment, so both ``/{id}`` and
   ``/ocpp/{id}`` work (the example strips ``/`` from the whole path);
 * a charge point disconnecting ends its handler quietly instead of logging
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from datetime import UTC, datetime
@@ -36,10 +39,14 @@ from ocpp.routing import on  # type: ignore[import-untyped,unused-ignore]
 from ocpp.v16 import ChargePoint as cp  # type: ignore[import-untyped,unused-ignore]
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action, RegistrationStatus  # type: ignore[import-untyped,unused-ignore]
+from ocpp.v201 import ChargePoint as cp201  # type: ignore[import-untyped,unused-ignore]
+from ocpp.v201 import call_result as result201
+from ocpp.v201.enums import Action as Action201  # type: ignore[import-untyped,unused-ignore]
+from ocpp.v201.enums import RegistrationStatusEnumType  # type: ignore[import-untyped,unused-ignore]
 from websockets.asyncio.server import ServerConnection
 from websockets.typing import Subprotocol
 
-SUBPROTOCOL = "ocpp1.6"
+SUBPROTOCOLS = {"1.6": "ocpp1.6", "2.0.1": "ocpp2.0.1"}
 LOGGER = logging.getLogger("voltlib.bench.baseline")
 
 
@@ -71,12 +78,37 @@ class ChargePoint(cp):  # type: ignore[misc]
         return call_result.StatusNotification()
 
 
+class ChargePoint201(cp201):  # type: ignore[misc]
+    @on(Action201.boot_notification)  # type: ignore[untyped-decorator]
+    def on_boot_notification(self, charging_station: dict[str, Any], reason: str, **kwargs: Any) -> Any:
+        return result201.BootNotification(current_time=datetime.now(UTC).isoformat(), interval=10,
+                                          status=RegistrationStatusEnumType.accepted)
+
+    @on(Action201.heartbeat)  # type: ignore[untyped-decorator]
+    def on_heartbeat(self, **kwargs: Any) -> Any:
+        return result201.Heartbeat(current_time=datetime.now(UTC).isoformat())
+
+    @on(Action201.status_notification)  # type: ignore[untyped-decorator]
+    def on_status_notification(self, timestamp: str, connector_status: str, evse_id: int, connector_id: int,
+                               **kwargs: Any) -> Any:
+        return result201.StatusNotification()
+
+    @on(Action201.transaction_event)  # type: ignore[untyped-decorator]
+    def on_transaction_event(self, event_type: str, timestamp: str, trigger_reason: str, seq_no: int,
+                             transaction_info: dict[str, Any], **kwargs: Any) -> Any:
+        return result201.TransactionEvent()
+
+    @on(Action201.meter_values)  # type: ignore[untyped-decorator]
+    def on_meter_values(self, evse_id: int, meter_value: list[Any], **kwargs: Any) -> Any:
+        return result201.MeterValues()
+
+
 def charge_point_id_from_path(path: str) -> str:
     """``/CP1`` -> ``CP1``; ``/ocpp/CP1`` -> ``CP1``; query strings are dropped."""
     return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-async def on_connect(websocket: ServerConnection) -> None:
+async def on_connect(websocket: ServerConnection, version: str = "1.6") -> None:
     """For every new charge point that connects, create a ChargePoint
     instance and start listening for messages (as in the ocpp docs)."""
     request = websocket.request
@@ -92,19 +124,20 @@ async def on_connect(websocket: ServerConnection) -> None:
         LOGGER.warning(
             "Protocols Mismatched | Expected Subprotocols: %s,"
             " but client supports  %s | Closing connection",
-            SUBPROTOCOL,
+            SUBPROTOCOLS[version],
             requested_protocols,
         )
         return await websocket.close()
 
     charge_point_id = charge_point_id_from_path(request.path)
-    charge_point = ChargePoint(charge_point_id, websocket)
+    charge_point = (ChargePoint201 if version == "2.0.1" else ChargePoint)(charge_point_id, websocket)
     with contextlib.suppress(websockets.ConnectionClosed):
         await charge_point.start()
 
 
-async def main(host: str = "127.0.0.1", port: int = 9200) -> None:
-    server = await websockets.serve(on_connect, host, port, subprotocols=[Subprotocol(SUBPROTOCOL)])
+async def main(host: str = "127.0.0.1", port: int = 9200, version: str = "1.6") -> None:
+    server = await websockets.serve(functools.partial(on_connect, version=version), host, port,
+                                    subprotocols=[Subprotocol(SUBPROTOCOLS[version])])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.close)
@@ -117,10 +150,11 @@ def cli(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9200)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--ocpp", choices=sorted(SUBPROTOCOLS), default="1.6")
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, str(args.log_level).upper()))
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(args.host, args.port))
+        asyncio.run(main(args.host, args.port, args.ocpp))
 
 
 if __name__ == "__main__":

@@ -30,16 +30,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from voltlib.bench.load import (
-    LoadPlan,
-    LoadResult,
-    ProgressFn,
-    check_loopback_url,
-    read_system_busy_seconds,
-    read_tree_cpu_seconds,
-    read_tree_rss_bytes,
-    run_plan,
-)
+from voltlib.bench.load import LoadPlan, LoadResult, ProgressFn, check_loopback_url, run_plan
+from voltlib.bench.procstats import read_system_busy_seconds, read_tree_cpu_seconds, read_tree_rss_bytes
 
 SUBJECT = "voltlib"
 BASELINE = "baseline"
@@ -170,15 +162,15 @@ def ceiling_spec(port: int | None = None, python: str = sys.executable) -> Serve
 
 
 def baseline_spec(
-    port: int | None = None, python: str = sys.executable, log_level: str = "WARNING"
+    port: int | None = None, python: str = sys.executable, log_level: str = "WARNING", ocpp: str = "1.6"
 ) -> ServerSpec:
-    """The ocpp-package server (:mod:`voltlib.bench.baseline_ocpp`)."""
+    """The ocpp-package server (:mod:`voltlib.bench.baseline_ocpp`) speaking ``ocpp``."""
     port = port or free_port()
     return ServerSpec(
         name=BASELINE,
         argv=[
             python, "-m", "voltlib.bench.baseline_ocpp",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", log_level,
+            "--host", "127.0.0.1", "--port", str(port), "--log-level", log_level, "--ocpp", ocpp,
         ],
         port=port,
         url_base=f"ws://127.0.0.1:{port}/ocpp",

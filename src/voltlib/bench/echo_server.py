@@ -9,7 +9,7 @@ throughput is the ceiling a gateway on this stack can reach on this machine.
 
 Run: ``python -m voltlib.bench.echo_server --host 127.0.0.1 --port 9100``;
 charge points connect to ``ws://127.0.0.1:9100/ocpp/{cp_id}`` with
-subprotocol ``ocpp1.6``.
+subprotocol ``ocpp1.6`` or ``ocpp2.0.1`` (it answers both alike).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import msgspec
 from aiohttp import WSMsgType, web
 
-SUBPROTOCOL = "ocpp1.6"
+SUBPROTOCOLS = ("ocpp1.6", "ocpp2.0.1")
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
@@ -53,7 +53,7 @@ PING_INTERVAL_KEY = web.AppKey("ping_interval", float)
 
 async def ocpp_ws(request: web.Request) -> web.StreamResponse:
     ping = request.app.get(PING_INTERVAL_KEY)  # None: the server never pings
-    ws = web.WebSocketResponse(protocols=(SUBPROTOCOL,), compress=False, heartbeat=ping)
+    ws = web.WebSocketResponse(protocols=SUBPROTOCOLS, compress=False, heartbeat=ping)
     await ws.prepare(request)
     async for msg in ws:
         if msg.type is not WSMsgType.TEXT:

@@ -28,7 +28,7 @@ from voltlib.store.migrate import upgrade
 
 
 def voltlib_spec(database_url: str | None = None, *, throughput: bool, python: str = sys.executable,
-                 nodes: int = 1, bus_url: str = "nats://127.0.0.1:4222") -> ServerSpec:
+                 nodes: int = 1, bus_url: str = "nats://127.0.0.1:4222", ocpp: str = "1.6") -> ServerSpec:
     """voltlib on a fresh SQLite file (or ``database_url``). In throughput mode the per-connection
     rate limit is lifted: that mode measures the server's capacity, not a charge point's pace.
 
@@ -39,6 +39,8 @@ def voltlib_spec(database_url: str | None = None, *, throughput: bool, python: s
     port = free_port()
     url = database_url or f"sqlite:///{Path(tempfile.mkdtemp(prefix='voltlib-bench-')) / 'bench.db'}"
     env = {"VOLTLIB_DATABASE_URL": url, "VOLTLIB_LOG_LEVEL": "WARNING"}
+    if ocpp != "1.6":  # both offered, as a mixed network runs
+        env["VOLTLIB_OCPP_VERSIONS"] = '["1.6", "2.0.1"]'
     if throughput:
         env |= {"VOLTLIB_RATE_PER_SECOND": "1000000", "VOLTLIB_RATE_BURST": "1000000"}
     argv = [python, "-m", "voltlib", "serve", "--port", str(port)]
@@ -77,9 +79,10 @@ def run(plan: LoadPlan, servers: Sequence[str], database_url: str | None = None,
     specs = []
     for name in servers:
         if name == "voltlib":
-            specs.append(voltlib_spec(database_url, throughput=plan.mode == "throughput", nodes=nodes))
+            specs.append(voltlib_spec(database_url, throughput=plan.mode == "throughput", nodes=nodes,
+                                      ocpp=plan.ocpp))
         elif name == "baseline":
-            specs.append(baseline_spec())
+            specs.append(baseline_spec(ocpp=plan.ocpp))
         elif name == "ceiling":
             specs.append(ceiling_spec())
         else:

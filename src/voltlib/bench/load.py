@@ -1,14 +1,16 @@
-"""Asyncio OCPP 1.6J load generator for ``voltlib bench gateway``.
+"""Asyncio OCPP-J load generator for ``voltlib bench gateway``.
 
 Every simulated charge point opens its own WebSocket to ``{url_base}/{cp_id}``
-(subprotocol ``ocpp1.6``, optional HTTP Basic auth ``cp_id:password``), sends
-BootNotification and a StatusNotification, then waits until every charge point
-of the run is connected.  Only then does the measurement window open:
+(subprotocol ``ocpp1.6`` or ``ocpp2.0.1`` as the plan says, optional HTTP Basic
+auth ``cp_id:password``), sends BootNotification and a StatusNotification (2.0.1:
+and a TransactionEvent(Started)), then waits until every charge point of the run
+is connected.  Only then does the measurement window open:
 
-* ``throughput``: each charge point sends MeterValues CALLs back to back, one
-  outstanding CALL per connection as OCPP-J requires, for ``duration_s``;
+* ``throughput``: each charge point sends meter values back to back (1.6
+  MeterValues, 2.0.1 TransactionEvent(Updated)), one outstanding CALL per
+  connection as OCPP-J requires, for ``duration_s``;
 * ``soak``: each charge point sends Heartbeat every ``heartbeat_s`` and
-  MeterValues every ``meter_s`` (first of each at a random offset), and holds
+  meter values every ``meter_s`` (first of each at a random offset), and holds
   its connection for ``duration_s``.
 
 The client is aiohttp's WebSocket client.  It was picked by measurement
@@ -28,9 +30,8 @@ are abandoned (counted as ``unanswered``; charge points stuck elsewhere as
 ends up counted exactly once as held, disconnected, unanswered or stalled.
 Only loopback targets are accepted.
 
-The module also has helpers that read a process's RSS and CPU time from
-``/proc`` (summed over its descendants too), used for "server memory per
-connection" and "server CPU per call".
+The frames are in :mod:`voltlib.bench.frames_v16` and :mod:`voltlib.bench.frames_v201`,
+what a process costs in :mod:`voltlib.bench.procstats`.
 """
 
 from __future__ import annotations
@@ -43,21 +44,24 @@ import multiprocessing
 import os
 import queue
 import random
-import resource
 import time
 from array import array
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
 
+from voltlib.bench import frames_v16, frames_v201
+from voltlib.bench.procstats import raise_nofile_limit
+
 Mode = Literal["throughput", "soak"]
-SUBPROTOCOL = "ocpp1.6"
+OcppVersion = Literal["1.6", "2.0.1"]
+FRAMES = {"1.6": frames_v16, "2.0.1": frames_v201}  # the frames each version's charge points send
+_decode = msgspec.json.decode
 
 #: Charge point ids: ``f"{cp_id_prefix}{index:05d}"``.
 DEFAULT_CP_ID_PREFIX = "BENCH-"
@@ -95,6 +99,8 @@ class LoadPlan:
     #: None: spread over 127.0.0.2..254 when n_charge_points > 1000.
     spread_source_addrs: bool | None = None
     seed: int = 0
+    #: 1.6: MeterValues; 2.0.1: TransactionEvent(Updated) with the same meter values (frames_v201.py).
+    ocpp: OcppVersion = "1.6"
 
     def __post_init__(self) -> None:
         if self.n_charge_points < 1:
@@ -109,6 +115,8 @@ class LoadPlan:
             raise ValueError("heartbeat_s and meter_s must be > 0")
         if self.connect_concurrency < 1:
             raise ValueError("connect_concurrency must be >= 1")
+        if self.ocpp not in FRAMES:
+            raise ValueError(f"unknown OCPP version {self.ocpp!r}")
 
     def cp_id(self, index: int) -> str:
         return f"{self.cp_id_prefix}{index:05d}"
@@ -252,93 +260,6 @@ def _merge(url_base: str, plan: LoadPlan, parts: Sequence[_Partial]) -> LoadResu
 
 
 # --------------------------------------------------------------------------
-# /proc helpers
-# --------------------------------------------------------------------------
-
-
-def read_rss_bytes(pid: int) -> int:
-    """Resident set size of one process (``VmRSS`` in /proc/PID/status)."""
-    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0  # a zombie has no VmRSS line
-
-
-def _stat_fields(pid: int) -> list[str]:
-    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-        raw = fh.read()
-    # comm (field 2) may contain spaces and parentheses: split after the last ')'
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its live descendants (found by scanning /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            ppid = int(_stat_fields(int(entry))[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out: list[int] = []
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, ()))
-    return out
-
-
-def read_tree_rss_bytes(pid: int) -> int:
-    """Summed RSS of ``pid`` and its descendants (e.g. ``sh -c`` plus the server)."""
-    total = 0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError):
-            total += read_rss_bytes(p)
-    return total
-
-
-def read_cpu_seconds(pid: int) -> float:
-    """User + system CPU time consumed so far by one process."""
-    fields = _stat_fields(pid)
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def read_tree_cpu_seconds(pid: int) -> float:
-    total = 0.0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total += read_cpu_seconds(p)
-    return total
-
-
-def read_system_busy_seconds() -> float:
-    """CPU time all CPUs spent running processes since boot (``/proc/stat`` user + nice + system).
-
-    Interrupt and softirq time (where part of loopback TCP is processed) is
-    left out, so that busy - (server + load generator) is other processes' CPU.
-    """
-    with open("/proc/stat", encoding="ascii") as fh:
-        fields = fh.readline().split()
-    user, nice, system = (int(v) for v in fields[1:4])
-    return (user + nice + system) / os.sysconf("SC_CLK_TCK")
-
-
-def raise_nofile_limit() -> int:
-    """Raise RLIMIT_NOFILE's soft limit to the hard limit; return the new soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-# --------------------------------------------------------------------------
 # Target checks
 # --------------------------------------------------------------------------
 
@@ -378,134 +299,6 @@ def source_addr(index: int) -> str:
 
 
 # --------------------------------------------------------------------------
-# OCPP frames
-# --------------------------------------------------------------------------
-
-_decode = msgspec.json.decode
-_encode = msgspec.json.encode
-
-
-class _Clock:
-    """UTC ISO-8601 timestamp, recomputed at most once per second."""
-
-    def __init__(self) -> None:
-        self._sec = -1
-        self._text = ""
-
-    def now(self) -> str:
-        sec = int(time.time())
-        if sec != self._sec:
-            self._sec = sec
-            self._text = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return self._text
-
-
-_CLOCK = _Clock()
-
-
-def boot_notification(uid: str, index: int) -> str:
-    payload = {
-        "chargePointVendor": "VoltlibBench",
-        "chargePointModel": "SimCP-22",
-        "chargePointSerialNumber": f"SIM{index:08d}",
-        "firmwareVersion": "1.0.0",
-    }
-    return _encode([2, uid, "BootNotification", payload]).decode()
-
-
-def status_notification(uid: str, connector_id: int = 1, status: str = "Charging") -> str:
-    payload = {
-        "connectorId": connector_id,
-        "errorCode": "NoError",
-        "status": status,
-        "timestamp": _CLOCK.now(),
-    }
-    return _encode([2, uid, "StatusNotification", payload]).decode()
-
-
-def heartbeat(uid: str) -> str:
-    return f'[2,"{uid}","Heartbeat",{{}}]'
-
-
-class MeterSim:
-    """A charging session's meter: produces realistic MeterValues CALL frames.
-
-    connectorId 1, a transactionId, one meterValue with a timestamp and nine
-    sampledValues (energy register, power, current and voltage per phase, SoC).
-    The text is formatted from a template, so building a frame costs a couple
-    of microseconds and the client stays cheap.
-    """
-
-    def __init__(self, index: int, rng: random.Random, transaction_id: int) -> None:
-        self.transaction_id = transaction_id
-        self.energy_wh = rng.uniform(1_000.0, 5_000_000.0)
-        power = rng.choice((3_680.0, 7_360.0, 11_040.0, 22_080.0))
-        volts = rng.uniform(225.0, 235.0)
-        amps = power / (3 * volts)
-        self.wh_per_sample = power / 3600.0  # as if sampled every second
-        self.soc = rng.uniform(10.0, 80.0)
-
-        def sv(value: str, measurand: str, unit: str, phase: str = "", loc: str = "Outlet") -> str:
-            ph = f',"phase":"{phase}"' if phase else ""
-            return (
-                f'{{"value":"{value}","context":"Sample.Periodic","format":"Raw",'
-                f'"measurand":"{measurand}"{ph},"location":"{loc}","unit":"{unit}"}}'
-            )
-
-        fixed = [sv(f"{power:.0f}", "Power.Active.Import", "W")]
-        fixed += [sv(f"{amps:.1f}", "Current.Import", "A", p) for p in ("L1", "L2", "L3")]
-        fixed += [sv(f"{volts:.1f}", "Voltage", "V", p) for p in ("L1-N", "L2-N", "L3-N")]
-        self._fixed = ",".join(fixed)
-        self._head = f'"MeterValues",{{"connectorId":1,"transactionId":{transaction_id},'
-
-    def frame(self, uid: str) -> str:
-        self.energy_wh += self.wh_per_sample
-        if self.soc < 100.0:
-            self.soc = min(100.0, self.soc + 0.001)
-        energy = (
-            f'{{"value":"{self.energy_wh:.0f}","context":"Sample.Periodic","format":"Raw",'
-            f'"measurand":"Energy.Active.Import.Register","location":"Outlet","unit":"Wh"}}'
-        )
-        soc = (
-            f'{{"value":"{self.soc:.0f}","context":"Sample.Periodic","format":"Raw",'
-            f'"measurand":"SoC","location":"EV","unit":"Percent"}}'
-        )
-        return (
-            f'[2,"{uid}",{self._head}"meterValue":[{{"timestamp":"{_CLOCK.now()}",'
-            f'"sampledValue":[{energy},{self._fixed},{soc}]}}]}}]'
-        )
-
-
-#: Answers to CALLs a central system may send to the simulated charge point.
-_SERVER_CALL_ANSWERS: dict[str, dict[str, Any]] = {
-    "ChangeConfiguration": {"status": "Accepted"},
-    "GetConfiguration": {"configurationKey": [], "unknownKey": []},
-    "TriggerMessage": {"status": "Accepted"},
-    "RemoteStartTransaction": {"status": "Accepted"},
-    "RemoteStopTransaction": {"status": "Accepted"},
-    "ChangeAvailability": {"status": "Accepted"},
-    "Reset": {"status": "Accepted"},
-    "UnlockConnector": {"status": "Unlocked"},
-    "ClearCache": {"status": "Accepted"},
-    "SetChargingProfile": {"status": "Accepted"},
-    "ClearChargingProfile": {"status": "Accepted"},
-    "DataTransfer": {"status": "Accepted"},
-    "GetLocalListVersion": {"listVersion": 0},
-    "SendLocalList": {"status": "Accepted"},
-}
-
-
-def answer_server_call(frame: list[Any]) -> str:
-    """CALLRESULT (or CALLERROR NotImplemented) for a CALL sent by the server."""
-    uid = frame[1]
-    action = frame[2] if len(frame) > 2 else None
-    payload = _SERVER_CALL_ANSWERS.get(action) if isinstance(action, str) else None
-    if payload is None:
-        return _encode([4, uid, "NotImplemented", "not simulated", {}]).decode()
-    return _encode([3, uid, payload]).decode()
-
-
-# --------------------------------------------------------------------------
 # One charge point
 # --------------------------------------------------------------------------
 
@@ -537,6 +330,7 @@ class _Worker:
     def __init__(self, url_base: str, plan: LoadPlan, lo: int, hi: int) -> None:
         self.url_base = url_base.rstrip("/")
         self.plan = plan
+        self.frames = FRAMES[plan.ocpp]
         self.lo, self.hi = lo, hi
         self.stats = _Partial()
         host = check_loopback_url(url_base)
@@ -685,14 +479,14 @@ class _Worker:
             headers["Authorization"] = aiohttp.encode_basic_auth(cp_id, plan.password)
         ws = await self._session(index).ws_connect(
             f"{self.url_base}/{cp_id}",
-            protocols=(SUBPROTOCOL,),
+            protocols=(self.frames.SUBPROTOCOL,),
             headers=headers,
             autoping=True,
             heartbeat=None,
             compress=0,
             timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0),
         )
-        if ws.protocol != SUBPROTOCOL:
+        if ws.protocol != self.frames.SUBPROTOCOL:
             await ws.close()
             raise aiohttp.ClientError(f"server did not agree subprotocol (got {ws.protocol!r})")
         return ws
@@ -700,7 +494,7 @@ class _Worker:
     async def _boot(self, ws: WS, index: int) -> None:
         st = self.stats
         t0 = time.perf_counter()
-        await ws.send_str(boot_notification("1", index))
+        await ws.send_str(self.frames.boot_notification("1", index))
         kind, payload = await self._await_result(ws, "1")
         if kind == _CLOSED:
             raise ConnectionError("closed during BootNotification")
@@ -710,13 +504,23 @@ class _Worker:
         status = payload.get("status") if isinstance(payload, dict) else None
         if status != "Accepted":
             raise _BootFailedError(f"BootNotification {status}")
-        await ws.send_str(status_notification("2"))
+        await ws.send_str(self.frames.status_notification("2"))
         kind, payload = await self._await_result(ws, "2")
         if kind == _CLOSED:
             raise ConnectionError("closed during StatusNotification")
         if kind == _ERROR:
             st.call_errors += 1
             st.call_error_codes[f"StatusNotification {payload}"] += 1
+        started = self.frames.transaction_started("0", index)
+        if started is None:
+            return
+        await ws.send_str(started)  # 2.0.1: the meter values belong to a transaction the station opened
+        kind, payload = await self._await_result(ws, "0")
+        if kind == _CLOSED:
+            raise ConnectionError("closed during TransactionEvent(Started)")
+        if kind == _ERROR:
+            st.call_errors += 1
+            st.call_error_codes[f"TransactionEvent {payload}"] += 1
 
     async def _await_result(self, ws: WS, uid: str, timeout: float | None = None) -> tuple[int, Any]:
         """Read frames until the answer to CALL ``uid``; answer server CALLs meanwhile.
@@ -751,7 +555,7 @@ class _Worker:
                         return _ERROR, frame[2]
                 if kind == 2:
                     st.server_calls += 1
-                    await ws.send_str(answer_server_call(frame))
+                    await ws.send_str(self.frames.answer_server_call(frame))
                     continue
                 st.unexpected += 1  # e.g. a late answer to a timed-out CALL
             elif msg.type in _CLOSE_TYPES:
@@ -793,7 +597,7 @@ class _Worker:
     async def _throughput(self, ws: WS, index: int) -> None:
         plan = self.plan
         rng = random.Random(plan.seed * 1_000_003 + index)
-        meter = MeterSim(index, rng, transaction_id=1 + index)
+        meter = self.frames.MeterSim(index, rng, transaction_id=1 + index)
         seq = 2
         end = self.window_end
         while time.perf_counter() < end:
@@ -846,7 +650,7 @@ class _Worker:
                     continue
                 if isinstance(frame, list) and len(frame) >= 3 and frame[0] == 2:
                     st.server_calls += 1
-                    await ws.send_str(answer_server_call(frame))
+                    await ws.send_str(self.frames.answer_server_call(frame))
                 else:
                     st.unexpected += 1
             elif msg.type in _CLOSE_TYPES:
@@ -857,7 +661,7 @@ class _Worker:
     async def _soak(self, ws: WS, index: int) -> None:
         plan, st = self.plan, self.stats
         rng = random.Random(plan.seed * 1_000_003 + index)
-        meter = MeterSim(index, rng, transaction_id=1 + index)
+        meter = self.frames.MeterSim(index, rng, transaction_id=1 + index)
         start, end = self.window_start, self.window_end
         next_hb = start + rng.uniform(0.0, plan.heartbeat_s)
         next_mv = start + rng.uniform(0.0, plan.meter_s)
@@ -887,7 +691,7 @@ class _Worker:
                 text = meter.frame(uid)
                 next_mv += plan.meter_s
             else:
-                text = heartbeat(uid)
+                text = self.frames.heartbeat(uid)
                 next_hb += plan.heartbeat_s
             if not await self._call(ws, index, uid, text, plan.call_timeout_s):
                 return
@@ -1062,6 +866,7 @@ async def run_load(
     drain_timeout_s: float = 5.0,
     spread_source_addrs: bool | None = None,
     seed: int = 0,
+    ocpp: OcppVersion = "1.6",
     on_connected: ConnectedHook | None = None,
     on_window_end: WindowEndHook | None = None,
     progress: ProgressFn | None = None,
@@ -1082,6 +887,7 @@ async def run_load(
         drain_timeout_s=drain_timeout_s,
         spread_source_addrs=spread_source_addrs,
         seed=seed,
+        ocpp=ocpp,
     )
     return await run_plan(
         url_base, plan, on_connected=on_connected, on_window_end=on_window_end, progress=progress

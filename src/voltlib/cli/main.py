@@ -459,15 +459,16 @@ def bench_gateway(
     database_url: DbOpt = None,
     nodes: Annotated[int, typer.Option(min=1, help="voltlib gateway nodes on one port over NATS (PostgreSQL).")]
     = 1,
+    ocpp: Annotated[str, typer.Option(help="1.6 (MeterValues) or 2.0.1 (TransactionEvent Updated).")] = "1.6",
 ) -> None:
     """Same load against voltlib, the ocpp-package baseline and the aiohttp echo ceiling; prints ratios."""
     from voltlib.bench import gateway
     from voltlib.bench.compare import render_table
     from voltlib.bench.load import LoadPlan
 
-    plan = LoadPlan(n_charge_points=charge_points, mode=mode, duration_s=duration,  # type: ignore[arg-type]
-                    workers=workers, password=password)
     try:
+        plan = LoadPlan(n_charge_points=charge_points, mode=mode, duration_s=duration,  # type: ignore[arg-type]
+                        workers=workers, password=password, ocpp=ocpp)  # type: ignore[arg-type]
         runs = gateway.run(plan, [s.strip() for s in servers.split(",") if s.strip()], database_url, nodes)
     except ValueError as exc:
         raise typer.Exit(code=_fail(str(exc))) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,9 +125,20 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(0, ge=0, le=65535)
     metrics_token: SecretStr | None = None
+    # Load balancers whose X-Forwarded-For is believed (addresses or CIDR blocks, e.g. ["10.0.0.5/32"]):
+    # the charge point's address for the security detectors and lock-outs (docs/operations.md).
+    trusted_proxies: list[str] = []
     # SIGTERM: how long the node waits for its charge points' calls under way before closing their
     # sockets all the same (docs/operations.md, "Stopping a node").
     drain_timeout: float = Field(10.0, ge=0)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Refused at start when one is not an address or a CIDR block."""
+        for entry in value:
+            ip_network(entry, strict=False)
+        return value
 
     @field_validator("time_origin")
     @classmethod

@@ -12,6 +12,7 @@ from datetime import timedelta
 from functools import partial
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from voltlib.api import routes
 from voltlib.api.energy import energy_routes
@@ -25,6 +26,7 @@ from voltlib.config import Settings
 from voltlib.energy.estimation import SocTracker
 from voltlib.energy.smart_charging import SmartCharging
 from voltlib.energy.telematics import MqttTelematics
+from voltlib.gateway import proxies
 from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
@@ -70,7 +72,10 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
         services.certificate_authority = CertificateAuthority.from_files(settings.ca_cert, settings.ca_key,
                                                                          settings.charge_point_cert_days)
         CertificateIssuer(gateway, services.certificate_authority).install()
-    app = web.Application(middlewares=[problems, logs.request_context], client_max_size=256 * 1024)
+    middlewares: list[Middleware] = [problems, logs.request_context]
+    if settings.trusted_proxies:  # behind a load balancer: the client's address from X-Forwarded-For
+        middlewares.append(proxies.forwarded(settings.trusted_proxies))
+    app = web.Application(middlewares=middlewares, client_max_size=256 * 1024)
     app[GATEWAY_KEY] = gateway
     app.router.add_get("/ocpp/{cp_id}", gateway.handle)
     sharing = SharingService(gateway)

@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 from sqlalchemy import select
 
-from voltlib.api.framework import OPERATOR_ROLES, READ_ROLES, Problem, Route, body_of, json_body, reply
+from voltlib.api.framework import OPERATOR_ROLES, READ_ROLES, Problem, Query, Route, body_of, json_body, reply
 from voltlib.energy import accounting, smart_charging, telematics
 from voltlib.energy.smart_charging import SmartCharging
 from voltlib.gateway.context import Services
@@ -81,7 +81,8 @@ def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
     return [
         Route("GET", "/api/v1/energy/daily", daily, "kWh delivered per station and per vehicle on a day, "
               "and driven and charged per rental returned that day (?city=paris&date=YYYY-MM-DD, the city's "
-              "time zone)", READ_ROLES, tag="energy"),
+              "time zone)", READ_ROLES, tag="energy",
+              query=(Query("city", str, "default paris"), Query("date", str, "YYYY-MM-DD (default: today)"))),
         Route("POST", "/api/v1/vehicles/{car_id}/telematics", telematics_in, "A car's own state of charge "
               "(telematics; also over MQTT, docs/energy.md)", OPERATOR_ROLES, telematics.Telematics, tag="energy"),
         Route("GET", path, get_limit, "A station's grid limit (W), configured or default, with the power its bays "

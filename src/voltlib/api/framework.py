@@ -53,6 +53,16 @@ CSRF_HEADER = ("X-Requested-With", "voltlib")  # required on cookie-authenticate
 
 
 @dataclass(frozen=True)
+class Query:
+    """A query parameter a route reads, for the OpenAPI document (``kind``: str, int, float, bool,
+    datetime, or a tuple of the allowed strings)."""
+
+    name: str
+    kind: Any = str
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     path: str
@@ -62,6 +72,11 @@ class Route:
     body: type[msgspec.Struct] | None = None
     tag: str = "charge points"
     body_media: str | None = None  # a body that is not JSON (e.g. text/csv): its media type
+    returns: Any = None  # the type of a successful answer's body (api/models.py); None: not described yet
+    status: int = 200  # of a successful answer
+    query: tuple[Query, ...] = ()  # the query parameters it reads
+    paged: bool = False  # a list paged by ?limit= and ?cursor=, the next page in a Link header (api/paging.py)
+    returns_media: str | None = None  # an answer that is not JSON (e.g. text/csv)
 
 
 class Problem(web.HTTPException):
@@ -253,33 +268,3 @@ async def problems(request: web.Request, handler: Endpoint) -> web.StreamRespons
     except Exception:
         log.exception("API error on %s %s", request.method, request.path)
         raise Problem(500, "internal-error", "the server failed; this is our fault, not yours") from None
-
-
-def openapi(routes: list[Route], version: str) -> dict[str, Any]:
-    bodies = [r.body for r in routes if r.body is not None]
-    schemas, components = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
-    paths: dict[str, dict[str, Any]] = {}
-    by_body = {r.body: s for r, s in zip([r for r in routes if r.body is not None], schemas, strict=True)}
-    for route in routes:
-        op: dict[str, Any] = {"summary": route.summary, "tags": [route.tag],
-                              "responses": {"200": {"description": "OK"},
-                                            "default": {"description": "problem+json error"}}}
-        params = [p[1:-1] for p in route.path.split("/") if p.startswith("{")]
-        if params:
-            op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                                for p in params]
-        if route.body_media is not None:
-            op["requestBody"] = {"required": True, "content": {route.body_media: {"schema": {"type": "string"}}}}
-        elif route.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": by_body[route.body]}}}
-        elif route.method in ("POST", "PUT"):
-            op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
-        if route.roles is not None:
-            op["security"] = [{"bearer": []}]
-            op["description"] = "Roles: " + ", ".join(sorted(route.roles))
-            op["x-roles"] = sorted(route.roles)  # machine-readable, for clients and the role-matrix test
-        paths.setdefault(route.path, {})[route.method.lower()] = op
-    return {"openapi": "3.1.0", "info": {"title": "voltlib", "version": version},
-            "paths": paths,
-            "components": {"schemas": components,
-                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}}

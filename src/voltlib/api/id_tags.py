@@ -7,6 +7,7 @@ from functools import partial
 
 from aiohttp import web
 
+from voltlib.api import models as m
 from voltlib.api.framework import MAX_BODY_BYTES, PRINCIPAL, READ_ROLES, WRITE_ROLES, Problem, Route, reply
 from voltlib.domain import idtag_csv
 from voltlib.gateway.gateway import Gateway
@@ -62,10 +63,11 @@ def id_tag_routes(gateway: Gateway) -> list[Route]:
     return [
         Route("DELETE", "/api/v1/id-tags/{id_tag}", remove, "Delete an id tag: unknown to authorisation from now "
               "on; the transactions it started stay (audited; not a member badge nor a car token)", WRITE_ROLES,
-              tag=TAG),
-        Route("GET", "/api/v1/id-tags/export", export, f"Every id tag as CSV ({columns})", READ_ROLES, tag=TAG),
+              tag=TAG, returns=m.IdTagDeleted),
+        Route("GET", "/api/v1/id-tags/export", export, f"Every id tag as CSV ({columns})", READ_ROLES, tag=TAG,
+              returns_media=CSV_TYPE),
         Route("POST", "/api/v1/id-tags/import", import_csv, f"Create or change id tags from CSV (text/csv; header "
               f"{columns}, id_tag required; at most {idtag_csv.MAX_ROWS} rows); all rows are checked first: any "
               "error is a 422 listing each with its row number, and nothing is stored; idempotent", WRITE_ROLES,
-              tag=TAG, body_media=CSV_TYPE),
+              tag=TAG, body_media=CSV_TYPE, returns=m.IdTagImport),
     ]

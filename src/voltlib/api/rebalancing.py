@@ -12,7 +12,17 @@ from aiohttp import web
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from voltlib.api.framework import OPERATOR_ROLES, PRINCIPAL, Problem, Route, body_of, int_query, reply, whole_number
+from voltlib.api.framework import (
+    OPERATOR_ROLES,
+    PRINCIPAL,
+    Problem,
+    Query,
+    Route,
+    body_of,
+    int_query,
+    reply,
+    whole_number,
+)
 from voltlib.domain import rebalancing as rb
 from voltlib.gateway.context import Services
 from voltlib.security import audit
@@ -20,6 +30,8 @@ from voltlib.sharing import rebalancing as store_rb
 
 TAG = "rebalancing"
 BASE = "/api/v1/rebalancing"
+FORECAST = (Query("city", str, "default paris"), Query("hours", int, "hours ahead (default 6)"),
+            Query("rentals_per_day", float, "the demand to assume (default: the city's own)"))
 
 
 class NewTask(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -148,14 +160,15 @@ def rebalancing_routes(services: Services) -> list[Route]:
     return [
         Route("GET", f"{BASE}/forecast", forecast, "Expected rentable cars, free bays and missed pickups/returns per "
               "station and hour, with each station's first 'no car' and 'no bay' hour (?city=paris&hours=6"
-              "&rentals_per_day=&short=true)", OPERATOR_ROLES, tag=TAG),
+              "&rentals_per_day=&short=true)", OPERATOR_ROLES, tag=TAG, query=(*FORECAST, Query("short", bool))),
         Route("GET", f"{BASE}/moves", moves, "Recommended moves (a car from a station that can spare it to one that "
               "will run short, or out of one that will fill up), most urgent first; live tasks counted as done "
-              "(?city=&hours=&rentals_per_day=&max=20)", OPERATOR_ROLES, tag=TAG),
+              "(?city=&hours=&rentals_per_day=&max=20)", OPERATOR_ROLES, tag=TAG,
+              query=(*FORECAST, Query("max", int, "moves at most (0 to 200)"))),
         Route("POST", f"{BASE}/tasks", create, "Create a field task from a move (proposed); one live task per car; "
               "audited", OPERATOR_ROLES, NewTask, tag=TAG),
         Route("GET", f"{BASE}/tasks", list_tasks, "Field tasks, newest first (?city=&state=&limit=)",
-              OPERATOR_ROLES, tag=TAG),
+              OPERATOR_ROLES, tag=TAG, query=(Query("city"), Query("state"), Query("limit", int, "at most 1000"))),
         Route("GET", f"{BASE}/tasks/{{task_id}}", get_task, "One field task with its history (who, what, when)",
               OPERATOR_ROLES, tag=TAG),
         Route("POST", f"{BASE}/tasks/{{task_id}}/transition", transition, "assign (needs assignee), start, "

@@ -5,29 +5,31 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
 
 from voltlib import __version__
+from voltlib.api import models as m
 from voltlib.api import security as security_api
 from voltlib.api.framework import (
     PRINCIPAL,
     READ_ROLES,
     WRITE_ROLES,
     Problem,
+    Query,
     Route,
     authenticated,
     body_of,
     int_query,
     json_object,
     number_query,
-    openapi,
     reply,
 )
 from voltlib.api.id_tags import id_tag_routes
 from voltlib.api.paging import MAX_PAGE, page_request, paged
+from voltlib.api.spec import openapi
 from voltlib.api.transactions import transaction_routes
 from voltlib.clock import describe as describe_clock
 from voltlib.gateway.auth import IDENTITY
@@ -36,7 +38,7 @@ from voltlib.ocpp.v16.messages import check_utc_range
 from voltlib.security import audit
 from voltlib.security import records as security_records
 from voltlib.security.credentials import PasswordPolicyError, check_policy, hash_password
-from voltlib.store import lists, repo
+from voltlib.store import lists, repo, tables
 
 MAX_COMMAND_TIMEOUT = 300.0  # seconds an API client may ask to wait for a charge point's answer (?timeout=)
 
@@ -225,41 +227,50 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         return paged(request, page.rows, lists.SECURITY_EVENTS, page)
 
     routes = [
-        Route("GET", "/api/v1/health", health, "Liveness and version", None, tag="system"),
+        Route("GET", "/api/v1/health", health, "Liveness and version", None, tag="system", returns=m.Health),
         Route("GET", "/api/v1/bus", bus_stats, "Event bus consumers: queue depth, high water, waits",
-              READ_ROLES, tag="system"),
+              READ_ROLES, tag="system", returns=m.BusStats),
         Route("GET", "/api/v1/clock", clock_now, "voltlib's clock: now, factor (simulated seconds per wall second), "
               "origin and wall_start (Unix seconds), enough for a simulator to compute the same time",
-              None, tag="system"),
-        Route("GET", "/api/v1/charge-points", list_cps, "List charge points", READ_ROLES),
-        Route("POST", "/api/v1/charge-points", add_cp, "Register a charge point", WRITE_ROLES, NewChargePoint),
-        Route("GET", "/api/v1/charge-points/{cp_id}", get_cp, "A charge point and its connectors", READ_ROLES),
+              None, tag="system", returns=m.ClockNow),
+        Route("GET", "/api/v1/charge-points", list_cps, "List charge points", READ_ROLES,
+              returns=list[m.ChargePoint], paged=True),  # type: ignore[valid-type]
+        Route("POST", "/api/v1/charge-points", add_cp, "Register a charge point", WRITE_ROLES, NewChargePoint,
+              returns=m.row_model(tables.charge_points, "NewChargePointRow", exclude=repo.SECRETS,
+                                  extra=(("connectors", list[m.Connector]),)),  # type: ignore[valid-type]
+              status=201),
+        Route("GET", "/api/v1/charge-points/{cp_id}", get_cp, "A charge point and its connectors", READ_ROLES,
+              returns=m.ChargePointDetail),
         Route("POST", "/api/v1/charge-points/{cp_id}/registration", set_registration,
-              "Accept, hold (Pending) or reject a charge point", WRITE_ROLES, RegistrationChange),
+              "Accept, hold (Pending) or reject a charge point", WRITE_ROLES, RegistrationChange,
+              returns=m.RegistrationSet),
         Route("POST", "/api/v1/charge-points/{cp_id}/security-profile", set_security_profile,
               "Set the security profile (and password or pinned certificate) required from the next connection on",
-              frozenset({"admin", "security"}), SecurityProfileChange),
+              frozenset({"admin", "security"}), SecurityProfileChange, returns=m.SecurityProfileSet),
         Route("POST", "/api/v1/charge-points/{cp_id}/rotate-password", rotate_password,
               "Send a new random AuthorizationKey (ChangeConfiguration); its hash is stored if the charge point "
               "accepts it", frozenset({"admin", "operator", "security"})),
         Route("POST", "/api/v1/charge-points/{cp_id}/trace", set_trace,
               "Log every frame of this charge point in full for some minutes (0 stops), whatever message_log says",
-              frozenset({"admin", "operator", "security"}), TraceChange),
+              frozenset({"admin", "operator", "security"}), TraceChange, returns=m.TraceSet),
         Route("GET", "/api/v1/charge-points/{cp_id}/status-history", history, "Connector status history",
-              READ_ROLES),
+              READ_ROLES, returns=list[m.StatusChange], paged=True),  # type: ignore[valid-type]
         Route("GET", "/api/v1/charge-points/{cp_id}/meter-values", cp_meter_values,
-              "Meter values (all measurands)", READ_ROLES),
+              "Meter values (all measurands), newest first", READ_ROLES, returns=list[m.MeterValue], paged=True,
+              query=(Query("transaction_id", int, "only this transaction's"),)),
         Route("GET", "/api/v1/charge-points/{cp_id}/messages", cp_messages, "Raw OCPP message log",
-              frozenset({"admin", "security"})),
+              frozenset({"admin", "security"}), returns=list[m.OcppExchange], paged=True),  # type: ignore[valid-type]
         Route("GET", "/api/v1/charge-points/{cp_id}/commands", cp_commands, "Commands sent and their outcome",
-              READ_ROLES),
+              READ_ROLES, returns=list[m.Command], paged=True),  # type: ignore[valid-type]
         Route("POST", "/api/v1/charge-points/{cp_id}/commands/{action}", send_command,
-              "Send an OCPP command (body = the OCPP request payload) and wait for its answer", WRITE_ROLES),
-        Route("GET", "/api/v1/id-tags", list_tags, "List id tags", READ_ROLES, tag="id tags"),
+              "Send an OCPP command (body = the OCPP request payload) and wait for its answer", WRITE_ROLES,
+              query=(Query("timeout", float, f"seconds to wait for the answer (0.1 to {MAX_COMMAND_TIMEOUT:g})"),)),
+        Route("GET", "/api/v1/id-tags", list_tags, "List id tags", READ_ROLES, tag="id tags",
+              returns=list[m.IdTag], paged=True),  # type: ignore[valid-type]
         Route("PUT", "/api/v1/id-tags/{id_tag}", put_tag, "Create or change an id tag", WRITE_ROLES, IdTagChange,
-              tag="id tags"),
+              tag="id tags", returns=m.IdTagSet),
         Route("GET", "/api/v1/security-events", security_events, "Security events", frozenset({"admin", "security"}),
-              tag="security"),
+              tag="security", returns=list[m.SecurityEvent], paged=True),  # type: ignore[valid-type]
     ]
     routes += transaction_routes(gateway)  # issue 20
     routes += id_tag_routes(gateway)
@@ -270,7 +281,8 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
     async def openapi_json(request: web.Request) -> web.Response:
         return reply(spec)
 
-    routes.append(Route("GET", "/api/v1/openapi.json", openapi_json, "This document", None, tag="system"))
+    routes.append(Route("GET", "/api/v1/openapi.json", openapi_json, "This document", None, tag="system",
+                        returns=dict[str, Any]))
     return routes
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from aiohttp import web
 
+from voltlib.api import models as m
 from voltlib.api.framework import (
     PRINCIPAL,
     Endpoint,
     Problem,
+    Query,
     Route,
     body_of,
     bool_query,
@@ -268,26 +270,33 @@ def build_routes(gateway: Gateway) -> list[Route]:
 
     base = "/api/v1/security"
     return [
-        Route("GET", f"{base}/audit", audit_entries, "Audit log entries, newest first", READ_AUDIT, tag="security"),
+        Route("GET", f"{base}/audit", audit_entries, "Audit log entries, newest first", READ_AUDIT, tag="security",
+              returns=list[m.AuditEntry], paged=True,  # type: ignore[valid-type]
+              query=(Query("action", str, "only this action (e.g. transaction.close)"),)),
         Route("GET", f"{base}/thresholds", get_thresholds, "Detector thresholds in force (durations in seconds)",
-              SEE_ALERTS, tag="security"),
+              SEE_ALERTS, tag="security", returns=dict[str, Any]),
         Route("PUT", f"{base}/thresholds", put_thresholds, "Change detector thresholds now (partial; validated; "
-              "audited; until restart, see security_thresholds)", RESPOND, tag="security"),
-        Route("GET", f"{base}/audit/verify", audit_verify, "Verify the audit hash chain", READ_AUDIT, tag="security"),
-        Route("GET", f"{base}/alerts", alerts, "Alerts (?charge_point_id=, ?expected=true|false)", SEE_ALERTS,
-              tag="security"),
-        Route("GET", f"{base}/incidents", incidents, "Incidents (?state=open|acknowledged|resolved)", SEE_ALERTS,
-              tag="security"),
+              "audited; until restart, see security_thresholds)", RESPOND, tag="security", returns=dict[str, Any]),
+        Route("GET", f"{base}/audit/verify", audit_verify, "Verify the audit hash chain", READ_AUDIT, tag="security",
+              returns=m.AuditVerification),
+        Route("GET", f"{base}/alerts", alerts, "Alerts, newest first", SEE_ALERTS, tag="security",
+              returns=list[m.Alert], paged=True,  # type: ignore[valid-type]
+              query=(Query("charge_point_id", str, "only this charge point's"),
+                     Query("expected", bool, "true: inside a work order; false: not"))),
+        Route("GET", f"{base}/incidents", incidents, "Incidents, newest first", SEE_ALERTS, tag="security",
+              returns=list[m.Incident], paged=True,  # type: ignore[valid-type]
+              query=(Query("state", ("open", "acknowledged", "resolved")),)),
         Route("GET", f"{base}/incidents/{{incident_id}}", incident, "An incident, its alerts and suggested responses",
-              SEE_ALERTS, tag="security"),
+              SEE_ALERTS, tag="security", returns=m.IncidentDetail),
         Route("POST", f"{base}/incidents/{{incident_id}}/lifecycle", change_incident,
               "Acknowledge or resolve (with a note) an incident", HANDLE_ALERTS, IncidentChange, tag="security"),
         Route("POST", f"{base}/incidents/{{incident_id}}/respond", respond,
               "Apply a response to an incident's charge point or badge", RESPOND, Respond, tag="security"),
-        Route("GET", f"{base}/quarantines", list_quarantines, "Charge points in quarantine (?all=true: history)",
-              SEE_ALERTS, tag="security"),
+        Route("GET", f"{base}/quarantines", list_quarantines, "Charge points in quarantine, newest first",
+              SEE_ALERTS, tag="security", returns=list[m.Quarantine], paged=True,  # type: ignore[valid-type]
+              query=(Query("all", bool, "true: released ones too (the history)"),)),
         Route("GET", "/api/v1/charge-points/{cp_id}/quarantine", cp_quarantine, "Is this charge point in quarantine",
-              SEE_ALERTS, tag="security"),
+              SEE_ALERTS, tag="security", returns=m.QuarantineState),
         Route("POST", "/api/v1/charge-points/{cp_id}/quarantine", quarantine,
               "Quarantine: ChangeAvailability Inoperative, remote starts refused, flagged", RESPOND,
               QuarantineRequest, tag="security"),
@@ -299,11 +308,12 @@ def build_routes(gateway: Gateway) -> list[Route]:
               "online at once, pushed to every charge point's local list (offline ones when they are back), audited",
               BLOCK_BADGE_ROLES, BlockBadge, tag="security"),
         Route("POST", f"{base}/work-orders", add_work_order, "Plan a field intervention", PLAN_WORK, NewWorkOrder,
-              tag="security"),
-        Route("GET", f"{base}/work-orders", list_work_orders, "Work orders (?technician=)", PLAN_WORK,
-              tag="security"),
+              tag="security", returns=m.WorkOrder, status=201),
+        Route("GET", f"{base}/work-orders", list_work_orders, "Work orders, newest first", PLAN_WORK,
+              tag="security", returns=list[m.WorkOrder], paged=True,  # type: ignore[valid-type]
+              query=(Query("technician", str, "only this technician's"),)),
         Route("GET", f"{base}/work-orders/mine", my_work_orders, "The calling technician's work orders", OWN_WORK,
-              tag="security"),
+              tag="security", returns=list[m.WorkOrder], paged=True),  # type: ignore[valid-type]
         Route("POST", f"{base}/work-orders/{{order_id}}/cancel", cancel_work_order, "Cancel a work order", PLAN_WORK,
-              tag="security"),
+              tag="security", returns=m.WorkOrder),
     ]

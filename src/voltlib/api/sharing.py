@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
+from voltlib.api import models as m
 from voltlib.api.framework import (
     MEMBER,
     MEMBER_ROLES,
@@ -18,6 +19,7 @@ from voltlib.api.framework import (
     PRINCIPAL,
     READ_ROLES,
     Problem,
+    Query,
     Route,
     body_of,
     int_query,
@@ -33,6 +35,7 @@ from voltlib.sharing.service import SharingError, SharingService, car_range_km, 
 from voltlib.store import lists, repo
 
 TAG = "car sharing"
+MONTH = Query("month", str, "YYYY-MM: that month's statement (UTC)")
 
 
 class SignUp(msgspec.Struct, kw_only=True):
@@ -272,12 +275,16 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
 
     return [
         Route("POST", "/api/v1/members", sign_up, "Sign up: returns the member id, a badge and a member token "
-              "(shown once). The licence must then be verified by an operator", None, SignUp, tag=TAG),
+              "(shown once). The licence must then be verified by an operator", None, SignUp, tag=TAG,
+              returns=m.SignedUp, status=201),
         Route("GET", "/api/v1/stations", list_stations, "Stations with cars docked and free bays; "
-              "?city=, ?near=LAT,LON (sorted by distance), ?with=cars|bays, ?limit=", None, tag=TAG),
+              "?city=, ?near=LAT,LON (sorted by distance), ?with=cars|bays, ?limit=", None, tag=TAG,
+              query=(Query("city"), Query("near", str, "LAT,LON: sorted by distance"), Query("with", ("cars", "bays")),
+                     Query("limit", int, "at most 2000 (default 50)"))),
         Route("GET", "/api/v1/stations/{station_id}", station, "One station: bays, cars with state of charge and "
               "range", None, tag=TAG),
-        Route("GET", "/api/v1/me", my_profile, "The member's profile and badges", MEMBER_ROLES, tag=TAG),
+        Route("GET", "/api/v1/me", my_profile, "The member's profile and badges", MEMBER_ROLES, tag=TAG,
+              returns=m.MemberDetail),
         Route("POST", "/api/v1/me/subscription", subscribe, "Subscribe to a plan of the member's city (invoiced)",
               MEMBER_ROLES, Subscribe, tag=TAG),
         Route("POST", "/api/v1/me/reservation", reserve_car, "Reserve a car (by id, or any rentable car at a "
@@ -288,24 +295,28 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         Route("GET", "/api/v1/me/rental", current, "The current reservation or rental, or null", MEMBER_ROLES,
               tag=TAG),
         Route("GET", "/api/v1/me/rentals", my_rentals, "Rental history, with kWh driven and charged per rental",
-              MEMBER_ROLES, tag=TAG),
+              MEMBER_ROLES, tag=TAG, paged=True),
         Route("GET", "/api/v1/me/invoices", my_invoices, "Invoices; ?month=YYYY-MM gives that month's statement",
-              MEMBER_ROLES, tag=TAG),
+              MEMBER_ROLES, tag=TAG, returns=m.Statement, paged=True, query=(MONTH,)),
         Route("GET", "/api/v1/cities", list_cities, "Cities, their plans and rental policy", READ_ROLES, tag=TAG),
-        Route("GET", "/api/v1/members", list_members, "Members", OPERATOR_ROLES, tag=TAG),
-        Route("GET", "/api/v1/members/{member_id}", get_member, "One member", OPERATOR_ROLES, tag=TAG),
+        Route("GET", "/api/v1/members", list_members, "Members, in order of sign-up", OPERATOR_ROLES, tag=TAG,
+              returns=list[m.Member], paged=True),  # type: ignore[valid-type]
+        Route("GET", "/api/v1/members/{member_id}", get_member, "One member", OPERATOR_ROLES, tag=TAG,
+              returns=m.MemberDetail),
         Route("PATCH", "/api/v1/members/{member_id}", change_member, "Verify a licence, set payment standing",
-              OPERATOR_ROLES, MemberChange, tag=TAG),
+              OPERATOR_ROLES, MemberChange, tag=TAG, returns=m.MemberDetail),
         Route("GET", "/api/v1/vehicles", list_vehicles, "Vehicles with dock, state of charge and range; ?city=",
-              READ_ROLES, tag=TAG),
+              READ_ROLES, tag=TAG, returns=list[m.Vehicle], paged=True,  # type: ignore[valid-type]
+              query=(Query("city"),)),
         Route("GET", "/api/v1/rentals", list_rentals, "Rentals and reservations, newest first, with kWh driven "
               "and charged; ?member=",
-              OPERATOR_ROLES, tag=TAG),
+              OPERATOR_ROLES, tag=TAG, paged=True, query=(Query("member", str, "only this member's"),)),
         Route("GET", "/api/v1/rentals/{rental_id}", get_rental, "One rental, with kWh driven and charged",
               OPERATOR_ROLES, tag=TAG),
         Route("POST", "/api/v1/rentals/{rental_id}/force-end", force_end, "End a rental (billed up to now unless "
               "bill is false); raises an alert", OPERATOR_ROLES, ForceEnd, tag=TAG),
-        Route("GET", "/api/v1/invoices", invoices, "Invoices; ?member=, ?month=YYYY-MM", OPERATOR_ROLES, tag=TAG),
+        Route("GET", "/api/v1/invoices", invoices, "Invoices; ?member=, ?month=YYYY-MM", OPERATOR_ROLES, tag=TAG,
+              returns=m.Statement, paged=True, query=(Query("member", str, "only this member's"), MONTH)),
     ]
 
 

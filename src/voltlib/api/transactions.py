@@ -11,12 +11,14 @@ import msgspec
 from aiohttp import web
 
 from voltlib import events as ev
+from voltlib.api import models as m
 from voltlib.api.framework import (
     MAX_ID,
     PRINCIPAL,
     READ_ROLES,
     WRITE_ROLES,
     Problem,
+    Query,
     Route,
     body_of,
     bool_query,
@@ -31,7 +33,6 @@ from voltlib.store import closing, lists
 
 TAG = "transactions"
 DEFAULT_PAGE = 100
-FILTERS = ("charge_point", "id_tag", "open", "from", "to", "stop_reason")  # besides limit and cursor
 
 
 class TransactionClose(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -107,16 +108,21 @@ def transaction_routes(gateway: Gateway) -> list[Route]:
                 stopped_at=row["stopped_at"], reason=None, known=True))
         return reply(row)
 
-    filters_doc = ("?charge_point=, ?id_tag=, ?open=true|false, ?from=, ?to= (started in [from, to), ISO 8601 "
-                   "with offset), ?stop_reason= (as the charge point sent it); paged: ?limit= (max 1000), ?cursor=, "
-                   "Link rel=next")
+    declared = (Query("charge_point", str, "only this charge point's"), Query("id_tag", str, "only this id tag's"),
+                Query("open", bool, "true: not stopped yet; false: stopped"),
+                Query("from", datetime, "started at or after (ISO 8601 with its offset)"),
+                Query("to", datetime, "started before"),
+                Query("stop_reason", str, "as the charge point sent it (Local, Remote, EVDisconnected, ...)"))
+    many = list[m.Transaction]  # type: ignore[valid-type]
     return [
-        Route("GET", "/api/v1/transactions", all_transactions, "Transactions, newest first: " + filters_doc,
-              READ_ROLES, tag=TAG),
-        Route("GET", "/api/v1/transactions/{transaction_id}", one, "One transaction", READ_ROLES, tag=TAG),
+        Route("GET", "/api/v1/transactions", all_transactions, "Transactions, newest first", READ_ROLES, tag=TAG,
+              returns=many, paged=True, query=declared),
+        Route("GET", "/api/v1/transactions/{transaction_id}", one, "One transaction", READ_ROLES, tag=TAG,
+              returns=m.Transaction),
         Route("POST", "/api/v1/transactions/{transaction_id}/close", close,
               "Close an abandoned open transaction with the meter value to bill (default: its latest register "
-              "reading); audited; nothing is deleted", WRITE_ROLES, TransactionClose, tag=TAG),
+              "reading); audited; nothing is deleted", WRITE_ROLES, TransactionClose, tag=TAG, returns=m.Transaction),
         Route("GET", "/api/v1/charge-points/{cp_id}/transactions", cp_transactions,
-              "A charge point's transactions, newest first (the same filters and paging)", READ_ROLES, tag=TAG),
+              "A charge point's transactions, newest first (the same filters but charge_point)", READ_ROLES, tag=TAG,
+              returns=many, paged=True, query=declared[1:]),
     ]

@@ -1,0 +1,196 @@
+"""The API's answers as typed models, for the OpenAPI document's response schemas (issue 20).
+
+Most lists answer the rows of a table as they are: their models are generated from the SQLAlchemy
+table declarations (:func:`row_model`: the column types and nullability), so a new column shows in
+the document without anyone writing it twice. Answers shaped by a handler are Structs here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import JSON, Boolean, Float, Integer, LargeBinary, String, Table
+
+from voltlib.bus import SubscriberStats
+from voltlib.store import tables as t
+from voltlib.store.repo import SECRETS
+from voltlib.store.tables import UtcDateTime
+
+
+def _python(table: Table, name: str) -> Any:
+    column_type = table.c[name].type
+    kind: Any
+    if isinstance(column_type, UtcDateTime):
+        kind = datetime
+    elif isinstance(column_type, JSON):
+        kind = Any
+    elif isinstance(column_type, Boolean):
+        kind = bool
+    elif isinstance(column_type, Integer):  # BigInteger too
+        kind = int
+    elif isinstance(column_type, Float):
+        kind = float
+    elif isinstance(column_type, LargeBinary):
+        kind = bytes
+    elif isinstance(column_type, String):  # Text too
+        kind = str
+    else:
+        raise TypeError(f"no model for {table.name}.{name} ({column_type})")
+    return kind | None if table.c[name].nullable and kind is not Any else kind
+
+
+def row_model(table: Table, name: str, *, exclude: frozenset[str] = frozenset(),
+              extra: tuple[tuple[str, Any], ...] = ()) -> type[msgspec.Struct]:
+    """A Struct with a field per column of ``table`` (less ``exclude``), then ``extra`` fields."""
+    fields = [(str(c.name), _python(table, c.name)) for c in table.columns if c.name not in exclude]
+    return msgspec.defstruct(name, [*fields, *extra], kw_only=True)
+
+
+class ProblemDetails(msgspec.Struct, kw_only=True):
+    """RFC 9457: every error. Some carry more members (``parameter``: the query parameter at fault;
+    ``errors``: row-numbered CSV errors)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+    version: str
+    connected: int
+
+
+class SampledValue(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """As the charge point sent it (OCPP 1.6 wire names)."""
+
+    value: str
+    context: str | None = None
+    format: str | None = None
+    measurand: str | None = None
+    phase: str | None = None
+    location: str | None = None
+    unit: str | None = None
+
+
+class MeterValue(msgspec.Struct, kw_only=True):
+    connector_id: int
+    transaction_id: int | None
+    timestamp: datetime
+    sampled_value: list[SampledValue]
+
+
+Transaction = row_model(t.transactions, "Transaction")
+IdTag = row_model(t.id_tags, "IdTag")
+OcppExchange = row_model(t.ocpp_messages, "OcppExchange")
+Command = row_model(t.commands, "Command")
+StatusChange = row_model(t.connector_status_history, "StatusChange")
+SecurityEvent = row_model(t.security_events, "SecurityEvent")
+Connector = row_model(t.connectors, "Connector")
+ChargePoint = row_model(t.charge_points, "ChargePoint", exclude=SECRETS,
+                        extra=(("connected", bool), ("quarantined", bool)))
+ChargePointDetail = row_model(t.charge_points, "ChargePointDetail", exclude=SECRETS, extra=(
+    ("connectors", list[Connector]), ("connected", bool), ("connection_ocpp_version", str | None),  # type: ignore[valid-type]
+    ("quarantined", bool)))
+Alert = row_model(t.security_alerts, "Alert")
+AuditEntry = row_model(t.audit_log, "AuditEntry")
+Incident = row_model(t.security_incidents, "Incident")
+WorkOrder = row_model(t.work_orders, "WorkOrder")
+Quarantine = row_model(t.quarantines, "Quarantine")
+Member = row_model(t.members, "Member")
+Vehicle = row_model(t.vehicles, "Vehicle", extra=(("range_km", float | None),))
+Invoice = row_model(t.invoices, "Invoice", extra=(("total", str),))
+
+
+class CurrencyTotal(msgspec.Struct, kw_only=True):
+    currency: str
+    total_minor: int
+    total: str
+
+
+class Statement(msgspec.Struct, kw_only=True):
+    """A page of invoices; ``totals`` are over every invoice the filters select."""
+
+    month: str | None
+    invoices: list[Invoice]  # type: ignore[valid-type]
+    totals: list[CurrencyTotal]
+
+
+class IdTagSet(msgspec.Struct, kw_only=True):
+    id_tag: str
+    status: str
+
+
+class IdTagDeleted(msgspec.Struct, kw_only=True):
+    id_tag: str
+    deleted: bool
+
+
+class IdTagImport(msgspec.Struct, kw_only=True):
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+
+
+class ChainBreak(msgspec.Struct, kw_only=True):
+    seq: int
+    problem: str
+
+
+class AuditVerification(msgspec.Struct, kw_only=True):
+    ok: bool
+    entries: int
+    head: str
+    breaks: list[ChainBreak]
+
+
+class BusStats(msgspec.Struct, kw_only=True):
+    consumers: list[SubscriberStats]
+
+
+class ClockNow(msgspec.Struct, kw_only=True):
+    now: datetime
+    factor: float
+    origin: datetime
+    wall_start: float
+
+
+class RegistrationSet(msgspec.Struct, kw_only=True):
+    id: str
+    registration: str
+
+
+class SecurityProfileSet(msgspec.Struct, kw_only=True):
+    id: str
+    security_profile: int
+    certificate_fingerprint: str | None
+
+
+class TraceSet(msgspec.Struct, kw_only=True):
+    id: str
+    trace_until: datetime | None
+    live: bool
+
+
+IncidentDetail = row_model(t.security_incidents, "IncidentDetail", extra=(
+    ("alerts", list[Alert]), ("suggested_responses", list[str])))  # type: ignore[valid-type]
+
+
+class QuarantineState(msgspec.Struct, kw_only=True):
+    charge_point_id: str
+    quarantined: bool
+    quarantine: Quarantine | None  # type: ignore[valid-type]
+
+
+class SignedUp(msgspec.Struct, kw_only=True):
+    member_id: str
+    badge: str
+    token: str  # shown once
+    note: str
+
+
+MemberDetail = row_model(t.members, "MemberDetail", extra=(("badges", list[IdTagSet]),))

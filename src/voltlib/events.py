@@ -186,12 +186,21 @@ class CommandFinished(Event, tag="ocpp.command", frozen=True):
     response: dict[str, Any] | None
 
 
+class ReservationEnded(Event, tag="ocpp.reservation.ended", frozen=True):
+    """A charge point ended a reservation by itself (OCPP 2.0.1 ReservationStatusUpdate): ``Expired``
+    at its expiry time, ``Removed`` when it could not keep it (the EVSE went out of service...)."""
+
+    reservation_id: int
+    status: str  # Expired | Removed
+
+
 AnyEvent = (
     ChargePointConnected | ChargePointDisconnected | BootNotified | HeartbeatReceived | ConnectorStatusChanged
     | IdTagAuthorized | TransactionStarted | TransactionStopped | MeterValuesReceived | DataTransferReceived
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
     | CertificateSigningRequested | CarLeftWithoutRental | RentalChanged | BadgeDecided
     | SecurityIncident | CommandFinished | TransactionStartRepeated | ProtocolViolationSeen | QuarantineChanged
+    | ReservationEnded
 )
 
 _encoder = msgspec.json.Encoder()

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from voltlib.api import routes
+from voltlib.api.device_model import device_model_routes
 from voltlib.api.energy import energy_routes
 from voltlib.api.framework import problems
 from voltlib.api.rebalancing import rebalancing_routes
@@ -30,6 +31,7 @@ from voltlib.gateway import proxies
 from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
+from voltlib.gateway.device_model import DeviceModelFollower
 from voltlib.gateway.drain import close_when_idle
 from voltlib.gateway.gateway import Gateway
 from voltlib.gateway.tls import MAX_HANDSHAKES, RELOAD_EVERY, ContextSource, HandshakeWatcher, TlsSite
@@ -41,6 +43,7 @@ from voltlib.security import service as security_service
 from voltlib.security.ca import CertificateAuthority
 from voltlib.security.response import set_badge_blocker
 from voltlib.sharing.service import SharingService
+from voltlib.sharing.station_holds import StationHolds
 from voltlib.sharing.store import seed_cities
 from voltlib.store import repo
 from voltlib.store.db import Store
@@ -80,6 +83,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     app.router.add_get("/ocpp/{cp_id}", gateway.handle)
     sharing = SharingService(gateway)
     sharing.install()
+    StationHolds(sharing).install()  # 2.0.1 stations end holds themselves (ReservationStatusUpdate)
+    DeviceModelFollower(services).install()  # GetVariables / SetVariables answers update the device model
     app[SHARING_KEY] = sharing
     charging = SmartCharging(gateway)
     if settings.smart_charging:
@@ -89,7 +94,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     soc.install()
     app[SOC_KEY] = soc
     routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging, services)
-                   + rebalancing_routes(services) + readiness.routes(gateway))
+                   + rebalancing_routes(services) + readiness.routes(gateway) + device_model_routes(gateway))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)

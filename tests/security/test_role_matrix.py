@@ -45,7 +45,8 @@ async def test_every_route_for_every_role(server: RunningServer) -> None:
         assert len(routes) >= 60 and {p for _, p, _ in routes} >= {
             "/api/v1/me/reservation", "/api/v1/energy/daily", "/api/v1/rebalancing/moves", "/api/v1/charge-points",
             "/api/v1/transactions/{transaction_id}", "/api/v1/transactions/{transaction_id}/close",
-            "/api/v1/id-tags/import", "/api/v1/id-tags/export"}
+            "/api/v1/id-tags/import", "/api/v1/id-tags/export",
+            "/api/v1/charge-points/{cp_id}/device-model", "/api/v1/charge-points/{cp_id}/device-model/refresh"}
         writes = [set(op["x-roles"]) for m, p, op in routes if m != "GET" and p.startswith(
             ("/api/v1/transactions/", "/api/v1/id-tags/"))]  # close, import, delete, put
         assert len(writes) == 4 and all(roles == {"admin", "operator"} for roles in writes)

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from voltlib import events as ev
-from voltlib.gateway import neutral
+from voltlib.gateway import device_model, neutral, reservations_v201
 from voltlib.gateway.context import ChargePointContext
 from voltlib.gateway.handlers_v16 import _stamp
 from voltlib.ocpp.v201 import messages as m
@@ -87,4 +87,6 @@ HANDLERS: dict[str, Handler] = {
     m.StatusNotification.ACTION: status_notification,
     m.SecurityEventNotification.ACTION: security_event,
     m.DataTransfer.ACTION: data_transfer,
+    **device_model.HANDLERS,  # NotifyReport (gateway/device_model.py)
+    **reservations_v201.HANDLERS,  # ReservationStatusUpdate
 }

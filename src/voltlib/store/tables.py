@@ -429,3 +429,33 @@ field_tasks = Table(
     Column("updated_at", TS, nullable=False),
     Index("ix_field_tasks_city_state", "city", "state"),
 )
+
+# --- OCPP 2.0.1 device model (issue 16)
+
+device_model = Table(
+    "device_model", metadata,  # one row per component / EVSE / variable / attribute type of a charge point
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("component", String(50), nullable=False),
+    Column("component_instance", String(50), nullable=False),  # "" when none
+    Column("evse_id", Integer, nullable=False),  # 0 when the component is not an EVSE's (2.0.1 EVSE ids are > 0)
+    Column("connector_id", Integer, nullable=False),  # 0 when none
+    Column("variable", String(50), nullable=False),
+    Column("variable_instance", String(50), nullable=False),  # "" when none
+    Column("attribute_type", String(8), nullable=False),  # Actual | Target | MinSet | MaxSet
+    Column("value", String(2500)),  # None: not reported (a WriteOnly attribute, or never read)
+    Column("mutability", String(10)),  # ReadOnly | WriteOnly | ReadWrite (reports only)
+    Column("constant", Boolean),
+    Column("persistent", Boolean),
+    Column("data_type", String(16)),  # the variable's characteristics (reports only)
+    Column("unit", String(16)),
+    Column("min_limit", Float),
+    Column("max_limit", Float),
+    Column("values_list", String(1000)),
+    Column("supports_monitoring", Boolean),
+    Column("source", String(8), nullable=False),  # report | get | set: what last wrote the value
+    Column("request_id", Integer),  # the NotifyReport's requestId when source = report
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("charge_point_id", "component", "component_instance", "evse_id", "connector_id", "variable",
+                     "variable_instance", "attribute_type"),
+)

@@ -60,6 +60,11 @@ async def reserve_now(station: AnsweringPost, count: int = 1) -> dict[str, Any]:
     return [payload for action, payload in station.received if action == "ReserveNow"][count - 1]
 
 
+def holds(station: AnsweringPost) -> list[str]:
+    """The reservation calls the station got (smart charging may send it profiles meanwhile)."""
+    return [a for a, _ in station.received if a in ("ReserveNow", "CancelReservation")]
+
+
 async def rentals(city: City) -> list[dict[str, Any]]:
     return list((await city.client.get("/api/v1/rentals", headers=city.server.api_headers())).json())
 
@@ -85,7 +90,7 @@ async def test_a_removed_car_hold_ends_the_reservation_once_without_a_no_show(ci
                                           headers=member.headers())  # the car is free again
         assert again.status_code == 201, again.text
         await reserve_now(station, 2)
-    assert [a for a, _ in station.received] == ["ReserveNow", "ReserveNow"]  # no CancelReservation
+    assert holds(station) == ["ReserveNow", "ReserveNow"]  # no CancelReservation
 
 
 async def test_an_expired_car_hold_ends_as_a_lapsed_hold_on_voltlibs_clock(city201: City) -> None:
@@ -104,7 +109,7 @@ async def test_an_expired_car_hold_ends_as_a_lapsed_hold_on_voltlibs_clock(city2
         await settled(city201.server)
         [rental] = await rentals(city201)
     assert rental["state"] == "expired" and rental["car_hold"] is None  # a no-show, as a lapsed 1.6 hold
-    assert [a for a, _ in station.received] == ["ReserveNow"]
+    assert holds(station) == ["ReserveNow"]
 
 
 async def test_a_removed_bay_hold_ends_the_bay_hold_and_the_rental_goes_on(city201: City) -> None:
@@ -123,4 +128,4 @@ async def test_a_removed_bay_hold_ends_the_bay_hold_and_the_rental_goes_on(city2
         free = (await city201.client.get("/api/v1/stations", params={"near": "48.9,2.4"})).json()
     assert rental["state"] == "reserved" and rental["bay_hold"] is None and rental["car_hold"] is not None
     assert free[0]["id"] == "st-c" and free[0]["free_bays"] == 1
-    assert [a for a, _ in bay.received] == ["ReserveNow"]  # nothing sent back for the dropped reservation
+    assert holds(bay) == ["ReserveNow"]  # nothing sent back for the dropped reservation

@@ -25,7 +25,8 @@ from voltlib.store import repo
 # Every query parameter an API handler reads (grep "request.query" in src/voltlib/api).
 QUERY_PARAMS = ["limit", "max", "hours", "rentals_per_day", "transaction_id", "timeout", "near", "date", "month",
                 "city", "with", "member", "action", "expected", "charge_point_id", "state", "all", "technician",
-                "short", "cursor", "charge_point", "id_tag", "open", "from", "to", "stop_reason"]
+                "short", "cursor", "charge_point", "id_tag", "open", "from", "to", "stop_reason", "component",
+                "variable", "evse_id"]
 ODD_QUERY_VALUES = ["abc", "-99999999999999999999999", "\x00", "²"]
 ODD_QUERY_EVERYWHERE = ["1e999", "nan", "-inf", "", "1.5", "0x10", "٣", "9" * 400, "nan,nan", "1e999,0", "-1", "0"]
 ODD_PATH_VALUES = ["0", "-1", "99999999999999999999999", "%00", "%E2%9C%93", "x" * 300, "null", "1.5", "%20", "²"]

@@ -15,6 +15,7 @@ import pytest_asyncio
 
 from tests.conftest import RunningServer, free_port, start_server
 from tests.integration.test_command_port import AnsweringPost, post
+from tests.integration.test_openapi import check
 from voltlib.config import Settings
 
 
@@ -89,6 +90,10 @@ async def test_a_full_report_in_parts_is_stored_browsed_and_replaces_the_old_mod
         second = await client.get(first.links["next"]["url"])
         unknown = await client.get("/api/v1/charge-points/CP-NOBODY/device-model")
         bad = await client.get(f"{base}/device-model", params={"limit": "0"})
+        doc = (await client.get("/api/v1/openapi.json")).json()
+    schema = doc["paths"]["/api/v1/charge-points/{cp_id}/device-model"]["get"]["responses"]["200"]["content"][
+        "application/json"]["schema"]
+    check(doc, schema, rows)  # the answer is the one the OpenAPI document describes
     model = by_name(rows)
     assert set(model) == {("OCPPCommCtrlr", "HeartbeatInterval", None), ("SecurityCtrlr", "SecurityProfile", None),
                           ("SecurityCtrlr", "BasicAuthPassword", None), ("EVSE", "AvailabilityState", 1),

@@ -9,11 +9,14 @@ FullInventory; the station's NotifyReport parts then replace the stored model. d
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 from functools import partial
 
+import msgspec
 from aiohttp import web
 
-from voltlib.api.framework import PRINCIPAL, READ_ROLES, WRITE_ROLES, Problem, Route, int_query, reply
+from voltlib.api import models
+from voltlib.api.framework import PRINCIPAL, READ_ROLES, WRITE_ROLES, Problem, Query, Route, int_query, reply
 from voltlib.api.paging import page_request, paged
 from voltlib.gateway.gateway import CommandError, Gateway
 from voltlib.store import device_model as dm
@@ -22,6 +25,41 @@ from voltlib.store import repo
 DEFAULT_PAGE = 500  # a full inventory is a few hundred to a few thousand variables (at most MAX_PAGE a page)
 MAX_REQUEST_ID = 2**31 - 1
 NAME_FILTERS = ("component", "variable")
+
+
+class Characteristics(msgspec.Struct, kw_only=True):
+    data_type: str | None
+    unit: str | None
+    min_limit: float | None
+    max_limit: float | None
+    values_list: str | None
+    supports_monitoring: bool | None
+
+
+class DeviceModelEntry(msgspec.Struct, kw_only=True):
+    """One attribute of one variable (``store/device_model.py``); absent instance, EVSE, connector: null."""
+
+    id: int
+    component: str
+    component_instance: str | None
+    evse_id: int | None
+    connector_id: int | None
+    variable: str
+    variable_instance: str | None
+    attribute_type: str
+    value: str | None
+    mutability: str | None
+    constant: bool | None
+    persistent: bool | None
+    characteristics: Characteristics | None
+    source: str
+    request_id: int | None
+    updated_at: datetime
+
+
+class Refresh(msgspec.Struct, kw_only=True):
+    request_id: int  # the requestId the station's NotifyReport parts will carry
+    command: models.Command  # type: ignore[valid-type]
 
 
 def device_model_routes(gateway: Gateway) -> list[Route]:
@@ -62,8 +100,10 @@ def device_model_routes(gateway: Gateway) -> list[Route]:
     return [
         Route("GET", "/api/v1/charge-points/{cp_id}/device-model", browse,
               "The OCPP 2.0.1 device model the station reported (paged: limit, cursor; filters: component, "
-              "variable, evse_id)", READ_ROLES),
+              "variable, evse_id)", READ_ROLES, returns=list[DeviceModelEntry], paged=True,
+              query=(Query("component", str, "component name (exact)"), Query("variable", str, "variable name (exact)"),
+                     Query("evse_id", int, "EVSE id"))),
         Route("POST", "/api/v1/charge-points/{cp_id}/device-model/refresh", refresh,
               "Ask a 2.0.1 station for its full device model (GetBaseReport FullInventory); its reports replace "
-              "the stored one", WRITE_ROLES),
+              "the stored one", WRITE_ROLES, returns=Refresh),
     ]

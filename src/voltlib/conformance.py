@@ -55,6 +55,34 @@ NOTES: dict[str, str] = {
               "Sec-WebSocket-Protocol and the socket is closed (1002), as OCPP-J 1.6 §4.1.2 says",
 }
 
+# 2.0.1: what the OCTT's station sends that voltlib does not handle, and where voltlib's part is
+# only to relay the operator's command and store the station's answer.
+_NOTIFY_EVENT = ("the station's NotifyEvent (AvailabilityState) beside each StatusNotification is not sent: "
+                 "voltlib does not handle NotifyEvent; the StatusNotification is stored per EVSE")
+_RELAYED = ("voltlib relays the operator's raw command in 2.0.1, validated against the official schema, and "
+            "stores the station's answer in the command's row")
+NOTES_V201: dict[str, str] = {
+    "TC_A_01": _NOTIFY_EVENT,
+    "TC_A_06": "the TLS listener accepts TLS 1.2 and 1.3 only; the refused handshake is a tls_handshake_failed "
+               "security event",
+    "TC_A_09": "the operator's rotate-password sends SecurityCtrlr.BasicAuthPassword: 40 random hexadecimal "
+               "characters; its hash replaces the old one only when the station accepts, and the command row keeps "
+               "it redacted",
+    "TC_B_01": _NOTIFY_EVENT,
+    "TC_B_02": "the registration endpoint holds a station in Pending; the operator accepts it "
+               "(POST .../registration), and its next BootNotification is Accepted",
+    "TC_B_06": _RELAYED + " (the device model is not stored from GetVariables)",
+    "TC_B_07": _RELAYED + " (the device model is not stored from GetVariables)",
+    "TC_B_09": _RELAYED,
+    "TC_B_10": _RELAYED,
+    "TC_B_42": _RELAYED + "; voltlib keeps no network profiles of its own",
+    "TC_B_44": _RELAYED,
+    "TC_F_27": _RELAYED,
+    "TC_G_03": _NOTIFY_EVENT,
+    "TC_G_05": _NOTIFY_EVENT,
+}
+ELSEWHERE_V201: dict[str, tuple[str, str]] = {}
+
 
 @dataclass(frozen=True, slots=True)
 class Case:
@@ -292,6 +320,6 @@ def write_markdown(path: Path, tables: dict[str, list[Row]], *, cases: Path | No
 
 SUITES = {
     "1.6": Suite("1.6", CASES_OCPP16, CONFORMANCE_DIR, ELSEWHERE, NOTES),
-    "2.0.1": Suite("2.0.1", CASES_OCPP201, CONFORMANCE_DIR_V201, {}, {},
+    "2.0.1": Suite("2.0.1", CASES_OCPP201, CONFORMANCE_DIR_V201, ELSEWHERE_V201, NOTES_V201,
                    groups=frozenset("ABCEFGJP")),
 }

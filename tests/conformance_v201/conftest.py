@@ -2,9 +2,10 @@
 
 ``Station`` is the ``ocpp`` package's :class:`ocpp.v201.ChargePoint` over a real ``websockets``
 connection, as the 1.6 suite's (tests/conformance/conftest.py). It answers every call a CSMS may
-send (``station.replies``, configurable per test: a call_result, a wire payload, or a callable that gets the request) and can run a
-follow-up after answering (``station.follow_ups``), e.g. send a BootNotification after accepting a
-Reset. Its GetVariables/SetVariables answer from a small device model (``station.variables``).
+send (``station.replies``, configurable per test: a call_result, a wire payload, or a callable that
+gets the request) and can run a follow-up after answering (``station.follow_ups``), e.g. send a
+StatusNotification after accepting a ChangeAvailability. Its GetVariables/SetVariables answer
+from a small device model (``station.variables``).
 
 The reusable states of the OCTT 2.0.1 test case document (part 6, section 3.18: Booted,
 Authorized, EVConnectedPreSession, EnergyTransferStarted, StopAuthorized, EVConnectedPostSession,

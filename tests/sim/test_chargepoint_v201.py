@@ -1,6 +1,6 @@
 """A simulated OCPP 2.0.1 charge point against a real voltlib (real WebSocket, SQLite and
-PostgreSQL): what voltlib handles of 2.0.1 today (provisioning, security events) it takes from the
-simulated post without a single protocol error."""
+PostgreSQL): boot, statuses per EVSE, a security event and the device model reach voltlib without
+a single protocol error."""
 
 from __future__ import annotations
 
@@ -52,6 +52,16 @@ async def test_a_2_0_1_post_boots_reports_its_evses_and_a_tamper_alarm(server201
                        for e in found)
 
         await eventually(tamper)
+        refresh = await http.post("/api/v1/charge-points/SIM-201/device-model/refresh")
+        assert refresh.status_code == 200, refresh.text
+        assert refresh.json()["command"]["response"] == {"status": "Accepted"}
+
+        async def reported() -> bool:
+            model = (await http.get("/api/v1/charge-points/SIM-201/device-model",
+                                    params={"component": "OCPPCommCtrlr", "variable": "HeartbeatInterval"})).json()
+            return [(e["value"], e["mutability"]) for e in model] == [(str(cp.heartbeat_interval), "ReadWrite")]
+
+        await eventually(reported)
     assert cp.stats["sent:BootNotification"] == 1 and cp.stats["dropped"] == 0
     bad = await server.store.read(lambda c: c.execute(select(ocpp_messages.c.action).where(
         ocpp_messages.c.outcome.in_(("violation", "error")))).all())

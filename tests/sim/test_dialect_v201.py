@@ -31,6 +31,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "ClearCache": {},
     "ClearChargingProfile": {"chargingProfileId": 7},
     "DataTransfer": {"vendorId": "com.example", "messageId": "x", "data": {"y": 1}},
+    "GetBaseReport": {"requestId": 4, "reportBase": "FullInventory"},
     "GetCompositeSchedule": {"evseId": 1, "duration": 3600, "chargingRateUnit": "W"},
     "GetLocalListVersion": {},
     "GetTransactionStatus": {"transactionId": str(uuid.uuid4())},
@@ -102,7 +103,7 @@ async def test_every_answer_is_schema_valid(action: str) -> None:
 
 async def test_other_actions_invalid_requests_and_1_6_commands_are_call_errors() -> None:
     cp = make_cp()
-    for action in ("GetBaseReport", "RemoteStartTransaction", "MakeCoffee"):
+    for action in ("GetReport", "RemoteStartTransaction", "MakeCoffee"):
         with pytest.raises(OcppError) as unknown:
             await cp.answer(action, {})
         assert unknown.value.code.wire("2.0.1") == "NotImplemented"
@@ -297,6 +298,22 @@ async def test_variables_are_the_posts_settings() -> None:
     assert cp.configuration["MeterValueSampleInterval"].value == "15" and cp.password == "n" * 24
     await cp.answer("SetVariables", REQUESTS["SetVariables"])
     assert cp.heartbeat_interval == 120
+
+
+async def test_the_base_report_is_the_device_model_without_secrets() -> None:
+    cp = make_cp()
+    answer, report = cp.dialect.dispatch("GetBaseReport", REQUESTS["GetBaseReport"])
+    assert answer == {"status": "Accepted"} and report is not None
+    await report()
+    [(action, notify)] = queued(cp)
+    assert action == "NotifyReport" and (notify["requestId"], notify["seqNo"]) == (4, 0)
+    variables = {(d["component"]["name"], d["variable"]["name"]): d["variableAttribute"][0]
+                 for d in notify["reportData"]}
+    assert variables[("OCPPCommCtrlr", "HeartbeatInterval")]["value"] == "300"
+    assert variables[("SecurityCtrlr", "SecurityProfile")]["mutability"] == "ReadOnly"
+    assert variables[("SecurityCtrlr", "BasicAuthPassword")] == {"mutability": "WriteOnly", "persistent": True}
+    assert (await cp.answer("GetBaseReport", {"requestId": 5, "reportBase": "SummaryInventory"}))["status"] == \
+        "NotSupported"
 
 
 async def test_local_list_versions_and_cache() -> None:

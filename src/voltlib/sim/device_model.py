@@ -38,6 +38,7 @@ VARIABLES: dict[tuple[str, str], str] = {
     ("TxCtrlr", "StopTxOnEVSideDisconnect"): "StopTransactionOnEVSideDisconnect",
 }
 COMPONENTS = frozenset(component for component, _ in VARIABLES)
+DATA_TYPES = {"int": "integer", "bool": "boolean", "str": "string", "csl": "SequenceList"}  # NotifyReport
 MEASURAND_SETTINGS = frozenset({"MeterValuesSampledData", "TxStartedMeasurands", "TxEndedMeasurands"})
 
 

@@ -65,7 +65,8 @@ class DialectV201(Dialect):
     version = "2.0.1"
     subprotocol = "ocpp2.0.1"
     COMMANDS = frozenset({"CancelReservation", "CertificateSigned", "ChangeAvailability", "ClearCache",
-                          "ClearChargingProfile", "DataTransfer", "GetCompositeSchedule", "GetLocalListVersion",
+                          "ClearChargingProfile", "DataTransfer", "GetBaseReport", "GetCompositeSchedule",
+                          "GetLocalListVersion",
                           "GetTransactionStatus", "GetVariables",
                           "RequestStartTransaction", "RequestStopTransaction", "ReserveNow", "Reset",
                           "SendLocalList", "SetChargingProfile", "SetVariables", "TriggerMessage",
@@ -319,6 +320,33 @@ class DialectV201(Dialect):
         if entry.write_only:
             return "Rejected", None
         return "Accepted", entry.value[:2500]
+
+    def _on_GetBaseReport(self, p: Payload) -> Answer:
+        """B07: the whole device model (FullInventory, ConfigurationInventory: the same variables here)
+        in one NotifyReport after the answer; a SummaryInventory is not supported."""
+        req = msgspec.convert(p, m.GetBaseReport)
+        if req.report_base == "SummaryInventory":
+            return _out(m.GetBaseReportReply(status="NotSupported")), None
+
+        async def report() -> None:
+            self.cp._enqueue("NotifyReport", _out(m.NotifyReport(
+                generated_at=self._now(), request_id=req.request_id, seq_no=0, report_data=self._report_data())),
+                persistent=False)
+
+        return _out(m.GetBaseReportReply(status="Accepted")), report
+
+    def _report_data(self) -> list[m.ReportData]:
+        data = []
+        for (component, variable), key in sorted(device_model.VARIABLES.items()):
+            entry = self._setting(key)
+            mutability = "ReadOnly" if entry.readonly else "WriteOnly" if entry.write_only else "ReadWrite"
+            attribute = m.VariableAttribute(type="Actual", mutability=mutability, persistent=True,
+                                            value=None if entry.write_only else entry.value[:2500])
+            data.append(m.ReportData(
+                component=m.Component(name=component), variable=m.Variable(name=variable),
+                variable_attribute=[attribute], variable_characteristics=m.VariableCharacteristics(
+                    data_type=device_model.DATA_TYPES[entry.kind], supports_monitoring=False)))
+        return data
 
     def _on_SetVariables(self, p: Payload) -> Answer:
         req = msgspec.convert(p, m.SetVariables)

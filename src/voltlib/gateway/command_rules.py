@@ -29,6 +29,12 @@ def _settings(version: str, action: str, payload: dict[str, Any]) -> Iterator[tu
 
 def check(version: str, action: str, payload: dict[str, Any], current_profile: int | None) -> None:
     """Raise :class:`CommandRefused` if the command would set the password or lower the profile."""
+    if version == "2.0.1" and action == "SetNetworkProfile" and current_profile is not None:
+        wanted = (payload.get("connectionData") or {}).get("securityProfile")
+        if isinstance(wanted, int) and wanted < current_profile:  # the same profile: a new URL, APN... (B09)
+            raise CommandRefused(422, "security-profile-downgrade",
+                                 "a network profile may not use a lower security profile than the station's "
+                                 "(2.0.1 A05, whitepaper A00.FR.005)")
     for key, value in _settings(version, action, payload):
         if (version, key) in PASSWORD_KEYS:
             raise CommandRefused(422, "use-rotate-password",

@@ -359,7 +359,7 @@ class Gateway:
         What would set the password or lower the security profile is refused
         (``command_rules.check``): ``rotate_password`` sends the password and stores its hash.
         """
-        if action in ("ChangeConfiguration", "SetVariables"):
+        if action in ("ChangeConfiguration", "SetVariables", "SetNetworkProfile"):
             record = await self.services.store.read(partial(repo.get_charge_point, cp_id=cp_id))
             version = await self.commands.version_of(cp_id)
             command_rules.check(version, action, payload, None if record is None else record.security_profile)

@@ -206,6 +206,24 @@ class Station(ChargePoint):
             await self.status(evse_id, "Available")
         return boot
 
+    async def report(self, request_id: int, *, full: bool, parts: int = 2) -> None:
+        """The NotifyReport parts of a base report of ``station.variables`` (every one ReadWrite; a
+        FullInventory adds the read-only identity of the station), the last with tbc false."""
+        data = [{"component": {"name": c}, "variable": {"name": v},
+                 "variableAttribute": [{"type": "Actual", "value": value, "mutability": "ReadWrite"}],
+                 "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False}}
+                for (c, v), value in sorted(self.variables.items()) if v != "BasicAuthPassword"]
+        if full:
+            data += [{"component": {"name": "ChargingStation"}, "variable": {"name": name},
+                      "variableAttribute": [{"type": "Actual", "value": value, "mutability": "ReadOnly"}],
+                      "variableCharacteristics": {"dataType": "string", "supportsMonitoring": False}}
+                     for name, value in (("Model", "OCTT-201"), ("VendorName", "OCTT"))]
+        size = -(-len(data) // parts)
+        for seq_no in range(parts):
+            await self.send(call.NotifyReport(request_id=request_id, generated_at=now_iso(), seq_no=seq_no,
+                                              report_data=data[seq_no * size:(seq_no + 1) * size],
+                                              tbc=seq_no < parts - 1))
+
     def transaction(self, evse_id: int = 1, id_token: tuple[str, str] = VALID) -> Transaction:
         return Transaction(self, evse_id, id_token)
 

@@ -101,6 +101,13 @@ async def test_TC_B_31_Cold_Boot_Charging_Station_Pending_Rejected_TriggerMessag
     assert await _history(api, 1) == ["Available"]
 
 
+async def _model(server: RunningServer, api: Api) -> dict[tuple[str, str], str | None]:
+    """The device model voltlib stores for the station (after the answers it follows are applied)."""
+    await server.settled()
+    return {(r["component"], r["variable"]): r["value"]
+            for r in await api.get(f"/api/v1/charge-points/{CS}/device-model")}
+
+
 def _get(*names: tuple[str, str]) -> dict[str, Any]:
     return {"getVariableData": [{"component": {"name": c}, "variable": {"name": v}} for c, v in names]}
 
@@ -118,6 +125,7 @@ async def test_TC_B_06_Get_Variables_single_value(server: RunningServer, api: Ap
     assert row["response"]["getVariableResult"] == [{
         "attributeStatus": "Accepted", "attributeType": "Actual", "attributeValue": "60",
         "component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "OfflineThreshold"}}]
+    assert await _model(server, api) == {("OCPPCommCtrlr", "OfflineThreshold"): "60"}  # what voltlib read
 
 
 async def test_TC_B_07_Get_Variables_multiple_values(server: RunningServer, api: Api) -> None:
@@ -132,6 +140,8 @@ async def test_TC_B_07_Get_Variables_multiple_values(server: RunningServer, api:
     assert [(r["variable"]["name"], r["attributeStatus"], r["attributeValue"])
             for r in row["response"]["getVariableResult"]] == \
         [("OfflineThreshold", "Accepted", "60"), ("AuthorizeRemoteStart", "Accepted", "false")]
+    assert await _model(server, api) == {("OCPPCommCtrlr", "OfflineThreshold"): "60",
+                                         ("AuthCtrlr", "AuthorizeRemoteStart"): "false"}
 
 
 def _set(*items: tuple[str, str, str]) -> dict[str, Any]:
@@ -153,6 +163,7 @@ async def test_TC_B_09_Set_Variables_single_value(server: RunningServer, api: Ap
     assert [r["attributeStatus"] for r in row["response"]["setVariableResult"]] == ["Accepted"]
     assert cs.variables[("OCPPCommCtrlr", "OfflineThreshold")] == "123"
     assert again["response"]["getVariableResult"][0]["attributeValue"] == "123"
+    assert await _model(server, api) == {("OCPPCommCtrlr", "OfflineThreshold"): "123"}
 
 
 async def test_TC_B_10_Set_Variables_multiple_values(server: RunningServer, api: Api) -> None:
@@ -167,6 +178,44 @@ async def test_TC_B_10_Set_Variables_multiple_values(server: RunningServer, api:
         [("OCPPCommCtrlr", "OfflineThreshold", "123"), ("AuthCtrlr", "AuthorizeRemoteStart", "false")]
     assert [(r["variable"]["name"], r["attributeStatus"]) for r in row["response"]["setVariableResult"]] == \
         [("OfflineThreshold", "Accepted"), ("AuthorizeRemoteStart", "Accepted")]
+    assert await _model(server, api) == {("OCPPCommCtrlr", "OfflineThreshold"): "123",
+                                         ("AuthCtrlr", "AuthorizeRemoteStart"): "false"}
+
+
+async def test_TC_B_12_Get_Base_Report_ConfigurationInventory(server: RunningServer, api: Api) -> None:
+    await server.add_charge_point(CS)
+    async with connect(server, CS) as cs:
+        await cs.booted()
+
+        async def report(request_id: int, report_base: str, **_: Any) -> None:
+            await cs.report(request_id, full=report_base == "FullInventory")
+
+        cs.follow_ups["GetBaseReport"] = report
+        row = await api.command(CS, "GetBaseReport", {"requestId": 17, "reportBase": "ConfigurationInventory"})
+        await cs.settle()
+    assert cs.got("GetBaseReport") == [{"request_id": 17, "report_base": "ConfigurationInventory"}]
+    assert row["response"] == {"status": "Accepted"}
+    rows = await api.get(f"/api/v1/charge-points/{CS}/device-model")
+    assert {r["request_id"] for r in rows} == {17} and {r["mutability"] for r in rows} == {"ReadWrite"}
+    assert await _model(server, api) == cs.variables
+
+
+async def test_TC_B_13_Get_Base_Report_FullInventory(server: RunningServer, api: Api) -> None:
+    await server.add_charge_point(CS)
+    async with connect(server, CS) as cs:
+        await cs.booted()
+
+        async def report(request_id: int, report_base: str, **_: Any) -> None:
+            await cs.report(request_id, full=report_base == "FullInventory", parts=3)
+
+        cs.follow_ups["GetBaseReport"] = report
+        response = await api.http.post(f"/api/v1/charge-points/{CS}/device-model/refresh")  # the operator's button
+        assert response.status_code == 200, response.text
+        await cs.settle()
+    [sent] = cs.got("GetBaseReport")
+    assert sent["report_base"] == "FullInventory" and sent["request_id"] == response.json()["request_id"] >= 0
+    assert await _model(server, api) == {**cs.variables, ("ChargingStation", "Model"): "OCTT-201",
+                                         ("ChargingStation", "VendorName"): "OCTT"}
 
 
 async def _reboot(server: RunningServer, api: Api, cs: Station, reason: str) -> None:

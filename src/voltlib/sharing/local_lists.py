@@ -69,6 +69,9 @@ class LocalLists:
         self.services = gateway.services
         self._tasks: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(64)
+        # one catch-up at a time per charge point: its connection and its boot both ask for one, and
+        # the second must see the version the first got accepted, not send the same list again
+        self._catching: dict[str, tuple[asyncio.Lock, int]] = {}
 
     def install(self) -> None:
         # node scope: the charge point that (re)connected or booted here is caught up by this node, once
@@ -92,6 +95,19 @@ class LocalLists:
 
     async def catch_up(self, cp_id: str) -> None:
         """Send a (re)connected charge point the badges blocked since the version it holds."""
+        lock, users = self._catching.get(cp_id, (asyncio.Lock(), 0))
+        self._catching[cp_id] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._catch_up(cp_id)
+        finally:
+            lock, users = self._catching[cp_id]
+            if users == 1:
+                del self._catching[cp_id]
+            else:
+                self._catching[cp_id] = (lock, users - 1)
+
+    async def _catch_up(self, cp_id: str) -> None:
         connection = self.gateway.connections.get(cp_id)
         if connection is None or connection.ctx.registration != "Accepted":
             return  # not yet: its BootNotification Accepted triggers this again

@@ -15,7 +15,7 @@ from tests.conftest import RunningServer
 from tests.integration.test_api_walk import QUERY_PARAMS
 from tests.integration.test_protocol import BOOT, connect
 from tests.integration.test_transactions_api import start, stop
-from tests.sharing.conftest import CAR_ID, seeded_city
+from tests.sharing.conftest import CAR_ID, City, seeded_city
 
 # Operations whose answer has no schema yet (docs/operations.md, "OpenAPI"): shrink it, never grow it.
 UNDESCRIBED = {
@@ -27,28 +27,8 @@ UNDESCRIBED = {
     ("POST", "/api/v1/badges/{id_tag}/block"),
     ("POST", "/api/v1/security/incidents/{incident_id}/lifecycle"),
     ("POST", "/api/v1/security/incidents/{incident_id}/respond"),
-    ("GET", "/api/v1/stations"),
-    ("GET", "/api/v1/stations/{station_id}"),
-    ("POST", "/api/v1/me/subscription"),
-    ("POST", "/api/v1/me/reservation"),
-    ("POST", "/api/v1/me/reservation/bay"),
-    ("DELETE", "/api/v1/me/reservation"),
-    ("GET", "/api/v1/me/rental"),
-    ("GET", "/api/v1/me/rentals"),
-    ("GET", "/api/v1/cities"),
-    ("GET", "/api/v1/rentals"),
-    ("GET", "/api/v1/rentals/{rental_id}"),
-    ("POST", "/api/v1/rentals/{rental_id}/force-end"),
-    ("GET", "/api/v1/energy/daily"),
-    ("POST", "/api/v1/vehicles/{car_id}/telematics"),
-    ("GET", "/api/v1/stations/{station_id}/power-limit"),
-    ("PUT", "/api/v1/stations/{station_id}/power-limit"),
     ("GET", "/api/v1/rebalancing/forecast"),
     ("GET", "/api/v1/rebalancing/moves"),
-    ("POST", "/api/v1/rebalancing/tasks"),
-    ("GET", "/api/v1/rebalancing/tasks"),
-    ("GET", "/api/v1/rebalancing/tasks/{task_id}"),
-    ("POST", "/api/v1/rebalancing/tasks/{task_id}/transition"),
     ("GET", "/api/v1/ready"),
 }
 
@@ -114,7 +94,7 @@ async def test_real_answers_match_their_schemas(server: RunningServer) -> None:
         await api.put("/api/v1/id-tags/DOC-2", json={"status": "Blocked", "expiry_date": "2030-01-01T00:00:00Z"})
         doc = (await api.get("/api/v1/openapi.json")).json()
         values = {"cp_id": "CP-DOC", "transaction_id": str(tx), "member_id": member["member_id"], "car_id": CAR_ID,
-                  "order_id": "1", "id_tag": "DOC-2"}
+                  "order_id": "1", "id_tag": "DOC-2", "station_id": "st-a"}
         checked = set()
         for method, path, op in operations(doc):
             status, response = success(op)
@@ -128,6 +108,37 @@ async def test_real_answers_match_their_schemas(server: RunningServer) -> None:
             assert str(answer.status_code) == status, (path, answer.text)
             check(doc, schema, answer.json())
             checked.add(path)
+        city = City(server, api)
+        rider = await city.sign_up(1)
+        paths = doc["paths"]
+
+        async def answered(method: str, path: str, url: str, headers: dict[str, str], **kwargs: Any) -> Any:
+            status, response = success(paths[path][method.lower()])
+            answer = await api.request(method, url, headers=headers, **kwargs)
+            assert str(answer.status_code) == status, (path, answer.text)
+            check(doc, response["content"]["application/json"]["schema"], answer.json())
+            return answer.json()
+
+        held = await answered("POST", "/api/v1/me/reservation", "/api/v1/me/reservation", rider.headers(),
+                              json={"car_id": CAR_ID})
+        await answered("GET", "/api/v1/me/rental", "/api/v1/me/rental", rider.headers())
+        await answered("GET", "/api/v1/rentals/{rental_id}", f"/api/v1/rentals/{held['rental_id']}",
+                       server.api_headers())
+        assert len(await answered("GET", "/api/v1/rentals", "/api/v1/rentals", server.api_headers())) == 1
+        cancelled = await answered("DELETE", "/api/v1/me/reservation", "/api/v1/me/reservation", rider.headers())
+        assert cancelled["state"] != held["state"]
+        assert len(await answered("GET", "/api/v1/me/rentals", "/api/v1/me/rentals", rider.headers())) == 1
+        await answered("PUT", "/api/v1/stations/{station_id}/power-limit", "/api/v1/stations/st-a/power-limit",
+                       server.api_headers(), json={"limit_w": 22_000})
+        await answered("POST", "/api/v1/vehicles/{car_id}/telematics", f"/api/v1/vehicles/{CAR_ID}/telematics",
+                       server.api_headers(), json={"soc_percent": 55.5, "at": "2026-01-01T00:00:00Z"})
+        task = await answered("POST", "/api/v1/rebalancing/tasks", "/api/v1/rebalancing/tasks", server.api_headers(),
+                              json={"car_id": CAR_ID, "from_station": "st-a", "to_station": "st-b"})
+        await answered("GET", "/api/v1/rebalancing/tasks/{task_id}", f"/api/v1/rebalancing/tasks/{task['id']}",
+                       server.api_headers())
+        await answered("POST", "/api/v1/rebalancing/tasks/{task_id}/transition",
+                       f"/api/v1/rebalancing/tasks/{task['id']}/transition", server.api_headers(),
+                       json={"action": "cancel"})
         missing = await api.get("/api/v1/transactions/12345")
         check(doc, {"$ref": "#/components/schemas/ProblemDetails"}, missing.json())
     assert len(checked) >= 25 and {"/api/v1/transactions", "/api/v1/charge-points/{cp_id}",

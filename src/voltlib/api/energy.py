@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import web
 from sqlalchemy import select
 
+from voltlib.api import models as m
 from voltlib.api.framework import OPERATOR_ROLES, READ_ROLES, Problem, Query, Route, body_of, json_body, reply
 from voltlib.energy import accounting, smart_charging, telematics
 from voltlib.energy.smart_charging import SmartCharging
@@ -82,11 +83,14 @@ def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
         Route("GET", "/api/v1/energy/daily", daily, "kWh delivered per station and per vehicle on a day, "
               "and driven and charged per rental returned that day (?city=paris&date=YYYY-MM-DD, the city's "
               "time zone)", READ_ROLES, tag="energy",
-              query=(Query("city", str, "default paris"), Query("date", str, "YYYY-MM-DD (default: today)"))),
+              query=(Query("city", str, "default paris"), Query("date", str, "YYYY-MM-DD (default: today)")),
+              returns=m.DailyEnergy),
         Route("POST", "/api/v1/vehicles/{car_id}/telematics", telematics_in, "A car's own state of charge "
-              "(telematics; also over MQTT, docs/energy.md)", OPERATOR_ROLES, telematics.Telematics, tag="energy"),
+              "(telematics; also over MQTT, docs/energy.md)", OPERATOR_ROLES, telematics.Telematics, tag="energy",
+              returns=m.TelematicsAccepted, status=202),
         Route("GET", path, get_limit, "A station's grid limit (W), configured or default, with the power its bays "
-              "report drawing now and the smart-charging plan", READ_ROLES, tag="energy"),
+              "report drawing now and the smart-charging plan", READ_ROLES, tag="energy",
+              returns=m.PowerLimitState),
         Route("PUT", path, put_limit, "Set a station's grid limit (W); null resets it; re-plans its charging now",
-              OPERATOR_ROLES, PowerLimit, tag="energy"),
+              OPERATOR_ROLES, PowerLimit, tag="energy", returns=m.PowerLimit),
     ]

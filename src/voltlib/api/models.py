@@ -42,8 +42,9 @@ def _python(table: Table, name: str) -> Any:
 
 
 def row_model(table: Table, name: str, *, exclude: frozenset[str] = frozenset(),
-              extra: tuple[tuple[str, Any], ...] = ()) -> type[msgspec.Struct]:
-    """A Struct with a field per column of ``table`` (less ``exclude``), then ``extra`` fields."""
+              extra: tuple[tuple[str, Any] | tuple[str, Any, Any], ...] = ()) -> type[msgspec.Struct]:
+    """A Struct with a field per column of ``table`` (less ``exclude``), then ``extra`` fields
+    ((name, type) or, for a member not always there, (name, type, default))."""
     fields = [(str(c.name), _python(table, c.name)) for c in table.columns if c.name not in exclude]
     return msgspec.defstruct(name, [*fields, *extra], kw_only=True)
 
@@ -194,3 +195,163 @@ class SignedUp(msgspec.Struct, kw_only=True):
 
 
 MemberDetail = row_model(t.members, "MemberDetail", extra=(("badges", list[IdTagSet]),))
+
+
+City = row_model(t.cities, "City")
+Station = row_model(t.stations, "Station", extra=(
+    ("bays", int), ("cars", int), ("free_bays", int), ("distance_m", int | None, None)))  # distance: with ?near=
+
+
+class Bay(msgspec.Struct, kw_only=True):
+    number: int
+    charge_point_id: str
+    connector_id: int
+    car_id: str | None
+
+
+StationDetail = row_model(t.stations, "StationDetail", extra=(
+    ("bays", int), ("cars", int), ("free_bays", int), ("bays_detail", list[Bay]),
+    ("vehicles", list[Vehicle])))  # type: ignore[valid-type]
+
+Dock = tuple[str, int]  # [charge point id, connector id]
+
+
+class RentalHold(msgspec.Struct, kw_only=True):
+    reservation_id: int
+    dock: Dock
+    expires_at: datetime
+
+
+class SocReading(msgspec.Struct, kw_only=True):
+    soc_percent: float
+    source: str
+    at: datetime
+
+
+class PriceLine(msgspec.Struct, kw_only=True):
+    label: str
+    quantity: int
+    unit: str
+    unit_price_minor: int
+    amount_minor: int
+    per: int
+
+
+class PriceBreakdown(msgspec.Struct, kw_only=True):
+    plan_code: str
+    started_at: datetime
+    ended_at: datetime
+    billed_minutes: int
+    currency: str
+    total_minor: int
+    total: str
+    lines: list[PriceLine]
+
+
+class ChargingSession(msgspec.Struct, kw_only=True):
+    transaction_id: int
+    open: bool
+
+
+class EnergySources(msgspec.Struct, kw_only=True):
+    departure: SocReading | None
+    return_: SocReading | None = msgspec.field(name="return")
+    usable_kwh: float | None
+    charging: ChargingSession | None
+
+
+class RentalEnergy(msgspec.Struct, kw_only=True):
+    """kWh driven (from the state of charge at departure and return) and charged (the return's session)."""
+
+    driven_kwh: float | None
+    driven_reason: str | None
+    charged_kwh: float | None
+    charged_reason: str | None
+    sources: EnergySources
+
+
+class Rental(msgspec.Struct, kw_only=True):
+    """A reservation or rental (voltlib.sharing.codec), its plan by code; ``energy`` on reads."""
+
+    rental_id: str
+    member_id: str
+    member_id_tag: str
+    car_id: str
+    car_id_tag: str
+    origin: Dock
+    plan_code: str
+    state: str
+    car_hold: RentalHold | None
+    bay_hold: RentalHold | None
+    reserved_at: datetime | None
+    badged_at: datetime | None
+    started_at: datetime | None
+    returned_at: datetime | None
+    return_dock: Dock | None
+    ended_at: datetime | None
+    charged: PriceBreakdown | None
+    departure_soc: SocReading | None = None  # absent from rentals stored before energy accounting
+    return_soc: SocReading | None = None
+    return_transaction_id: int | None = None
+    energy: RentalEnergy | None = None
+
+
+class CurrentRental(msgspec.Struct, kw_only=True):
+    rental: Rental | None
+
+
+class Kwh(msgspec.Struct, kw_only=True):
+    id: str
+    kwh: float
+
+
+class ReturnedRental(msgspec.Struct, kw_only=True):
+    rental_id: str
+    car_id: str
+    returned_at: datetime
+    driven_kwh: float | None
+    driven_reason: str | None
+    charged_kwh: float | None
+    charged_reason: str | None
+    sources: EnergySources
+
+
+class DailyEnergy(msgspec.Struct, kw_only=True, rename={"from_": "from"}):
+    """kWh delivered per station and per vehicle on a day (the city's time zone), and the rentals
+    returned that day with their energy."""
+
+    city: str
+    day: str  # YYYY-MM-DD
+    from_: datetime
+    to: datetime
+    sessions: int
+    total_kwh: float
+    stations: list[Kwh]
+    vehicles: list[Kwh]
+    rentals: list[ReturnedRental]
+
+
+class PowerLimit(msgspec.Struct, kw_only=True):
+    """A station's grid connection (W), configured or its default (a share of its bays' ratings)."""
+
+    station_id: str
+    limit_w: float
+    phase_limit_w: float | None
+    configured: bool
+    rated_total_w: float
+
+
+class PowerLimitState(PowerLimit, kw_only=True):
+    drawn_w: float
+    drawn_by_bay: dict[str, float]  # by "charge point/connector"
+    planned_w: float
+    planned_by_bay: dict[str, int]
+
+
+class TelematicsAccepted(msgspec.Struct, kw_only=True):
+    car_id: str
+    soc_percent: float
+    source: str
+
+
+FieldTask = row_model(t.field_tasks, "FieldTask", exclude=frozenset({"active_car"}))

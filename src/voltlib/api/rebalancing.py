@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from voltlib.api import models as m
 from voltlib.api.framework import (
     OPERATOR_ROLES,
     PRINCIPAL,
@@ -166,12 +167,13 @@ def rebalancing_routes(services: Services) -> list[Route]:
               "(?city=&hours=&rentals_per_day=&max=20)", OPERATOR_ROLES, tag=TAG,
               query=(*FORECAST, Query("max", int, "moves at most (0 to 200)"))),
         Route("POST", f"{BASE}/tasks", create, "Create a field task from a move (proposed); one live task per car; "
-              "audited", OPERATOR_ROLES, NewTask, tag=TAG),
+              "audited", OPERATOR_ROLES, NewTask, tag=TAG, returns=m.FieldTask, status=201),
         Route("GET", f"{BASE}/tasks", list_tasks, "Field tasks, newest first (?city=&state=&limit=)",
-              OPERATOR_ROLES, tag=TAG, query=(Query("city"), Query("state"), Query("limit", int, "at most 1000"))),
+              OPERATOR_ROLES, tag=TAG, query=(Query("city"), Query("state"), Query("limit", int, "at most 1000")),
+              returns=list[m.FieldTask]),  # type: ignore[valid-type]
         Route("GET", f"{BASE}/tasks/{{task_id}}", get_task, "One field task with its history (who, what, when)",
-              OPERATOR_ROLES, tag=TAG),
+              OPERATOR_ROLES, tag=TAG, returns=m.FieldTask),
         Route("POST", f"{BASE}/tasks/{{task_id}}/transition", transition, "assign (needs assignee), start, "
               "complete or cancel; a change the lifecycle does not allow is 409; audited", OPERATOR_ROLES,
-              TaskChange, tag=TAG),
+              TaskChange, tag=TAG, returns=m.FieldTask),
     ]

@@ -280,25 +280,28 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         Route("GET", "/api/v1/stations", list_stations, "Stations with cars docked and free bays; "
               "?city=, ?near=LAT,LON (sorted by distance), ?with=cars|bays, ?limit=", None, tag=TAG,
               query=(Query("city"), Query("near", str, "LAT,LON: sorted by distance"), Query("with", ("cars", "bays")),
-                     Query("limit", int, "at most 2000 (default 50)"))),
+                     Query("limit", int, "at most 2000 (default 50)")), returns=list[m.Station]),  # type: ignore[valid-type]
         Route("GET", "/api/v1/stations/{station_id}", station, "One station: bays, cars with state of charge and "
-              "range", None, tag=TAG),
+              "range", None, tag=TAG, returns=m.StationDetail),
         Route("GET", "/api/v1/me", my_profile, "The member's profile and badges", MEMBER_ROLES, tag=TAG,
               returns=m.MemberDetail),
         Route("POST", "/api/v1/me/subscription", subscribe, "Subscribe to a plan of the member's city (invoiced)",
-              MEMBER_ROLES, Subscribe, tag=TAG),
+              MEMBER_ROLES, Subscribe, tag=TAG, returns=m.MemberDetail),
         Route("POST", "/api/v1/me/reservation", reserve_car, "Reserve a car (by id, or any rentable car at a "
-              "station) for the city's car hold time", MEMBER_ROLES, CarReservation, tag=TAG),
+              "station) for the city's car hold time", MEMBER_ROLES, CarReservation, tag=TAG, returns=m.Rental,
+              status=201),
         Route("POST", "/api/v1/me/reservation/bay", reserve_bay, "Reserve a free bay at the destination station",
-              MEMBER_ROLES, BayReservation, tag=TAG),
-        Route("DELETE", "/api/v1/me/reservation", cancel, "Cancel the reservation", MEMBER_ROLES, tag=TAG),
+              MEMBER_ROLES, BayReservation, tag=TAG, returns=m.Rental, status=201),
+        Route("DELETE", "/api/v1/me/reservation", cancel, "Cancel the reservation", MEMBER_ROLES, tag=TAG,
+              returns=m.Rental),
         Route("GET", "/api/v1/me/rental", current, "The current reservation or rental, or null", MEMBER_ROLES,
-              tag=TAG),
+              tag=TAG, returns=m.CurrentRental),
         Route("GET", "/api/v1/me/rentals", my_rentals, "Rental history, with kWh driven and charged per rental",
-              MEMBER_ROLES, tag=TAG, paged=True),
+              MEMBER_ROLES, tag=TAG, paged=True, returns=list[m.Rental]),
         Route("GET", "/api/v1/me/invoices", my_invoices, "Invoices; ?month=YYYY-MM gives that month's statement",
               MEMBER_ROLES, tag=TAG, returns=m.Statement, paged=True, query=(MONTH,)),
-        Route("GET", "/api/v1/cities", list_cities, "Cities, their plans and rental policy", READ_ROLES, tag=TAG),
+        Route("GET", "/api/v1/cities", list_cities, "Cities, their plans and rental policy", READ_ROLES, tag=TAG,
+              returns=list[m.City]),  # type: ignore[valid-type]
         Route("GET", "/api/v1/members", list_members, "Members, in order of sign-up", OPERATOR_ROLES, tag=TAG,
               returns=list[m.Member], paged=True),  # type: ignore[valid-type]
         Route("GET", "/api/v1/members/{member_id}", get_member, "One member", OPERATOR_ROLES, tag=TAG,
@@ -310,11 +313,12 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
               query=(Query("city"),)),
         Route("GET", "/api/v1/rentals", list_rentals, "Rentals and reservations, newest first, with kWh driven "
               "and charged; ?member=",
-              OPERATOR_ROLES, tag=TAG, paged=True, query=(Query("member", str, "only this member's"),)),
+              OPERATOR_ROLES, tag=TAG, paged=True, query=(Query("member", str, "only this member's"),),
+              returns=list[m.Rental]),
         Route("GET", "/api/v1/rentals/{rental_id}", get_rental, "One rental, with kWh driven and charged",
-              OPERATOR_ROLES, tag=TAG),
+              OPERATOR_ROLES, tag=TAG, returns=m.Rental),
         Route("POST", "/api/v1/rentals/{rental_id}/force-end", force_end, "End a rental (billed up to now unless "
-              "bill is false); raises an alert", OPERATOR_ROLES, ForceEnd, tag=TAG),
+              "bill is false); raises an alert", OPERATOR_ROLES, ForceEnd, tag=TAG, returns=m.Rental),
         Route("GET", "/api/v1/invoices", invoices, "Invoices; ?member=, ?month=YYYY-MM", OPERATOR_ROLES, tag=TAG,
               returns=m.Statement, paged=True, query=(Query("member", str, "only this member's"), MONTH)),
     ]

@@ -170,3 +170,28 @@ async def test_refresh_is_for_2_0_1_stations_and_operators(server201: RunningSer
                                                                                           "security"}
     assert set(spec["/api/v1/charge-points/{cp_id}/device-model/refresh"]["post"]["x-roles"]) == {"admin",
                                                                                                    "operator"}
+
+
+async def test_hostile_reports_get_a_call_error_store_nothing_and_the_session_goes_on(
+        server201: RunningServer) -> None:
+    await server201.add_charge_point("CP-BAD")
+    cases = [
+        ("NotifyReport", {"requestId": 1, "generatedAt": "2026-12-07T09:00:00Z", "seqNo": 0,
+                          "reportData": [variable("C" * 51, "V", "1")]}, "PropertyConstraintViolation"),
+        ("NotifyReport", {"requestId": 1, "generatedAt": "2026-12-07T09:00:00Z", "seqNo": 0,
+                          "reportData": [variable("C", "V", "a\u0000b")]}, None),
+        ("NotifyReport", {"requestId": 1, "generatedAt": "2026-12-07T09:00:00Z",
+                          "reportData": [variable("C", "V", "1")]}, "OccurrenceConstraintViolation"),
+        ("ReservationStatusUpdate", {"reservationId": 1, "reservationUpdateStatus": "Gone"}, None),
+    ]
+    async with post(server201, "CP-BAD", "2.0.1") as station, \
+            httpx.AsyncClient(base_url=server201.url, headers=server201.api_headers(), timeout=15) as client:
+        for n, (action, payload, code) in enumerate(cases):
+            await station.ws.send(json.dumps([2, f"bad-{n}", action, payload]))
+            answer = await asyncio.wait_for(station._results.get(), 10)
+            assert answer[0] == 4 and answer[1] == f"bad-{n}", answer
+            assert code is None or answer[2] == code, answer
+        await station.ws.send(json.dumps([2, "alive", "Heartbeat", {}]))
+        assert (await asyncio.wait_for(station._results.get(), 10))[0] == 3
+        rows = (await client.get("/api/v1/charge-points/CP-BAD/device-model")).json()
+    assert rows == []

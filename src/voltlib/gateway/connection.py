@@ -46,7 +46,7 @@ HANDLERS: dict[str, dict[str, handlers_v16.Handler] | dict[str, handlers_v201.Ha
 
 @dataclass(frozen=True, slots=True)
 class CallOutcome:
-    state: str  # answered | failed | timeout | offline
+    state: str  # answered | failed (a CallError) | timeout | lost (closed before the answer) | offline (not sent)
     message_id: str | None = None
     payload: dict[str, Any] | None = None
     error_code: str | None = None
@@ -104,7 +104,7 @@ class ChargePointConnection:
                     self._busy = False
         finally:
             self._over = True
-            self._fail_pending("offline", "connection closed")
+            self._fail_pending("lost", "connection closed before the answer")
             self._settle_probe(False)  # a probe under way learns it now, not at its timeout
 
     async def _on_other(self, msg: WSMessage) -> bool:

@@ -74,6 +74,7 @@ class Gateway:
         self.limits = Limits(max_frame_bytes=s.max_frame_bytes, rate_per_second=s.rate_per_second, burst=s.rate_burst,
                              flood_seconds=s.flood_seconds)
         self.commands = OcppCommandPort(self)  # the domain's version-neutral commands go through it
+        self._background: set[asyncio.Task[None]] = set()  # wait=False commands under way
 
     # -- the WebSocket endpoint --
 
@@ -236,7 +237,8 @@ class Gateway:
                 return {"row": {"live": self._trace_here(cp_id, None if until is None
                                                          else datetime.fromisoformat(str(until)))}}
             row = await self.send_command(cp_id, str(request["action"]), dict(request["payload"]),
-                                          requested_by=request.get("requested_by"), timeout=request.get("timeout"))
+                                          requested_by=request.get("requested_by"), timeout=request.get("timeout"),
+                                          command_id=request.get("command_id"))
         except CommandError as exc:
             return {"error": {"status": exc.status, "title": exc.title, "detail": exc.detail}}
         return {"row": row}
@@ -352,9 +354,11 @@ class Gateway:
     # -- commands to charge points --
 
     async def send_command(self, cp_id: str, action: str, payload: dict[str, Any], *,
-                           requested_by: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+                           requested_by: str | None = None, timeout: float | None = None, wait: bool = True,
+                           command_id: int | None = None) -> dict[str, Any]:
         """Validate, record, send and await one command in the charge point's OCPP version; the stored
-        command row is returned.
+        command row is returned. With ``wait=False`` the row is returned as soon as it is stored
+        (state ``queued``) and the command goes on in the background (``GET .../commands/{id}``).
 
         What would set the password or lower the security profile is refused
         (``command_rules.check``): ``rotate_password`` sends the password and stores its hash.
@@ -372,14 +376,37 @@ class Gateway:
         if command_rules.is_remote_start(action) and await self.services.store.read(
                 partial(security_records.active_quarantine, cp_id=cp_id)) is not None:  # issue 5
             raise CommandError(409, "quarantined", f"{cp_id} is in quarantine: remote starts are refused")
-        return await self._command(cp_id, action, payload, requested_by=requested_by, timeout=timeout)
-
-    async def _command(self, cp_id: str, action: str, payload: dict[str, Any], *, requested_by: str | None,
-                       timeout: float | None, recorded: dict[str, Any] | None = None,
-                       on_outcome: Callable[[CallOutcome], Awaitable[None]] | None = None) -> dict[str, Any]:
-        """Send one command; ``recorded`` (a redacted payload) is stored in its place when given, and
-        ``on_outcome`` sees the answer before anything else runs."""
+        if wait:
+            return await self._command(cp_id, action, payload, requested_by=requested_by, timeout=timeout,
+                                       command_id=command_id)
+        await self._admit(cp_id, action, payload)
         s = self.services
+        command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action, request=payload,
+                                                 requested_by=requested_by, now=s.clock.now()))
+        task = asyncio.get_running_loop().create_task(
+            self._in_background(cp_id, action, payload, requested_by, timeout, command_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        row = await s.store.read(partial(repo.get_command, command_id=command_id))
+        assert row is not None
+        return row
+
+    async def _in_background(self, cp_id: str, action: str, payload: dict[str, Any], requested_by: str | None,
+                             timeout: float | None, command_id: int) -> None:
+        """An accepted ``wait=False`` command: whatever happens, its row ends in a final state."""
+        try:
+            await self._command(cp_id, action, payload, requested_by=requested_by, timeout=timeout,
+                                command_id=command_id)
+        except CommandError as exc:  # e.g. the other nodes cannot be reached now: not sent
+            await self._finish(cp_id, action, command_id, {"state": "refused", "error_code": exc.title,
+                                                           "error_description": exc.detail})
+        except Exception:  # our fault: logged, and the row says it was not carried out
+            log.exception("command %s to %s failed", command_id, cp_id)
+            await self._finish(cp_id, action, command_id, {"state": "refused", "error_code": "internal-error",
+                                                           "error_description": "voltlib failed to send it"})
+
+    async def _admit(self, cp_id: str, action: str, payload: dict[str, Any]) -> str:
+        """The version ``action`` is sent in, once it is a valid command of it to a known charge point."""
         version = await self.commands.version_of(cp_id)
         if action not in (COMMANDS_V201 if version == "2.0.1" else COMMANDS_V16):
             raise CommandError(404, "unknown-command", f"{action} is not a central-system command of OCPP {version}")
@@ -387,12 +414,24 @@ class Gateway:
             schemas.validate(version, action, "request", payload)
         except OcppError as exc:
             raise CommandError(422, "invalid-payload", exc.description) from None
-        if cp_id not in self.connections and await s.store.read(partial(repo.get_charge_point, cp_id=cp_id)) is None:
+        if cp_id not in self.connections and await self.services.store.read(
+                partial(repo.get_charge_point, cp_id=cp_id)) is None:
             raise CommandError(404, "unknown-charge-point", f"no charge point {cp_id}")  # connected: known
+        return version
+
+    async def _command(self, cp_id: str, action: str, payload: dict[str, Any], *, requested_by: str | None,
+                       timeout: float | None, recorded: dict[str, Any] | None = None,
+                       on_outcome: Callable[[CallOutcome], Awaitable[None]] | None = None,
+                       command_id: int | None = None) -> dict[str, Any]:
+        """Send one command; ``recorded`` (a redacted payload) is stored in its place when given, and
+        ``on_outcome`` sees the answer before anything else runs. ``command_id``: its row exists
+        already (a ``wait=False`` command, or one another node's API stored)."""
+        s = self.services
+        version = await self._admit(cp_id, action, payload)
         if cp_id not in self.connections and recorded is None:
             remote = await self._elsewhere(
-                cp_id, {"action": action, "payload": payload, "requested_by": requested_by, "timeout": timeout},
-                timeout or s.settings.command_timeout)
+                cp_id, {"action": action, "payload": payload, "requested_by": requested_by, "timeout": timeout,
+                        "command_id": command_id}, timeout or s.settings.command_timeout)
             if remote is not None:
                 if "error" in remote:
                     raise CommandError(**remote["error"])
@@ -401,9 +440,10 @@ class Gateway:
         here = self.connections.get(cp_id)
         if here is not None and here.session.version != version:  # it reconnected in between
             raise CommandError(409, "ocpp-version-changed", f"{cp_id} now speaks OCPP {here.session.version}")
-        command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action,
-                                                 request=payload if recorded is None else recorded,
-                                                 requested_by=requested_by, now=s.clock.now()))
+        if command_id is None:
+            command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action,
+                                                     request=payload if recorded is None else recorded,
+                                                     requested_by=requested_by, now=s.clock.now()))
         connection = self.connections.get(cp_id)
         values: dict[str, Any]
         if connection is None:
@@ -415,10 +455,15 @@ class Gateway:
             outcome_state = outcome.state
             values = {"response": outcome.payload, "error_code": outcome.error_code,
                       "error_description": outcome.error_description}
-        values.update(state=outcome_state, finished_at=s.clock.now())
+        values["state"] = outcome_state
+        return await self._finish(cp_id, action, command_id, values)
+
+    async def _finish(self, cp_id: str, action: str, command_id: int, values: dict[str, Any]) -> dict[str, Any]:
+        s = self.services
+        values["finished_at"] = s.clock.now()
         row = await s.store.write(lambda conn: repo.finish_command(conn, command_id, **values))
         await s.bus.publish(ev.CommandFinished(charge_point_id=cp_id, at=s.clock.now(), command_id=command_id,
-                                               action=action, state=outcome_state, response=row["response"]))
+                                               action=action, state=values["state"], response=row["response"]))
         return row
 
     async def rotate_password(self, cp_id: str, *, requested_by: str | None = None) -> dict[str, Any]:
@@ -466,7 +511,7 @@ class Gateway:
                 # still compare against the new hash.
                 asyncio.get_running_loop().call_later(NEW_PASSWORD_GRACE, self._forget_new_hash, cp_id, new_hash)
         detail = {"command_id": row["id"], "state": row["state"], "status": status, "requested_by": requested_by}
-        if not rotated and row["state"] in ("timeout", "offline"):  # sent, never answered: it may hold the key
+        if not rotated and row["state"] in ("timeout", "lost"):  # sent, never answered: it may hold the key
             until = s.clock.now() + timedelta(hours=s.settings.password_rotation_grace_hours)
             await s.store.write(partial(repo.update_charge_point, cp_id=cp_id, pending_password_hash=new_hash,
                                         pending_password_until=until))
@@ -612,6 +657,8 @@ class Gateway:
     async def close_all(self) -> None:
         await asyncio.gather(*(c.close(WS_GOING_AWAY, "server shutting down") for c in list(self.connections.values())),
                              return_exceptions=True)
+        # commands under way learn their connection closed ("lost") and record it
+        await asyncio.gather(*list(self._background), return_exceptions=True)
 
 
 def _meets_policy(password: str) -> bool:

@@ -40,12 +40,19 @@ class AnsweringPost:
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     _results: asyncio.Queue[list[Any]] = field(default_factory=asyncio.Queue)
 
+    silent: set[str] = field(default_factory=set)  # actions it never answers
+    hang_up_on: set[str] = field(default_factory=set)  # actions it closes its socket on, unanswered
+
     async def run(self) -> None:
         async for text in self.ws:
             frame = json.loads(text)
             if frame[0] == 2:
                 self.received.append((frame[2], frame[3]))
-                await self.ws.send(json.dumps([3, frame[1], self.replies.get(frame[2], {"status": "Accepted"})]))
+                if frame[2] in self.hang_up_on:
+                    await self.ws.close()
+                    return
+                if frame[2] not in self.silent:
+                    await self.ws.send(json.dumps([3, frame[1], self.replies.get(frame[2], {"status": "Accepted"})]))
             else:
                 await self._results.put(frame)
 
@@ -217,3 +224,51 @@ async def test_quarantine_takes_a_2_0_1_station_out_of_service_in_2_0_1(mixed: R
                                   json={"idToken": {"idToken": "X", "type": "ISO14443"}, "remoteStartId": 1})
         assert start.status_code == 409 and start.json()["title"] == "quarantined"
     assert station.received == [("ChangeAvailability", {"operationalStatus": "Inoperative"})]
+
+
+async def follow(client: httpx.AsyncClient, location: str) -> dict[str, Any]:
+    """The command's row once it has left ``queued``."""
+    for _ in range(200):
+        row: dict[str, Any] = (await client.get(location)).json()
+        if row["state"] != "queued":
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{location} still queued")
+
+
+async def test_a_command_without_waiting_is_followed_to_each_end_it_can_have(mixed: RunningServer) -> None:
+    for cp_id in ("CP-ASYNC", "CP-AWAY"):
+        await mixed.add_charge_point(cp_id)
+    async with httpx.AsyncClient(base_url=mixed.url, headers=mixed.api_headers(), timeout=15) as client:
+        async def send(cp_id: str, action: str, body: dict[str, Any], query: str = "wait=false") -> httpx.Response:
+            return await client.post(f"/api/v1/charge-points/{cp_id}/commands/{action}?{query}", json=body)
+
+        async with post(mixed, "CP-ASYNC", "2.0.1") as station:
+            accepted = await send("CP-ASYNC", "Reset", {"type": "OnIdle"})
+            assert accepted.status_code == 202 and accepted.json()["state"] == "queued"
+            location = accepted.headers["Location"]
+            assert location == f"/api/v1/charge-points/CP-ASYNC/commands/{accepted.json()['id']}"
+            answered = await follow(client, location)
+            assert answered["state"] == "answered" and answered["response"] == {"status": "Accepted"}
+
+            station.silent.add("TriggerMessage")
+            timing_out = await send("CP-ASYNC", "TriggerMessage", {"requestedMessage": "Heartbeat"},
+                                    "wait=false&timeout=0.3")
+            assert (await follow(client, timing_out.headers["Location"]))["state"] == "timeout"
+
+            station.hang_up_on.add("UnlockConnector")  # e.g. a station that restarts before answering
+            lost = await send("CP-ASYNC", "UnlockConnector", {"evseId": 1, "connectorId": 1})
+            assert (await follow(client, lost.headers["Location"]))["state"] == "lost"
+
+        offline = await send("CP-AWAY", "Reset", {"type": "Hard"})  # never connected: 1.6 payload
+        assert offline.status_code == 202
+        assert (await follow(client, offline.headers["Location"]))["state"] == "offline"
+
+        bad = await send("CP-AWAY", "Reset", {"type": "Sideways"})  # refused before anything is stored
+        assert bad.status_code == 422
+        mine = accepted.json()["id"]
+        assert (await client.get(f"/api/v1/charge-points/CP-AWAY/commands/{mine}")).status_code == 404
+        assert (await client.get("/api/v1/charge-points/CP-ASYNC/commands/99999999999999999999")).status_code == 404
+        assert (await client.get("/api/v1/charge-points/CP-ASYNC/commands/x")).status_code == 404
+        waited = await send("CP-AWAY", "Reset", {"type": "Hard"}, "wait=true")
+        assert waited.status_code == 200 and waited.json()["state"] == "offline"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import datetime
 from functools import partial
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from voltlib.api.framework import (
     Route,
     authenticated,
     body_of,
+    bool_query,
     int_query,
     json_object,
     number_query,
@@ -197,13 +199,27 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         return paged(request, page.rows, lists.COMMANDS, page)
 
     async def send_command(request: web.Request) -> web.Response:
+        """``?wait=false``: 202 once the command is stored, Location to follow it."""
         payload = await json_object(request)
         timeout = number_query(request, "timeout", low=0.1, high=MAX_COMMAND_TIMEOUT)
+        wait = bool_query(request, "wait") is not False
         try:
             row = await gateway.send_command(cp_id(request), request.match_info["action"], payload,
-                                             requested_by=request.get(PRINCIPAL), timeout=timeout)
+                                             requested_by=request.get(PRINCIPAL), timeout=timeout, wait=wait)
         except CommandError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
+        if wait:
+            return reply(row)
+        response = reply(row, 202)
+        response.headers["Location"] = f"/api/v1/charge-points/{row['charge_point_id']}/commands/{row['id']}"
+        return response
+
+    async def get_command(request: web.Request) -> web.Response:
+        text = request.match_info["command_id"]
+        known = re.fullmatch(r"[0-9]{1,18}", text) is not None  # a bigint, ASCII digits only
+        row = await store.read(partial(repo.get_command, command_id=int(text))) if known else None
+        if row is None or row["charge_point_id"] != cp_id(request):
+            raise Problem(404, "unknown-command", f"no command {text} of {cp_id(request)}")
         return reply(row)
 
     async def list_tags(request: web.Request) -> web.Response:
@@ -263,8 +279,13 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         Route("GET", "/api/v1/charge-points/{cp_id}/commands", cp_commands, "Commands sent and their outcome",
               READ_ROLES, returns=list[m.Command], paged=True),  # type: ignore[valid-type]
         Route("POST", "/api/v1/charge-points/{cp_id}/commands/{action}", send_command,
-              "Send an OCPP command (body = the OCPP request payload) and wait for its answer", WRITE_ROLES,
-              query=(Query("timeout", float, f"seconds to wait for the answer (0.1 to {MAX_COMMAND_TIMEOUT:g})"),)),
+              "Send an OCPP command in the charge point's version (body = the request payload) and wait for "
+              "its answer; ?wait=false: 202 at once, follow the Location", WRITE_ROLES, returns=m.Command,
+              query=(Query("timeout", float, f"seconds to wait for the answer (0.1 to {MAX_COMMAND_TIMEOUT:g})"),
+                     Query("wait", bool, "false: answer 202 once stored, the command goes on (default true)"))),
+        Route("GET", "/api/v1/charge-points/{cp_id}/commands/{command_id}", get_command,
+              "One command and its state: queued, answered, failed, timeout, lost, offline or refused", READ_ROLES,
+              returns=m.Command),
         Route("GET", "/api/v1/id-tags", list_tags, "List id tags", READ_ROLES, tag="id tags",
               returns=list[m.IdTag], paged=True),  # type: ignore[valid-type]
         Route("PUT", "/api/v1/id-tags/{id_tag}", put_tag, "Create or change an id tag", WRITE_ROLES, IdTagChange,

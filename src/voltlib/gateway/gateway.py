@@ -383,12 +383,12 @@ class Gateway:
         s = self.services
         command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action, request=payload,
                                                  requested_by=requested_by, now=s.clock.now()))
+        row = await s.store.read(partial(repo.get_command, command_id=command_id))  # as stored: queued
+        assert row is not None
         task = asyncio.get_running_loop().create_task(
             self._in_background(cp_id, action, payload, requested_by, timeout, command_id))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        row = await s.store.read(partial(repo.get_command, command_id=command_id))
-        assert row is not None
         return row
 
     async def _in_background(self, cp_id: str, action: str, payload: dict[str, Any], requested_by: str | None,

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit conformance clean
+.PHONY: install demo test lint typecheck unit conformance clean vendor-leaflet basemap
 
 install: $(STAMP)
 
@@ -28,6 +28,14 @@ test: lint typecheck
 
 conformance: install
 	$(BIN)/voltlib conformance
+
+# The dashboard map's vendored Leaflet (needs npm; never run by the tests) and the offline Paris
+# basemap, built from Paris Open Data's arrondissements export (ARRONDISSEMENTS=path/to/file.geojson).
+vendor-leaflet:
+	bash tools/vendor_leaflet.sh
+
+basemap: install
+	$(BIN)/python tools/paris_basemap.py $(ARRONDISSEMENTS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     gc_freeze_interval: float = Field(1.0, ge=0)
     gc_full_collect_interval: float = Field(3600.0, gt=0)
 
-    # Operator dashboard map: optional tile URL template ("https://tiles.example/{z}/{x}/{y}.png");
-    # empty draws stations without any map tiles (docs/web.md).
+    # Operator dashboard map: optional online tile URL template ("https://tiles.example/{z}/{x}/{y}.png");
+    # empty (the default) keeps the map offline, on the packaged basemap (docs/web.md).
     dashboard_tile_url: str = ""
 
     # security operations (issue 5, docs/security.md)

@@ -179,6 +179,18 @@ class ProtocolViolationSeen(Event, tag="ocpp.violation", frozen=True):
     count: int
 
 
+class FieldTaskChanged(Event, tag="rebalancing.task", frozen=True):
+    """A field task (move a car from one station to another) was created or changed state, so that
+    the operators' maps draw it at once. Not about one charge point: ``charge_point_id`` is empty."""
+
+    task_id: int
+    city: str
+    car_id: str
+    from_station: str
+    to_station: str
+    state: str
+
+
 class CommandFinished(Event, tag="ocpp.command", frozen=True):
     command_id: int
     action: str
@@ -200,7 +212,7 @@ AnyEvent = (
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
     | CertificateSigningRequested | CarLeftWithoutRental | RentalChanged | BadgeDecided
     | SecurityIncident | CommandFinished | TransactionStartRepeated | ProtocolViolationSeen | QuarantineChanged
-    | ReservationEnded
+    | ReservationEnded | FieldTaskChanged
 )
 
 _encoder = msgspec.json.Encoder()

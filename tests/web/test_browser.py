@@ -122,9 +122,14 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         assert cookie["value"] != paris.token
 
-        # the map: one marker per station, drawn without any tile server
+        # the map: Leaflet over the offline basemap (20 arrondissements and the Seine, no tile server),
+        # one marker per station
         markers = page.locator("#station-map a.marker")
         await expect(markers).to_have_count(len(parse_snapshot(paris_snapshot()).stations))
+        await expect(page.locator("#station-map path.basemap-district")).to_have_count(20)
+        await expect(page.locator("#station-map path.basemap-river")).to_have_count(1)
+        await expect(page.locator("#station-map .leaflet-control-attribution")).to_contain_text("Paris Open Data")
+        assert await page.locator("#station-map img.leaflet-tile").count() == 0  # offline: no tiles asked for
         await expect(page.locator("#live")).to_contain_text("live")
         await page.screenshot(path=str(ARTIFACTS / "dashboard-map.png"))
 
@@ -144,10 +149,33 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         finally:
             await emptied.stop()
 
-        # keyboard: the marker is a link; focus it and press Enter
+        # a station's popup (the marker is a link: Enter, or a click when zoomed in far enough for markers
+        # not to overlap, see the field task test): cars with charge and range, free bays, power against
+        # the grid limit, open alerts
+        rich = next(s for s in parse_snapshot(paris_snapshot()).stations
+                    if s.cars >= 2 and s.status == "operational" and s.id not in (station.id, two.id))
+        await page.locator(f'#station-map a.marker[data-station="{rich.id}"]').focus()
+        await page.keyboard.press("Enter")
+        popup = page.locator("#station-popup")
+        await expect(popup.locator("h3")).to_have_text(rich.name)
+        await expect(popup.locator(".popup-availability")).to_contain_text(f"{rich.cars} cars available")
+        await expect(popup.locator(".popup-availability")).to_contain_text(f"free bays of {rich.bays}")
+        car_rows = popup.locator("tbody tr")
+        await expect(car_rows).to_have_count(rich.cars)
+        await expect(car_rows.first).to_contain_text("75 %")  # the imported state of charge, and its range
+        await expect(car_rows.first).to_contain_text(re.compile(r"\d+ km"))
+        await expect(popup.locator(".popup-power")).to_contain_text("kW limit")
+        await expect(popup).to_contain_text("No open alert.")
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-map-popup.png"))
+
+        # keyboard: the marker is a link; focus it and press Enter: the popup opens with the focus in
+        # it, and leads to the station page
         marker = page.locator(f'#station-map a.marker[data-station="{station.id}"]')
         await marker.focus()
         await page.keyboard.press("Enter")
+        await expect(popup.locator("h3")).to_have_text(station.name)
+        await expect(popup.locator("h3")).to_be_focused()
+        await popup.get_by_role("link", name="Station page").click()
         await expect(page.locator("#station-title")).to_have_text(station.name)
         await expect(page.get_by_role("link", name=f"{cp_id} / 1")).to_be_visible()
         bay_row = page.locator("tr", has=page.get_by_role("link", name=f"{cp_id} / 1"))
@@ -277,7 +305,17 @@ async def test_alert_acknowledged_and_charge_point_quarantined(paris: RunningSer
             else:
                 raise AssertionError("no incident for the substitute device")
 
-        page, problems = await logged_in(browser, paris, "#/alerts")
+        # the map shows the alert where it happens: a blinking ring on the station, listed in its popup
+        page, problems = await logged_in(browser, paris, "#/map")
+        ring = page.locator(f'#station-map .alert-ring[data-station="{station.id}"]')
+        await expect(ring).to_have_count(1)
+        await expect(ring).to_have_css("animation-name", "blink")
+        await page.locator(f'#station-map a.marker[data-station="{station.id}"]').focus()
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#station-popup .popup-alerts")).to_contain_text(cp_id)
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-map-alert.png"))
+
+        await page.goto(f"{paris.url}/dashboard/#/alerts")
         row = page.locator("tr", has=page.get_by_role("link", name=cp_id))
         await expect(row).to_be_visible()
         await row.get_by_role("button", name="Acknowledge").click()
@@ -352,4 +390,41 @@ async def test_rebalancing_moves_become_field_tasks_carried_to_the_end(morning: 
     async with httpx.AsyncClient(base_url=morning.url, headers=morning.api_headers(), timeout=30) as api:
         (task,) = (await api.get("/api/v1/rebalancing/tasks?city=paris")).json()
     assert (task["car_id"], task["state"], task["assignee"]) == (car, "done", "agent-7")
+    assert problems == []
+
+
+async def test_field_task_drawn_as_an_arrow_on_the_map(morning: RunningServer, browser: Any) -> None:
+    """A field task created through the API appears on the open map as an arrow from the donor to the
+    receiving station, changes style with its state and goes away once done, all without a reload."""
+    from playwright.async_api import expect
+
+    page, problems = await logged_in(browser, morning, "#/map")
+    markers = page.locator("#station-map a.marker")
+    await expect(markers).to_have_count(len(parse_snapshot(rebalancing.SNAPSHOT).stations))
+    await expect(page.locator("#live")).to_contain_text("live")
+    await page.evaluate("document.body.dataset.sameDocument = 'map'")
+    async with httpx.AsyncClient(base_url=morning.url, headers=morning.api_headers(), timeout=30) as api:
+        moves = (await api.get("/api/v1/rebalancing/moves?city=paris&hours=3&rentals_per_day=60")).json()["moves"]
+        move = moves[0]
+        created = await api.post("/api/v1/rebalancing/tasks", json={**move, "city": "paris"})
+        assert created.status_code == 201, created.text
+        task = created.json()
+        arrow = page.locator(f'#station-map path.task-arrow[data-task="{task["id"]}"]')
+        await expect(arrow).to_have_class(re.compile(r"\btask-proposed\b"))
+        await expect(page.locator(f'#station-map svg.task-head[data-task="{task["id"]}"]')).to_have_count(1)
+        await expect(arrow).to_have_attribute("aria-label", re.compile(
+            rf"Task {task['id']}: car {move['car_id']} from .+ to .+, proposed"))
+        # a mouse click on the receiving station (few stations here: markers do not overlap) opens its popup
+        await page.locator(f'#station-map a.marker[data-station="{move["to_station"]}"]').click()
+        await expect(page.locator("#station-popup")).to_have_attribute("data-station", move["to_station"])
+        await page.screenshot(path=str(ARTIFACTS / "dashboard-map-task.png"))
+        step = await api.post(f"/api/v1/rebalancing/tasks/{task['id']}/transition",
+                              json={"action": "assign", "assignee": "agent-7"})
+        assert step.status_code == 200, step.text
+        await expect(arrow).to_have_class(re.compile(r"\btask-assigned\b"))
+        for action in ("start", "complete"):
+            assert (await api.post(f"/api/v1/rebalancing/tasks/{task['id']}/transition",
+                                   json={"action": action})).status_code == 200
+        await expect(arrow).to_have_count(0)  # done: no longer a move to carry out
+    assert await page.evaluate("document.body.dataset.sameDocument") == "map"
     assert problems == []

@@ -25,6 +25,7 @@ from voltlib.api.framework import (
     whole_number,
 )
 from voltlib.domain import rebalancing as rb
+from voltlib.events import FieldTaskChanged
 from voltlib.gateway.context import Services
 from voltlib.security import audit
 from voltlib.sharing import rebalancing as store_rb
@@ -54,6 +55,11 @@ class TaskChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 def rebalancing_routes(services: Services) -> list[Route]:
     store, clock = services.store, services.clock
+
+    async def announce(task: dict[str, Any]) -> None:  # after the commit: the maps draw it live
+        await services.bus.publish(FieldTaskChanged(
+            charge_point_id="", at=clock.now(), task_id=task["id"], city=task["city"], car_id=task["car_id"],
+            from_station=task["from_station"], to_station=task["to_station"], state=task["state"]))
 
     def who(request: web.Request) -> str:
         return request.get(PRINCIPAL) or "?"
@@ -114,6 +120,7 @@ def rebalancing_routes(services: Services) -> list[Route]:
             raise Problem(exc.status, exc.code, exc.detail) from None
         except IntegrityError:  # another node created one for this car first
             raise Problem(409, "car-has-task", f"car {body.car_id} already has a live task") from None
+        await announce(task)
         return reply(task, status=201)
 
     async def list_tasks(request: web.Request) -> web.Response:
@@ -156,6 +163,7 @@ def rebalancing_routes(services: Services) -> list[Route]:
             raise Problem(422, "invalid-task", str(exc)) from None
         if row is None:
             raise Problem(404, "unknown-task", f"no task {tid}")
+        await announce(row)
         return reply(row)
 
     return [

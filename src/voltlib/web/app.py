@@ -2,7 +2,8 @@
 the live event stream.
 
 Dashboard URLs (under /dashboard): ``/`` the single-page app, ``/static/<file>`` its assets,
-``/session`` who is logged in, ``/login`` and ``/logout`` (POST), ``/events`` Server-Sent Events.
+``/session`` who is logged in, ``/login`` and ``/logout`` (POST), ``/events`` Server-Sent Events,
+``/map/{city}/charge-points`` which station each charge point stands at (for the map's alerts).
 The member page is ``/member/`` with its own ``/member/session``, ``/member/login``, ``/member/logout``.
 Data comes from the ordinary API (/api/v1, which accepts the session cookie) and the GBFS files.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from aiohttp import web
@@ -24,6 +26,7 @@ from voltlib.security.credentials import hash_api_token
 from voltlib.store import repo
 from voltlib.store.db import Store
 from voltlib.web.live import RESYNC, Broadcaster
+from voltlib.web.mapdata import basemap_cities, charge_point_stations
 from voltlib.web.sessions import Session, Sessions
 
 PREFIX = "/dashboard"
@@ -32,7 +35,7 @@ MEMBER_ROLES = frozenset({"member"})
 COOKIE = "voltlib_session"
 STATIC = resources.files("voltlib.web") / "static"
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
-         ".png": "image/png", ".ico": "image/x-icon"}
+         ".png": "image/png", ".ico": "image/x-icon", ".json": "application/json"}
 KEEPALIVE_SECONDS = 15.0
 
 
@@ -43,7 +46,8 @@ class Dashboard:
         self.sessions = Sessions()
         self.live = Broadcaster(bus)
         self.features = features or {}
-        self._assets = {p.name: p.read_bytes() for p in STATIC.iterdir() if p.is_file()}
+        self._assets = dict(_assets(STATIC))
+        self.basemaps = basemap_cities(STATIC)
 
     def lookup(self, request: web.Request) -> tuple[str, str, str | None] | None:
         found = self.sessions.find(request.cookies.get(COOKIE), self.clock.now())
@@ -74,10 +78,16 @@ class Dashboard:
     async def session(self, request: web.Request) -> web.Response:
         found = self._session(request, _roles(request))
         info: dict[str, Any] = {"authenticated": found is not None, "tile_url": self.tile_url,
-                                "features": self.features}
+                                "basemaps": self.basemaps, "features": self.features}
         if found is not None:
             info |= {"principal": found.principal, "role": found.role, "member_id": found.member_id}
         return reply(info)
+
+    async def map_charge_points(self, request: web.Request) -> web.Response:
+        if self._session(request, READ_ROLES) is None:
+            raise Problem(401, "unauthenticated", "log in first")
+        city = request.match_info["city"]
+        return reply(await self.store.read(partial(charge_point_stations, city=city)))
 
     async def login(self, request: web.Request) -> web.Response:
         body = await json_object(request)
@@ -134,8 +144,9 @@ class Dashboard:
         app[SESSION_LOOKUP] = self.lookup
         app.router.add_get(PREFIX, _redirect)
         app.router.add_get(PREFIX + "/", self.index)
-        app.router.add_get(PREFIX + "/static/{name}", self.static)
+        app.router.add_get(PREFIX + "/static/{name:.+}", self.static)
         app.router.add_get(PREFIX + "/session", self.session)
+        app.router.add_get(PREFIX + "/map/{city}/charge-points", self.map_charge_points)
         app.router.add_post(PREFIX + "/login", self.login)
         app.router.add_post(PREFIX + "/logout", self.logout)
         app.router.add_get(PREFIX + "/events", self.events)
@@ -149,6 +160,17 @@ class Dashboard:
 
 async def _redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound(request.path + "/")
+
+
+def _assets(folder: Traversable, prefix: str = "") -> list[tuple[str, bytes]]:
+    """Every file under the static folder by its path ("app.js", "vendor/leaflet/leaflet.js")."""
+    out: list[tuple[str, bytes]] = []
+    for p in folder.iterdir():
+        if p.is_file():
+            out.append((prefix + p.name, p.read_bytes()))
+        elif p.is_dir():
+            out += _assets(p, f"{prefix}{p.name}/")
+    return out
 
 
 def _roles(request: web.Request) -> frozenset[str]:

@@ -2,7 +2,8 @@
 // public GBFS files; live updates from /dashboard/events (Server-Sent Events).
 import { api, ApiError, h, table, when } from "./dom.js";
 import { lineChart, powerSeries } from "./chart.js";
-import { availability, drawMap } from "./map.js";
+import { cities, debounce, gbfs } from "./data.js";
+import { showMapPage } from "./mappage.js";
 
 const main = document.getElementById("main");
 const state = { session: null, city: null, render: null, reload: null };
@@ -116,23 +117,7 @@ function listen() {
   };
 }
 
-function debounce(fn, ms) {
-  let timer = null;
-  return () => { clearTimeout(timer); timer = setTimeout(fn, ms); };
-}
-
 // ---- map -------------------------------------------------------------------------------------
-async function gbfs(city, feed) {
-  const response = await fetch(`/gbfs/${encodeURIComponent(city)}/${feed}.json`, { credentials: "same-origin" });
-  if (!response.ok) throw new ApiError(response.status, null);
-  return (await response.json()).data;
-}
-
-async function cities() {
-  const response = await fetch("/gbfs/manifest.json");
-  return (await response.json()).data.datasets.map((d) => d.system_id);
-}
-
 // The city the pages show: the one picked last, else the first that has stations.
 async function pickCity(all) {
   if (!all.includes(state.city)) {
@@ -156,39 +141,10 @@ async function mapPage() {
     return;
   }
   const city = await pickCity(all);
-  const [info, status] = await Promise.all([gbfs(city, "station_information"), gbfs(city, "station_status")]);
-  const byId = new Map(status.stations.map((st) => [st.station_id, st]));
-  const picker = cityPicker(all, city, "city", mapPage);
-  const counts = { ok: 0, low: 0, empty: 0, closed: 0 };
-  for (const st of info.stations) counts[availability(byId.get(st.station_id))]++;
-  const legend = h("p", { class: "legend", id: "legend" },
-    [["ok", "2+ cars"], ["low", "1 car"], ["empty", "no car"], ["closed", "closed"]].map(([k, label]) =>
-      h("span", {}, h("span", { class: `dot ${k}`, "aria-hidden": "true" }), `${label}: ${counts[k]}`)));
-  const filter = h("input", { id: "station-filter", type: "search", placeholder: "name or id" });
-  const list = h("div", { id: "station-list" });
-  const showList = () => {
-    const q = filter.value.trim().toLowerCase();
-    const rows = info.stations.filter((st) => !q || st.station_id.includes(q) ||
-      st.name[0].text.toLowerCase().includes(q)).slice(0, 50);
-    list.replaceChildren(table([
-      ["Station", (st) => h("a", { href: `#/station/${city}/${encodeURIComponent(st.station_id)}` }, st.name[0].text)],
-      ["Cars", (st) => byId.get(st.station_id)?.num_vehicles_available ?? "?"],
-      ["Free bays", (st) => byId.get(st.station_id)?.num_docks_available ?? "?"],
-      ["Capacity", (st) => st.capacity ?? ""],
-    ], rows, "No station matches."));
-  };
-  filter.addEventListener("input", showList);
-  showList();
-  main.replaceChildren(
-    h("h1", {}, "Stations"),
-    h("form", { class: "inline", onsubmit: (e) => e.preventDefault() }, h("label", { for: "city" }, "City", picker),
-      h("label", { for: "station-filter" }, "Find a station", filter)),
-    legend,
-    info.stations.length ? drawMap(info.stations, byId, (st) => `#/station/${city}/${encodeURIComponent(st.station_id)}`,
-      state.session.tile_url) : h("p", { class: "muted" }, "No station in this city yet."),
-    h("h2", {}, "Station list"), list);
+  const onEvent = await showMapPage(main, { city, picker: cityPicker(all, city, "city", mapPage),
+    session: state.session });
   state.reload = mapPage;
-  state.onEvent = debounce(() => { if (location.hash === "" || location.hash === "#/map") mapPage(); }, 1500);
+  state.onEvent = (event) => { if (location.hash === "" || location.hash === "#/map") onEvent(event); };
 }
 
 // ---- station ---------------------------------------------------------------------------------

@@ -1,14 +1,21 @@
 """The OpenAPI document describes what the API answers (issue 20, part 6): it passes
-openapi-spec-validator, declares the query parameters the handlers read, and the real answers of a
-running server (SQLite and PostgreSQL) validate against the response schemas it declares."""
+openapi-spec-validator, declares the query parameters the handlers read, the real answers of a
+running server (SQLite and PostgreSQL) validate against the response schemas it declares, and models
+generated from it (datamodel-code-generator) drive one flow end to end."""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import json
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jsonschema
+import pydantic
 from openapi_spec_validator import validate
 
 from tests.conftest import RunningServer
@@ -143,3 +150,63 @@ async def test_real_answers_match_their_schemas(server: RunningServer) -> None:
         check(doc, {"$ref": "#/components/schemas/ProblemDetails"}, missing.json())
     assert len(checked) >= 25 and {"/api/v1/transactions", "/api/v1/charge-points/{cp_id}",
                                    "/api/v1/charge-points/{cp_id}/meter-values", "/api/v1/invoices"} <= checked
+
+
+def operation(doc: dict[str, Any], operation_id: str, **path: str) -> tuple[str, str]:
+    """(method, URL) of the operation the document names ``operation_id``, its path filled in."""
+    for method, template, op in operations(doc):
+        if op["operationId"] == operation_id:
+            return method, re.sub(r"\{(\w+)\}", lambda match: path[match.group(1)], template)
+    raise KeyError(operation_id)
+
+
+def generated_models(doc_text: str, where: Path) -> Any:
+    """The document's schemas as pydantic models, written by datamodel-code-generator and imported."""
+    from datamodel_code_generator import DataModelType, InputFileType, generate
+    from datamodel_code_generator.format import Formatter
+
+    target = where / "voltlib_client_models.py"
+    generate(doc_text, input_file_type=InputFileType.OpenAPI, output=target,
+             output_model_type=DataModelType.PydanticV2BaseModel, formatters=[Formatter.BUILTIN])
+    spec = importlib.util.spec_from_file_location("voltlib_client_models", target)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the forward references through it
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_a_client_generated_from_the_document_closes_a_transaction(server: RunningServer,
+                                                                        tmp_path: Path) -> None:
+    async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
+        text = (await api.get("/api/v1/openapi.json")).text
+        doc = json.loads(text)
+        client = await asyncio.to_thread(generated_models, text, tmp_path)
+
+        async def call(operation_id: str, answer: Any, body: Any = None, params: Any = None, **path: str) -> Any:
+            method, url = operation(doc, operation_id, **path)
+            content = None if body is None else body.model_dump_json(exclude_unset=True)
+            response = await api.request(method, url, content=content, params=params,
+                                         headers={"Content-Type": "application/json"})
+            if response.status_code >= 400:
+                return client.ProblemDetails.model_validate_json(response.content)
+            return pydantic.TypeAdapter(answer).validate_json(response.content)
+
+        created = await call("post_charge_points", client.NewChargePointRow,
+                             client.NewChargePoint(id="CP-GEN", security_profile=0))
+        assert created.id == "CP-GEN" and created.connectors == []
+        tag = await call("put_id_tags_id_tag", client.IdTagSet, client.IdTagChange(status="Accepted"), id_tag="GEN-1")
+        assert tag.status == "Accepted"
+        async with connect(server, "CP-GEN") as cp:
+            await cp.call("BootNotification", BOOT)
+            tx = await start(cp, "GEN-1", minute=0, meter=500)
+        running = await call("get_transactions", list[client.Transaction], params={"open": "true"})
+        assert [t.id for t in running] == [tx] and running[0].stopped_at is None
+        closed = await call("post_transactions_transaction_id_close", client.Transaction,
+                            client.TransactionClose(reason="generated client", meter_stop=900),
+                            transaction_id=str(tx))
+        assert (closed.meter_stop, closed.closed_by is not None) == (900, True)
+        again = await call("get_transactions_transaction_id", client.Transaction, transaction_id=str(tx))
+        assert again == closed
+        problem = await call("get_transactions_transaction_id", client.Transaction, transaction_id="7")
+        assert isinstance(problem, client.ProblemDetails) and problem.status == 404

@@ -90,7 +90,7 @@ def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
               returns=m.TelematicsAccepted, status=202),
         Route("GET", path, get_limit, "A station's grid limit (W), configured or default, with the power its bays "
               "report drawing now and the smart-charging plan", READ_ROLES, tag="energy",
-              returns=m.PowerLimitState),
+              returns=m.GridLimitState),
         Route("PUT", path, put_limit, "Set a station's grid limit (W); null resets it; re-plans its charging now",
-              OPERATOR_ROLES, PowerLimit, tag="energy", returns=m.PowerLimit),
+              OPERATOR_ROLES, PowerLimit, tag="energy", returns=m.GridLimit),
     ]

@@ -331,7 +331,7 @@ class DailyEnergy(msgspec.Struct, kw_only=True, rename={"from_": "from"}):
     rentals: list[ReturnedRental]
 
 
-class PowerLimit(msgspec.Struct, kw_only=True):
+class GridLimit(msgspec.Struct, kw_only=True):
     """A station's grid connection (W), configured or its default (a share of its bays' ratings)."""
 
     station_id: str
@@ -341,7 +341,7 @@ class PowerLimit(msgspec.Struct, kw_only=True):
     rated_total_w: float
 
 
-class PowerLimitState(PowerLimit, kw_only=True):
+class GridLimitState(GridLimit, kw_only=True):
     drawn_w: float
     drawn_by_bay: dict[str, float]  # by "charge point/connector"
     planned_w: float

@@ -475,6 +475,33 @@ def bench_gateway(
     typer.echo(render_table(runs))
 
 
+@bench_app.command("rolling-restart")
+def bench_rolling_restart(
+    charge_points: Annotated[int, typer.Option("-n", "--charge-points", min=1, help="Simulated charge points.")]
+    = 2000,
+    meter_s: Annotated[float, typer.Option(help="Seconds between two MeterValues of a charge point.")] = 10.0,
+    settle_s: Annotated[float, typer.Option(help="Seconds of steady load before the first restart and after "
+                                                 "the last.")] = 20.0,
+    database_url: DbOpt = None,
+    haproxy: Annotated[str, typer.Option(help="The HAProxy binary.")] = "haproxy",
+) -> None:
+    """Two nodes behind HAProxy (docs/haproxy.cfg) on PostgreSQL and NATS, both restarted one after the
+    other under load: acknowledged messages lost, duplicate transactions, time until every charge point
+    is back, latency (docs/benchmarks.md)."""
+    from voltlib.bench import rolling
+
+    url = database_url or load_settings(None).database_url
+    plan = rolling.RollingPlan(database_url=url, charge_points=charge_points, meter_s=meter_s, settle_s=settle_s,
+                               haproxy=haproxy)
+    try:
+        result = asyncio.run(rolling.run(plan, progress=typer.echo))
+    except ValueError as exc:
+        raise typer.Exit(code=_fail(str(exc))) from None
+    typer.echo(rolling.render(result))
+    if result.lost or result.duplicate_transactions:
+        raise typer.Exit(1)
+
+
 @bench_app.command("fuzz")
 def bench_fuzz(
     frames: Annotated[int, typer.Option("-n", "--frames", min=1, help="Hostile frames to send.")] = 10_000,

@@ -96,6 +96,7 @@ class RunningServer:
     gateway: Gateway
     store: Store
     settings: Settings
+    station_version: str = "1.6"  # the OCPP version tests.conformance.conftest.connect speaks
 
     async def add_charge_point(self, cp_id: str, *, profile: int = 1, password: str = PASSWORD,
                                registration: str = "Accepted", fingerprint: str | None = None) -> None:
@@ -135,12 +136,25 @@ async def start_server(settings: Settings) -> tuple[web.AppRunner, RunningServer
     return runner, RunningServer(base, f"ws://{settings.host}:{settings.port}/ocpp", token, gateway, store, settings)
 
 
+BOTH_VERSIONS = ["1.6", "2.0.1"]
+
+
+@pytest.fixture
+def ocpp_version(request: pytest.FixtureRequest) -> str:
+    """The OCPP version the test charge points speak: 1.6 unless a suite parametrises it
+    (``pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)``)."""
+    return str(getattr(request, "param", "1.6"))
+
+
 @pytest_asyncio.fixture
-async def server(database_url: str) -> AsyncIterator[RunningServer]:
-    """voltlib listening on a free loopback port, on SQLite and on PostgreSQL."""
+async def server(database_url: str, ocpp_version: str) -> AsyncIterator[RunningServer]:
+    """voltlib listening on a free loopback port, on SQLite and on PostgreSQL; with 2.0.1 enabled
+    beside 1.6 when the test's charge points speak 2.0.1."""
+    versions = {"ocpp_versions": BOTH_VERSIONS} if ocpp_version == "2.0.1" else {}
     settings = Settings(database_url=database_url, port=free_port(), command_timeout=5.0,
-                        duplicate_probe_timeout=1.0)
+                        duplicate_probe_timeout=1.0, **versions)
     runner, running = await start_server(settings)
+    running.station_version = ocpp_version
     try:
         yield running
     finally:

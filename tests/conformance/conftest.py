@@ -140,11 +140,18 @@ class Station(ChargePoint):
                                                     transaction_id=transaction_id, reason=reason, id_tag=id_tag,
                                                     transaction_data=transaction_data))
 
-    async def meter(self, connector_id: int, transaction_id: int | None, wh: int, *,
-                    timestamp: str | None = None, context: str = "Sample.Periodic") -> None:
+    async def meter(self, connector_id: int, transaction_id: int | None, wh: int | None, *,
+                    timestamp: str | None = None, context: str = "Sample.Periodic", soc: float | None = None) -> None:
+        """One MeterValues: the energy register ``wh`` and, when given, the car's state of charge."""
+        samples: list[dict[str, Any]] = []
+        if wh is not None:
+            samples.append({"value": str(wh), "context": context, "measurand": "Energy.Active.Import.Register",
+                            "unit": "Wh"})
+        if soc is not None:
+            samples.append({"value": f"{soc:g}", "context": context, "measurand": "SoC", "unit": "Percent",
+                            "location": "EV"})
         await self.send(call.MeterValues(connector_id=connector_id, transaction_id=transaction_id, meter_value=[
-            {"timestamp": timestamp or now_iso(), "sampledValue": [
-                {"value": str(wh), "context": context, "measurand": "Energy.Active.Import.Register", "unit": "Wh"}]}]))
+            {"timestamp": timestamp or now_iso(), "sampledValue": samples}]))
 
     # -- commands the central system sends: answer, then run the follow-up --
 
@@ -314,7 +321,15 @@ async def connect(server: RunningServer, cp_id: str, *, password: str = PASSWORD
                   subprotocols: tuple[str, ...] = ("ocpp1.6",), station: Station | None = None,
                   ) -> AsyncIterator[Station]:
     """Open a WebSocket as ``cp_id`` and run a station on it (or re-attach ``station`` after a reboot,
-    keeping its configured replies and what it received)."""
+    keeping its configured replies and what it received). On a server whose test charge points speak
+    2.0.1 (``server.station_version``), the station is a :class:`tests.conformance.station201.Station201`
+    with the same methods."""
+    if server.station_version == "2.0.1" and station is None and subprotocols == ("ocpp1.6",):
+        from tests.conformance.station201 import connect201
+
+        async with connect201(server, cp_id, password=password) as station201:
+            yield station201  # type: ignore[misc]
+        return
     async with websockets.connect(f"{server.ws_url}/{cp_id}", subprotocols=list(subprotocols),
                                   additional_headers=basic_auth(cp_id, password), open_timeout=5) as ws:
         if station is None:

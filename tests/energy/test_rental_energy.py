@@ -1,6 +1,6 @@
 """kWh driven and charged per rental, end to end on SQLite and PostgreSQL: real OCPP messages from test
-charge points, the car's state of charge from telematics POSTs, the numbers read back from the rental
-API, the member's history, the daily report and the CLI."""
+charge points (OCPP 1.6 and 2.0.1), the car's state of charge from telematics POSTs, the numbers read
+back from the rental API, the member's history, the daily report and the CLI."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ocpp.v16 import call
+import pytest
 from sqlalchemy import Connection, select, update
 from typer.testing import CliRunner
 
 from tests.conformance.conftest import connect
+from tests.conformance.station201 import voltlib_id
+from tests.conftest import BOTH_VERSIONS
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, Member, catch_up
 from voltlib.cli.main import app
 from voltlib.store.tables import rentals
 
 ORIGIN, DESTINATION = "st-a-1", "st-b-1"
+pytestmark = pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)
 
 
 def _paris_day(at: datetime) -> date:
@@ -86,7 +89,8 @@ async def test_driven_and_charged_kwh_of_a_rental(city: City) -> None:
         energy = await _energy(city, rental_id)
         assert energy["driven_kwh"] == 10.8  # (90 % - 50 %) x 27 kWh usable
         assert energy["charged_kwh"] == 2.0  # open session: its latest register
-        assert energy["sources"]["charging"] == {"transaction_id": returned.transaction_id, "open": True}
+        returned_id = await voltlib_id(server, DESTINATION, returned.transaction_id)
+        assert energy["sources"]["charging"] == {"transaction_id": returned_id, "open": True}
         assert energy["sources"]["return"]["source"] == "telematics" and energy["sources"]["usable_kwh"] == 27.0
 
         await b.stop_tx(returned.transaction_id, 8_500)
@@ -108,17 +112,14 @@ async def test_driven_and_charged_kwh_of_a_rental(city: City) -> None:
 
     blind = await _energy(city, second_id)
     assert blind["driven_kwh"] is None and blind["driven_reason"] == "no state-of-charge reading since the car left"
-    assert blind["charged_kwh"] == 0.0 and blind["sources"]["charging"] == {"transaction_id": again.transaction_id,
-                                                                           "open": True}
+    again_id = await voltlib_id(server, ORIGIN, again.transaction_id)
+    assert blind["charged_kwh"] == 0.0 and blind["sources"]["charging"] == {"transaction_id": again_id, "open": True}
 
     # the post is a DC one: it reads the car's state of charge as the session begins; that stands in
     # for the missing reading at the return
     async with connect(server, ORIGIN) as post:
-        await post.send(call.MeterValues(connector_id=1, transaction_id=again.transaction_id, meter_value=[
-            {"timestamp": second_back.isoformat(), "sampledValue": [
-                {"value": "20000", "context": "Transaction.Begin", "measurand": "Energy.Active.Import.Register"},
-                {"value": "41.5", "context": "Transaction.Begin", "measurand": "SoC", "unit": "Percent",
-                 "location": "EV"}]}]))
+        await post.meter(1, again.transaction_id, 20000, timestamp=second_back.isoformat(),
+                         context="Transaction.Begin", soc=41.5)
     plugged = await _energy(city, second_id)
     departure = blind["sources"]["departure"]["soc_percent"]
     assert plugged["driven_reason"] is None

@@ -1,7 +1,9 @@
 """A state-of-charge reading belongs to the car that was at the connector when the reading arrived on
 the charge point's connection, and is committed before the MeterValues is answered: an unplug right
 after it (issue 22, defect 4: 0.4 s later, the reading was lost for good) or a return right before it
-cannot take it from that car. Real OCPP messages over a socket, on SQLite and PostgreSQL."""
+cannot take it from that car. Real OCPP messages over a socket, on SQLite and PostgreSQL, over OCPP 1.6
+and 2.0.1 (a 2.0.1 reading within a transaction comes in a TransactionEvent, outside one in a MeterValues;
+at the stop, in the Ended event)."""
 
 from __future__ import annotations
 
@@ -9,20 +11,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from ocpp.v16 import call
 
 from tests.conformance.conftest import Station, connect, now_iso
+from tests.conftest import BOTH_VERSIONS
 from tests.sharing.conftest import CAR_TAG, City, Member
 
 ORIGIN, DESTINATION = "st-a-1", "st-b-1"
+pytestmark = pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)
 
 
-async def _soc(station: Station, transaction_id: int | None, percent: float, at: datetime) -> None:
+async def _soc(station: Station, transaction_id: int | str | None, percent: float, at: datetime) -> None:
     """One MeterValues with a SoC measurand (``transaction_id`` None: bound to the connector only)."""
-    await station.send(call.MeterValues(connector_id=1, transaction_id=transaction_id, meter_value=[
-        {"timestamp": at.isoformat(), "sampledValue": [
-            {"value": "12000", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
-            {"value": f"{percent:g}", "measurand": "SoC", "unit": "Percent", "location": "EV"}]}]))
+    await station.meter(1, transaction_id, 12000, timestamp=at.isoformat(), soc=percent)
 
 
 async def _rental(city: City, member: Member) -> dict[str, Any]:

@@ -35,3 +35,20 @@ def test_the_pending_password_columns_go_down_and_up(database_url: str) -> None:
         assert {"pending_password_hash", "pending_password_until"} <= columns
     finally:
         store.close()
+
+
+def test_the_2_0_1_transaction_columns_go_down_and_up(database_url: str) -> None:
+    store = Store(database_url)
+    try:
+        upgrade(store.engine)
+        command.downgrade(alembic_config(store.engine), "0014")
+        columns = {c["name"] for c in inspect(store.engine).get_columns("transactions")}
+        assert "station_tx_id" not in columns and "id_tag" in columns
+        assert "transaction_events" not in inspect(store.engine).get_table_names()
+        upgrade(store.engine)
+        columns = {c["name"] for c in inspect(store.engine).get_columns("transactions")}
+        assert {"station_tx_id", "id_token_type"} <= columns
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    finally:
+        store.close()

@@ -1,12 +1,16 @@
 """One-way rentals driven end to end by real OCPP messages from test charge points, on SQLite and
-PostgreSQL: badge → unplug → plug in elsewhere → priced and invoiced, and what goes wrong."""
+PostgreSQL, over OCPP 1.6 and 2.0.1: badge → unplug → plug in elsewhere → priced and invoiced, and
+what goes wrong."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import pytest
+
 from tests.conformance.conftest import connect, now_iso, wait_until
+from tests.conftest import BOTH_VERSIONS
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, catch_up, set_soc
 from voltlib import events as ev
 from voltlib.ocpp.v16 import messages as m
@@ -15,6 +19,7 @@ from voltlib.sharing import service
 from voltlib.store import repo
 
 ORIGIN, DESTINATION = "st-a-1", "st-b-1"
+pytestmark = pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)
 
 
 async def test_badge_unplug_return_elsewhere_is_billed_once(city: City) -> None:

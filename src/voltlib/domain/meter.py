@@ -63,6 +63,15 @@ def unpack(blob: bytes) -> list[dict[str, Any]]:
     return out
 
 
+def merge(stored: bytes, more: bytes) -> bytes:
+    """Two packed readings of one instant (:func:`pack`) as one: the stored samples, then those of
+    ``more`` it does not have yet (an OCPP 2.0.1 station may report an instant in two messages,
+    e.g. its Transaction.Begin register and a state of charge)."""
+    kept = _decoder.decode(stored)
+    new = [row for row in _decoder.decode(more) if row not in kept]
+    return stored if not new else _encoder.encode(kept + new)
+
+
 def find(samples: list[SampledValue], measurand: str, phase: str | None = None) -> float | None:
     """The numeric value of one measurand (e.g. SoC), or None when absent or not a number."""
     for s in samples:

@@ -16,7 +16,7 @@ from aiohttp import WSMessage, WSMsgType, web
 from voltlib import events as ev
 from voltlib.gateway import handlers_v16, handlers_v201
 from voltlib.gateway.context import ChargePointContext
-from voltlib.ocpp.errors import ErrorCode
+from voltlib.ocpp.errors import ErrorCode, OcppError
 from voltlib.ocpp.frames import encode_call
 from voltlib.ocpp.session import (
     CallReceived,
@@ -197,6 +197,10 @@ class ChargePointConnection:
                                      fault="peer", remember=False)
         try:
             return self.session.answer(event.message_id, await handler(self.ctx, event.request))
+        except OcppError as exc:  # the call is wrong in a way its schema cannot say (e.g. a 2.0.1 EVSE 0)
+            log.info("%s from %s refused: %s", event.action, self.cp_id, exc)
+            self.ctx.after_reply.clear()
+            return self.session.fail(event.message_id, exc.code, exc.description, fault=exc.fault)
         except Exception:
             log.exception("handler for %s from %s failed", event.action, self.cp_id)
             self.ctx.after_reply.clear()

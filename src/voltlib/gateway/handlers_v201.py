@@ -3,9 +3,10 @@
 The same shape as :mod:`voltlib.gateway.handlers_v16`: one function per action, in an explicit
 table keyed by wire action; each handler commits its data before returning the reply, then
 publishes the same version-neutral domain event as its 1.6 counterpart, so the detectors, car
-sharing and the API see one kind of charge point. A 2.0.1 call typed in
-:mod:`voltlib.ocpp.v201.messages` but missing here is answered NotImplemented by the connection
-(transactions, authorization, meter values, reports: not wired yet, docs/architecture.md).
+sharing and the API see one kind of charge point. Transactions and meter values are in
+:mod:`voltlib.gateway.transactions_v201`, device model reports in :mod:`voltlib.gateway.device_model`,
+reservation status in :mod:`voltlib.gateway.reservations_v201`. A 2.0.1 call typed in
+:mod:`voltlib.ocpp.v201.messages` but missing here would be answered NotImplemented by the connection.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 import msgspec
 
 from voltlib import events as ev
-from voltlib.gateway import device_model, neutral, reservations_v201
+from voltlib.domain.idtags import Decision
+from voltlib.gateway import device_model, neutral, reservations_v201, transactions_v201
+from voltlib.gateway.clock import stamp
 from voltlib.gateway.context import ChargePointContext
-from voltlib.gateway.handlers_v16 import _stamp
 from voltlib.ocpp.v201 import messages as m
 from voltlib.store import repo
 
@@ -55,7 +57,7 @@ async def status_notification(ctx: ChargePointContext, req: m.StatusNotification
     previous, expected = await s.store.write(partial(  # stored with its own stamp, as 1.6's
         repo.record_evse_status, cp_id=ctx.cp_id, evse_id=req.evse_id, connector_id=req.connector_id,
         status=req.connector_status, at=req.timestamp, now=now))
-    [at] = await _stamp(ctx, m.StatusNotification.ACTION, [req.timestamp], now)
+    [at] = await stamp(ctx, m.StatusNotification.ACTION, [req.timestamp], now)
     await s.bus.publish(ev.ConnectorStatusChanged(
         charge_point_id=ctx.cp_id, at=at, connector_id=req.evse_id, previous=previous, status=req.connector_status,
         error_code="NoError", vendor_error_code=None, info=None, expected=expected))
@@ -77,6 +79,17 @@ async def data_transfer(ctx: ChargePointContext, req: m.DataTransfer) -> m.Reply
     return m.DataTransferReply(status=answer.status, data=answer.data)
 
 
+async def authorize(ctx: ChargePointContext, req: m.Authorize) -> m.Reply:
+    """C01: the same decision as a 1.6 Authorize (car sharing, then the id-tag table), whatever the
+    IdToken's type; a NoAuthorization token asks nothing of voltlib and is Accepted."""
+    token = req.id_token
+    if token.type == transactions_v201.NO_AUTHORIZATION:
+        decision = Decision("Accepted")
+    else:
+        decision = await neutral.authorize(ctx, transactions_v201.id_tag_of(token))
+    return m.AuthorizeReply(id_token_info=transactions_v201.token_info(decision))
+
+
 def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
@@ -87,6 +100,9 @@ HANDLERS: dict[str, Handler] = {
     m.StatusNotification.ACTION: status_notification,
     m.SecurityEventNotification.ACTION: security_event,
     m.DataTransfer.ACTION: data_transfer,
+    m.Authorize.ACTION: authorize,
+    m.TransactionEvent.ACTION: transactions_v201.transaction_event,
+    m.MeterValues.ACTION: transactions_v201.meter_values,
     **device_model.HANDLERS,  # NotifyReport (gateway/device_model.py)
     **reservations_v201.HANDLERS,  # ReservationStatusUpdate
 }

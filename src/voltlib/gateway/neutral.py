@@ -1,6 +1,9 @@
 """What a charge point's message means, whatever the OCPP version that carried it: each version's
 handler reads its own message, calls these, and writes its own reply (boot, heartbeat, security
-event, DataTransfer so far; the rest of issue 16's version-neutral core grows here)."""
+event, DataTransfer, a badge, a transaction's start and stop, meter values).
+
+Meter values travel here in 1.6's shape (:class:`voltlib.ocpp.v16.messages.MeterValue`), the one
+:mod:`voltlib.domain.meter` stores; the 2.0.1 handler converts its own first."""
 
 from __future__ import annotations
 
@@ -8,9 +11,15 @@ from datetime import datetime
 from functools import partial
 
 from voltlib import events as ev
+from voltlib.domain import meter
+from voltlib.domain.idtags import Decision
+from voltlib.gateway.clock import stamp
 from voltlib.gateway.context import ChargePointContext
 from voltlib.gateway.datatransfer import DataTransferAnswer
+from voltlib.ocpp.v16.messages import MeterValue
 from voltlib.store import repo
+from voltlib.store.tables import meter_values as meter_values_table
+from voltlib.store.transaction_events import insert_merging
 
 
 async def booted(ctx: ChargePointContext, status: str, now: datetime, *, vendor: str, model: str,
@@ -64,3 +73,78 @@ async def data_transfer(ctx: ChargePointContext, vendor_id: str, message_id: str
         charge_point_id=ctx.cp_id, at=s.clock.now(), vendor_id=vendor_id, message_id=message_id,
         size=len(data or ""), handled=answer.status not in ("UnknownVendorId", "UnknownMessageId")))
     return answer
+
+
+async def authorize(ctx: ChargePointContext, id_tag: str) -> Decision:
+    """A badge presented at the charge point: car sharing decides first (a member's badge), then the
+    id-tag table. Published for the detectors (brute force, a badge in two places)."""
+    s = ctx.services
+    now = s.clock.now()
+    decision = None if s.authorizer is None else await s.authorizer.authorize(ctx.cp_id, id_tag, now)
+    if decision is None:
+        decision = await s.store.read(partial(repo.authorize, id_tag=id_tag, now=now))
+    await s.bus.publish(ev.IdTagAuthorized(charge_point_id=ctx.cp_id, at=now, id_tag=id_tag, status=decision.status))
+    return decision
+
+
+async def transaction_started(ctx: ChargePointContext, action: str, *, transaction_id: int, connector_id: int,
+                              id_tag: str, id_tag_status: str, meter_start: int, stamped: datetime,
+                              reservation_id: int | None) -> None:
+    """A transaction (committed) is known with its id token: car sharing sees a car returned when
+    the token is a car's, energy a new session, the detectors a badge in use."""
+    s = ctx.services
+    now = s.clock.now()
+    [started_at] = await stamp(ctx, action, [stamped], now)
+    await s.bus.publish(ev.TransactionStarted(
+        charge_point_id=ctx.cp_id, at=now, transaction_id=transaction_id, connector_id=connector_id, id_tag=id_tag,
+        id_tag_status=id_tag_status, meter_start=meter_start, started_at=started_at, reservation_id=reservation_id))
+
+
+async def transaction_repeated(ctx: ChargePointContext, *, transaction_id: int, connector_id: int, id_tag: str,
+                               stamped: datetime) -> None:
+    """The start of a transaction voltlib already has came again (issue 5): a retry or a replay;
+    the security detectors tell them apart."""
+    s = ctx.services
+    await s.bus.publish(ev.TransactionStartRepeated(
+        charge_point_id=ctx.cp_id, at=s.clock.now(), transaction_id=transaction_id, connector_id=connector_id,
+        id_tag=id_tag, started_at=stamped))
+
+
+async def transaction_stopped(ctx: ChargePointContext, action: str, *, transaction_id: int, meter_stop: int,
+                              stamped: datetime, reason: str | None, known: bool) -> None:
+    """A transaction ended (committed), or a stop for one voltlib never saw (``known`` False)."""
+    s = ctx.services
+    now = s.clock.now()
+    [stopped_at] = await stamp(ctx, action, [stamped], now)
+    await s.bus.publish(ev.TransactionStopped(
+        charge_point_id=ctx.cp_id, at=now, transaction_id=transaction_id, meter_stop=meter_stop,
+        stopped_at=stopped_at, reason=reason, known=known))
+
+
+async def metered(ctx: ChargePointContext, action: str, connector_id: int, transaction_id: int | None,
+                  values: list[MeterValue], *, merge: bool = False) -> None:
+    """Readings of a connector (and of a transaction): stored once by their natural key, a state of
+    charge written on the car there before the answer, each reading published. ``merge`` (2.0.1):
+    a reading of an instant already stored adds its samples to it
+    (:func:`voltlib.store.transaction_events.insert_merging`) instead of being dropped."""
+    s = ctx.services
+    now = s.clock.now()
+    rows = repo.meter_rows(ctx.cp_id, connector_id, transaction_id, values, now)
+    sampled = await stamp(ctx, action, [value.timestamp for value in values], now)
+    # a state of charge goes on the car there before the answer (docs/energy.md); a charge point that is
+    # no bay has no fleet car docked: its readings go to the estimator only, through the event
+    reading = repo.latest_soc(values) if ctx.is_bay else None
+    if reading is not None:  # at the time the clock policy believes, not a stamp from the future
+        reading = reading[0], dict(zip([v.timestamp for v in values], sampled, strict=True))[reading[1]]
+    soc = None if reading is None else partial(repo.record_soc, cp_id=ctx.cp_id, connector_id=connector_id,
+                                               tx_id=transaction_id, reading=reading)
+    if merge:
+        await s.store.write(partial(insert_merging, rows=rows, then=soc))
+    else:
+        await s.store.insert(meter_values_table, rows, ignore_duplicates=True, then=soc)  # own stamps: natural key
+    for value, sampled_at in zip(values, sampled, strict=True):
+        samples = value.sampled_value
+        await s.bus.publish(ev.MeterValuesReceived(
+            charge_point_id=ctx.cp_id, at=now, connector_id=connector_id, transaction_id=transaction_id,
+            sampled_at=sampled_at, energy_wh=meter.find(samples, "Energy.Active.Import.Register"),
+            power_w=meter.find(samples, "Power.Active.Import"), soc_percent=meter.find(samples, "SoC")))

@@ -244,18 +244,23 @@ def start_transaction(conn: Connection, cp_id: str, req: m.StartTransaction, now
         transactions.c.started_at == req.timestamp, transactions.c.id_tag == req.id_tag)).scalar()
     decision = authorize(conn, req.id_tag, now)
     if existing is not None:
-        return StartOutcome(int(existing), _replayed(decision), created=False)
+        return StartOutcome(int(existing), replayed(decision), created=False)
     row = {"charge_point_id": cp_id, "connector_id": req.connector_id, "id_tag": req.id_tag,
            "id_tag_status": decision.status, "reservation_id": req.reservation_id, "meter_start": req.meter_start,
            "started_at": req.timestamp, "received_at": now}
+    return StartOutcome(insert_transaction(conn, row), decision, created=True)
+
+
+def insert_transaction(conn: Connection, row: dict[str, Any]) -> int:
+    """Insert a transaction under a new id of voltlib's, which every OCPP version's transaction gets."""
     for _ in range(8):  # a clash of random ids is rare (ids in use / 2^31); draw again
         tx_id = secrets.randbelow(MAX_TRANSACTION_ID) + 1
         if insert_one_if_new(conn, transactions, {"id": tx_id, **row}):
-            return StartOutcome(tx_id, decision, created=True)
+            return tx_id
     raise RuntimeError("could not allocate a transaction id")
 
 
-def _replayed(decision: idtags.Decision) -> idtags.Decision:
+def replayed(decision: idtags.Decision) -> idtags.Decision:
     # The replayed start is the one that made the tag busy: do not answer ConcurrentTx to it.
     if decision.status == "ConcurrentTx":
         return idtags.Decision("Accepted", decision.expiry_date, decision.parent_id_tag)

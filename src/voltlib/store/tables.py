@@ -120,21 +120,44 @@ transactions = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=False),  # random, see domain/ids.py
     Column("charge_point_id", String(48), nullable=False),
     Column("connector_id", Integer, nullable=False),
-    Column("id_tag", String(20), nullable=False),
-    Column("id_tag_status", String(16), nullable=False),
+    # 1.6: the idTag (20 characters); 2.0.1: the idToken's value (36), "" while a transaction started
+    # at plug-in waits for its token (docs/architecture.md, "2.0.1 transactions")
+    Column("id_tag", String(36), nullable=False),
+    Column("id_tag_status", String(16), nullable=False),  # "" with id_tag "": no token yet
     Column("reservation_id", Integer),
     Column("meter_start", BigInteger, nullable=False),
     Column("started_at", TS, nullable=False),
     Column("meter_stop", BigInteger),
     Column("stopped_at", TS),
     Column("stop_reason", String(20)),
-    Column("stop_id_tag", String(20)),
+    Column("stop_id_tag", String(36)),
     Column("received_at", TS, nullable=False),
     Column("closed_by", String(64)),  # the operator who closed it (POST /api/v1/transactions/{id}/close)
+    Column("station_tx_id", String(36)),  # 2.0.1: the transactionId the station chose (null for 1.6)
+    Column("id_token_type", String(16)),  # 2.0.1: the IdToken's type (ISO14443, eMAID, Central...)
     UniqueConstraint("charge_point_id", "connector_id", "started_at", "id_tag", name="uq_transactions_natural"),
     Index("ix_transactions_cp_started", "charge_point_id", "started_at"),
     Index("ix_transactions_started", "started_at", "id"),  # every transaction, newest first, a page at a time
     Index("ix_transactions_open_tag", "id_tag", "stopped_at"),
+    Index("ix_transactions_station_tx", "charge_point_id", "station_tx_id", unique=True),
+)
+
+transaction_events = Table(
+    "transaction_events", metadata,  # every 2.0.1 TransactionEvent once: (transaction, seqNo) is its key
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("transaction_id", BigInteger, nullable=False),  # voltlib's id (transactions.id)
+    Column("seq_no", Integer, nullable=False),
+    Column("event_type", String(8), nullable=False),  # Started | Updated | Ended
+    Column("trigger_reason", String(32), nullable=False),
+    Column("offline", Boolean, nullable=False),
+    Column("number_of_phases_used", Integer),
+    Column("charging_state", String(16)),
+    Column("stopped_reason", String(20)),
+    Column("id_token_type", String(16)),
+    Column("stamped_at", TS, nullable=False),  # the station's timestamp, as sent
+    Column("received_at", TS, nullable=False),
+    UniqueConstraint("transaction_id", "seq_no", name="uq_transaction_events_seq"),
 )
 
 meter_values = Table(

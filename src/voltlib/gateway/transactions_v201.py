@@ -1,0 +1,138 @@
+"""OCPP 2.0.1 transactions (E) and meter values (J) at the gateway: what a TransactionEvent and a
+MeterValues mean, told in the version-neutral terms of :mod:`voltlib.gateway.neutral`, so the
+detectors, car sharing and energy see a 2.0.1 charging session as they see a 1.6 one.
+
+How a 2.0.1 transaction maps onto the 1.6 tables is in docs/architecture.md, "2.0.1 transactions":
+the station's transactionId is ``transactions.station_tx_id`` beside voltlib's own integer id;
+every event is kept once by (transaction, seqNo) (:mod:`voltlib.store.transaction_events`);
+``TransactionStarted`` is published once the idToken is known, ``TransactionStopped`` on Ended.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from voltlib import events as ev
+from voltlib.domain.idtags import Decision
+from voltlib.gateway import neutral
+from voltlib.gateway.context import ChargePointContext
+from voltlib.ocpp.errors import ErrorCode, OcppError
+from voltlib.ocpp.v16 import messages as v16
+from voltlib.ocpp.v201 import messages as m
+from voltlib.store import repo
+from voltlib.store.transaction_events import EventOutcome, MissingEvse, TxEvent, record
+
+NO_AUTHORIZATION = "NoAuthorization"  # the IdToken type of a station that authorizes nobody
+_REGISTER = "Energy.Active.Import.Register"
+
+
+def id_tag_of(token: m.IdToken) -> str:
+    """What a 2.0.1 IdToken is among voltlib's id tags: its value, whatever its type (an RFID's UID,
+    an eMAID, a Central or Local token, a key code, a MAC address); NoAuthorization carries none."""
+    return "" if token.type == NO_AUTHORIZATION else token.id_token
+
+
+def token_info(decision: Decision) -> m.IdTokenInfo:
+    """1.6's IdTagInfo in 2.0.1 terms: the statuses are 2.0.1's too (Accepted, Blocked, Expired,
+    Invalid, ConcurrentTx); the expiry is how long the station may cache it; the parent id tag is
+    the group token."""
+    group = None if decision.parent_id_tag is None else m.IdToken(id_token=decision.parent_id_tag, type="Central")
+    return m.IdTokenInfo(status=decision.status, cache_expiry_date_time=decision.expiry_date, group_id_token=group)
+
+
+def readings(values: list[m.MeterValue] | None) -> list[v16.MeterValue]:
+    """2.0.1 meter values in the shape voltlib stores (1.6's): the value times 10^multiplier, in the
+    unit sent; ``SignedData`` when the sample was signed (the signature stays in the raw log)."""
+    return [v16.MeterValue(timestamp=value.timestamp, sampled_value=[_sample(s) for s in value.sampled_value])
+            for value in values or []]
+
+
+def _sample(s: m.SampledValue) -> v16.SampledValue:
+    unit = s.unit_of_measure
+    value = float(s.value) * (10.0 ** unit.multiplier if unit is not None and unit.multiplier else 1.0)
+    return v16.SampledValue(value=_text(value), context=s.context, measurand=s.measurand, phase=s.phase,
+                            location=s.location, unit="Wh" if unit is None else unit.unit,
+                            format="Raw" if s.signed_meter_value is None else "SignedData")
+
+
+def _text(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def _register_wh(values: list[v16.MeterValue]) -> int | None:
+    """The energy register (total, not per phase) of the latest reading that has one, in Wh."""
+    for value in sorted(values, key=lambda v: v.timestamp, reverse=True):
+        for s in value.sampled_value:
+            if s.measurand == _REGISTER and s.phase is None:
+                scale = 1000.0 if s.unit == "kWh" else 1.0
+                return round(float(s.value) * scale)
+    return None
+
+
+async def transaction_event(ctx: ChargePointContext, req: m.TransactionEvent) -> m.Reply:
+    """E01-E15: recorded (committed) first, then published: the start once the idToken is known,
+    the readings, the stop. The answer carries idTokenInfo when the event carried an idToken,
+    decided as a 1.6 StartTransaction's (a car returned with its own token is in the id-tag table)."""
+    s = ctx.services
+    now = s.clock.now()
+    if req.evse is not None and req.evse.id < 1:
+        raise OcppError(ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, "evse.id must be 1 or more: EVSE 0 is the station")
+    token, info = req.id_token, req.transaction_info
+    values = readings(req.meter_value)
+    event = TxEvent(
+        station_tx_id=info.transaction_id, event_type=req.event_type, seq_no=req.seq_no, stamped_at=req.timestamp,
+        trigger_reason=req.trigger_reason, offline=req.offline, number_of_phases_used=req.number_of_phases_used,
+        charging_state=info.charging_state, stopped_reason=info.stopped_reason,
+        evse_id=None if req.evse is None else req.evse.id, id_tag=None if token is None else id_tag_of(token),
+        id_token_type=None if token is None else token.type,
+        no_authorization=token is not None and token.type == NO_AUTHORIZATION,
+        reservation_id=req.reservation_id, register_wh=_register_wh(values))
+    try:
+        outcome = await s.store.write(partial(record, cp_id=ctx.cp_id, e=event, now=now))
+    except MissingEvse as exc:
+        raise OcppError(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, str(exc)) from None
+    if outcome.gap is not None:
+        await _sequence_gap(ctx, event, outcome, now)
+    action = m.TransactionEvent.ACTION
+    if event.event_type == "Started" and not outcome.created:  # a retry, or a replay (issue 5)
+        await neutral.transaction_repeated(ctx, transaction_id=outcome.transaction_id,
+                                           connector_id=outcome.connector_id, id_tag=outcome.id_tag,
+                                           stamped=event.stamped_at)
+    elif outcome.announced:
+        await neutral.transaction_started(
+            ctx, action, transaction_id=outcome.transaction_id, connector_id=outcome.connector_id,
+            id_tag=outcome.id_tag, id_tag_status=outcome.id_tag_status, meter_start=outcome.meter_start,
+            stamped=outcome.started_at, reservation_id=outcome.reservation_id)
+    if values:
+        await neutral.metered(ctx, action, outcome.connector_id, outcome.transaction_id, values, merge=True)
+    if outcome.stopped and outcome.published:
+        assert outcome.meter_stop is not None
+        await neutral.transaction_stopped(ctx, action, transaction_id=outcome.transaction_id,
+                                          meter_stop=outcome.meter_stop, stamped=event.stamped_at,
+                                          reason=event.stopped_reason, known=True)
+    decision = outcome.decision
+    return m.TransactionEventReply(id_token_info=None if decision is None else token_info(decision))
+
+
+async def meter_values(ctx: ChargePointContext, req: m.MeterValues) -> m.Reply:
+    """J01: readings of an EVSE outside a transaction (those of a transaction come in its
+    TransactionEvents); EVSE 0 is the station's main meter."""
+    await neutral.metered(ctx, m.MeterValues.ACTION, req.evse_id, None, readings(req.meter_value), merge=True)
+    return m.MeterValuesReply()
+
+
+async def _sequence_gap(ctx: ChargePointContext, event: TxEvent, outcome: EventOutcome, now: datetime) -> None:
+    """Events of a transaction missing between two seqNos (or before the first one voltlib got):
+    lost, or held back. A ``transaction_seq_gap`` security event, stored and published."""
+    s = ctx.services
+    assert outcome.gap is not None
+    expected, received = outcome.gap
+    detail: dict[str, Any] = {"transaction_id": outcome.transaction_id, "station_transaction_id": event.station_tx_id,
+                              "expected_seq_no": expected, "received_seq_no": received,
+                              "event_type": event.event_type, "offline": event.offline}
+    await s.store.write(partial(repo.record_security_event, kind="transaction_seq_gap", severity="warning",
+                                charge_point_id=ctx.cp_id, source=ctx.address, detail=detail, now=now))
+    await s.bus.publish(ev.SecurityIncident(charge_point_id=ctx.cp_id, at=now, kind="transaction_seq_gap",
+                                            severity="warning", source=ctx.address, detail=detail))

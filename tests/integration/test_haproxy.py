@@ -10,10 +10,12 @@ Addresses on loopback: charge points connect from 127.0.0.2, HAProxy reaches the
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
 import signal
+import ssl
 import sys
 import time
 import uuid
@@ -31,6 +33,7 @@ from sqlalchemy import select
 
 from tests.conftest import PASSWORD, _truncate_all, basic_auth, free_port
 from tests.integration.test_cluster import NATS_URL, _require_nats
+from tests.integration.tls_pki import make_pki
 from voltlib.security.credentials import hash_api_token, hash_password
 from voltlib.store import repo
 from voltlib.store.db import Store
@@ -271,3 +274,73 @@ async def test_two_nodes_behind_haproxy_and_a_rolling_restart(pg_url: str, tmp_p
         missing = [at for at in cp.acked if at not in stored.get(cp.cp_id, set())]
         assert not missing, f"{cp.cp_id}: {len(missing)} acknowledged MeterValues lost"
         assert stored[cp.cp_id] == set(cp.acked)  # and nothing twice: a call sent again was stored once
+
+
+async def test_tls_terminated_at_haproxy_keeps_security_profiles_2_and_3(pg_url: str, tmp_path: Path) -> None:
+    """wss:// ends at HAProxy: a profile 2 charge point's password and a profile 3 one's certificate
+    (checked by HAProxy against the CA, by the node against its pin) pass; the same claims sent to a
+    node by anyone but the balancer, or over the balancer's plain ws://, do not."""
+    _require_nats()
+    binary = _haproxy()
+    pki = make_pki(tmp_path / "pki")
+    cp3 = pki.charge_point("CP-T3")
+    bundle = tmp_path / "haproxy.pem"
+    bundle.write_bytes(pki.server.cert.read_bytes() + pki.server.key.read_bytes())
+
+    def register() -> None:
+        store = Store(pg_url)
+        try:
+            now = datetime.now(UTC)
+            store.run_sync(partial(repo.add_charge_point, cp_id="CP-T2", registration="Accepted", security_profile=2,
+                                   password_hash=hash_password(PASSWORD), certificate_fingerprint=None, now=now))
+            store.run_sync(partial(repo.add_charge_point, cp_id="CP-T3", registration="Accepted", security_profile=3,
+                                   password_hash=None, certificate_fingerprint=cp3.fingerprint, now=now))
+        finally:
+            store.close()
+
+    await asyncio.to_thread(register)
+    node = Node("node-tls", pg_url, f"tls{uuid.uuid4().hex[:8]}", tmp_path)
+    lb_port, tls_port = free_port(), free_port()
+    balancer: asyncio.subprocess.Process | None = None
+    try:
+        await node.start()
+        env = {**os.environ, "VOLTLIB_LB_BIND": f"127.0.0.1:{lb_port}", "VOLTLIB_LB_SOURCE": LB_SOURCE,
+               "VOLTLIB_NODE_A": f"127.0.0.1:{node.port}", "VOLTLIB_NODE_B": f"127.0.0.1:{node.port}",
+               "VOLTLIB_LB_TLS_BIND": f"127.0.0.1:{tls_port}", "VOLTLIB_LB_CERT": str(bundle),
+               "VOLTLIB_LB_CLIENT_CA": str(pki.ca.cert)}
+        with (tmp_path / "haproxy-tls.log").open("wb") as sink:
+            balancer = await asyncio.create_subprocess_exec(binary, "-db", "-f", str(CONFIG), stdout=sink,
+                                                            stderr=sink, env=env)
+        await _until_ready(f"http://127.0.0.1:{lb_port}")
+        wss, ws = f"wss://127.0.0.1:{tls_port}/ocpp", f"ws://127.0.0.1:{lb_port}/ocpp"
+
+        async def boots(url: str, cp_id: str, **options: object) -> bool:
+            try:
+                async with websockets.connect(f"{url}/{cp_id}", subprotocols=["ocpp1.6"], local_addr=(CP_SOURCE, 0),
+                                              **options) as socket:  # type: ignore[arg-type]
+                    await socket.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V",
+                                                                               "chargePointModel": "M"}]))
+                    return bool(json.loads(await socket.recv())[2]["status"] == "Accepted")
+            except websockets.InvalidStatus as refused:
+                assert refused.response.status_code in (401, 403), refused.response.status_code
+                return False
+
+        assert await boots(wss, "CP-T2", ssl=pki.client_context(), additional_headers=basic_auth("CP-T2"))
+        assert not await boots(ws, "CP-T2", additional_headers=basic_auth("CP-T2"))  # profile 2 wants TLS
+        assert await boots(wss, "CP-T3", ssl=pki.client_context(cp3))
+        assert not await boots(wss, "CP-T3", ssl=pki.client_context())  # no certificate, no profile 3
+        forged = {"X-Forwarded-Proto": "https", "X-Client-Cert": base64.b64encode(
+            ssl.PEM_cert_to_DER_cert(cp3.cert.read_text())).decode()}
+        assert not await boots(ws, "CP-T3", additional_headers=forged)  # dropped by the balancer
+        direct = f"ws://127.0.0.1:{node.port}/ocpp"
+        assert not await boots(direct, "CP-T3", additional_headers=forged)  # not from a trusted proxy
+        assert not await boots(direct, "CP-T2", additional_headers={**basic_auth("CP-T2"), **forged})
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.port}",
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+            detail = (await api.get("/api/v1/charge-points/CP-T3")).json()
+        assert detail["last_address"] == CP_SOURCE
+    finally:
+        if balancer is not None and balancer.returncode is None:
+            balancer.terminate()
+            await balancer.wait()
+        await node.kill()

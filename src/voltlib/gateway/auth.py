@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
+from voltlib.gateway.proxies import FORWARDED_CERT
 from voltlib.security.credentials import VerifiedCache
 from voltlib.store.repo import ChargePointRecord
 
@@ -50,6 +53,8 @@ class Refusal:
 
 
 def transport_of(request: web.Request) -> Transport:
+    """The connection as the charge point made it: to this node, or to a trusted proxy that
+    terminated TLS and said so (``gateway/proxies.py``, which alone sets the forwarded certificate)."""
     ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
     cn = fingerprint = None
     if ssl_object is not None:
@@ -57,8 +62,21 @@ def transport_of(request: web.Request) -> Transport:
         if der:
             fingerprint = hashlib.sha256(der).hexdigest()
             cn = _common_name(ssl_object.getpeercert())
-    return Transport(tls=ssl_object is not None, certificate_cn=cn, certificate_fingerprint=fingerprint,
-                     address=request.remote or "?")
+    forwarded = request.get(FORWARDED_CERT)
+    if ssl_object is None and forwarded is not None:
+        cn, fingerprint = _forwarded_identity(forwarded)
+    return Transport(tls=ssl_object is not None or request.scheme == "https", certificate_cn=cn,
+                     certificate_fingerprint=fingerprint, address=request.remote or "?")
+
+
+def _forwarded_identity(der: bytes) -> tuple[str | None, str | None]:
+    """Subject CN and SHA-256 fingerprint of a certificate a trusted proxy verified."""
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None, None
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return (str(names[0].value) if names else None), hashlib.sha256(der).hexdigest()
 
 
 def _common_name(cert: dict[str, Any] | None) -> str | None:

@@ -5,10 +5,17 @@ A balancer in HTTP mode appends the address it got the connection from to ``X-Fo
 That header is believed only when the connection comes from a proxy named in ``trusted_proxies``:
 anyone else could write it. The client is the rightmost address that is not a trusted proxy (a
 chain of trusted proxies each appended one); a malformed entry makes the header ignored whole.
+
+A trusted proxy that terminated TLS says so with ``X-Forwarded-Proto: https`` (security profile 2
+then holds: the charge point's hop was encrypted) and passes the client certificate it verified
+against the charge points' CA, DER in base64, in ``X-Client-Cert`` (profile 3: voltlib checks the
+subject and the pinned fingerprint as for its own TLS listener). From anyone else both are ignored.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Awaitable, Callable, Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
@@ -16,6 +23,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLIENT_CERT = "X-Client-Cert"
+FORWARDED_CERT = web.RequestKey("voltlib-forwarded-client-cert", bytes)  # DER, from a trusted proxy only
 
 
 def networks(trusted: Sequence[str]) -> list[IPv4Network | IPv6Network]:
@@ -45,12 +54,31 @@ def forwarded(trusted: Sequence[str]) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.remote is None or not _in(request.remote, parsed):
+            return await handler(request)  # not a proxy of ours: its X-Forwarded-* headers are ignored
+        changes: dict[str, str] = {}
         client = client_address(request.remote, request.headers.getall("X-Forwarded-For", []), parsed)
         if client is not None and client != request.remote:
-            request = request.clone(remote=client)
+            changes["remote"] = client
+        if request.headers.get("X-Forwarded-Proto", "").lower() in ("https", "wss"):
+            changes["scheme"] = "https"
+        if changes:
+            request = request.clone(**changes)  # type: ignore[arg-type]
+        certificate = _certificate(request.headers.get(CLIENT_CERT, ""))
+        if certificate is not None and request.scheme == "https":
+            request[FORWARDED_CERT] = certificate
         return await handler(request)
 
     return middleware
+
+
+def _certificate(text: str) -> bytes | None:
+    if not text:
+        return None
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _valid(text: str) -> bool:

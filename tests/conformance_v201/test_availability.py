@@ -116,3 +116,39 @@ async def test_TC_G_20_Connector_status_Notification_Lock_Failure(server: Runnin
             "eventNotificationType": "HardWiredNotification",
             "component": {"name": "ConnectorPlugRetentionLock", "evse": {"id": 1, "connectorId": 1}},
             "variable": {"name": "Problem"}}]))
+
+
+async def _while_charging(server: RunningServer, api: Api, evse: dict[str, int] | None) -> list[tuple[int, str]]:
+    """State EnergyTransferStarted on EVSE 1; the operator makes ``evse`` (or the station)
+    Inoperative; the station answers Scheduled, reports its idle EVSE Unavailable at once, and
+    the charging one once its transaction has ended."""
+    await server.add_charge_point(CS)
+    await server.add_id_tag("OCTT-TOKEN-1")
+    async with connect(server, CS) as cs:
+        await cs.booted(evses=2)
+        tx = cs.transaction()
+        await tx.energy_transfer_started()
+        cs.replies["ChangeAvailability"] = {"status": "Scheduled"}
+        payload: dict[str, Any] = {"operationalStatus": "Inoperative", **({"evse": evse} if evse else {})}
+        row = await api.command(CS, "ChangeAvailability", payload)
+        assert (row["state"], row["response"]) == ("answered", {"status": "Scheduled"})
+        if evse is None:
+            await cs.status(2, "Unavailable")  # the unoccupied EVSE at once
+        await tx.charging_to_end()
+        await cs.status(1, "Unavailable")
+    [stopped] = [t for t in await api.transactions(CS) if t["station_tx_id"] == tx.id]
+    assert stopped["stop_reason"] == "EVDisconnected"
+    return await _statuses(api)
+
+
+async def test_TC_G_11_Change_Availability_EVSE_With_ongoing_transaction(server: RunningServer, api: Api) -> None:
+    assert await _while_charging(server, api, {"id": 1}) == [(1, "Unavailable"), (2, "Available")]
+
+
+async def test_TC_G_14_Change_Availability_Charging_Station_With_ongoing_transaction(
+        server: RunningServer, api: Api) -> None:
+    assert await _while_charging(server, api, None) == [(1, "Unavailable"), (2, "Unavailable")]
+
+
+async def test_TC_G_17_Change_Availability_Connector_With_ongoing_transaction(server: RunningServer, api: Api) -> None:
+    assert await _while_charging(server, api, {"id": 1, "connectorId": 1}) == [(1, "Unavailable"), (2, "Available")]

@@ -24,3 +24,19 @@ async def test_TC_P_02_Data_Transfer_to_the_CSMS_Rejected_Unknown_VendorId_Unkno
     assert unknown.status in ("UnknownVendorId", "UnknownMessageId", "Rejected")
     assert bare.status in ("UnknownVendorId", "UnknownMessageId", "Rejected")
     assert unknown.data is None  # nothing leaks back
+
+
+async def test_TC_P_03_CustomData_Receive_custom_data(server: RunningServer, api: Api) -> None:
+    custom = {"vendorId": "com.octt", "note": "any property a vendor adds"}
+    await server.add_charge_point(CS)
+    await server.add_id_tag("OCTT-TOKEN-1")
+    async with connect(server, CS) as cs:
+        await cs.booted()
+        await cs.status(1, "Occupied", custom_data=custom)
+        tx = cs.transaction()
+        reply = await tx.event("Authorized", id_token=tx.token, custom_data=custom,
+                               info={"customData": custom})
+    assert reply.id_token_info["status"] == "Accepted"
+    assert (await api.connector(CS, 1))["status"] == "Occupied"
+    [row] = [t for t in await api.transactions(CS) if t["station_tx_id"] == tx.id]
+    assert row["id_tag"] == "OCTT-TOKEN-1"

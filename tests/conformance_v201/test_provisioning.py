@@ -277,3 +277,63 @@ async def test_TC_B_44_Set_new_NetworkConnectionProfile_Failed(server: RunningSe
         await cs.heartbeat()  # the session goes on
     assert (row["state"], row["response"]) == ("answered", {"status": "Failed"})
     assert (await api.charge_point(CS))["connected"] is False
+
+
+async def _reset_while_charging(server: RunningServer, api: Api, payload: dict[str, Any], answer: str,
+                                ) -> tuple[Station, dict[str, Any], str]:
+    """State EnergyTransferStarted, then the operator's Reset; the station answers ``answer`` and
+    ends its transaction as the case says (OnIdle: after the driver stops; Immediate: at once).
+    Returns the station, the command row and the station's transactionId."""
+    await server.add_charge_point(CS)
+    await server.add_id_tag("OCTT-TOKEN-1")
+    async with connect(server, CS) as cs:
+        await cs.booted()
+        tx = cs.transaction()
+        await tx.energy_transfer_started()
+        cs.replies["Reset"] = {"status": answer}
+        row = await api.command(CS, "Reset", payload)
+        if payload["type"] == "OnIdle":
+            await tx.stop_authorized()
+            await tx.event("EVCommunicationLost", "Ended", charging_state="Idle", stopped_reason="EVDisconnected")
+        else:
+            await tx.event("ResetCommand", "Ended", charging_state="EVConnected", stopped_reason="ImmediateReset")
+    assert cs.got("Reset") == [{_snake_key(k): v for k, v in payload.items()}]
+    assert row["response"] == {"status": answer}
+    return cs, row, tx.id
+
+
+def _snake_key(key: str) -> str:
+    return {"evseId": "evse_id"}.get(key, key)
+
+
+async def _stopped(api: Api, station_tx_id: str, reason: str) -> None:
+    [row] = [t for t in await api.transactions(CS) if t["station_tx_id"] == station_tx_id]
+    assert row["stopped_at"] is not None and row["stop_reason"] == reason, row
+
+
+async def test_TC_B_21_Reset_Charging_Station_With_Ongoing_Transaction_OnIdle(
+        server: RunningServer, api: Api) -> None:
+    cs, _, tx_id = await _reset_while_charging(server, api, {"type": "OnIdle"}, "Scheduled")
+    await _stopped(api, tx_id, "EVDisconnected")
+    await _reboot(server, api, cs, "ScheduledReset")
+    assert (await api.connector(CS, 1))["status"] == "Available"
+
+
+async def test_TC_B_22_Reset_Charging_Station_With_Ongoing_Transaction_Immediate(
+        server: RunningServer, api: Api) -> None:
+    cs, _, tx_id = await _reset_while_charging(server, api, {"type": "Immediate"}, "Accepted")
+    await _stopped(api, tx_id, "ImmediateReset")
+    async with connect(server, CS, station=cs):
+        assert (await cs.boot(reason="RemoteReset")).status == "Accepted"
+        await cs.status(1, "Occupied")  # the car is still plugged in
+    assert (await api.connector(CS, 1))["status"] == "Occupied"
+
+
+async def test_TC_B_26_Reset_EVSE_With_Ongoing_Transaction_OnIdle(server: RunningServer, api: Api) -> None:
+    _, _, tx_id = await _reset_while_charging(server, api, {"type": "OnIdle", "evseId": 1}, "Scheduled")
+    await _stopped(api, tx_id, "EVDisconnected")
+
+
+async def test_TC_B_27_Reset_EVSE_With_Ongoing_Transaction_Immediate(server: RunningServer, api: Api) -> None:
+    _, _, tx_id = await _reset_while_charging(server, api, {"type": "Immediate", "evseId": 1}, "Accepted")
+    await _stopped(api, tx_id, "ImmediateReset")

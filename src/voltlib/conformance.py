@@ -79,7 +79,23 @@ NOTES_V201: dict[str, str] = {
                "stored model, browsed in GET .../device-model",
     "TC_B_42": _RELAYED + "; voltlib keeps no network profiles of its own",
     "TC_B_44": _RELAYED,
+    "TC_C_06": "voltlib answers Blocked; the OCTT document's tool validation lists 'Linked or Invalid' for this "
+               "case, which 2.0.1's AuthorizationStatus (Blocked) and the case's name contradict",
+    "TC_C_08": "voltlib decides the idToken of a TransactionEvent again (E02.FR.04), whatever the station's cache said",
+    "TC_C_47": "voltlib's part is the master pass's groupIdToken (its parent id tag); the station, configured with "
+               "that MasterPassGroupId, stops the transactions; the stops are stored with stoppedReason MasterPass",
+    "TC_C_48": "as TC_C_47, one transaction stopped, the other going on",
+    "TC_C_49": "as TC_C_47, without the station's UI",
+    "TC_E_29": "voltlib sends GetTransactionStatus when the operator asks (raw command), not by itself on reconnection",
+    "TC_E_31": "as TC_E_29; the two held-back events are stored after the Ended without reopening it, and the gap "
+               "they filled was a transaction_seq_gap security event",
+    "TC_E_33": "as TC_E_29",
+    "TC_F_12": "a MeterValuesRequest must name its EVSE (evseId is required in the 2.0.1 schema): each EVSE reports "
+               "its own",
     "TC_F_27": _RELAYED,
+    "TC_J_01": "the NotifyEvent (FiscalMetering) beside the meter values is not sent: voltlib does not handle "
+               "NotifyEvent; the values are stored with their own timestamps",
+    "TC_J_02": "as TC_J_01",
     "TC_G_03": _NOTIFY_EVENT,
     "TC_G_05": _NOTIFY_EVENT,
 }

@@ -342,6 +342,12 @@ def write_markdown(path: Path, tables: dict[str, list[Row]], *, cases: Path | No
         "tool's, packaged in `src/voltlib/data/` (its README says where they come from). 2.0.1 cases of the\n"
         "functional blocks that come with issue 17 (firmware, certificates, diagnostics, smart charging,\n"
         "display messages...) are *later*.\n\n"
+        "The 2.0.1 tests follow the steps and tool validations of the OCTT test case document (OCPP 2.0.1\n"
+        "part 6, section 3) and its reusable states (Booted, Authorized, EnergyTransferStarted, EVDisconnected...,\n"
+        "methods of the test station's transaction). Steps the tool runs on a clock (clock-aligned and sampled\n"
+        "meter values, timeouts) are sent one after the other with their timestamps an interval apart. The TLS\n"
+        "cases (TC_A_04-08) run voltlib's TLS listener with the PKI of the security-profile tests. A test that\n"
+        "shows a gap in voltlib is skipped with the gap as its reason (*skipped-later*).\n\n"
         f"Generated {stamp}, from the repository root, by:\n\n```\n{command}\n```\n\n{sections}",
         encoding="utf-8")
 

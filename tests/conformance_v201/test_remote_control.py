@@ -109,8 +109,6 @@ async def test_TC_F_15_Trigger_message_LogStatusNotification_Idle(server: Runnin
     assert row["response"] == {"status": "Accepted"}
 
 
-@pytest.mark.skip(reason="voltlib does not handle FirmwareStatusNotification over OCPP 2.0.1 yet (answered "
-                         "NotImplemented): firmware management comes with block L, issue 17")
 async def test_TC_F_18_Trigger_message_FirmwareStatusNotification_Idle(server: RunningServer, api: Api) -> None:
     await server.add_charge_point(CS)
     async with connect(server, CS) as cs:
@@ -123,6 +121,7 @@ async def test_TC_F_18_Trigger_message_FirmwareStatusNotification_Idle(server: R
         row = await api.command(CS, "TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"})
         await cs.settle()
     assert row["response"] == {"status": "Accepted"}
+    assert (await api.charge_point(CS))["firmware_status"] == "Idle"
 
 
 TOKEN = {"idToken": "OCTT-TOKEN-1", "type": "ISO14443"}

@@ -59,3 +59,27 @@ def test_a_root_with_the_same_name_but_another_key_is_not_trusted() -> None:
     signer, _ = _cert("Firmware Signer", twin)
     with pytest.raises(FirmwareSignerRejected, match="not issued by a trusted"):
         check_signing_certificate(_pem(signer), [ROOT[0]], NOW)
+
+
+def _update(signer: x509.Certificate, signature: str | None) -> dict[str, object]:
+    firmware: dict[str, object] = {"location": "https://fw.example/x.bin", "signingCertificate": _pem(signer)}
+    if signature is not None:
+        firmware["signature"] = signature
+    return {"requestId": 1, "firmware": firmware}
+
+
+def test_the_signature_must_be_one_the_signers_key_can_have_made() -> None:
+    import base64
+
+    from voltlib.security.firmware import check_update
+
+    signer, key = _cert("Signer", ROOT)
+    good = base64.b64encode(key.sign(b"firmware", ec.ECDSA(hashes.SHA256()))).decode()
+    check_update("UpdateFirmware", _update(signer, good), [ROOT[0]], NOW)  # 2.0.1's action, same payload keys
+    for signature, code in ((None, "missing-firmware-signature"), ("%%%", "invalid-firmware-signature"),
+                            (base64.b64encode(b"\x00" * 64).decode(), "invalid-firmware-signature")):
+        with pytest.raises(FirmwareSignerRejected) as info:
+            check_update("UpdateFirmware", _update(signer, signature), [ROOT[0]], NOW)
+        assert info.value.code == code
+    check_update("UpdateFirmware", _update(signer, None), [], NOW)  # no roots configured: relayed as given
+    check_update("Reset", {}, [ROOT[0]], NOW)  # no firmware in it

@@ -105,7 +105,7 @@ def test_a_retransmitted_transaction_event_gets_the_same_reply() -> None:
         ('[7,"m",{}]', "m", "MessageTypeNotSupported"),
         (frame("m", "MakeCoffee", {}), "m", "NotImplemented"),
         (frame("m", "GetVariables", {}), "m", "NotSupported"),  # ours to send, not a charge point's
-        (frame("m", "FirmwareStatusNotification", {"status": "Installed"}), "m", "NotSupported"),  # not typed yet
+        (frame("m", "PublishFirmwareStatusNotification", {"status": "Published"}), "m", "NotSupported"),  # untyped
         ("{not json", "-1", "RpcFrameworkError"),
         ('[2,"m","Heartbeat"]', "m", "RpcFrameworkError"),
         ('[2,17,"Heartbeat",{}]', "-1", "RpcFrameworkError"),

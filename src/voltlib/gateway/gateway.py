@@ -367,12 +367,10 @@ class Gateway:
             record = await self.services.store.read(partial(repo.get_charge_point, cp_id=cp_id))
             version = await self.commands.version_of(cp_id)
             command_rules.check(version, action, payload, None if record is None else record.security_profile)
-        if action in ("SignedUpdateFirmware", "UpdateFirmware") and self._firmware_roots:
-            try:
-                firmware.check_signing_certificate(str((payload.get("firmware") or {}).get("signingCertificate", "")),
-                                                   self._firmware_roots, self.services.clock.now())
-            except firmware.FirmwareSignerRejected as exc:
-                raise CommandError(422, exc.code, str(exc)) from None
+        try:  # signed firmware: signer and signature checked before dispatch (security/firmware.py)
+            firmware.check_update(action, payload, self._firmware_roots, self.services.clock.now())
+        except firmware.FirmwareSignerRejected as exc:
+            raise CommandError(422, exc.code, str(exc)) from None
         if command_rules.is_remote_start(action) and await self.services.store.read(
                 partial(security_records.active_quarantine, cp_id=cp_id)) is not None:  # issue 5
             raise CommandError(409, "quarantined", f"{cp_id} is in quarantine: remote starts are refused")

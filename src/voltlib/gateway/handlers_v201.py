@@ -19,7 +19,7 @@ import msgspec
 
 from voltlib import events as ev
 from voltlib.domain.idtags import Decision
-from voltlib.gateway import device_model, neutral, reservations_v201, transactions_v201
+from voltlib.gateway import device_model, firmware_v201, neutral, reservations_v201, transactions_v201
 from voltlib.gateway.clock import stamp
 from voltlib.gateway.context import ChargePointContext
 from voltlib.ocpp.v201 import messages as m
@@ -105,4 +105,5 @@ HANDLERS: dict[str, Handler] = {
     m.MeterValues.ACTION: transactions_v201.meter_values,
     **device_model.HANDLERS,  # NotifyReport (gateway/device_model.py)
     **reservations_v201.HANDLERS,  # ReservationStatusUpdate
+    **firmware_v201.HANDLERS,  # FirmwareStatusNotification
 }

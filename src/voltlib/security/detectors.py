@@ -119,8 +119,9 @@ CROSSING = "crossing"  # their detail's name for the crossing (``Detectors._cros
 UPLOAD_ACTIONS = {"GetDiagnostics": "diagnostics", "GetLog": "log", "UpdateFirmware": "firmware",
                   "SignedUpdateFirmware": "firmware"}
 ACTIVE_DIAGNOSTICS = frozenset({"Uploading", "Uploaded"})
+# firmware statuses of an update under way, 1.6 and 2.0.1 (DownloadPaused, SignatureVerified are 2.0.1's)
 ACTIVE_FIRMWARE = frozenset({"Downloading", "Downloaded", "Installing", "Installed", "DownloadScheduled",
-                             "InstallScheduled", "InstallRebooting"})
+                             "InstallScheduled", "InstallRebooting", "DownloadPaused", "SignatureVerified"})
 ACTIVE_LOG = frozenset({"Uploading", "Uploaded"})
 ORDER_SLACK = timedelta(minutes=1)
 MAX_WINDOWS = 100_000

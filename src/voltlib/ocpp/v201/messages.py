@@ -3,9 +3,9 @@ in both directions (issue 16, item 3), one module per functional block, all re-e
 
 ``REQUESTS`` are the calls a charge point may make to us, ``COMMANDS`` the calls we may make to
 it, ``REPLIES`` the reply class of every action. See :mod:`voltlib.ocpp.v201.common` for the
-conventions (the same as 1.6's). Actions of 2.0.1 outside this list (firmware, certificates,
-smart charging, display messages, monitoring...) are known to the schemas but not typed yet: a
-charge point calling one gets NotSupported.
+conventions (the same as 1.6's). Actions of 2.0.1 outside this list (smart charging, display
+messages, monitoring...) are known to the schemas but not typed yet: a charge point calling one
+gets NotSupported.
 """
 
 from __future__ import annotations
@@ -26,6 +26,24 @@ from voltlib.ocpp.v201.authorization import (
     SendLocalList,
     SendLocalListReply,
 )
+from voltlib.ocpp.v201.certificates import (
+    CertificateHashData,
+    CertificateHashDataChain,
+    CertificateSigned,
+    CertificateSignedReply,
+    DeleteCertificate,
+    DeleteCertificateReply,
+    Get15118EVCertificate,
+    Get15118EVCertificateReply,
+    GetCertificateStatus,
+    GetCertificateStatusReply,
+    GetInstalledCertificateIds,
+    GetInstalledCertificateIdsReply,
+    InstallCertificate,
+    InstallCertificateReply,
+    SignCertificate,
+    SignCertificateReply,
+)
 from voltlib.ocpp.v201.common import (
     EVSE,
     AdditionalInfo,
@@ -39,6 +57,13 @@ from voltlib.ocpp.v201.common import (
     Reply,
     StatusInfo,
     check_storable,
+)
+from voltlib.ocpp.v201.firmware import (
+    Firmware,
+    FirmwareStatusNotification,
+    FirmwareStatusNotificationReply,
+    UpdateFirmware,
+    UpdateFirmwareReply,
 )
 from voltlib.ocpp.v201.provisioning import (
     APN,
@@ -127,11 +152,15 @@ REQUESTS: dict[str, type[Message]] = {
         Authorize,
         BootNotification,
         DataTransfer,
+        FirmwareStatusNotification,
+        Get15118EVCertificate,
+        GetCertificateStatus,
         Heartbeat,
         MeterValues,
         NotifyReport,
         ReservationStatusUpdate,
         SecurityEventNotification,
+        SignCertificate,
         StatusNotification,
         TransactionEvent,
     )
@@ -141,14 +170,18 @@ COMMANDS: dict[str, type[Message]] = {
     cls.ACTION: cls
     for cls in (
         CancelReservation,
+        CertificateSigned,
         ChangeAvailability,
         ClearCache,
         DataTransfer,
+        DeleteCertificate,
         GetBaseReport,
+        GetInstalledCertificateIds,
         GetLocalListVersion,
         GetReport,
         GetTransactionStatus,
         GetVariables,
+        InstallCertificate,
         RequestStartTransaction,
         RequestStopTransaction,
         Reset,
@@ -158,6 +191,7 @@ COMMANDS: dict[str, type[Message]] = {
         SetVariables,
         TriggerMessage,
         UnlockConnector,
+        UpdateFirmware,
     )
 }
 
@@ -165,15 +199,22 @@ REPLIES: dict[str, type[Reply]] = {
     Authorize.ACTION: AuthorizeReply,
     BootNotification.ACTION: BootNotificationReply,
     CancelReservation.ACTION: CancelReservationReply,
+    CertificateSigned.ACTION: CertificateSignedReply,
     ChangeAvailability.ACTION: ChangeAvailabilityReply,
     ClearCache.ACTION: ClearCacheReply,
     DataTransfer.ACTION: DataTransferReply,
+    DeleteCertificate.ACTION: DeleteCertificateReply,
+    FirmwareStatusNotification.ACTION: FirmwareStatusNotificationReply,
+    Get15118EVCertificate.ACTION: Get15118EVCertificateReply,
     GetBaseReport.ACTION: GetBaseReportReply,
+    GetCertificateStatus.ACTION: GetCertificateStatusReply,
+    GetInstalledCertificateIds.ACTION: GetInstalledCertificateIdsReply,
     GetLocalListVersion.ACTION: GetLocalListVersionReply,
     GetReport.ACTION: GetReportReply,
     GetTransactionStatus.ACTION: GetTransactionStatusReply,
     GetVariables.ACTION: GetVariablesReply,
     Heartbeat.ACTION: HeartbeatReply,
+    InstallCertificate.ACTION: InstallCertificateReply,
     MeterValues.ACTION: MeterValuesReply,
     NotifyReport.ACTION: NotifyReportReply,
     RequestStartTransaction.ACTION: RequestStartTransactionReply,
@@ -185,10 +226,12 @@ REPLIES: dict[str, type[Reply]] = {
     SendLocalList.ACTION: SendLocalListReply,
     SetNetworkProfile.ACTION: SetNetworkProfileReply,
     SetVariables.ACTION: SetVariablesReply,
+    SignCertificate.ACTION: SignCertificateReply,
     StatusNotification.ACTION: StatusNotificationReply,
     TransactionEvent.ACTION: TransactionEventReply,
     TriggerMessage.ACTION: TriggerMessageReply,
     UnlockConnector.ACTION: UnlockConnectorReply,
+    UpdateFirmware.ACTION: UpdateFirmwareReply,
 }
 
 
@@ -217,6 +260,10 @@ __all__ = [
     "BootNotificationReply",
     "CancelReservation",
     "CancelReservationReply",
+    "CertificateHashData",
+    "CertificateHashDataChain",
+    "CertificateSigned",
+    "CertificateSignedReply",
     "ChangeAvailability",
     "ChangeAvailabilityReply",
     "ChargingProfile",
@@ -232,8 +279,19 @@ __all__ = [
     "CustomData",
     "DataTransfer",
     "DataTransferReply",
+    "DeleteCertificate",
+    "DeleteCertificateReply",
+    "Firmware",
+    "FirmwareStatusNotification",
+    "FirmwareStatusNotificationReply",
+    "Get15118EVCertificate",
+    "Get15118EVCertificateReply",
     "GetBaseReport",
     "GetBaseReportReply",
+    "GetCertificateStatus",
+    "GetCertificateStatusReply",
+    "GetInstalledCertificateIds",
+    "GetInstalledCertificateIdsReply",
     "GetLocalListVersion",
     "GetLocalListVersionReply",
     "GetReport",
@@ -248,6 +306,8 @@ __all__ = [
     "HeartbeatReply",
     "IdToken",
     "IdTokenInfo",
+    "InstallCertificate",
+    "InstallCertificateReply",
     "Int32",
     "Message",
     "MessageContent",
@@ -286,6 +346,8 @@ __all__ = [
     "SetVariableResult",
     "SetVariables",
     "SetVariablesReply",
+    "SignCertificate",
+    "SignCertificateReply",
     "SignedMeterValue",
     "StatusInfo",
     "StatusNotification",
@@ -298,6 +360,8 @@ __all__ = [
     "UnitOfMeasure",
     "UnlockConnector",
     "UnlockConnectorReply",
+    "UpdateFirmware",
+    "UpdateFirmwareReply",
     "Variable",
     "VariableAttribute",
     "VariableCharacteristics",

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -25,10 +24,9 @@ from ocpp.v201 import call
 
 from tests.conformance.conftest import Api, now_iso
 from tests.conformance.test_security import _certificate, _pem
-from tests.conformance_v201.conftest import Station, connect
+from tests.conformance_v201.conftest import VALID, Station, connect
 from tests.conftest import RunningServer, free_port, start_server
 from voltlib.config import Settings
-from voltlib.gateway import handlers_v201
 
 CS = "OCTT-CS-201"
 FIRMWARE = b"\x7fELF voltlib OCTT 2.0.1 firmware 3.0 " * 64
@@ -238,13 +236,12 @@ async def test_TC_L_11_Secure_Firmware_Update_Unable_to_cancel(server: RunningSe
     assert (await api.charge_point(CS))["firmware_status"] == "Installed"
 
 
-@pytest.mark.skipif("TransactionEvent" not in handlers_v201.HANDLERS,
-                    reason="needs voltlib's 2.0.1 TransactionEvent handler (issue 16's transactions)")
 async def test_TC_L_13_Secure_Firmware_Update_Unable_to_download_install_firmware_with_ongoing_transaction_AllowNewSessionsPendingFirmwareUpdate_is_false(  # noqa: E501
         server: RunningServer, api: Api) -> None:
     """EVSE 1 charges: the station downloads and verifies, schedules the install, takes its idle EVSE
     out of service (no new sessions), and installs once the transaction has ended."""
     await server.add_charge_point(CS)
+    await server.add_id_tag(VALID[0])
     async with connect(server, CS) as cs:
         cs.variables[("ChargingStation", "AllowNewSessionsPendingFirmwareUpdate")] = "false"
         await cs.booted(evses=2)

@@ -2,8 +2,9 @@
 
 voltlib runs in-process on SQLite (``voltlib-demo.db`` in the current directory, recreated each
 run) with the ``demo`` scenario: 40 real Autolib' stations, a simulated charge point per bay on its
-own WebSocket, members reserving, badging, driving and returning cars at 120× real time, smart
-charging under half the stations' ratings, and two intrusions at charge points. The addresses
+own WebSocket (30 % of them speaking OCPP 2.0.1, the rest 1.6J), members reserving, badging,
+driving and returning cars at 120× real time, smart charging under half the stations' ratings, and
+two intrusions at charge points. The addresses
 (dashboard, API, GBFS) and an admin token come first; the key numbers follow as the morning plays;
 then the server keeps running for exploring until Ctrl-C. ``duration`` (wall seconds of play,
 for tests) stops it instead.

@@ -37,8 +37,8 @@ class Settings(BaseSettings):
     registration_policy: Literal["reject", "pending"] = "reject"
     max_pending_registrations: int = Field(1000, ge=0)  # beyond it, unknown ids get 404 even under "pending"
     # OCPP versions offered at ws(s)://.../ocpp/<id>; with both, 2.0.1 is preferred (docs/operations.md).
-    # 1.6 only until the 2.0.1 wiring is complete (issue 16).
-    ocpp_versions: list[OcppVersion] = Field(default_factory=lambda: list[OcppVersion](["1.6"]), min_length=1)
+    ocpp_versions: list[OcppVersion] = Field(default_factory=lambda: list[OcppVersion](["1.6", "2.0.1"]),
+                                             min_length=1)
     heartbeat_interval: int = Field(300, ge=10, le=86400)
     pending_retry_interval: int = Field(60, ge=10, le=86400)
     command_timeout: float = Field(30.0, gt=0)

@@ -272,3 +272,23 @@ async def test_a_command_without_waiting_is_followed_to_each_end_it_can_have(mix
         assert (await client.get("/api/v1/charge-points/CP-ASYNC/commands/x")).status_code == 404
         waited = await send("CP-AWAY", "Reset", {"type": "Hard"}, "wait=true")
         assert waited.status_code == 200 and waited.json()["state"] == "offline"
+
+
+async def test_a_2_0_1_transaction_is_named_to_its_station_by_the_stations_own_id(mixed: RunningServer) -> None:
+    await mixed.add_charge_point("CP-TX")
+    async with post(mixed, "CP-TX", "2.0.1") as station, \
+            httpx.AsyncClient(base_url=mixed.url, headers=mixed.api_headers(), timeout=15) as client:
+        started = await station.call("TransactionEvent", {
+            "eventType": "Started", "timestamp": datetime.now(UTC).isoformat(), "triggerReason": "CablePluggedIn",
+            "seqNo": 0, "transactionInfo": {"transactionId": "st-7f3a"}, "evse": {"id": 1, "connectorId": 1}})
+        assert started[0] == 3
+        [tx] = (await client.get("/api/v1/transactions", params={"charge_point": "CP-TX"})).json()
+        stop = await mixed.gateway.commands.send("CP-TX", c.StopCharging(tx["id"]), requested_by="test")
+        cap = c.PowerLimit(9, "Tx", (c.Period(0, 3000),), NOW, transaction_id=tx["id"])
+        limited = await mixed.gateway.commands.send("CP-TX", c.LimitPower(1, cap), requested_by="test")
+        with pytest.raises(c.CommandRefused) as unknown:  # voltlib's id of nothing on this station
+            await mixed.gateway.commands.send("CP-TX", c.StopCharging(tx["id"] + 1), requested_by="test")
+    assert stop.accepted and limited.accepted and unknown.value.status == 409
+    calls = [(a, p) for a, p in station.received if a in ("RequestStopTransaction", "SetChargingProfile")]
+    assert calls[0] == ("RequestStopTransaction", {"transactionId": "st-7f3a"})
+    assert calls[1][1]["chargingProfile"]["transactionId"] == "st-7f3a"

@@ -111,8 +111,17 @@ async def test_negotiation_prefers_2_0_1_and_still_speaks_1_6(server201: Running
     assert await offered_answer(server201, "CP-N", ["ocpp2.0"]) is None
 
 
-async def test_without_2_0_1_in_the_setting_2_0_1_is_refused_as_before(server: RunningServer) -> None:
-    assert server.settings.ocpp_versions == ["1.6"]  # the default until 2.0.1 is complete
+async def test_without_2_0_1_in_the_setting_2_0_1_is_refused(database_url: str) -> None:
+    assert Settings().ocpp_versions == ["1.6", "2.0.1"]  # the default: one network, both versions
+    settings = Settings(database_url=database_url, port=free_port(), ocpp_versions=["1.6"])  # an operator's choice
+    runner, server = await start_server(settings)
+    try:
+        await only_1_6(server)
+    finally:
+        await runner.cleanup()
+
+
+async def only_1_6(server: RunningServer) -> None:
     await server.add_charge_point("CP-N")
     assert await offered_answer(server, "CP-N", ["ocpp2.0.1"]) is None
     assert await offered_answer(server, "CP-N", ["ocpp2.0.1", "ocpp1.6"]) == "ocpp1.6"
@@ -227,20 +236,20 @@ async def test_a_change_of_version_is_recorded_and_alerted(server201: RunningSer
 
 async def test_a_call_not_typed_yet_is_answered_not_supported_and_recorded(server201: RunningServer) -> None:
     """Every typed 2.0.1 request has its handler now; a 2.0.1 action voltlib does not type yet
-    (firmware, here) is NotSupported, recorded in the raw log, and the session goes on."""
+    (display messages, here: issue 17) is NotSupported, recorded in the raw log, and the session goes on."""
     await server201.add_charge_point("CP-I")
     async with connect(server201, "CP-I") as station:
         assert (await station.call("BootNotification", BOOT))[2]["status"] == "Accepted"
-        reply = await station.call("FirmwareStatusNotification", {"status": "Installed"})
+        reply = await station.call("NotifyDisplayMessages", {"requestId": 1})
         assert reply[0] == 4 and reply[2] == "NotSupported"
         assert (await station.call("Heartbeat", {}))[0] == 3  # the session goes on
 
     def logged(conn: Connection) -> list[Any]:
         return [r[0] for r in conn.execute(select(ocpp_messages.c.action).where(
-            ocpp_messages.c.charge_point_id == "CP-I", ocpp_messages.c.action == "FirmwareStatusNotification"))]
+            ocpp_messages.c.charge_point_id == "CP-I", ocpp_messages.c.action == "NotifyDisplayMessages"))]
 
     await server201.gateway.services.store.write(lambda conn: None)  # the raw log goes with the next commit
-    assert await server201.store.read(logged) == ["FirmwareStatusNotification"]
+    assert await server201.store.read(logged) == ["NotifyDisplayMessages"]
 
 
 async def test_hostile_frames_get_the_2_0_1_codes(server201: RunningServer) -> None:

@@ -319,10 +319,10 @@ def list_transactions(conn: Connection, cp_id: str | None = None, limit: int = 1
 
 
 def station_transaction_id(conn: Connection, cp_id: str, transaction_id: int) -> str | None:
-    """The 2.0.1 station's own transactionId for voltlib's ``transaction_id`` (None: not a 2.0.1 one).
-
-    2.0.1 transactions are not stored yet (issue 16, in progress): until they are, none is known."""
-    return None
+    """The 2.0.1 station's own transactionId for voltlib's ``transaction_id`` (None: not a 2.0.1 one)."""
+    found = conn.execute(select(transactions.c.station_tx_id).where(
+        transactions.c.id == transaction_id, transactions.c.charge_point_id == cp_id)).scalar()
+    return None if found is None else str(found)
 
 
 def transaction_exists(conn: Connection, cp_id: str, tx_id: int) -> bool:

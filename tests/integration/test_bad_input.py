@@ -246,7 +246,7 @@ async def closed_without_subprotocol(server: RunningServer, cp_id: str, subproto
 async def test_upgrade_refusals_are_http_errors_and_security_events(server: RunningServer) -> None:
     await server.add_charge_point("CP-P1")
     assert await closed_without_subprotocol(server, "CP-P1", None, basic_auth("CP-P1")) == 1002
-    assert await closed_without_subprotocol(server, "CP-P1", ["ocpp2.0.1"], basic_auth("CP-P1")) == 1002
+    assert await closed_without_subprotocol(server, "CP-P1", ["ocpp2.0"], basic_auth("CP-P1")) == 1002
     assert await upgrade_status(server, "CP-NOBODY", subprotocols=["ocpp1.6"]) == 404
     assert await upgrade_status(server, "CP-P1", subprotocols=["ocpp1.6"],
                                 headers=basic_auth("CP-P1", "wrong-password-123456")) == 401

@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import insert
 from typer.testing import CliRunner
 
@@ -76,9 +77,11 @@ def test_bench_gbfs_serves_paris_from_a_voltlib_process_and_times_a_change() -> 
     assert len(result.rebuild_ms) == 2 and all(ms > 0 for ms in result.rebuild_ms)
 
 
-def test_bench_fuzz_sends_hostile_frames_and_the_server_survives_them() -> None:
-    """Issue 22: on the unfixed gateway, 300 such frames left RecursionError tracebacks in the log."""
-    result = CliRunner().invoke(app, ["bench", "fuzz", "-n", "300", "--connections", "2"])
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_bench_fuzz_sends_hostile_frames_and_the_server_survives_them(version: str) -> None:
+    """Issue 22: on the unfixed gateway, 300 such frames left RecursionError tracebacks in the log.
+    Issue 16: a 2.0.1 station's hostile frames get the same."""
+    result = CliRunner().invoke(app, ["bench", "fuzz", "-n", "300", "--connections", "2", "--ocpp", version])
     assert result.exit_code == 0, result.output
     lines = {line[:22].strip(): line[22:] for line in result.output.splitlines()}
     sent, unsent = re.fullmatch(r"(\d+) in .*; (\d+) found the socket closed", lines["frames sent"]).groups()
@@ -102,3 +105,11 @@ def test_the_fuzz_bench_sees_a_transaction_no_accepted_call_wrote(tmp_path: Path
     finally:
         store.close()
     assert _rows_from_refused(url) == 1
+    store = Store(url)
+    try:  # a 2.0.1 transaction no stored TransactionEvent accounts for
+        store.run_sync(lambda c: c.execute(insert(transactions).values(
+            id=2, charge_point_id="FUZZ-1", connector_id=1, id_tag="X", id_tag_status="Invalid", meter_start=0,
+            started_at=at, received_at=at, station_tx_id="fz-1")))
+    finally:
+        store.close()
+    assert _rows_from_refused(url) == 2

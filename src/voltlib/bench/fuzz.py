@@ -1,7 +1,8 @@
 """`voltlib bench fuzz`: hostile frames over real WebSockets to a voltlib server on loopback.
 
 Starts ``voltlib serve`` on a fresh SQLite file (or ``--database-url``), sends ``frames`` generated
-hostile frames from a few charge points at once (mutated calls of every 1.6 action, wrong types,
+hostile frames from a few charge points at once (mutated calls of every 1.6 action, or with
+``--ocpp 2.0.1`` of every 2.0.1 action a station sends, wrong types,
 deep nesting, huge numbers, unicode, duplicate keys, cut frames, answers to nothing, oversize
 frames), reconnecting whenever the server hangs up, and stops by itself. Every ``SYNC_EVERY``
 frames a Heartbeat must come back: if it does not within ``SYNC_TIMEOUT_S``, that is a hang.
@@ -31,7 +32,7 @@ from sqlalchemy import func, select
 from voltlib.bench.compare import free_port, stop_process_group, wait_port
 from voltlib.bench.gateway import _register
 from voltlib.store.db import Store
-from voltlib.store.tables import ocpp_messages, transactions
+from voltlib.store.tables import ocpp_messages, transaction_events, transactions
 
 SYNC_EVERY = 25
 SYNC_TIMEOUT_S = 10.0
@@ -54,6 +55,28 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "SignCertificate": {"csr": "-----BEGIN CERTIFICATE REQUEST-----"},
     "Reset": {"type": "Hard"}, "MakeCoffee": {},
 }
+SAMPLE_V201 = {"value": 1.5, "measurand": "Voltage", "unitOfMeasure": {"unit": "V"}, "context": "Sample.Periodic"}
+TX_INFO = {"transactionId": "fz-1"}
+EXAMPLES_V201: dict[str, dict[str, Any]] = {
+    "Authorize": {"idToken": {"idToken": "BADGE1", "type": "ISO14443"}},
+    "BootNotification": {"chargingStation": {"model": "AC22", "vendorName": "Acme"}, "reason": "PowerUp"},
+    "DataTransfer": {"vendorId": "com.example", "data": {"x": [1]}},
+    "FirmwareStatusNotification": {"status": "Installed", "requestId": 3},
+    "Heartbeat": {},
+    "MeterValues": {"evseId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [SAMPLE_V201]}]},
+    "NotifyReport": {"requestId": 1, "generatedAt": TS, "seqNo": 0, "reportData": [
+        {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "SecurityProfile"},
+         "variableAttribute": [{"value": "1"}]}]},
+    "ReservationStatusUpdate": {"reservationId": 4, "reservationUpdateStatus": "Expired"},
+    "SecurityEventNotification": {"type": "TamperDetectionActivated", "timestamp": TS},
+    "StatusNotification": {"timestamp": TS, "connectorStatus": "Available", "evseId": 1, "connectorId": 1},
+    "TransactionEvent": {"eventType": "Started", "timestamp": TS, "triggerReason": "Authorized", "seqNo": 0,
+                         "transactionInfo": TX_INFO, "evse": {"id": 1, "connectorId": 1},
+                         "idToken": {"idToken": "BADGE1", "type": "ISO14443"},
+                         "meterValue": [{"timestamp": TS, "sampledValue": [SAMPLE_V201]}]},
+    "Reset": {"type": "Immediate"}, "MakeCoffee": {},
+}
+BY_VERSION = {"1.6": EXAMPLES, "2.0.1": EXAMPLES_V201}
 ODD_VALUES: list[Any] = [None, True, -1, 0.5, 2**31, 2**63, 10**40, -(10**40), 1e308, "", "x" * 600, "\u0000",
                          "é✓🚗\u202e", "2026-13-45T99:00:00Z", "0001-01-01T00:00:00+14:00", [], {}, [{}], {"a": [1]}]
 
@@ -62,8 +85,8 @@ def _nested(rng: random.Random, depth: int) -> str:
     return ("[" * depth + "1" + "]" * depth) if rng.random() < 0.5 else ('{"a":' * depth + "1" + "}" * depth)
 
 
-def _payload(rng: random.Random, action: str) -> str:
-    payload = dict(EXAMPLES[action])
+def _payload(rng: random.Random, action: str, examples: dict[str, dict[str, Any]]) -> str:
+    payload = dict(examples[action])
     keys = sorted(payload) or ["x"]
     how = rng.choice(["replace", "drop", "add", "deep", "duplicate", "keep"])
     if how == "replace":
@@ -81,13 +104,14 @@ def _payload(rng: random.Random, action: str) -> str:
     return text
 
 
-def frames(count: int, seed: int) -> Iterator[str]:
-    """``count`` hostile frames, the same for the same seed."""
+def frames(count: int, seed: int, version: str = "1.6") -> Iterator[str]:
+    """``count`` hostile frames of ``version``'s actions, the same for the same seed."""
     rng = random.Random(seed)
+    examples = BY_VERSION[version]
     for n in range(count):
         message_id = rng.choice([f"f{n}", "", "x" * 37, "same", "é✓"])
-        call = f"[2,{json.dumps(message_id)},{json.dumps(action := rng.choice(sorted(EXAMPLES)))}," \
-               f"{_payload(rng, action)}]"
+        call = f"[2,{json.dumps(message_id)},{json.dumps(action := rng.choice(sorted(examples)))}," \
+               f"{_payload(rng, action, examples)}]"
         kind = rng.random()
         if kind < 0.6:
             yield call
@@ -120,10 +144,13 @@ class FuzzResult:
 
 
 async def _connect(session: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:
-    """A new connection; retried while the server still holds the one it just closed (409)."""
+    """A new connection (in the version the URL's fragment names); retried while the server still
+    holds the one it just closed (409)."""
+    url, _, version = url.partition("#")
     for _ in range(50):
         try:
-            return await session.ws_connect(url, protocols=("ocpp1.6",), max_msg_size=0, autoping=True)
+            return await session.ws_connect(url, protocols=(f"ocpp{version or '1.6'}",), max_msg_size=0,
+                                            autoping=True)
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status != 409:
                 raise
@@ -186,10 +213,11 @@ async def _reopen(session: aiohttp.ClientSession, url: str, ws: aiohttp.ClientWe
 _CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
 
 
-async def _well_behaved(url: str) -> bool:
-    async with aiohttp.ClientSession() as session, await _connect(session, url) as ws:
-        for n, (action, payload) in enumerate([("BootNotification", EXAMPLES["BootNotification"]),
-                                               ("Heartbeat", {}), ("Authorize", {"idTag": "BADGE1"})]):
+async def _well_behaved(url: str, version: str) -> bool:
+    examples = BY_VERSION[version]
+    async with aiohttp.ClientSession() as session, await _connect(session, f"{url}#{version}") as ws:
+        for n, (action, payload) in enumerate([("BootNotification", examples["BootNotification"]),
+                                               ("Heartbeat", {}), ("Authorize", examples["Authorize"])]):
             await ws.send_str(json.dumps([2, f"ok{n}", action, payload]))
             reply = json.loads((await asyncio.wait_for(ws.receive(), SYNC_TIMEOUT_S)).data)
             if reply[:2] != [3, f"ok{n}"]:
@@ -197,7 +225,8 @@ async def _well_behaved(url: str) -> bool:
     return True
 
 
-async def run(count: int, *, connections: int = 4, seed: int = 1, database_url: str | None = None) -> FuzzResult:
+async def run(count: int, *, connections: int = 4, seed: int = 1, database_url: str | None = None,
+              ocpp: str = "1.6") -> FuzzResult:
     port = free_port()
     folder = Path(tempfile.mkdtemp(prefix="voltlib-fuzz-"))
     url = database_url or f"sqlite:///{folder / 'fuzz.db'}"
@@ -212,13 +241,13 @@ async def run(count: int, *, connections: int = 4, seed: int = 1, database_url: 
         try:
             await wait_port("127.0.0.1", port, 60.0, proc)
             await asyncio.to_thread(_register, url, cp_ids, None)
-            texts = list(frames(count, seed))
+            texts = list(frames(count, seed, ocpp))
             started = time.monotonic()
             base = f"ws://127.0.0.1:{port}/ocpp"
-            await asyncio.gather(*(_fuzz_one(f"{base}/{cp_ids[i]}", texts[i::connections], result)
+            await asyncio.gather(*(_fuzz_one(f"{base}/{cp_ids[i]}#{ocpp}", texts[i::connections], result)
                                    for i in range(connections)))
             result.seconds = time.monotonic() - started
-            result.served_after = await _well_behaved(f"{base}/FUZZ-GOOD")
+            result.served_after = await _well_behaved(f"{base}/FUZZ-GOOD", ocpp)
         finally:
             await stop_process_group(proc)
     result.rows_from_refused = await asyncio.to_thread(_rows_from_refused, url)
@@ -229,13 +258,22 @@ async def run(count: int, *, connections: int = 4, seed: int = 1, database_url: 
 
 def _rows_from_refused(url: str) -> int:
     """Transactions stored beyond the StartTransaction calls the raw log shows answered with a
-    CallResult: a row written from a refused (invalid) frame would show here."""
+    CallResult, and 2.0.1 transactions without any stored (accepted) TransactionEvent: a row
+    written from a refused (invalid) frame would show here."""
+    def count(conn: Any) -> int:
+        v16 = int(conn.execute(select(func.count()).select_from(transactions)
+                               .where(transactions.c.station_tx_id.is_(None))).scalar_one())
+        accepted = int(conn.execute(select(func.count()).select_from(ocpp_messages).where(
+            ocpp_messages.c.action == "StartTransaction", ocpp_messages.c.outcome == "result")).scalar_one())
+        orphans = int(conn.execute(select(func.count()).select_from(transactions).where(
+            transactions.c.station_tx_id.is_not(None),
+            ~select(transaction_events.c.id).where(transaction_events.c.transaction_id == transactions.c.id)
+            .exists())).scalar_one())
+        return max(0, v16 - accepted) + orphans
+
     store = Store(url)
     try:
-        return store.run_sync(lambda conn: int(conn.execute(select(func.count()).select_from(transactions))
-                                              .scalar_one()) - int(conn.execute(
-            select(func.count()).select_from(ocpp_messages).where(
-                ocpp_messages.c.action == "StartTransaction", ocpp_messages.c.outcome == "result")).scalar_one()))
+        return store.run_sync(count)
     finally:
         store.close()
 

@@ -508,12 +508,15 @@ def bench_fuzz(
     connections: Annotated[int, typer.Option(min=1, help="Charge points sending at once.")] = 4,
     seed: Annotated[int, typer.Option(help="Same seed, same frames.")] = 1,
     database_url: DbOpt = None,
+    ocpp: Annotated[str, typer.Option(help="OCPP version of the hostile charge points: 1.6 or 2.0.1.")] = "1.6",
 ) -> None:
     """Hostile frames over real WebSockets to a voltlib started on loopback; then a well-behaved
     charge point must be served. Fails on a hang, a traceback in the server's log, or no service."""
     from voltlib.bench import fuzz
 
-    result = asyncio.run(fuzz.run(frames, connections=connections, seed=seed, database_url=database_url))
+    if ocpp not in fuzz.BY_VERSION:
+        raise typer.BadParameter("1.6 or 2.0.1", param_hint="--ocpp")
+    result = asyncio.run(fuzz.run(frames, connections=connections, seed=seed, database_url=database_url, ocpp=ocpp))
     typer.echo(fuzz.render(result))
     if not fuzz.passed(result):
         raise typer.Exit(1)

@@ -6,11 +6,15 @@ import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from typer.testing import CliRunner
 
 from tests.conformance.conftest import connect
+from tests.conftest import BOTH_VERSIONS
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City
 from voltlib.cli.main import app
+
+pytestmark = pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)
 
 
 async def test_a_day_of_charging_per_station_and_per_vehicle(city: City) -> None:

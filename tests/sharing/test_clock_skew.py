@@ -9,14 +9,19 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import pytest
+
 from tests.conformance.conftest import Station, connect, wait_until
-from tests.conftest import RunningServer
+from tests.conformance.station201 import voltlib_id
+from tests.conftest import BOTH_VERSIONS, RunningServer
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, Member
 from tests.sharing.test_late_departure import history, quiet
 from voltlib.ocpp.v16 import messages as m
 from voltlib.security import records
 from voltlib.sharing import service
 from voltlib.store import repo
+
+pytestmark = pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)
 
 ORIGIN, DESTINATION = "st-a-1", "st-b-1"
 
@@ -61,13 +66,16 @@ async def test_a_return_stamped_days_ahead_is_billed_from_its_arrival(city: City
     assert started <= returned <= ended < ahead
     [alert] = await skew_alerts(server, DESTINATION)
     assert alert["charge_point_id"] == DESTINATION
-    assert alert["detail"]["message"] == "StartTransaction"
+    start, stop = (("StartTransaction", "StopTransaction") if server.station_version == "1.6"
+                   else ("TransactionEvent", "TransactionEvent"))  # 2.0.1: Started, Ended
+    assert alert["detail"]["message"] == start
     assert 3 * 86400 - 60 < alert["detail"]["skew_seconds"] <= 3 * 86400
     assert sorted((e["charge_point_id"], e["detail"]["message"]) for e in await skew_events(server)) \
-        == [(DESTINATION, "StartTransaction"), (DESTINATION, "StopTransaction")]  # one alert for both
+        == [(DESTINATION, start), (DESTINATION, stop)]  # one event a message, one alert for both
     assert await skew_alerts(server, ORIGIN) == []
+    tx_id = await voltlib_id(server, DESTINATION, plugged.transaction_id)
     [tx] = [t for t in await server.store.read(partial(repo.list_transactions, cp_id=DESTINATION))
-            if t["id"] == plugged.transaction_id]
+            if t["id"] == tx_id]
     # the charge point's own stamps are kept as evidence (a retransmission is known by them)
     assert (tx["started_at"], tx["stopped_at"]) == (ahead, ahead + timedelta(minutes=1)) and tx["received_at"] < ahead
 

@@ -69,10 +69,11 @@ async def start_transaction(ctx: ChargePointContext, req: m.StartTransaction) ->
     # stored with its own stamp (a retransmission is recognised by it) and the receipt time
     outcome = await s.store.write(partial(repo.start_transaction, cp_id=ctx.cp_id, req=req, now=now))
     if outcome.created:
+        [started_at] = await stamp(ctx, m.StartTransaction.ACTION, [req.timestamp], now)
         await neutral.transaction_started(
-            ctx, m.StartTransaction.ACTION, transaction_id=outcome.transaction_id, connector_id=req.connector_id,
-            id_tag=req.id_tag, id_tag_status=outcome.decision.status, meter_start=req.meter_start,
-            stamped=req.timestamp, reservation_id=req.reservation_id)
+            ctx, transaction_id=outcome.transaction_id, connector_id=req.connector_id, id_tag=req.id_tag,
+            id_tag_status=outcome.decision.status, meter_start=req.meter_start, started_at=started_at,
+            reservation_id=req.reservation_id)
     else:  # issue 5: a retry or a replay; the security detectors tell them apart
         await neutral.transaction_repeated(ctx, transaction_id=outcome.transaction_id, connector_id=req.connector_id,
                                            id_tag=req.id_tag, stamped=req.timestamp)
@@ -83,12 +84,10 @@ async def stop_transaction(ctx: ChargePointContext, req: m.StopTransaction) -> m
     s = ctx.services
     now = s.clock.now()
     outcome = await s.store.write(partial(repo.stop_transaction, cp_id=ctx.cp_id, req=req, now=now))  # own stamp
+    [stopped_at] = await stamp(ctx, m.StopTransaction.ACTION, [req.timestamp], now)
     if outcome.changed or not outcome.known:
-        await neutral.transaction_stopped(ctx, m.StopTransaction.ACTION, transaction_id=req.transaction_id,
-                                          meter_stop=req.meter_stop, stamped=req.timestamp, reason=req.reason,
-                                          known=outcome.known)
-    else:
-        await stamp(ctx, m.StopTransaction.ACTION, [req.timestamp], now)  # a skewed stamp is reported all the same
+        await neutral.transaction_stopped(ctx, transaction_id=req.transaction_id, meter_stop=req.meter_stop,
+                                          stopped_at=stopped_at, reason=req.reason, known=outcome.known)
     if req.id_tag is None:
         return m.StopTransactionReply()
     return m.StopTransactionReply(id_tag_info=_info(outcome.decision))

@@ -87,14 +87,14 @@ async def authorize(ctx: ChargePointContext, id_tag: str) -> Decision:
     return decision
 
 
-async def transaction_started(ctx: ChargePointContext, action: str, *, transaction_id: int, connector_id: int,
-                              id_tag: str, id_tag_status: str, meter_start: int, stamped: datetime,
+async def transaction_started(ctx: ChargePointContext, *, transaction_id: int, connector_id: int, id_tag: str,
+                              id_tag_status: str, meter_start: int, started_at: datetime,
                               reservation_id: int | None) -> None:
     """A transaction (committed) is known with its id token: car sharing sees a car returned when
-    the token is a car's, energy a new session, the detectors a badge in use."""
+    the token is a car's, energy a new session, the detectors a badge in use. ``started_at``: the
+    start as the clock policy believes it (:func:`voltlib.gateway.clock.stamp`)."""
     s = ctx.services
     now = s.clock.now()
-    [started_at] = await stamp(ctx, action, [stamped], now)
     await s.bus.publish(ev.TransactionStarted(
         charge_point_id=ctx.cp_id, at=now, transaction_id=transaction_id, connector_id=connector_id, id_tag=id_tag,
         id_tag_status=id_tag_status, meter_start=meter_start, started_at=started_at, reservation_id=reservation_id))
@@ -110,27 +110,29 @@ async def transaction_repeated(ctx: ChargePointContext, *, transaction_id: int, 
         id_tag=id_tag, started_at=stamped))
 
 
-async def transaction_stopped(ctx: ChargePointContext, action: str, *, transaction_id: int, meter_stop: int,
-                              stamped: datetime, reason: str | None, known: bool) -> None:
-    """A transaction ended (committed), or a stop for one voltlib never saw (``known`` False)."""
+async def transaction_stopped(ctx: ChargePointContext, *, transaction_id: int, meter_stop: int,
+                              stopped_at: datetime, reason: str | None, known: bool) -> None:
+    """A transaction ended (committed), or a stop for one voltlib never saw (``known`` False);
+    ``stopped_at`` as the clock policy believes it."""
     s = ctx.services
     now = s.clock.now()
-    [stopped_at] = await stamp(ctx, action, [stamped], now)
     await s.bus.publish(ev.TransactionStopped(
         charge_point_id=ctx.cp_id, at=now, transaction_id=transaction_id, meter_stop=meter_stop,
         stopped_at=stopped_at, reason=reason, known=known))
 
 
 async def metered(ctx: ChargePointContext, action: str, connector_id: int, transaction_id: int | None,
-                  values: list[MeterValue], *, merge: bool = False) -> None:
+                  values: list[MeterValue], *, merge: bool = False, sampled: list[datetime] | None = None) -> None:
     """Readings of a connector (and of a transaction): stored once by their natural key, a state of
     charge written on the car there before the answer, each reading published. ``merge`` (2.0.1):
     a reading of an instant already stored adds its samples to it
-    (:func:`voltlib.store.transaction_events.insert_merging`) instead of being dropped."""
+    (:func:`voltlib.store.transaction_events.insert_merging`) instead of being dropped. ``sampled``:
+    the readings' stamps judged already, with the rest of their message (one skew event a message)."""
     s = ctx.services
     now = s.clock.now()
     rows = repo.meter_rows(ctx.cp_id, connector_id, transaction_id, values, now)
-    sampled = await stamp(ctx, action, [value.timestamp for value in values], now)
+    if sampled is None:
+        sampled = await stamp(ctx, action, [value.timestamp for value in values], now)
     # a state of charge goes on the car there before the answer (docs/energy.md); a charge point that is
     # no bay has no fleet car docked: its readings go to the estimator only, through the event
     reading = repo.latest_soc(values) if ctx.is_bay else None

@@ -17,6 +17,7 @@ from typing import Any
 from voltlib import events as ev
 from voltlib.domain.idtags import Decision
 from voltlib.gateway import neutral
+from voltlib.gateway.clock import stamp
 from voltlib.gateway.context import ChargePointContext
 from voltlib.ocpp.errors import ErrorCode, OcppError
 from voltlib.ocpp.v16 import messages as v16
@@ -96,22 +97,27 @@ async def transaction_event(ctx: ChargePointContext, req: m.TransactionEvent) ->
     if outcome.gap is not None:
         await _sequence_gap(ctx, event, outcome, now)
     action = m.TransactionEvent.ACTION
+    # every stamp the message makes voltlib use, judged at once: one clock_skew event for the message,
+    # as in 1.6 (the start's own stamp only when it is published now: a long session's start is old)
+    start = outcome.started_at if outcome.announced else event.stamped_at
+    started_at, stopped_at, *sampled = await stamp(
+        ctx, action, [start, event.stamped_at, *(value.timestamp for value in values)], now)
     if event.event_type == "Started" and not outcome.created:  # a retry, or a replay (issue 5)
         await neutral.transaction_repeated(ctx, transaction_id=outcome.transaction_id,
                                            connector_id=outcome.connector_id, id_tag=outcome.id_tag,
                                            stamped=event.stamped_at)
     elif outcome.announced:
         await neutral.transaction_started(
-            ctx, action, transaction_id=outcome.transaction_id, connector_id=outcome.connector_id,
-            id_tag=outcome.id_tag, id_tag_status=outcome.id_tag_status, meter_start=outcome.meter_start,
-            stamped=outcome.started_at, reservation_id=outcome.reservation_id)
+            ctx, transaction_id=outcome.transaction_id, connector_id=outcome.connector_id, id_tag=outcome.id_tag,
+            id_tag_status=outcome.id_tag_status, meter_start=outcome.meter_start, started_at=started_at,
+            reservation_id=outcome.reservation_id)
     if values:
-        await neutral.metered(ctx, action, outcome.connector_id, outcome.transaction_id, values, merge=True)
+        await neutral.metered(ctx, action, outcome.connector_id, outcome.transaction_id, values, merge=True,
+                              sampled=sampled)
     if outcome.stopped and outcome.published:
         assert outcome.meter_stop is not None
-        await neutral.transaction_stopped(ctx, action, transaction_id=outcome.transaction_id,
-                                          meter_stop=outcome.meter_stop, stamped=event.stamped_at,
-                                          reason=event.stopped_reason, known=True)
+        await neutral.transaction_stopped(ctx, transaction_id=outcome.transaction_id, meter_stop=outcome.meter_stop,
+                                          stopped_at=stopped_at, reason=event.stopped_reason, known=True)
     decision = outcome.decision
     return m.TransactionEventReply(id_token_info=None if decision is None else token_info(decision))
 

@@ -85,9 +85,15 @@ async def test_every_id_token_type_is_decided_as_a_1_6_badge(server: RunningServ
         started = await cp.start_tx(1, "BUSY-1")
         assert started.id_tag_info is not None and started.id_tag_info["status"] == "Accepted"
         assert (await cp.authorize("BUSY-1", "MacAddress"))["status"] == "ConcurrentTx"
+        app_token = "0b6f2c1e-3a5d-4e8f-9c7b-2d1a0f3e4b5c"  # a Central token of 36 characters (2.0.1's most)
+        assert (await cp.authorize(app_token, "Central"))["status"] == "Invalid"  # not in the id-tag table
+        long_tx = await cp.start_tx(2, app_token, token_type="Central")
+        assert long_tx.id_tag_info is not None and long_tx.id_tag_info["status"] == "Invalid"
+    row = await _tx_row(server, "CP-A201", long_tx.transaction_id)
+    assert (row["id_tag"], row["id_token_type"], row["id_tag_status"]) == (app_token, "Central", "Invalid")
     badges = [(e.id_tag, e.status) for e in heard if isinstance(e, ev.IdTagAuthorized)]
     assert ("BLOCKED-1", "Blocked") in badges and ("NOBODY-1", "Invalid") in badges
-    assert len(badges) == len(TYPES) + 4  # NoAuthorization is nobody's badge
+    assert len(badges) == len(TYPES) + 5  # NoAuthorization is nobody's badge
 
 
 # -- E/J: a transaction on the 1.6 tables --------------------------------------------------------

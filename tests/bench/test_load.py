@@ -281,7 +281,7 @@ async def test_compare_starts_and_stops_both_reference_servers(tmp_path: Path) -
 
 
 def test_render_table_with_subject_and_failure() -> None:
-    from voltlib.bench.load import _merge, _Partial
+    from voltlib.bench.load_plan import _merge, _Partial
 
     plan = LoadPlan(n_charge_points=1)
     part = _Partial(connected=1, held=1, calls=10, window_s=1.0)
@@ -296,7 +296,7 @@ def test_render_table_with_subject_and_failure() -> None:
 
 
 def test_render_table_says_what_the_errors_were() -> None:
-    from voltlib.bench.load import _merge, _Partial
+    from voltlib.bench.load_plan import _merge, _Partial
 
     plan = LoadPlan(n_charge_points=3)
     part = _Partial(connected=3, held=1, calls=10, window_s=1.0, disconnects=2)

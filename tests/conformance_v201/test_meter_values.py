@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from ocpp.v201 import call
 
 from tests.conformance.conftest import Api, now_iso
@@ -123,10 +122,6 @@ async def test_TC_J_07_Sampled_Meter_Values_EventType_Started_EVSE_known(server:
     assert await samples(api, row["id"]) == [("700", "Transaction.Begin", "Raw")]
 
 
-@pytest.mark.skip(reason="voltlib refuses a transaction's first TransactionEvent without evse (CallError "
-                         "OccurrenceConstraintViolation, MissingEvse in store/transaction_events.py), but 2.0.1 lets "
-                         "a transaction start before its EVSE is known (E01.FR.16, E01.FR.17, E03.FR.11): the EVSE "
-                         "comes with the next event after the cable is plugged in")
 async def test_TC_J_08_Sampled_Meter_Values_Context_Transaction_Begin_EVSE_not_known(
         server: RunningServer, api: Api) -> None:
     await online(server)

@@ -263,6 +263,28 @@ async def test_a_transaction_started_at_plug_in_waits_for_its_id_token(server: R
 # -- hostile TransactionEvents -------------------------------------------------------------------
 
 
+async def test_a_transaction_whose_evse_is_not_known_yet_waits_for_it(server: RunningServer) -> None:
+    """E01.FR.16: a transaction may start before the station knows its EVSE (authorized first, the
+    cable not plugged in yet); the domain hears of it once the EVSE is named, at that EVSE."""
+    await server.add_id_tag("DRIVER-7")
+    heard = _heard(server)
+    async with await _online(server, "CP-E201") as cp:
+        await cp.boot()
+        token = {"idToken": "DRIVER-7", "type": "ISO14443"}
+        first = await cp.event("Started", "tx-noevse", "Authorized", id_token=token)
+        assert first.id_token_info == {"status": "Accepted"}
+        assert [e for e in heard if isinstance(e, ev.TransactionStarted)] == []  # which bay? not known yet
+        assert (await _tx_row(server, "CP-E201", "tx-noevse"))["connector_id"] == 0
+        await cp.event("Updated", "tx-noevse", "CablePluggedIn", evse={"id": 2, "connectorId": 1})
+        await cp.event("Updated", "tx-noevse", "MeterValuePeriodic", evse={"id": 2, "connectorId": 1})
+        await cp.event("Ended", "tx-noevse", "EVCommunicationLost",
+                       transaction_info={"transactionId": "tx-noevse", "stoppedReason": "EVDisconnected"})
+    [start] = [e for e in heard if isinstance(e, ev.TransactionStarted)]
+    assert (start.connector_id, start.id_tag) == (2, "DRIVER-7")
+    assert [e.transaction_id for e in heard if isinstance(e, ev.TransactionStopped)] == [start.transaction_id]
+    assert (await _tx_row(server, "CP-E201", "tx-noevse"))["connector_id"] == 2
+
+
 def _event(**changes: Any) -> dict[str, Any]:
     payload: dict[str, Any] = {"eventType": "Started", "timestamp": now_iso(), "triggerReason": "Authorized",
                                "seqNo": 0, "transactionInfo": {"transactionId": "h-1"}, "evse": {"id": 1}}
@@ -287,7 +309,6 @@ async def test_hostile_transaction_events_get_the_right_call_error(server: Runni
         (_event(meterValue=[{"timestamp": now_iso(), "sampledValue": []}]), "OccurrenceConstraintViolation"),
         (_event(meterValue=[{"timestamp": now_iso(), "sampledValue": [{"value": "abc"}]}]),
          "TypeConstraintViolation"),
-        (_event(evse=None), "OccurrenceConstraintViolation"),  # the first event must name its EVSE
         (_event(evse={"id": 0}), "PropertyConstraintViolation"),  # EVSE 0 is the station
         (_event(unexpected=1), "FormatViolation"),
     ]

@@ -23,7 +23,7 @@ from voltlib.ocpp.errors import ErrorCode, OcppError
 from voltlib.ocpp.v16 import messages as v16
 from voltlib.ocpp.v201 import messages as m
 from voltlib.store import repo
-from voltlib.store.transaction_events import EventOutcome, MissingEvse, TxEvent, record
+from voltlib.store.transaction_events import EventOutcome, TxEvent, record
 
 NO_AUTHORIZATION = "NoAuthorization"  # the IdToken type of a station that authorizes nobody
 _REGISTER = "Energy.Active.Import.Register"
@@ -90,10 +90,7 @@ async def transaction_event(ctx: ChargePointContext, req: m.TransactionEvent) ->
         id_token_type=None if token is None else token.type,
         no_authorization=token is not None and token.type == NO_AUTHORIZATION,
         reservation_id=req.reservation_id, register_wh=_register_wh(values))
-    try:
-        outcome = await s.store.write(partial(record, cp_id=ctx.cp_id, e=event, now=now))
-    except MissingEvse as exc:
-        raise OcppError(ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, str(exc)) from None
+    outcome = await s.store.write(partial(record, cp_id=ctx.cp_id, e=event, now=now))
     if outcome.gap is not None:
         await _sequence_gap(ctx, event, outcome, now)
     action = m.TransactionEvent.ACTION

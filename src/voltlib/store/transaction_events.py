@@ -21,6 +21,7 @@ from voltlib.store import repo
 from voltlib.store.tables import meter_values, transaction_events, transactions
 
 NO_TOKEN = ""  # id_tag and id_tag_status of a transaction whose idToken is not known yet
+NO_EVSE = 0  # connector_id of a transaction whose EVSE is not known yet (E01.FR.16: a later event names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +57,16 @@ class EventOutcome:
     reservation_id: int | None
     created: bool  # this event made the transaction known
     repeated: bool  # the same (transaction, seqNo) was recorded before: nothing changed
-    announced: bool  # the idToken became known with this event: TransactionStarted is due
+    announced: bool  # its idToken and EVSE are both known since this event: TransactionStarted is due
     stopped: bool  # ended by this event: TransactionStopped is due
     published: bool  # its start has been (or is now being) published: only then is its stop
     decision: idtags.Decision | None  # when the event carried an idToken
     gap: tuple[int, int] | None  # (the seqNo expected, the one received) when some are missing
 
 
-class MissingEvse(ValueError):
-    """The first event of a transaction must say its EVSE (the row's connector)."""
+def _published(id_tag_status: str, connector_id: int) -> bool:
+    """The domain hears of a transaction once its idToken and its EVSE are both known."""
+    return id_tag_status != NO_TOKEN and connector_id != NO_EVSE
 
 
 def record(conn: Connection, cp_id: str, e: TxEvent, now: datetime) -> EventOutcome:
@@ -76,8 +78,6 @@ def record(conn: Connection, cp_id: str, e: TxEvent, now: datetime) -> EventOutc
     own_tag = None if row is None else row.id_tag
     decision = None if e.id_tag is None else _decide(conn, e, own_tag, now)
     if row is None:
-        if e.evse_id is None or e.evse_id < 1:
-            raise MissingEvse("the first TransactionEvent of a transaction must name its EVSE (evse.id >= 1)")
         return _create(conn, cp_id, e, decision, now)
     base = {"transaction_id": int(row.id), "connector_id": int(row.connector_id), "started_at": row.started_at,
             "reservation_id": row.reservation_id, "decision": decision, "created": False}
@@ -85,21 +85,26 @@ def record(conn: Connection, cp_id: str, e: TxEvent, now: datetime) -> EventOutc
                                                           transaction_events.c.seq_no == e.seq_no)).first():
         return EventOutcome(id_tag=row.id_tag, id_tag_status=row.id_tag_status, meter_start=int(row.meter_start),
                             meter_stop=row.meter_stop, repeated=True, announced=False, stopped=False,
-                            published=row.id_tag_status != NO_TOKEN, gap=None, **base)
+                            published=_published(row.id_tag_status, int(row.connector_id)), gap=None, **base)
     last = conn.execute(select(func.max(transaction_events.c.seq_no))
                         .where(transaction_events.c.transaction_id == row.id)).scalar()
     gap = (int(last) + 1, e.seq_no) if last is not None and e.seq_no > last + 1 else None
     _insert_event(conn, cp_id, int(row.id), e, now)
     values: dict[str, object] = {}
     id_tag, status, meter_start = row.id_tag, row.id_tag_status, int(row.meter_start)
-    announced = status == NO_TOKEN and e.id_tag is not None and decision is not None
-    if announced:
-        assert e.id_tag is not None and decision is not None
+    connector = int(row.connector_id)
+    was_published = _published(status, connector)
+    if connector == NO_EVSE and e.evse_id is not None:  # the EVSE named at last
+        connector = e.evse_id
+        values["connector_id"] = connector
+        base["connector_id"] = connector
+    if status == NO_TOKEN and e.id_tag is not None and decision is not None:
         id_tag, status = e.id_tag, decision.status
         values.update(id_tag=id_tag, id_tag_status=status, id_token_type=e.id_token_type)
-        if meter_start == 0 and e.register_wh is not None:  # the station sent no register at the start
-            meter_start = e.register_wh
-            values["meter_start"] = meter_start
+    announced = not was_published and _published(status, connector)
+    if announced and meter_start == 0 and e.register_wh is not None:  # no register at the start
+        meter_start = e.register_wh
+        values["meter_start"] = meter_start
     stopped = e.event_type == "Ended" and row.stopped_at is None
     meter_stop = row.meter_stop
     if stopped:
@@ -109,19 +114,19 @@ def record(conn: Connection, cp_id: str, e: TxEvent, now: datetime) -> EventOutc
     if values:
         conn.execute(update(transactions).where(tx.id == row.id).values(**values))
     return EventOutcome(id_tag=id_tag, id_tag_status=status, meter_start=meter_start, meter_stop=meter_stop,
-                        repeated=False, announced=announced, stopped=stopped, published=status != NO_TOKEN,
-                        gap=gap, **base)
+                        repeated=False, announced=announced, stopped=stopped,
+                        published=_published(status, connector), gap=gap, **base)
 
 
 def _create(conn: Connection, cp_id: str, e: TxEvent, decision: idtags.Decision | None,
             now: datetime) -> EventOutcome:
-    assert e.evse_id is not None
+    connector = NO_EVSE if e.evse_id is None else e.evse_id
     id_tag = NO_TOKEN if e.id_tag is None else e.id_tag
     status = NO_TOKEN if decision is None else decision.status
     meter_start = e.register_wh or 0
     stopped = e.event_type == "Ended"
     meter_stop = meter_start if stopped and e.register_wh is None else e.register_wh if stopped else None
-    row = {"charge_point_id": cp_id, "connector_id": e.evse_id, "id_tag": id_tag, "id_tag_status": status,
+    row = {"charge_point_id": cp_id, "connector_id": connector, "id_tag": id_tag, "id_tag_status": status,
            "reservation_id": e.reservation_id, "meter_start": meter_start, "started_at": e.stamped_at,
            "received_at": now, "station_tx_id": e.station_tx_id, "id_token_type": e.id_token_type}
     if stopped:
@@ -130,11 +135,11 @@ def _create(conn: Connection, cp_id: str, e: TxEvent, decision: idtags.Decision 
     _insert_event(conn, cp_id, tx_id, e, now)
     # the Started event missing (lost, or sent before voltlib knew the station): recorded as a gap
     gap = None if e.event_type == "Started" else (0, e.seq_no)
-    return EventOutcome(transaction_id=tx_id, connector_id=e.evse_id, id_tag=id_tag, id_tag_status=status,
+    published = _published(status, connector)
+    return EventOutcome(transaction_id=tx_id, connector_id=connector, id_tag=id_tag, id_tag_status=status,
                         started_at=e.stamped_at, meter_start=meter_start, meter_stop=meter_stop,
                         reservation_id=e.reservation_id, created=True, repeated=False,
-                        announced=status != NO_TOKEN, stopped=stopped, published=status != NO_TOKEN,
-                        decision=decision, gap=gap)
+                        announced=published, stopped=stopped, published=published, decision=decision, gap=gap)
 
 
 def _decide(conn: Connection, e: TxEvent, own_tag: str | None, now: datetime) -> idtags.Decision:

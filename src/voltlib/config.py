@@ -33,6 +33,17 @@ class Settings(BaseSettings):
     ca_key: Path | None = None
     charge_point_cert_days: int = Field(365, ge=1, le=3650)
     cpo_name: str | None = None  # when set, a CSR's subject O must equal it (A02.FR.13)
+    # An external CA in place of ca_cert/ca_key: "package.module:factory", called with these settings,
+    # returning a voltlib.security.ca.StationCertificateSigner (docs/security.md, "Certificates over 2.0.1").
+    certificate_authority_factory: str | None = None
+    # The ISO 15118 / contract back end (V2G CSRs, Get15118EVCertificate, GetCertificateStatus):
+    # "package.module:factory" returning a voltlib.security.v2g.V2GBackend; None answers them Rejected/Failed.
+    v2g_backend: str | None = None
+    # Renewal of station certificates voltlib issued: TriggerMessage SignChargingStationCertificate when
+    # the installed one expires within certificate_renew_days, again every certificate_renew_retry_hours
+    # until a new one is installed; an alert when the station refuses or the certificate lapses.
+    certificate_renew_days: int = Field(30, ge=1, le=365)
+    certificate_renew_retry_hours: float = Field(24.0, gt=0, le=24 * 30)
 
     registration_policy: Literal["reject", "pending"] = "reject"
     max_pending_registrations: int = Field(1000, ge=0)  # beyond it, unknown ids get 404 even under "pending"

@@ -355,5 +355,5 @@ def write_markdown(path: Path, tables: dict[str, list[Row]], *, cases: Path | No
 SUITES = {
     "1.6": Suite("1.6", CASES_OCPP16, CONFORMANCE_DIR, ELSEWHERE, NOTES),
     "2.0.1": Suite("2.0.1", CASES_OCPP201, CONFORMANCE_DIR_V201, ELSEWHERE_V201, NOTES_V201,
-                   groups=frozenset("ABCEFGJLP")),
+                   groups=frozenset("ABCEFGJLMP")),
 }

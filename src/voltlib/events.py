@@ -112,10 +112,12 @@ class ChargePointSecurityEvent(Event, tag="ocpp.security_event", frozen=True):
 
 
 class CertificateSigningRequested(Event, tag="ocpp.sign_certificate", frozen=True):
-    """A SignCertificate CSR that passed the checks and was answered Accepted; the CA signs it next."""
+    """A SignCertificate CSR that passed the checks and was answered Accepted; the CA signs it next
+    (the V2G back end for a 2.0.1 V2GCertificate)."""
 
     request_id: int
     csr: str
+    certificate_type: str = "ChargingStationCertificate"  # or V2GCertificate (2.0.1)
 
 
 class CarLeftWithoutRental(Event, tag="sharing.unauthorised_departure", frozen=True):

@@ -28,6 +28,7 @@ from voltlib.energy.estimation import SocTracker
 from voltlib.energy.smart_charging import SmartCharging
 from voltlib.energy.telematics import MqttTelematics
 from voltlib.gateway import proxies
+from voltlib.gateway.certificate_renewal import CertificateRenewal
 from voltlib.gateway.certificates import CertificateIssuer
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
@@ -39,6 +40,7 @@ from voltlib.gbfs import http as gbfs_http
 from voltlib.gbfs.dbsource import DatabaseSource
 from voltlib.gbfs.http import SnapshotSource
 from voltlib.gcpolicy import GcPolicy
+from voltlib.security import adapters
 from voltlib.security import service as security_service
 from voltlib.security.ca import CertificateAuthority
 from voltlib.security.response import set_badge_blocker
@@ -71,10 +73,15 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     services = Services(settings=settings, store=store, bus=cluster or LocalBus(), clock=clock or clock_for(settings),
                         data_transfer=DataTransferRouter(), cluster=cluster or SingleNode())
     gateway = Gateway(services)
-    if settings.ca_cert is not None and settings.ca_key is not None:
+    if settings.certificate_authority_factory is not None:  # an external CA behind its adapter
+        services.certificate_authority = adapters.load(settings.certificate_authority_factory, settings)
+    elif settings.ca_cert is not None and settings.ca_key is not None:
         services.certificate_authority = CertificateAuthority.from_files(settings.ca_cert, settings.ca_key,
                                                                          settings.charge_point_cert_days)
-        CertificateIssuer(gateway, services.certificate_authority).install()
+    if settings.v2g_backend is not None:
+        services.v2g_backend = adapters.load(settings.v2g_backend, settings)
+    if services.certificate_authority is not None or services.v2g_backend is not None:
+        CertificateIssuer(gateway, services.certificate_authority, services.v2g_backend).install()
     middlewares: list[Middleware] = [problems, logs.request_context]
     if settings.trusted_proxies:  # behind a load balancer: the client's address from X-Forwarded-For
         middlewares.append(proxies.forwarded(settings.trusted_proxies))
@@ -140,6 +147,8 @@ async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
     settings = gateway.services.settings
     if settings.smart_charging:
         tasks.append(asyncio.create_task(app[CHARGING_KEY].run()))
+    if gateway.services.certificate_authority is not None:  # renew the certificates it issued before they lapse
+        tasks.append(asyncio.create_task(CertificateRenewal(gateway).run()))
     tasks.append(asyncio.create_task(app[SOC_KEY].run()))
     if settings.telematics_mqtt_url:
         tasks.append(asyncio.create_task(MqttTelematics(gateway.services, settings.telematics_mqtt_url).run()))

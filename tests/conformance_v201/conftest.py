@@ -21,11 +21,17 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest_asyncio
 import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint, call, call_result
 
@@ -50,10 +56,49 @@ async def server(database_url: str) -> AsyncIterator[RunningServer]:
         await asyncio.sleep(0)
 
 
+def write_ca(directory: Path, name: str = "voltlib test charge-point CA") -> tuple[Path, Path]:
+    """A small EC CA for charge-point certificates, as PEM files (``ca_cert``, ``ca_key``)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    start = datetime.now(UTC) - timedelta(days=1)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(start)
+            .not_valid_after(start + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "ca.pem", directory / "ca.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest_asyncio.fixture
+async def ca_server(database_url: str, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """The 2.0.1 server with a charge-point CA (SignCertificate can be Accepted) and the local V2G back
+    end (voltlib.security.v2g_local) for ISO 15118 certificates and OCSP."""
+    ca_cert, ca_key = write_ca(tmp_path)
+    settings = Settings(database_url=database_url, port=free_port(), command_timeout=5.0,
+                        duplicate_probe_timeout=1.0, ocpp_versions=["1.6", "2.0.1"], ca_cert=ca_cert, ca_key=ca_key,
+                        v2g_backend="voltlib.security.v2g_local:local_backend")
+    runner, running = await start_server(settings)
+    try:
+        yield running
+    finally:
+        await runner.cleanup()
+        await asyncio.sleep(0)
+
+
 @pytest_asyncio.fixture
 async def api(server: RunningServer) -> AsyncIterator[Api]:
     async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers(), timeout=20) as client:
         yield Api(server, client)
+
+
+@pytest_asyncio.fixture
+async def ca_api(ca_server: RunningServer) -> AsyncIterator[Api]:
+    async with httpx.AsyncClient(base_url=ca_server.url, headers=ca_server.api_headers(), timeout=20) as client:
+        yield Api(ca_server, client)
 
 
 def _get_variables(station: Station) -> Callable[..., call_result.GetVariables]:

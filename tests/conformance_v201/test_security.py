@@ -206,17 +206,18 @@ async def _renew(server: RunningServer, api: Api, answer: str) -> Station:
     return cs
 
 
-@pytest.mark.skip(reason="voltlib does not handle SignCertificate over OCPP 2.0.1 yet (answered NotImplemented; "
-                         "1.6's TC_074 signs with the built-in CA): certificate management comes with block M, "
-                         "issue 17")
 async def test_TC_A_11_Update_Charging_Station_Certificate_by_request_of_CSMS_Success_Charging_Station_Certificate(
-        server: RunningServer, api: Api) -> None:
-    await _renew(server, api, "Accepted")
+        ca_server: RunningServer, ca_api: Api) -> None:
+    await _renew(ca_server, ca_api, "Accepted")
+    await ca_server.settled()
+    events = {e["kind"]: e for e in await ca_api.security_events() if e["charge_point_id"] == CS}
+    assert events["certificate_installed"]["detail"]["certificate_type"] == "ChargingStationCertificate"
 
 
-@pytest.mark.skip(reason="voltlib does not handle SignCertificate over OCPP 2.0.1 yet (answered NotImplemented): "
-                         "certificate management comes with block M, issue 17")
 async def test_TC_A_14_Update_Charging_Station_Certificate_by_request_of_CSMS_Invalid_certificate(
-        server: RunningServer, api: Api) -> None:
-    await _renew(server, api, "Rejected")
-    assert (await api.charge_point(CS))["connected"] is False  # the session ended; nothing else changed
+        ca_server: RunningServer, ca_api: Api) -> None:
+    await _renew(ca_server, ca_api, "Rejected")
+    await ca_server.settled()
+    assert (await ca_api.charge_point(CS))["connected"] is False  # the session ended; nothing else changed
+    kinds = [e["kind"] for e in await ca_api.security_events() if e["charge_point_id"] == CS]
+    assert "certificate_not_installed" in kinds and "certificate_installed" not in kinds

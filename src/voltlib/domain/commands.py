@@ -143,9 +143,11 @@ class SetPassword:
 
 @dataclass(frozen=True, slots=True)
 class InstallCertificate:
-    """The charge point's own certificate chain, signed by our CA, in answer to its CSR."""
+    """The charge point's own certificate chain, signed by our CA (or, for its ISO 15118 TLS
+    certificate, by the V2G back end: 2.0.1 only), in answer to its CSR."""
 
     chain_pem: str
+    certificate_type: Literal["ChargingStationCertificate", "V2GCertificate"] = "ChargingStationCertificate"
 
 
 Command = (LimitPower | ReadSchedule | Reserve | CancelReservation | PushLocalList | ChangeAvailability | Reset

@@ -17,7 +17,8 @@ from voltlib.telemetry.counters import CallStats
 
 if TYPE_CHECKING:
     from voltlib.gateway.datatransfer import DataTransferRouter
-    from voltlib.security.ca import CertificateAuthority
+    from voltlib.security.ca import StationCertificateSigner
+    from voltlib.security.v2g import V2GBackend
 
 
 class Authorizer(Protocol):
@@ -34,7 +35,8 @@ class Services:
     bus: Bus
     clock: Clock
     data_transfer: DataTransferRouter
-    certificate_authority: CertificateAuthority | None = None
+    certificate_authority: StationCertificateSigner | None = None  # signs charge-point CSRs (security/ca.py)
+    v2g_backend: V2GBackend | None = None  # ISO 15118 certificates and OCSP (security/v2g.py)
     authorizer: Authorizer | None = None
     cluster: Cluster = field(default_factory=SingleNode)  # other gateway nodes (voltlib.cluster)
     # Charge points in quarantine, as this node knows them (kept by the security responder): the

@@ -19,7 +19,14 @@ import msgspec
 
 from voltlib import events as ev
 from voltlib.domain.idtags import Decision
-from voltlib.gateway import device_model, firmware_v201, neutral, reservations_v201, transactions_v201
+from voltlib.gateway import (
+    certificates_v201,
+    device_model,
+    firmware_v201,
+    neutral,
+    reservations_v201,
+    transactions_v201,
+)
 from voltlib.gateway.clock import stamp
 from voltlib.gateway.context import ChargePointContext
 from voltlib.ocpp.v201 import messages as m
@@ -106,4 +113,5 @@ HANDLERS: dict[str, Handler] = {
     **device_model.HANDLERS,  # NotifyReport (gateway/device_model.py)
     **reservations_v201.HANDLERS,  # ReservationStatusUpdate
     **firmware_v201.HANDLERS,  # FirmwareStatusNotification
+    **certificates_v201.HANDLERS,  # SignCertificate, Get15118EVCertificate, GetCertificateStatus
 }

@@ -18,6 +18,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -46,7 +47,7 @@ def check_csr(pem: str, cp_id: str, cpo_name: str | None) -> CheckedCsr:
         csr = x509.load_pem_x509_csr(pem.encode())
     except ValueError as exc:
         raise CsrRejected(f"not a PEM certificate signing request: {exc}") from None
-    if not csr.is_signature_valid:
+    if not signature_verifies(csr):
         raise CsrRejected("the CSR's signature does not verify with the key it carries")
     common_name = _single(csr.subject, NameOID.COMMON_NAME)
     if common_name != cp_id:
@@ -54,6 +55,15 @@ def check_csr(pem: str, cp_id: str, cpo_name: str | None) -> CheckedCsr:
     if cpo_name is not None and _single(csr.subject, NameOID.ORGANIZATION_NAME) != cpo_name:
         raise CsrRejected(f"subject O must be the CPO name {cpo_name!r} (A02.FR.13)")
     return CheckedCsr(csr, common_name, _key_description(csr.public_key()))
+
+
+def signature_verifies(csr: x509.CertificateSigningRequest) -> bool:
+    """The CSR was made with the key it carries. A key the library cannot even load (a point off
+    its curve, a garbled modulus) raises ValueError there: that CSR does not verify either."""
+    try:
+        return csr.is_signature_valid
+    except ValueError:
+        return False
 
 
 def _single(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
@@ -84,8 +94,24 @@ class Issued:
     not_after: datetime
 
 
+class StationCertificateSigner(Protocol):
+    """Where a checked charge-point CSR is signed: :class:`CertificateAuthority` (files on disk) or an
+    external CA behind an adapter (``certificate_authority_factory``). Called in a worker thread, so
+    an adapter may block on its CA's API; it raises :class:`CsrRejected` when the CA refuses."""
+
+    def sign(self, checked: CheckedCsr, now: datetime) -> Issued: ...
+
+
+def issued(certificate: x509.Certificate, chain_pem: str) -> Issued:
+    """The :class:`Issued` of a certificate an adapter got back (fingerprint, serial, expiry)."""
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return Issued(chain_pem, hashlib.sha256(der).hexdigest(), certificate.serial_number,
+                  certificate.not_valid_after_utc)
+
+
 class CertificateAuthority:
-    """Signs charge-point certificates with a CA key and certificate read from PEM files."""
+    """Signs charge-point certificates with a CA key and certificate read from PEM files (the
+    built-in :class:`StationCertificateSigner`)."""
 
     def __init__(self, certificate: x509.Certificate, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
                  validity: timedelta) -> None:

@@ -572,6 +572,9 @@ INCIDENT_SIGNALS = {  # gateway incident kind → (detector, alert kind, severit
     "password_rotation_failed": ("identity", "password_rotation_failed", "warning"),
     "duplicate_identity_takeover": ("identity", "duplicate_identity_takeover", "high"),
     "ocpp_version_changed": ("identity", "ocpp_version_changed", "warning"),
+    # a station certificate voltlib asked to renew was not renewed, or expired (gateway/certificate_renewal.py)
+    "certificate_renewal_failed": ("identity", "certificate_renewal_failed", "high"),
+    "certificate_lapsed": ("identity", "certificate_lapsed", "high"),
 }
 
 

@@ -495,8 +495,10 @@ def list_security_events(conn: Connection, cp_id: str | None = None, limit: int 
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def record_csr(conn: Connection, cp_id: str, csr: str, state: str, now: datetime) -> int:
-    result = conn.execute(insert(certificate_requests).values(charge_point_id=cp_id, csr=csr, state=state, at=now)
+def record_csr(conn: Connection, cp_id: str, csr: str, state: str, now: datetime,
+               certificate_type: str | None = None) -> int:
+    result = conn.execute(insert(certificate_requests).values(charge_point_id=cp_id, csr=csr, state=state, at=now,
+                                                              certificate_type=certificate_type)
                           .returning(certificate_requests.c.id))
     return int(result.scalar_one())
 

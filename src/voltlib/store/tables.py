@@ -224,6 +224,21 @@ certificate_requests = Table(
     Column("csr", Text, nullable=False),
     Column("state", String(16), nullable=False),
     Column("at", TS, nullable=False),
+    Column("certificate_type", String(32)),  # 2.0.1: ChargingStationCertificate | V2GCertificate; 1.6: NULL
+)
+
+# The certificates voltlib had installed on a station (CertificateSigned accepted), one per type: what
+# the renewal follows (gateway/certificate_renewal.py, docs/security.md "Renewal").
+station_certificates = Table(
+    "station_certificates", metadata,
+    Column("charge_point_id", String(48), primary_key=True),
+    Column("certificate_type", String(32), primary_key=True),
+    Column("serial_number", String(40), nullable=False),  # hexadecimal
+    Column("fingerprint", String(64), nullable=False),
+    Column("not_after", TS, nullable=False),
+    Column("installed_at", TS, nullable=False),
+    Column("renewal_requested_at", TS),  # the last TriggerMessage SignChargingStationCertificate
+    Column("lapsed_alerted_at", TS),  # the certificate expired unrenewed and that was alerted
 )
 
 api_tokens = Table(

@@ -77,7 +77,7 @@ def to_call(command: c.Command) -> tuple[str, Payload]:
             return _trigger(message, connector_id)
         case c.SetPassword(password):
             return "ChangeConfiguration", {"key": "AuthorizationKey", "value": password}
-        case c.InstallCertificate(chain_pem):
+        case c.InstallCertificate(chain_pem, "ChargingStationCertificate"):  # 1.6 has no V2G certificate
             return "CertificateSigned", {"certificateChain": chain_pem}
     raise TypeError(f"no OCPP 1.6 call for {type(command).__name__}")
 

@@ -111,8 +111,8 @@ def to_call(command: c.Command, station_tx_id: str | None = None) -> tuple[str, 
             return "SetVariables", {"setVariableData": [{
                 "attributeValue": password, "component": {"name": "SecurityCtrlr"},
                 "variable": {"name": "BasicAuthPassword"}}]}
-        case c.InstallCertificate(chain_pem):
-            return "CertificateSigned", {"certificateChain": chain_pem, "certificateType": "ChargingStationCertificate"}
+        case c.InstallCertificate(chain_pem, certificate_type):
+            return "CertificateSigned", {"certificateChain": chain_pem, "certificateType": certificate_type}
     raise TypeError(f"no OCPP 2.0.1 call for {type(command).__name__}")
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import websockets
+from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call, call_result
 
 from tests.conftest import PASSWORD, RunningServer, basic_auth
@@ -119,11 +120,41 @@ class Station201(ChargePoint):
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _answer(self, action: str, kw: dict[str, Any], reply: Any) -> Any:
+        self.received.append((action, kw))
+        return reply
+
+    # -- the commands car sharing, smart charging and security send: recorded, answered --
+
+    @on("ReserveNow")
+    def on_reserve_now(self, **kw: Any) -> Any:
+        return self._answer("ReserveNow", kw, call_result.ReserveNow(status="Accepted"))
+
+    @on("CancelReservation")
+    def on_cancel_reservation(self, **kw: Any) -> Any:
+        return self._answer("CancelReservation", kw, call_result.CancelReservation(status="Accepted"))
+
+    @on("SetChargingProfile")
+    def on_set_charging_profile(self, **kw: Any) -> Any:
+        return self._answer("SetChargingProfile", kw, call_result.SetChargingProfile(status="Accepted"))
+
+    @on("GetCompositeSchedule")
+    def on_get_composite_schedule(self, **kw: Any) -> Any:
+        return self._answer("GetCompositeSchedule", kw, call_result.GetCompositeSchedule(status="Rejected"))
+
+    @on("SendLocalList")
+    def on_send_local_list(self, **kw: Any) -> Any:
+        return self._answer("SendLocalList", kw, call_result.SendLocalList(status="Accepted"))
+
+    @on("ChangeAvailability")
+    def on_change_availability(self, **kw: Any) -> Any:
+        return self._answer("ChangeAvailability", kw, call_result.ChangeAvailability(status="Accepted"))
+
     def got(self, action: str) -> list[dict[str, Any]]:
         return [payload for name, payload in self.received if name == action]
 
     async def settle(self) -> None:
-        """Nothing runs after an answer on this station (voltlib sends no 2.0.1 commands yet)."""
+        """Nothing runs after an answer on this station (it answers voltlib's commands at once)."""
 
     async def send(self, payload: Any, unique_id: str | None = None) -> Any:
         """Send one call; a CallError raises."""

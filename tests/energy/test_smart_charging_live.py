@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 import pytest_asyncio
 
 from tests.conformance.conftest import wait_until
-from tests.conftest import PASSWORD, RunningServer
+from tests.conftest import BOTH_VERSIONS, PASSWORD, RunningServer
 from tests.sharing.conftest import HEADER
 from voltlib.security.credentials import hash_password
 from voltlib.sharing.cities import builtin_cities
@@ -29,6 +30,7 @@ LIMIT_W = 6_000
 SOCS = {1: 90.0, 2: 10.0, 3: 50.0, 4: 25.0}  # bay -> the docked car's state of charge
 SNAPSHOT = HEADER + "\n" + "9 rue E;4;4;0;0;0;operational;Paris;;st-e;STATION;48.8500, 2.3400;75009;Paris/E/9;" \
                            "operational;;0;station;ok;x\n"
+pytestmark = pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)
 OPTIONS = SimOptions(connectors=1, connector_power_w=3_000.0, max_power_w=3_000.0, meter_interval=1,
                      call_timeout=5.0, connect_timeout=5.0, reconnect_min=0.2, reconnect_max=1.0, tick=0.1)
 
@@ -46,8 +48,8 @@ async def station(server: RunningServer) -> AsyncIterator[dict[int, SimulatedCha
                          .values(soc_percent=soc))
 
     await server.store.write(seed)
-    cps = {bay: SimulatedChargePoint(f"st-e-{bay}", server.ws_url, password=PASSWORD, options=OPTIONS)
-           for bay in SOCS}
+    cps = {bay: SimulatedChargePoint(f"st-e-{bay}", server.ws_url, password=PASSWORD, options=OPTIONS,
+                                     ocpp_version=server.station_version) for bay in SOCS}
     for bay, cp in cps.items():  # the cars are there when the charge points boot, as in a full station
         cp.plug_in(1, Car(soc=SOCS[bay], max_power_w=3_000.0))
     async with contextlib.AsyncExitStack() as stack:
@@ -112,12 +114,14 @@ async def test_cars_charge_in_priority_order_and_the_station_never_goes_over(
         assert meter[4] >= meter[3] >= meter[1] and sum(meter.values()) <= LIMIT_W
         commands = sorted((await api.get("/api/v1/charge-points/st-e-4/commands")).json(), key=lambda c: c["id"])
     checked, planned = 0, None
+    v201 = server.station_version == "2.0.1"  # each version's words for the same profile and schedule
     for command in commands:  # each TxProfile is followed by GetCompositeSchedule, which must agree
-        profile = command["request"].get("csChargingProfiles", {})
+        profile = command["request"].get("chargingProfile" if v201 else "csChargingProfiles", {})
         if profile.get("chargingProfilePurpose") == "TxProfile":
-            planned = profile["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+            schedule = profile["chargingSchedule"][0] if v201 else profile["chargingSchedule"]
+            planned = schedule["chargingSchedulePeriod"][0]["limit"]
         elif command["action"] == "GetCompositeSchedule":
-            periods = command["response"]["chargingSchedule"]["chargingSchedulePeriod"]
+            periods = command["response"]["schedule" if v201 else "chargingSchedule"]["chargingSchedulePeriod"]
             assert periods[0]["limit"] == planned
             checked += 1
     assert checked >= 2  # the first plan and the re-plan after the unplug

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from tests.conformance.conftest import wait_until
-from tests.conftest import PASSWORD, RunningServer, free_port, start_server
+from tests.conftest import BOTH_VERSIONS, PASSWORD, RunningServer, free_port, start_server
 from tests.sharing.conftest import CAR_ID, CAR_TAG, City, seeded_city
 from voltlib.config import Settings
 from voltlib.energy.estimation import DockedCar, Reading, advance, estimate
@@ -43,7 +43,8 @@ def test_a_soc_measurand_re_anchors_the_estimate() -> None:
 
 
 async def _charge_at_a(city: City, car: Car) -> SimulatedChargePoint:
-    cp = SimulatedChargePoint("st-a-1", city.server.ws_url, password=PASSWORD, options=OPTIONS)
+    cp = SimulatedChargePoint("st-a-1", city.server.ws_url, password=PASSWORD, options=OPTIONS,
+                              ocpp_version=city.server.station_version)
     if car.battery_wh is not None:  # this car tells its charge point its state of charge
         cp.configuration["MeterValuesSampledData"].value = "Energy.Active.Import.Register,Power.Active.Import,SoC"
     cp.plug_in(1, car)
@@ -53,6 +54,7 @@ async def _charge_at_a(city: City, car: Car) -> SimulatedChargePoint:
     return cp
 
 
+@pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)
 @pytest.mark.parametrize(("battery_wh", "source"), [(None, "metered"), (30_000.0, "measured")])
 async def test_a_charging_car_s_state_of_charge_follows_its_meter(city: City, battery_wh: float | None,
                                                                  source: str) -> None:

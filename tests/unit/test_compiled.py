@@ -71,6 +71,7 @@ EXAMPLES_201: dict[str, dict[str, Any]] = {
                                                  "issuerKeyHash": "bb", "serialNumber": "01",
                                                  "responderURL": "http://ocsp.example"}},
     "Heartbeat": {},
+    "LogStatusNotification": {"status": "Uploading", "requestId": 7, "customData": CUSTOM},
     "MeterValues": {"evseId": 1, "meterValue": [{"timestamp": TS, "sampledValue": [
         {"value": 230.1, "measurand": "Voltage", "phase": "L1-N", "unitOfMeasure": {"unit": "V"}}]}]},
     "NotifyReport": {"requestId": 1, "generatedAt": TS, "seqNo": 0, "tbc": False, "reportData": [{

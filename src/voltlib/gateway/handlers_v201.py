@@ -5,7 +5,8 @@ table keyed by wire action; each handler commits its data before returning the r
 publishes the same version-neutral domain event as its 1.6 counterpart, so the detectors, car
 sharing and the API see one kind of charge point. Transactions and meter values are in
 :mod:`voltlib.gateway.transactions_v201`, device model reports in :mod:`voltlib.gateway.device_model`,
-reservation status in :mod:`voltlib.gateway.reservations_v201`. A 2.0.1 call typed in
+reservation status in :mod:`voltlib.gateway.reservations_v201`, log uploads in
+:mod:`voltlib.gateway.logs_v201`. A 2.0.1 call typed in
 :mod:`voltlib.ocpp.v201.messages` but missing here would be answered NotImplemented by the connection.
 """
 
@@ -23,6 +24,7 @@ from voltlib.gateway import (
     certificates_v201,
     device_model,
     firmware_v201,
+    logs_v201,
     neutral,
     reservations_v201,
     transactions_v201,
@@ -114,4 +116,5 @@ HANDLERS: dict[str, Handler] = {
     **reservations_v201.HANDLERS,  # ReservationStatusUpdate
     **firmware_v201.HANDLERS,  # FirmwareStatusNotification
     **certificates_v201.HANDLERS,  # SignCertificate, Get15118EVCertificate, GetCertificateStatus
+    **logs_v201.HANDLERS,  # LogStatusNotification
 }

@@ -23,7 +23,7 @@ from voltlib.ocpp.errors import ErrorCode, OcppError
 from voltlib.ocpp.v16 import messages as v16
 from voltlib.ocpp.v201 import messages as m
 from voltlib.store import repo
-from voltlib.store.transaction_events import EventOutcome, TxEvent, record
+from voltlib.store.transaction_events import EventOutcome, TxEvent, readings_conflict, record
 
 NO_AUTHORIZATION = "NoAuthorization"  # the IdToken type of a station that authorizes nobody
 _REGISTER = "Energy.Active.Import.Register"
@@ -93,6 +93,13 @@ async def transaction_event(ctx: ChargePointContext, req: m.TransactionEvent) ->
     outcome = await s.store.write(partial(record, cp_id=ctx.cp_id, e=event, now=now))
     if outcome.gap is not None:
         await _sequence_gap(ctx, event, outcome, now)
+    conflict = list(outcome.conflict)
+    if outcome.repeated and values and await s.store.read(partial(
+            readings_conflict, rows=repo.meter_rows(ctx.cp_id, outcome.connector_id, outcome.transaction_id,
+                                                    values, now))):
+        conflict.append("meterValue")
+    if conflict:  # a seen seqNo saying something else: a forgery, nothing of it is kept
+        await _replayed(ctx, event, outcome, conflict, now)
     action = m.TransactionEvent.ACTION
     # every stamp the message makes voltlib use, judged at once: one clock_skew event for the message,
     # as in 1.6 (the start's own stamp only when it is published now: a long session's start is old)
@@ -108,7 +115,7 @@ async def transaction_event(ctx: ChargePointContext, req: m.TransactionEvent) ->
             ctx, transaction_id=outcome.transaction_id, connector_id=outcome.connector_id, id_tag=outcome.id_tag,
             id_tag_status=outcome.id_tag_status, meter_start=outcome.meter_start, started_at=started_at,
             reservation_id=outcome.reservation_id)
-    if values:
+    if values and not conflict:  # a retransmission's readings: stored once (those lost with a crash come back)
         await neutral.metered(ctx, action, outcome.connector_id, outcome.transaction_id, values, merge=True,
                               sampled=sampled)
     if outcome.stopped and outcome.published:
@@ -139,3 +146,17 @@ async def _sequence_gap(ctx: ChargePointContext, event: TxEvent, outcome: EventO
                                 charge_point_id=ctx.cp_id, source=ctx.address, detail=detail, now=now))
     await s.bus.publish(ev.SecurityIncident(charge_point_id=ctx.cp_id, at=now, kind="transaction_seq_gap",
                                             severity="warning", source=ctx.address, detail=detail))
+
+
+async def _replayed(ctx: ChargePointContext, event: TxEvent, outcome: EventOutcome, conflict: list[str],
+                    now: datetime) -> None:
+    """A TransactionEvent under a (transactionId, seqNo) voltlib has, saying something else: not a
+    retransmission (which repeats the event) but a replay or a forgery. A ``transaction_event_replayed``
+    security event, stored and published (alerted as ``replayed_transaction_event``)."""
+    s = ctx.services
+    detail: dict[str, Any] = {"transaction_id": outcome.transaction_id, "station_transaction_id": event.station_tx_id,
+                              "seq_no": event.seq_no, "event_type": event.event_type, "differs_in": conflict}
+    await s.store.write(partial(repo.record_security_event, kind="transaction_event_replayed", severity="high",
+                                charge_point_id=ctx.cp_id, source=ctx.address, detail=detail, now=now))
+    await s.bus.publish(ev.SecurityIncident(charge_point_id=ctx.cp_id, at=now, kind="transaction_event_replayed",
+                                            severity="high", source=ctx.address, detail=detail))

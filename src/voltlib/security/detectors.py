@@ -575,6 +575,8 @@ INCIDENT_SIGNALS = {  # gateway incident kind → (detector, alert kind, severit
     # a station certificate voltlib asked to renew was not renewed, or expired (gateway/certificate_renewal.py)
     "certificate_renewal_failed": ("identity", "certificate_renewal_failed", "high"),
     "certificate_lapsed": ("identity", "certificate_lapsed", "high"),
+    # 2.0.1: a TransactionEvent under a seen (transactionId, seqNo) saying something else (a forgery)
+    "transaction_event_replayed": ("protocol", "replayed_transaction_event", "high"),
 }
 
 

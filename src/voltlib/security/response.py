@@ -38,6 +38,7 @@ class Policy:
         "boot_fields_changed": (QUARANTINE,),
         "certificate_mismatch": (QUARANTINE,),
         "replayed_start_transaction": (BLOCK_BADGE,),
+        "replayed_transaction_event": (QUARANTINE,),
         "diagnostics_unrequested": (QUARANTINE,),
         "data_transfer_large": (QUARANTINE,),
         "violation_burst": (QUARANTINE,),

@@ -4,6 +4,8 @@ A 2.0.1 transaction is named by the station (``transactionId``, a string); voltl
 of ``transactions`` under an integer id of its own, like a 1.6 one, and finds it again by
 (charge point, ``station_tx_id``). Every event is kept once in ``transaction_events`` by
 (transaction, seqNo): the same seqNo again is a retransmission or a replay and changes nothing.
+A retransmission says what the stored event says; an event under a seen seqNo that says something
+else (``EventOutcome.conflict``, :func:`readings_conflict`) is a forgery, for the security detectors.
 See docs/architecture.md, "2.0.1 transactions".
 """
 
@@ -62,6 +64,7 @@ class EventOutcome:
     published: bool  # its start has been (or is now being) published: only then is its stop
     decision: idtags.Decision | None  # when the event carried an idToken
     gap: tuple[int, int] | None  # (the seqNo expected, the one received) when some are missing
+    conflict: tuple[str, ...] = ()  # repeated: the fields in which it differs from the stored event
 
 
 def _published(id_tag_status: str, connector_id: int) -> bool:
@@ -81,11 +84,13 @@ def record(conn: Connection, cp_id: str, e: TxEvent, now: datetime) -> EventOutc
         return _create(conn, cp_id, e, decision, now)
     base = {"transaction_id": int(row.id), "connector_id": int(row.connector_id), "started_at": row.started_at,
             "reservation_id": row.reservation_id, "decision": decision, "created": False}
-    if conn.execute(select(transaction_events.c.id).where(transaction_events.c.transaction_id == row.id,
-                                                          transaction_events.c.seq_no == e.seq_no)).first():
+    seen = conn.execute(select(transaction_events).where(transaction_events.c.transaction_id == row.id,
+                                                         transaction_events.c.seq_no == e.seq_no)).mappings().first()
+    if seen is not None:
         return EventOutcome(id_tag=row.id_tag, id_tag_status=row.id_tag_status, meter_start=int(row.meter_start),
                             meter_stop=row.meter_stop, repeated=True, announced=False, stopped=False,
-                            published=_published(row.id_tag_status, int(row.connector_id)), gap=None, **base)
+                            published=_published(row.id_tag_status, int(row.connector_id)), gap=None,
+                            conflict=_differences(seen, e), **base)
     last = conn.execute(select(func.max(transaction_events.c.seq_no))
                         .where(transaction_events.c.transaction_id == row.id)).scalar()
     gap = (int(last) + 1, e.seq_no) if last is not None and e.seq_no > last + 1 else None
@@ -150,6 +155,31 @@ def _decide(conn: Connection, e: TxEvent, own_tag: str | None, now: datetime) ->
     assert e.id_tag is not None
     decision = repo.authorize(conn, e.id_tag, now)
     return repo.replayed(decision) if own_tag == e.id_tag else decision
+
+
+# what a stored event keeps of its message, by column: a retransmission repeats each of them (the
+# offline flag aside: it says when the station sent it, and some set it on a resend)
+_COMPARED = ("event_type", "trigger_reason", "number_of_phases_used", "charging_state", "stopped_reason",
+             "id_token_type", "stamped_at")
+
+
+def _differences(stored: Any, e: TxEvent) -> tuple[str, ...]:
+    """The columns in which an event repeating a stored seqNo says something else."""
+    return tuple(name for name in _COMPARED if stored[name] != getattr(e, name))
+
+
+def readings_conflict(conn: Connection, rows: list[dict[str, Any]]) -> bool:
+    """Would the readings of a repeated event change readings stored at their instants (another value,
+    a sample more)? A retransmission's add nothing; a reading missing altogether is not a conflict
+    (lost between the event's commit and its readings', the retransmission brings it back)."""
+    mv = meter_values.c
+    for row in rows:
+        stored = conn.execute(select(mv.samples).where(
+            mv.charge_point_id == row["charge_point_id"], mv.connector_id == row["connector_id"],
+            mv.sampled_at == row["sampled_at"], mv.transaction_id == row["transaction_id"])).scalar()
+        if stored is not None and meter.merge(stored, row["samples"]) != stored:
+            return True
+    return False
 
 
 def _insert_event(conn: Connection, cp_id: str, tx_id: int, e: TxEvent, now: datetime) -> None:

@@ -224,6 +224,33 @@ def test_task_input_is_checked() -> None:
         rb.advance(task, "cancel", by="op", at=T0 - timedelta(seconds=1))
 
 
+def test_a_crew_badge_takes_only_its_tasks_car_and_its_badge_authorises_the_departure() -> None:
+    task = rb.propose("car-1", "a", "b", by="op", at=T0)
+    assert rb.crew_badge_decision(task, "CREW1", "a") == "not_assigned_to_badge"
+    assert rb.crew_badge_decision(None, "CREW1", "a") == "no_task"
+    with pytest.raises(rb.InvalidTask):
+        rb.advance(task, "cancel", by="op", at=T0, badge="CREW1")  # a badge goes with assign only
+    task = rb.advance(task, "assign", by="crew-1", at=T0, assignee="crew-1", badge="CREW1")
+    assert task.crew_badge == "CREW1"
+    assert rb.crew_badge_decision(task, "CREW2", "a") == "not_assigned_to_badge"
+    assert rb.crew_badge_decision(task, "CREW1", "b") == "not_the_task_station"
+    assert rb.crew_badge_decision(task, "CREW1", "a") is None
+    assert not rb.crew_departure(task, "a-1", T0)  # nobody badged yet
+    badged = rb.badged(task, "CREW1", "a-1", T0 + timedelta(minutes=5))
+    assert badged.state is rb.TaskState.ASSIGNED and badged.history[-1].action == "badge"
+    assert rb.crew_departure(badged, "a-1", T0 + timedelta(minutes=6))
+    assert not rb.crew_departure(badged, "a-2", T0 + timedelta(minutes=6))  # another bay's car
+    assert not rb.crew_departure(badged, "a-1", T0 + rb.CREW_BADGE_WINDOW + timedelta(minutes=6))  # too late
+    started = rb.advance(badged, "start", by="crew-1", at=T0 + timedelta(minutes=6))
+    assert rb.crew_departure(started, "a-1", T0 + timedelta(minutes=7))
+    cancelled = rb.advance(started, "cancel", by="op", at=T0 + timedelta(minutes=8))
+    assert not rb.crew_departure(cancelled, "a-1", T0 + timedelta(minutes=8))
+    assert rb.crew_badge_decision(cancelled, "CREW1", "a") == "no_task"
+    reassigned = rb.advance(rb.advance(rb.propose("car-1", "a", "b", by="op", at=T0), "assign", by="op", at=T0,
+                                       assignee="crew-1", badge="CREW1"), "cancel", by="op", at=T0)
+    assert not reassigned.live
+
+
 @given(st.lists(st.sampled_from(rb.TASK_ACTIONS), max_size=8))
 def test_any_sequence_follows_the_table(actions: list[str]) -> None:
     task, applied = rb.propose("car-1", "a", "b", by="op", at=T0), 0

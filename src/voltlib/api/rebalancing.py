@@ -50,6 +50,8 @@ class NewTask(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 class TaskChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     action: Literal["assign", "start", "complete", "cancel"]
     assignee: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None  # for assign
+    # for assign: the crew's badge (an accepted id tag of the CREW group), which may then take the car
+    badge: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] | None = None
     note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 
@@ -149,10 +151,11 @@ def rebalancing_routes(services: Services) -> list[Route]:
 
         def op(conn: Connection) -> dict[str, Any] | None:  # the change and its audit entry commit together
             row = store_rb.transition_task(conn, tid, action=change.action, by=by, now=now,
-                                           assignee=change.assignee, note=change.note)
+                                           assignee=change.assignee, note=change.note, badge=change.badge)
             if row is not None:
                 audit.append(conn, actor=by, action=f"rebalancing.task.{change.action}", target=str(tid),
-                             detail={"assignee": change.assignee, "note": change.note}, now=now)
+                             detail={"assignee": change.assignee, "note": change.note, "badge": change.badge},
+                             now=now)
             return row
 
         try:
@@ -181,7 +184,8 @@ def rebalancing_routes(services: Services) -> list[Route]:
               returns=list[m.FieldTask]),  # type: ignore[valid-type]
         Route("GET", f"{BASE}/tasks/{{task_id}}", get_task, "One field task with its history (who, what, when)",
               OPERATOR_ROLES, tag=TAG, returns=m.FieldTask),
-        Route("POST", f"{BASE}/tasks/{{task_id}}/transition", transition, "assign (needs assignee), start, "
-              "complete or cancel; a change the lifecycle does not allow is 409; audited", OPERATOR_ROLES,
+        Route("POST", f"{BASE}/tasks/{{task_id}}/transition", transition, "assign (needs assignee; "
+              "badge: the crew's badge, which may then take the car at its charge point), start, complete or "
+              "cancel; a change the lifecycle does not allow is 409; audited", OPERATOR_ROLES,
               TaskChange, tag=TAG, returns=m.FieldTask),
     ]

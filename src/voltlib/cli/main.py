@@ -225,6 +225,8 @@ def simulate(
     ocpp201_share: Annotated[float | None, typer.Option(
         min=0.0, max=1.0, help="Share of the posts speaking OCPP 2.0.1, the others 1.6J (default: the scenario's).")]
     = None,
+    compare: Annotated[bool, typer.Option(
+        help="Run the scenario twice on its seed, first without its field crews, then with them; compare.")] = False,
 ) -> None:
     """Run a city against an in-process voltlib on simulated time; write the report (JSON, HTML, plots)."""
     import dataclasses
@@ -234,7 +236,7 @@ def simulate(
     from voltlib.bench.compare import free_port
     from voltlib.sim import report as sim_report
     from voltlib.sim import scenario as sim_scenario
-    from voltlib.sim.city import CitySimulation
+    from voltlib.sim.city import CitySimulation, Report
 
     try:
         chosen = sim_scenario.load(scenario)
@@ -247,21 +249,37 @@ def simulate(
     if ocpp201_share is not None:
         chosen = dataclasses.replace(chosen, ocpp201_share=ocpp201_share)
     total = hours or chosen.hours
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                  TimeElapsedColumn()) as progress:
-        bar = progress.add_task(f"{chosen.name} ×{speed or chosen.speed:g}", total=total, status="starting")
+    if compare and not chosen.crew_shifts:
+        raise typer.Exit(code=_fail(f"--compare: scenario {chosen.name} has no crew_shifts"))
 
-        def on_progress(hour: float, counts: Counter[str]) -> None:
-            lost = sum(v for k, v in counts.items() if k.startswith("lost:"))
-            progress.update(bar, completed=min(total, hour),
-                            status=f"{counts['rentals_served']} rentals, {lost} lost")
+    def run(run_scenario: sim_scenario.Scenario, label: str) -> Report:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                      TimeElapsedColumn()) as progress:
+            bar = progress.add_task(f"{run_scenario.name} ×{speed or run_scenario.speed:g}{label}", total=total,
+                                    status="starting")
 
-        sim = CitySimulation(chosen, port=port or free_port(), on_progress=on_progress, speed=speed, hours=hours,
-                             on_phase=lambda phase: progress.update(bar, status=phase))
-        result = asyncio.run(sim.run())
-        progress.update(bar, completed=total, status="done")
-    files = sim_report.write(result, out)
-    typer.echo(f"{result.rentals_served} rentals served of {result.demand} wanted; lost {result.lost}; "
+            def on_progress(hour: float, counts: Counter[str]) -> None:
+                lost = sum(v for k, v in counts.items() if k.startswith("lost:"))
+                progress.update(bar, completed=min(total, hour),
+                                status=f"{counts['rentals_served']} rentals, {lost} lost")
+
+            sim = CitySimulation(run_scenario, port=port or free_port(), on_progress=on_progress, speed=speed,
+                                 hours=hours, on_phase=lambda phase: progress.update(bar, status=phase))
+            found = asyncio.run(sim.run())
+            progress.update(bar, completed=total, status="done")
+        return found
+
+    baseline = run(dataclasses.replace(chosen, crew_shifts=()), " without crews") if compare else None
+    result = run(chosen, " with crews" if compare else "")
+    files = sim_report.write(result, out, baseline)
+    if baseline is not None:
+        typer.echo(f"without crews: {baseline.rentals_served} served of {baseline.demand} wanted "
+                   f"({baseline.served_share:.1%}); lost {baseline.lost}; ×{baseline.speed_reached:g} real time")
+    if result.crews is not None:
+        typer.echo(f"crews: {result.crews['crews']} ({result.crews['per_thousand_cars']} per 1,000 cars), "
+                   f"{result.crews['moves']} moves, {result.crews['crew_km']} crew-km")
+    typer.echo(f"{result.rentals_served} rentals served of {result.demand} wanted ({result.served_share:.1%}); "
+               f"lost {result.lost}; "
                f"{result.energy_delivered_kwh} kWh; peak station {result.peak_station_ratio:.0%} of its limit; "
                f"{result.alerts} alerts; {result.protocol_errors} protocol errors; "
                f"×{result.speed_reached:g} real time; posts per OCPP version {result.ocpp_versions}")

@@ -23,7 +23,8 @@ Model (expected values, a fluid approximation; docs/car-sharing.md, "Rebalancing
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -268,6 +269,7 @@ def plan_moves(stations: Sequence[StationState], rates: Mapping[str, Rates], *, 
     and receives; no move is longer than ``max_km``. ``pinned`` cars (already on a task) stay.
     """
     balances = {s.station_id: _Balance.of(s, rates[s.station_id], pinned) for s in stations}
+    near = neighbours(tuple(s.place for s in stations), max_km)
     distances: dict[tuple[str, str], float] = {}
     moves: list[Move] = []
 
@@ -288,27 +290,58 @@ def plan_moves(stations: Sequence[StationState], rates: Mapping[str, Rates], *, 
         moves.append(Move(car.car_id, donor.state.station_id, receiver.state.station_id,
                           round(km(donor, receiver), 2), car.range_km, reason, hour))
 
+    def nearest(of: _Balance, fits: Callable[[_Balance], bool]) -> _Balance | None:
+        """The nearest station that ``fits`` and can be paired with ``of`` (the cheap tests first: the
+        exact distance only for the few that pass them)."""
+        for sid in near[of.state.station_id]:
+            other = balances[sid]
+            if fits(other) and (usable(other, of) if fits is can_give else usable(of, other)):
+                return other
+        return None
+
+    def can_give(b: _Balance) -> bool:
+        return b.give > 0 and b.role != "receiver"
+
+    def can_take(b: _Balance) -> bool:
+        return b.room > 0 and b.role != "donor"
+
     short = sorted((b for b in balances.values() if b.want > 0),
                    key=lambda b: (b.no_car_hour, -b.missed_pickups, b.state.station_id))
     for receiver in short:
         while receiver.want > 0 and len(moves) < max_moves:
-            donors = [b for b in balances.values()
-                      if b.give > 0 and b.role != "receiver" and b is not receiver and usable(b, receiver)]
-            if not donors:
+            donor = nearest(receiver, can_give)
+            if donor is None:
                 break
-            donor = min(donors, key=lambda b: (km(b, receiver), -b.shed, b.state.station_id))
             move(donor, receiver, "no_car", receiver.no_car_hour)
     full = sorted((b for b in balances.values() if b.shed > 0 and b.role != "receiver"),
                   key=lambda b: (b.no_bay_hour, b.state.station_id))
     for donor in full:
         while donor.shed > 0 and donor.give > 0 and len(moves) < max_moves:
-            takers = [b for b in balances.values()
-                      if b.room > 0 and b.role != "donor" and b is not donor and usable(donor, b)]
-            if not takers:
+            taker = nearest(donor, can_take)
+            if taker is None:
                 break
-            taker = min(takers, key=lambda b: (km(donor, b), b.state.station_id))
             move(donor, taker, "no_bay", donor.no_bay_hour)
     return moves
+
+
+@lru_cache(maxsize=8)
+def neighbours(places: tuple[Place, ...], max_km: float) -> dict[str, tuple[str, ...]]:
+    """For each station, the others within about ``max_km`` street km, nearest first (ties by id).
+    Geometry only, so it is cached: the planner then measures exact distances for a few candidates
+    instead of every station for every move (Paris: from seconds to a fraction of one). The order
+    uses a flat-earth distance (within 0.1 % of the great circle across a city)."""
+    if not places:
+        return {}
+    lat0 = math.radians(sum(p.latitude for p in places) / len(places))
+    scale = 1.3 * 6371.0088 * math.pi / 180.0  # street km per degree of latitude (demand.distance_km's 1.3)
+    xy = [(p.station_id, p.longitude * math.cos(lat0) * scale, p.latitude * scale) for p in places]
+    limit = (max_km * 1.01) ** 2
+    out: dict[str, tuple[str, ...]] = {}
+    for sid, x, y in xy:
+        found = sorted((dx * dx + dy * dy, other) for other, ox, oy in xy
+                       if other != sid and (dx := ox - x) * dx + (dy := oy - y) * dy <= limit)
+        out[sid] = tuple(other for _, other in found)
+    return out
 
 
 def apply_moves(stations: Iterable[StationState], moves: Iterable[Move]) -> list[StationState]:
@@ -372,6 +405,7 @@ class TaskStep:
     at: datetime
     assignee: str | None = None
     note: str | None = None
+    badge: str | None = None  # assign: the crew's badge; badge: the badge presented (note: where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +421,11 @@ class FieldTask:
     def live(self) -> bool:
         return self.state in LIVE_TASK_STATES
 
+    @property
+    def crew_badge(self) -> str | None:
+        """The badge of the crew the task is assigned to (the last assign step's), if they gave one."""
+        return next((s.badge for s in reversed(self.history) if s.action == "assign"), None)
+
 
 def propose(car_id: str, from_station: str, to_station: str, *, by: str, at: datetime,
             note: str | None = None) -> FieldTask:
@@ -397,20 +436,65 @@ def propose(car_id: str, from_station: str, to_station: str, *, by: str, at: dat
 
 
 def advance(task: FieldTask, action: str, *, by: str, at: datetime, assignee: str | None = None,
-            note: str | None = None) -> FieldTask:
-    """The task after ``action``; a pair missing from ``TASK_TRANSITIONS`` raises, the task unchanged."""
+            note: str | None = None, badge: str | None = None) -> FieldTask:
+    """The task after ``action``; a pair missing from ``TASK_TRANSITIONS`` raises, the task unchanged.
+    ``badge``: with assign, the crew's badge (a crew badge, checked by the caller), which then may
+    take the task's car (:func:`crew_badge_decision`)."""
     try:
         state = TASK_TRANSITIONS[(task.state, action)]
     except KeyError:
         raise TaskTransitionError(task.state, action) from None
     if action == "assign" and not (assignee or "").strip():
         raise InvalidTask("assign needs the field agent (assignee)")
+    if badge is not None and action != "assign":
+        raise InvalidTask("a badge goes with assign")
     if task.history and at < task.history[-1].at:
         raise InvalidTask("a task's history goes forward in time")
     who = assignee if action == "assign" else task.assignee
     return replace(task, state=state, assignee=who,
                    history=(*task.history, TaskStep(action, state, by, at, assignee if action == "assign" else None,
-                                                    note)))
+                                                    note, badge)))
+
+
+# --- crews at the charge point -----------------------------------------------------------------
+# A crew badge is an id tag of the CREW group (OCPP parentIdTag): staff, not a member. It opens a
+# car only when that car's live task is assigned to that badge, at the task's donor station; the
+# accepted badge is written into the task's history (a ``badge`` step), and it is that step that
+# makes the car's departure authorised work rather than an unauthorised one.
+
+CREW_GROUP: Final = "CREW"  # parentIdTag of every crew badge
+CREW_BADGE_WINDOW: Final = timedelta(minutes=15)  # a crew's badge authorises the car's departure this long
+
+
+def crew_badge_decision(task: FieldTask | None, id_tag: str, station_id: str | None) -> str | None:
+    """Why a crew badge may not take the car it badged at (None: it may). ``task``: the car's live task."""
+    if task is None or not task.live:
+        return "no_task"
+    if task.crew_badge != id_tag:
+        return "not_assigned_to_badge"
+    if task.state is not TaskState.ASSIGNED and task.state is not TaskState.IN_PROGRESS:
+        return "not_assigned"
+    if task.from_station != station_id:
+        return "not_the_task_station"
+    return None
+
+
+def badged(task: FieldTask, id_tag: str, cp_id: str, at: datetime) -> FieldTask:
+    """The task once its crew's badge was accepted at ``cp_id`` (a history step; the state stays)."""
+    at = max(at, task.history[-1].at) if task.history else at
+    return replace(task, history=(*task.history, TaskStep("badge", task.state, id_tag, at, note=cp_id,
+                                                          badge=id_tag)))
+
+
+def crew_departure(task: FieldTask | None, cp_id: str, at: datetime) -> bool:
+    """The task's car left ``cp_id`` at ``at`` as the task's work: its crew's badge was accepted at
+    that charge point within ``CREW_BADGE_WINDOW`` before (the charge point's stamp may be a little
+    early: the same window after counts too)."""
+    if task is None or task.state not in (TaskState.ASSIGNED, TaskState.IN_PROGRESS):
+        return False
+    step = next((s for s in reversed(task.history) if s.action == "badge"), None)
+    return (step is not None and step.note == cp_id and step.badge == task.crew_badge
+            and abs(at - step.at) <= CREW_BADGE_WINDOW)
 
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, and_, func, insert, select, update
 from voltlib.domain import rebalancing as rb
 from voltlib.domain.demand import Place
 from voltlib.sharing import store as ss
+from voltlib.sharing.crews import is_crew_badge, task_of_row, task_values
 from voltlib.sharing.service import car_range_km
 from voltlib.store.tables import bays, cities, field_tasks, rentals, stations, vehicles
 
@@ -133,23 +134,6 @@ def moves_report(state: CityState, tasks: list[rb.FieldTask], *, now: datetime, 
 
 # --- field tasks -------------------------------------------------------------------------------
 
-def _step_json(step: rb.TaskStep) -> dict[str, Any]:
-    return {"action": step.action, "state": step.state.value, "by": step.by, "at": step.at.isoformat(),
-            "assignee": step.assignee, "note": step.note}
-
-
-def _task(row: Any) -> rb.FieldTask:
-    history = tuple(rb.TaskStep(h["action"], rb.TaskState(h["state"]), h["by"], datetime.fromisoformat(h["at"]),
-                                h.get("assignee"), h.get("note")) for h in row["history"])
-    return rb.FieldTask(row["car_id"], row["from_station"], row["to_station"], rb.TaskState(row["state"]),
-                        row["assignee"], history)
-
-
-def _values(task: rb.FieldTask, now: datetime) -> dict[str, Any]:
-    return {"state": task.state.value, "assignee": task.assignee, "history": [_step_json(s) for s in task.history],
-            "active_car": task.car_id if task.live else None, "updated_at": now}
-
-
 def create_task(conn: Connection, *, city: str, car_id: str, from_station: str, to_station: str,
                 reason: str | None, by: str, now: datetime, note: str | None = None) -> dict[str, Any]:
     """A proposed task for a car docked at ``from_station``; one live task per car."""
@@ -171,7 +155,7 @@ def create_task(conn: Connection, *, city: str, car_id: str, from_station: str, 
         raise TaskRefused(422, "invalid-task", str(exc)) from None
     key = conn.execute(insert(field_tasks).values(
         city=city, car_id=car_id, from_station=from_station, to_station=to_station, reason=reason,
-        created_by=by[:64], created_at=now, **_values(task, now))).inserted_primary_key
+        created_by=by[:64], created_at=now, **task_values(task, now))).inserted_primary_key
     assert key is not None
     task_id = key[0]
     found_task = get_task(conn, int(task_id))
@@ -196,21 +180,26 @@ def list_tasks(conn: Connection, *, city: str | None = None, state: str | None =
 
 def live_tasks(conn: Connection, city: str) -> list[rb.FieldTask]:
     query = select(field_tasks).where(field_tasks.c.city == city, field_tasks.c.active_car.is_not(None))
-    return [_task(r) for r in conn.execute(query).mappings()]
+    return [task_of_row(r) for r in conn.execute(query).mappings()]
 
 
 def transition_task(conn: Connection, task_id: int, *, action: str, by: str, now: datetime,
-                    assignee: str | None = None, note: str | None = None) -> dict[str, Any] | None:
+                    assignee: str | None = None, note: str | None = None,
+                    badge: str | None = None) -> dict[str, Any] | None:
     """The task after ``action`` (None: no such task). Raises ``rb.TaskTransitionError`` for a pair
-    outside the table and ``rb.InvalidTask`` for bad input; the row is unchanged then."""
+    outside the table and ``rb.InvalidTask`` for bad input (a ``badge`` that is not an accepted crew
+    badge among them); the row is unchanged then."""
     row = conn.execute(select(field_tasks).where(field_tasks.c.id == task_id)).mappings().first()
     if row is None:
         return None
-    task = _task(row)
-    changed = rb.advance(task, action, by=by[:64], at=now, assignee=assignee[:64] if assignee else None, note=note)
+    if badge is not None and not is_crew_badge(conn, badge):
+        raise rb.InvalidTask(f"{badge} is not an accepted crew badge (an id tag of the {rb.CREW_GROUP} group)")
+    task = task_of_row(row)
+    changed = rb.advance(task, action, by=by[:64], at=now, assignee=assignee[:64] if assignee else None, note=note,
+                         badge=badge)
     done = conn.execute(update(field_tasks).where(field_tasks.c.id == task_id,
                                                   field_tasks.c.state == task.state.value)
-                        .values(**_values(changed, now))).rowcount
+                        .values(**task_values(changed, now))).rowcount
     if done != 1:  # another node moved it first: report against what is there now
         now_row = conn.execute(select(field_tasks.c.state).where(field_tasks.c.id == task_id)).scalar_one()
         raise rb.TaskTransitionError(rb.TaskState(now_row), action)

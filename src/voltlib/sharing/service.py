@@ -44,7 +44,7 @@ from voltlib.domain.commands import CommandRefused
 from voltlib.domain.idtags import Decision
 from voltlib.gateway.gateway import Gateway
 from voltlib.gateway.handlers_v16 import policy_of
-from voltlib.sharing import local_lists, recovery
+from voltlib.sharing import crews, local_lists, recovery
 from voltlib.sharing import store as ss
 from voltlib.store import repo
 
@@ -180,8 +180,9 @@ def _first_badge(member: dict[str, Any]) -> str:
 def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change:
     change = Change()
     found, cars, mine, by_car = ss.badge_lookup(conn, id_tag, cp_id, lock=True)
-    if found is None:
-        return change  # not a member badge: the id-tag table decides
+    if found is None:  # a crew's badge opens its task's car; any other: the id-tag table decides
+        change.decision = crews.crew_badge(conn, cp_id, id_tag, now)
+        return change
     member, badge_status = found
 
     def refuse(status: str, reason: str, car_id: str | None = None) -> Change:
@@ -250,6 +251,9 @@ def unplug_op(conn: Connection, cp_id: str, connector_id: int, at: datetime, now
             continue
         else:
             outcome = dr.departure(car["id"], dock, at, live[0] if live else None)
+            if outcome is not None and live is None and crews.crew_departure(conn, car["id"], cp_id, at, now):
+                ss.move_vehicle(conn, car["id"], status=crews.RELOCATING, dock=None)  # a crew's work, no alert
+                continue
             if outcome is not None:
                 change.effects.append(outcome)
             authorised = outcome is None
@@ -298,6 +302,8 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
         rental = _apply(conn, change, rental, returned, city.policy, now, bills)
         rental = _apply(conn, change, rental, dr.Close(f"close:{rental.rental_id}", now), city.policy, now, bills)
         ss.save_rental(conn, rental, now, invoices=bills)  # the invoice and the rental: one statement on PostgreSQL
+    elif live is None:
+        crews.crew_arrival(conn, car, cp_id, connector_id, now)  # a crew's move: audited, not billed
     _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car_id, now, held)
     return change
 

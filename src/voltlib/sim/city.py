@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import sys
@@ -38,6 +39,8 @@ from voltlib.sharing.cities import builtin_cities
 from voltlib.sharing.importer import bay_charge_point
 from voltlib.sim import audit
 from voltlib.sim.chargepoint import Car, SimOptions, SimulatedChargePoint
+from voltlib.sim.crews import CrewTeam
+from voltlib.sim.measure import HourlyCounts, served_share
 from voltlib.sim.scenario import Scenario, ocpp_versions
 from voltlib.store import repo
 from voltlib.store.db import Store
@@ -112,6 +115,10 @@ class Report:
     ocpp_versions: dict[str, int] = field(default_factory=dict)  # OCPP version -> posts speaking it
     # OCPP version -> cars taken from ("picked_up") and returned to ("returned") posts speaking it
     rentals_by_ocpp_version: dict[str, dict[str, int]] = field(default_factory=dict)
+    served_share: float = 0.0  # rentals served ÷ demand (sim.measure)
+    lost_by_hour: dict[str, list[int]] = field(default_factory=dict)  # reason -> trips lost in each simulated hour
+    served_by_hour: list[int] = field(default_factory=list)
+    crews: dict[str, Any] | None = None  # field crews: how many, shifts, moves, crew-km (sim.crews)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -147,7 +154,8 @@ class CitySimulation:
         self.members: list[Member] = []
         self.idle: deque[Member] = deque()
         self.reserved: set[str] = set()  # cars held for a member: walk-up members leave them alone
-        self.counts: Counter[str] = Counter()
+        self.counts = HourlyCounts(self.elapsed_hours)
+        self.crews = CrewTeam(self) if scenario.crew_shifts else None  # field crews (sim.crews)
         self.soc_samples: list[tuple[float, list[float]]] = []
         self.power_samples: list[tuple[float, float, float]] = []
         self.peak_ratio = 0.0
@@ -257,6 +265,8 @@ class CitySimulation:
                     "licence_verified": True, "payment_ok": True, "plan_code": _plan(city),
                     "subscribed_until": now + timedelta(days=365)}, badge, now)
                 repo.add_api_token(conn, f"member:{member_id}", "member", hash_api_token(member_token), now, member_id)
+            if self.crews is not None:
+                self.crews.seed_rows(conn, now)
 
         await store.write(seed)
         self.members = [Member(*m) for m in members]
@@ -357,6 +367,8 @@ class CitySimulation:
         self.counts["demand"] = len(trips)
         tasks = [asyncio.create_task(self._sampler(start, end)), *(asyncio.create_task(self._event(e, start))
                                                                      for e in self.s.events)]
+        if self.crews is not None:
+            tasks.append(asyncio.create_task(self.crews.run(start, end)))
         running: set[asyncio.Task[None]] = set()
         for trip in trips:
             await self._until(trip.at + shift)
@@ -393,7 +405,7 @@ class CitySimulation:
             if not member.stranded:
                 self.idle.append(member)
             if self.on_progress:
-                self.on_progress(self._elapsed_h(), self.counts)
+                self.on_progress(self.elapsed_hours(), self.counts)
 
     def _free_cars(self, station_id: str) -> list[str]:
         return [c for c in self.fleet.docked_at(self.station_bays[station_id]) if c not in self.reserved]
@@ -463,7 +475,7 @@ class CitySimulation:
         around and look again every 10 simulated minutes, for up to two hours (the rental stays open
         meanwhile, as it would; voltlib's overdue alert takes over after that)."""
         for attempt in range(RETURN_ATTEMPTS):
-            cp_id = self._free_bay(station_id)
+            cp_id = self.free_bay(station_id)
             if cp_id is not None:
                 if cp_id not in self.station_bays[station_id]:
                     self.counts["returned_elsewhere"] += 1
@@ -480,7 +492,7 @@ class CitySimulation:
         self.counts["lost:no_bay"] += 1
         return False
 
-    def _free_bay(self, station_id: str) -> str | None:
+    def free_bay(self, station_id: str) -> str | None:
         for candidate in self._by_distance(station_id):
             for cp_id in self.station_bays[candidate]:
                 connector = self.cps[cp_id].connector(1)
@@ -519,13 +531,13 @@ class CitySimulation:
             await cp.set_network(False)
             await self.clock.sleep(event.duration_minutes * 60)
             await cp.set_network(True)
-        self.events.append({"kind": event.kind, "charge_point": cp_id, "at_hour": round(self._elapsed_h(), 2)})
+        self.events.append({"kind": event.kind, "charge_point": cp_id, "at_hour": round(self.elapsed_hours(), 2)})
 
     async def _crash_server(self, down_minutes: float) -> None:
         """Kill -9 voltlib, leave it down ``down_minutes`` (the posts go on offline: local list,
         transactions queued), start it again on the same database and clock, and time how long until
         every charge point is registered again."""
-        crash: dict[str, Any] = {"at_hour": round(self._elapsed_h(), 2), "down_minutes": down_minutes,
+        crash: dict[str, Any] = {"at_hour": round(self.elapsed_hours(), 2), "down_minutes": down_minutes,
                                  "wall_seconds_until_all_back": None, "simulated_minutes_until_all_back": None}
         self.crashes.append(crash)  # filled in as it goes: the play may end before every post is back
         self.events.append({"kind": "server_crash", "charge_point": None, "at_hour": crash["at_hour"]})
@@ -557,7 +569,7 @@ class CitySimulation:
             t += SAMPLE_EVERY
 
     def _sample(self) -> None:
-        hour = self._elapsed_h()
+        hour = self.elapsed_hours()
         self.soc_samples.append((hour, sorted(round(c.soc, 1) for c in self.fleet.cars.values())))
         total = 0.0
         for station_id, bays in self.station_bays.items():
@@ -577,12 +589,13 @@ class CitySimulation:
                 found.setdefault(version, {})[what] = n
         return found
 
-    def _elapsed_h(self) -> float:
+    def elapsed_hours(self) -> float:
         return (self.clock.now() - self.play_start).total_seconds() / 3600.0
 
     def _report(self, wall: float, alerts: int, errors: int, alert_kinds: dict[str, dict[str, int]]) -> Report:
         energy = sum(cp.connector(1).energy_wh for cp in self.cps.values()) / 1000.0
         lost = {k.split(":", 1)[1]: v for k, v in sorted(self.counts.items()) if k.startswith("lost:")}
+        hours = max(1, math.ceil(self.hours - 1e-9))
         return Report(
             scenario=self.s.name, seed=self.s.seed, simulated_hours=round(self.hours, 2), wall_seconds=round(wall, 1),
             speed_reached=round(self.hours * 3600.0 / self.play_wall, 1) if self.play_wall else 0.0,
@@ -600,7 +613,12 @@ class CitySimulation:
             protocol_errors=errors, soc_samples=self.soc_samples, power_samples=self.power_samples,
             events=self.events, crashes=self.crashes, alert_kinds=alert_kinds,
             ocpp_versions=dict(sorted(Counter(cp.ocpp_version for cp in self.cps.values()).items())),
-            rentals_by_ocpp_version=self._by_version())
+            rentals_by_ocpp_version=self._by_version(),
+            served_share=served_share(self.counts["demand"], self.counts["rentals_served"]),
+            lost_by_hour={k.split(":", 1)[1]: self.counts.per_hour(k, hours)
+                          for k in sorted(self.counts.by_hour) if k.startswith("lost:")},
+            served_by_hour=self.counts.per_hour("rentals_served", hours),
+            crews=self.crews.summary() if self.crews is not None else None)
 
 
 def _outcomes(url: str) -> tuple[int, int, dict[str, dict[str, int]]]:

@@ -12,18 +12,52 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
 
+from voltlib.sim import measure
 from voltlib.sim.city import Report
 
 
-def write(report: Report, out: Path) -> dict[str, Path]:
+def write(report: Report, out: Path, baseline: Report | None = None) -> dict[str, Path]:
+    """``baseline``: the same scenario and seed without crews (``simulate --compare``): its report goes
+    in ``out/without-crews``, the two side by side in ``comparison.json``."""
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / "report.json", "soc": out / "fleet-soc.png", "power": out / "power.png",
-             "html": out / "report.html"}
+             "lost": out / "lost-per-hour.png", "html": out / "report.html"}
     files["json"].write_text(json.dumps(report.as_dict(), indent=1, default=str), "utf-8")
     _soc_plot(report, files["soc"])
     _power_plot(report, files["power"])
+    _lost_plot(report, baseline, files["lost"])
+    if baseline is not None:
+        files["baseline"] = write(baseline, out / "without-crews")["json"]
+        files["comparison"] = out / "comparison.json"
+        files["comparison"].write_text(json.dumps(measure.comparison(baseline.as_dict(), report.as_dict()),
+                                                  indent=1, default=str), "utf-8")
     files["html"].write_text(_html(report, files), "utf-8")
     return files
+
+
+def _lost_plot(report: Report, baseline: Report | None, path: Path) -> None:
+    """Trips lost per simulated hour (no car, no bay), with crews and, when given, without."""
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    runs = [(baseline, "without crews", "--"), (report, _crewed(report), "-")] if baseline else [
+        (report, _crewed(report), "-")]
+    for run, label, style in runs:
+        if run is None:
+            continue
+        for reason, colour in (("no_car", "tab:red"), ("no_bay", "tab:blue")):
+            values = run.lost_by_hour.get(reason, [0] * len(run.served_by_hour))
+            ax.plot([h + 0.5 for h in range(len(values))], values, style, color=colour,
+                    label=f"{reason.replace('_', ' ')}, {label} ({run.served_share:.1%} served)")
+    ax.set_xlabel("simulated hours")
+    ax.set_ylabel("trips lost per hour")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title(f"{report.scenario}: trips lost per hour (seed {report.seed})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _crewed(report: Report) -> str:
+    return f"{report.crews['crews']} crews" if report.crews else "no crews"
 
 
 def _soc_plot(report: Report, path: Path) -> None:
@@ -70,4 +104,5 @@ def _html(report: Report, files: dict[str, Path]) -> str:
     return (f"<!doctype html><meta charset='utf-8'><title>voltlib simulation: {html.escape(report.scenario)}"
             f"</title><h1>voltlib simulation: {html.escape(report.scenario)}</h1><table>{rows}</table>"
             f"<p><img src='{files['soc'].name}' alt='fleet state of charge'></p>"
-            f"<p><img src='{files['power'].name}' alt='charging power'></p>")
+            f"<p><img src='{files['power'].name}' alt='charging power'></p>"
+            f"<p><img src='{files['lost'].name}' alt='trips lost per hour'></p>")

@@ -10,7 +10,9 @@ killed with SIGKILL and started again ``duration_minutes`` later) | ``clock_jump
 jumps by ``offset_minutes``), optional ``duration_minutes``), ``clock_skew_minutes`` (every post's
 clock off by a seeded draw in ±that many minutes: the posts stamp what they send with it), and
 ``ocpp201_share`` (0 to 1, default 0: the share of the posts that speak OCPP 2.0.1 rather than 1.6J,
-picked from the seed).
+picked from the seed), ``[[crew_shifts]]`` (``start`` and ``end``, local "HH:MM" of the city, an
+end before the start runs past midnight; ``crews``: how many work it): field crews carrying out
+voltlib's rebalancing moves (:mod:`voltlib.sim.crews`; none by default).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 from voltlib.sharing.cities import paris_snapshot
 from voltlib.sharing.importer import Snapshot, parse_snapshot
 
-BUILT_IN = ("small", "demo", "crash", "skew", "paris", "lyon", "bordeaux")
+BUILT_IN = ("small", "crews", "demo", "crash", "skew", "paris", "lyon", "bordeaux")
 EVENT_KINDS = frozenset({"intrusion", "charge_point_failure", "network_outage", "server_crash", "clock_jump"})
 HEADER_FIELDS = ("Address", "Cars", "Bluecar counter", "Utilib counter", "Utilib 1.4 counter", "Charge Slots",
                  "Charging Status", "City", "Displayed comment", "ID", "Kind", "Geo point", "Postal code",
@@ -45,6 +47,24 @@ class Event:
     kind: str
     duration_minutes: float = 10.0
     offset_minutes: float = 0.0  # clock_jump: how far one post's clock jumps (negative: back)
+
+
+@dataclass(frozen=True, slots=True)
+class CrewShift:
+    start: str  # local "HH:MM"
+    end: str
+    crews: int
+
+    @property
+    def minutes(self) -> tuple[int, int]:
+        """(start, end) in minutes after local midnight."""
+        def of(text: str) -> int:
+            hours, _, minutes = text.partition(":")
+            value = int(hours) * 60 + int(minutes or 0)
+            if not 0 <= value <= 24 * 60:
+                raise ScenarioError(f"crew shift time {text!r}: 00:00 to 24:00")
+            return value
+        return of(self.start), of(self.end)
 
 
 @dataclass(frozen=True)
@@ -66,6 +86,7 @@ class Scenario:
     events: tuple[Event, ...] = field(default_factory=tuple)
     clock_skew_minutes: float = 0.0  # each post's clock is off by a seeded draw in [-x, +x] minutes
     ocpp201_share: float = 0.0  # the share of the posts speaking OCPP 2.0.1 (the others 1.6J)
+    crew_shifts: tuple[CrewShift, ...] = field(default_factory=tuple)  # field crews (sim.crews)
 
     def snapshot(self) -> Snapshot:
         """Stations and cars, as an Autolib'-format snapshot (real or synthetic)."""
@@ -111,7 +132,9 @@ def parse(data: dict[str, Any]) -> Scenario:
             center=(float(data["center"][0]), float(data["center"][1])) if "center" in data else (48.8566, 2.3522),
             radius_km=float(data.get("radius_km", 4.0)), events=events,
             clock_skew_minutes=float(data.get("clock_skew_minutes", 0.0)),
-            ocpp201_share=float(data.get("ocpp201_share", 0.0)))
+            ocpp201_share=float(data.get("ocpp201_share", 0.0)),
+            crew_shifts=tuple(CrewShift(str(c["start"]), str(c["end"]), int(c["crews"]))
+                              for c in data.get("crew_shifts", [])))
     except KeyError as exc:
         raise ScenarioError(f"missing field {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
@@ -137,6 +160,10 @@ def _check(s: Scenario) -> None:
         raise ScenarioError("clock_skew_minutes: 0 to 1440")
     if not 0 <= s.ocpp201_share <= 1:
         raise ScenarioError("ocpp201_share: 0 to 1")
+    for shift in s.crew_shifts:
+        lo, hi = shift.minutes
+        if shift.crews < 0 or lo == hi:
+            raise ScenarioError(f"crew shift {shift.start}-{shift.end}: crews ≥ 0 and an end other than its start")
     for e in s.events:
         if e.kind not in EVENT_KINDS or e.at_minutes < 0:
             raise ScenarioError(f"event {e.kind!r} at {e.at_minutes}: kinds are {sorted(EVENT_KINDS)}")

@@ -243,6 +243,9 @@ def test_a_crew_badge_takes_only_its_tasks_car_and_its_badge_authorises_the_depa
     assert not rb.crew_departure(badged, "a-1", T0 + rb.CREW_BADGE_WINDOW + timedelta(minutes=6))  # too late
     started = rb.advance(badged, "start", by="crew-1", at=T0 + timedelta(minutes=6))
     assert rb.crew_departure(started, "a-1", T0 + timedelta(minutes=7))
+    done = rb.advance(started, "complete", by="crew-1", at=T0 + timedelta(minutes=30))
+    assert rb.crew_departure(done, "a-1", T0 + timedelta(minutes=7))  # heard of after the crew completed
+    assert rb.arrived(done, "b-1", T0 + timedelta(minutes=31)).history[-1].action == "arrival"
     cancelled = rb.advance(started, "cancel", by="op", at=T0 + timedelta(minutes=8))
     assert not rb.crew_departure(cancelled, "a-1", T0 + timedelta(minutes=8))
     assert rb.crew_badge_decision(cancelled, "CREW1", "a") == "no_task"

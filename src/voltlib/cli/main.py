@@ -270,6 +270,8 @@ def simulate(
         return found
 
     baseline = run(dataclasses.replace(chosen, crew_shifts=()), " without crews") if compare else None
+    if baseline is not None:  # written at once: the run with crews takes as long again
+        sim_report.write(baseline, out / "without-crews")
     result = run(chosen, " with crews" if compare else "")
     files = sim_report.write(result, out, baseline)
     if baseline is not None:

@@ -486,11 +486,23 @@ def badged(task: FieldTask, id_tag: str, cp_id: str, at: datetime) -> FieldTask:
                                                           badge=id_tag)))
 
 
+def arrived(task: FieldTask, cp_id: str, at: datetime) -> FieldTask:
+    """The task once its car was plugged in at ``cp_id`` (an ``arrival`` history step; the state
+    stays: the crew completes the task)."""
+    at = max(at, task.history[-1].at) if task.history else at
+    return replace(task, history=(*task.history, TaskStep("arrival", task.state, task.crew_badge or "?", at,
+                                                          note=cp_id)))
+
+
 def crew_departure(task: FieldTask | None, cp_id: str, at: datetime) -> bool:
-    """The task's car left ``cp_id`` at ``at`` as the task's work: its crew's badge was accepted at
-    that charge point within ``CREW_BADGE_WINDOW`` before (the charge point's stamp may be a little
-    early: the same window after counts too)."""
-    if task is None or task.state not in (TaskState.ASSIGNED, TaskState.IN_PROGRESS):
+    """The task's car left ``cp_id`` at ``at`` (the charge point's stamp) as the task's work: its
+    crew's badge was accepted at that charge point within ``CREW_BADGE_WINDOW`` of ``at``, and the
+    task was not cancelled before ``at``. The task may be done already: a departure voltlib hears of
+    late (a charge point offline, a busy server) after the crew reported the move complete is still
+    the crew's."""
+    if task is None or task.state is TaskState.PROPOSED:
+        return False
+    if any(s.action == "cancel" and s.at <= at for s in task.history):
         return False
     step = next((s for s in reversed(task.history) if s.action == "badge"), None)
     return (step is not None and step.note == cp_id and step.badge == task.crew_badge

@@ -57,7 +57,7 @@ def crew_badge(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Deci
 def crew_departure(conn: Connection, car_id: str, cp_id: str, at: datetime, now: datetime) -> bool:
     """A car left ``cp_id`` with no rental: True (and audited) when it is its task's crew taking it
     (:func:`voltlib.domain.rebalancing.crew_departure`); the caller then marks it relocating."""
-    live = live_task_of_car(conn, car_id)
+    live = latest_task_of_car(conn, car_id)
     if live is None or not rb.crew_departure(live[1], cp_id, at):
         return False
     audit.append(conn, actor=f"crew:{live[1].crew_badge}", action="rebalancing.crew.departure", target=str(live[0]),
@@ -69,14 +69,18 @@ def crew_departure(conn: Connection, car_id: str, cp_id: str, at: datetime, now:
 def crew_arrival(conn: Connection, car: dict[str, Any], cp_id: str, connector_id: int, now: datetime) -> None:
     """A car plugged in with no rental of its own: when a crew was driving it, the arrival is
     audited against its task (the crew completes the task through the API)."""
-    live = live_task_of_car(conn, str(car["id"]))
-    if live is None or not any(step.action == "badge" for step in live[1].history):
+    live = latest_task_of_car(conn, str(car["id"]))
+    if live is None or live[1].state is rb.TaskState.CANCELLED or any(
+            step.action == "arrival" for step in live[1].history) or not any(
+            step.action == "badge" for step in live[1].history):
         return  # no task, or its crew has not taken the car (a charging session starting again)
     station = conn.execute(select(bays.c.station_id).where(bays.c.charge_point_id == cp_id,
                                                            bays.c.connector_id == connector_id)).scalar()
-    audit.append(conn, actor=f"crew:{live[1].crew_badge}", action="rebalancing.crew.arrival", target=str(live[0]),
+    task_id, task = live
+    save_task(conn, task_id, rb.arrived(task, cp_id, now), now)  # once: a later session is no arrival
+    audit.append(conn, actor=f"crew:{task.crew_badge}", action="rebalancing.crew.arrival", target=str(task_id),
                  detail={"car_id": car["id"], "charge_point_id": cp_id, "station_id": station,
-                         "as_planned": station == live[1].to_station}, now=now)
+                         "as_planned": station == task.to_station}, now=now)
 
 
 def step_json(step: rb.TaskStep) -> dict[str, Any]:
@@ -106,6 +110,14 @@ def is_crew_badge(conn: Connection, id_tag: str) -> bool:
 
 def live_task_of_car(conn: Connection, car_id: str) -> tuple[int, rb.FieldTask] | None:
     row = conn.execute(select(field_tasks).where(field_tasks.c.active_car == car_id)).mappings().first()
+    return None if row is None else (int(row["id"]), task_of_row(row))
+
+
+def latest_task_of_car(conn: Connection, car_id: str) -> tuple[int, rb.FieldTask] | None:
+    """The car's newest task, live or not: a departure or arrival voltlib hears of late may belong
+    to a task its crew has completed meanwhile."""
+    row = conn.execute(select(field_tasks).where(field_tasks.c.car_id == car_id)
+                       .order_by(field_tasks.c.id.desc()).limit(1)).mappings().first()
     return None if row is None else (int(row["id"]), task_of_row(row))
 
 

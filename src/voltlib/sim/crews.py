@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 TASKS = "/api/v1/rebalancing/tasks"
 TRAVEL_KMH = 15.0  # a crew between two stations (folding scooter, bike or metro), street km
 DISPATCH_EVERY = timedelta(minutes=10)  # the desk asks voltlib for moves this often (simulated)
-HORIZON_HOURS = 3  # ... for the coming hours' demand
+HORIZON_HOURS = 5  # ... for the coming hours' demand
 STALE = timedelta(minutes=30)  # a proposed task nobody took by then is cancelled: the next plan replaces it
 IDLE_WAIT = 120.0  # simulated seconds a crew with nothing to take waits before looking again
 BOARD_PER_CREW = 2  # proposed tasks kept on the board per crew on shift

@@ -190,6 +190,7 @@ def security_scenario(
         help="Simulated seconds per wall second (voltlib's clock, the charge points' and the runner's).",
         min=1.0, max=1000.0)] = 60.0,
     markdown: Annotated[Path | None, typer.Option(help="Also write the report to this Markdown file.")] = None,
+    ocpp: Annotated[str, typer.Option(help="The OCPP version the attacking posts speak: 1.6 or 2.0.1.")] = "1.6",
 ) -> None:
     """Normal simulated traffic, then every attack of issue 5; exit 1 unless all are alerted within
     60 s and the normal traffic raised no alert."""
@@ -197,7 +198,10 @@ def security_scenario(
 
     from voltlib.security import scenario
 
-    report = asyncio.run(scenario.run(normal_seconds=normal_seconds, speed=speed))
+    if ocpp not in scenario.VERSIONS:
+        typer.echo(f"--ocpp must be one of {', '.join(scenario.VERSIONS)}", err=True)
+        raise typer.Exit(code=2)
+    report = asyncio.run(scenario.run(normal_seconds=normal_seconds, speed=speed, ocpp=ocpp))
     text = report.markdown()
     typer.echo(text)
     if markdown is not None:

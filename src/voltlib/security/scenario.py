@@ -5,8 +5,9 @@ voltlib runs in-process on a fresh SQLite file, on simulated time (a :class:`Sca
 it). Simulated charge points (sim/chargepoint.py, profile 1) serve members charging for simulated
 minutes, and a technician opens a cabinet inside a work order: that is the *normal* phase, and
 every unexpected alert raised during it is a false alert. Then each attack of the issue is injected
-by a raw OCPP client, and the runner waits (up to ``alert_timeout`` wall seconds) for the alert kinds
-that should name it.
+by a raw OCPP client, speaking 1.6 or, with ``ocpp="2.0.1"``, 2.0.1 (the same attacks in 2.0.1
+terms: docs/security.md, "Detectors and OCPP versions"), and the runner waits (up to
+``alert_timeout`` wall seconds) for the alert kinds that should name it.
 
 Time to alert = from just before the first attack frame to the alert row being committed. Attack
 traffic and voltlib's processing run at the machine's real speed whatever the clock says, so the
@@ -44,6 +45,8 @@ from voltlib.sim.chargepoint import Car, SimOptions, SimulatedChargePoint
 from voltlib.store import repo
 
 BOOT = {"chargePointVendor": "Bollore", "chargePointModel": "Autolib Borne", "firmwareVersion": "1.0.0"}
+STATION_201 = {"vendorName": "Bollore", "model": "Autolib Borne"}
+VERSIONS = ("1.6", "2.0.1")
 MEMBERS = [f"MEMBER-{n:03d}" for n in range(1, 9)]
 NORMAL = [f"AL-NORMAL-{n}" for n in range(1, 5)]
 # simulated seconds, except call_timeout and connect_timeout (wall: transport)
@@ -77,6 +80,7 @@ class Report:
     false_alerts: list[str]
     still_online: int = len(NORMAL)  # normal charge points connected after all the attacks
     speed: float = 1.0
+    ocpp: str = "1.6"  # the version the attacking posts spoke
 
     def meets_target(self, within: float = 60.0) -> bool:
         in_time = all(a.detected and (a.seconds_to_alert or 0) <= within for a in self.attacks)
@@ -85,7 +89,7 @@ class Report:
     def markdown(self) -> str:
         lines = [f"Normal traffic: {len(NORMAL)} simulated charge points, {self.normal_sessions} charging sessions "
                  f"and one cabinet opening inside a work order over {self.normal_seconds / 60:.0f} simulated "
-                 f"minutes (speed x{self.speed:g}). "
+                 f"minutes (speed x{self.speed:g}); attacks over OCPP {self.ocpp}. "
                  f"False alerts: **{len(self.false_alerts)}**" + (f" ({', '.join(self.false_alerts)})"
                                                                   if self.false_alerts else "") + ".", "",
                  "| attack | alert kinds expected | alerts raised | time to alert | on voltlib's clock |",
@@ -104,8 +108,9 @@ class Report:
 class RawChargePoint:
     """An OCPP client that sends exactly what it is told and accepts every call it receives."""
 
-    def __init__(self, http: aiohttp.ClientSession, url: str, cp_id: str, password: str | None) -> None:
-        self.http, self.url, self.cp_id, self.password = http, url, cp_id, password
+    def __init__(self, http: aiohttp.ClientSession, url: str, cp_id: str, password: str | None,
+                 ocpp: str = "1.6") -> None:
+        self.http, self.url, self.cp_id, self.password, self.ocpp = http, url, cp_id, password, ocpp
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._waiting: dict[str, asyncio.Future[list[Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -113,7 +118,8 @@ class RawChargePoint:
     async def connect(self) -> int:
         headers = {"Authorization": aiohttp.encode_basic_auth(self.cp_id, self.password)} if self.password else {}
         try:
-            self.ws = await self.http.ws_connect(f"{self.url}/{self.cp_id}", protocols=("ocpp1.6",), headers=headers)
+            self.ws = await self.http.ws_connect(f"{self.url}/{self.cp_id}", protocols=(f"ocpp{self.ocpp}",),
+                                               headers=headers)
         except aiohttp.WSServerHandshakeError as exc:
             return exc.status
         self._reader = asyncio.create_task(self._read())
@@ -153,21 +159,34 @@ def _iso(at: datetime) -> str:
 @dataclass
 class Kit:
     """What an attack script is given: the attacker's HTTP session, the OCPP endpoint, the
-    charge-point passwords (stolen or not), and the simulation's clock for its timestamps."""
+    charge-point passwords (stolen or not), the simulation's clock for its timestamps, and the OCPP
+    version the attacking posts speak."""
 
     http: aiohttp.ClientSession
     url: str
     passwords: dict[str, str]
     clock: Clock
+    ocpp: str = "1.6"
 
     def stamp(self) -> str:
         return _iso(self.clock.now())
 
+    def post(self, cp_id: str, password: str | None = None) -> RawChargePoint:
+        """A raw charge point of this kit's version, with the identity's password unless told another."""
+        return RawChargePoint(self.http, self.url, cp_id, password or self.passwords[cp_id], self.ocpp)
+
+    @property
+    def v201(self) -> bool:
+        return self.ocpp == "2.0.1"
+
 
 async def run(normal_seconds: float = 1800.0, alert_timeout: float = 60.0, seed: int = 1,
-              speed: float = DEFAULT_SPEED) -> Report:
+              speed: float = DEFAULT_SPEED, ocpp: str = "1.6") -> Report:
     """``normal_seconds``: simulated seconds of normal traffic; ``alert_timeout``: wall seconds to wait
-    for each attack's alert; ``speed``: simulated seconds per wall second."""
+    for each attack's alert; ``speed``: simulated seconds per wall second; ``ocpp``: the version the
+    attacking posts speak (the normal traffic is the simulator's)."""
+    if ocpp not in VERSIONS:
+        raise ValueError(f"ocpp must be one of {', '.join(VERSIONS)}")
     rng = random.Random(seed)
     clock = ScaledClock.starting_now(speed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,7 +227,7 @@ async def run(normal_seconds: float = 1800.0, alert_timeout: float = 60.0, seed:
         http = aiohttp.ClientSession()
         sims = [SimulatedChargePoint(cp_id, ws_url, password=passwords[cp_id], options=OPTIONS, http=http, clock=clock)
                 for cp_id in NORMAL]
-        kit = Kit(http, ws_url, passwords, clock)
+        kit = Kit(http, ws_url, passwords, clock, ocpp)
         try:
             for sim in sims:
                 await sim.start()
@@ -228,7 +247,7 @@ async def run(normal_seconds: float = 1800.0, alert_timeout: float = 60.0, seed:
                 await sim.stop()
             await http.close()
             await runner.cleanup()
-        return Report(normal_elapsed, sessions, attacks, false_alerts, still_online, speed)
+        return Report(normal_elapsed, sessions, attacks, false_alerts, still_online, speed, ocpp)
 
 
 async def _normal_traffic(sims: list[SimulatedChargePoint], rng: random.Random, seconds: float,
@@ -318,22 +337,31 @@ async def _attack(gateway: Any, kit: Kit, name: str, expected: tuple[str, ...], 
     return result
 
 
-async def _booted(kit: Kit, cp_id: str, boot: dict[str, Any] | None = None) -> RawChargePoint:
-    cp = RawChargePoint(kit.http, kit.url, cp_id, kit.passwords[cp_id])
+async def _booted(kit: Kit, cp_id: str, firmware: str = "1.0.0") -> RawChargePoint:
+    cp = kit.post(cp_id)
     assert await cp.connect() == 101
-    await cp.call("BootNotification", boot or BOOT)
+    if kit.v201:
+        await cp.call("BootNotification", {"chargingStation": {**STATION_201, "firmwareVersion": firmware},
+                                           "reason": "PowerUp"})
+    else:
+        await cp.call("BootNotification", {**BOOT, "firmwareVersion": firmware})
     return cp
 
 
 async def cabinet_forced(kit: Kit) -> None:
     cp = await _booted(kit, "AL-SEED-1")
-    await cp.call("StatusNotification", {"connectorId": 0, "errorCode": "OtherError", "status": "Faulted",
-                                         "vendorErrorCode": "CABINET_DOOR_OPEN", "timestamp": kit.stamp()})
+    if kit.v201:  # a 2.0.1 station reports its tamper switch itself (its status carries no vendor code)
+        await cp.call("SecurityEventNotification", {"type": "TamperDetectionActivated", "timestamp": kit.stamp(),
+                                                    "techInfo": "cabinet door"})
+    else:
+        await cp.call("StatusNotification", {"connectorId": 0, "errorCode": "OtherError", "status": "Faulted",
+                                             "vendorErrorCode": "CABINET_DOOR_OPEN", "timestamp": kit.stamp()})
     await kit.clock.sleep(30)  # the intruder works on the open cabinet for a while
     await cp.close()
 
 
 async def laptop_requests(kit: Kit) -> None:
+    """Calls a charge point never makes (1.6's GetConfiguration is no 2.0.1 action either) and malformed ones."""
     cp = await _booted(kit, "AL-SEED-2")
     await cp.call("GetConfiguration", {})
     await cp.call("ChangeConfiguration", {"key": "AuthorizationKey", "value": "x"})
@@ -343,16 +371,30 @@ async def laptop_requests(kit: Kit) -> None:
 
 
 async def duplicate_identity(kit: Kit) -> None:
-    await RawChargePoint(kit.http, kit.url, NORMAL[0], kit.passwords[NORMAL[0]]).connect()  # stolen, original live
+    await kit.post(NORMAL[0]).connect()  # stolen, original live
 
 
 async def brute_force(kit: Kit) -> None:
     for n in range(6):
-        await RawChargePoint(kit.http, kit.url, NORMAL[1], f"guess-{n:04d}-password!").connect()
+        await kit.post(NORMAL[1], f"guess-{n:04d}-password!").connect()
 
 
 async def replayed_start(kit: Kit) -> None:
     cp = await _booted(kit, "AL-REPLAY")
+    if kit.v201:
+        at, tx = kit.stamp(), f"tx-{uuid.uuid4().hex[:12]}"
+        start = {"eventType": "Started", "timestamp": at, "triggerReason": "Authorized", "seqNo": 0,
+                 "transactionInfo": {"transactionId": tx, "chargingState": "Charging"},
+                 "evse": {"id": 1, "connectorId": 1}, "idToken": {"idToken": MEMBERS[0], "type": "ISO14443"},
+                 "meterValue": [{"timestamp": at, "sampledValue": [
+                     {"value": 1000, "context": "Transaction.Begin", "measurand": "Energy.Active.Import.Register"}]}]}
+        await cp.call("TransactionEvent", start)
+        await cp.call("TransactionEvent", {"eventType": "Ended", "timestamp": kit.stamp(), "seqNo": 1,
+                                           "triggerReason": "StopAuthorized",
+                                           "transactionInfo": {"transactionId": tx, "stoppedReason": "Local"}})
+        await cp.call("TransactionEvent", start)  # captured frame, replayed with a new message id
+        await cp.close()
+        return
     start = {"connectorId": 1, "idTag": MEMBERS[0], "meterStart": 1000, "timestamp": kit.stamp()}
     tx = (await cp.call("StartTransaction", start))[2]["transactionId"]
     await cp.call("StopTransaction", {"transactionId": tx, "meterStop": 4000, "timestamp": kit.stamp()})
@@ -369,19 +411,22 @@ async def exfiltration(kit: Kit) -> None:
 
 async def unrequested_diagnostics(kit: Kit) -> None:
     cp = await _booted(kit, "AL-DIAG")
-    await cp.call("DiagnosticsStatusNotification", {"status": "Uploading"})
+    if kit.v201:  # 2.0.1's diagnostics are its logs
+        await cp.call("LogStatusNotification", {"status": "Uploading", "requestId": 666})
+    else:
+        await cp.call("DiagnosticsStatusNotification", {"status": "Uploading"})
     await cp.close()
 
 
 async def firmware_tampering(kit: Kit) -> None:
     cp = await _booted(kit, "AL-FW")
     await cp.close()
-    cp = await _booted(kit, "AL-FW", {**BOOT, "firmwareVersion": "1.0.0-patched"})
+    cp = await _booted(kit, "AL-FW", "1.0.0-patched")
     await cp.close()
 
 
 async def profile_downgrade(kit: Kit) -> None:
-    await RawChargePoint(kit.http, kit.url, "AL-TLS", kit.passwords["AL-TLS"]).connect()  # plain ws, profile 2
+    await kit.post("AL-TLS").connect()  # plain ws, profile 2
 
 
 ATTACKS: list[tuple[str, tuple[str, ...], Attack]] = [
@@ -390,9 +435,10 @@ ATTACKS: list[tuple[str, tuple[str, ...], Attack]] = [
      laptop_requests),
     ("duplicate-identity hijack", ("duplicate_identity",), duplicate_identity),
     ("credential brute force", ("brute_force_identity", "brute_force_source"), brute_force),
-    ("replayed StartTransaction", ("replayed_start_transaction",), replayed_start),
+    ("replayed StartTransaction (2.0.1: TransactionEvent Started)", ("replayed_start_transaction",), replayed_start),
     ("exfiltration through DataTransfer", ("data_transfer_unknown_vendor", "data_transfer_large"), exfiltration),
-    ("unrequested diagnostics upload", ("diagnostics_unrequested",), unrequested_diagnostics),
+    ("unrequested diagnostics upload (2.0.1: log upload)", ("diagnostics_unrequested", "log_unrequested"),
+     unrequested_diagnostics),
     ("firmware tampering", ("firmware_changed_unordered", "firmware_unrequested"), firmware_tampering),
     ("security-profile downgrade", ("profile_downgrade",), profile_downgrade),
 ]

@@ -426,6 +426,36 @@ async def test_firmware_tampering_and_profile_downgrade_are_alerted(server: Runn
     assert kinds(await alerts(server, "CP-P2")) == {"profile_downgrade"}
 
 
+async def test_an_ordered_firmware_update_is_not_alerted_but_its_foreign_location_is(server: RunningServer) -> None:
+    async with station(server, "CP-UPD") as cp:
+        order = asyncio.create_task(api(server, "POST", "/api/v1/charge-points/CP-UPD/commands/UpdateFirmware", {
+            "requestId": 11, "firmware": {"location": "https://203.0.113.9/fw.bin", "retrieveDateTime": stamp()}}))
+        await answer_call(cp, "UpdateFirmware", {"status": "Accepted"})
+        assert (await order).status_code == 200
+        for status in ("Downloading", "Downloaded", "Installing"):
+            assert (await cp.call("FirmwareStatusNotification", {"status": status, "requestId": 11}))[0] == 3
+        await server.settled()
+    found = kinds(await alerts(server, "CP-UPD"))
+    assert "firmware_unrequested" not in found and "upload_location_not_allowed" in found
+
+
+async def test_a_state_of_charge_jump_inside_a_transaction_is_alerted(server: RunningServer) -> None:
+    await server.add_id_tag("MEMBER4")
+
+    def soc(percent: float, at: str) -> list[dict[str, Any]]:
+        return [{"timestamp": at, "sampledValue": [{"value": percent, "measurand": "SoC", "location": "EV",
+                                                    "unitOfMeasure": {"unit": "Percent"}}]}]
+
+    async with station(server, "CP-SOC") as cp:
+        assert (await cp.call("TransactionEvent", started("TX-SOC", "MEMBER4", 0, stamp(-120))))[0] == 3
+        for seq_no, (percent, at) in enumerate(((20, stamp(-90)), (80, stamp(-60))), start=1):
+            event = tx_event("Updated", "TX-SOC", seq_no, at, meterValue=soc(percent, at))
+            assert (await cp.call("TransactionEvent", event))[0] == 3
+        await server.settled()
+    (jump,) = [a for a in await alerts(server, "CP-SOC") if a["kind"] == "soc_jump"]
+    assert jump["detail"]["was"] == 20 and jump["detail"]["now"] == 80
+
+
 # -- the station's own security events, incidents, webhooks ------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,6 +61,32 @@ def heartbeat(uid: str) -> str:
     return f'[2,"{uid}","Heartbeat",{{}}]'
 
 
+class Meter:
+    """A charging session's meter, drawn from the seed: the register, the session's power, voltage
+    and current per phase, the car's state of charge. Each version's frames write it in its words."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.energy_wh = rng.uniform(1_000.0, 5_000_000.0)
+        self.power = rng.choice((3_680.0, 7_360.0, 11_040.0, 22_080.0))
+        self.volts = rng.uniform(225.0, 235.0)
+        self.amps = self.power / (3 * self.volts)
+        self.wh_per_sample = self.power / 3600.0  # as if sampled every second
+        self.soc = rng.uniform(10.0, 80.0)
+
+    def advance(self) -> None:
+        self.energy_wh += self.wh_per_sample
+        if self.soc < 100.0:
+            self.soc = min(100.0, self.soc + 0.001)
+
+    def fixed_samples(self, sv: Callable[..., str]) -> str:
+        """The seven samples that stay the same through the session, each written by ``sv(value,
+        measurand, unit, phase)``: power, then current and voltage per phase."""
+        fixed = [sv(f"{self.power:.0f}", "Power.Active.Import", "W")]
+        fixed += [sv(f"{self.amps:.1f}", "Current.Import", "A", p) for p in ("L1", "L2", "L3")]
+        fixed += [sv(f"{self.volts:.1f}", "Voltage", "V", p) for p in ("L1-N", "L2-N", "L3-N")]
+        return ",".join(fixed)
+
+
 class MeterSim:
     """A charging session's meter: produces realistic MeterValues CALL frames.
 
@@ -71,12 +98,7 @@ class MeterSim:
 
     def __init__(self, index: int, rng: random.Random, transaction_id: int) -> None:
         self.transaction_id = transaction_id
-        self.energy_wh = rng.uniform(1_000.0, 5_000_000.0)
-        power = rng.choice((3_680.0, 7_360.0, 11_040.0, 22_080.0))
-        volts = rng.uniform(225.0, 235.0)
-        amps = power / (3 * volts)
-        self.wh_per_sample = power / 3600.0  # as if sampled every second
-        self.soc = rng.uniform(10.0, 80.0)
+        self.meter = Meter(rng)
 
         def sv(value: str, measurand: str, unit: str, phase: str = "", loc: str = "Outlet") -> str:
             ph = f',"phase":"{phase}"' if phase else ""
@@ -85,22 +107,18 @@ class MeterSim:
                 f'"measurand":"{measurand}"{ph},"location":"{loc}","unit":"{unit}"}}'
             )
 
-        fixed = [sv(f"{power:.0f}", "Power.Active.Import", "W")]
-        fixed += [sv(f"{amps:.1f}", "Current.Import", "A", p) for p in ("L1", "L2", "L3")]
-        fixed += [sv(f"{volts:.1f}", "Voltage", "V", p) for p in ("L1-N", "L2-N", "L3-N")]
-        self._fixed = ",".join(fixed)
+        self._fixed = self.meter.fixed_samples(sv)
         self._head = f'"MeterValues",{{"connectorId":1,"transactionId":{transaction_id},'
 
     def frame(self, uid: str) -> str:
-        self.energy_wh += self.wh_per_sample
-        if self.soc < 100.0:
-            self.soc = min(100.0, self.soc + 0.001)
+        m = self.meter
+        m.advance()
         energy = (
-            f'{{"value":"{self.energy_wh:.0f}","context":"Sample.Periodic","format":"Raw",'
+            f'{{"value":"{m.energy_wh:.0f}","context":"Sample.Periodic","format":"Raw",'
             f'"measurand":"Energy.Active.Import.Register","location":"Outlet","unit":"Wh"}}'
         )
         soc = (
-            f'{{"value":"{self.soc:.0f}","context":"Sample.Periodic","format":"Raw",'
+            f'{{"value":"{m.soc:.0f}","context":"Sample.Periodic","format":"Raw",'
             f'"measurand":"SoC","location":"EV","unit":"Percent"}}'
         )
         return (
@@ -128,11 +146,11 @@ _SERVER_CALL_ANSWERS: dict[str, dict[str, Any]] = {
 }
 
 
-def answer_server_call(frame: list[Any]) -> str:
+def answer_server_call(frame: list[Any], answers: dict[str, dict[str, Any]] = _SERVER_CALL_ANSWERS) -> str:
     """CALLRESULT (or CALLERROR NotImplemented) for a CALL sent by the server."""
     uid = frame[1]
     action = frame[2] if len(frame) > 2 else None
-    payload = _SERVER_CALL_ANSWERS.get(action) if isinstance(action, str) else None
+    payload = answers.get(action) if isinstance(action, str) else None
     if payload is None:
         return _encode([4, uid, "NotImplemented", "not simulated", {}]).decode()
     return _encode([3, uid, payload]).decode()

@@ -15,7 +15,8 @@ from typing import Any
 
 import msgspec
 
-from voltlib.bench.frames_v16 import _CLOCK, heartbeat
+from voltlib.bench import frames_v16
+from voltlib.bench.frames_v16 import _CLOCK, Meter, heartbeat
 
 __all__ = ["SUBPROTOCOL", "MeterSim", "answer_server_call", "boot_notification", "heartbeat", "status_notification",
            "transaction_started"]
@@ -54,33 +55,24 @@ class MeterSim:
     def __init__(self, index: int, rng: random.Random, transaction_id: int) -> None:
         del transaction_id  # 1.6's id chosen by the central system; a 2.0.1 station names its own
         self.seq_no = 0
-        self.energy_wh = rng.uniform(1_000.0, 5_000_000.0)
-        power = rng.choice((3_680.0, 7_360.0, 11_040.0, 22_080.0))
-        volts = rng.uniform(225.0, 235.0)
-        amps = power / (3 * volts)
-        self.wh_per_sample = power / 3600.0  # as if sampled every second
-        self.soc = rng.uniform(10.0, 80.0)
+        self.meter = Meter(rng)
 
         def sv(value: str, measurand: str, unit: str, phase: str = "", loc: str = "Outlet") -> str:
             ph = f',"phase":"{phase}"' if phase else ""
             return (f'{{"value":{value},"context":"Sample.Periodic","measurand":"{measurand}"{ph},'
                     f'"location":"{loc}","unitOfMeasure":{{"unit":"{unit}"}}}}')
 
-        fixed = [sv(f"{power:.0f}", "Power.Active.Import", "W")]
-        fixed += [sv(f"{amps:.1f}", "Current.Import", "A", p) for p in ("L1", "L2", "L3")]
-        fixed += [sv(f"{volts:.1f}", "Voltage", "V", p) for p in ("L1-N", "L2-N", "L3-N")]
-        self._fixed = ",".join(fixed)
+        self._fixed = self.meter.fixed_samples(sv)
         self._info = f'"transactionInfo":{{"transactionId":"{station_transaction_id(index)}"}}'
 
     def frame(self, uid: str) -> str:
         self.seq_no += 1
-        self.energy_wh += self.wh_per_sample
-        if self.soc < 100.0:
-            self.soc = min(100.0, self.soc + 0.001)
+        m = self.meter
+        m.advance()
         now = _CLOCK.now()
-        energy = (f'{{"value":{self.energy_wh:.0f},"context":"Sample.Periodic",'
+        energy = (f'{{"value":{m.energy_wh:.0f},"context":"Sample.Periodic",'
                   f'"measurand":"Energy.Active.Import.Register","location":"Outlet","unitOfMeasure":{{"unit":"Wh"}}}}')
-        soc = (f'{{"value":{self.soc:.0f},"context":"Sample.Periodic","measurand":"SoC","location":"EV",'
+        soc = (f'{{"value":{m.soc:.0f},"context":"Sample.Periodic","measurand":"SoC","location":"EV",'
                f'"unitOfMeasure":{{"unit":"Percent"}}}}')
         return (f'[2,"{uid}","TransactionEvent",{{"eventType":"Updated","timestamp":"{now}",'
                 f'"triggerReason":"MeterValuePeriodic","seqNo":{self.seq_no},{self._info},'
@@ -108,9 +100,4 @@ _SERVER_CALL_ANSWERS: dict[str, dict[str, Any]] = {
 
 def answer_server_call(frame: list[Any]) -> str:
     """CALLRESULT (or CALLERROR NotImplemented) for a CALL sent by the server."""
-    uid = frame[1]
-    action = frame[2] if len(frame) > 2 else None
-    payload = _SERVER_CALL_ANSWERS.get(action) if isinstance(action, str) else None
-    if payload is None:
-        return _encode([4, uid, "NotImplemented", "not simulated", {}]).decode()
-    return _encode([3, uid, payload]).decode()
+    return frames_v16.answer_server_call(frame, _SERVER_CALL_ANSWERS)

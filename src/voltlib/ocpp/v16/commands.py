@@ -22,16 +22,21 @@ def iso(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def charging_profile(limit: c.PowerLimit) -> Payload:
-    """A 1.6 ``csChargingProfiles`` (Absolute, in W)."""
+def schedule_periods(limit: c.PowerLimit) -> list[Payload]:
+    """``chargingSchedulePeriod``: the same words in 1.6 and 2.0.1."""
     periods: list[Payload] = []
     for p in limit.periods:
         row: Payload = {"startPeriod": int(p.start_s), "limit": float(max(0, int(p.limit_w)))}
         if limit.number_phases is not None:
             row["numberPhases"] = limit.number_phases
         periods.append(row)
+    return periods
+
+
+def charging_profile(limit: c.PowerLimit) -> Payload:
+    """A 1.6 ``csChargingProfiles`` (Absolute, in W)."""
     schedule: Payload = {"startSchedule": ocpp_time(limit.start), "chargingRateUnit": "W",
-                         "chargingSchedulePeriod": periods}
+                         "chargingSchedulePeriod": schedule_periods(limit)}
     if limit.duration_s is not None:
         schedule["duration"] = int(limit.duration_s)
     profile: Payload = {"chargingProfileId": limit.profile_id, "stackLevel": limit.stack_level,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from voltlib.domain import commands as c
-from voltlib.ocpp.v16.commands import iso
+from voltlib.ocpp.v16.commands import iso, schedule_periods
 
 Payload = dict[str, Any]
 
@@ -46,14 +46,8 @@ def needs_station_tx(command: c.Command) -> int | None:
 
 def charging_profile(limit: c.PowerLimit, station_tx_id: str | None) -> Payload:
     """A 2.0.1 ``chargingProfile`` (Absolute, in W, one schedule whose id is the profile's)."""
-    periods: list[Payload] = []
-    for p in limit.periods:
-        row: Payload = {"startPeriod": int(p.start_s), "limit": float(max(0, int(p.limit_w)))}
-        if limit.number_phases is not None:
-            row["numberPhases"] = limit.number_phases
-        periods.append(row)
     schedule: Payload = {"id": limit.profile_id, "startSchedule": iso(limit.start), "chargingRateUnit": "W",
-                         "chargingSchedulePeriod": periods}
+                         "chargingSchedulePeriod": schedule_periods(limit)}
     if limit.duration_s is not None:
         schedule["duration"] = int(limit.duration_s)
     profile: Payload = {"id": limit.profile_id, "stackLevel": limit.stack_level,

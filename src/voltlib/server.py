@@ -16,6 +16,7 @@ from aiohttp.typedefs import Middleware
 
 from voltlib.api import routes
 from voltlib.api.device_model import device_model_routes
+from voltlib.api.diagnostics import diagnostics_routes
 from voltlib.api.energy import energy_routes
 from voltlib.api.framework import problems
 from voltlib.api.rebalancing import rebalancing_routes
@@ -35,6 +36,7 @@ from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.device_model import DeviceModelFollower
 from voltlib.gateway.drain import close_when_idle
 from voltlib.gateway.gateway import Gateway
+from voltlib.gateway.monitoring_v201 import MonitoringFollower
 from voltlib.gateway.tls import MAX_HANDSHAKES, RELOAD_EVERY, ContextSource, HandshakeWatcher, TlsSite
 from voltlib.gbfs import http as gbfs_http
 from voltlib.gbfs.dbsource import DatabaseSource
@@ -92,6 +94,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     sharing.install()
     StationHolds(sharing).install()  # 2.0.1 stations end holds themselves (ReservationStatusUpdate)
     DeviceModelFollower(services).install()  # GetVariables / SetVariables answers update the device model
+    MonitoringFollower(services).install()  # monitors and display messages set or cleared (2.0.1 N, O)
     app[SHARING_KEY] = sharing
     charging = SmartCharging(gateway)
     if settings.smart_charging:
@@ -101,7 +104,8 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     soc.install()
     app[SOC_KEY] = soc
     routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging, services)
-                   + rebalancing_routes(services) + readiness.routes(gateway) + device_model_routes(gateway))
+                   + rebalancing_routes(services) + readiness.routes(gateway) + device_model_routes(gateway)
+                   + diagnostics_routes(gateway))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)

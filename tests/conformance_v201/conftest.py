@@ -135,6 +135,18 @@ def _set_variables(station: Station) -> Callable[..., call_result.SetVariables]:
     return answer
 
 
+def _set_monitoring(set_monitoring_data: list[dict[str, Any]], **_: Any) -> call_result.SetVariableMonitoring:
+    """Every monitor Accepted, numbered from 1 in the order asked (or its own id when it has one)."""
+    return call_result.SetVariableMonitoring(set_monitoring_result=[
+        {"id": item.get("id") or n, "status": "Accepted", "type": item["type"], "severity": item["severity"],
+         "component": item["component"], "variable": item["variable"]}
+        for n, item in enumerate(set_monitoring_data, start=1)])
+
+
+def _clear_monitoring(id: list[int], **_: Any) -> call_result.ClearVariableMonitoring:
+    return call_result.ClearVariableMonitoring(clear_monitoring_result=[{"id": i, "status": "Accepted"} for i in id])
+
+
 # What a station answers each call a CSMS may send, unless its test says otherwise.
 DEFAULT_REPLIES: dict[str, Any] = {
     "CancelReservation": call_result.CancelReservation(status="Accepted"),
@@ -142,13 +154,18 @@ DEFAULT_REPLIES: dict[str, Any] = {
     "ChangeAvailability": call_result.ChangeAvailability(status="Accepted"),
     "ClearCache": call_result.ClearCache(status="Accepted"),
     "ClearChargingProfile": call_result.ClearChargingProfile(status="Accepted"),
+    "ClearDisplayMessage": call_result.ClearDisplayMessage(status="Accepted"),
+    "ClearVariableMonitoring": _clear_monitoring,
+    "CustomerInformation": call_result.CustomerInformation(status="Accepted"),
     "DataTransfer": call_result.DataTransfer(status="UnknownVendorId"),
     "DeleteCertificate": call_result.DeleteCertificate(status="Accepted"),
     "GetBaseReport": call_result.GetBaseReport(status="Accepted"),
     "GetCompositeSchedule": call_result.GetCompositeSchedule(status="Rejected"),
+    "GetDisplayMessages": call_result.GetDisplayMessages(status="Accepted"),
     "GetInstalledCertificateIds": call_result.GetInstalledCertificateIds(status="NotFound"),
     "GetLocalListVersion": call_result.GetLocalListVersion(version_number=0),
     "GetLog": call_result.GetLog(status="Rejected"),
+    "GetMonitoringReport": call_result.GetMonitoringReport(status="Accepted"),
     "GetReport": call_result.GetReport(status="Accepted"),
     "GetTransactionStatus": call_result.GetTransactionStatus(messages_in_queue=False),
     "InstallCertificate": call_result.InstallCertificate(status="Accepted"),
@@ -158,6 +175,10 @@ DEFAULT_REPLIES: dict[str, Any] = {
     "Reset": call_result.Reset(status="Accepted"),
     "SendLocalList": call_result.SendLocalList(status="Accepted"),
     "SetChargingProfile": call_result.SetChargingProfile(status="Accepted"),
+    "SetDisplayMessage": call_result.SetDisplayMessage(status="Accepted"),
+    "SetMonitoringBase": call_result.SetMonitoringBase(status="Accepted"),
+    "SetMonitoringLevel": call_result.SetMonitoringLevel(status="Accepted"),
+    "SetVariableMonitoring": _set_monitoring,
     "SetNetworkProfile": call_result.SetNetworkProfile(status="Accepted"),
     "TriggerMessage": call_result.TriggerMessage(status="Accepted"),
     "UnlockConnector": call_result.UnlockConnector(status="Unlocked"),

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.conformance.conftest import Api
 from tests.conformance_v201.conftest import Station, connect
 from tests.conftest import RunningServer
@@ -101,9 +99,9 @@ async def test_TC_G_08_Change_Availability_Connector_Inoperative_to_operative(
     assert await _statuses(api) == [(1, "Available"), (2, "Available")]
 
 
-@pytest.mark.skip(reason="voltlib does not handle NotifyEvent over OCPP 2.0.1 (answered NotImplemented): the "
-                         "connector's lock failure is not stored; monitoring events come with block N, issue 17")
 async def test_TC_G_20_Connector_status_Notification_Lock_Failure(server: RunningServer, api: Api) -> None:
+    """The lock failure comes as NotifyEvent (ConnectorPlugRetentionLock.Problem): stored before it is
+    answered, readable in GET .../events; not a tamper (docs/security.md, "Monitoring → tamper")."""
     from ocpp.v201 import call
 
     from tests.conformance.conftest import now_iso
@@ -116,6 +114,9 @@ async def test_TC_G_20_Connector_status_Notification_Lock_Failure(server: Runnin
             "eventNotificationType": "HardWiredNotification",
             "component": {"name": "ConnectorPlugRetentionLock", "evse": {"id": 1, "connectorId": 1}},
             "variable": {"name": "Problem"}}]))
+        [event] = await api.get(f"/api/v1/charge-points/{CS}/events")
+    assert (event["component"], event["evse_id"], event["connector_id"], event["variable"], event["actual_value"],
+            event["security"]) == ("ConnectorPlugRetentionLock", 1, 1, "Problem", "true", None)
 
 
 async def _while_charging(server: RunningServer, api: Api, evse: dict[str, int] | None) -> list[tuple[int, str]]:

@@ -235,21 +235,22 @@ async def test_a_change_of_version_is_recorded_and_alerted(server201: RunningSer
 
 
 async def test_a_call_not_typed_yet_is_answered_not_supported_and_recorded(server201: RunningServer) -> None:
-    """Every typed 2.0.1 request has its handler now; a 2.0.1 action voltlib does not type yet
-    (display messages, here: issue 17) is NotSupported, recorded in the raw log, and the session goes on."""
+    """Every typed 2.0.1 request has its handler now; a 2.0.1 action voltlib does not type yet (a
+    local controller's PublishFirmwareStatusNotification, here) is NotSupported, recorded in the raw
+    log, and the session goes on."""
     await server201.add_charge_point("CP-I")
     async with connect(server201, "CP-I") as station:
         assert (await station.call("BootNotification", BOOT))[2]["status"] == "Accepted"
-        reply = await station.call("NotifyDisplayMessages", {"requestId": 1})
+        reply = await station.call("PublishFirmwareStatusNotification", {"status": "Idle"})
         assert reply[0] == 4 and reply[2] == "NotSupported"
         assert (await station.call("Heartbeat", {}))[0] == 3  # the session goes on
 
     def logged(conn: Connection) -> list[Any]:
         return [r[0] for r in conn.execute(select(ocpp_messages.c.action).where(
-            ocpp_messages.c.charge_point_id == "CP-I", ocpp_messages.c.action == "NotifyDisplayMessages"))]
+            ocpp_messages.c.charge_point_id == "CP-I", ocpp_messages.c.action == "PublishFirmwareStatusNotification"))]
 
     await server201.gateway.services.store.write(lambda conn: None)  # the raw log goes with the next commit
-    assert await server201.store.read(logged) == ["NotifyDisplayMessages"]
+    assert await server201.store.read(logged) == ["PublishFirmwareStatusNotification"]
 
 
 async def test_hostile_frames_get_the_2_0_1_codes(server201: RunningServer) -> None:

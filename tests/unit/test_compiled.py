@@ -81,6 +81,21 @@ EXAMPLES_201: dict[str, dict[str, Any]] = {
                                "constant": False}],
         "variableCharacteristics": {"unit": "A", "dataType": "OptionList", "minLimit": 0, "maxLimit": 32.5,
                                     "valuesList": "Available,Occupied", "supportsMonitoring": True}}]},
+    "NotifyCustomerInformation": {"data": "badge used twice", "seqNo": 0, "generatedAt": TS, "requestId": 3,
+                                  "tbc": False},
+    "NotifyDisplayMessages": {"requestId": 2, "tbc": False, "messageInfo": [{
+        "id": 7, "priority": "InFront", "state": "Idle", "startDateTime": TS, "endDateTime": TS, "transactionId": "T-1",
+        "display": {"name": "Display", "evse": {"id": 1}},
+        "message": {"format": "UTF8", "language": "fr", "content": "Réservé"}}]},
+    "NotifyEvent": {"generatedAt": TS, "seqNo": 0, "tbc": False, "eventData": [{
+        "eventId": 1, "timestamp": TS, "trigger": "Alerting", "cause": 0, "actualValue": "true", "techCode": "T",
+        "techInfo": "door", "cleared": False, "transactionId": "T-1", "variableMonitoringId": 2,
+        "eventNotificationType": "HardWiredNotification", "component": {"name": "AccessBarrier", "instance": "door"},
+        "variable": {"name": "Active"}}]},
+    "NotifyMonitoringReport": {"requestId": 1, "seqNo": 0, "generatedAt": TS, "tbc": False, "monitor": [{
+        "component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"},
+        "variableMonitoring": [{"id": 3, "transaction": False, "value": 22000.5, "type": "UpperThreshold",
+                                "severity": 4}]}]},
     "ReservationStatusUpdate": {"reservationId": 5, "reservationUpdateStatus": "Expired"},
     "SecurityEventNotification": {"type": "TamperDetectionActivated", "timestamp": TS, "techInfo": "door"},
     "SignCertificate": {"csr": "-----BEGIN CERTIFICATE REQUEST-----", "certificateType": "V2GCertificate"},

@@ -150,8 +150,29 @@ class InstallCertificate:
     certificate_type: Literal["ChargingStationCertificate", "V2GCertificate"] = "ChargingStationCertificate"
 
 
+@dataclass(frozen=True, slots=True)
+class ShowMessage:
+    """Show ``text`` on the charge point's screen by a connector (0: wherever the station chooses)
+    until ``until`` (None: until cleared). The same ``message_id`` replaces the message. Only
+    OCPP 2.0.1 stations have display messages: the 1.6 adapter refuses it (CommandRefused 409)."""
+
+    message_id: int
+    text: str
+    connector_id: int = 0
+    until: datetime | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClearMessage:
+    """Take message ``message_id`` off the screen (2.0.1 only, as :class:`ShowMessage`)."""
+
+    message_id: int
+
+
 Command = (LimitPower | ReadSchedule | Reserve | CancelReservation | PushLocalList | ChangeAvailability | Reset
-           | Unlock | StartCharging | StopCharging | Trigger | SetPassword | InstallCertificate)
+           | Unlock | StartCharging | StopCharging | Trigger | SetPassword | InstallCertificate | ShowMessage
+           | ClearMessage)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,10 @@ from voltlib.domain.idtags import Decision
 from voltlib.gateway import (
     certificates_v201,
     device_model,
+    display_v201,
     firmware_v201,
     logs_v201,
+    monitoring_v201,
     neutral,
     reservations_v201,
     transactions_v201,
@@ -117,4 +119,6 @@ HANDLERS: dict[str, Handler] = {
     **firmware_v201.HANDLERS,  # FirmwareStatusNotification
     **certificates_v201.HANDLERS,  # SignCertificate, Get15118EVCertificate, GetCertificateStatus
     **logs_v201.HANDLERS,  # LogStatusNotification
+    **monitoring_v201.HANDLERS,  # NotifyEvent, NotifyMonitoringReport, NotifyCustomerInformation
+    **display_v201.HANDLERS,  # NotifyDisplayMessages
 }

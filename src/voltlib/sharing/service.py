@@ -46,6 +46,7 @@ from voltlib.gateway.gateway import Gateway
 from voltlib.gateway.handlers_v16 import policy_of
 from voltlib.sharing import crews, local_lists, recovery
 from voltlib.sharing import store as ss
+from voltlib.sharing.displays import Displays
 from voltlib.store import repo
 
 log = logging.getLogger(__name__)
@@ -498,10 +499,12 @@ class SharingService:
         self._lanes: dict[str, asyncio.Task[None]] = {}  # per charge point: the last event in flight
         self._in_flight = asyncio.Semaphore(LANES)
         self.local_lists = local_lists.LocalLists(gateway)
+        self.displays = Displays(gateway)  # a 2.0.1 station's screen (sharing/displays.py)
 
     def install(self) -> None:
         self.services.authorizer = self
         self.local_lists.install()
+        self.displays.install()
         # node scope: a badge, an unplug or a return is handled by the node holding that charge point,
         # from its event and the database alone (a rental's other end may be on another node)
         self.services.bus.subscribe(self._dispatch, ev.ConnectorStatusChanged, ev.TransactionStarted, name="sharing",
@@ -668,12 +671,15 @@ class SharingService:
         now = s.clock.now()
         try:
             if isinstance(effect, dr.SendReserveNow):
-                await self.gateway.commands.send(effect.dock.charge_point_id, cmd.Reserve(
+                held = await self.gateway.commands.send(effect.dock.charge_point_id, cmd.Reserve(
                     effect.dock.connector_id, effect.reservation_id, effect.id_tag, effect.expiry_date),
                     requested_by="car-sharing")
+                if held.accepted:
+                    await self.displays.held(effect)
             elif isinstance(effect, dr.SendCancelReservation):
                 await self.gateway.commands.send(effect.charge_point_id, cmd.CancelReservation(effect.reservation_id),
                                                  requested_by="car-sharing")
+                await self.displays.released(effect)
             elif isinstance(effect, dr.RaiseAlert):
                 await self._alert(effect.kind, "warning", None, {"rental_id": effect.rental_id,
                                                                  "detail": effect.detail}, now)

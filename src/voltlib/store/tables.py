@@ -497,3 +497,86 @@ device_model = Table(
     UniqueConstraint("charge_point_id", "component", "component_instance", "evse_id", "connector_id", "variable",
                      "variable_instance", "attribute_type"),
 )
+
+
+# --- OCPP 2.0.1 diagnostics, monitoring and display messages (issue 17, blocks N and O)
+
+station_events = Table(
+    "station_events", metadata,  # every NotifyEvent eventData, once (docs/operations.md, "Station events")
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("event_id", Integer, nullable=False),  # the station's eventId
+    Column("at", TS, nullable=False),  # the event's own timestamp, as sent
+    Column("received_at", TS, nullable=False),
+    Column("seq_no", Integer, nullable=False),  # of the NotifyEvent that carried it
+    Column("trigger", String(16), nullable=False),  # Alerting | Delta | Periodic
+    Column("notification_type", String(24), nullable=False),  # HardWiredNotification ... CustomMonitor
+    Column("component", String(50), nullable=False),
+    Column("component_instance", String(50), nullable=False),  # "" when none
+    Column("evse_id", Integer, nullable=False),  # 0 when none
+    Column("connector_id", Integer, nullable=False),  # 0 when none
+    Column("variable", String(50), nullable=False),
+    Column("variable_instance", String(50), nullable=False),  # "" when none
+    Column("actual_value", String(2500), nullable=False),
+    Column("cause", Integer),
+    Column("tech_code", String(50)),
+    Column("tech_info", String(500)),
+    Column("cleared", Boolean, nullable=False),
+    Column("transaction_id", String(36)),  # the station's transactionId
+    Column("variable_monitoring_id", Integer),
+    Column("security", String(40)),  # the neutral security event it became (monitoring → tamper), if any
+    UniqueConstraint("charge_point_id", "event_id", "at"),
+    Index("ix_station_events_cp_id", "charge_point_id", "id"),
+)
+
+variable_monitors = Table(
+    "variable_monitors", metadata,  # the monitors a station reported (NotifyMonitoringReport)
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("monitor_id", Integer, nullable=False),
+    Column("component", String(50), nullable=False),
+    Column("component_instance", String(50), nullable=False),
+    Column("evse_id", Integer, nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("variable", String(50), nullable=False),
+    Column("variable_instance", String(50), nullable=False),
+    Column("type", String(24), nullable=False),  # UpperThreshold | LowerThreshold | Delta | Periodic | ...
+    Column("value", Float, nullable=False),
+    Column("severity", Integer, nullable=False),
+    Column("transaction", Boolean, nullable=False),
+    Column("request_id", Integer, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("charge_point_id", "monitor_id"),
+)
+
+customer_information = Table(
+    "customer_information", metadata,  # NotifyCustomerInformation parts, by request
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("request_id", Integer, nullable=False),
+    Column("seq_no", Integer, nullable=False),
+    Column("data", String(512), nullable=False),
+    Column("tbc", Boolean, nullable=False),
+    Column("generated_at", TS, nullable=False),
+    Column("received_at", TS, nullable=False),
+    UniqueConstraint("charge_point_id", "request_id", "seq_no"),
+)
+
+display_messages = Table(
+    "display_messages", metadata,  # what a station's screen holds: set by voltlib or reported
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("message_id", Integer, nullable=False),
+    Column("priority", String(16), nullable=False),
+    Column("state", String(16)),
+    Column("format", String(8), nullable=False),
+    Column("language", String(8)),
+    Column("content", String(512), nullable=False),
+    Column("evse_id", Integer),
+    Column("start_at", TS),
+    Column("end_at", TS),
+    Column("transaction_id", String(36)),
+    Column("source", String(8), nullable=False),  # set | report
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("charge_point_id", "message_id"),
+)

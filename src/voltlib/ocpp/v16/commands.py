@@ -84,6 +84,8 @@ def to_call(command: c.Command) -> tuple[str, Payload]:
             return "ChangeConfiguration", {"key": "AuthorizationKey", "value": password}
         case c.InstallCertificate(chain_pem, "ChargingStationCertificate"):  # 1.6 has no V2G certificate
             return "CertificateSigned", {"certificateChain": chain_pem}
+        case c.ShowMessage() | c.ClearMessage():
+            raise c.CommandRefused(409, "not-supported", "OCPP 1.6 has no display messages")
     raise TypeError(f"no OCPP 1.6 call for {type(command).__name__}")
 
 

@@ -107,7 +107,25 @@ def to_call(command: c.Command, station_tx_id: str | None = None) -> tuple[str, 
                 "variable": {"name": "BasicAuthPassword"}}]}
         case c.InstallCertificate(chain_pem, certificate_type):
             return "CertificateSigned", {"certificateChain": chain_pem, "certificateType": certificate_type}
+        case c.ShowMessage():
+            return "SetDisplayMessage", {"message": display_message(command)}
+        case c.ClearMessage(message_id):
+            return "ClearDisplayMessage", {"id": message_id}
     raise TypeError(f"no OCPP 2.0.1 call for {type(command).__name__}")
+
+
+def display_message(show: c.ShowMessage) -> Payload:
+    """A 2.0.1 MessageInfo: in front of the station's own messages (InFront), UTF-8 text, on the
+    display of the EVSE when a connector is named, shown until ``until``."""
+    content: Payload = {"format": "UTF8", "content": show.text[:512]}
+    if show.language is not None:
+        content["language"] = show.language
+    info: Payload = {"id": show.message_id, "priority": "InFront", "message": content}
+    if show.connector_id > 0:
+        info["display"] = {"name": "Display", "evse": {"id": show.connector_id}}
+    if show.until is not None:
+        info["endDateTime"] = iso(show.until)
+    return info
 
 
 def _trigger(message: str, connector_id: int | None) -> tuple[str, Payload]:

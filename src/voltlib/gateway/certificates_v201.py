@@ -38,10 +38,11 @@ T = TypeVar("T")
 async def sign_certificate(ctx: ChargePointContext, req: m.SignCertificate) -> m.Reply:
     s = ctx.services
     now, kind = s.clock.now(), req.certificate_type or STATION
-    reason = _v2g_refusal(ctx, req.csr) if kind == V2G else _station_refusal(ctx, req.csr)
+    refusal = _v2g_refusal(ctx, req.csr) if kind == V2G else _station_refusal(ctx, req.csr)
     request_id = await s.store.write(partial(repo.record_csr, cp_id=ctx.cp_id, csr=req.csr, now=now,
-                                             state="rejected" if reason else "accepted", certificate_type=kind))
-    if reason is not None:
+                                             state="rejected" if refusal else "accepted", certificate_type=kind))
+    if refusal is not None:
+        code, reason = refusal
         await s.store.write(partial(repo.record_security_event, kind="csr_rejected", severity="warning",
                                     charge_point_id=ctx.cp_id, source=ctx.address,
                                     detail={"request_id": request_id, "reason": reason, "certificate_type": kind},
@@ -49,35 +50,40 @@ async def sign_certificate(ctx: ChargePointContext, req: m.SignCertificate) -> m
         if kind == STATION:
             ctx.after_reply.append(partial(renewal_failed, s, ctx.cp_id,
                                            {"request_id": request_id, "step": "csr", "reason": reason}))
-        return m.SignCertificateReply(status="Rejected", status_info=m.StatusInfo(
-            reason_code="InvalidCSR" if "no " not in reason[:3] else "NotConfigured", additional_info=reason[:512]))
+        return m.SignCertificateReply(status="Rejected", status_info=m.StatusInfo(reason_code=code,
+                                                                                  additional_info=reason[:512]))
     event = ev.CertificateSigningRequested(charge_point_id=ctx.cp_id, at=now, request_id=request_id, csr=req.csr,
                                            certificate_type=kind)
     ctx.after_reply.append(partial(s.bus.publish, event))
     return m.SignCertificateReply(status="Accepted")
 
 
-def _station_refusal(ctx: ChargePointContext, csr: str) -> str | None:
+Refusal = tuple[str, str]  # statusInfo reasonCode (at most 20 characters), and why
+
+
+def _station_refusal(ctx: ChargePointContext, csr: str) -> Refusal | None:
     s = ctx.services
     if s.certificate_authority is None:
-        return "no certificate authority is configured"
+        return "NotConfigured", "no certificate authority is configured"
     try:
         check_csr(csr, ctx.cp_id, s.settings.cpo_name)
     except CsrRejected as exc:
-        return str(exc)
+        return "InvalidCSR", str(exc)
     return None
 
 
-def _v2g_refusal(ctx: ChargePointContext, csr: str) -> str | None:
+def _v2g_refusal(ctx: ChargePointContext, csr: str) -> Refusal | None:
     """The back end judges the subject (ISO 15118's rules, not the CPO's); voltlib only makes sure
     the CSR is one, made with the key it carries."""
     if ctx.services.v2g_backend is None:
-        return "no V2G back end is configured"
+        return "NotConfigured", "no V2G back end is configured"
     try:
         request = x509.load_pem_x509_csr(csr.encode())
     except ValueError:
-        return "not a PEM certificate signing request"
-    return None if signature_verifies(request) else "the CSR's signature does not verify with the key it carries"
+        return "InvalidCSR", "not a PEM certificate signing request"
+    if not signature_verifies(request):
+        return "InvalidCSR", "the CSR's signature does not verify with the key it carries"
+    return None
 
 
 async def get_15118_ev_certificate(ctx: ChargePointContext, req: m.Get15118EVCertificate) -> m.Reply:

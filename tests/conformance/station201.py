@@ -150,6 +150,14 @@ class Station201(ChargePoint):
     def on_change_availability(self, **kw: Any) -> Any:
         return self._answer("ChangeAvailability", kw, call_result.ChangeAvailability(status="Accepted"))
 
+    @on("SetDisplayMessage")
+    def on_set_display_message(self, **kw: Any) -> Any:
+        return self._answer("SetDisplayMessage", kw, call_result.SetDisplayMessage(status="Accepted"))
+
+    @on("ClearDisplayMessage")
+    def on_clear_display_message(self, **kw: Any) -> Any:
+        return self._answer("ClearDisplayMessage", kw, call_result.ClearDisplayMessage(status="Accepted"))
+
     def got(self, action: str) -> list[dict[str, Any]]:
         return [payload for name, payload in self.received if name == action]
 

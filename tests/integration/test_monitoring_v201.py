@@ -13,7 +13,7 @@ import httpx
 import pytest_asyncio
 from ocpp.v201 import call
 
-from tests.conformance.conftest import Api, now_iso
+from tests.conformance.conftest import Api, now_iso, wait_until
 from tests.conformance_v201.conftest import connect
 from tests.conftest import RunningServer, free_port, start_server
 from voltlib.config import Settings
@@ -100,7 +100,11 @@ async def test_monitors_set_reported_and_cleared_are_kept(server: RunningServer,
                 "variable": {"name": "Active"}}
         row = await api.command(CS, "SetVariableMonitoring", {"setMonitoringData": [door]})
         assert row["response"]["setMonitoringResult"][0]["status"] == "Accepted"
-        await api.server.settled()
+
+        async def kept() -> bool:
+            return bool(await api.get(f"/api/v1/charge-points/{CS}/monitors"))
+
+        await wait_until(kept)
         [monitor] = await api.get(f"/api/v1/charge-points/{CS}/monitors")
         assert (monitor["monitor_id"], monitor["component"], monitor["variable"], monitor["type"]) == (
             1, "AccessBarrier", "Active", "Delta")
@@ -114,7 +118,11 @@ async def test_monitors_set_reported_and_cleared_are_kept(server: RunningServer,
                                     "severity": 3}]}]))
         assert [m["monitor_id"] for m in await api.get(f"/api/v1/charge-points/{CS}/monitors")] == [1, 7]
         await api.command(CS, "ClearVariableMonitoring", {"id": [1]})
-        await api.server.settled()
+
+        async def cleared() -> bool:
+            return len(await api.get(f"/api/v1/charge-points/{CS}/monitors")) == 1
+
+        await wait_until(cleared)
         [kept] = await api.get(f"/api/v1/charge-points/{CS}/monitors")
     assert (kept["monitor_id"], kept["evse_id"], kept["value"], kept["transaction"], kept["request_id"]) == (
         7, 1, 22000.0, True, 9)
@@ -138,3 +146,27 @@ async def test_an_upload_location_outside_the_allowed_ones_is_flagged(server: Ru
                                          "log": {"remoteLocation": "ftp://attacker.example.net/drop"}})
     flagged = [a for a in await alerts(api) if a["kind"] == "upload_location_not_allowed"]
     assert flagged, await alerts(api)
+
+
+async def test_display_messages_set_reported_and_cleared_are_kept(server: RunningServer, api: Api) -> None:
+    """Block O through the raw commands: SetDisplayMessage accepted is kept (set), the station's
+    NotifyDisplayMessages after GetDisplayMessages is kept (report), ClearDisplayMessage removes."""
+    await server.add_charge_point(CS)
+    path = f"/api/v1/charge-points/{CS}/display-messages"
+    async with connect(server, CS) as cs:
+        await cs.booted()
+        message = {"id": 4, "priority": "NormalCycle", "message": {"format": "UTF8", "content": "Bienvenue"}}
+        assert (await api.command(CS, "SetDisplayMessage", {"message": message}))["response"] == {"status": "Accepted"}
+        assert (await api.command(CS, "GetDisplayMessages", {"requestId": 8}))["response"] == {"status": "Accepted"}
+        await cs.send(call.NotifyDisplayMessages(request_id=8, tbc=False, message_info=[{
+            "id": 9, "priority": "AlwaysFront", "state": "Faulted",
+            "message": {"format": "ASCII", "language": "en", "content": "Out of order"}}]))
+        await api.server.settled()
+        assert [(m["message_id"], m["source"], m["content"]) for m in await api.get(path)] == [
+            (4, "set", "Bienvenue"), (9, "report", "Out of order")]
+        await api.command(CS, "ClearDisplayMessage", {"id": 4})
+
+        async def cleared() -> bool:  # once voltlib has the answer (CommandFinished)
+            return [m["message_id"] for m in await api.get(path)] == [9]
+
+        await wait_until(cleared)

@@ -100,6 +100,19 @@ NOTES_V201: dict[str, str] = {
     "TC_G_03": _NOTIFY_EVENT,
     "TC_G_05": _NOTIFY_EVENT,
 }
+_GET_LOG = ("voltlib relays the operator's GetLog (raw command; log.remoteLocation checked against "
+            "security_upload_allow) and stores each LogStatusNotification as log_status before answering; an upload "
+            "no GetLog ordered is the log_unrequested alert")
+_CUSTOMER = ("the operator asks through POST /api/v1/members/{id}/customer-information (the member's badge as "
+             "idToken, or the member id as customerIdentifier); the request, each NotifyCustomerInformation part "
+             "and each read of them are audit-log entries")
+NOTES_V201.update({
+    "TC_N_25": _GET_LOG, "TC_N_34": _GET_LOG, "TC_N_35": _GET_LOG, "TC_N_36": _GET_LOG,
+    "TC_N_27": _CUSTOMER, "TC_N_28": _CUSTOMER, "TC_N_29": _CUSTOMER, "TC_N_30": _CUSTOMER, "TC_N_31": _CUSTOMER,
+    "TC_N_32": _CUSTOMER, "TC_N_62": _CUSTOMER,
+    "TC_G_20": "the lock failure is a NotifyEvent (ConnectorPlugRetentionLock.Problem): stored in station_events, "
+               "not a tamper",
+})
 ELSEWHERE_V201: dict[str, tuple[str, str]] = {
     "TC_A_19": ("tests/integration/test_security_profiles_v201.py",
                 "the upgrade reconnects over TLS (profile 2) with voltlib's TLS listener and test PKI"),
@@ -341,8 +354,9 @@ def write_markdown(path: Path, tables: dict[str, list[Row]], *, cases: Path | No
         "`v16` or `v201` module) over a real WebSocket; central-system steps go through voltlib's HTTP API;\n"
         "each test runs on SQLite and on PostgreSQL (the Backends column). The case lists are the OCA test\n"
         "tool's, packaged in `src/voltlib/data/` (its README says where they come from). 2.0.1 cases of the\n"
-        "functional blocks still to come with issue 17 (smart charging, diagnostics and monitoring, display\n"
-        "messages...) are *later*; firmware (L) and certificates (M) are covered.\n\n"
+        "functional blocks still to come with issue 17 (smart charging) are *later*; firmware (L), certificates\n"
+        "(M) and diagnostics (N) are covered. The OCA list has no case of block O (display messages): voltlib's\n"
+        "are tested in tests/sharing/test_displays_v201.py and tests/integration/test_monitoring_v201.py.\n\n"
         "The 2.0.1 tests follow the steps and tool validations of the OCTT test case document (OCPP 2.0.1\n"
         "part 6, section 3) and its reusable states (Booted, Authorized, EnergyTransferStarted, EVDisconnected...,\n"
         "methods of the test station's transaction). Steps the tool runs on a clock (clock-aligned and sampled\n"

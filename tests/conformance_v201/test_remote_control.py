@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from ocpp.v201 import call
 
 from tests.conformance.conftest import Api, now_iso
@@ -93,8 +92,6 @@ async def test_TC_F_27_Trigger_message_NotImplemented(server: RunningServer, api
     assert (row["state"], row["response"]) == ("answered", {"status": "NotImplemented"})
 
 
-@pytest.mark.skip(reason="voltlib does not handle LogStatusNotification over OCPP 2.0.1 yet (answered "
-                         "NotImplemented): diagnostics come with block N, issue 17")
 async def test_TC_F_15_Trigger_message_LogStatusNotification_Idle(server: RunningServer, api: Api) -> None:
     await server.add_charge_point(CS)
     async with connect(server, CS) as cs:
@@ -107,6 +104,7 @@ async def test_TC_F_15_Trigger_message_LogStatusNotification_Idle(server: Runnin
         row = await api.command(CS, "TriggerMessage", {"requestedMessage": "LogStatusNotification"})
         await cs.settle()
     assert row["response"] == {"status": "Accepted"}
+    assert (await api.charge_point(CS))["log_status"] == "Idle"  # stored before it was answered
 
 
 async def test_TC_F_18_Trigger_message_FirmwareStatusNotification_Idle(server: RunningServer, api: Api) -> None:

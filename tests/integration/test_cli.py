@@ -79,7 +79,7 @@ def test_conformance_reads_the_packaged_cases_from_any_directory(tmp_path: Path,
     assert totals[1].startswith("135 cases:"), totals  # 2.0.1: blocks A-P of issue 16, the rest later
     assert "| TC_B_06 | Get Variables - single value |" in table
     only = invoke("conformance", "--ocpp", "2.0.1")
-    assert "## OCPP 1.6" not in only and "| TC_L_01 |" in only and "| later |  | block L: issue 17 |" in only
+    assert "## OCPP 1.6" not in only and "| TC_L_01 |" in only and "| TC_N_25 |" in only
     assert runner.invoke(app, ["conformance", "--ocpp", "1.5"]).exit_code == 2
 
 

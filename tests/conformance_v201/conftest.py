@@ -264,8 +264,8 @@ class Station(ChargePoint):
 
     async def booted(self, evses: int = 1) -> call_result.BootNotification:
         """Reusable state Booted: BootNotification PowerUp answered Accepted, then every EVSE's
-        connector Available (the NotifyEvent that accompanies it is not sent: voltlib does not
-        handle NotifyEvent, docs/conformance.md)."""
+        connector Available (the NotifyEvent that accompanies it is not sent; voltlib stores NotifyEvent,
+        tests/conformance_v201/test_diagnostics.py)."""
         boot = await self.boot()
         assert boot.status == "Accepted"
         for evse_id in range(1, evses + 1):

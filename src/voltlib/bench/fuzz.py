@@ -70,6 +70,18 @@ EXAMPLES_V201: dict[str, dict[str, Any]] = {
     "ReservationStatusUpdate": {"reservationId": 4, "reservationUpdateStatus": "Expired"},
     "SecurityEventNotification": {"type": "TamperDetectionActivated", "timestamp": TS},
     "StatusNotification": {"timestamp": TS, "connectorStatus": "Available", "evseId": 1, "connectorId": 1},
+    "LogStatusNotification": {"status": "Uploading", "requestId": 4},
+    "NotifyEvent": {"generatedAt": TS, "seqNo": 0, "eventData": [{
+        "eventId": 1, "timestamp": TS, "trigger": "Delta", "actualValue": "true",
+        "eventNotificationType": "HardWiredNotification", "component": {"name": "AccessBarrier"},
+        "variable": {"name": "Active"}}]},
+    "NotifyMonitoringReport": {"requestId": 2, "seqNo": 0, "generatedAt": TS, "monitor": [{
+        "component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"},
+        "variableMonitoring": [{"id": 3, "transaction": False, "value": 22000, "type": "UpperThreshold",
+                                "severity": 4}]}]},
+    "NotifyCustomerInformation": {"data": "badge", "seqNo": 0, "generatedAt": TS, "requestId": 5},
+    "NotifyDisplayMessages": {"requestId": 6, "messageInfo": [{
+        "id": 7, "priority": "InFront", "message": {"format": "UTF8", "content": "Réservé"}}]},
     "TransactionEvent": {"eventType": "Started", "timestamp": TS, "triggerReason": "Authorized", "seqNo": 0,
                          "transactionInfo": TX_INFO, "evse": {"id": 1, "connectorId": 1},
                          "idToken": {"idToken": "BADGE1", "type": "ISO14443"},

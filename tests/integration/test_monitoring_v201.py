@@ -170,3 +170,15 @@ async def test_display_messages_set_reported_and_cleared_are_kept(server: Runnin
             return [m["message_id"] for m in await api.get(path)] == [9]
 
         await wait_until(cleared)
+
+
+async def test_a_raw_customer_information_command_is_audited_too(server: RunningServer, api: Api) -> None:
+    """The member route is not the only way: the raw command is in the audit log before it is sent."""
+    await server.add_charge_point(CS)
+    async with connect(server, CS) as cs:
+        await cs.booted()
+        await api.command(CS, "CustomerInformation", {"requestId": 31, "report": False, "clear": True,
+                                                      "customerIdentifier": "someone"})
+    [entry] = [e for e in await api.get("/api/v1/security/audit") if e["action"] == "customer_information.requested"]
+    assert entry["target"] == f"cp_id={CS}" and entry["detail"] == {"raw": True, "requestId": 31, "report": False,
+                                                                     "clear": True}

@@ -14,6 +14,7 @@ from aiohttp import web
 from voltlib import __version__
 from voltlib.api import models as m
 from voltlib.api import security as security_api
+from voltlib.api.diagnostics import CUSTOMER_INFORMATION_REQUESTED
 from voltlib.api.framework import (
     PRINCIPAL,
     READ_ROLES,
@@ -41,6 +42,8 @@ from voltlib.security import audit
 from voltlib.security import records as security_records
 from voltlib.security.credentials import PasswordPolicyError, check_policy, hash_password
 from voltlib.store import lists, repo, tables
+
+CUSTOMER_INFORMATION = "CustomerInformation"  # a raw command that asks for or clears a customer's data
 
 MAX_COMMAND_TIMEOUT = 300.0  # seconds an API client may ask to wait for a charge point's answer (?timeout=)
 
@@ -203,6 +206,11 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
         payload = await json_object(request)
         timeout = number_query(request, "timeout", low=0.1, high=MAX_COMMAND_TIMEOUT)
         wait = bool_query(request, "wait") is not False
+        if request.match_info["action"] == CUSTOMER_INFORMATION:  # a customer's data: audited as the member route
+            await store.write(partial(
+                audit.append, actor=request.get(PRINCIPAL) or "?", action=CUSTOMER_INFORMATION_REQUESTED,
+                target=f"cp_id={cp_id(request)}", now=clock.now(),
+                detail={"raw": True, **{k: payload.get(k) for k in ("requestId", "report", "clear")}}))
         try:
             row = await gateway.send_command(cp_id(request), request.match_info["action"], payload,
                                              requested_by=request.get(PRINCIPAL), timeout=timeout, wait=wait)

@@ -23,7 +23,18 @@ from aiohttp import web
 from sqlalchemy import Connection, select
 
 from voltlib.api import models
-from voltlib.api.framework import PRINCIPAL, READ_ROLES, WRITE_ROLES, Problem, Query, Route, body_of, int_query, reply
+from voltlib.api.framework import (
+    PRINCIPAL,
+    READ_ROLES,
+    WRITE_ROLES,
+    Problem,
+    Query,
+    Route,
+    body_of,
+    int_query,
+    reply,
+    whole_number,
+)
 from voltlib.gateway.gateway import CommandError, Gateway
 from voltlib.security import audit
 from voltlib.store import diagnostics as dg
@@ -216,6 +227,7 @@ def diagnostics_routes(gateway: Gateway) -> list[Route]:
 
 
 def _whole(text: str) -> int:
-    if not text.isdigit() or int(text) > MAX_REQUEST_ID:
-        raise Problem(404, "not-found", f"no request {text}")
-    return int(text)
+    number = whole_number(text, 0, MAX_REQUEST_ID)  # ASCII digits only ("²".isdigit() is true)
+    if number is None:
+        raise Problem(404, "not-found", f"no request {text[:40]}")
+    return number

@@ -27,7 +27,15 @@ class _Clock:
         self._text = ""
 
     def now(self) -> str:
-        sec = int(time.time())
+        return self._second(int(time.time()))
+
+    def now_ms(self) -> str:
+        """To the millisecond: the second's text is cached, the milliseconds written each time."""
+        t = time.time()
+        sec = int(t)
+        return f"{self._second(sec)[:-1]}.{int((t - sec) * 1000):03d}Z"
+
+    def _second(self, sec: int) -> str:
         if sec != self._sec:
             self._sec = sec
             self._text = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -69,7 +69,9 @@ class MeterSim:
         self.seq_no += 1
         m = self.meter
         m.advance()
-        now = _CLOCK.now()
+        # each sample its own instant (to the millisecond, as 2.0.1 allows): a charging session's
+        # readings are minutes apart, never two of one instant
+        now = _CLOCK.now_ms()
         energy = (f'{{"value":{m.energy_wh:.0f},"context":"Sample.Periodic",'
                   f'"measurand":"Energy.Active.Import.Register","location":"Outlet","unitOfMeasure":{{"unit":"Wh"}}}}')
         soc = (f'{{"value":{m.soc:.0f},"context":"Sample.Periodic","measurand":"SoC","location":"EV",'

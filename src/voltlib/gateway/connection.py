@@ -151,10 +151,12 @@ class ChargePointConnection:
         event = self.session.receive(text, received)  # for the rate limit: wall time
         MESSAGE_ID.set(getattr(event, "message_id", None))  # the log lines of this frame name it
         if isinstance(event, CallReceived):
+            self.ctx.stored_whole = False
             reply = await self._answer(event)
             self.ctx.services.calls.answered(event.action, reply, time.monotonic() - received)
             outcome = _outcome(reply)
-            if outcome == "error" or event.action not in STORED_ELSEWHERE or self._log_in_full():
+            if outcome == "error" or (event.action not in STORED_ELSEWHERE and not self.ctx.stored_whole) \
+                    or self._log_in_full():
                 self._record("charge_point", event.message_id, event.action, outcome, text, reply)
         elif isinstance(event, Retransmitted):
             self.ctx.services.calls.retransmitted(event.action)

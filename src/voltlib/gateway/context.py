@@ -63,3 +63,9 @@ class ChargePointContext:
     # Work a handler wants done once its reply is on the wire, e.g. a call to the charge point that
     # must not overtake the answer (CertificateSigned after SignCertificate.conf).
     after_reply: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # 2.0.1: what this connection knows of the station's open transactions, by its transactionId
+    # (gateway/transactions_v201.py: the periodic meter values' fast path)
+    open_transactions: dict[str, object] = field(default_factory=dict)
+    # Set by a handler when the database holds the whole of the call it answers: left out of a
+    # "compact" raw log, as MeterValues are (connection.STORED_ELSEWHERE). Reset for each call.
+    stored_whole: bool = False

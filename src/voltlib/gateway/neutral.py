@@ -7,8 +7,12 @@ Meter values travel here in 1.6's shape (:class:`voltlib.ocpp.v16.messages.Meter
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from functools import partial
+from typing import Any
+
+from sqlalchemy import Table
 
 from voltlib import events as ev
 from voltlib.domain import meter
@@ -122,12 +126,14 @@ async def transaction_stopped(ctx: ChargePointContext, *, transaction_id: int, m
 
 
 async def metered(ctx: ChargePointContext, action: str, connector_id: int, transaction_id: int | None,
-                  values: list[MeterValue], *, merge: bool = False, sampled: list[datetime] | None = None) -> None:
+                  values: list[MeterValue], *, merge: bool = False, sampled: list[datetime] | None = None,
+                  beside: tuple[Table, list[dict[str, Any]]] | None = None) -> None:
     """Readings of a connector (and of a transaction): stored once by their natural key, a state of
     charge written on the car there before the answer, each reading published. ``merge`` (2.0.1):
     a reading of an instant already stored adds its samples to it
     (:func:`voltlib.store.transaction_events.insert_merging`) instead of being dropped. ``sampled``:
-    the readings' stamps judged already, with the rest of their message (one skew event a message)."""
+    the readings' stamps judged already, with the rest of their message (one skew event a message).
+    ``beside``: rows of another table committed in the same group commit as the readings."""
     s = ctx.services
     now = s.clock.now()
     rows = repo.meter_rows(ctx.cp_id, connector_id, transaction_id, values, now)
@@ -142,6 +148,9 @@ async def metered(ctx: ChargePointContext, action: str, connector_id: int, trans
                                                tx_id=transaction_id, reading=reading)
     if merge:
         await s.store.write(partial(insert_merging, rows=rows, then=soc))
+    elif beside is not None:  # both queued in this turn of the loop: one group commit
+        await asyncio.gather(s.store.insert_soon(beside[0], beside[1], ignore_duplicates=True),
+                             s.store.insert_soon(meter_values_table, rows, ignore_duplicates=True, then=soc))
     else:
         await s.store.insert(meter_values_table, rows, ignore_duplicates=True, then=soc)  # own stamps: natural key
     for value, sampled_at in zip(values, sampled, strict=True):

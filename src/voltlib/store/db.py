@@ -152,10 +152,16 @@ class Store:
         """Insert rows in the next group commit; rows for one table from all callers go in one executemany.
         ``then``: an op run in the same transaction once the batch's rows are in (its result is dropped;
         cheaper than a write of its own next to the insert)."""
+        await self.insert_soon(table, rows, ignore_duplicates=ignore_duplicates, then=then)
+
+    def insert_soon(self, table: Table, rows: list[dict[str, Any]], *, ignore_duplicates: bool = False,
+                    then: Op | None = None) -> asyncio.Future[None]:
+        """:meth:`insert`, queued now: inserts queued in one turn of the event loop share a group
+        commit, so a caller awaiting several of them together waits for one commit."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._submit(_Job(None, future, loop, table, rows, ignore_duplicates, then))
-        await future
+        return future
 
     def insert_later(self, table: Table, rows: list[dict[str, Any]]) -> None:
         self._submit(_Job(None, None, None, table, rows))

@@ -313,6 +313,8 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
             started = time.monotonic()
             code = await node.stop()
             progress(f"{node.name} stopped (exit {code}); waiting for every charge point to be back")
+            with contextlib.suppress(TimeoutError):  # first its charge points see their sockets close (a node
+                await _wait(lambda: fleet.online() < plan.charge_points, 5.0)  # holding none: 5 s, then on)
             await _wait(lambda: fleet.online() == plan.charge_points, plan.back_timeout_s)
             back = time.monotonic()
             result.back_s.append(back - started)

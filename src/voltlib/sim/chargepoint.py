@@ -165,6 +165,19 @@ class SimulatedChargePoint(Link):
             demand = c.car.demand_w() if c.car is not None else self.options.connector_power_w
             c.power_w = max(0.0, min(limit, demand))
 
+    def composite_schedule(self, connector_id: int, duration: int, unit: str,
+                           transaction_key: int | None) -> tuple[datetime, dict[str, Any]] | None:
+        """What a connector (0: the whole post) will draw from now for ``duration`` s, under the
+        profiles installed (the transaction's own named by ``transaction_key``, as each dialect keys
+        it), and now; None for a connector the post has not."""
+        if connector_id != 0 and connector_id not in self.connectors:
+            return None
+        now = self.clock.now()
+        tx = self.connectors[connector_id].transaction if connector_id else None
+        hardware = self.options.max_power_w if connector_id == 0 else self.options.connector_power_w
+        return now, self.profiles.composite(connector_id, now, duration, unit, hardware, transaction_key,
+                                            tx.started_at if tx else None)
+
     def _active_transaction(self, connector_id: int) -> int | None:
         c = self.connectors.get(connector_id)
         if c is None or c.transaction is None:

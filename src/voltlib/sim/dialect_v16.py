@@ -303,14 +303,12 @@ class DialectV16(Dialect):
     def _on_GetCompositeSchedule(self, p: Payload) -> Answer:
         cp = self.cp
         connector_id = int(p["connectorId"])
-        if connector_id != 0 and connector_id not in cp.connectors:
+        tx = cp.connectors[connector_id].transaction if connector_id in cp.connectors else None
+        found = cp.composite_schedule(connector_id, int(p["duration"]), str(p.get("chargingRateUnit") or "W"),
+                                      tx.transaction_id if tx else None)
+        if found is None:
             return {"status": "Rejected"}, None
-        now = cp.clock.now()
-        unit = str(p.get("chargingRateUnit") or "W")
-        tx = cp.connectors[connector_id].transaction if connector_id else None
-        hardware = cp.options.max_power_w if connector_id == 0 else cp.options.connector_power_w
-        schedule = cp.profiles.composite(connector_id, now, int(p["duration"]), unit, hardware,
-                                         tx.transaction_id if tx else None, tx.started_at if tx else None)
+        now, schedule = found
         return {"status": "Accepted", "connectorId": connector_id, "scheduleStart": cp._stamp(now),
                 "chargingSchedule": schedule}, None
 

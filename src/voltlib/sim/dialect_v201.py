@@ -468,15 +468,12 @@ class DialectV201(Dialect):
     def _on_GetCompositeSchedule(self, p: Payload) -> Answer:
         cp = self.cp
         evse_id = int(p["evseId"])
-        if evse_id != 0 and evse_id not in cp.connectors:
-            return {"status": "Rejected"}, None
-        now = cp.clock.now()
         unit = str(p.get("chargingRateUnit") or "W")
-        tx = cp.connectors[evse_id].transaction if evse_id else None
-        hardware = cp.options.max_power_w if evse_id == 0 else cp.options.connector_power_w
-        composite = cp.profiles.composite(evse_id, now, int(p["duration"]), unit, hardware,
-                                          cp._active_transaction(evse_id) if evse_id else None,
-                                          tx.started_at if tx else None)
+        found = cp.composite_schedule(evse_id, int(p["duration"]), unit,
+                                      cp._active_transaction(evse_id) if evse_id else None)
+        if found is None:
+            return {"status": "Rejected"}, None
+        now, composite = found
         return {"status": "Accepted", "schedule": {
             "evseId": evse_id, "duration": composite["duration"], "scheduleStart": cp._stamp(now),
             "chargingRateUnit": unit, "chargingSchedulePeriod": composite["chargingSchedulePeriod"]}}, None

@@ -1,7 +1,8 @@
 """The OpenAPI document describes what the API answers (issue 20, part 6): it passes
-openapi-spec-validator, declares the query parameters the handlers read, the real answers of a
-running server (SQLite and PostgreSQL) validate against the response schemas it declares, and models
-generated from it (datamodel-code-generator) drive one flow end to end."""
+openapi-spec-validator, every operation declares its answer's schema and the query parameters the
+handlers read, the real answers of a running server (SQLite and PostgreSQL) validate against the
+response schemas it declares (the security responses too), and models generated from it
+(datamodel-code-generator) drive one flow end to end."""
 
 from __future__ import annotations
 
@@ -16,27 +17,14 @@ from typing import Any
 import httpx
 import jsonschema
 import pydantic
+import pytest
 from openapi_spec_validator import validate
 
-from tests.conftest import RunningServer
+from tests.conftest import PASSWORD, RunningServer
 from tests.integration.test_api_walk import QUERY_PARAMS
-from tests.integration.test_protocol import BOOT, connect
+from tests.integration.test_protocol import BOOT, Client, connect
 from tests.integration.test_transactions_api import start, stop
 from tests.sharing.conftest import CAR_ID, City, seeded_city
-
-# Operations whose answer has no schema yet (docs/operations.md, "OpenAPI"): shrink it, never grow it.
-UNDESCRIBED = {
-    ("POST", "/api/v1/charge-points/{cp_id}/rotate-password"),
-    ("POST", "/api/v1/charge-points/{cp_id}/quarantine"),
-    ("POST", "/api/v1/charge-points/{cp_id}/release"),
-    ("POST", "/api/v1/charge-points/{cp_id}/rotate-credentials"),
-    ("POST", "/api/v1/badges/{id_tag}/block"),
-    ("POST", "/api/v1/security/incidents/{incident_id}/lifecycle"),
-    ("POST", "/api/v1/security/incidents/{incident_id}/respond"),
-    ("GET", "/api/v1/rebalancing/forecast"),
-    ("GET", "/api/v1/rebalancing/moves"),
-    ("GET", "/api/v1/ready"),
-}
 
 
 def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -69,7 +57,7 @@ async def test_the_document_is_valid_and_describes_answers_and_parameters(server
         if "headers" in response:  # a paged list
             names = {p["name"] for p in op["parameters"] if p["in"] == "query"}
             assert {"limit", "cursor"} <= names and "Link" in response["headers"], (method, path)
-    assert undescribed == UNDESCRIBED and described >= 44
+    assert undescribed == set() and described >= 54  # every operation's answer has a schema
     problem = doc["components"]["responses"]["Problem"]["content"]["application/problem+json"]["schema"]
     assert doc["components"]["schemas"][problem["$ref"].rsplit("/", 1)[1]]["required"] == [
         "type", "title", "status", "detail"]
@@ -148,7 +136,65 @@ async def test_real_answers_match_their_schemas(server: RunningServer) -> None:
         missing = await api.get("/api/v1/transactions/12345")
         check(doc, {"$ref": "#/components/schemas/ProblemDetails"}, missing.json())
     assert len(checked) >= 25 and {"/api/v1/transactions", "/api/v1/charge-points/{cp_id}",
-                                   "/api/v1/charge-points/{cp_id}/meter-values", "/api/v1/invoices"} <= checked
+                                   "/api/v1/charge-points/{cp_id}/meter-values", "/api/v1/invoices",
+                                   "/api/v1/rebalancing/forecast", "/api/v1/rebalancing/moves",
+                                   "/api/v1/ready"} <= checked
+
+
+async def answer_every_call(cp: Client) -> None:
+    """A charge point that accepts whatever voltlib asks (ChangeAvailability, ChangeConfiguration...)."""
+    while True:
+        frame = await cp.recv()
+        if frame[0] == 2:
+            await cp.send_raw(json.dumps([3, frame[1], {"status": "Accepted"}]))
+
+
+async def test_security_responses_answer_their_schemas(server: RunningServer) -> None:
+    await server.add_charge_point("CP-SEC")  # profile 1: it has a password to rotate
+    async with connect(server, "CP-SEC", password=PASSWORD) as cp, \
+            httpx.AsyncClient(base_url=server.url, headers=server.api_headers(), timeout=30) as api:
+        await cp.call("BootNotification", BOOT)
+        await cp.call("SecurityEventNotification", {"type": "SettingSystemTime", "timestamp": "2026-01-01T00:00:00Z"})
+        await server.settled()
+        doc = (await api.get("/api/v1/openapi.json")).json()
+        [incident] = (await api.get("/api/v1/security/incidents")).json()
+        answering = asyncio.create_task(answer_every_call(cp))
+        try:
+            async def answered(path: str, url: str, body: Any = None) -> Any:
+                status, response = success(doc["paths"][path]["post"])
+                answer = await api.post(url, json=body if body is not None else {})
+                assert str(answer.status_code) == status, (path, answer.text)
+                check(doc, response["content"]["application/json"]["schema"], answer.json())
+                return answer.json()
+
+            cp_path, incident_path = "/api/v1/charge-points/{cp_id}", "/api/v1/security/incidents/{incident_id}"
+            started = await answered(f"{cp_path}/quarantine", "/api/v1/charge-points/CP-SEC/quarantine",
+                                     {"reason": "door forced"})
+            assert (started["action"], started["new"], started["change_availability"]) == (
+                "quarantine", True, "Accepted")
+            released = await answered(f"{cp_path}/release", "/api/v1/charge-points/CP-SEC/release")
+            assert (released["action"], released["quarantined"]) == ("release", False)
+            rotated = await answered(f"{cp_path}/rotate-credentials", "/api/v1/charge-points/CP-SEC/rotate-credentials")
+            assert rotated == {"action": "rotate_credentials", "charge_point_id": "CP-SEC", "status": "Accepted"}
+            password = await answered(f"{cp_path}/rotate-password", "/api/v1/charge-points/CP-SEC/rotate-password")
+            assert (password["rotated"], password["state"], password["action"]) == (True, "answered",
+                                                                                     "ChangeConfiguration")
+            blocked = await answered("/api/v1/badges/{id_tag}/block", "/api/v1/badges/SEC-LOST/block",
+                                     {"reason": "stolen"})
+            assert (blocked["action"], blocked["previous_status"], blocked["reason"]) == ("block_badge", None, "stolen")
+            url = f"/api/v1/security/incidents/{incident['id']}"
+            acknowledged = await answered(f"{incident_path}/lifecycle", f"{url}/lifecycle", {"action": "acknowledge"})
+            assert acknowledged["state"] == "acknowledged" and acknowledged["alerts"]
+            responses = [await answered(f"{incident_path}/respond", f"{url}/respond", order) for order in (
+                {"action": "quarantine"}, {"action": "release"}, {"action": "block_badge", "id_tag": "SEC-LOST"})]
+            assert [(r["action"], r.get("charge_point_id", r.get("id_tag"))) for r in responses] == [
+                ("quarantine", "CP-SEC"), ("release", "CP-SEC"), ("block_badge", "SEC-LOST")]
+            assert responses[2]["previous_status"] == "Blocked"
+            schema = success(doc["paths"][f"{incident_path}/respond"]["post"])[1]["content"]["application/json"]
+            with pytest.raises(jsonschema.ValidationError):  # the union tells the four answers apart
+                check(doc, schema["schema"], {**responses[2], "action": "quarantine"})
+        finally:
+            answering.cancel()
 
 
 def operation(doc: dict[str, Any], operation_id: str, **path: str) -> tuple[str, str]:

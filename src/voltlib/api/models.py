@@ -187,6 +187,52 @@ class QuarantineState(msgspec.Struct, kw_only=True):
     quarantine: Quarantine | None  # type: ignore[valid-type]
 
 
+class QuarantineStarted(msgspec.Struct, kw_only=True, tag_field="action", tag="quarantine"):
+    """A security response's outcome: ``change_availability`` is the charge point's answer
+    (Accepted, Scheduled...) or what became of the command (offline, timeout...)."""
+
+    charge_point_id: str
+    quarantined: bool
+    new: bool  # false: it already was in quarantine (idempotent)
+    change_availability: str
+
+
+class QuarantineReleased(msgspec.Struct, kw_only=True, tag_field="action", tag="release"):
+    charge_point_id: str
+    quarantined: bool
+    change_availability: str
+
+
+class CredentialsRotated(msgspec.Struct, kw_only=True, tag_field="action", tag="rotate_credentials"):
+    charge_point_id: str
+    status: str  # the charge point's answer, else the command's state (timeout, lost...)
+
+
+class BadgeBlocked(msgspec.Struct, kw_only=True, tag_field="action", tag="block_badge"):
+    """``pushed_to`` (charge points that took it into their local list), ``connected`` (charge points
+    it was sent to) and ``list_version``: only for a member's badge (car sharing's local lists)."""
+
+    id_tag: str
+    status: str
+    previous_status: str | None  # none: the tag was unknown until now
+    reason: str
+    pushed_to: int | None = None
+    connected: int | None = None
+    list_version: int | None = None
+
+
+SecurityResponse = QuarantineStarted | QuarantineReleased | CredentialsRotated | BadgeBlocked
+PasswordRotation = row_model(t.commands, "PasswordRotation", extra=(("rotated", bool),))
+
+
+class Readiness(msgspec.Struct, kw_only=True):
+    """Each check by name: ``ok``, ``newer``, ``not configured``, or what is wrong (then a 503 problem
+    with the same ``checks``)."""
+
+    status: str
+    checks: dict[str, str]
+
+
 class SignedUp(msgspec.Struct, kw_only=True):
     member_id: str
     badge: str
@@ -355,3 +401,66 @@ class TelematicsAccepted(msgspec.Struct, kw_only=True):
 
 
 FieldTask = row_model(t.field_tasks, "FieldTask", exclude=frozenset({"active_car"}))
+
+class Shortage(msgspec.Struct, kw_only=True):
+    first_hour: int
+    at: datetime
+    expected: float  # members expected to be turned away over the horizon
+
+
+class ForecastHour(msgspec.Struct, kw_only=True):
+    hour: int
+    at: datetime
+    pickups: float
+    returns: float
+    cars: float
+    free_bays: float
+    missed_pickups: float
+    missed_returns: float
+
+
+class StationForecast(msgspec.Struct, kw_only=True):
+    station_id: str
+    name: str | None
+    cars: int
+    free_bays: int
+    no_car: Shortage | None
+    no_bay: Shortage | None
+    hours: list[ForecastHour]
+
+
+class ForecastSummary(msgspec.Struct, kw_only=True):
+    stations: int
+    no_car: int
+    no_bay: int
+
+
+class Forecast(msgspec.Struct, kw_only=True):
+    city: str
+    start: datetime
+    hours: int
+    rentals_per_day: float
+    shortage_min: float
+    summary: ForecastSummary
+    stations: list[StationForecast]
+
+
+class Move(msgspec.Struct, kw_only=True):
+    car_id: str
+    from_station: str
+    to_station: str
+    distance_km: float
+    car_range_km: float
+    reason: str  # no_car (at the destination) or no_bay (at the origin)
+    hour: int
+    at: datetime
+
+
+class Moves(msgspec.Struct, kw_only=True):
+    city: str
+    start: datetime
+    hours: int
+    rentals_per_day: float
+    live_tasks: int
+    moves: list[Move]
+

@@ -172,10 +172,11 @@ def rebalancing_routes(services: Services) -> list[Route]:
     return [
         Route("GET", f"{BASE}/forecast", forecast, "Expected rentable cars, free bays and missed pickups/returns per "
               "station and hour, with each station's first 'no car' and 'no bay' hour (?city=paris&hours=6"
-              "&rentals_per_day=&short=true)", OPERATOR_ROLES, tag=TAG, query=(*FORECAST, Query("short", bool))),
+              "&rentals_per_day=&short=true)", OPERATOR_ROLES, tag=TAG, returns=m.Forecast,
+              query=(*FORECAST, Query("short", bool, "true: only the stations that will run short"))),
         Route("GET", f"{BASE}/moves", moves, "Recommended moves (a car from a station that can spare it to one that "
               "will run short, or out of one that will fill up), most urgent first; live tasks counted as done "
-              "(?city=&hours=&rentals_per_day=&max=20)", OPERATOR_ROLES, tag=TAG,
+              "(?city=&hours=&rentals_per_day=&max=20)", OPERATOR_ROLES, tag=TAG, returns=m.Moves,
               query=(*FORECAST, Query("max", int, "moves at most (0 to 200)"))),
         Route("POST", f"{BASE}/tasks", create, "Create a field task from a move (proposed); one live task per car; "
               "audited", OPERATOR_ROLES, NewTask, tag=TAG, returns=m.FieldTask, status=201),

@@ -273,7 +273,7 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
               frozenset({"admin", "security"}), SecurityProfileChange, returns=m.SecurityProfileSet),
         Route("POST", "/api/v1/charge-points/{cp_id}/rotate-password", rotate_password,
               "Send a new random AuthorizationKey (ChangeConfiguration); its hash is stored if the charge point "
-              "accepts it", frozenset({"admin", "operator", "security"})),
+              "accepts it", frozenset({"admin", "operator", "security"}), returns=m.PasswordRotation),
         Route("POST", "/api/v1/charge-points/{cp_id}/trace", set_trace,
               "Log every frame of this charge point in full for some minutes (0 stops), whatever message_log says",
               frozenset({"admin", "operator", "security"}), TraceChange, returns=m.TraceSet),

@@ -153,9 +153,11 @@ def build_routes(gateway: Gateway) -> list[Route]:
         found = await store.read(partial(records.get_incident, incident_id=int_param(request, "incident_id")))
         if found is None:
             raise Problem(404, "not-found", "no such incident")
+        return reply(with_suggestions(found))
+
+    def with_suggestions(found: dict[str, Any]) -> dict[str, Any]:
         kinds = {a["kind"] for a in found["alerts"]}
-        found["suggested_responses"] = sorted({r for k in kinds for r in policy.suggested(k)})
-        return reply(found)
+        return {**found, "suggested_responses": sorted({r for k in kinds for r in policy.suggested(k)})}
 
     async def change_incident(request: web.Request) -> web.Response:
         change = await body_of(request, IncidentChange)
@@ -171,7 +173,7 @@ def build_routes(gateway: Gateway) -> list[Route]:
             raise Problem(404, "not-found", "no such incident")
         await store.write(partial(audit.append, actor=who(request), action=f"incident.{change.action}",
                                   target=str(incident_id), detail={"note": change.note}, now=clock.now()))
-        return reply(row)
+        return reply(with_suggestions(row))
 
     async def respond(request: web.Request) -> web.Response:
         incident_id = int_param(request, "incident_id")
@@ -185,6 +187,11 @@ def build_routes(gateway: Gateway) -> list[Route]:
 
     async def _act(action: str, cp: str | None, id_tag: str | None, by: str, reason: str,
                    incident_id: int | None) -> dict[str, object]:
+        """The response's outcome, tagged with its ``action`` (the answer's schema is a union)."""
+        return {"action": action, **await _carry_out(action, cp, id_tag, by, reason, incident_id)}
+
+    async def _carry_out(action: str, cp: str | None, id_tag: str | None, by: str, reason: str,
+                         incident_id: int | None) -> dict[str, Any]:
         try:
             if action == BLOCK_BADGE:
                 if not id_tag:
@@ -215,8 +222,8 @@ def build_routes(gateway: Gateway) -> list[Route]:
     async def block(request: web.Request) -> web.Response:
         body = await body_of(request, BlockBadge)
         try:
-            return reply(await responder().block_badge(request.match_info["id_tag"], by=who(request),
-                                                     reason=body.reason))
+            return reply({"action": BLOCK_BADGE, **await responder().block_badge(
+                request.match_info["id_tag"], by=who(request), reason=body.reason)})
         except ResponseError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
 
@@ -289,9 +296,11 @@ def build_routes(gateway: Gateway) -> list[Route]:
         Route("GET", f"{base}/incidents/{{incident_id}}", incident, "An incident, its alerts and suggested responses",
               SEE_ALERTS, tag="security", returns=m.IncidentDetail),
         Route("POST", f"{base}/incidents/{{incident_id}}/lifecycle", change_incident,
-              "Acknowledge or resolve (with a note) an incident", HANDLE_ALERTS, IncidentChange, tag="security"),
+              "Acknowledge or resolve (with a note) an incident", HANDLE_ALERTS, IncidentChange, tag="security",
+              returns=m.IncidentDetail),
         Route("POST", f"{base}/incidents/{{incident_id}}/respond", respond,
-              "Apply a response to an incident's charge point or badge", RESPOND, Respond, tag="security"),
+              "Apply a response to an incident's charge point or badge; the answer says which (action)", RESPOND,
+              Respond, tag="security", returns=m.SecurityResponse),
         Route("GET", f"{base}/quarantines", list_quarantines, "Charge points in quarantine, newest first",
               SEE_ALERTS, tag="security", returns=list[m.Quarantine], paged=True,  # type: ignore[valid-type]
               query=(Query("all", bool, "true: released ones too (the history)"),)),
@@ -299,14 +308,16 @@ def build_routes(gateway: Gateway) -> list[Route]:
               SEE_ALERTS, tag="security", returns=m.QuarantineState),
         Route("POST", "/api/v1/charge-points/{cp_id}/quarantine", quarantine,
               "Quarantine: ChangeAvailability Inoperative, remote starts refused, flagged", RESPOND,
-              QuarantineRequest, tag="security"),
+              QuarantineRequest, tag="security", returns=m.QuarantineStarted),
         Route("POST", "/api/v1/charge-points/{cp_id}/release", release,
-              "Release the quarantine: ChangeAvailability Operative", RESPOND, tag="security"),
+              "Release the quarantine: ChangeAvailability Operative", RESPOND, tag="security",
+              returns=m.QuarantineReleased),
         Route("POST", "/api/v1/charge-points/{cp_id}/rotate-credentials", rotate,
-              "Security response: new AuthorizationKey (audited)", RESPOND, tag="security"),
+              "Security response: new AuthorizationKey (audited)", RESPOND, tag="security",
+              returns=m.CredentialsRotated),
         Route("POST", "/api/v1/badges/{id_tag}/block", block, "Block a lost or stolen badge everywhere: refused "
               "online at once, pushed to every charge point's local list (offline ones when they are back), audited",
-              BLOCK_BADGE_ROLES, BlockBadge, tag="security"),
+              BLOCK_BADGE_ROLES, BlockBadge, tag="security", returns=m.BadgeBlocked),
         Route("POST", f"{base}/work-orders", add_work_order, "Plan a field intervention", PLAN_WORK, NewWorkOrder,
               tag="security", returns=m.WorkOrder, status=201),
         Route("GET", f"{base}/work-orders", list_work_orders, "Work orders, newest first", PLAN_WORK,

@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
 from voltlib.api.framework import Problem, Route, reply
+from voltlib.api.models import Readiness
 from voltlib.cluster import NatsCluster
 from voltlib.store.migrate import MIGRATIONS
 
@@ -94,4 +95,4 @@ def routes(gateway: Gateway) -> list[Route]:
 
     return [Route("GET", "/api/v1/ready", ready, "Readiness for a load balancer: database reachable, schema "
                   "current, NATS connected (when configured), not draining; 503 problem details otherwise",
-                  None, tag="system")]
+                  None, tag="system", returns=Readiness)]

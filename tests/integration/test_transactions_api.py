@@ -1,6 +1,8 @@
 """Transactions over HTTP (issue 20), on SQLite and PostgreSQL, fed by a real charge point over a
 WebSocket: filters, cursor pages that new rows do not shift, one transaction, and an operator's
-close of an abandoned one (audited, published as a stop, idempotent, nothing deleted)."""
+close of an abandoned one (audited, published as a stop, idempotent, nothing deleted); and every
+list the issue names (meter values, messages, commands, alerts, rentals, invoices, audit...) paged
+the same way, at most 1,000 rows a page."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import websockets
 
 from tests.conftest import RunningServer
 from tests.integration.test_protocol import BOOT, Client, connect
+from tests.sharing.conftest import CAR_ID, seeded_city
 from voltlib import events as ev
 from voltlib.security import audit
 from voltlib.security.credentials import hash_api_token
@@ -43,16 +46,20 @@ async def stop(cp: Client, tx: int, minute: int, reason: str | None, meter: int 
 
 async def all_pages(api: httpx.AsyncClient, url: str) -> tuple[list[dict[str, Any]], int]:
     """Every row, following Link rel=next; and how many pages that took."""
-    rows: list[dict[str, Any]] = []
-    pages = 0
+    pages = await pages_of(api, url)
+    return [row for page in pages for row in page], len(pages)
+
+
+async def pages_of(api: httpx.AsyncClient, url: str, rows_of: Any = None) -> list[list[Any]]:
+    """Each page's rows (``rows_of`` picks them out of the body), following Link rel=next."""
+    pages: list[list[Any]] = []
     next_url: str | None = url
     while next_url is not None:
         response = await api.get(next_url)
         assert response.status_code == 200, response.text
-        rows += response.json()
-        pages += 1
+        pages.append(response.json() if rows_of is None else rows_of(response.json()))
         next_url = response.links.get("next", {}).get("url")
-    return rows, pages
+    return pages
 
 
 async def test_transactions_filter_and_page_in_a_stable_order(server: RunningServer) -> None:
@@ -220,3 +227,66 @@ async def test_every_list_pages_the_same_way(server: RunningServer) -> None:
         assert sampled == sorted(sampled, reverse=True) and len(sampled) == 3
         tags = [r["id_tag"] for r in (await api.get("/api/v1/id-tags")).json()]
         assert tags == ["PAGE-0", "PAGE-1", "PAGE-2"]
+
+
+async def test_commands_alerts_rentals_and_invoices_page_too(server: RunningServer) -> None:
+    """The lists of issue 20 not walked above: each whole list read one row a page is the list read
+    at once, in the same order, and its filters hold on every page."""
+    await server.add_charge_point("CP-CMD", profile=0)
+    async with connect(server, "CP-CMD") as cp:
+        await cp.call("BootNotification", BOOT)
+    for n in range(3):  # an alert each (repeats at one charge point are one alert)
+        await server.add_charge_point(f"CP-ALERT-{n}", profile=0)
+        async with connect(server, f"CP-ALERT-{n}") as cp:
+            await cp.call("BootNotification", BOOT)
+            await cp.call("SecurityEventNotification", {"type": "SecurityLogWasCleared", "timestamp": iso(T0)})
+    await server.settled()
+    async with seeded_city(server) as city, \
+            httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
+        for _ in range(3):  # CP-CMD is gone: each command is stored "offline", not sent
+            sent = await api.post("/api/v1/charge-points/CP-CMD/commands/Reset", json={"type": "Soft"})
+            assert sent.status_code == 200 and sent.json()["state"] == "offline", sent.text
+        members = [await city.sign_up(n) for n in range(3)]  # a subscription invoice each
+        for member in members:  # a reservation each, cancelled: a rental row each
+            held = await api.post("/api/v1/me/reservation", json={"car_id": CAR_ID}, headers=member.headers())
+            assert held.status_code == 201, held.text
+            assert (await api.delete("/api/v1/me/reservation", headers=member.headers())).status_code == 200
+
+        def statement(body: dict[str, Any]) -> list[Any]:
+            return list(body["invoices"])
+
+        for path, rows_of, count in (("/api/v1/charge-points/CP-CMD/commands", None, 3),
+                                     ("/api/v1/security/alerts?expected=false", None, 3),
+                                     ("/api/v1/security/alerts?charge_point_id=CP-ALERT-1", None, 1),
+                                     ("/api/v1/rentals", None, 3), (f"/api/v1/rentals?member={members[1].id}", None, 1),
+                                     ("/api/v1/invoices", statement, 3)):
+            [whole] = await pages_of(api, path, rows_of)
+            assert len(whole) == count, (path, whole)
+            one_by_one = await pages_of(api, f"{path}{'&' if '?' in path else '?'}limit=1", rows_of)
+            assert [len(p) for p in one_by_one] == [1] * count and [r for p in one_by_one for r in p] == whole, path
+        commands = (await api.get("/api/v1/charge-points/CP-CMD/commands")).json()
+        assert [c["id"] for c in commands] == sorted((c["id"] for c in commands), reverse=True)
+        alerts = (await api.get("/api/v1/security/alerts", params={"limit": 2})).json()
+        assert [a["charge_point_id"] for a in alerts] == ["CP-ALERT-2", "CP-ALERT-1"]  # newest first
+        rentals = (await api.get("/api/v1/rentals", params={"limit": 2})).json()
+        assert [r["member_id"] for r in rentals] == [members[2].id, members[1].id]  # newest first
+        paged_totals = (await api.get("/api/v1/invoices", params={"limit": 1})).json()
+        assert len(paged_totals["invoices"]) == 1 and paged_totals["totals"] == (
+            await api.get("/api/v1/invoices")).json()["totals"]  # over every invoice, not the page
+
+
+async def test_a_page_holds_at_most_1000_rows(server: RunningServer) -> None:
+    """The documented maximum (api/paging.py: MAX_PAGE): a larger ?limit= gives 1,000 rows and a next link."""
+    now = datetime.now(UTC)
+
+    def tags(conn: Any) -> None:
+        for i in range(1001):
+            repo.upsert_id_tag(conn, f"MAX-{i:04}", status="Accepted", expiry_date=None, parent_id_tag=None, now=now)
+
+    await server.store.write(tags)
+    async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers()) as api:
+        for params in ({"limit": 5000}, {}):  # asked for more, and the default of this list
+            first = await api.get("/api/v1/id-tags", params=params)
+            assert len(first.json()) == 1000 and first.json()[-1]["id_tag"] == "MAX-0999", params
+            rest = (await api.get(first.links["next"]["url"])).json()
+            assert [r["id_tag"] for r in rest] == ["MAX-1000"]

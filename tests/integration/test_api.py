@@ -57,7 +57,7 @@ async def test_registering_a_charge_point_validates_input(server: RunningServer)
         assert again.status_code == 409
         huge = await api.post("/api/v1/charge-points", content=b"x" * 300_000)
         assert huge.status_code == 413
-        tag = await api.put("/api/v1/id-tags/TOO-LONG-FOR-OCPP-1-6-TAG", json={})
+        tag = await api.put("/api/v1/id-tags/TOO-LONG-EVEN-FOR-A-2-0-1-ID-TOKEN-VALUE", json={})
         assert tag.status_code == 422
         assert (await api.put("/api/v1/id-tags/BADGE-1", json={"status": "Blocked"})).status_code == 200
         tags = (await api.get("/api/v1/id-tags")).json()

@@ -89,7 +89,7 @@ async def test_id_tags_go_out_and_come_back_as_csv(server: RunningServer) -> Non
                   ",Accepted,\r\n"
                   "OK-2,Maybe,\r\n"
                   "OK-3,Accepted,tomorrow\r\n"
-                  "THIS-TAG-IS-MUCH-TOO-LONG,Accepted,\r\n"
+                  "THIS-TAG-IS-TOO-LONG-EVEN-FOR-OCPP201,Accepted,\r\n"  # 37 characters (2.0.1: 36)
                   "OK-1,Blocked,\r\n"
                   "OK-4,Accepted\r\n")
         refused = await api.post("/api/v1/id-tags/import", content=broken.encode(), headers=CSV)

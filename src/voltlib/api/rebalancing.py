@@ -25,6 +25,7 @@ from voltlib.api.framework import (
     whole_number,
 )
 from voltlib.domain import rebalancing as rb
+from voltlib.domain.idtags import MAX_ID_TOKEN
 from voltlib.events import FieldTaskChanged
 from voltlib.gateway.context import Services
 from voltlib.security import audit
@@ -51,7 +52,7 @@ class TaskChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     action: Literal["assign", "start", "complete", "cancel"]
     assignee: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None  # for assign
     # for assign: the crew's badge (an accepted id tag of the CREW group), which may then take the car
-    badge: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] | None = None
+    badge: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_TOKEN)] | None = None
     note: Annotated[str, msgspec.Meta(max_length=500)] | None = None
 
 

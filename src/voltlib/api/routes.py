@@ -35,6 +35,7 @@ from voltlib.api.paging import MAX_PAGE, page_request, paged
 from voltlib.api.spec import openapi
 from voltlib.api.transactions import transaction_routes
 from voltlib.clock import describe as describe_clock
+from voltlib.domain.idtags import MAX_ID_TOKEN, valid_id_token
 from voltlib.gateway.auth import IDENTITY
 from voltlib.gateway.gateway import CommandError, Gateway
 from voltlib.ocpp.v16.messages import check_utc_range
@@ -77,7 +78,7 @@ class SecurityProfileChange(msgspec.Struct, kw_only=True):
 class IdTagChange(msgspec.Struct, kw_only=True):
     status: Literal["Accepted", "Blocked", "Expired", "Invalid"] = "Accepted"
     expiry_date: datetime | None = None
-    parent_id_tag: Annotated[str, msgspec.Meta(min_length=1, max_length=20)] | None = None  # an OCPP idTag
+    parent_id_tag: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_TOKEN)] | None = None  # an id token
 
     def __post_init__(self) -> None:
         if self.expiry_date is not None:  # 0001-01-01T00:00:00+14:00 has no UTC time: a 422, not a 500
@@ -237,8 +238,9 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
 
     async def put_tag(request: web.Request) -> web.Response:
         tag = request.match_info["id_tag"]
-        if not 1 <= len(tag) <= 20:
-            raise Problem(422, "invalid-id-tag", "an OCPP 1.6 idTag has 1 to 20 characters")
+        if not valid_id_token(tag):
+            raise Problem(422, "invalid-id-tag", f"an id token has 1 to {MAX_ID_TOKEN} printable characters "
+                          "(OCPP 2.0.1; 1.6's idTag: 20), no outer spaces")
         change = await body_of(request, IdTagChange)
         await store.write(partial(repo.upsert_id_tag, id_tag=tag, status=change.status,
                                   expiry_date=change.expiry_date, parent_id_tag=change.parent_id_tag,

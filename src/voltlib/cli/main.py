@@ -21,6 +21,7 @@ from voltlib.cli import operator as operator_cli
 from voltlib.cli import security as security_cli
 from voltlib.cli.rebalancing import rebalancing_app
 from voltlib.config import load_settings
+from voltlib.domain.idtags import MAX_ID_TOKEN, valid_id_token
 from voltlib.security.credentials import (
     PasswordPolicyError,
     check_policy,
@@ -428,7 +429,11 @@ def tag_set(
     config: ConfigOpt = None,
     database_url: DbOpt = None,
 ) -> None:
-    """Create or change an id tag."""
+    """Create or change an id tag (1 to 36 characters: 2.0.1's IdToken; 1.6 stations send 20 at most)."""
+    if not valid_id_token(id_tag):
+        raise typer.BadParameter(f"an id token has 1 to {MAX_ID_TOKEN} printable characters, no outer spaces")
+    if parent is not None and not valid_id_token(parent):
+        raise typer.BadParameter(f"a parent id tag has 1 to {MAX_ID_TOKEN} printable characters, no outer spaces")
     if status not in ("Accepted", "Blocked", "Expired", "Invalid"):
         raise typer.BadParameter("Accepted, Blocked, Expired or Invalid")
     if expiry is not None and expiry.tzinfo is None:

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from voltlib.domain.idtags import MAX_ID_TOKEN
+
 COLUMNS = ("id_tag", "status", "expiry_date", "parent_id_tag", "note")
 STATUSES = ("Accepted", "Blocked", "Expired", "Invalid")
-MAX_ID_TAG = 20  # OCPP 1.6 idTag (CiString20Type)
+MAX_ID_TAG = MAX_ID_TOKEN  # 2.0.1's IdToken (36); a 1.6 charge point never sends more than its 20
 MAX_NOTE = 200  # the note column's width
 MAX_ROWS = 5000  # per import: a larger list goes in several (the CLI splits it)
 MAX_ERRORS = 100  # reported per import; the rest are counted

@@ -5,6 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# The longest token voltlib stores: OCPP 2.0.1's IdTokenType.idToken. A 1.6 idTag is at most 20
+# (CiString20Type), which the 1.6 schemas hold on the wire; the stores take 2.0.1's.
+MAX_ID_TOKEN = 36
+
+
+def valid_id_token(value: str) -> bool:
+    """1 to 36 printable characters without outer spaces: what any OCPP version may carry."""
+    return 1 <= len(value) <= MAX_ID_TOKEN and value.isprintable() and value == value.strip()
+
 
 @dataclass(frozen=True, slots=True)
 class IdTagRecord:

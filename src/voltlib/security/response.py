@@ -14,6 +14,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from voltlib.domain.commands import ChangeAvailability, CommandRefused
+from voltlib.domain.idtags import MAX_ID_TOKEN, valid_id_token
 from voltlib.events import QuarantineChanged
 from voltlib.security import audit, records
 from voltlib.security.detectors import Signal
@@ -135,8 +136,9 @@ class Responder:
         wires car sharing's ``block_badge`` as the hook, which also pushes it to the charge points'
         local lists (now, or when an offline one is back); its answer is merged into this one."""
         s = self.gateway.services
-        if not 1 <= len(id_tag) <= 20:
-            raise ResponseError(422, "invalid-id-tag", "an OCPP 1.6 idTag has 1 to 20 characters")
+        if not valid_id_token(id_tag):
+            raise ResponseError(422, "invalid-id-tag", f"an id token has 1 to {MAX_ID_TOKEN} printable characters "
+                                "(OCPP 2.0.1; 1.6's idTag: 20), no outer spaces")
         previous = await s.store.write(partial(records.block_badge, id_tag=id_tag, now=s.clock.now()))
         await self._audit(by, "response.block_badge", id_tag, {"previous_status": previous})
         blocker = _badge_blockers.get(self.gateway)

@@ -105,10 +105,10 @@ connector_status_history = Table(
 
 id_tags = Table(
     "id_tags", metadata,
-    Column("id_tag", String(20), primary_key=True),
+    Column("id_tag", String(36), primary_key=True),  # 2.0.1's IdToken (1.6's idTag: 20, by its schema)
     Column("status", String(16), nullable=False),
     Column("expiry_date", TS),
-    Column("parent_id_tag", String(20)),
+    Column("parent_id_tag", String(36)),
     Column("note", String(200)),
     Column("created_at", TS, nullable=False),
     Column("list_version", BigInteger),  # the local-list version its current state was pushed in (sharing.local_lists)
@@ -303,7 +303,7 @@ vehicles = Table(
     Column("vin", String(17), nullable=False, unique=True),
     Column("model", String(32), nullable=False),
     Column("battery_kwh", Float, nullable=False),
-    Column("id_tag", String(20), nullable=False, unique=True),  # what a charge point reports for this car
+    Column("id_tag", String(36), nullable=False, unique=True),  # what a charge point reports for this car
     Column("status", String(16), nullable=False),  # docked | rented | missing | out_of_service
     Column("charge_point_id", String(48)),  # current dock, when docked
     Column("connector_id", Integer),
@@ -330,7 +330,7 @@ members = Table(
 
 badges = Table(
     "badges", metadata,
-    Column("id_tag", String(20), primary_key=True),  # also in id_tags, which holds its status
+    Column("id_tag", String(36), primary_key=True),  # also in id_tags, which holds its status
     Column("member_id", String(32), ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", TS, nullable=False),
     Index("ix_badges_member", "member_id"),

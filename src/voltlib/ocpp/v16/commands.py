@@ -9,6 +9,8 @@ from typing import Any
 
 from voltlib.domain import commands as c
 
+MAX_ID_TAG = 20  # CiString20Type: a 1.6 idTag (2.0.1 tokens are up to 36)
+
 Payload = dict[str, Any]
 
 _PURPOSE = {"ChargePointMax": "ChargePointMaxProfile", "TxDefault": "TxDefaultProfile", "Tx": "TxProfile"}
@@ -60,10 +62,10 @@ def to_call(command: c.Command) -> tuple[str, Payload]:
                                   "idTag": id_tag, "reservationId": reservation_id}
         case c.CancelReservation(reservation_id):
             return "CancelReservation", {"reservationId": reservation_id}
-        case c.PushLocalList(version, full, blocked):
+        case c.PushLocalList(version, full, blocked):  # a 1.6 reader never sends a token over 20 characters
             return "SendLocalList", {"listVersion": version, "updateType": "Full" if full else "Differential",
                                      "localAuthorizationList": [{"idTag": tag, "idTagInfo": {"status": "Blocked"}}
-                                                                for tag in blocked]}
+                                                                for tag in blocked if len(tag) <= MAX_ID_TAG]}
         case c.ChangeAvailability(connector_id, operative):
             return "ChangeAvailability", {"connectorId": connector_id,
                                           "type": "Operative" if operative else "Inoperative"}

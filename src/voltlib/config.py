@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     charging_connector_rated_w: float = Field(3_000.0, gt=0)  # a bay's rating when not set (Autolib' posts: ~3 kW)
     station_limit_fraction: float = Field(1.0, gt=0, le=1)  # a station's grid limit when not set: this x its ratings
     charging_reserved_range_km: float = Field(100.0, ge=0)  # a reserved car charges first until it has this range
+    # plan with what ISO 15118 cars report of their needs (2.0.1 NotifyEVChargingNeeds: energy, departure, max
+    # power); false: stored and answered, but planned as a 1.6 post's session (the comparison's baseline)
+    charging_use_car_needs: bool = True
     # state of charge (docs/energy.md): cars pushing telematics over MQTT, e.g. "mqtt://127.0.0.1:1883"
     telematics_mqtt_url: str | None = None
 

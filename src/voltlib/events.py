@@ -208,13 +208,23 @@ class ReservationEnded(Event, tag="ocpp.reservation.ended", frozen=True):
     status: str  # Expired | Removed
 
 
+class CarNeedsReported(Event, tag="ocpp.ev.needs", frozen=True):
+    """A car told its station what it needs (2.0.1 NotifyEVChargingNeeds, stored): its session must be
+    planned again and sent a TxProfile (K15.FR.07), or again a new one when the schedule the car chose
+    was over voltlib's limit (``renegotiate``, K15.FR.13)."""
+
+    connector_id: int
+    transaction_id: int
+    renegotiate: bool = False
+
+
 AnyEvent = (
     ChargePointConnected | ChargePointDisconnected | BootNotified | HeartbeatReceived | ConnectorStatusChanged
     | IdTagAuthorized | TransactionStarted | TransactionStopped | MeterValuesReceived | DataTransferReceived
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
     | CertificateSigningRequested | CarLeftWithoutRental | RentalChanged | BadgeDecided
     | SecurityIncident | CommandFinished | TransactionStartRepeated | ProtocolViolationSeen | QuarantineChanged
-    | ReservationEnded | FieldTaskChanged
+    | ReservationEnded | FieldTaskChanged | CarNeedsReported
 )
 
 _encoder = msgspec.json.Encoder()

@@ -87,6 +87,13 @@ EXAMPLES_201: dict[str, dict[str, Any]] = {
         "id": 7, "priority": "InFront", "state": "Idle", "startDateTime": TS, "endDateTime": TS, "transactionId": "T-1",
         "display": {"name": "Display", "evse": {"id": 1}},
         "message": {"format": "UTF8", "language": "fr", "content": "Réservé"}}]},
+    "NotifyEVChargingNeeds": {"evseId": 1, "maxScheduleTuples": 12, "chargingNeeds": {
+        "requestedEnergyTransfer": "DC", "departureTime": TS, "dcChargingParameters": {
+            "evMaxCurrent": 125, "evMaxVoltage": 400, "energyAmount": 20000, "evMaxPower": 50000,
+            "stateOfCharge": 35, "evEnergyCapacity": 60000, "fullSoC": 95, "bulkSoC": 80}}},
+    "NotifyEVChargingSchedule": {"timeBase": TS, "evseId": 1, "chargingSchedule": {
+        "id": 3, "chargingRateUnit": "A", "startSchedule": TS, "duration": 3600, "minChargingRate": 6.0,
+        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16.0, "numberPhases": 1}]}},
     "NotifyEvent": {"generatedAt": TS, "seqNo": 0, "tbc": False, "eventData": [{
         "eventId": 1, "timestamp": TS, "trigger": "Alerting", "cause": 0, "actualValue": "true", "techCode": "T",
         "techInfo": "door", "cleared": False, "transactionId": "T-1", "variableMonitoringId": 2,

@@ -228,6 +228,12 @@ def simulate(
     = None,
     compare: Annotated[bool, typer.Option(
         help="Run the scenario twice on its seed, first without its field crews, then with them; compare.")] = False,
+    iso15118_share: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Share of the cars reporting their needs at a 2.0.1 post (default: the scenario's).")]
+    = None,
+    compare_planner: Annotated[bool, typer.Option(
+        help="Run the scenario twice on its seed, first planned without the cars' needs (today's planner), "
+             "then with them; compare energy delivered and cars with the range their trip needs.")] = False,
 ) -> None:
     """Run a city against an in-process voltlib on simulated time; write the report (JSON, HTML, plots)."""
     import dataclasses
@@ -249,9 +255,16 @@ def simulate(
         chosen = dataclasses.replace(chosen, station_limit_fraction=station_limit_fraction)
     if ocpp201_share is not None:
         chosen = dataclasses.replace(chosen, ocpp201_share=ocpp201_share)
+    if iso15118_share is not None:
+        chosen = dataclasses.replace(chosen, iso15118_share=iso15118_share)
     total = hours or chosen.hours
     if compare and not chosen.crew_shifts:
         raise typer.Exit(code=_fail(f"--compare: scenario {chosen.name} has no crew_shifts"))
+    if compare and compare_planner:
+        raise typer.Exit(code=_fail("--compare and --compare-planner: one comparison at a time"))
+    if compare_planner and not (chosen.ocpp201_share and chosen.iso15118_share):
+        raise typer.Exit(code=_fail("--compare-planner: no car reports its needs (ocpp201_share and "
+                                    "iso15118_share must be above 0)"))
 
     def run(run_scenario: sim_scenario.Scenario, label: str) -> Report:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
@@ -271,11 +284,20 @@ def simulate(
         return found
 
     baseline = run(dataclasses.replace(chosen, crew_shifts=()), " without crews") if compare else None
-    if baseline is not None:  # written at once: the run with crews takes as long again
-        sim_report.write(baseline, out / "without-crews")
-    result = run(chosen, " with crews" if compare else "")
-    files = sim_report.write(result, out, baseline)
-    if baseline is not None:
+    if compare_planner:
+        baseline = run(dataclasses.replace(chosen, car_needs_planning=False), " today's planner")
+    if baseline is not None:  # written at once: the second run takes as long again
+        sim_report.write(baseline, out / (sim_report.BASELINE_PLANNER if compare_planner else
+                                          sim_report.BASELINE_CREWS))
+    label = " with crews" if compare else " with the cars' needs" if compare_planner else ""
+    result = run(dataclasses.replace(chosen, car_needs_planning=True) if compare_planner else chosen, label)
+    files = sim_report.write(result, out, baseline, planner=compare_planner)
+    if baseline is not None and compare_planner:
+        for name, r in (("today's planner", baseline), ("with the cars' needs", result)):
+            typer.echo(f"{name}: {r.energy_delivered_kwh} kWh delivered; {r.pickups_with_range} of {r.pickups} "
+                       f"cars picked up with the range their trip needs; reserved {r.reserved_with_range} of "
+                       f"{r.reserved_pickups}; {r.rentals_served} served; answers {r.car_needs.get('answers')}")
+    elif baseline is not None:
         typer.echo(f"without crews: {baseline.rentals_served} served of {baseline.demand} wanted "
                    f"({baseline.served_share:.1%}); lost {baseline.lost}; ×{baseline.speed_reached:g} real time")
     if result.crews is not None:

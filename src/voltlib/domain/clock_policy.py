@@ -57,3 +57,24 @@ def judge(stamp: datetime | None, received: datetime, policy: ClockPolicy) -> St
     if -offset > policy.behind:
         return Stamp(received, offset)
     return Stamp(stamp)
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """What voltlib makes of a departure time a car announces (ISO 15118, relayed by its station):
+    ``at``, the departure to plan for (None: not believed); ``skew``, how far the claim was from the
+    receipt time when it was not believed (a ``clock_skew`` event), else None."""
+
+    at: datetime | None
+    skew: timedelta | None = None
+
+
+def judge_departure(departure: datetime, received: datetime, policy: ClockPolicy) -> Departure:
+    """A departure is a claim about voltlib's future, so the policy's bounds apply the other way
+    round: up to ``ahead`` before the receipt time it means "leaving now" (two clocks disagreeing);
+    earlier, the station's clock is wrong and the time is not used; later than ``behind`` after the
+    receipt time (nobody plans a week ahead: a clock that lost its time) it is not used either."""
+    offset = departure - received
+    if offset < -policy.ahead or offset > policy.behind:
+        return Departure(None, offset)
+    return Departure(max(departure, received))

@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, and_, select, update
 
 from voltlib import events as ev
-from voltlib.domain import battery, charging, meter
+from voltlib.domain import battery, charging, ev_needs, meter
 from voltlib.domain.commands import Command, CommandRefused, LimitPower, Outcome, ReadSchedule
 from voltlib.sharing import codec
 from voltlib.sharing import store as ss
+from voltlib.store import ev_needs as needs_store
 from voltlib.store.tables import bays, meter_values, rentals, stations, transactions, vehicles
 from voltlib.telemetry.counters import WORK_SECONDS, Histogram
 
@@ -59,7 +60,7 @@ MODEL = battery.BLUECAR
 # each node plans the whole station from the database and sends only its own charge points' share,
 # so it must hear these from every node ("network" scope); a reboot only concerns the holding node.
 CHANGES: tuple[type[ev.Event], ...] = (ev.TransactionStarted, ev.TransactionStopped, ev.ConnectorStatusChanged,
-                                       ev.RentalChanged)
+                                       ev.RentalChanged, ev.CarNeedsReported)
 BOOTS: tuple[type[ev.Event], ...] = (ev.BootNotified, ev.ChargePointConnected)
 
 Dock = tuple[str, int]  # (charge point, connector)
@@ -75,6 +76,7 @@ class DockState:
     soc: float | None  # 0..1
     departure: datetime | None  # a live reservation of this car: when it lapses
     required_range_km: float | None
+    needs: ev_needs.CarNeeds | None = None  # what the car reported of this session (2.0.1, ISO 15118)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,22 +126,24 @@ def _limit(grid_limit_w: float | None, rated_total_w: float, fraction: float) ->
 
 
 def read_station(conn: Connection, station_id: str, *, rated_w: float, fraction: float,
-                 reserved_range_km: float = 0.0) -> StationState | None:
+                 reserved_range_km: float = 0.0, car_needs: bool = True) -> StationState | None:
     return read_stations(conn, [station_id], rated_w=rated_w, fraction=fraction,
-                         reserved_range_km=reserved_range_km).get(station_id)
+                         reserved_range_km=reserved_range_km, car_needs=car_needs).get(station_id)
 
 
 def read_stations(conn: Connection, station_ids: list[str], *, rated_w: float, fraction: float,
-                  reserved_range_km: float = 0.0) -> dict[str, StationState]:
-    """Many stations in a few queries (a sweep of Paris is 1,119 stations, every few seconds at 100x)."""
+                  reserved_range_km: float = 0.0, car_needs: bool = True) -> dict[str, StationState]:
+    """Many stations in a few queries (a sweep of Paris is 1,119 stations, every few seconds at 100x).
+    ``car_needs``: read what the cars reported of their sessions (False: today's estimate only)."""
     out: dict[str, StationState] = {}
     for start in range(0, len(station_ids), READ_CHUNK):
-        out.update(_read_chunk(conn, station_ids[start:start + READ_CHUNK], rated_w, fraction, reserved_range_km))
+        out.update(_read_chunk(conn, station_ids[start:start + READ_CHUNK], rated_w, fraction, reserved_range_km,
+                               car_needs))
     return out
 
 
 def _read_chunk(conn: Connection, station_ids: list[str], rated_w: float, fraction: float,
-                reserved_range_km: float) -> dict[str, StationState]:
+                reserved_range_km: float, car_needs: bool) -> dict[str, StationState]:
     rows = conn.execute(select(stations.c.id, stations.c.city, stations.c.grid_limit_w, stations.c.phase_limit_w)
                         .where(stations.c.id.in_(station_ids))).all()
     docks = conn.execute(select(bays.c.station_id, bays.c.charge_point_id, bays.c.connector_id, bays.c.rated_power_w)
@@ -152,6 +156,7 @@ def _read_chunk(conn: Connection, station_ids: list[str], rated_w: float, fracti
         select(vehicles.c.id, vehicles.c.charge_point_id, vehicles.c.connector_id, vehicles.c.soc_percent)
         .where(and_(vehicles.c.charge_point_id.in_(cps), vehicles.c.status == "docked")))}
     held = _reservations(conn, [c.id for c in cars.values()])
+    reported = needs_store.latest_needs(conn, open_tx.values()) if car_needs else {}
     by_station: dict[str, list[DockState]] = defaultdict(list)
     needed: dict[str, float] = {}
     for row in rows:
@@ -161,11 +166,13 @@ def _read_chunk(conn: Connection, station_ids: list[str], rated_w: float, fracti
         dock = (d.charge_point_id, d.connector_id)
         car = cars.get(dock)
         departure = held.get(car.id) if car is not None else None
+        tx = open_tx.get(dock)
         by_station[d.station_id].append(DockState(
             d.charge_point_id, d.connector_id, rated_w if d.rated_power_w is None else d.rated_power_w,
-            open_tx.get(dock), car.id if car else None,
+            tx, car.id if car else None,
             None if car is None or car.soc_percent is None else car.soc_percent / 100.0,
-            departure, needed.get(d.station_id) if departure is not None else None))
+            departure, needed.get(d.station_id) if departure is not None else None,
+            None if tx is None else reported.get(tx)))
     out = {}
     for row in rows:
         here = by_station.get(row.id, [])
@@ -217,14 +224,21 @@ def plan_station(state: StationState, at: datetime) -> dict[Dock, int]:
     reserve = idle * safe_start_w(state)
     phase_limits = {p: state.phase_limit_w for p in charging.PHASES} if state.phase_limit_w else {}
     station = charging.Station(max(0.0, state.limit_w - reserve), phase_limits)
-    sessions = [charging.ChargingSession(
-        vehicle_id=d.car_id or f"{d.cp_id}/{d.connector_id}", model=MODEL, soc=0.5 if d.soc is None else d.soc,
-        connector_max_w=d.rated_w, departure=d.departure, required_range_km=d.required_range_km,
-        connector_id=d.connector_id, transaction_id=d.transaction_id)
-        for d in state.docks if d.transaction_id is not None]
+    sessions = [session_of(d) for d in state.docks if d.transaction_id is not None]
     allocation = charging.allocate(station, sessions, at)
     return {(d.cp_id, d.connector_id): allocation.of(s.vehicle_id).power_w
             for d, s in zip([d for d in state.docks if d.transaction_id is not None], sessions, strict=True)}
+
+
+def session_of(d: DockState) -> charging.ChargingSession:
+    """The planner's session for a dock: the car's report first, then its reservation, then the
+    estimate (:func:`voltlib.domain.ev_needs.targets`)."""
+    t = ev_needs.targets(d.needs, d.departure, d.required_range_km, MODEL)
+    connector_max = d.rated_w if t.max_w is None else min(d.rated_w, t.max_w)
+    return charging.ChargingSession(
+        vehicle_id=d.car_id or f"{d.cp_id}/{d.connector_id}", model=MODEL, soc=0.5 if d.soc is None else d.soc,
+        connector_max_w=connector_max, departure=t.departure, required_soc=t.required_soc,
+        required_range_km=t.required_range_km, connector_id=d.connector_id, transaction_id=d.transaction_id)
 
 
 def safe_start_w(state: StationState) -> int:
@@ -248,6 +262,7 @@ class SmartCharging:
         s = self.services.settings
         self.rated_w, self.fraction = s.charging_connector_rated_w, s.station_limit_fraction
         self.reserved_range_km = s.charging_reserved_range_km
+        self.car_needs = s.charging_use_car_needs
         self._station_of: dict[str, str | None] = {}
         self._dirty_cps: set[str] = set()
         self._booted: set[str] = set()
@@ -256,6 +271,9 @@ class SmartCharging:
         # Charge points connected to this process whose sessions may hold TxProfiles it never sent (a
         # previous process's, another node's): their next plan is sent in full, whatever it assumes.
         self._unknown: set[str] = set()
+        # Sessions whose car reported its needs (or chose a schedule over the limit): their next plan
+        # sends a TxProfile whatever it was (K15.FR.07, K15.FR.13).
+        self._must_send: set[Dock] = set()
         self.plans = 0
         self.mismatches = 0
         self.plan_seconds = Histogram(WORK_SECONDS)  # metrics: one re-plan, commands to charge points included
@@ -271,6 +289,8 @@ class SmartCharging:
         elif isinstance(event, ev.ChargePointConnected):  # what it holds may not be what we think
             self._unknown.add(event.charge_point_id)
             self._forget(event.charge_point_id)
+        elif isinstance(event, ev.CarNeedsReported) and event.charge_point_id in self.gateway.connections:
+            self._must_send.add((event.charge_point_id, event.connector_id))
         self._dirty_cps.add(event.charge_point_id)
         self._wake.set()
 
@@ -322,7 +342,7 @@ class SmartCharging:
     async def _replan(self, station_ids: list[str], booted: set[str] | None) -> None:
         states = await self.services.store.read(partial(
             read_stations, station_ids=station_ids, rated_w=self.rated_w, fraction=self.fraction,
-            reserved_range_km=self.reserved_range_km))
+            reserved_range_km=self.reserved_range_km, car_needs=self.car_needs))
         room = asyncio.Semaphore(PARALLEL_STATIONS)
 
         async def one(state: StationState) -> None:
@@ -346,12 +366,15 @@ class SmartCharging:
         for dock in [d for d in tx_of if d in self._sent and d not in wanted]:
             del self._sent[dock]  # the session ended: its TxProfile went with its transaction
         # no TxProfile yet: the safe start; a charge point that connected since is told everything again
-        current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted if d[0] not in self._unknown}
+        self._must_send -= {d for d, tx in tx_of.items() if tx is None}  # the session ended
+        current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted
+                   if d[0] not in self._unknown and d not in self._must_send}
         for dock, watts in ordered_changes(current, wanted):
             profile = charging.charging_profile([charging.SchedulePeriod(0, watts)], self.services.clock.now(),
                                                 TX_PROFILE_ID, "Tx", TX_STACK_LEVEL, transaction_id=tx_of[dock])
             if (await self._send(dock[0], LimitPower(dock[1], profile))).accepted:
                 self._sent[dock] = watts
+                self._must_send.discard(dock)
                 await self._check(dock, watts)
         for cp_id in {d.cp_id for d in state.docks} & self._unknown:
             if all(d in self._sent for d in wanted if d[0] == cp_id):  # every session told: known again
@@ -388,7 +411,8 @@ class SmartCharging:
                                          phase_limit_w=phase_limit_w)):
             raise KeyError(station_id)
         state = await store.read(partial(read_station, station_id=station_id, rated_w=self.rated_w,
-                                         fraction=self.fraction, reserved_range_km=self.reserved_range_km))
+                                         fraction=self.fraction, reserved_range_km=self.reserved_range_km,
+                                         car_needs=self.car_needs))
         assert state is not None
         await self.apply(state, plan_station(state, self.services.clock.now()))  # sessions first, then caps
         for cp_id in sorted({d.cp_id for d in state.docks} & set(self.gateway.connections)):

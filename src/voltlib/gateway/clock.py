@@ -50,3 +50,13 @@ async def _clock_skew(ctx: ChargePointContext, message: str, skew: timedelta, no
                                 charge_point_id=ctx.cp_id, source=ctx.address, detail=detail, now=now))
     await s.bus.publish(ev.SecurityIncident(charge_point_id=ctx.cp_id, at=now, kind="clock_skew", severity="warning",
                                             source=ctx.address, detail=detail))
+
+
+async def departure(ctx: ChargePointContext, message: str, claimed: datetime, now: datetime) -> datetime | None:
+    """A departure time a car announces through its station, as voltlib plans for it
+    (:func:`voltlib.domain.clock_policy.judge_departure`): None when not believed, with a
+    ``clock_skew`` security event naming the skew."""
+    judged = clock_policy.judge_departure(claimed, now, policy_of(ctx.services.settings))
+    if judged.skew is not None:
+        await _clock_skew(ctx, message, judged.skew, now)
+    return judged.at

@@ -24,6 +24,7 @@ from voltlib.gateway import (
     certificates_v201,
     device_model,
     display_v201,
+    ev_needs_v201,
     firmware_v201,
     logs_v201,
     monitoring_v201,
@@ -121,4 +122,5 @@ HANDLERS: dict[str, Handler] = {
     **logs_v201.HANDLERS,  # LogStatusNotification
     **monitoring_v201.HANDLERS,  # NotifyEvent, NotifyMonitoringReport, NotifyCustomerInformation
     **display_v201.HANDLERS,  # NotifyDisplayMessages
+    **ev_needs_v201.HANDLERS,  # NotifyEVChargingNeeds, NotifyEVChargingSchedule
 }

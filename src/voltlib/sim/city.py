@@ -41,6 +41,7 @@ from voltlib.sim import audit
 from voltlib.sim.chargepoint import Car, SimOptions, SimulatedChargePoint
 from voltlib.sim.crews import CrewTeam
 from voltlib.sim.measure import HourlyCounts, served_share
+from voltlib.sim.needs import TripBoard, has_range, iso15118_cars, needs_summary
 from voltlib.sim.scenario import Scenario, ocpp_versions
 from voltlib.store import repo
 from voltlib.store.db import Store
@@ -119,6 +120,10 @@ class Report:
     lost_by_hour: dict[str, list[int]] = field(default_factory=dict)  # reason -> trips lost in each simulated hour
     served_by_hour: list[int] = field(default_factory=list)
     crews: dict[str, Any] | None = None  # field crews: how many, shifts, moves, crew-km (sim.crews)
+    pickups: int = 0  # cars members drove off with
+    pickups_with_range: int = 0  # ... holding 1.25 x their trip's range (sim.needs.has_range)
+    # ISO 15118 cars: the share, whether voltlib planned with their reports, and the answers they got
+    car_needs: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
@@ -149,6 +154,7 @@ class CitySimulation:
         self.fleet = Fleet()
         self.cps: dict[str, SimulatedChargePoint] = {}
         self.station_bays: dict[str, list[str]] = {}
+        self.station_of: dict[str, str] = {}  # charge point -> its station
         self.places: dict[str, demand.Place] = {}
         self._nearest: dict[str, list[str]] = {}
         self.members: list[Member] = []
@@ -165,6 +171,7 @@ class CitySimulation:
         self.play_wall = 0.0
         self.play_start = self.clock.now()
         self.crashes: list[dict[str, Any]] = []  # server_crash events: when, how long until every post was back
+        self.trip_board = TripBoard((), timedelta(0))  # what ISO 15118 cars know of their next trip (sim.needs)
 
     # -- the run --
 
@@ -226,7 +233,8 @@ class CitySimulation:
                "VOLTLIB_CHARGING_CONNECTOR_RATED_W": str(RATED_W), "VOLTLIB_RATE_PER_SECOND": "50",
                "VOLTLIB_RATE_BURST": "200",
                "VOLTLIB_OCPP_VERSIONS": '["1.6", "2.0.1"]',  # the scenario's fleet may mix them (ocpp201_share)
-               "VOLTLIB_HEARTBEAT_INTERVAL": "3600"}  # simulated seconds: thousands of posts, one heartbeat an hour
+               "VOLTLIB_HEARTBEAT_INTERVAL": "3600",  # simulated seconds: thousands of posts, one heartbeat an hour
+               "VOLTLIB_CHARGING_USE_CAR_NEEDS": "true" if self.s.car_needs_planning else "false"}
         server = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "voltlib", "serve", "--time-scale", str(self.speed),
             "--time-origin", origin.isoformat(), env=env)
@@ -274,11 +282,14 @@ class CitySimulation:
         for st in snapshot.stations:
             self.places[st.id] = demand.Place(st.id, st.latitude, st.longitude)
             self.station_bays[st.id] = [bay_charge_point(st.id, n) for n in range(1, st.bays + 1)]
+            self.station_of.update(dict.fromkeys(self.station_bays[st.id], st.id))
             self.limit_w[st.id] = st.bays * RATED_W * self.s.station_limit_fraction
+        talking = iso15118_cars(self.s.seed, [c.id for c in snapshot.cars], self.s.iso15118_share)
         for car in snapshot.cars:
             cp_id = self.station_bays[car.station_id][car.bay - 1]
             # a Bluecar: 27 kWh usable; it stops drawing when full (a charge point's meter sees that)
-            self.fleet.cars[car.id] = Car(battery_wh=MODEL.usable_wh, soc=socs[car.id], max_power_w=RATED_W)
+            self.fleet.cars[car.id] = Car(battery_wh=MODEL.usable_wh, soc=socs[car.id], max_power_w=RATED_W,
+                                          iso15118=car.id in talking)
             self.fleet.tags[car.id] = car.id_tag
             self.fleet.dock_of[car.id], self.fleet.at[cp_id] = cp_id, car.id
         return token
@@ -315,7 +326,9 @@ class CitySimulation:
         self.on_phase("waiting for their charging profiles")
         await self._timed("profiles", self._standing_profiles())
         self.on_phase("playing")
+        self.trip_board = TripBoard(self._trips(), self.clock.now() - self.s.start.astimezone(UTC))
         for cp_id, car_id in self.fleet.at.items():  # docked cars charge (or keep warm)
+            self.trip_board.tell(self.fleet.cars[car_id], self.station_of[cp_id], self.clock.now())
             self.cps[cp_id].start_transaction(1, self.fleet.tags[car_id])
         self.on_phase(f"starting {len(self.fleet.at):,} charging sessions")
         await self._timed("sessions", self._delivered())
@@ -362,8 +375,8 @@ class CitySimulation:
         start = self.play_start = self.clock.now()
         end = start + timedelta(hours=self.hours)
         shift = start - self.s.start.astimezone(UTC)
-        trips = demand.trips(list(self.places.values()), self.s.start, self.hours, self.s.rentals_per_day,
-                             self.s.seed)
+        trips = self._trips()
+        self.trip_board = TripBoard(trips, shift)
         self.counts["demand"] = len(trips)
         tasks = [asyncio.create_task(self._sampler(start, end)), *(asyncio.create_task(self._event(e, start))
                                                                      for e in self.s.events)]
@@ -379,6 +392,10 @@ class CitySimulation:
         for task in [*tasks, *running]:
             task.cancel()
         await asyncio.gather(*tasks, *running, return_exceptions=True)
+
+    def _trips(self) -> list[demand.Trip]:
+        return demand.trips(list(self.places.values()), self.s.start, self.hours, self.s.rentals_per_day,
+                            self.s.seed)
 
     async def _until(self, at: datetime) -> None:
         wait = (at - self.clock.now()).total_seconds()
@@ -460,6 +477,9 @@ class CitySimulation:
         if self.fleet.at.get(cp_id) != car_id:  # another member drove it off while we badged (a post
             self.counts["lost:no_car"] += 1  # answering from its local cache can accept both badges)
             return
+        self.counts["pickups"] += 1
+        if has_range(self.fleet.cars[car_id], trip.distance_km):
+            self.counts["pickups_with_range"] += 1
         cp.unplug(1)
         self.counts[f"picked_up:{cp.ocpp_version}"] += 1
         del self.fleet.at[cp_id]
@@ -483,6 +503,7 @@ class CitySimulation:
                     self.counts["returned_after_waiting"] += 1
                 self.fleet.at[cp_id], self.fleet.dock_of[car_id] = car_id, cp_id
                 cp = self.cps[cp_id]
+                self.trip_board.tell(self.fleet.cars[car_id], self.station_of[cp_id], self.clock.now())
                 cp.plug_in(1, self.fleet.cars[car_id])
                 cp.start_transaction(1, self.fleet.tags[car_id])
                 self.counts["rentals_served"] += 1
@@ -618,7 +639,9 @@ class CitySimulation:
             lost_by_hour={k.split(":", 1)[1]: self.counts.per_hour(k, hours)
                           for k in sorted(self.counts.by_hour) if k.startswith("lost:")},
             served_by_hour=self.counts.per_hour("rentals_served", hours),
-            crews=self.crews.summary() if self.crews is not None else None)
+            crews=self.crews.summary() if self.crews is not None else None,
+            pickups=self.counts["pickups"], pickups_with_range=self.counts["pickups_with_range"],
+            car_needs=needs_summary(self.s.iso15118_share, self.s.car_needs_planning, self.cps.values()))
 
 
 def _outcomes(url: str) -> tuple[int, int, dict[str, dict[str, int]]]:

@@ -14,6 +14,11 @@
 - The central system's commands of 2.0.1 that voltlib sends get schema-valid answers that do
   what the specification says (see ``COMMANDS``); any other action is answered NotImplemented.
 
+An ISO 15118 car (``Car.iso15118``) tells the central system what it needs once its session has
+started (NotifyEVChargingNeeds: AC single phase, the energy up to its target, its departure as this
+post's clock reads it, its current), and after each TxProfile for its session answers with the
+schedule it chose, the profile's limit capped at what it takes (NotifyEVChargingSchedule, K15.FR.19).
+
 Messages are built from the typed classes of :mod:`voltlib.ocpp.v201.messages` (explicit wire
 names) and commands read through them; smart charging is not typed there yet, so
 SetChargingProfile and ClearChargingProfile are read as schema-checked JSON.
@@ -21,6 +26,7 @@ SetChargingProfile and ClearChargingProfile are read as schema-checked JSON.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -49,6 +55,7 @@ STOPPED = {"EVDisconnected": ("EVCommunicationLost", "EVDisconnected"), "Local":
            "PowerLoss": ("AbnormalCondition", "PowerLoss"), "Reboot": ("ResetCommand", "Reboot"),
            "Other": ("AbnormalCondition", "Other")}
 PURPOSE = {"ChargingStationMaxProfile": "ChargePointMaxProfile"}  # 2.0.1 -> the profile store's (1.6) name
+EV_MIN_CURRENT_A, EV_VOLTAGE_V, EV_SCHEDULE_TUPLES = 6, 230, 24  # an AC car on one phase (IEC 61851)
 TRIGGERABLE = frozenset({"BootNotification", "Heartbeat", "MeterValues", "StatusNotification", "TransactionEvent"})
 
 
@@ -79,6 +86,7 @@ class DialectV201(Dialect):
         self._reported: dict[int, str] = {}  # EVSE -> the 2.0.1 status last queued
         self._seq: dict[int, int] = {}  # transaction (local id) -> its next seqNo
         self._reset_when_idle = False
+        self._needs_told: set[int] = set()  # transactions (local ids) whose car reported its needs
 
     def dispatch(self, action: str, payload: Payload) -> Answer:
         try:
@@ -170,6 +178,23 @@ class DialectV201(Dialect):
     def transaction_started(self, c: Connector, tx: Transaction, trigger: str) -> None:
         meter = self._meter_value(c, "Transaction.Begin", self._measurands("TxStartedMeasurands"))
         self._event("Started", c, tx, trigger, meter=meter, id_token=tx.id_tag)
+        if c.car is not None and c.car.iso15118:
+            self._needs_told.add(tx.local_id)
+            self.cp._enqueue("NotifyEVChargingNeeds", self.charging_needs(c), persistent=False)
+
+    def charging_needs(self, c: Connector) -> Payload:
+        """K15: the car's ChargeParameterDiscoveryReq, as the station relays it (a live ISO 15118
+        exchange: not kept for a later connection, K15.FR.15)."""
+        car = c.car
+        assert car is not None
+        ac = m.ACChargingParameters(energy_amount=car.energy_needed_wh(), ev_min_current=EV_MIN_CURRENT_A,
+                                    ev_max_current=math.ceil(car.max_power_w / EV_VOLTAGE_V),
+                                    ev_max_voltage=EV_VOLTAGE_V)
+        departure = None if car.departure is None else car.departure + self.cp.clock_offset
+        needs = m.ChargingNeeds(requested_energy_transfer="AC_single_phase", ac_charging_parameters=ac,
+                                departure_time=departure)
+        return _out(m.NotifyEVChargingNeeds(evse_id=c.connector_id, charging_needs=needs,
+                                            max_schedule_tuples=EV_SCHEDULE_TUPLES))
 
     def transaction_sampled(self, c: Connector, tx: Transaction) -> None:
         meter = self._meter_value(c, "Sample.Periodic", self.cp.sampled_measurands())
@@ -181,6 +206,7 @@ class DialectV201(Dialect):
         meter = self._meter_value(c, "Transaction.End", self._measurands("TxEndedMeasurands"))
         self._event("Ended", c, tx, trigger, meter=meter, id_token=id_tag, stopped_reason=stopped)
         self._seq.pop(tx.local_id, None)
+        self._needs_told.discard(tx.local_id)
         if self._reset_when_idle and not any(o.transaction is not None and o.transaction is not tx
                                              for o in self.cp.connectors.values()):
             self._reset_when_idle = False
@@ -194,6 +220,8 @@ class DialectV201(Dialect):
 
     def answered(self, item: Queued, result: Payload) -> None:
         super().answered(item, result)
+        if item.action in ("NotifyEVChargingNeeds", "NotifyEVChargingSchedule"):
+            self.cp.stats[f"{item.action}:{result.get('status')}"] += 1
         tx = item.transaction
         if item.action != "TransactionEvent" or tx is None or item.payload.get("eventType") != "Started":
             return
@@ -455,7 +483,30 @@ class DialectV201(Dialect):
             tx = None if c is None else c.transaction
             if tx is None or profile.get("transactionId") != tx.uuid:  # K01.FR.03, K01.FR.09
                 return rejected
-        return {"status": cp.install_profile(evse_id, _profile_body(profile))}, None
+        status = cp.install_profile(evse_id, _profile_body(profile))
+        c = cp.connectors.get(evse_id)
+        if (status != "Accepted" or profile["chargingProfilePurpose"] != "TxProfile" or c is None
+                or c.transaction is None or c.transaction.local_id not in self._needs_told):
+            return {"status": status}, None
+        chosen = self._chosen_schedule(c, profile)
+
+        async def tell() -> None:
+            self.cp._enqueue("NotifyEVChargingSchedule", chosen, persistent=False)
+
+        return {"status": status}, tell
+
+    def _chosen_schedule(self, c: Connector, profile: Payload) -> Payload:
+        """K15.FR.19: the schedule the car picked, the TxProfile's limit now capped at what it takes."""
+        car, tx = c.car, c.transaction
+        assert car is not None and tx is not None
+        limit = self.cp.profiles.connector_limit(c.connector_id, self.cp.clock.now(),
+                                                 self.cp._active_transaction(c.connector_id), tx.started_at)
+        watts = car.max_power_w if limit is None else min(limit, car.max_power_w)
+        period = m.ChargingSchedulePeriod(start_period=0, limit=float(int(watts)))
+        schedule = m.ChargingSchedule(id=int(profile["chargingSchedule"][0]["id"]), charging_rate_unit="W",
+                                      charging_schedule_period=[period])
+        return _out(m.NotifyEVChargingSchedule(time_base=self._now(), evse_id=c.connector_id,
+                                               charging_schedule=schedule))
 
     def _on_ClearChargingProfile(self, p: Payload) -> Answer:
         criteria = p.get("chargingProfileCriteria") or {}

@@ -20,6 +20,17 @@ class Car:
     battery_wh: float | None = 30_000.0  # an Autolib' Bluecar has a 30 kWh LMP battery
     soc: float = 40.0  # percent
     max_power_w: float = 7_400.0
+    # ISO 15118: the car tells a 2.0.1 post what it needs when plugged in (NotifyEVChargingNeeds)
+    iso15118: bool = False
+    departure: datetime | None = None  # when it expects to leave (None: it does not say)
+    target_soc: float | None = None  # percent it wants by then (None: full)
+
+    def energy_needed_wh(self) -> int:
+        """What the car asks for: up to its target (or full), as the battery counts it."""
+        if self.battery_wh is None:
+            return 0
+        target = 100.0 if self.target_soc is None else self.target_soc
+        return max(0, round((target - self.soc) / 100.0 * self.battery_wh))
 
     @property
     def full(self) -> bool:

@@ -1,5 +1,6 @@
 """Measuring the service (issue 19): what share of the wanted trips was served, and when and why the
-others were lost, hour by hour, so that two runs of one seed (without and with crews) compare."""
+others were lost, hour by hour, so that two runs of one seed (without and with crews) compare; and
+the energy side of two runs of one seed planned without and with the cars' needs (issue 17)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,22 @@ def comparison(without: dict[str, Any], with_crews: dict[str, Any]) -> dict[str,
     return {"scenario": with_crews["scenario"], "seed": with_crews["seed"], "without_crews": side(without),
             "with_crews": side(with_crews),
             "served_share_gain": round(with_crews["served_share"] - without["served_share"], 4)}
+
+
+def planner_comparison(todays: dict[str, Any], with_needs: dict[str, Any]) -> dict[str, Any]:
+    """Two reports of one scenario and seed side by side: today's planner, then the one that uses the
+    cars' reports (energy delivered, cars picked up with the range their trip needs)."""
+    def side(r: dict[str, Any]) -> dict[str, Any]:
+        pickups = r.get("pickups", 0)
+        return {"energy_delivered_kwh": r["energy_delivered_kwh"], "pickups": pickups,
+                "pickups_with_range": r.get("pickups_with_range", 0),
+                "share_with_range": round(r.get("pickups_with_range", 0) / pickups, 4) if pickups else 0.0,
+                "reserved_pickups": r["reserved_pickups"], "reserved_with_range": r["reserved_with_range"],
+                "rentals_served": r["rentals_served"], "demand": r["demand"], "lost": r["lost"],
+                "seconds_over_limit": r["seconds_over_limit"], "peak_station_ratio": r["peak_station_ratio"],
+                "speed_reached": r["speed_reached"], "car_needs": r.get("car_needs")}
+    a, b = side(todays), side(with_needs)
+    return {"scenario": with_needs["scenario"], "seed": with_needs["seed"], "todays_planner": a, "with_car_needs": b,
+            "energy_ratio": round(b["energy_delivered_kwh"] / a["energy_delivered_kwh"], 4)
+            if a["energy_delivered_kwh"] else None,
+            "share_with_range_gain": round(b["share_with_range"] - a["share_with_range"], 4)}

@@ -15,21 +15,25 @@ import matplotlib.pyplot as plt
 from voltlib.sim import measure
 from voltlib.sim.city import Report
 
+BASELINE_CREWS, BASELINE_PLANNER = "without-crews", "todays-planner"  # the baseline's folder in ``out``
 
-def write(report: Report, out: Path, baseline: Report | None = None) -> dict[str, Path]:
+
+def write(report: Report, out: Path, baseline: Report | None = None, *, planner: bool = False) -> dict[str, Path]:
     """``baseline``: the same scenario and seed without crews (``simulate --compare``): its report goes
-    in ``out/without-crews``, the two side by side in ``comparison.json``."""
+    in ``out/without-crews``, the two side by side in ``comparison.json``; with ``planner``, the same
+    day planned without the cars' needs (``simulate --compare-planner``), in ``out/todays-planner``."""
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": out / "report.json", "soc": out / "fleet-soc.png", "power": out / "power.png",
              "lost": out / "lost-per-hour.png", "html": out / "report.html"}
     files["json"].write_text(json.dumps(report.as_dict(), indent=1, default=str), "utf-8")
     _soc_plot(report, files["soc"])
     _power_plot(report, files["power"])
-    _lost_plot(report, baseline, files["lost"])
+    _lost_plot(report, None if planner else baseline, files["lost"])
     if baseline is not None:
-        files["baseline"] = write(baseline, out / "without-crews")["json"]
+        files["baseline"] = write(baseline, out / (BASELINE_PLANNER if planner else BASELINE_CREWS))["json"]
         files["comparison"] = out / "comparison.json"
-        files["comparison"].write_text(json.dumps(measure.comparison(baseline.as_dict(), report.as_dict()),
+        compare = measure.planner_comparison if planner else measure.comparison
+        files["comparison"].write_text(json.dumps(compare(baseline.as_dict(), report.as_dict()),
                                                   indent=1, default=str), "utf-8")
     files["html"].write_text(_html(report, files), "utf-8")
     return files

@@ -12,7 +12,10 @@ clock off by a seeded draw in ±that many minutes: the posts stamp what they sen
 ``ocpp201_share`` (0 to 1, default 0: the share of the posts that speak OCPP 2.0.1 rather than 1.6J,
 picked from the seed), ``[[crew_shifts]]`` (``start`` and ``end``, local "HH:MM" of the city, an
 end before the start runs past midnight; ``crews``: how many work it): field crews carrying out
-voltlib's rebalancing moves (:mod:`voltlib.sim.crews`; none by default).
+voltlib's rebalancing moves (:mod:`voltlib.sim.crews`; none by default), ``iso15118_share`` (0 to 1,
+default 0: the share of the cars that speak ISO 15118 and, at a 2.0.1 post, report their needs,
+:mod:`voltlib.sim.needs`) and ``car_needs_planning`` (default true: voltlib plans with those reports;
+false: today's planner, the comparison's baseline).
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ class Scenario:
     clock_skew_minutes: float = 0.0  # each post's clock is off by a seeded draw in [-x, +x] minutes
     ocpp201_share: float = 0.0  # the share of the posts speaking OCPP 2.0.1 (the others 1.6J)
     crew_shifts: tuple[CrewShift, ...] = field(default_factory=tuple)  # field crews (sim.crews)
+    iso15118_share: float = 0.0  # the share of the cars reporting their needs at a 2.0.1 post (sim.needs)
+    car_needs_planning: bool = True  # voltlib's charging_use_car_needs
 
     def snapshot(self) -> Snapshot:
         """Stations and cars, as an Autolib'-format snapshot (real or synthetic)."""
@@ -134,7 +139,9 @@ def parse(data: dict[str, Any]) -> Scenario:
             clock_skew_minutes=float(data.get("clock_skew_minutes", 0.0)),
             ocpp201_share=float(data.get("ocpp201_share", 0.0)),
             crew_shifts=tuple(CrewShift(str(c["start"]), str(c["end"]), int(c["crews"]))
-                              for c in data.get("crew_shifts", [])))
+                              for c in data.get("crew_shifts", [])),
+            iso15118_share=float(data.get("iso15118_share", 0.0)),
+            car_needs_planning=_flag(data.get("car_needs_planning", True)))
     except KeyError as exc:
         raise ScenarioError(f"missing field {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
@@ -160,6 +167,8 @@ def _check(s: Scenario) -> None:
         raise ScenarioError("clock_skew_minutes: 0 to 1440")
     if not 0 <= s.ocpp201_share <= 1:
         raise ScenarioError("ocpp201_share: 0 to 1")
+    if not 0 <= s.iso15118_share <= 1:
+        raise ScenarioError("iso15118_share: 0 to 1")
     for shift in s.crew_shifts:
         lo, hi = shift.minutes
         if shift.crews < 0 or lo == hi:
@@ -167,6 +176,12 @@ def _check(s: Scenario) -> None:
     for e in s.events:
         if e.kind not in EVENT_KINDS or e.at_minutes < 0:
             raise ScenarioError(f"event {e.kind!r} at {e.at_minutes}: kinds are {sorted(EVENT_KINDS)}")
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ScenarioError("car_needs_planning: true or false")
+    return value
 
 
 def ocpp_versions(s: Scenario, charge_points: list[str]) -> dict[str, str]:

@@ -580,3 +580,42 @@ display_messages = Table(
     Column("updated_at", TS, nullable=False),
     UniqueConstraint("charge_point_id", "message_id"),
 )
+
+ev_charging_needs = Table(
+    "ev_charging_needs", metadata,  # 2.0.1 NotifyEVChargingNeeds: what a car said it needs (ISO 15118)
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("evse_id", Integer, nullable=False),
+    Column("transaction_id", BigInteger),  # voltlib's id of the session open on that EVSE, if any
+    Column("energy_transfer", String(16), nullable=False),  # DC | AC_single_phase | AC_two_phase | AC_three_phase
+    Column("energy_wh", BigInteger),  # energyAmount
+    Column("departure_claimed", TS),  # departureTime as the station sent it
+    Column("departure_at", TS),  # ... as the clock policy bounds it (null: not believed)
+    Column("max_current_a", Integer), Column("min_current_a", Integer), Column("max_voltage_v", Integer),
+    Column("max_power_w", Float),  # what the car can take, in W (AC: current x 230 V x phases)
+    Column("soc_percent", Integer), Column("capacity_wh", BigInteger),  # DC only: the car's own
+    Column("full_soc", Integer), Column("bulk_soc", Integer),
+    Column("soc_at_receipt", Float),  # percent: what energy_wh counts from (the car's, else voltlib's estimate)
+    Column("max_schedule_tuples", Integer),
+    Column("status", String(12), nullable=False),  # the answer: Accepted | Processing | Rejected
+    Column("reason", String(20)),  # its reasonCode when not Accepted
+    Column("received_at", TS, nullable=False),
+    Index("ix_ev_charging_needs_tx", "transaction_id", "id"),
+    Index("ix_ev_charging_needs_cp", "charge_point_id", "evse_id", "id"),
+)
+
+ev_charging_schedules = Table(
+    "ev_charging_schedules", metadata,  # 2.0.1 NotifyEVChargingSchedule: the schedule the car chose
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("evse_id", Integer, nullable=False),
+    Column("transaction_id", BigInteger),
+    Column("time_base", TS, nullable=False),
+    Column("schedule", JSON, nullable=False),  # the chargingSchedule as sent
+    Column("max_w", Float),  # its highest limit, in W
+    Column("limit_w", Float),  # the TxProfile limit voltlib had set for the session, if known
+    Column("status", String(12), nullable=False),  # Accepted | Rejected
+    Column("reason", String(20)),
+    Column("received_at", TS, nullable=False),
+    Index("ix_ev_charging_schedules_cp", "charge_point_id", "evse_id", "id"),
+)

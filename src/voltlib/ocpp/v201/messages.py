@@ -3,8 +3,8 @@ in both directions (issue 16, item 3), one module per functional block, all re-e
 
 ``REQUESTS`` are the calls a charge point may make to us, ``COMMANDS`` the calls we may make to
 it, ``REPLIES`` the reply class of every action. See :mod:`voltlib.ocpp.v201.common` for the
-conventions (the same as 1.6's). Actions of 2.0.1 outside this list (smart charging...) are
-known to the schemas but not typed yet: a charge point calling one gets NotSupported.
+conventions (the same as 1.6's). Actions of 2.0.1 outside this list are known to the schemas but
+not typed yet: a charge point calling one gets NotSupported.
 """
 
 from __future__ import annotations
@@ -42,6 +42,15 @@ from voltlib.ocpp.v201.certificates import (
     InstallCertificateReply,
     SignCertificate,
     SignCertificateReply,
+)
+from voltlib.ocpp.v201.charging_needs import (
+    ACChargingParameters,
+    ChargingNeeds,
+    DCChargingParameters,
+    NotifyEVChargingNeeds,
+    NotifyEVChargingNeedsReply,
+    NotifyEVChargingSchedule,
+    NotifyEVChargingScheduleReply,
 )
 from voltlib.ocpp.v201.common import (
     EVSE,
@@ -201,6 +210,8 @@ REQUESTS: dict[str, type[Message]] = {
         MeterValues,
         NotifyCustomerInformation,
         NotifyDisplayMessages,
+        NotifyEVChargingNeeds,
+        NotifyEVChargingSchedule,
         NotifyEvent,
         NotifyMonitoringReport,
         NotifyReport,
@@ -281,6 +292,8 @@ REPLIES: dict[str, type[Reply]] = {
     MeterValues.ACTION: MeterValuesReply,
     NotifyCustomerInformation.ACTION: NotifyCustomerInformationReply,
     NotifyDisplayMessages.ACTION: NotifyDisplayMessagesReply,
+    NotifyEVChargingNeeds.ACTION: NotifyEVChargingNeedsReply,
+    NotifyEVChargingSchedule.ACTION: NotifyEVChargingScheduleReply,
     NotifyEvent.ACTION: NotifyEventReply,
     NotifyMonitoringReport.ACTION: NotifyMonitoringReportReply,
     NotifyReport.ACTION: NotifyReportReply,
@@ -323,6 +336,7 @@ __all__ = [
     "REPLIES",
     "REQUESTS",
     "VPN",
+    "ACChargingParameters",
     "AdditionalInfo",
     "AuthorizationData",
     "Authorize",
@@ -337,6 +351,7 @@ __all__ = [
     "CertificateSignedReply",
     "ChangeAvailability",
     "ChangeAvailabilityReply",
+    "ChargingNeeds",
     "ChargingProfile",
     "ChargingSchedule",
     "ChargingSchedulePeriod",
@@ -355,6 +370,7 @@ __all__ = [
     "CustomData",
     "CustomerInformation",
     "CustomerInformationReply",
+    "DCChargingParameters",
     "DataTransfer",
     "DataTransferReply",
     "DeleteCertificate",
@@ -410,6 +426,10 @@ __all__ = [
     "NotifyCustomerInformationReply",
     "NotifyDisplayMessages",
     "NotifyDisplayMessagesReply",
+    "NotifyEVChargingNeeds",
+    "NotifyEVChargingNeedsReply",
+    "NotifyEVChargingSchedule",
+    "NotifyEVChargingScheduleReply",
     "NotifyEvent",
     "NotifyEventReply",
     "NotifyMonitoringReport",

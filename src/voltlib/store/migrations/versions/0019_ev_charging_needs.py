@@ -4,8 +4,8 @@ What ISO 15118 cars tell their OCPP 2.0.1 stations: the energy they need, when t
 they can take (NotifyEVChargingNeeds), and the schedule they chose (NotifyEVChargingSchedule), each
 with the time voltlib received it and the answer it got.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from alembic import op
 
 import voltlib.store.tables
 
-revision = '0018'
-down_revision = '0017'
+revision = '0019'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 

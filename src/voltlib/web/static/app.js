@@ -1,6 +1,6 @@
 // The operator dashboard: a hash-routed single page. Data from /api/v1 (session cookie) and the
 // public GBFS files; live updates from /dashboard/events (Server-Sent Events).
-import { api, ApiError, h, table, when } from "./dom.js";
+import { api, apiAll, ApiError, h, table, when } from "./dom.js";
 import { lineChart, powerSeries } from "./chart.js";
 import { cities, debounce, gbfs } from "./data.js";
 import { showMapPage } from "./mappage.js";
@@ -217,8 +217,8 @@ function stationDetail(detail) {
 
 // ---- charge points ---------------------------------------------------------------------------
 async function chargePointsPage() {
-  const cps = await api("/api/v1/charge-points");
-  main.replaceChildren(h("h1", {}, "Charge points"),
+  const cps = await apiAll("/api/v1/charge-points"); // every page: a city has thousands
+  main.replaceChildren(h("h1", {}, "Charge points ", h("span", { id: "cp-count", class: "muted" }, `(${cps.length})`)),
     table([["Id", (cp) => h("a", { href: `#/cp/${encodeURIComponent(cp.id)}` }, cp.id)],
       ["Online", (cp) => (cp.connected ? "yes" : "no")], ["Registration", (cp) => cp.registration],
       ["Model", (cp) => [cp.vendor, cp.model].filter(Boolean).join(" ")], ["Last seen", (cp) => when(cp.last_seen_at)]],
@@ -365,7 +365,7 @@ async function rentalsPage(memberId) {
     main.replaceChildren(h("h1", {}, "Rentals"), h("p", { class: "muted" }, "Rentals are for the admin and operator roles."));
     return;
   }
-  const [members, rentals] = await Promise.all([api("/api/v1/members"),
+  const [members, rentals] = await Promise.all([apiAll("/api/v1/members"), // the filter searches them all
     api(memberId ? `/api/v1/rentals?member=${encodeURIComponent(memberId)}` : "/api/v1/rentals")]);
   const filter = h("input", { id: "member-filter", type: "search", placeholder: "name, e-mail or id" });
   const list = h("div", { id: "member-list" });

@@ -27,6 +27,32 @@ export class ApiError extends Error {
 }
 
 export async function api(path, { method = "GET", body } = {}) {
+  return (await request(path, method, body)).data;
+}
+
+// Every row of a paged list: the API answers at most 1,000 rows a page, the next page's address in
+// a `Link: <…>; rel="next"` header (docs/operations.md, "Lists and pages"). `maxPages` bounds it.
+export async function apiAll(path, { maxPages = 200 } = {}) {
+  const rows = [];
+  let next = path;
+  for (let pages = 0; next && pages < maxPages; pages += 1) {
+    const { data, response } = await request(next, "GET");
+    rows.push(...data);
+    next = nextLink(response.headers.get("Link"));
+  }
+  return rows;
+}
+
+// The target of rel="next" in an RFC 8288 Link header, or null. A URL may hold commas, never ">".
+export function nextLink(header) {
+  for (const [, target, params] of (header || "").matchAll(/<([^>]*)>([^<]*)/g)) {
+    const rel = /;\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))/i.exec(params);
+    if (rel && (rel[1] ?? rel[2]).toLowerCase().split(/\s+/).includes("next")) return target;
+  }
+  return null;
+}
+
+async function request(path, method, body) {
   const init = { method, credentials: "same-origin", headers: { "X-Requested-With": "voltlib" } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
@@ -35,7 +61,7 @@ export async function api(path, { method = "GET", body } = {}) {
   const response = await fetch(path, init);
   const data = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) throw new ApiError(response.status, data);
-  return data;
+  return { data, response };
 }
 
 export function table(columns, rows, empty = "Nothing yet.") {

@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner, Result
 
 from tests.conftest import RunningServer
-from tests.integration.test_protocol import BOOT, connect
+from tests.integration.test_protocol import BOOT, Client, connect
 from tests.integration.test_transactions_api import start, stop
 from voltlib.cli.main import app
 from voltlib.security import audit
@@ -86,3 +86,56 @@ async def test_an_operator_exports_imports_and_deletes_id_tags(server: RunningSe
     assert deleted.exit_code == 0 and "T-0001: deleted" in deleted.output
     gone = await cli(server, "idtag", "delete", "T-0001")
     assert gone.exit_code == 1 and "404" in gone.output
+
+
+async def accept_every_call(cp: Client, seen: list[str]) -> None:
+    """A charge point that answers Accepted to whatever voltlib sends it, noting the actions."""
+    while True:
+        frame = await cp.recv()
+        if frame[0] == 2:
+            seen.append(frame[2])
+            await cp.send_raw(json.dumps([3, frame[1], {"status": "Accepted"}]))
+
+
+async def test_an_operator_sends_commands_without_waiting_and_follows_them(server: RunningServer) -> None:
+    for cp_id in ("CP-ASYNC", "CP-AWAY"):
+        await server.add_charge_point(cp_id, profile=0)
+    async with connect(server, "CP-AWAY") as away:
+        await away.call("BootNotification", BOOT)  # known, then gone
+    seen: list[str] = []
+    async with connect(server, "CP-ASYNC") as cp:
+        await cp.call("BootNotification", BOOT)
+        queued = await cli(server, "cp", "command", "CP-ASYNC", "Reset", "--payload", '{"type": "Soft"}', "--no-wait")
+        assert queued.exit_code == 0, queued.output
+        row = json.loads(queued.stdout)
+        assert row["state"] == "queued" and f"voltlib cp follow CP-ASYNC {row['id']}" in queued.stderr
+        answering = asyncio.create_task(accept_every_call(cp, seen))  # the Reset waits on the socket until now
+        try:
+            followed = await cli(server, "cp", "follow", "CP-ASYNC", str(row["id"]), "--json")
+            assert followed.exit_code == 0, followed.output
+            assert (json.loads(followed.stdout)["state"], json.loads(followed.stdout)["response"]) == (
+                "answered", {"status": "Accepted"})
+            at_once = await cli(server, "cp", "command", "CP-ASYNC", "ChangeAvailability", "--payload",
+                                '{"connectorId": 0, "type": "Operative"}', "--no-wait", "--follow")
+            assert at_once.exit_code == 0 and json.loads(at_once.stdout)["state"] == "answered", at_once.output
+        finally:
+            answering.cancel()
+        silent = await cli(server, "cp", "command", "CP-ASYNC", "TriggerMessage", "--payload",
+                           '{"requestedMessage": "Heartbeat"}', "--no-wait", "--follow", "--timeout", "0.5")
+        assert silent.exit_code == 1 and json.loads(silent.stdout)["state"] == "timeout", silent.output
+    assert seen == ["Reset", "ChangeAvailability"]
+    offline = await cli(server, "cp", "command", "CP-AWAY", "Reset", "--payload", '{"type": "Hard"}', "--no-wait",
+                        "--follow")
+    assert offline.exit_code == 1 and json.loads(offline.stdout)["state"] == "offline", offline.output
+
+    table = await cli(server, "cp", "commands", "CP-ASYNC")
+    assert table.exit_code == 0 and "3 command(s) of CP-ASYNC" in table.output, table.output
+    assert [line.split("│")[2].strip() for line in table.output.splitlines() if line.startswith("│")] == [
+        "TriggerMessage", "ChangeAvailability", "Reset"]  # newest first
+    assert "timeout" in table.output and "Accepted" in table.output
+    newest = await cli(server, "cp", "commands", "CP-ASYNC", "--limit", "2", "--json")
+    assert [r["action"] for r in json.loads(newest.stdout)] == ["TriggerMessage", "ChangeAvailability"]
+    shown = await cli(server, "cp", "follow", "CP-AWAY", str(json.loads(offline.stdout)["id"]))
+    assert shown.exit_code == 1 and "offline" in shown.output  # ended, but not answered
+    missing = await cli(server, "cp", "follow", "CP-ASYNC", "999999")
+    assert missing.exit_code == 1 and "404 unknown-command" in missing.output

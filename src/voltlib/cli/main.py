@@ -57,6 +57,9 @@ app.add_typer(security_cli.workorder_app, name="workorder")
 app.add_typer(security_cli.security_app, name="security")
 app.add_typer(rebalancing_app, name="rebalancing")  # issue 4
 app.add_typer(operator_cli.tx_app, name="tx")  # issue 20: through the running server's API
+cp_app.command("command")(operator_cli.cp_command)
+cp_app.command("follow")(operator_cli.cp_follow)
+cp_app.command("commands")(operator_cli.cp_commands)
 tag_app.command("delete")(operator_cli.tag_delete)
 tag_app.command("export")(operator_cli.tag_export)
 tag_app.command("import")(operator_cli.tag_import)
@@ -397,29 +400,6 @@ def cp_registration(cp_id: str, status: Annotated[str, typer.Argument(help="Acce
     if not _run(config, database_url, partial(repo.update_charge_point, cp_id=cp_id, registration=status)):
         raise typer.Exit(code=_fail(f"no charge point {cp_id}"))
     typer.echo(f"{cp_id}: {status}")
-
-
-@cp_app.command("command")
-def cp_command(
-    cp_id: str,
-    action: Annotated[str, typer.Argument(help="OCPP action, e.g. Reset, RemoteStartTransaction.")],
-    payload: Annotated[str, typer.Option(help="The OCPP request payload as JSON.")] = "{}",
-    url: Annotated[str, typer.Option(envvar="VOLTLIB_URL", help="Base URL of the running server.")]
-    = "http://127.0.0.1:8180",
-    token: Annotated[str, typer.Option(envvar="VOLTLIB_TOKEN", help="API token (admin or operator).")] = "",
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the charge point.")] = 30.0,
-) -> None:
-    """Send a command to a connected charge point through the running server; print the outcome."""
-    try:
-        body = json.loads(payload)
-    except json.JSONDecodeError as exc:
-        raise typer.BadParameter(f"payload is not JSON: {exc}") from None
-    response = httpx.post(f"{url}/api/v1/charge-points/{cp_id}/commands/{action}", json=body,
-                          params={"timeout": timeout}, headers={"Authorization": f"Bearer {token}"},
-                          timeout=timeout + 10)
-    _print(response.json())
-    if response.status_code >= 400:
-        raise typer.Exit(code=1)
 
 
 @cp_app.command("trace")

@@ -1,11 +1,13 @@
-"""``voltlib tx …`` and ``voltlib idtag delete|export|import``: what an operator does through the
-running server's API (an operator's close must reach the server's bus, and every change is
-audited under the token's name). Lists follow the API's Link pages (docs/operations.md)."""
+"""``voltlib tx …``, ``voltlib idtag delete|export|import`` and ``voltlib cp command|follow|commands``:
+what an operator does through the running server's API (an operator's close must reach the server's
+bus, commands reach the node holding the socket, and every change is audited under the token's
+name). Lists follow the API's Link pages (docs/operations.md)."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -95,16 +97,8 @@ def tx_list(
     params: dict[str, Any] = {"charge_point": cp, "id_tag": tag, "stop_reason": stop_reason,
                               "open": None if state is None else str(state).lower(),
                               "from": _iso(since), "to": _iso(until), "limit": min(limit, 1000)}
-    rows: list[dict[str, Any]] = []
     with _client(url, token) as api:
-        response = _checked(api.get("/api/v1/transactions", params={k: v for k, v in params.items() if v is not None}))
-        while True:
-            rows += response.json()
-            following = response.links.get("next", {}).get("url")
-            if following is None or len(rows) >= limit:
-                break
-            response = _checked(api.get(following))
-    rows = rows[:limit]
+        rows = _rows(api, "/api/v1/transactions", {k: v for k, v in params.items() if v is not None}, limit)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
     else:
@@ -213,3 +207,108 @@ def tag_import(
     table = Table("rows", "created", "updated", "unchanged", title=str(file))
     table.add_row(str(len(parsed.rows)), *(str(v) for v in totals.values()))
     Console().print(table)
+
+
+# --- commands (registered on ``voltlib cp`` by cli/main.py) -----------------------------------
+
+FOLLOW_POLL = (0.2, 1.0)  # seconds between reads of a queued command: first, then at most
+MAX_FOLLOW = 360.0  # seconds ``follow`` waits at most: the API's longest command timeout (300 s) and some
+
+
+def cp_command(
+    cp_id: str,
+    action: Annotated[str, typer.Argument(help="OCPP action, e.g. Reset, RemoteStartTransaction.")],
+    payload: Annotated[str, typer.Option(help="The OCPP request payload as JSON.")] = "{}",
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the answer, or return once the command "
+                                       "is stored (queued) with its id.")] = True,
+    follow: Annotated[bool, typer.Option(help="With --no-wait: then follow it to its end with a spinner.")] = False,
+    timeout: Annotated[float, typer.Option(min=0.1, max=300, help="Seconds the server waits for the charge point.")]
+    = 30.0,
+    url: UrlOpt = DEFAULT_URL, token: TokenOpt = "",
+) -> None:
+    """Send a command to a charge point through the running server; print the command (JSON)."""
+    try:
+        body = json.loads(payload)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"payload is not JSON: {exc}") from None
+    params: dict[str, Any] = {"timeout": timeout, **({} if wait else {"wait": "false"})}
+    with _client(url, token) as api:
+        response = api.post(f"/api/v1/charge-points/{cp_id}/commands/{action}", json=body, params=params,
+                            timeout=timeout + 10)
+        if response.status_code >= 400:
+            typer.echo(json.dumps(response.json(), indent=2))
+            raise typer.Exit(code=1)
+        row = response.json()
+        if not wait and follow:
+            row = _followed(api, response.headers["Location"], row)
+        elif not wait:
+            typer.echo(f"command {row['id']} {row['state']}: voltlib cp follow {cp_id} {row['id']}", err=True)
+    typer.echo(json.dumps(row, indent=2))
+    if follow and row["state"] != "answered":
+        raise typer.Exit(code=1)
+
+
+def cp_follow(
+    cp_id: str, command_id: int, as_json: JsonOpt = False,
+    max_wait: Annotated[float, typer.Option(min=0, help="Seconds to follow a queued command at most.")] = MAX_FOLLOW,
+    url: UrlOpt = DEFAULT_URL, token: TokenOpt = "",
+) -> None:
+    """Follow a command (sent with --no-wait) until it ends: exit 0 when the charge point answered,
+    1 when it ended otherwise (offline, timeout, lost, failed, refused) or is still queued."""
+    with _client(url, token) as api:
+        location = f"/api/v1/charge-points/{cp_id}/commands/{command_id}"
+        row = _followed(api, location, _checked(api.get(location)).json(), max_wait)
+    if as_json:
+        typer.echo(json.dumps(row, indent=2))
+    else:
+        Console().print(_commands_table([row], title=f"command {row['id']}"))
+    if row["state"] != "answered":
+        raise typer.Exit(code=1)
+
+
+def _followed(api: httpx.Client, location: str, row: dict[str, Any], max_wait: float = MAX_FOLLOW) -> dict[str, Any]:
+    """The command at ``location`` once it has left ``queued`` (or ``max_wait`` seconds on)."""
+    started = time.monotonic()
+    pause = FOLLOW_POLL[0]
+    with Console(stderr=True).status(f"{row['action']} {row['id']}: queued") as spinner:
+        while row["state"] == "queued" and time.monotonic() - started < max_wait:
+            time.sleep(pause)
+            pause = min(pause * 1.5, FOLLOW_POLL[1])
+            row = _checked(api.get(location)).json()
+            spinner.update(f"{row['action']} {row['id']}: {row['state']} ({time.monotonic() - started:.0f} s)")
+    return row
+
+
+def cp_commands(
+    cp_id: str,
+    limit: Annotated[int, typer.Option(min=1, help="How many rows at most (pages are followed).")] = 20,
+    as_json: JsonOpt = False, url: UrlOpt = DEFAULT_URL, token: TokenOpt = "",
+) -> None:
+    """A charge point's commands, newest first, and what became of each."""
+    with _client(url, token) as api:
+        rows = _rows(api, f"/api/v1/charge-points/{cp_id}/commands", {"limit": min(limit, 1000)}, limit)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        Console().print(_commands_table(rows, title=f"{len(rows)} command(s) of {cp_id}"))
+
+
+def _rows(api: httpx.Client, path: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` rows of a paged list, following its Link rel=next."""
+    rows: list[dict[str, Any]] = []
+    response = _checked(api.get(path, params=params))
+    while True:
+        rows += response.json()
+        following = response.links.get("next", {}).get("url")
+        if following is None or len(rows) >= limit:
+            return rows[:limit]
+        response = _checked(api.get(following))
+
+
+def _commands_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table("id", "action", "state", "answer", "requested by", "created (UTC)", "finished (UTC)", title=title)
+    for r in rows:
+        answer = (r.get("response") or {}).get("status") or r.get("error_code") or r.get("error_description") or ""
+        table.add_row(str(r["id"]), r["action"], r["state"], str(answer), r.get("requested_by") or "",
+                      _when(r["created_at"]), _when(r.get("finished_at")))
+    return table

@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from voltlib.api import routes
+from voltlib.api.contracts import contract_routes
 from voltlib.api.device_model import device_model_routes
 from voltlib.api.diagnostics import diagnostics_routes
 from voltlib.api.energy import energy_routes
@@ -105,7 +106,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     app[SOC_KEY] = soc
     routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging, services)
                    + rebalancing_routes(services) + readiness.routes(gateway) + device_model_routes(gateway)
-                   + diagnostics_routes(gateway))
+                   + diagnostics_routes(gateway) + contract_routes(services))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)

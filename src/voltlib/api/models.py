@@ -240,7 +240,19 @@ class SignedUp(msgspec.Struct, kw_only=True):
     note: str
 
 
-MemberDetail = row_model(t.members, "MemberDetail", extra=(("badges", list[IdTagSet]),))
+MemberDetail = row_model(t.members, "MemberDetail", extra=(("badges", list[IdTagSet]), ("contracts", list[IdTagSet])))
+
+
+class ContractSet(msgspec.Struct, kw_only=True):
+    member_id: str
+    emaid: str
+    status: str
+
+
+class ContractDeleted(msgspec.Struct, kw_only=True):
+    member_id: str
+    emaid: str
+    deleted: bool
 
 
 City = row_model(t.cities, "City")

@@ -19,6 +19,7 @@ import typer
 
 from voltlib.cli import operator as operator_cli
 from voltlib.cli import security as security_cli
+from voltlib.cli.members import member_app
 from voltlib.cli.rebalancing import rebalancing_app
 from voltlib.config import load_settings
 from voltlib.domain.idtags import MAX_ID_TOKEN, valid_id_token
@@ -60,6 +61,7 @@ app.add_typer(operator_cli.tx_app, name="tx")  # issue 20: through the running s
 cp_app.command("command")(operator_cli.cp_command)
 cp_app.command("follow")(operator_cli.cp_follow)
 cp_app.command("commands")(operator_cli.cp_commands)
+app.add_typer(member_app, name="member")  # issue 17: Plug & Charge contracts, through the API
 tag_app.command("delete")(operator_cli.tag_delete)
 tag_app.command("export")(operator_cli.tag_export)
 tag_app.command("import")(operator_cli.tag_import)

@@ -91,7 +91,7 @@ async def get_15118_ev_certificate(ctx: ChargePointContext, req: m.Get15118EVCer
     backend = s.v2g_backend
     answer = EvCertificateAnswer("Failed", "", "no V2G back end is configured")
     if backend is not None:
-        answer = await _ask(ctx, backend.ev_certificate(ctx.cp_id, req.iso15118_schema_version, req.action,
+        answer = await ask(ctx, backend.ev_certificate(ctx.cp_id, req.iso15118_schema_version, req.action,
                                                         req.exi_request), EvCertificateAnswer("Failed", ""))
     if len(answer.exi_response) > MAX_EXI_RESPONSE:
         answer = EvCertificateAnswer("Failed", "", f"exiResponse of {len(answer.exi_response)} characters")
@@ -108,7 +108,7 @@ async def get_certificate_status(ctx: ChargePointContext, req: m.GetCertificateS
     if backend is not None:
         query = OcspQuery(data.hash_algorithm, data.issuer_name_hash, data.issuer_key_hash, data.serial_number,
                           data.responder_url)
-        answer = await _ask(ctx, backend.certificate_status(ctx.cp_id, query), OcspAnswer("Failed"))
+        answer = await ask(ctx, backend.certificate_status(ctx.cp_id, query), OcspAnswer("Failed"))
     if answer.ocsp_result is not None and len(answer.ocsp_result) > MAX_OCSP_RESULT:
         answer = OcspAnswer("Failed", reason=f"ocspResult of {len(answer.ocsp_result)} characters")
     await _record(ctx, "v2g_certificate_status", answer.status, answer.reason,
@@ -117,7 +117,7 @@ async def get_certificate_status(ctx: ChargePointContext, req: m.GetCertificateS
     return m.GetCertificateStatusReply(status=answer.status, ocsp_result=result, status_info=_info(answer.reason))
 
 
-async def _ask(ctx: ChargePointContext, question: Awaitable[T], failed: T) -> T:
+async def ask(ctx: ChargePointContext, question: Awaitable[T], failed: T) -> T:
     """The back end's answer, or ``failed`` when it raises or takes longer than a command may."""
     try:
         return await asyncio.wait_for(question, ctx.services.settings.command_timeout)

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
 class Authorizer(Protocol):
     """Decides Authorize requests before the id-tag table does (car sharing: member badges).
-    ``None`` means "not mine": the id-tag table decides."""
+    ``None`` means "not mine": the id-tag table decides. ``proven``: the token is an eMAID whose
+    contract certificate voltlib checked (2.0.1 Plug & Charge)."""
 
-    async def authorize(self, cp_id: str, id_tag: str, now: datetime) -> Decision | None: ...
+    async def authorize(self, cp_id: str, id_tag: str, now: datetime, *, proven: bool = False) -> Decision | None: ...
 
 
 @dataclass

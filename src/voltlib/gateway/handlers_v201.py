@@ -22,6 +22,7 @@ from voltlib import events as ev
 from voltlib.domain.idtags import Decision
 from voltlib.gateway import (
     certificates_v201,
+    contracts_v201,
     device_model,
     display_v201,
     ev_needs_v201,
@@ -93,8 +94,11 @@ async def data_transfer(ctx: ChargePointContext, req: m.DataTransfer) -> m.Reply
 
 async def authorize(ctx: ChargePointContext, req: m.Authorize) -> m.Reply:
     """C01: the same decision as a 1.6 Authorize (car sharing, then the id-tag table), whatever the
-    IdToken's type; a NoAuthorization token asks nothing of voltlib and is Accepted."""
+    IdToken's type; a NoAuthorization token asks nothing of voltlib and is Accepted. An eMAID with
+    its contract certificate (C07, Plug & Charge) has the certificate checked first."""
     token = req.id_token
+    if token.type == contracts_v201.EMAID and (req.certificate or req.iso15118_certificate_hash_data):
+        return await contracts_v201.authorize(ctx, req)
     if token.type == transactions_v201.NO_AUTHORIZATION:
         decision = Decision("Accepted")
     else:

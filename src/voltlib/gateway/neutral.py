@@ -79,12 +79,13 @@ async def data_transfer(ctx: ChargePointContext, vendor_id: str, message_id: str
     return answer
 
 
-async def authorize(ctx: ChargePointContext, id_tag: str) -> Decision:
+async def authorize(ctx: ChargePointContext, id_tag: str, *, proven: bool = False) -> Decision:
     """A badge presented at the charge point: car sharing decides first (a member's badge), then the
-    id-tag table. Published for the detectors (brute force, a badge in two places)."""
+    id-tag table. Published for the detectors (brute force, a badge in two places). ``proven``: an
+    eMAID whose contract certificate was checked (:mod:`voltlib.gateway.contracts_v201`)."""
     s = ctx.services
     now = s.clock.now()
-    decision = None if s.authorizer is None else await s.authorizer.authorize(ctx.cp_id, id_tag, now)
+    decision = None if s.authorizer is None else await s.authorizer.authorize(ctx.cp_id, id_tag, now, proven=proven)
     if decision is None:
         decision = await s.store.read(partial(repo.authorize, id_tag=id_tag, now=now))
     await s.bus.publish(ev.IdTagAuthorized(charge_point_id=ctx.cp_id, at=now, id_tag=id_tag, status=decision.status))

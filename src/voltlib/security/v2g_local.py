@@ -126,6 +126,14 @@ class LocalV2GBackend:
         return EvCertificateAnswer("Accepted", base64.b64encode((pem(contract) + pem(self.root.certificate))
                                                                 .encode()).decode())
 
+    def issue_contract(self, emaid: str, days: int = 365) -> x509.Certificate:
+        """A contract certificate for ``emaid`` under the V2G root, as a mobility operator issues one
+        for a member's contract (tests and demonstrations: its key is thrown away). Known to OCSP."""
+        key = ec.generate_private_key(ec.SECP256R1()).public_key()
+        contract = self.root.issue(_name(emaid, "voltlib test MO"), key, datetime.now(UTC), days)
+        self.issued.append(contract)
+        return contract
+
     def contract_of(self, exi_response: str) -> x509.Certificate:
         """The contract certificate in one of this back end's exiResponses (for tests)."""
         return x509.load_pem_x509_certificates(base64.b64decode(exi_response))[0]

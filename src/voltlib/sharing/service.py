@@ -44,7 +44,7 @@ from voltlib.domain.commands import CommandRefused
 from voltlib.domain.idtags import Decision
 from voltlib.gateway.gateway import Gateway
 from voltlib.gateway.handlers_v16 import policy_of
-from voltlib.sharing import crews, local_lists, recovery
+from voltlib.sharing import contracts, crews, local_lists, recovery
 from voltlib.sharing import store as ss
 from voltlib.sharing.displays import Displays
 from voltlib.store import repo
@@ -178,20 +178,27 @@ def _first_badge(member: dict[str, Any]) -> str:
 
 # --- operations (run in the store's writer thread) --------------------------------------------
 
-def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change:
+def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime, proven: bool = False) -> Change:
+    """A badge (or a member's Plug & Charge contract) at a charge point. ``proven``: the token came
+    with a contract certificate voltlib checked (2.0.1 Authorize, C07); a contract opens a car only so."""
     change = Change()
     found, cars, mine, by_car = ss.badge_lookup(conn, id_tag, cp_id, lock=True)
     if found is None:  # a crew's badge opens its task's car; any other: the id-tag table decides
         change.decision = crews.crew_badge(conn, cp_id, id_tag, now)
         return change
     member, badge_status = found
+    contract = member.pop("badge_kind", ss.BADGE) == ss.CONTRACT
 
     def refuse(status: str, reason: str, car_id: str | None = None) -> Change:
         change.decision = Decision(status)
         change.events.append(ev.BadgeDecided(charge_point_id=cp_id, at=now, id_tag=id_tag, member_id=member["id"],
                                              car_id=car_id, status=status, reason=reason))
+        if contract:
+            contracts.audit_decision(conn, member["id"], cp_id, id_tag, now, refused=reason, car_id=car_id)
         return change
 
+    if contract and not proven:  # an eMAID typed on a card, or sent without its certificate
+        return refuse("Invalid", "contract_not_proven")
     if badge_status != "Accepted":
         return refuse(badge_status, f"badge_{badge_status.lower()}")
     reason = standing(member, now)
@@ -217,6 +224,9 @@ def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime) -> Change
             return refuse("Invalid", "low_range", free[0]["id"])
         rental = _apply(conn, change, _new_rental(member, id_tag, rentable[0], city), badged, city.policy, now)
         ss.insert_rental(conn, rental, member["city"], now)  # IntegrityError: someone else won the car
+    if contract:
+        contracts.audit_decision(conn, member["id"], cp_id, id_tag, now, rental_id=rental.rental_id,
+                                 car_id=rental.car_id)
     change.decision = Decision("Accepted")
     change.events.append(ev.BadgeDecided(charge_point_id=cp_id, at=now, id_tag=id_tag, member_id=member["id"],
                                          car_id=rental.car_id, status="Accepted", reason=None))
@@ -568,9 +578,9 @@ class SharingService:
 
     # -- from charge points --
 
-    async def authorize(self, cp_id: str, id_tag: str, now: datetime) -> Decision | None:
+    async def authorize(self, cp_id: str, id_tag: str, now: datetime, *, proven: bool = False) -> Decision | None:
         try:
-            change = await self._run(partial(badge_op, cp_id=cp_id, id_tag=id_tag, now=now))
+            change = await self._run(partial(badge_op, cp_id=cp_id, id_tag=id_tag, now=now, proven=proven))
         except SharingError as exc:  # lost a race for the car
             log.info("badge %s at %s refused: %s", id_tag, cp_id, exc.code)
             return Decision("Invalid")
@@ -586,11 +596,12 @@ class SharingService:
                                         connector_id=event.connector_id)):
                 await self._run(partial(unplug_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
                                         at=event.at, now=now))
-        elif isinstance(event, ev.TransactionStarted) \
-                and await store.read(partial(ss.vehicle_by_tag, id_tag=event.id_tag)) is not None:
-            await self._run(partial(return_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
-                                    id_tag=event.id_tag, transaction_id=event.transaction_id,
-                                    started_at=event.started_at, now=now))
+        elif isinstance(event, ev.TransactionStarted) and event.id_tag:
+            car_tag = await store.read(partial(contracts.car_of_token, id_tag=event.id_tag))
+            if car_tag is not None:
+                await self._run(partial(return_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
+                                        id_tag=car_tag, transaction_id=event.transaction_id,
+                                        started_at=event.started_at, now=now))
 
     # -- from members and operators --
 

@@ -56,6 +56,9 @@ from voltlib.store.tables import (
 # it is read for a change, so a concurrent change waits, then reads what the first one committed.
 
 
+BADGE, CONTRACT = "badge", "contract"  # badges.kind
+
+
 def _pair(statement: Any) -> tuple[Prepared, Prepared]:
     return Prepared(statement), Prepared(statement.with_for_update())
 
@@ -78,11 +81,12 @@ _DOCK_VEHICLE_BY_TAG = Prepared(update(vehicles).where(vehicles.c.id_tag == bind
                                 .returning(vehicles.c.id, vehicles.c.soc_percent, vehicles.c.soc_source,
                                            vehicles.c.soc_at))
 _MEMBER_WITH_BADGES = Prepared(
-    select(members, badges.c.id_tag.label("badge_id_tag"), id_tags.c.status.label("badge_status"))
+    select(members, badges.c.id_tag.label("badge_id_tag"), id_tags.c.status.label("badge_status"),
+           badges.c.kind.label("badge_kind"))
     .select_from(members.outerjoin(badges, badges.c.member_id == members.c.id)
                  .outerjoin(id_tags, id_tags.c.id_tag == badges.c.id_tag))
     .where(members.c.id == bindparam("member_id")).order_by(badges.c.created_at, badges.c.id_tag))
-_MEMBER_BY_BADGE = Prepared(select(members, id_tags.c.status.label("badge_status"))
+_MEMBER_BY_BADGE = Prepared(select(members, id_tags.c.status.label("badge_status"), badges.c.kind.label("badge_kind"))
                             .select_from(badges.join(members, members.c.id == badges.c.member_id)
                                          .join(id_tags, id_tags.c.id_tag == badges.c.id_tag))
                             .where(badges.c.id_tag == bindparam("id_tag")))
@@ -395,9 +399,10 @@ def _member(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not rows:
         return None
     out = dict(rows[0])
-    del out["badge_id_tag"], out["badge_status"]
-    out["badges"] = [{"id_tag": r["badge_id_tag"], "status": r["badge_status"]} for r in rows
-                     if r["badge_id_tag"] is not None]
+    del out["badge_id_tag"], out["badge_status"], out["badge_kind"]
+    for key, kind in (("badges", BADGE), ("contracts", CONTRACT)):  # RFID cards; Plug & Charge eMAIDs
+        out[key] = [{"id_tag": r["badge_id_tag"], "status": r["badge_status"]} for r in rows
+                    if r["badge_id_tag"] is not None and r["badge_kind"] == kind]
     return out
 
 
@@ -406,8 +411,8 @@ def list_members(conn: Connection, limit: int = 500) -> list[dict[str, Any]]:
 
 
 def member_by_badge(conn: Connection, id_tag: str) -> tuple[dict[str, Any], str] | None:
-    """The member owning badge ``id_tag`` (its row, without the ``badges`` list of :func:`get_member`)
-    and the badge's status (Accepted, Blocked, ...), in one query."""
+    """The member owning badge ``id_tag`` (its row, without the ``badges`` list of :func:`get_member`;
+    ``badge_kind`` says badge or contract) and the badge's status (Accepted, Blocked, ...), in one query."""
     member = _MEMBER_BY_BADGE.first(conn, {"id_tag": id_tag})
     if member is None:
         return None

@@ -333,6 +333,9 @@ badges = Table(
     Column("id_tag", String(36), primary_key=True),  # also in id_tags, which holds its status
     Column("member_id", String(32), ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", TS, nullable=False),
+    # badge: an RFID card (any Authorize); contract: a Plug & Charge contract's eMAID, which opens a car only
+    # when its certificate was checked (docs/car-sharing.md, "Plug & Charge rentals")
+    Column("kind", String(8), nullable=False, server_default="badge"),
     Index("ix_badges_member", "member_id"),
 )
 

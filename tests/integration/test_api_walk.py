@@ -98,7 +98,9 @@ class Walk:
         self.failures: list[str] = []
 
     async def send(self, method: str, url: str, headers: dict[str, str], *, body: bytes | None = None,
-                   params: dict[str, str] | None = None) -> None:
+                   params: dict[str, str] | None = None, declared: frozenset[str] | None = None) -> None:
+        """``declared``: the operation's query parameters; a problem naming another one is a failure
+        (the handler reads a parameter the document does not declare)."""
         response = await self.api.request(method, url, headers={**headers, "Content-Type": "application/json"},
                                           content=body, params=params)
         self.sent += 1
@@ -111,6 +113,8 @@ class Walk:
                 self.failures.append(f"{response.status_code} not a problem ({kind}) {what}")
             elif not response.json().get("detail"):
                 self.failures.append(f"{response.status_code} problem without detail {what}")
+            elif declared is not None and response.json().get("parameter") not in {None, *declared}:
+                self.failures.append(f"{response.status_code} reads an undeclared parameter {what}")
 
 
 async def test_every_operation_answers_hostile_input_with_a_4xx_problem(server: RunningServer) -> None:
@@ -130,9 +134,10 @@ async def test_every_operation_answers_hostile_input_with_a_4xx_problem(server: 
                     for odd in ODD_PATH_VALUES:
                         await walk.send(verb, fill(path, values, (name, odd)), headers, body=b"{}" if writes else None)
                 if verb == "GET":
+                    declared = frozenset(p["name"] for p in operation.get("parameters", []) if p["in"] == "query")
                     for name in QUERY_PARAMS:
                         for odd in ODD_QUERY_VALUES:
-                            await walk.send(verb, url, headers, params={name: odd})
+                            await walk.send(verb, url, headers, params={name: odd}, declared=declared)
                 for odd in ODD_QUERY_EVERYWHERE:  # in two halves: 27 values of 400 digits overflow a request line
                     for half in (QUERY_PARAMS[::2], QUERY_PARAMS[1::2]):
                         await walk.send(verb, url, headers, params=dict.fromkeys(half, odd),

@@ -71,7 +71,7 @@ def energy_routes(charging: SmartCharging, services: Services) -> list[Route]:
         try:
             day = date.fromisoformat(request.query["date"]) if "date" in request.query else services.clock.now().date()
         except ValueError:
-            raise Problem(422, "invalid-date", "date is YYYY-MM-DD") from None
+            raise Problem(422, "invalid-date", "date is YYYY-MM-DD", parameter="date") from None
         report = await services.store.read(partial(accounting.daily_report, city=city, day=day,
                                                    now=services.clock.now()))
         if report is None:

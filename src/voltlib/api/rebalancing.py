@@ -71,13 +71,17 @@ def rebalancing_routes(services: Services) -> list[Route]:
         city = request.query.get("city", "paris")
         try:
             hours = int(request.query.get("hours", "6"))
+        except ValueError:
+            raise Problem(422, "invalid-query", "hours is a whole number", parameter="hours") from None
+        try:
             per_day = float(request.query["rentals_per_day"]) if "rentals_per_day" in request.query else None
         except ValueError:
-            raise Problem(422, "invalid-query", "hours is a whole number, rentals_per_day a number") from None
+            raise Problem(422, "invalid-query", "rentals_per_day is a number", parameter="rentals_per_day") from None
         if not 1 <= hours <= rb.MAX_HOURS:
-            raise Problem(422, "invalid-hours", f"hours is 1 to {rb.MAX_HOURS}")
+            raise Problem(422, "invalid-hours", f"hours is 1 to {rb.MAX_HOURS}", parameter="hours")
         if per_day is not None and not 0 <= per_day <= 1_000_000:
-            raise Problem(422, "invalid-rentals-per-day", "rentals_per_day is 0 to 1,000,000")
+            raise Problem(422, "invalid-rentals-per-day", "rentals_per_day is 0 to 1,000,000",
+                          parameter="rentals_per_day")
         return city, hours, per_day
 
     async def state_of(city: str) -> store_rb.CityState:
@@ -129,7 +133,8 @@ def rebalancing_routes(services: Services) -> list[Route]:
     async def list_tasks(request: web.Request) -> web.Response:
         state = request.query.get("state")
         if state is not None and state not in {s.value for s in rb.TaskState}:
-            raise Problem(422, "invalid-state", f"state is one of {', '.join(s.value for s in rb.TaskState)}")
+            raise Problem(422, "invalid-state", f"state is one of {', '.join(s.value for s in rb.TaskState)}",
+                          parameter="state")
         limit = min(int_query(request, "limit", 200), 1000)
         return reply(await store.read(partial(store_rb.list_tasks, city=request.query.get("city"), state=state,
                                               limit=limit)))

@@ -135,10 +135,10 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
             try:
                 lat, lon = (float(x) for x in near.split(","))
             except ValueError:
-                raise Problem(400, "invalid-near", "near=LAT,LON") from None
+                raise Problem(400, "invalid-near", "near=LAT,LON", parameter="near") from None
             if not (-90 <= lat <= 90 and -180 <= lon <= 180):  # NaN and infinities too
                 raise Problem(400, "invalid-near", "near=LAT,LON, a latitude from -90 to 90 and a longitude from "
-                                                   "-180 to 180")
+                                                   "-180 to 180", parameter="near")
             for row in rows:
                 row["distance_m"] = round(ss.distance_m(lat, lon, row["latitude"], row["longitude"]))
             rows.sort(key=lambda r: r["distance_m"])
@@ -341,7 +341,7 @@ def _month(month: str | None) -> tuple[datetime, datetime] | None:
     try:
         start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
     except ValueError:
-        raise Problem(400, "invalid-month", "month=YYYY-MM") from None
+        raise Problem(400, "invalid-month", "month=YYYY-MM", parameter="month") from None
     return start, (start + timedelta(days=32)).replace(day=1)
 
 

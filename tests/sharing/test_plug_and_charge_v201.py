@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -22,11 +23,16 @@ from typer.testing import CliRunner, Result
 
 from tests.conformance.conftest import connect
 from tests.conformance.station201 import Station201
-from tests.conftest import RunningServer
-from tests.sharing.conftest import CAR_ID, City, catch_up, city
+from tests.conftest import RunningServer, free_port, start_server
+from tests.integration.test_ocpp201_gateway import BOOT_16
+from tests.integration.test_ocpp201_gateway import connect as connect_raw
+from tests.integration.test_restart_recovery import city_on, quiet, running, stop_subscriber
+from tests.sharing.conftest import CAR_ID, City, catch_up, city, seeded_city
 from voltlib import events as ev
 from voltlib.cli.main import app
+from voltlib.config import Settings
 from voltlib.security.v2g_local import LocalV2GBackend, pem
+from voltlib.sharing import service
 
 pytestmark = pytest.mark.parametrize("ocpp_version", ["2.0.1"], indirect=True)
 __all__ = ["city"]
@@ -159,7 +165,14 @@ async def test_a_contract_is_refused_unless_its_certificate_checks_out(city: Cit
                                          headers=server.api_headers())
         assert blocked.status_code == 200, blocked.text
         answers["blocked"] = await present(a, EMAID, data=good)
-        assert await city.rental(member) is None  # none of them opened the car
+        await server.settled()
+        pushed = [e for push in a.got("SendLocalList") for e in push.get("local_authorization_list", [])]
+        assert pushed == [{"id_token": {"id_token": EMAID, "type": "eMAID"}, "id_token_info": {"status": "Blocked"}}]
+    async with connect_raw(server, "st-a-1", ["ocpp1.6"]) as old:  # the same post, speaking 1.6
+        assert (await old.call("BootNotification", BOOT_16))[0] == 3
+        over_16 = await old.call("Authorize", {"idTag": EMAID})  # no type, no certificate
+    assert over_16[2] == {"idTagInfo": {"status": "Invalid"}}
+    assert await city.rental(member) is None  # none of them opened the car
     assert answers == {
         "no certificate data": ("Invalid", None),  # a contract is never taken on its word
         "typed on a card": ("Invalid", None),
@@ -173,7 +186,8 @@ async def test_a_contract_is_refused_unless_its_certificate_checks_out(city: Cit
         "blocked": ("Blocked", "ContractCancelled"),
     }
     reasons = [e["detail"]["reason"] for e in reversed(await audit_of(city, "sharing.contract.refused"))]
-    assert reasons == ["contract_not_proven", "contract_not_proven", "no_car_here", "badge_blocked"]
+    assert reasons == ["contract_not_proven", "contract_not_proven", "no_car_here", "badge_blocked",
+                       "contract_not_proven"]
     checked = [e["certificate_status"] for e in reversed(await contract_events(city))]
     assert checked == ["CertChainError", "CertChainError", "CertificateExpired", "ContractCancelled",
                        "ContractCancelled", "CertificateRevoked", "CertChainError", "ContractCancelled"]
@@ -218,3 +232,46 @@ async def test_contracts_are_registered_and_removed_by_operators_only(city: City
     assert trail == [("member.contract.add", second.id, "FRVLTC000000555"), ("member.contract.add", first.id, EMAID)]
     (dropped,) = await audit_of(city, "member.contract.remove")
     assert (dropped["target"], dropped["detail"]) == (first.id, {"emaid": EMAID})
+
+
+async def test_a_return_under_a_contract_lost_after_the_answer_is_applied_at_start_up(
+        database_url: str, ocpp_version: str) -> None:
+    """The car plugged in under the member's contract, answered and stored, but voltlib stopped before
+    car sharing applied it: the next start-up returns and bills the rental, once."""
+    settings = Settings(database_url=database_url, port=free_port(), command_timeout=5.0, duplicate_probe_timeout=1.0,
+                        ocpp_versions=["1.6", "2.0.1"], v2g_backend="voltlib.security.v2g_local:local_backend")
+    runner, first = await start_server(settings)
+    first.station_version = "2.0.1"
+    try:
+        async with seeded_city(first) as city:
+            member = await city.sign_up(5)
+            assert (await register(city, member.id)).status_code == 201
+            v2g = first.gateway.services.v2g_backend
+            assert isinstance(v2g, LocalV2GBackend)
+            contract = v2g.issue_contract(EMAID)
+            async with connect(first, "st-a-1") as a, connect(first, "st-b-1") as b:
+                assert isinstance(a, Station201) and isinstance(b, Station201)
+                await a.boot()
+                await b.boot()
+                await a.status(1, "Charging")
+                assert await present(a, EMAID, data=[hash_data(contract, v2g.root.certificate)]) == ("Accepted",
+                                                                                                    "Accepted")
+                await city.wait_for_state(member, "badged")
+                await a.status(1, "Available")
+                await city.wait_for_state(member, "started")
+                stop_subscriber(first, "sharing")
+                tx = await b.plug_in(1)
+                assert await b.authorized(tx, EMAID, "eMAID") == {"status": "Accepted"}  # answered, stored
+            assert (await city.rental(member))["state"] == "started"  # never applied
+    finally:
+        await runner.cleanup()
+    async with running(database_url) as second, city_on(second) as city:
+        await city.wait_for_state(member, None)
+        await quiet(second)
+        again = await second.store.write(partial(service.reconcile_op, now=datetime.now(UTC)))
+        assert (again.events, again.effects) == ([], [])
+        history = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
+        assert [(r["state"], r["return_dock"]) for r in history] == [("closed", ["st-b-1", 1])]
+        invoices = (await city.client.get("/api/v1/me/invoices", headers=member.headers())).json()["invoices"]
+        assert [i["rental_id"] for i in invoices if i["rental_id"]] == [history[0]["rental_id"]]
+        assert (await city.vehicle())["charge_point_id"] == "st-b-1"

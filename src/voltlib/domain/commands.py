@@ -84,11 +84,13 @@ class CancelReservation:
 @dataclass(frozen=True, slots=True)
 class PushLocalList:
     """Send the local authorisation list: ``blocked`` badges refused even offline. ``full`` replaces
-    the whole list, otherwise the entries are added (a differential update)."""
+    the whole list, otherwise the entries are added (a differential update). ``contracts``: which of
+    them are Plug & Charge contracts (eMAIDs), which 2.0.1 types so (a station matches type and value)."""
 
     version: int
     full: bool
     blocked: tuple[str, ...]
+    contracts: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, delete, insert, select
 
 from voltlib.domain import rental as dr
 from voltlib.security import audit
 from voltlib.sharing.store import CONTRACT, vehicle_by_tag
+from voltlib.store import repo
 from voltlib.store.tables import badges, id_tags, members, rentals, vehicles
 
 # ISO 15118-2 / DIN SPEC 91286 eMAID without separators: country (2 letters), provider (3), the
@@ -93,3 +95,15 @@ def audit_decision(conn: Connection, member_id: str, cp_id: str, emaid: str, now
     audit.append(conn, actor=f"member:{member_id}", action="sharing.contract." + ("refused" if refused else "badge"),
                  target=rental_id or cp_id, now=now,
                  detail={"emaid": emaid, "charge_point_id": cp_id, "car_id": car_id, "reason": refused})
+
+
+def first_return_since(conn: Connection, car_tag: str, member_id: str, since: datetime) -> dict[str, Any] | None:
+    """The first transaction since ``since`` that returns the member's car: one under the car's own
+    token, else one under a contract of the member (start-up reconciliation of a return never applied)."""
+    found = repo.first_transaction_of_tag_since(conn, car_tag, since)
+    if found is not None:
+        return found
+    mine = conn.execute(select(badges.c.id_tag).where(and_(badges.c.member_id == member_id,
+                                                           badges.c.kind == CONTRACT))).scalars()
+    under = [tx for emaid in mine if (tx := repo.first_transaction_of_tag_since(conn, emaid, since)) is not None]
+    return min(under, key=lambda tx: tx["started_at"]) if under else None

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 
 from voltlib import events as ev
 from voltlib.domain.commands import CommandRefused, PushLocalList
+from voltlib.sharing.store import CONTRACT
 from voltlib.store.tables import badges, charge_points, id_tags
 
 if TYPE_CHECKING:
@@ -54,6 +55,15 @@ def owed(conn: Connection, cp_id: str) -> tuple[int | None, list[tuple[str, int]
 def all_blocked(conn: Connection) -> list[str]:
     return list(conn.execute(select(id_tags.c.id_tag).join(badges, badges.c.id_tag == id_tags.c.id_tag)
                              .where(id_tags.c.status == "Blocked").order_by(id_tags.c.id_tag)).scalars())
+
+
+def contracts_among(conn: Connection, tags: list[str]) -> frozenset[str]:
+    """Which of ``tags`` are members' Plug & Charge contracts (typed eMAID in a 2.0.1 list)."""
+    found: set[str] = set()
+    for start in range(0, len(tags), MAX_ENTRIES):
+        found.update(conn.execute(select(badges.c.id_tag).where(and_(
+            badges.c.id_tag.in_(tags[start:start + MAX_ENTRIES]), badges.c.kind == CONTRACT))).scalars())
+    return frozenset(found)
 
 
 def record_version(conn: Connection, cp_id: str, version: int) -> None:
@@ -124,7 +134,8 @@ class LocalLists:
                 return
 
     async def _push(self, cp_id: str, kind: str, version: int, tags: list[str], by: str) -> bool:
-        push = PushLocalList(version, full=kind == "Full", blocked=tuple(tags))
+        contracts = await self.services.store.read(partial(contracts_among, tags=tags))
+        push = PushLocalList(version, full=kind == "Full", blocked=tuple(tags), contracts=contracts)
         async with self._limit:
             try:
                 outcome = await self.gateway.commands.send(cp_id, push, requested_by=by)

@@ -466,7 +466,7 @@ def reconcile_op(conn: Connection, now: datetime, clock: ClockPolicy | None = No
     for rental, _ in ss.live_rentals(conn, lock=True):
         if rental.state not in (dr.State.STARTED, dr.State.OVERDUE) or rental.started_at is None:
             continue
-        tx = repo.first_transaction_of_tag_since(conn, rental.car_id_tag, rental.started_at)
+        tx = contracts.first_return_since(conn, rental.car_id_tag, rental.member_id, rental.started_at)
         if tx is not None:
             returned = judge(tx["started_at"], tx["received_at"], clock).at
             found = return_op(conn, tx["charge_point_id"], tx["connector_id"], rental.car_id_tag, tx["id"],

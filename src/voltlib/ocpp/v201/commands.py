@@ -77,8 +77,9 @@ def to_call(command: c.Command, station_tx_id: str | None = None) -> tuple[str, 
             return "ReserveNow", reserve
         case c.CancelReservation(reservation_id):
             return "CancelReservation", {"reservationId": reservation_id}
-        case c.PushLocalList(version, full, blocked):
-            entries = [{"idToken": _badge(tag), "idTokenInfo": {"status": "Blocked"}} for tag in blocked]
+        case c.PushLocalList(version, full, blocked, contracts):
+            entries = [{"idToken": {"idToken": tag, "type": "eMAID"} if tag in contracts else _badge(tag),
+                        "idTokenInfo": {"status": "Blocked"}} for tag in blocked]
             push: Payload = {"versionNumber": version, "updateType": "Full" if full else "Differential"}
             if entries:
                 push["localAuthorizationList"] = entries

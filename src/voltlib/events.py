@@ -198,6 +198,16 @@ class CommandFinished(Event, tag="ocpp.command", frozen=True):
     action: str
     state: str
     response: dict[str, Any] | None
+    request: dict[str, Any] | None = None  # as stored (a password redacted): followers need no read
+    requested_by: str | None = None
+
+
+class ChargingLimitChanged(Event, tag="ocpp.charging_limit", frozen=True):
+    """An external limit (NotifyChargingLimit) came, changed or went (ClearedChargingLimit)."""
+
+    evse_id: int  # 0: the whole station
+    limit_source: str
+    limit_w: float | None  # None: cleared, or the station did not tell the value
 
 
 class ReservationEnded(Event, tag="ocpp.reservation.ended", frozen=True):
@@ -224,7 +234,7 @@ AnyEvent = (
     | FirmwareStatusChanged | DiagnosticsStatusChanged | LogStatusChanged | ChargePointSecurityEvent
     | CertificateSigningRequested | CarLeftWithoutRental | RentalChanged | BadgeDecided
     | SecurityIncident | CommandFinished | TransactionStartRepeated | ProtocolViolationSeen | QuarantineChanged
-    | ReservationEnded | FieldTaskChanged | CarNeedsReported
+    | ReservationEnded | FieldTaskChanged | CarNeedsReported | ChargingLimitChanged
 )
 
 _encoder = msgspec.json.Encoder()

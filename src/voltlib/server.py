@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from voltlib.api import routes
+from voltlib.api.charging_profiles import charging_profile_routes
 from voltlib.api.contracts import contract_routes
 from voltlib.api.device_model import device_model_routes
 from voltlib.api.diagnostics import diagnostics_routes
@@ -32,6 +33,7 @@ from voltlib.energy.telematics import MqttTelematics
 from voltlib.gateway import proxies
 from voltlib.gateway.certificate_renewal import CertificateRenewal
 from voltlib.gateway.certificates import CertificateIssuer
+from voltlib.gateway.charging_profiles import ProfileFollower
 from voltlib.gateway.context import Services
 from voltlib.gateway.datatransfer import DataTransferRouter
 from voltlib.gateway.device_model import DeviceModelFollower
@@ -96,6 +98,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     StationHolds(sharing).install()  # 2.0.1 stations end holds themselves (ReservationStatusUpdate)
     DeviceModelFollower(services).install()  # GetVariables / SetVariables answers update the device model
     MonitoringFollower(services).install()  # monitors and display messages set or cleared (2.0.1 N, O)
+    ProfileFollower(services).install()  # what each charge point holds of charging profiles (issue 17 K)
     app[SHARING_KEY] = sharing
     charging = SmartCharging(gateway)
     if settings.smart_charging:
@@ -106,7 +109,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     app[SOC_KEY] = soc
     routes.install(app, gateway, sharing_routes(sharing) + energy_routes(charging, services)
                    + rebalancing_routes(services) + readiness.routes(gateway) + device_model_routes(gateway)
-                   + diagnostics_routes(gateway) + contract_routes(services))
+                   + diagnostics_routes(gateway) + contract_routes(services) + charging_profile_routes(gateway))
     security_service.install(gateway)  # issue 5: detectors, alerts, responses
     set_badge_blocker(gateway, sharing.block_badge)  # "block badge" also pushes to charge points' local lists
     _install_web(app, gateway, gbfs_source)

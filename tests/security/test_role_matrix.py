@@ -46,7 +46,14 @@ async def test_every_route_for_every_role(server: RunningServer) -> None:
             "/api/v1/me/reservation", "/api/v1/energy/daily", "/api/v1/rebalancing/moves", "/api/v1/charge-points",
             "/api/v1/transactions/{transaction_id}", "/api/v1/transactions/{transaction_id}/close",
             "/api/v1/id-tags/import", "/api/v1/id-tags/export",
-            "/api/v1/charge-points/{cp_id}/device-model", "/api/v1/charge-points/{cp_id}/device-model/refresh"}
+            "/api/v1/charge-points/{cp_id}/device-model", "/api/v1/charge-points/{cp_id}/device-model/refresh",
+            "/api/v1/charging-profiles", "/api/v1/charging-profiles/{profile_id}",
+            "/api/v1/charge-points/{cp_id}/charging-profiles", "/api/v1/charge-points/{cp_id}/charging-profiles/clear",
+            "/api/v1/charge-points/{cp_id}/charging-profiles/{charging_profile_id}",
+            "/api/v1/charge-points/{cp_id}/charging-profiles/refresh",
+            "/api/v1/charge-points/{cp_id}/charging-profiles/reports/{request_id}"}
+        profile_writes = [set(op["x-roles"]) for m, p, op in routes if m != "GET" and "charging-profiles" in p]
+        assert len(profile_writes) == 6 and all(roles == {"admin", "operator"} for roles in profile_writes)
         writes = [set(op["x-roles"]) for m, p, op in routes if m != "GET" and p.startswith(
             ("/api/v1/transactions/", "/api/v1/id-tags/"))]  # close, import, delete, put
         assert len(writes) == 4 and all(roles == {"admin", "operator"} for roles in writes)

@@ -32,6 +32,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "ClearChargingProfile": {"chargingProfileId": 7},
     "DataTransfer": {"vendorId": "com.example", "messageId": "x", "data": {"y": 1}},
     "GetBaseReport": {"requestId": 4, "reportBase": "FullInventory"},
+    "GetChargingProfiles": {"requestId": 7, "chargingProfile": {}},
     "GetCompositeSchedule": {"evseId": 1, "duration": 3600, "chargingRateUnit": "W"},
     "GetLocalListVersion": {},
     "GetTransactionStatus": {"transactionId": str(uuid.uuid4())},

@@ -104,6 +104,17 @@ EXAMPLES_201: dict[str, dict[str, Any]] = {
         "variableMonitoring": [{"id": 3, "transaction": False, "value": 22000.5, "type": "UpperThreshold",
                                 "severity": 4}]}]},
     "ReservationStatusUpdate": {"reservationId": 5, "reservationUpdateStatus": "Expired"},
+    "ReportChargingProfiles": {"requestId": 4, "chargingLimitSource": "CSO", "evseId": 1, "tbc": True,
+                               "chargingProfile": [{"id": 3, "stackLevel": 1, "chargingProfilePurpose": "TxProfile",
+                                                    "chargingProfileKind": "Absolute", "transactionId": "tx-1",
+                                                    "chargingSchedule": [{"id": 3, "startSchedule": TS,
+                                                                          "chargingRateUnit": "W",
+                                                                          "chargingSchedulePeriod": [
+                                                                              {"startPeriod": 0, "limit": 3000.0}]}]}]},
+    "NotifyChargingLimit": {"evseId": 1, "chargingLimit": {"chargingLimitSource": "EMS", "isGridCritical": True},
+                            "chargingSchedule": [{"id": 9, "chargingRateUnit": "A", "chargingSchedulePeriod": [
+                                {"startPeriod": 0, "limit": 16.0, "numberPhases": 1}]}]},
+    "ClearedChargingLimit": {"chargingLimitSource": "SO", "evseId": 2},
     "SecurityEventNotification": {"type": "TamperDetectionActivated", "timestamp": TS, "techInfo": "door"},
     "SignCertificate": {"csr": "-----BEGIN CERTIFICATE REQUEST-----", "certificateType": "V2GCertificate"},
     "StatusNotification": {"timestamp": TS, "connectorStatus": "Available", "evseId": 1, "connectorId": 1},

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 ProfilePurpose = Literal["ChargePointMax", "TxDefault", "Tx"]
+ProfileKind = Literal["Absolute", "Recurring", "Relative"]
 TriggeredMessage = Literal["BootNotification", "Heartbeat", "StatusNotification", "MeterValues",
                            "FirmwareStatusNotification", "LogStatusNotification", "SignCertificate"]
 
@@ -42,12 +43,18 @@ class PowerLimit:
     duration_s: int | None = None
     transaction_id: int | None = None  # voltlib's id; a 2.0.1 adapter sends the station's own
     number_phases: int | None = None
+    kind: ProfileKind = "Absolute"  # Relative: from the transaction's start (``start`` is not sent)
+    recurrency: Literal["Daily", "Weekly"] | None = None  # Recurring only
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
 
     def __post_init__(self) -> None:
         if not self.periods or self.periods[0].start_s != 0:
             raise ValueError("a schedule needs periods starting at 0")
         if self.start.tzinfo is None:
             raise ValueError("a schedule needs a timezone-aware start")
+        if (self.kind == "Recurring") != (self.recurrency is not None):
+            raise ValueError("a Recurring profile, and only it, names its recurrency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,30 @@ class ReadSchedule:
 
     connector_id: int
     duration_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClearLimits:
+    """Remove charging profiles: the one of ``profile_id``, or else every one that matches all the
+    criteria given (connector, purpose, stack level); nothing given: every profile voltlib may clear."""
+
+    profile_id: int | None = None
+    connector_id: int | None = None
+    purpose: ProfilePurpose | None = None
+    stack_level: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProfiles:
+    """Ask for the charging profiles the charge point holds: it reports them later, in parts, under
+    ``request_id`` (2.0.1 GetChargingProfiles / ReportChargingProfiles). OCPP 1.6 has no such call:
+    its adapter refuses it (CommandRefused 409); read its composite schedule instead."""
+
+    request_id: int
+    connector_id: int | None = None
+    purpose: ProfilePurpose | None = None
+    stack_level: int | None = None
+    profile_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +203,9 @@ class ClearMessage:
     message_id: int
 
 
-Command = (LimitPower | ReadSchedule | Reserve | CancelReservation | PushLocalList | ChangeAvailability | Reset
-           | Unlock | StartCharging | StopCharging | Trigger | SetPassword | InstallCertificate | ShowMessage
-           | ClearMessage)
+Command = (LimitPower | ReadSchedule | ClearLimits | ReadProfiles | Reserve | CancelReservation | PushLocalList
+           | ChangeAvailability | Reset | Unlock | StartCharging | StopCharging | Trigger | SetPassword
+           | InstallCertificate | ShowMessage | ClearMessage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,14 +215,15 @@ class Outcome:
     ``state``: answered, failed (a CallError), timeout, lost (the connection closed before the
     answer) or offline (not sent). ``status``: the charge point's answer in the adapter's neutral
     words (Accepted, Rejected, Occupied, VersionMismatch...), None when it did not answer.
-    ``schedule_w``: for :class:`ReadSchedule`, the first period's limit. ``record``: the stored
-    command row (as the API shows it).
+    ``schedule_w``: for :class:`ReadSchedule`, the first period's limit; ``periods``: the whole
+    composite schedule, in W. ``record``: the stored command row (as the API shows it).
     """
 
     state: str
     status: str | None = None
     schedule_w: float | None = None
     record: Mapping[str, Any] = field(default_factory=dict)
+    periods: tuple[Period, ...] = ()
 
     @property
     def accepted(self) -> bool:

@@ -27,8 +27,8 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -38,8 +38,10 @@ from sqlalchemy import Connection, and_, select, update
 from voltlib import events as ev
 from voltlib.domain import battery, charging, ev_needs, meter
 from voltlib.domain.commands import Command, CommandRefused, LimitPower, Outcome, ReadSchedule
+from voltlib.energy import charging_limits
 from voltlib.sharing import codec
 from voltlib.sharing import store as ss
+from voltlib.store import charging_profiles as profile_store
 from voltlib.store import ev_needs as needs_store
 from voltlib.store.tables import bays, meter_values, rentals, stations, transactions, vehicles
 from voltlib.telemetry.counters import WORK_SECONDS, Histogram
@@ -60,7 +62,7 @@ MODEL = battery.BLUECAR
 # each node plans the whole station from the database and sends only its own charge points' share,
 # so it must hear these from every node ("network" scope); a reboot only concerns the holding node.
 CHANGES: tuple[type[ev.Event], ...] = (ev.TransactionStarted, ev.TransactionStopped, ev.ConnectorStatusChanged,
-                                       ev.RentalChanged, ev.CarNeedsReported)
+                                       ev.RentalChanged, ev.CarNeedsReported, ev.ChargingLimitChanged)
 BOOTS: tuple[type[ev.Event], ...] = (ev.BootNotified, ev.ChargePointConnected)
 
 Dock = tuple[str, int]  # (charge point, connector)
@@ -85,6 +87,7 @@ class StationState:
     limit_w: float
     phase_limit_w: float | None
     docks: tuple[DockState, ...]
+    caps: Mapping[tuple[str, int], float] = field(default_factory=dict)  # external limits (charging_limits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,24 +129,27 @@ def _limit(grid_limit_w: float | None, rated_total_w: float, fraction: float) ->
 
 
 def read_station(conn: Connection, station_id: str, *, rated_w: float, fraction: float,
-                 reserved_range_km: float = 0.0, car_needs: bool = True) -> StationState | None:
+                 reserved_range_km: float = 0.0, car_needs: bool = True,
+                 at: datetime | None = None) -> StationState | None:
     return read_stations(conn, [station_id], rated_w=rated_w, fraction=fraction,
-                         reserved_range_km=reserved_range_km, car_needs=car_needs).get(station_id)
+                         reserved_range_km=reserved_range_km, car_needs=car_needs, at=at).get(station_id)
 
 
 def read_stations(conn: Connection, station_ids: list[str], *, rated_w: float, fraction: float,
-                  reserved_range_km: float = 0.0, car_needs: bool = True) -> dict[str, StationState]:
+                  reserved_range_km: float = 0.0, car_needs: bool = True,
+                  at: datetime | None = None) -> dict[str, StationState]:
     """Many stations in a few queries (a sweep of Paris is 1,119 stations, every few seconds at 100x).
-    ``car_needs``: read what the cars reported of their sessions (False: today's estimate only)."""
+    ``car_needs``: read what the cars reported of their sessions (False: today's estimate only).
+    ``at``: when external limits with a schedule are read (None: as they were notified)."""
     out: dict[str, StationState] = {}
     for start in range(0, len(station_ids), READ_CHUNK):
         out.update(_read_chunk(conn, station_ids[start:start + READ_CHUNK], rated_w, fraction, reserved_range_km,
-                               car_needs))
+                               car_needs, at))
     return out
 
 
 def _read_chunk(conn: Connection, station_ids: list[str], rated_w: float, fraction: float,
-                reserved_range_km: float, car_needs: bool) -> dict[str, StationState]:
+                reserved_range_km: float, car_needs: bool, at: datetime | None) -> dict[str, StationState]:
     rows = conn.execute(select(stations.c.id, stations.c.city, stations.c.grid_limit_w, stations.c.phase_limit_w)
                         .where(stations.c.id.in_(station_ids))).all()
     docks = conn.execute(select(bays.c.station_id, bays.c.charge_point_id, bays.c.connector_id, bays.c.rated_power_w)
@@ -157,6 +163,7 @@ def _read_chunk(conn: Connection, station_ids: list[str], rated_w: float, fracti
         .where(and_(vehicles.c.charge_point_id.in_(cps), vehicles.c.status == "docked")))}
     held = _reservations(conn, [c.id for c in cars.values()])
     reported = needs_store.latest_needs(conn, open_tx.values()) if car_needs else {}
+    caps = charging_limits.caps_in_force(profile_store.list_limits(conn, cps), at)
     by_station: dict[str, list[DockState]] = defaultdict(list)
     needed: dict[str, float] = {}
     for row in rows:
@@ -176,8 +183,9 @@ def _read_chunk(conn: Connection, station_ids: list[str], rated_w: float, fracti
     out = {}
     for row in rows:
         here = by_station.get(row.id, [])
+        mine = {place: w for place, w in caps.items() if place[0] in {d.cp_id for d in here}}
         out[row.id] = StationState(row.id, _limit(row.grid_limit_w, sum(d.rated_w for d in here), fraction),
-                                   row.phase_limit_w, tuple(here))
+                                   row.phase_limit_w, tuple(here), mine)
     return out
 
 
@@ -224,10 +232,15 @@ def plan_station(state: StationState, at: datetime) -> dict[Dock, int]:
     reserve = idle * safe_start_w(state)
     phase_limits = {p: state.phase_limit_w for p in charging.PHASES} if state.phase_limit_w else {}
     station = charging.Station(max(0.0, state.limit_w - reserve), phase_limits)
-    sessions = [session_of(d) for d in state.docks if d.transaction_id is not None]
-    allocation = charging.allocate(station, sessions, at)
-    return {(d.cp_id, d.connector_id): allocation.of(s.vehicle_id).power_w
-            for d, s in zip([d for d in state.docks if d.transaction_id is not None], sessions, strict=True)}
+    sessions = {(d.cp_id, d.connector_id): session_of(d) for d in state.docks if d.transaction_id is not None}
+
+    def allocate(maxima: Mapping[Dock, float]) -> dict[Dock, int]:
+        capped = {dock: replace(s, connector_max_w=maxima[dock]) for dock, s in sessions.items()}
+        allocation = charging.allocate(station, list(capped.values()), at)
+        return {dock: allocation.of(s.vehicle_id).power_w for dock, s in capped.items()}
+
+    maxima = {dock: s.connector_max_w for dock, s in sessions.items()}
+    return charging_limits.share_within(state.caps, allocate, maxima)  # external limits (K12), if any
 
 
 def session_of(d: DockState) -> charging.ChargingSession:
@@ -342,7 +355,7 @@ class SmartCharging:
     async def _replan(self, station_ids: list[str], booted: set[str] | None) -> None:
         states = await self.services.store.read(partial(
             read_stations, station_ids=station_ids, rated_w=self.rated_w, fraction=self.fraction,
-            reserved_range_km=self.reserved_range_km, car_needs=self.car_needs))
+            reserved_range_km=self.reserved_range_km, car_needs=self.car_needs, at=self.services.clock.now()))
         room = asyncio.Semaphore(PARALLEL_STATIONS)
 
         async def one(state: StationState) -> None:
@@ -412,7 +425,7 @@ class SmartCharging:
             raise KeyError(station_id)
         state = await store.read(partial(read_station, station_id=station_id, rated_w=self.rated_w,
                                          fraction=self.fraction, reserved_range_km=self.reserved_range_km,
-                                         car_needs=self.car_needs))
+                                         car_needs=self.car_needs, at=self.services.clock.now()))
         assert state is not None
         await self.apply(state, plan_station(state, self.services.clock.now()))  # sessions first, then caps
         for cp_id in sorted({d.cp_id for d in state.docks} & set(self.gateway.connections)):

@@ -29,9 +29,10 @@ def to_call(version: str, command: c.Command, station_tx_id: str | None = None) 
 
 def read_outcome(version: str, command: c.Command, row: dict[str, Any]) -> c.Outcome:
     answer = row.get("response") if row.get("state") == "answered" else None
-    adapter = v201.outcome if version == "2.0.1" else v16.outcome
-    status, schedule = adapter(command, answer)
-    return c.Outcome(state=str(row.get("state")), status=status, schedule_w=schedule, record=row)
+    adapter = v201 if version == "2.0.1" else v16
+    status, schedule = adapter.outcome(command, answer)
+    periods = adapter.schedule_of(answer) if isinstance(command, c.ReadSchedule) else ()
+    return c.Outcome(state=str(row.get("state")), status=status, schedule_w=schedule, record=row, periods=periods)
 
 
 class OcppCommandPort:

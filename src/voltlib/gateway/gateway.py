@@ -461,7 +461,8 @@ class Gateway:
         values["finished_at"] = s.clock.now()
         row = await s.store.write(lambda conn: repo.finish_command(conn, command_id, **values))
         await s.bus.publish(ev.CommandFinished(charge_point_id=cp_id, at=s.clock.now(), command_id=command_id,
-                                               action=action, state=values["state"], response=row["response"]))
+                                               action=action, state=values["state"], response=row["response"],
+                                               request=row["request"], requested_by=row["requested_by"]))
         return row
 
     async def rotate_password(self, cp_id: str, *, requested_by: str | None = None) -> dict[str, Any]:

@@ -6,8 +6,9 @@ publishes the same version-neutral domain event as its 1.6 counterpart, so the d
 sharing and the API see one kind of charge point. Transactions and meter values are in
 :mod:`voltlib.gateway.transactions_v201`, device model reports in :mod:`voltlib.gateway.device_model`,
 reservation status in :mod:`voltlib.gateway.reservations_v201`, log uploads in
-:mod:`voltlib.gateway.logs_v201`. A 2.0.1 call typed in
-:mod:`voltlib.ocpp.v201.messages` but missing here would be answered NotImplemented by the connection.
+:mod:`voltlib.gateway.logs_v201`, charging profiles and limits in
+:mod:`voltlib.gateway.charging_profiles`. A 2.0.1 call typed in :mod:`voltlib.ocpp.v201.messages` but
+missing here would be answered NotImplemented by the connection.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from voltlib import events as ev
 from voltlib.domain.idtags import Decision
 from voltlib.gateway import (
     certificates_v201,
+    charging_profiles,
     contracts_v201,
     device_model,
     display_v201,
@@ -127,4 +129,5 @@ HANDLERS: dict[str, Handler] = {
     **monitoring_v201.HANDLERS,  # NotifyEvent, NotifyMonitoringReport, NotifyCustomerInformation
     **display_v201.HANDLERS,  # NotifyDisplayMessages
     **ev_needs_v201.HANDLERS,  # NotifyEVChargingNeeds, NotifyEVChargingSchedule
+    **charging_profiles.HANDLERS,  # ReportChargingProfiles, NotifyChargingLimit, ClearedChargingLimit
 }

@@ -20,8 +20,9 @@ post's clock reads it, its current), and after each TxProfile for its session an
 schedule it chose, the profile's limit capped at what it takes (NotifyEVChargingSchedule, K15.FR.19).
 
 Messages are built from the typed classes of :mod:`voltlib.ocpp.v201.messages` (explicit wire
-names) and commands read through them; smart charging is not typed there yet, so
-SetChargingProfile and ClearChargingProfile are read as schema-checked JSON.
+names) and commands read through them; SetChargingProfile and ClearChargingProfile are read as
+schema-checked JSON (the profile store keeps 1.6-shaped bodies). Reports of profiles and external
+limits: :mod:`voltlib.sim.charging_v201`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import msgspec
 
 from voltlib.ocpp.errors import ErrorCode, OcppError
 from voltlib.ocpp.v201 import messages as m
-from voltlib.sim import device_model
+from voltlib.sim import charging_v201, device_model
 from voltlib.sim.dialect import Answer, Dialect
 from voltlib.sim.hardware import ConfigKey, Connector, Reservation, Transaction, truthy, valid_value
 from voltlib.sim.link import Payload, Queued
@@ -72,7 +73,8 @@ class DialectV201(Dialect):
     version = "2.0.1"
     subprotocol = "ocpp2.0.1"
     COMMANDS = frozenset({"CancelReservation", "CertificateSigned", "ChangeAvailability", "ClearCache",
-                          "ClearChargingProfile", "DataTransfer", "GetBaseReport", "GetCompositeSchedule",
+                          "ClearChargingProfile", "DataTransfer", "GetBaseReport", "GetChargingProfiles",
+                          "GetCompositeSchedule",
                           "GetLocalListVersion",
                           "GetTransactionStatus", "GetVariables",
                           "RequestStartTransaction", "RequestStopTransaction", "ReserveNow", "Reset",
@@ -528,6 +530,36 @@ class DialectV201(Dialect):
         return {"status": "Accepted", "schedule": {
             "evseId": evse_id, "duration": composite["duration"], "scheduleStart": cp._stamp(now),
             "chargingRateUnit": unit, "chargingSchedulePeriod": composite["chargingSchedulePeriod"]}}, None
+
+    def _on_GetChargingProfiles(self, p: Payload) -> Answer:
+        found = charging_v201.matching(self.cp.profiles, p)
+        if not found:
+            return {"status": "NoProfiles"}, None
+        parts = charging_v201.report_parts(int(p["requestId"]), found)
+        return {"status": "Accepted"}, lambda: charging_v201.send_parts(self.cp._call, parts)
+
+    def set_external_limit(self, evse_id: int, limit_w: float | None, source: str = "EMS",
+                           grid_critical: bool = False) -> None:
+        """An EMS or the grid operator limits the station (EVSE 0) or an EVSE (None: lifts it); the
+        power obeys at once and the central system is told (K12 / K13)."""
+        cp, now = self.cp, self._now()
+        body = None if limit_w is None else charging_v201.external_profile(evse_id, limit_w, source, now)
+        cp.profiles.put_external(evse_id, body, charging_v201.EXTERNAL_ID_BASE + evse_id)
+        for c in cp.connectors.values():
+            cp._refresh(c)
+        notice: Payload
+        if limit_w is None:
+            action, notice = "ClearedChargingLimit", {"chargingLimitSource": source}
+            if evse_id > 0:
+                notice["evseId"] = evse_id
+        else:
+            action, notice = "NotifyChargingLimit", charging_v201.limit_notice(evse_id, limit_w, source, now,
+                                                                              grid_critical)
+
+        async def tell() -> None:
+            await cp._call(action, notice)
+
+        cp.spawn(tell(), action)
 
     # -- remote trigger --
 

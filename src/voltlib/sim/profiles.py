@@ -15,6 +15,7 @@ from typing import Any
 VOLTAGE = 230.0
 DEFAULT_PHASES = 3
 _RECURRENCE = {"Daily": timedelta(days=1), "Weekly": timedelta(days=7)}
+EXTERNAL = "ChargingStationExternalConstraints"  # 2.0.1: a limit set outside the central system
 
 
 def parse_time(text: str) -> datetime:
@@ -121,6 +122,10 @@ class StoredProfile:
         return {p for p in points if begin <= p < end}
 
 
+def _lowest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
 class ProfileStore:
     """The charging profiles installed on one charge point."""
 
@@ -145,10 +150,24 @@ class ProfileStore:
         self.profiles.append(new)
         return "Accepted"
 
+    def put_external(self, connector_id: int, body: dict[str, Any] | None, profile_id: int) -> None:
+        """The station's own external constraint on a connector (0: all of it): set, or lifted (None)."""
+        self.profiles = [p for p in self.profiles if p.id != profile_id]
+        if body is not None:
+            self.profiles.append(StoredProfile(connector_id, body))
+
+    def _external(self, connector_id: int, t: datetime) -> float | None:
+        limits = [limit for p in self.profiles if p.purpose == EXTERNAL and p.connector_id == connector_id
+                  and (limit := p.limit_at(t, None)) is not None]
+        return min(limits) if limits else None
+
     def clear(self, profile_id: int | None, connector_id: int | None, purpose: str | None,
               stack_level: int | None) -> bool:
-        """ClearChargingProfile: remove what matches every given criterion; True if any was removed."""
+        """ClearChargingProfile: remove what matches every given criterion; True if any was removed.
+        External constraints are not the central system's to clear."""
         def matches(p: StoredProfile) -> bool:
+            if p.purpose == EXTERNAL:
+                return False
             if profile_id is not None:
                 return p.id == profile_id
             return ((connector_id is None or p.connector_id == connector_id)
@@ -179,17 +198,18 @@ class ProfileStore:
                            and (p.transaction_id is None or p.transaction_id == transaction_id)]
             limit = self._stacked(tx_profiles, t, tx_start)
             if limit is not None:
-                return limit
+                return _lowest(limit, self._external(connector_id, t))
         defaults = [p for p in self.profiles if p.purpose == "TxDefaultProfile" and p.connector_id == connector_id]
         limit = self._stacked(defaults, t, tx_start)
         if limit is None:
             defaults = [p for p in self.profiles if p.purpose == "TxDefaultProfile" and p.connector_id == 0]
             limit = self._stacked(defaults, t, tx_start)
-        return limit
+        return _lowest(limit, self._external(connector_id, t))
 
     def charge_point_limit(self, t: datetime) -> float | None:
         """The ChargePointMaxProfile limit (watts) for the whole charge point at ``t``."""
-        return self._stacked([p for p in self.profiles if p.purpose == "ChargePointMaxProfile"], t, None)
+        cap = self._stacked([p for p in self.profiles if p.purpose == "ChargePointMaxProfile"], t, None)
+        return _lowest(cap, self._external(0, t))
 
     def composite(self, connector_id: int, begin: datetime, duration: int, unit: str, hardware_w: float,
                   transaction_id: int | None, tx_start: datetime | None) -> dict[str, Any]:

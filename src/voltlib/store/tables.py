@@ -622,3 +622,74 @@ ev_charging_schedules = Table(
     Column("received_at", TS, nullable=False),
     Index("ix_ev_charging_schedules_cp", "charge_point_id", "evse_id", "id"),
 )
+
+# --- charging profiles as a resource, and what each charge point holds (issues 17 K, 20 part 3) ---
+
+charging_profiles = Table(
+    "charging_profiles", metadata,  # an operator's stored profile, installed by id (OCPP id = id + 1000)
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("purpose", String(16), nullable=False),  # ChargePointMax | TxDefault | Tx
+    Column("stack_level", Integer, nullable=False),
+    Column("kind", String(10), nullable=False),  # Absolute | Recurring | Relative
+    Column("recurrency", String(8)),  # Daily | Weekly (Recurring)
+    Column("start_at", TS),  # None: from when it is installed (Absolute), or the transaction's start
+    Column("duration_s", Integer),
+    Column("valid_from", TS),
+    Column("valid_to", TS),
+    Column("periods", JSON, nullable=False),  # [{start_s, limit_w, number_phases}]
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", TS, nullable=False),
+)
+
+installed_charging_profiles = Table(
+    "installed_charging_profiles", metadata,  # what voltlib installed, or a station reported, on a charge point
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("charge_point_id", String(48), nullable=False),
+    Column("charging_profile_id", Integer, nullable=False),  # the OCPP id
+    Column("connector_id", Integer, nullable=False),  # 1.6 connectorId, 2.0.1 evseId; 0: the whole charge point
+    Column("purpose", String(40), nullable=False),  # ChargePointMax | TxDefault | Tx | ExternalConstraints
+    Column("stack_level", Integer, nullable=False),
+    Column("source", String(16), nullable=False),  # operator | smart-charging | station (reported only)
+    Column("stored_profile_id", BigInteger),  # charging_profiles.id, when installed from the resource
+    Column("limit_source", String(8)),  # a 2.0.1 report's chargingLimitSource (CSO: a central system's)
+    Column("transaction_id", String(36)),
+    Column("profile", JSON, nullable=False),  # {kind, recurrency, start_at, duration_s, valid_from, valid_to, periods}
+    Column("request_id", Integer),  # the GetChargingProfiles request that last reported it
+    Column("updated_at", TS, nullable=False),
+    UniqueConstraint("charge_point_id", "charging_profile_id"),
+)
+
+composite_schedules = Table(
+    "composite_schedules", metadata,  # the last GetCompositeSchedule answer of each connector, in W
+    Column("charge_point_id", String(48), primary_key=True),
+    Column("connector_id", Integer, primary_key=True),
+    Column("schedule_start", TS),
+    Column("duration_s", Integer),
+    Column("periods", JSON, nullable=False),  # [{start_s, limit_w}]
+    Column("read_at", TS, nullable=False),
+)
+
+charging_limits = Table(
+    "charging_limits", metadata,  # external limits a 2.0.1 station notified (NotifyChargingLimit), until cleared
+    Column("charge_point_id", String(48), primary_key=True),
+    Column("evse_id", Integer, primary_key=True),  # 0: the whole station
+    Column("limit_source", String(8), primary_key=True),  # EMS | SO | Other (| CSO)
+    Column("grid_critical", Boolean),
+    Column("limit_w", Float),  # the limit in force when notified; None: the station did not say
+    Column("periods", JSON),  # [{start_s, limit_w}] of the schedule it sent, in W
+    Column("schedule_start", TS),
+    Column("received_at", TS, nullable=False),
+)
+
+charging_profile_reports = Table(
+    "charging_profile_reports", metadata,  # GetChargingProfiles requests and their ReportChargingProfiles parts
+    Column("charge_point_id", String(48), primary_key=True),
+    Column("request_id", Integer, primary_key=True),
+    Column("full", Boolean, nullable=False),  # no criteria: the report is everything the station holds
+    Column("status", String(16), nullable=False),  # requested | Accepted | NoProfiles | complete | not-sent
+    Column("parts", Integer, nullable=False),
+    Column("profiles", Integer, nullable=False),
+    Column("requested_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+)

@@ -3,7 +3,7 @@ answer becomes a neutral status. Sans-I/O: the gateway sends what this builds.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ MAX_ID_TAG = 20  # CiString20Type: a 1.6 idTag (2.0.1 tokens are up to 36)
 Payload = dict[str, Any]
 
 _PURPOSE = {"ChargePointMax": "ChargePointMaxProfile", "TxDefault": "TxDefaultProfile", "Tx": "TxProfile"}
+VOLTS = 230.0  # a schedule answered in A is read as W at 230 V a phase, 3 phases unless the period says
 
 
 def ocpp_time(t: datetime) -> str:
@@ -35,18 +36,45 @@ def schedule_periods(limit: c.PowerLimit) -> list[Payload]:
     return periods
 
 
-def charging_profile(limit: c.PowerLimit) -> Payload:
-    """A 1.6 ``csChargingProfiles`` (Absolute, in W)."""
-    schedule: Payload = {"startSchedule": ocpp_time(limit.start), "chargingRateUnit": "W",
-                         "chargingSchedulePeriod": schedule_periods(limit)}
+def profile_times(limit: c.PowerLimit, at: Callable[[datetime], str] = ocpp_time) -> tuple[Payload, Payload]:
+    """What the schedule and the profile say of time, in both versions' words: a Relative profile
+    has no start (it runs from the transaction's), a Recurring one its recurrency, either its
+    validity when it has one."""
+    schedule: Payload = {} if limit.kind == "Relative" else {"startSchedule": at(limit.start)}
     if limit.duration_s is not None:
         schedule["duration"] = int(limit.duration_s)
-    profile: Payload = {"chargingProfileId": limit.profile_id, "stackLevel": limit.stack_level,
-                        "chargingProfilePurpose": _PURPOSE[limit.purpose], "chargingProfileKind": "Absolute",
-                        "chargingSchedule": schedule}
+    profile: Payload = {"chargingProfileKind": limit.kind}
+    if limit.recurrency is not None:
+        profile["recurrencyKind"] = limit.recurrency
+    if limit.valid_from is not None:
+        profile["validFrom"] = at(limit.valid_from)
+    if limit.valid_to is not None:
+        profile["validTo"] = at(limit.valid_to)
+    return schedule, profile
+
+
+def charging_profile(limit: c.PowerLimit) -> Payload:
+    """A 1.6 ``csChargingProfiles`` (in W)."""
+    times, profile = profile_times(limit)
+    schedule: Payload = {**times, "chargingRateUnit": "W", "chargingSchedulePeriod": schedule_periods(limit)}
+    profile = {"chargingProfileId": limit.profile_id, "stackLevel": limit.stack_level,
+               "chargingProfilePurpose": _PURPOSE[limit.purpose], **profile, "chargingSchedule": schedule}
     if limit.transaction_id is not None:
         profile["transactionId"] = limit.transaction_id
     return profile
+
+
+def watts(period: Mapping[str, Any], unit: str) -> float:
+    """A schedule period's limit in W (see :data:`VOLTS`)."""
+    limit = float(period["limit"])
+    return limit if unit == "W" else limit * VOLTS * int(period.get("numberPhases") or 3)
+
+
+def neutral_periods(schedule: Mapping[str, Any]) -> tuple[c.Period, ...]:
+    """A chargingSchedule's periods (either version) as neutral periods in W."""
+    unit = str(schedule.get("chargingRateUnit") or "W")
+    return tuple(c.Period(int(p["startPeriod"]), round(watts(p, unit)))
+                 for p in schedule.get("chargingSchedulePeriod") or [])
 
 
 def to_call(command: c.Command) -> tuple[str, Payload]:
@@ -57,6 +85,13 @@ def to_call(command: c.Command) -> tuple[str, Payload]:
         case c.ReadSchedule(connector_id, duration_s):
             return "GetCompositeSchedule", {"connectorId": connector_id, "duration": duration_s,
                                             "chargingRateUnit": "W"}
+        case c.ClearLimits(profile_id, connector_id, purpose, stack_level):
+            clear = {"id": profile_id, "connectorId": connector_id, "stackLevel": stack_level,
+                     "chargingProfilePurpose": None if purpose is None else _PURPOSE[purpose]}
+            return "ClearChargingProfile", {k: v for k, v in clear.items() if v is not None}
+        case c.ReadProfiles():
+            raise c.CommandRefused(409, "not-supported", "OCPP 1.6 has no GetChargingProfiles: read the "
+                                   "composite schedule (GetCompositeSchedule) instead")
         case c.Reserve(connector_id, reservation_id, id_tag, expires_at):
             return "ReserveNow", {"connectorId": connector_id, "expiryDate": iso(expires_at),
                                   "idTag": id_tag, "reservationId": reservation_id}
@@ -98,6 +133,11 @@ def _trigger(message: str, connector_id: int | None) -> tuple[str, Payload]:
     if connector_id is not None:
         payload["connectorId"] = connector_id
     return action, payload
+
+
+def schedule_of(response: Mapping[str, Any] | None) -> tuple[c.Period, ...]:
+    """The composite schedule of a 1.6 GetCompositeSchedule answer, in W."""
+    return neutral_periods((response or {}).get("chargingSchedule") or {})
 
 
 def outcome(command: c.Command, response: Mapping[str, Any] | None) -> tuple[str | None, float | None]:

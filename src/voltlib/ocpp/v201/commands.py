@@ -14,12 +14,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from voltlib.domain import commands as c
-from voltlib.ocpp.v16.commands import iso, schedule_periods
+from voltlib.ocpp.v16.commands import iso, neutral_periods, profile_times, schedule_periods
 
 Payload = dict[str, Any]
 
 BADGE_TYPE = "ISO14443"
 _PURPOSE = {"ChargePointMax": "ChargingStationMaxProfile", "TxDefault": "TxDefaultProfile", "Tx": "TxProfile"}
+NEUTRAL_PURPOSE = {wire: neutral for neutral, wire in _PURPOSE.items()}
 
 # Every call a CSMS may make to a 2.0.1 charging station (OCPP 2.0.1 part 2, by functional block):
 # what the operator API's raw commands accept for a 2.0.1 charge point.
@@ -45,14 +46,12 @@ def needs_station_tx(command: c.Command) -> int | None:
 
 
 def charging_profile(limit: c.PowerLimit, station_tx_id: str | None) -> Payload:
-    """A 2.0.1 ``chargingProfile`` (Absolute, in W, one schedule whose id is the profile's)."""
-    schedule: Payload = {"id": limit.profile_id, "startSchedule": iso(limit.start), "chargingRateUnit": "W",
+    """A 2.0.1 ``chargingProfile`` (in W, one schedule whose id is the profile's)."""
+    times, profile = profile_times(limit, iso)
+    schedule: Payload = {"id": limit.profile_id, **times, "chargingRateUnit": "W",
                          "chargingSchedulePeriod": schedule_periods(limit)}
-    if limit.duration_s is not None:
-        schedule["duration"] = int(limit.duration_s)
-    profile: Payload = {"id": limit.profile_id, "stackLevel": limit.stack_level,
-                        "chargingProfilePurpose": _PURPOSE[limit.purpose], "chargingProfileKind": "Absolute",
-                        "chargingSchedule": [schedule]}
+    profile = {"id": limit.profile_id, "stackLevel": limit.stack_level,
+               "chargingProfilePurpose": _PURPOSE[limit.purpose], **profile, "chargingSchedule": [schedule]}
     if station_tx_id is not None:
         profile["transactionId"] = station_tx_id
     return profile
@@ -70,6 +69,21 @@ def to_call(command: c.Command, station_tx_id: str | None = None) -> tuple[str, 
                                           "chargingProfile": charging_profile(limit, station_tx_id)}
         case c.ReadSchedule(connector_id, duration_s):
             return "GetCompositeSchedule", {"evseId": connector_id, "duration": duration_s, "chargingRateUnit": "W"}
+        case c.ClearLimits(profile_id, connector_id, purpose, stack_level):
+            if profile_id is not None:  # K10: an id names one profile; criteria would be ignored
+                return "ClearChargingProfile", {"chargingProfileId": profile_id}
+            criteria = {"evseId": connector_id, "stackLevel": stack_level,
+                        "chargingProfilePurpose": None if purpose is None else _PURPOSE[purpose]}
+            kept = {k: v for k, v in criteria.items() if v is not None}
+            return "ClearChargingProfile", {"chargingProfileCriteria": kept} if kept else {}
+        case c.ReadProfiles(request_id, connector_id, purpose, stack_level, profile_ids):
+            criterion = {"chargingProfilePurpose": None if purpose is None else _PURPOSE[purpose],
+                         "stackLevel": stack_level, "chargingProfileId": list(profile_ids) or None}
+            read: Payload = {"requestId": request_id,
+                             "chargingProfile": {k: v for k, v in criterion.items() if v is not None}}
+            if connector_id is not None:
+                read["evseId"] = connector_id
+            return "GetChargingProfiles", read
         case c.Reserve(connector_id, reservation_id, id_tag, expires_at):
             reserve: Payload = {"id": reservation_id, "expiryDateTime": iso(expires_at), "idToken": _badge(id_tag)}
             if connector_id > 0:
@@ -135,6 +149,11 @@ def _trigger(message: str, connector_id: int | None) -> tuple[str, Payload]:
     if connector_id is not None and connector_id > 0:
         payload["evse"] = {"id": connector_id}
     return "TriggerMessage", payload
+
+
+def schedule_of(response: Mapping[str, Any] | None) -> tuple[c.Period, ...]:
+    """The composite schedule of a 2.0.1 GetCompositeSchedule answer, in W."""
+    return neutral_periods((response or {}).get("schedule") or {})
 
 
 def outcome(command: c.Command, response: Mapping[str, Any] | None) -> tuple[str | None, float | None]:

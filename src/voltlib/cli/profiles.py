@@ -121,7 +121,7 @@ def install(
         body["transaction_id"] = transaction
     results: list[dict[str, Any]] = []
     columns = (TextColumn("[bold]installing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with _client(url, token) as api, Progress(*columns, console=Console(stderr=True)) as progress:
+    with _client(url, token) as api, Progress(*columns, console=Console(stderr=True), disable=as_json) as progress:
         task = progress.add_task("install", total=len(charge_points))
         for cp_id in charge_points:
             response = api.post(_cp_path(cp_id), json=body)

@@ -1,4 +1,4 @@
-"""External charging limits in the plan (issue 17 K12/K13): a limit an EMS or the grid operator set
+"""External charging limits in the plan (issue 17 K11-K13): a limit an EMS or the grid operator set
 on a 2.0.1 station (NotifyChargingLimit) caps what smart charging plans there until the station
 says it is cleared (ClearedChargingLimit). Pure: the limits come in as rows, the plan goes out.
 

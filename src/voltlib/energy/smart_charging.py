@@ -240,7 +240,7 @@ def plan_station(state: StationState, at: datetime) -> dict[Dock, int]:
         return {dock: allocation.of(s.vehicle_id).power_w for dock, s in capped.items()}
 
     maxima = {dock: s.connector_max_w for dock, s in sessions.items()}
-    return charging_limits.share_within(state.caps, allocate, maxima)  # external limits (K12), if any
+    return charging_limits.share_within(state.caps, allocate, maxima)  # external limits (K11-K13), if any
 
 
 def session_of(d: DockState) -> charging.ChargingSession:

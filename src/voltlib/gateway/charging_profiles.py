@@ -6,7 +6,7 @@
   follows GetChargingProfiles answers, and drops a TxProfile when its transaction ends.
 - ReportChargingProfiles (2.0.1, K09): each part stored before it is answered; the last part of a
   request for everything reconciles what voltlib knew with what the station holds.
-- NotifyChargingLimit / ClearedChargingLimit (2.0.1, K12/K13): an external limit (an EMS, the grid
+- NotifyChargingLimit / ClearedChargingLimit (2.0.1, K11-K13): an external limit (an EMS, the grid
   operator) stored until cleared, and ``ChargingLimitChanged`` published so smart charging re-plans
   the station under it (:mod:`voltlib.energy.charging_limits`).
 
@@ -179,7 +179,7 @@ async def report_charging_profiles(ctx: ChargePointContext, req: m.ReportChargin
 
 
 async def notify_charging_limit(ctx: ChargePointContext, req: m.NotifyChargingLimit) -> m.Reply:
-    """K12: the external limit stored (its first schedule, in W, its start judged by the clock
+    """K11/K12: the external limit stored (its first schedule, in W, its start judged by the clock
     policy) before it is answered; smart charging re-plans the station under it."""
     s = ctx.services
     now = s.clock.now()

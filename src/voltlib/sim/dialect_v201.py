@@ -541,7 +541,7 @@ class DialectV201(Dialect):
     def set_external_limit(self, evse_id: int, limit_w: float | None, source: str = "EMS",
                            grid_critical: bool = False) -> None:
         """An EMS or the grid operator limits the station (EVSE 0) or an EVSE (None: lifts it); the
-        power obeys at once and the central system is told (K12 / K13)."""
+        power obeys at once and the central system is told (K11-K13)."""
         cp, now = self.cp, self._now()
         body = None if limit_w is None else charging_v201.external_profile(evse_id, limit_w, source, now)
         cp.profiles.put_external(evse_id, body, charging_v201.EXTERNAL_ID_BASE + evse_id)

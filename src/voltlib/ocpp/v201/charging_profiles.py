@@ -118,7 +118,7 @@ class GetCompositeScheduleReply(Reply):
 
 
 class NotifyChargingLimit(Message):
-    """K12: a limit set outside voltlib (an EMS, the grid operator) now in force on the station or
+    """K11/K12: a limit set outside voltlib (an EMS, the grid operator) now in force on the station or
     an EVSE, with its schedule when the station tells it."""
 
     ACTION = "NotifyChargingLimit"

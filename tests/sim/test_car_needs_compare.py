@@ -58,12 +58,12 @@ def test_the_cars_know_their_stations_next_trip_and_the_share_of_iso15118_cars_i
              for m, km in ((30, 10.0), (10, 80.0))]
     board = TripBoard(trips, timedelta(hours=1))  # the play started an hour after the scenario's time
     car = Car(battery_wh=27_000.0, soc=20.0, iso15118=True)
-    board.tell(car, "a", t0 + timedelta(hours=1))
+    board.tell(car, "a", t0 + timedelta(minutes=55))  # trips at 09:10 (80 km) and 09:30 (10 km)
     assert car.departure == t0 + timedelta(hours=1, minutes=10) and car.target_soc is not None
     assert car.target_soc == pytest.approx(100 * 1.25 * 80 * 108 / 27_000)  # 1.25 x 80 km at 108 Wh/km: 40 %
-    board.tell(car, "a", t0 + timedelta(hours=1, minutes=15))  # the next is the 10 km trip: the floor
-    assert car.departure == t0 + timedelta(hours=1, minutes=30) and car.target_soc == 30.0
-    board.tell(car, "a", t0 + timedelta(hours=2))  # no trip left: full, no departure said
+    board.tell(car, "a", t0 + timedelta(hours=1))  # 09:10 is only 10 minutes away: too soon, the next one
+    assert car.departure == t0 + timedelta(hours=1, minutes=30) and car.target_soc == 30.0  # 10 km: the floor
+    board.tell(car, "a", t0 + timedelta(hours=1, minutes=25))  # no trip left far enough: full, no departure
     assert (car.departure, car.target_soc, car.energy_needed_wh()) == (None, None, 21_600)
     silent = Car(iso15118=False)
     board.tell(silent, "a", t0)

@@ -182,7 +182,7 @@ class DialectV201(Dialect):
         self._event("Started", c, tx, trigger, meter=meter, id_token=tx.id_tag)
         if c.car is not None and c.car.iso15118:
             self._needs_told.add(tx.local_id)
-            self.cp._enqueue("NotifyEVChargingNeeds", self.charging_needs(c), persistent=False)
+            self.cp._enqueue("NotifyEVChargingNeeds", self.charging_needs(c), tx, persistent=False)
 
     def charging_needs(self, c: Connector) -> Payload:
         """K15: the car's ChargeParameterDiscoveryReq, as the station relays it (a live ISO 15118
@@ -219,6 +219,16 @@ class DialectV201(Dialect):
             reservation_id=reservation.reservation_id, reservation_update_status=status)), persistent=False)
 
     # ==== the outbox =============================================================================
+
+    def resolved(self, item: Queued) -> Payload | None:
+        """A car's needs are what it says when they leave the post (its charge by then), and nothing
+        once its session has ended."""
+        if item.action != "NotifyEVChargingNeeds" or item.transaction is None:
+            return super().resolved(item)
+        c = self.cp.connectors.get(item.transaction.connector_id)
+        if c is None or c.transaction is not item.transaction or c.car is None:
+            return None
+        return self.charging_needs(c)
 
     def answered(self, item: Queued, result: Payload) -> None:
         super().answered(item, result)

@@ -2,10 +2,13 @@
 
 A car-sharing car has no driver to set a departure time at the dashboard; the simulator stands in
 with what it knows: the next trip the demand model starts from the station where the car is plugged
-in. The car then says it leaves at that trip's time and wants the range it needs (1.25 × the trip, as
-a reserved car must hold, and never below the rentable floor), or, with no trip left in the day,
-nothing about its departure and a full battery. Every car docked at a station names the same next
-trip: the sim does not know which of them the member will take (the fullest, usually).
+in, at least ``NOTICE`` after it was plugged in (a car just returned is not the one a member takes in
+the next minutes while others are docked there; and a departure that is past when it reaches voltlib
+is a wrong clock there). The car then says it leaves at that trip's time and wants the range it
+needs (1.25 × the trip, as a reserved car must hold, and never below the rentable floor), or, with
+no trip left in the day, nothing about its departure and a full battery. Every car docked at a
+station names the same next trip: the sim does not know which of them the member will take (the
+fullest, usually).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from voltlib.sim.link import Link
 MODEL = battery.BLUECAR
 RANGE_MARGIN = 1.25  # the reserved car's requirement (docs/energy.md), and the report's "with range"
 FLOOR_SOC = 30.0  # percent: below it a member is refused the car (lost:low_battery)
+NOTICE = timedelta(minutes=10)  # simulated: the earliest trip a car just plugged in names
 
 
 class TripBoard:
@@ -45,7 +49,7 @@ class TripBoard:
         """Set what an ISO 15118 car will report when it is plugged in at ``station_id``."""
         if not car.iso15118:
             return
-        found = self.next_trip(station_id, now)
+        found = self.next_trip(station_id, now + NOTICE)
         if found is None:
             car.departure, car.target_soc = None, None
             return

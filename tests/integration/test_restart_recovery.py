@@ -261,3 +261,93 @@ async def test_an_alert_lost_after_car_sharing_stored_its_event_is_raised_at_sta
 
 async def _stored(server: RunningServer) -> bool:
     return len(await events_of(server, "unauthorised_departure")) == 1
+
+
+# --- car sharing on two nodes: the departure lost on one, the return handled on the other --------
+
+DESTINATION = "st-b-1"
+
+
+async def handled(server: RunningServer) -> None:
+    """Every bus event ``server`` received handled by car sharing, and its effects carried out; no
+    reconciliation pass (``quiet`` runs one, which would apply what this test wants the return to)."""
+    sharing = server.gateway.services.authorizer
+    assert isinstance(sharing, service.SharingService)
+    bus = server.gateway.services.bus
+    assert isinstance(bus, LocalBus)
+    for _ in range(2):
+        await bus.drain()
+        await sharing.settle()
+
+
+async def car_returned_elsewhere(survivor: RunningServer) -> None:
+    """The car plugged in at a bay ``survivor`` holds, and car sharing there done with it."""
+    async with connect(survivor, DESTINATION) as b:
+        await b.boot()
+        await b.status(1, "Preparing")
+        await b.start_tx(1, CAR_TAG)
+    await handled(survivor)
+
+
+async def test_a_departure_lost_on_a_killed_node_is_applied_by_the_return_on_another(database_url: str) -> None:
+    """The chaos drill's race (kill -9 of each node in turn, one run in five): the departure is
+    committed and answered on node A, A dies before car sharing applies it, and the car is plugged in
+    a second later at a bay node B holds. B handles that return at once; A's start-up reconciliation
+    comes later and finds the car docked at its new bay, nothing to reconcile. The return proves the
+    car left: it applies the departure A committed (the rental starts at its stamp), then ends the
+    rental and bills it, once, whatever restarts after."""
+    async with running(database_url) as survivor, seeded_city(survivor) as city:
+        member = await city.sign_up(4)
+        # node A, started after B (B's start-up reconciliation is past)
+        async with running(database_url) as first, connect(first, ORIGIN) as a:
+            await a.boot()
+            await a.status(1, "Charging")
+            charging = await a.start_tx(1, CAR_TAG, timestamp=(datetime.now(UTC) - seconds(600)).isoformat())
+            assert (await a.authorize(member.badge))["status"] == "Accepted"
+            left = datetime.now(UTC)
+            stop_subscriber(first, "sharing")  # A is killed after answering what follows
+            await a.stop_tx(charging.transaction_id, 1200, reason="EVDisconnected", timestamp=left.isoformat())
+            await a.status(1, "Available", timestamp=left.isoformat())
+        assert (await city.rental(member))["state"] == "badged"
+        await car_returned_elsewhere(survivor)
+        rentals = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
+        assert [(r["state"], r["return_dock"]) for r in rentals] == [("closed", [DESTINATION, 1])]
+        assert datetime.fromisoformat(rentals[0]["started_at"]) == left
+        car = await city.vehicle()
+        assert (car["status"], car["charge_point_id"]) == ("docked", DESTINATION)
+    for _ in range(2):  # A restarted (its reconciliation), and once more: nothing changes
+        async with running(database_url) as later, city_on(later) as city:
+            await quiet(later)
+            again = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
+            assert [(r["rental_id"], r["state"]) for r in again] == [(rentals[0]["rental_id"], "closed")]
+            statement = (await city.client.get("/api/v1/me/invoices", headers=member.headers())).json()
+            assert sorted(i["kind"] for i in statement["invoices"]) == ["rental", "subscription"]
+            assert await alerts_of(later, ORIGIN, "car_left_without_rental") == []
+            assert await events_of(later, "unauthorised_departure") == []
+
+
+async def test_a_departure_a_killed_node_never_stored_starts_the_rental_at_its_badge(database_url: str) -> None:
+    """The same race, the node killed before the departure was stored: the charge point reports the
+    bay again on reconnecting, after the car was plugged in elsewhere. The return still starts the
+    badged rental (at the badge: the earliest the car can have left) and ends it; the bay's status
+    reported afterwards is no second departure and no alert."""
+    async with running(database_url) as survivor, seeded_city(survivor) as city:
+        member = await city.sign_up(5)
+        async with running(database_url) as first, connect(first, ORIGIN) as a:
+            await a.boot()
+            await a.status(1, "Charging")
+            assert (await a.authorize(member.badge))["status"] == "Accepted"  # then A dies: nothing more
+        badged = await city.rental(member)
+        assert badged["state"] == "badged"
+        await car_returned_elsewhere(survivor)
+        async with connect(survivor, ORIGIN) as a:  # the origin reconnects, to B, and reports its bay
+            await a.status(1, "Available")
+        await handled(survivor)
+        rentals = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
+        assert [(r["state"], r["return_dock"]) for r in rentals] == [("closed", [DESTINATION, 1])]
+        assert rentals[0]["started_at"] == badged["badged_at"]
+        statement = (await city.client.get("/api/v1/me/invoices", headers=member.headers())).json()
+        assert sorted(i["kind"] for i in statement["invoices"]) == ["rental", "subscription"]
+        assert await alerts_of(survivor, ORIGIN, "car_left_without_rental") == []
+        assert await events_of(survivor, "unauthorised_departure") == []
+        assert ((await city.vehicle())["status"], (await city.vehicle())["charge_point_id"]) == ("docked", DESTINATION)

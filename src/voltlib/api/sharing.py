@@ -31,7 +31,8 @@ from voltlib.energy.accounting import rental_energy
 from voltlib.security.credentials import hash_api_token, new_api_token
 from voltlib.sharing import store as ss
 from voltlib.sharing.codec import rental_from_dict, rental_to_dict
-from voltlib.sharing.service import SharingError, SharingService, car_range_km, subscription_until
+from voltlib.sharing.eligibility import car_range_km, subscription_until
+from voltlib.sharing.service import SharingError, SharingService
 from voltlib.store import lists, repo
 
 TAG = "car sharing"

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, select
 from voltlib.gbfs.feeds import EPOCH
 from voltlib.gbfs.model import CitySnapshot, Closure, Station, StationState, System, Vehicle
 from voltlib.sharing import store as ss
-from voltlib.sharing.service import car_range_km
+from voltlib.sharing.eligibility import car_range_km
 from voltlib.store.db import Store
 from voltlib.store.tables import bays, cities, connectors, rentals, stations, vehicles
 

@@ -17,7 +17,7 @@ from voltlib.domain import rebalancing as rb
 from voltlib.domain.demand import Place
 from voltlib.sharing import store as ss
 from voltlib.sharing.crews import is_crew_badge, task_of_row, task_values
-from voltlib.sharing.service import car_range_km
+from voltlib.sharing.eligibility import car_range_km
 from voltlib.store.tables import bays, cities, field_tasks, rentals, stations, vehicles
 
 

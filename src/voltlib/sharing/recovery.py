@@ -13,6 +13,12 @@ received
 A departure applied on time moved the car, so it is never found again: no second alert, no second
 start. Plain reads; ``unplug_op`` then locks the car and checks again, so two nodes reconciling at
 once apply it once.
+
+Start-up comes too late on a cluster: the charge points of a node that died move to another node
+within seconds, and the car is plugged in at its next bay, held by any node, a second after leaving.
+The return docks the car there, and nothing is left to reconcile. So the return looks first
+(:func:`left_dock`): a car still docked at another bay left it, and that bay's departure is applied
+before the return (``return_op``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,27 @@ class Departure:
     received_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class LeftDock:
+    """The bay a car returned elsewhere is still docked at as far as car sharing knows."""
+
+    charge_point_id: str
+    connector_id: int
+    departure: Departure | None  # what that bay reported (None: nothing stored, e.g. lost with its node)
+
+
+def left_dock(conn: Connection, id_tag: str, cp_id: str, connector_id: int, since: datetime) -> LeftDock | None:
+    """The car with ``id_tag``, plugged in at ``cp_id``/``connector_id``, is docked at another bay:
+    that bay and its departure (as :func:`unapplied_departures` finds it), or None."""
+    v = vehicles.c
+    row = conn.execute(select(v.charge_point_id, v.connector_id).where(v.id_tag == id_tag, v.status == "docked")
+                       ).first()
+    if row is None or row.charge_point_id is None or (row.charge_point_id, row.connector_id) == (cp_id, connector_id):
+        return None
+    return LeftDock(row.charge_point_id, row.connector_id,
+                    _reported_departure(conn, id_tag, row.charge_point_id, row.connector_id, since))
+
+
 def unapplied_departures(conn: Connection, since: datetime) -> list[Departure]:
     """The bays with a docked car whose last reported status, received since ``since``, is Available."""
     v, c = vehicles.c, connectors.c
@@ -46,14 +73,23 @@ def unapplied_departures(conn: Connection, since: datetime) -> list[Departure]:
     for id_tag, cp_id, connector_id in docks:
         if (cp_id, connector_id) in found:
             continue
-        last = _last_status(conn, cp_id, connector_id)
-        if last is None or last[0] != AVAILABLE or last[2] < since:
-            continue
-        plugged = _last_session(conn, id_tag, cp_id, connector_id)
-        if plugged is not None and plugged >= last[2]:
-            continue
-        found[(cp_id, connector_id)] = Departure(cp_id, connector_id, last[1], last[2])
+        departure = _reported_departure(conn, id_tag, cp_id, connector_id, since)
+        if departure is not None:
+            found[(cp_id, connector_id)] = departure
     return sorted(found.values(), key=lambda d: d.received_at)
+
+
+def _reported_departure(conn: Connection, id_tag: str, cp_id: str, connector_id: int,
+                        since: datetime) -> Departure | None:
+    """The bay's last reported status, if it is Available, received since ``since`` and after the
+    car's last transaction there."""
+    last = _last_status(conn, cp_id, connector_id)
+    if last is None or last[0] != AVAILABLE or last[2] < since:
+        return None
+    plugged = _last_session(conn, id_tag, cp_id, connector_id)
+    if plugged is not None and plugged >= last[2]:
+        return None
+    return Departure(cp_id, connector_id, last[1], last[2])
 
 
 def _last_status(conn: Connection, cp_id: str, connector_id: int) -> tuple[str, datetime, datetime] | None:

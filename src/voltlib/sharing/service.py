@@ -27,7 +27,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
@@ -36,7 +36,6 @@ from sqlalchemy.exc import IntegrityError
 
 from voltlib import events as ev
 from voltlib.clock import period
-from voltlib.domain import battery
 from voltlib.domain import commands as cmd
 from voltlib.domain import rental as dr
 from voltlib.domain.clock_policy import ClockPolicy, judge
@@ -47,6 +46,7 @@ from voltlib.gateway.handlers_v16 import policy_of
 from voltlib.sharing import contracts, crews, local_lists, recovery
 from voltlib.sharing import store as ss
 from voltlib.sharing.displays import Displays
+from voltlib.sharing.eligibility import TRIP_MARGIN, car_range_km, is_rentable, soc_snapshot, standing
 from voltlib.store import repo
 
 log = logging.getLogger(__name__)
@@ -74,31 +74,6 @@ class Change:
     decision: Decision | None = None
 
 
-def standing(member: dict[str, Any], now: datetime) -> str | None:
-    """Why ``member`` may not rent now, or None."""
-    if not member["licence_verified"]:
-        return "licence_unverified"
-    if member["licence_expiry"] <= now:
-        return "licence_expired"
-    if not member["payment_ok"]:
-        return "payment_problem"
-    if member["plan_code"] is None or member["subscribed_until"] is None or member["subscribed_until"] <= now:
-        return "no_subscription"
-    return None
-
-
-def car_range_km(car: dict[str, Any]) -> float | None:
-    soc = car["soc_percent"]
-    return None if soc is None else battery.range_km(battery.BLUECAR, soc / 100.0)
-
-
-def soc_snapshot(car: dict[str, Any]) -> dr.SocSnapshot | None:
-    """The car's stored estimate, as it stands now (None when it has none)."""
-    if car["soc_percent"] is None or car["soc_at"] is None:
-        return None
-    return dr.SocSnapshot(float(car["soc_percent"]), car["soc_source"] or "unknown", car["soc_at"])
-
-
 def _city(conn: Connection, code: str) -> ss.CityRecord:
     """A rental's or member's city: its row exists (a foreign key or the seed put it there)."""
     city = ss.get_city(conn, code)
@@ -114,14 +89,6 @@ def _members_rental(conn: Connection, change: Change, member_id: str, now: datet
     if found is None:
         raise SharingError(status, code, detail)
     return found[0], _city(conn, found[1])
-
-
-TRIP_MARGIN = 1.25  # range a car needs per km of the member's planned trip (detours, cold, ageing)
-
-
-def _rentable(car: dict[str, Any], city: ss.CityRecord, needed_km: float | None = None) -> bool:
-    km = car_range_km(car)
-    return car["status"] == "docked" and km is not None and km >= (needed_km or city.min_range_km)
 
 
 def _apply(conn: Connection, change: Change, rental: dr.Rental, event: dr.RentalEvent, policy: dr.RentalPolicy,
@@ -219,7 +186,7 @@ def badge_op(conn: Connection, cp_id: str, id_tag: str, now: datetime, proven: b
         free = [c for c in cars if _expire_lapsed(conn, change, _other(by_car.get(c["id"]), mine), now) is None]
         if not free:
             return refuse("Invalid", "car_reserved", cars[0]["id"])
-        rentable = [c for c in free if _rentable(c, city)]
+        rentable = [c for c in free if is_rentable(c, city)]
         if not rentable:
             return refuse("Invalid", "low_range", free[0]["id"])
         rental = _apply(conn, change, _new_rental(member, id_tag, rentable[0], city), badged, city.policy, now)
@@ -297,9 +264,11 @@ def _late_departure(conn: Connection, change: Change, car: dict[str, Any], dock:
 
 
 def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, transaction_id: int,
-              started_at: datetime, now: datetime) -> Change:
-    """StartTransaction with a car's id token: the car is docked there; a running rental ends and is billed."""
+              started_at: datetime, now: datetime, clock: ClockPolicy | None = None) -> Change:
+    """StartTransaction with a car's id token: the car is docked there; a running rental ends and is billed.
+    ``clock``: how the gateway judges stamps, for a departure applied first (:func:`_departure_first`)."""
     change = Change()
+    _departure_first(conn, change, id_tag, cp_id, connector_id, now, clock or ClockPolicy())
     car, live, held = ss.dock_returned_car(conn, id_tag, cp_id, connector_id, lock=True)
     if car is None:
         return change
@@ -317,6 +286,32 @@ def return_op(conn: Connection, cp_id: str, connector_id: int, id_tag: str, tran
         crews.crew_arrival(conn, car, cp_id, connector_id, now)  # a crew's move: audited, not billed
     _displace_bay_hold(conn, change, dr.Dock(cp_id, connector_id), car_id, now, held)
     return change
+
+
+def _departure_first(conn: Connection, change: Change, id_tag: str, cp_id: str, connector_id: int, now: datetime,
+                     clock: ClockPolicy) -> None:
+    """A car plugged in here while car sharing still has it docked at another bay left that bay first
+    (:func:`recovery.left_dock`: its node died between answering the departure and applying it, and the
+    charge point's own node applies this return). Applied now, as the start-up reconciliation would have:
+    at the stamp that bay reported; with nothing stored there (lost with its node before the commit; the
+    status the bay reports again on reconnecting comes after this return), a rental badged there starts
+    at its badge, the earliest the car can have left."""
+    left = recovery.left_dock(conn, id_tag, cp_id, connector_id, now - recovery.RECONCILE_WINDOW)
+    if left is None:
+        return
+    if left.departure is not None:
+        at = judge(left.departure.stamp, left.departure.received_at, clock).at
+    else:
+        cars, by_car = ss.cars_at_with_rentals(conn, left.charge_point_id, left.connector_id, lock=True)
+        live = next((by_car.get(c["id"]) for c in cars if c["id_tag"] == id_tag), None)
+        if live is None or live[0].state is not dr.State.BADGED or live[0].badged_at is None:
+            return
+        at = live[0].badged_at
+    found = unplug_op(conn, left.charge_point_id, left.connector_id, at, now)
+    change.effects.extend(found.effects)
+    change.events.extend(found.events)
+    log.warning("car %s returned at %s/%s left %s/%s unapplied: departure applied first at %s", id_tag, cp_id,
+                connector_id, left.charge_point_id, left.connector_id, at.isoformat())
 
 
 def _displace_bay_hold(conn: Connection, change: Change, dock: dr.Dock, car_id: str, now: datetime,
@@ -377,7 +372,7 @@ def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station
     if not free:
         raise SharingError(409, "car_already_held", "the car is reserved or rented by someone else")
     needed_km = max(float(city.min_range_km), (trip_km or 0.0) * TRIP_MARGIN)
-    rentable = sorted((c for c in free if _rentable(c, city, needed_km)), key=lambda c: car_range_km(c) or 0.0)
+    rentable = sorted((c for c in free if is_rentable(c, city, needed_km)), key=lambda c: car_range_km(c) or 0.0)
     if not rentable:
         best = max((car_range_km(c) or 0.0 for c in free), default=0.0)
         raise SharingError(409, "low_range", "not enough range for this trip" if trip_km else
@@ -470,7 +465,7 @@ def reconcile_op(conn: Connection, now: datetime, clock: ClockPolicy | None = No
         if tx is not None:
             returned = judge(tx["started_at"], tx["received_at"], clock).at
             found = return_op(conn, tx["charge_point_id"], tx["connector_id"], rental.car_id_tag, tx["id"],
-                              returned, now)
+                              returned, now, clock)
             change.effects.extend(found.effects)
             change.events.extend(found.events)
     return change
@@ -601,7 +596,8 @@ class SharingService:
             if car_tag is not None:
                 await self._run(partial(return_op, cp_id=event.charge_point_id, connector_id=event.connector_id,
                                         id_tag=car_tag, transaction_id=event.transaction_id,
-                                        started_at=event.started_at, now=now))
+                                        started_at=event.started_at, now=now,
+                                        clock=policy_of(self.services.settings)))
 
     # -- from members and operators --
 
@@ -721,7 +717,3 @@ class SharingService:
 def _bay_freed(event: ev.ConnectorStatusChanged) -> bool:
     """A connector (not the whole charge point) became Available: a car docked there may have left."""
     return event.status == "Available" and event.connector_id > 0
-
-
-def subscription_until(now: datetime, period_days: int) -> datetime:
-    return now + timedelta(days=period_days)

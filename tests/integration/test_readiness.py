@@ -4,6 +4,9 @@ database is behind on its migrations, unreachable, or NATS is gone. ``/api/v1/he
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import httpx
 from sqlalchemy import create_engine, text
 
@@ -12,6 +15,8 @@ from tests.integration.test_cluster import NATS_URL, _require_nats
 from voltlib.config import Settings
 from voltlib.store.db import normalise_url
 from voltlib.telemetry.readiness import _revisions
+
+READERS = 4  # Store's reader threads (voltlib.store.db)
 
 
 def _set_revision(url: str, revision: str) -> None:
@@ -83,3 +88,19 @@ async def test_not_ready_without_nats_when_one_is_configured(database_url: str) 
             assert gone.status_code == 503 and gone.json()["checks"]["broker"] == "not connected to NATS"
     finally:
         await runner.cleanup()
+
+
+async def test_ready_while_every_reader_thread_is_busy(server: RunningServer) -> None:
+    """A reconnection storm keeps the node's reader threads busy: the check does not queue behind
+    them (it did, answered 503 after its 3 s, and HAProxy took the only node left for dead)."""
+    release = threading.Event()
+    busy = [asyncio.ensure_future(server.store.read(lambda _conn: release.wait(60))) for _ in range(READERS)]
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            ready = await http.get("/api/v1/ready")
+        assert not any(task.done() for task in busy)  # the readers were busy all along
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["database"] == "ok"
+    finally:
+        release.set()
+        await asyncio.gather(*busy)

@@ -12,6 +12,11 @@ Measured: acknowledged MeterValues missing from the database afterwards (must be
 with more than one transaction (0), the time from each SIGTERM until every charge point is
 connected again, and call latency (p50, p99) in the steady windows and during the restarts.
 Only loopback is used: nodes on 127.0.0.1, HAProxy reaching them from 127.0.0.3.
+
+``balancers`` > 1 runs that many HAProxy instances of the same configuration, each on its own
+address and in front of both nodes, charge point ``i`` connecting to balancer ``i % balancers``:
+an active pair behind DNS round-robin, as a site does once one HAProxy process's open-files limit
+(two descriptors per charge point) is below its charge points (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -61,11 +66,13 @@ class RollingPlan:
     config: Path = CONFIG
     ramp_timeout_s: float = 600.0
     back_timeout_s: float = 300.0
+    balancers: int = 1  # HAProxy instances, each in front of both nodes, charge points split between them
 
 
 @dataclass
 class RollingResult:
     charge_points: int
+    balancers: int = 1
     acknowledged: int = 0
     lost: int = 0
     duplicate_transactions: int = 0
@@ -141,8 +148,8 @@ START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
 
 class _Fleet:
-    def __init__(self, plan: RollingPlan, url: str) -> None:
-        self.plan, self.url = plan, url
+    def __init__(self, plan: RollingPlan, urls: list[str]) -> None:
+        self.plan, self.urls = plan, urls
         self.points = [_ChargePoint(i) for i in range(plan.charge_points)]
         self.stop = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
@@ -154,12 +161,13 @@ class _Fleet:
     async def run(self, cp: _ChargePoint) -> None:
         assert self.session is not None
         rng = random.Random(cp.index)
+        url = self.urls[cp.index % len(self.urls)]  # its balancer, as DNS round-robin gave it
         n = 0
         unanswered: tuple[str, str] | None = None
         while not self.stop.is_set():
             try:
                 async with self.connecting:
-                    ws = await self.session.ws_connect(f"{self.url}/{cp.cp_id}", protocols=("ocpp1.6",),
+                    ws = await self.session.ws_connect(f"{url}/{cp.cp_id}", protocols=("ocpp1.6",),
                                                        autoping=True, heartbeat=None)
                 async with ws:
                     cp.sessions += 1
@@ -281,30 +289,30 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
     if not plan.database_url.startswith(("postgresql", "postgres")):
         raise ValueError("two nodes share one database: give a PostgreSQL --database-url")
     binary = await asyncio.to_thread(_haproxy, plan)
-    raise_nofile_limit()
+    files = raise_nofile_limit()  # HAProxy inherits it: two descriptors per charge point it carries
+    if 2 * -(-plan.charge_points // plan.balancers) + 100 > files:
+        progress(f"warning: {files} open files per process is short for {plan.charge_points} charge points "
+                 f"on {plan.balancers} HAProxy (two each): raise the limit or add --balancers")
     await asyncio.to_thread(_prepare, plan)
     logs = Path(tempfile.mkdtemp(prefix="voltlib-rolling-"))
     cluster = f"roll{uuid.uuid4().hex[:8]}"
     a, b = _Node("node-a", plan, cluster, logs), _Node("node-b", plan, cluster, logs)
-    lb_port = free_port()
-    balancer: asyncio.subprocess.Process | None = None
-    result = RollingResult(plan.charge_points)
-    fleet = _Fleet(plan, f"ws://127.0.0.1:{lb_port}/ocpp")
+    lb_ports = [free_port() for _ in range(plan.balancers)]
+    balancers: list[asyncio.subprocess.Process] = []
+    result = RollingResult(plan.charge_points, balancers=plan.balancers)
+    fleet = _Fleet(plan, [f"ws://127.0.0.1:{port}/ocpp" for port in lb_ports])
     tasks: list[asyncio.Task[None]] = []
     windows: list[tuple[float, float]] = []  # restarts: SIGTERM until every charge point is back
     try:
         await asyncio.gather(a.start(), b.start())
-        env = {**os.environ, "VOLTLIB_LB_BIND": f"127.0.0.1:{lb_port}", "VOLTLIB_LB_SOURCE": LB_SOURCE,
-               "VOLTLIB_NODE_A": f"127.0.0.1:{a.port}", "VOLTLIB_NODE_B": f"127.0.0.1:{b.port}"}
-        with (logs / "haproxy.log").open("wb") as sink:
-            balancer = await asyncio.create_subprocess_exec(binary, "-db", "-f", str(plan.config),
-                                                            stdout=sink, stderr=sink, env=env)
-        front = f"http://127.0.0.1:{lb_port}"
-        await _until_ready(front, 60, times=4)
+        for k, port in enumerate(lb_ports):
+            balancers.append(await _balancer(binary, plan, port, (a, b), logs / f"haproxy-{k + 1}.log"))
+        await asyncio.gather(*(_until_ready(f"http://127.0.0.1:{port}", 60, times=4) for port in lb_ports))
         fleet.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
                                               timeout=aiohttp.ClientTimeout(total=None, sock_connect=30))
         tasks = [asyncio.create_task(fleet.run(cp)) for cp in fleet.points]
-        progress(f"{plan.charge_points} charge points connecting through HAProxy (logs in {logs})")
+        progress(f"{plan.charge_points} charge points connecting through {plan.balancers} HAProxy "
+                 f"(logs in {logs})")
         await _wait(lambda: all(cp.tx is not None and cp.online for cp in fleet.points), plan.ramp_timeout_s)
         progress(f"every charge point in its transaction; {plan.settle_s:g} s of steady load")
         await asyncio.sleep(plan.settle_s)
@@ -333,9 +341,10 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
             task.cancel()
         if fleet.session is not None:
             await fleet.session.close()
-        if balancer is not None and balancer.returncode is None:
-            balancer.terminate()
-            await balancer.wait()
+        for balancer in balancers:
+            if balancer.returncode is None:
+                balancer.terminate()
+                await balancer.wait()
         for node in (a, b):
             if node.process is not None and node.process.returncode is None:
                 with contextlib.suppress(TimeoutError):
@@ -352,6 +361,16 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
     result.calls = len(steady) + len(during)
     result.reconnects = sum(cp.sessions - 1 for cp in fleet.points)
     return result
+
+
+async def _balancer(binary: str, plan: RollingPlan, port: int, nodes: tuple[_Node, _Node],
+                    log: Path) -> asyncio.subprocess.Process:
+    """One HAProxy running ``plan.config`` on ``port``, in front of both nodes."""
+    env = {**os.environ, "VOLTLIB_LB_BIND": f"127.0.0.1:{port}", "VOLTLIB_LB_SOURCE": LB_SOURCE,
+           "VOLTLIB_NODE_A": f"127.0.0.1:{nodes[0].port}", "VOLTLIB_NODE_B": f"127.0.0.1:{nodes[1].port}"}
+    with log.open("wb") as sink:
+        return await asyncio.create_subprocess_exec(binary, "-db", "-f", str(plan.config),
+                                                    stdout=sink, stderr=sink, env=env)
 
 
 def _haproxy(plan: RollingPlan) -> str:
@@ -382,6 +401,7 @@ async def _wait(condition: Any, timeout: float) -> None:
 def render(result: RollingResult) -> str:
     lines = [
         f"charge points                      {result.charge_points:,}",
+        f"HAProxy instances                  {result.balancers}",
         f"acknowledged MeterValues           {result.acknowledged:,}",
         f"acknowledged, missing from the db  {result.lost}",
         f"charge points with 2+ transactions {result.duplicate_transactions}",

@@ -515,6 +515,12 @@ def bench_rolling_restart(
                                                  "the last.")] = 20.0,
     database_url: DbOpt = None,
     haproxy: Annotated[str, typer.Option(help="The HAProxy binary.")] = "haproxy",
+    balancers: Annotated[int, typer.Option(min=1, help="HAProxy instances in front of both nodes, the charge "
+                                                       "points split between them (DNS round-robin).")] = 1,
+    back_timeout_s: Annotated[float, typer.Option(help="Seconds to wait, after a node's SIGTERM, for every charge "
+                                                       "point to be connected again.")] = 300.0,
+    ramp_timeout_s: Annotated[float, typer.Option(help="Seconds to wait for every charge point to connect and "
+                                                       "start its transaction.")] = 600.0,
 ) -> None:
     """Two nodes behind HAProxy (docs/haproxy.cfg) on PostgreSQL and NATS, both restarted one after the
     other under load: acknowledged messages lost, duplicate transactions, time until every charge point
@@ -523,7 +529,8 @@ def bench_rolling_restart(
 
     url = database_url or load_settings(None).database_url
     plan = rolling.RollingPlan(database_url=url, charge_points=charge_points, meter_s=meter_s, settle_s=settle_s,
-                               haproxy=haproxy)
+                               haproxy=haproxy, balancers=balancers, back_timeout_s=back_timeout_s,
+                               ramp_timeout_s=ramp_timeout_s)
     try:
         result = asyncio.run(rolling.run(plan, progress=typer.echo))
     except ValueError as exc:

@@ -109,6 +109,7 @@ class Store:
         self._queue: queue.SimpleQueue[_Job | list[_Job] | object] = queue.SimpleQueue()
         self._outboxes: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="voltlib-read")
+        self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voltlib-probe")  # see probe()
         self._writer = threading.Thread(target=self._write_loop, args=(self._queue, max_batch),
                                         name="voltlib-writer", daemon=True)
         self._writer.start()
@@ -192,6 +193,13 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self._read, op)
 
+    async def probe(self, op: Callable[[Connection], T]) -> T:
+        """A read on a thread of its own, for health checks: through :meth:`read` a check waited behind
+        every read queued on the node (a reconnection storm queues thousands), so a balancer took a
+        busy node with a healthy database for a dead one and, with every node busy, refused them all."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._prober, self._read, op)
+
     def _read(self, op: Callable[[Connection], T]) -> T:
         with self.engine.connect() as conn:
             return op(conn)
@@ -211,6 +219,7 @@ class Store:
         self._queue.put(_STOP)
         self._writer.join(timeout=30)
         self._readers.shutdown(wait=True)
+        self._prober.shutdown(wait=True)
         self.engine.dispose()
 
     # -- the writer thread --

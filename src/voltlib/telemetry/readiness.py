@@ -1,10 +1,11 @@
 """``GET /api/v1/ready``: may a load balancer send this node charge points and requests now?
 
 ``/api/v1/health`` stays liveness (the process answers). Ready means: the database answers within
-``CHECK_TIMEOUT``, its schema is the one this code expects (or newer: a rolling upgrade whose first
-node migrated already; migrations only add), the NATS server is connected when ``bus_url`` is set,
-and the node is not draining (SIGTERM, docs/operations.md). 200 with the checks, else 503 problem
-details naming the ones that failed.
+``CHECK_TIMEOUT`` (asked on a thread of the check's own, ``Store.probe``: a node busy reading for a
+reconnection storm is not a node without a database), its schema is the one this code expects (or
+newer: a rolling upgrade whose first node migrated already; migrations only add), the NATS server is
+connected when ``bus_url`` is set, and the node is not draining (SIGTERM, docs/operations.md). 200
+with the checks, else 503 problem details naming the ones that failed.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ async def checks(gateway: Gateway) -> dict[str, str]:
     s = gateway.services
     found: dict[str, str] = {}
     try:
-        current = await asyncio.wait_for(s.store.read(_schema), CHECK_TIMEOUT)
+        current = await asyncio.wait_for(s.store.probe(_schema), CHECK_TIMEOUT)  # not behind the node's reads
         found["database"] = OK
         found["migrations"] = migrations_state(current)
     except TimeoutError:

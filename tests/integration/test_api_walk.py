@@ -74,7 +74,8 @@ async def fixtures(server: RunningServer, api: httpx.AsyncClient) -> tuple[dict[
     values = {"cp_id": "CP-WALK", "id_tag": "BADGE1", "action": "Reset", "incident_id": "1", "order_id": "1",
               "member_id": signup.json()["member_id"], "station_id": "st-a", "rental_id": "1", "car_id": CAR_ID,
               "task_id": "1", "transaction_id": "1", "command_id": "1", "request_id": "1",
-              "profile_id": "1", "charging_profile_id": "1001"}
+              "profile_id": "1", "charging_profile_id": "1001",
+              "emaid": "FRVLTC000000017"}
     tokens = {"admin": server.token, "member": signup.json()["token"], "technician": technician}
     return values, tokens
 

@@ -207,6 +207,7 @@ async def test_contracts_are_registered_and_removed_by_operators_only(city: City
     assert (again.status_code, again.json()["status"]) == (200, "Accepted")  # already theirs: nothing changes
     for member_id, emaid, status, title in ((second.id, EMAID, 409, "contract-conflict"),
                                             (second.id, first.badge, 422, "invalid-emaid"),
+                                            (second.id, "frvltc0000000ß", 422, "invalid-emaid"),  # not 'SS'
                                             (second.id, "FRVLTC000000777", 409, "contract-conflict"),
                                             ("nobody", "FRVLTC000000666", 404, "not-found")):
         refused = await register(city, member_id, emaid)

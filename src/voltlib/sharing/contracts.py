@@ -34,6 +34,8 @@ class ContractConflict(Exception):
 def canonical_emaid(text: str) -> str | None:
     """``FR-VLT-C00000001-7`` or ``frvltc000000017`` as stored (``FRVLTC000000017``), or None when
     it is no eMAID."""
+    if not text.isascii():  # 'ß'.upper() is 'SS': only ASCII is upper-cased into an eMAID
+        return None
     emaid = text.replace("-", "").upper()
     return emaid if EMAID.fullmatch(emaid) else None
 

@@ -122,7 +122,11 @@ async def test_store_install_list_refresh_and_clear(server: RunningServer, post:
         # smart charging's own profile: listed read-only, never cleared nor replaced by an operator
         safe = charging.charging_profile([charging.SchedulePeriod(0, 1500)], datetime.now(UTC), 2, "TxDefault")
         assert (await server.gateway.commands.send(CP, LimitPower(0, safe), requested_by=SMART_CHARGING)).accepted
-        await server.settled()
+
+        async def followed() -> bool:  # the follower's write is queued, not awaited
+            return any(r["charging_profile_id"] == 2 for r in (await client.get(cp_path)).json()["profiles"])
+
+        await wait_until(followed, timeout=10)
         held = await api.call("GET", cp_path, "/api/v1/charge-points/{cp_id}/charging-profiles", 200)
         by_id = {r["charging_profile_id"]: r for r in held["profiles"]}
         assert set(by_id) == {2, night["charging_profile_id"], peak["charging_profile_id"]}

@@ -138,14 +138,16 @@ class ProfileFollower:
                                     name="charging-profiles", scope="node")
 
     async def on_event(self, event: ev.Event) -> None:
+        """Queued, not awaited: a mirror of answers nobody waits on (smart charging's checks come by
+        the thousand), written in order by the one writer; the API writes what it answers itself."""
         s = self.services
         if isinstance(event, ev.TransactionStopped):
-            await s.store.write(partial(cps.end_transaction_profiles, transaction_id=event.transaction_id))
+            s.store.write_later(partial(cps.end_transaction_profiles, transaction_id=event.transaction_id))
         elif isinstance(event, ev.CommandFinished) and event.action in FOLLOWED:
             op = follow(event.charge_point_id, event.action, event.state, event.request, event.response,
                         event.requested_by, s.clock.now())
             if op is not None:
-                await s.store.write(op)
+                s.store.write_later(op)
 
 
 def follow(cp_id: str, action: str, state: str, request: dict[str, Any] | None, response: dict[str, Any] | None,

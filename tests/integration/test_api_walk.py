@@ -27,7 +27,7 @@ from voltlib.store import repo
 QUERY_PARAMS = ["limit", "max", "hours", "rentals_per_day", "transaction_id", "timeout", "near", "date", "month",
                 "city", "with", "member", "action", "expected", "charge_point_id", "state", "all", "technician",
                 "short", "cursor", "charge_point", "id_tag", "open", "from", "to", "stop_reason", "component",
-                "variable", "evse_id"]
+                "variable", "evse_id", "status", "origin"]
 ODD_QUERY_VALUES = ["abc", "-99999999999999999999999", "\x00", "²"]
 ODD_QUERY_EVERYWHERE = ["1e999", "nan", "-inf", "", "1.5", "0x10", "٣", "9" * 400, "nan,nan", "1e999,0", "-1", "0"]
 ODD_PATH_VALUES = ["0", "-1", "99999999999999999999999", "%00", "%E2%9C%93", "x" * 300, "null", "1.5", "%20", "²"]
@@ -75,7 +75,7 @@ async def fixtures(server: RunningServer, api: httpx.AsyncClient) -> tuple[dict[
               "member_id": signup.json()["member_id"], "station_id": "st-a", "rental_id": "1", "car_id": CAR_ID,
               "task_id": "1", "transaction_id": "1", "command_id": "1", "request_id": "1",
               "profile_id": "1", "charging_profile_id": "1001",
-              "emaid": "FRVLTC000000017"}
+              "reservation_id": "1", "emaid": "FRVLTC000000017"}
     tokens = {"admin": server.token, "member": signup.json()["token"], "technician": technician}
     return values, tokens
 

@@ -116,6 +116,16 @@ async def test_real_answers_match_their_schemas(server: RunningServer) -> None:
         held = await answered("POST", "/api/v1/me/reservation", "/api/v1/me/reservation", rider.headers(),
                               json={"car_id": CAR_ID})
         await answered("GET", "/api/v1/me/rental", "/api/v1/me/rental", rider.headers())
+        hold = held["car_hold"]["reservation_id"]  # car sharing's hold is a reservation (issue 20)
+        assert [r["id"] for r in await answered("GET", "/api/v1/reservations", "/api/v1/reservations",
+                                                 server.api_headers())] == [hold]
+        await answered("GET", "/api/v1/reservations/{reservation_id}", f"/api/v1/reservations/{hold}",
+                       server.api_headers())
+        await server.add_charge_point("CP-DOC-IDLE", profile=0)  # offline: its reservation Failed, at once
+        made = await answered("POST", "/api/v1/charge-points/{cp_id}/reservations",
+                              "/api/v1/charge-points/CP-DOC-IDLE/reservations", server.api_headers(),
+                              json={"connector_id": 2, "id_tag": "DOC-1"})
+        assert made["status"] == "Failed"
         await answered("GET", "/api/v1/rentals/{rental_id}", f"/api/v1/rentals/{held['rental_id']}",
                        server.api_headers())
         assert len(await answered("GET", "/api/v1/rentals", "/api/v1/rentals", server.api_headers())) == 1

@@ -51,9 +51,14 @@ async def test_every_route_for_every_role(server: RunningServer) -> None:
             "/api/v1/charge-points/{cp_id}/charging-profiles", "/api/v1/charge-points/{cp_id}/charging-profiles/clear",
             "/api/v1/charge-points/{cp_id}/charging-profiles/{charging_profile_id}",
             "/api/v1/charge-points/{cp_id}/charging-profiles/refresh",
-            "/api/v1/charge-points/{cp_id}/charging-profiles/reports/{request_id}"}
+            "/api/v1/charge-points/{cp_id}/charging-profiles/reports/{request_id}",
+            "/api/v1/reservations", "/api/v1/reservations/{reservation_id}",
+            "/api/v1/charge-points/{cp_id}/reservations"}
         profile_writes = [set(op["x-roles"]) for m, p, op in routes if m != "GET" and "charging-profiles" in p]
         assert len(profile_writes) == 6 and all(roles == {"admin", "operator"} for roles in profile_writes)
+        reservation_writes = [set(op["x-roles"]) for m, p, op in routes if m != "GET" and "/reservations" in p
+                              and not p.startswith("/api/v1/me/")]  # POST one, DELETE one: operators only
+        assert len(reservation_writes) == 2 and all(roles == {"admin", "operator"} for roles in reservation_writes)
         writes = [set(op["x-roles"]) for m, p, op in routes if m != "GET" and p.startswith(
             ("/api/v1/transactions/", "/api/v1/id-tags/"))]  # close, import, delete, put
         assert len(writes) == 4 and all(roles == {"admin", "operator"} for roles in writes)

@@ -85,6 +85,7 @@ class MeterValue(msgspec.Struct, kw_only=True):
 
 
 Transaction = row_model(t.transactions, "Transaction")
+Reservation = row_model(t.reservations, "Reservation")  # status as of now (store/reservations.py)
 IdTag = row_model(t.id_tags, "IdTag")
 OcppExchange = row_model(t.ocpp_messages, "OcppExchange")
 Command = row_model(t.commands, "Command")

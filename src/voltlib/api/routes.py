@@ -32,6 +32,7 @@ from voltlib.api.framework import (
 )
 from voltlib.api.id_tags import id_tag_routes
 from voltlib.api.paging import MAX_PAGE, page_request, paged
+from voltlib.api.reservations import reservation_routes
 from voltlib.api.spec import openapi
 from voltlib.api.transactions import transaction_routes
 from voltlib.clock import describe as describe_clock
@@ -304,6 +305,7 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
               tag="security", returns=list[m.SecurityEvent], paged=True),  # type: ignore[valid-type]
     ]
     routes += transaction_routes(gateway)  # issue 20
+    routes += reservation_routes(gateway)
     routes += id_tag_routes(gateway)
     routes += security_api.build_routes(gateway)  # issue 5
     routes.extend(extra or [])

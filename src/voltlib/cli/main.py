@@ -19,6 +19,7 @@ import typer
 
 from voltlib.cli import operator as operator_cli
 from voltlib.cli import profiles as profiles_cli
+from voltlib.cli import reservations as reservations_cli
 from voltlib.cli import security as security_cli
 from voltlib.cli.members import member_app
 from voltlib.cli.rebalancing import rebalancing_app
@@ -64,6 +65,7 @@ cp_app.command("follow")(operator_cli.cp_follow)
 cp_app.command("commands")(operator_cli.cp_commands)
 app.add_typer(member_app, name="member")  # issue 17: Plug & Charge contracts, through the API
 app.add_typer(profiles_cli.profile_app, name="profile")
+app.add_typer(reservations_cli.reservation_app, name="reservation")
 tag_app.command("delete")(operator_cli.tag_delete)
 tag_app.command("export")(operator_cli.tag_export)
 tag_app.command("import")(operator_cli.tag_import)

@@ -36,16 +36,15 @@ from sqlalchemy.exc import IntegrityError
 
 from voltlib import events as ev
 from voltlib.clock import period
-from voltlib.domain import commands as cmd
 from voltlib.domain import rental as dr
 from voltlib.domain.clock_policy import ClockPolicy, judge
-from voltlib.domain.commands import CommandRefused
 from voltlib.domain.idtags import Decision
 from voltlib.gateway.gateway import Gateway
 from voltlib.gateway.handlers_v16 import policy_of
-from voltlib.sharing import contracts, crews, local_lists, recovery
+from voltlib.sharing import contracts, crews, local_lists, recovery, reservation_rows
 from voltlib.sharing import store as ss
 from voltlib.sharing.displays import Displays
+from voltlib.sharing.effects import carry_out
 from voltlib.sharing.eligibility import TRIP_MARGIN, car_range_km, is_rentable, soc_snapshot, standing
 from voltlib.store import repo
 
@@ -96,6 +95,7 @@ def _apply(conn: Connection, change: Change, rental: dr.Rental, event: dr.Rental
     """``bills``: invoices are added there, for the caller to store with the rental
     (``ss.save_rental(invoices=...)``), instead of being stored now."""
     updated, effects = dr.apply(rental, event, policy)
+    reservation_rows.record(conn, rental, updated, event, effects, now)  # the holds' rows, with the rental
     for effect in effects:
         if isinstance(effect, dr.ChargeMember):
             bill = (effect.member_id, effect.rental_id, effect.breakdown, now)
@@ -332,7 +332,7 @@ def _displace_bay_hold(conn: Connection, change: Change, dock: dr.Dock, car_id: 
     station_id = ss.station_of_dock(conn, dock.charge_point_id, dock.connector_id)
     free = [b for b in ss.station_bays(conn, station_id or "") if b["car_id"] is None
             and (b["charge_point_id"], b["connector_id"]) != (dock.charge_point_id, dock.connector_id)
-            and not ss.bay_is_held(conn, b["charge_point_id"], b["connector_id"])]
+            and not ss.bay_is_held(conn, b["charge_point_id"], b["connector_id"], now)]
     event: dr.RentalEvent
     if free:
         event = dr.ReserveBay(f"bay-moved:{other.rental_id}:{now.isoformat()}", now,
@@ -391,7 +391,7 @@ def reserve_bay_op(conn: Connection, member_id: str, station_id: str, now: datet
     rental, city = _members_rental(conn, change, member_id, now, 409, "no_active_rental",
                                    "reserve a car (or start a rental) before a parking bay")
     free = [b for b in ss.station_bays(conn, station_id)
-            if b["car_id"] is None and not ss.bay_is_held(conn, b["charge_point_id"], b["connector_id"])]
+            if b["car_id"] is None and not ss.bay_is_held(conn, b["charge_point_id"], b["connector_id"], now)]
     if not free:
         raise SharingError(409, "station_full", f"no free bay at {station_id}",
                            {"suggestion": nearest_with_space(conn, station_id)})
@@ -551,7 +551,7 @@ class SharingService:
         for event in change.events:
             await self.services.bus.publish(event)
         for effect in change.effects:
-            self._spawn(self._carry_out(effect))
+            self._spawn(carry_out(self, effect))
         return change
 
     def _spawn(self, work: Any) -> None:
@@ -670,48 +670,6 @@ class SharingService:
         pushed, connected = await self.local_lists.blocked(id_tag, version, by)
         return {"id_tag": id_tag, "status": "Blocked", "pushed_to": pushed, "connected": connected,
                 "list_version": version}
-
-    # -- effects --
-
-    async def _carry_out(self, effect: dr.Effect) -> None:
-        s = self.services
-        now = s.clock.now()
-        try:
-            if isinstance(effect, dr.SendReserveNow):
-                held = await self.gateway.commands.send(effect.dock.charge_point_id, cmd.Reserve(
-                    effect.dock.connector_id, effect.reservation_id, effect.id_tag, effect.expiry_date),
-                    requested_by="car-sharing")
-                if held.accepted:
-                    await self.displays.held(effect)
-            elif isinstance(effect, dr.SendCancelReservation):
-                await self.gateway.commands.send(effect.charge_point_id, cmd.CancelReservation(effect.reservation_id),
-                                                 requested_by="car-sharing")
-                await self.displays.released(effect)
-            elif isinstance(effect, dr.RaiseAlert):
-                await self._alert(effect.kind, "warning", None, {"rental_id": effect.rental_id,
-                                                                 "detail": effect.detail}, now)
-            elif isinstance(effect, dr.UnauthorisedDeparture):  # stored first: the alert is rebuilt from it
-                await s.store.write(partial(repo.record_security_event, kind="unauthorised_departure",  # if lost
-                                            severity="high", charge_point_id=effect.dock.charge_point_id,
-                                            source="car-sharing", now=now,
-                                            detail={"car_id": effect.car_id, "connector_id": effect.dock.connector_id,
-                                                    "rental_id": effect.rental_id, "left_at": effect.at.isoformat()}))
-                await s.bus.publish(ev.CarLeftWithoutRental(
-                    charge_point_id=effect.dock.charge_point_id, at=effect.at, connector_id=effect.dock.connector_id,
-                    car_id=effect.car_id, rental_id=effect.rental_id))  # the security detectors alert on it
-            elif isinstance(effect, dr.RecordNoShow):
-                log.info("no-show: member %s, rental %s", effect.member_id, effect.rental_id)
-        except CommandRefused as exc:
-            log.warning("car-sharing effect %s not carried out: %s", type(effect).__name__, exc)
-        except Exception:  # our fault: logged with its trace, never left as an unretrieved task error
-            log.exception("car-sharing effect %s failed", type(effect).__name__)
-
-    async def _alert(self, kind: str, severity: str, cp_id: str | None, detail: dict[str, Any], now: datetime) -> None:
-        s = self.services
-        await s.store.write(partial(repo.record_security_event, kind=kind, severity=severity, charge_point_id=cp_id,
-                                    source="car-sharing", detail=detail, now=now))
-        await s.bus.publish(ev.SecurityIncident(charge_point_id=cp_id or "", at=now, kind=kind, severity=severity,
-                                                source="car-sharing", detail=detail))
 
 
 def _bay_freed(event: ev.ConnectorStatusChanged) -> bool:

@@ -33,6 +33,7 @@ from voltlib.domain.rental import TERMINAL, Rental, RentalPolicy
 from voltlib.sharing import codec
 from voltlib.sharing.cities import City, policy_from_json
 from voltlib.sharing.importer import Snapshot, bay_charge_point
+from voltlib.store import reservations
 from voltlib.store.fast import Prepared, pipelining, rows_together
 from voltlib.store.repo import insert_one_if_new
 from voltlib.store.tables import (
@@ -626,9 +627,10 @@ def bay_holder(conn: Connection, cp_id: str, connector_id: int, *, lock: bool = 
     return _one_rental(conn, _LIVE_ON_BAY[lock], {"bay": f"{cp_id}/{connector_id}"})
 
 
-def bay_is_held(conn: Connection, cp_id: str, connector_id: int) -> bool:
+def bay_is_held(conn: Connection, cp_id: str, connector_id: int, now: datetime) -> bool:
+    """A rental holds the bay, or a reservation of any origin does (an operator's, through the API)."""
     return conn.execute(select(rentals.c.id).where(rentals.c.active_bay == f"{cp_id}/{connector_id}")).first() \
-        is not None
+        is not None or reservations.bay_reserved(conn, cp_id, connector_id, now)
 
 
 def list_rentals(conn: Connection, member_id: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

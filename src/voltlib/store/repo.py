@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from voltlib.domain import connector as connector_rules
 from voltlib.domain import idtags, meter
 from voltlib.ocpp.v16 import messages as m
-from voltlib.store import fast
+from voltlib.store import fast, reservations
 from voltlib.store.fast import Prepared
 from voltlib.store.tables import (
     api_tokens,
@@ -248,7 +248,9 @@ def start_transaction(conn: Connection, cp_id: str, req: m.StartTransaction, now
     row = {"charge_point_id": cp_id, "connector_id": req.connector_id, "id_tag": req.id_tag,
            "id_tag_status": decision.status, "reservation_id": req.reservation_id, "meter_start": req.meter_start,
            "started_at": req.timestamp, "received_at": now}
-    return StartOutcome(insert_transaction(conn, row), decision, created=True)
+    tx_id = insert_transaction(conn, row)
+    reservations.used(conn, cp_id, req.reservation_id, tx_id, now)  # committed with the transaction
+    return StartOutcome(tx_id, decision, created=True)
 
 
 def insert_transaction(conn: Connection, row: dict[str, Any]) -> int:

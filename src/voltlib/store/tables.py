@@ -142,6 +142,31 @@ transactions = Table(
     Index("ix_transactions_station_tx", "charge_point_id", "station_tx_id", unique=True),
 )
 
+reservations = Table(
+    # every reservation voltlib asked a charge point for, through its whole life: the operator API's
+    # and car sharing's holds alike (docs/operations.md "Reservations"; issue 20)
+    "reservations", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # the OCPP reservationId, voltlib's choice
+    Column("charge_point_id", String(48), nullable=False),
+    Column("connector_id", Integer, nullable=False),  # 1.6 connectorId / 2.0.1 evseId; 0: any connector
+    Column("id_tag", String(36), nullable=False),
+    Column("expires_at", TS, nullable=False),
+    # Requested, Accepted; Rejected, Faulted, Occupied, Unavailable (the answer); Failed (not sent or
+    # refused by voltlib); Cancelled, Used, Expired, Removed (2.0.1: the station could not keep it)
+    Column("status", String(16), nullable=False),
+    Column("origin", String(16), nullable=False),  # api | car-sharing
+    Column("rental_id", String(32)),  # car sharing's rental holding it
+    Column("requested_by", String(64)),
+    Column("transaction_id", BigInteger),  # the transaction that used it
+    Column("detail", String(200)),  # why it failed or ended, in a few words
+    Column("created_at", TS, nullable=False),
+    Column("updated_at", TS, nullable=False),
+    Index("ix_reservations_created", "created_at", "id"),  # newest first, a page at a time
+    Index("ix_reservations_cp", "charge_point_id", "created_at"),
+    Index("ix_reservations_tag", "id_tag", "created_at"),
+    Index("ix_reservations_rental", "rental_id"),
+)
+
 transaction_events = Table(
     "transaction_events", metadata,  # every 2.0.1 TransactionEvent once: (transaction, seqNo) is its key
     Column("id", BigId, primary_key=True, autoincrement=True),

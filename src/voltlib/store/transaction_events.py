@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from voltlib.domain import idtags, meter
-from voltlib.store import repo
+from voltlib.store import repo, reservations
 from voltlib.store.tables import meter_values, transaction_events, transactions
 
 NO_TOKEN = ""  # id_tag and id_tag_status of a transaction whose idToken is not known yet
@@ -116,6 +116,9 @@ def record(conn: Connection, cp_id: str, e: TxEvent, now: datetime) -> EventOutc
         meter_stop = e.register_wh if e.register_wh is not None else _last_register(conn, int(row.id), meter_start)
         values.update(stopped_at=e.stamped_at, meter_stop=meter_stop, stop_reason=e.stopped_reason,
                       stop_id_tag=e.id_tag)
+    if row.reservation_id is None and e.reservation_id is not None:  # the reservation it ends, named later
+        values["reservation_id"] = base["reservation_id"] = e.reservation_id
+        reservations.used(conn, cp_id, e.reservation_id, int(row.id), now)
     if values:
         conn.execute(update(transactions).where(tx.id == row.id).values(**values))
     return EventOutcome(id_tag=id_tag, id_tag_status=status, meter_start=meter_start, meter_stop=meter_stop,
@@ -137,6 +140,7 @@ def _create(conn: Connection, cp_id: str, e: TxEvent, decision: idtags.Decision 
     if stopped:
         row.update(stopped_at=e.stamped_at, meter_stop=meter_stop, stop_reason=e.stopped_reason, stop_id_tag=e.id_tag)
     tx_id = repo.insert_transaction(conn, row)
+    reservations.used(conn, cp_id, e.reservation_id, tx_id, now)
     _insert_event(conn, cp_id, tx_id, e, now)
     # the Started event missing (lost, or sent before voltlib knew the station): recorded as a gap
     gap = None if e.event_type == "Started" else (0, e.seq_no)

@@ -1,7 +1,7 @@
 """Car sharing's holds are reservations in the one reservations table (issue 20): a member's hold
 shows in the operator API (origin car-sharing, its rental, the charge point's answer) and ends
 there as it ends in the rental; a bay an operator reserved through the API is not given to a
-member; migration 0021 carries the holds rentals already had over. SQLite and PostgreSQL."""
+member; migration 0022 carries the holds rentals already had over. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -81,12 +81,12 @@ def _hold(reservation_id: int, dock: str, expires_at: datetime) -> dict[str, Any
     return {"reservation_id": reservation_id, "dock": [dock, 1], "expires_at": expires_at.isoformat()}
 
 
-def test_migration_0021_carries_the_holds_rentals_had_over(database_url: str) -> None:
+def test_migration_0022_carries_the_holds_rentals_had_over(database_url: str) -> None:
     store = Store(database_url)
     now = datetime.now(UTC).replace(microsecond=0)
     try:
         upgrade(store.engine)
-        command.downgrade(alembic_config(store.engine), "0020")  # the schema before reservations
+        command.downgrade(alembic_config(store.engine), "0021")  # the schema before reservations
         live = {"member_id_tag": "BADGE-1", "car_id_tag": "CAR1", "car_hold": _hold(11, "st-a-1", now + timedelta(
             minutes=20)), "bay_hold": _hold(12, "st-b-1", now - timedelta(minutes=5))}
         closed = {"member_id_tag": "BADGE-2", "car_id_tag": "CAR2", "car_hold": None, "bay_hold": None}
@@ -102,7 +102,7 @@ def test_migration_0021_carries_the_holds_rentals_had_over(database_url: str) ->
             ("Requested", "BADGE-1", "st-a-1", "r-live")
         assert (rows[12]["status"], rows[12]["id_tag"], rows[12]["origin"]) == ("Expired", "CAR1", "car-sharing")
         assert rows[11]["expires_at"] == now + timedelta(minutes=20)
-        command.downgrade(alembic_config(store.engine), "0020")
+        command.downgrade(alembic_config(store.engine), "0021")
         upgrade(store.engine)
         with store.engine.connect() as conn:
             assert len(conn.execute(select(reservations.c.id)).all()) == 2

@@ -5,8 +5,8 @@ rentals carry now become rows here (origin ``car-sharing``): ``Requested`` (thei
 recorded) or ``Expired`` when past their expiry. Downgrading drops the table; the rentals keep
 their holds, so nothing car sharing needs is lost either way.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0022
+Revises: 0021
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from alembic import op
 
 import voltlib.store.tables
 
-revision = '0021'
-down_revision = '0020'
+revision = '0022'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 

@@ -66,3 +66,19 @@ def test_decreases_go_first_so_no_intermediate_total_exceeds_both_ends(pairs: li
         current[d] = watts
         assert sum(current.values()) <= ceiling
     assert current == wanted
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3_000), st.integers(0, 3_000), st.booleans()), min_size=1, max_size=12))
+def test_a_tx_profile_owed_to_a_car_that_reported_its_needs_is_sent_in_its_place_among_the_changes(
+        triples: list[tuple[int, int, bool]]) -> None:
+    previous = {(f"cp{i}", 1): a for i, (a, _, _) in enumerate(triples)}
+    wanted = {(f"cp{i}", 1): b for i, (_, b, _) in enumerate(triples)}
+    forced = {(f"cp{i}", 1) for i, (_, _, f) in enumerate(triples) if f}
+    current = dict(previous)
+    ceiling = max(sum(previous.values()), sum(wanted.values()))
+    sent = ordered_changes(previous, wanted, forced)
+    for d, watts in sent:
+        current[d] = watts
+        assert sum(current.values()) <= ceiling  # an owed increase does not jump the decreases
+    assert current == wanted and forced <= {d for d, _ in sent}

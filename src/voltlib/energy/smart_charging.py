@@ -260,9 +260,11 @@ def safe_start_w(state: StationState) -> int:
     return max(0, math.floor(min(MODEL.keep_warm_w, share)))
 
 
-def ordered_changes(previous: dict[Dock, int], wanted: dict[Dock, int]) -> list[tuple[Dock, int]]:
-    """The limits to send, decreases first: in flight, the station total never goes over."""
-    changes = [(dock, watts) for dock, watts in wanted.items() if previous.get(dock) != watts]
+def ordered_changes(previous: dict[Dock, int], wanted: dict[Dock, int],
+                    forced: frozenset[Dock] | set[Dock] = frozenset()) -> list[tuple[Dock, int]]:
+    """The limits to send, decreases first: in flight, the station total never goes over. ``forced``:
+    sent even when unchanged (a car that reported its needs is owed a TxProfile), in its place."""
+    changes = [(dock, watts) for dock, watts in wanted.items() if previous.get(dock) != watts or dock in forced]
     return sorted(changes, key=lambda c: (c[1] > previous.get(c[0], math.inf), c[0]))
 
 
@@ -380,9 +382,8 @@ class SmartCharging:
             del self._sent[dock]  # the session ended: its TxProfile went with its transaction
         # no TxProfile yet: the safe start; a charge point that connected since is told everything again
         self._must_send -= {d for d, tx in tx_of.items() if tx is None}  # the session ended
-        current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted
-                   if d[0] not in self._unknown and d not in self._must_send}
-        for dock, watts in ordered_changes(current, wanted):
+        current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted if d[0] not in self._unknown}
+        for dock, watts in ordered_changes(current, wanted, self._must_send & set(wanted)):
             profile = charging.charging_profile([charging.SchedulePeriod(0, watts)], self.services.clock.now(),
                                                 TX_PROFILE_ID, "Tx", TX_STACK_LEVEL, transaction_id=tx_of[dock])
             if (await self._send(dock[0], LimitPower(dock[1], profile))).accepted:

@@ -235,12 +235,15 @@ def plan_station(state: StationState, at: datetime) -> dict[Dock, int]:
     sessions = {(d.cp_id, d.connector_id): session_of(d) for d in state.docks if d.transaction_id is not None}
 
     def allocate(maxima: Mapping[Dock, float]) -> dict[Dock, int]:
-        capped = {dock: replace(s, connector_max_w=maxima[dock]) for dock, s in sessions.items()}
+        capped = {dock: s if maxima[dock] == s.connector_max_w else replace(s, connector_max_w=maxima[dock])
+                  for dock, s in sessions.items()}
         allocation = charging.allocate(station, list(capped.values()), at)
         return {dock: allocation.of(s.vehicle_id).power_w for dock, s in capped.items()}
 
     maxima = {dock: s.connector_max_w for dock, s in sessions.items()}
-    return charging_limits.share_within(state.caps, allocate, maxima)  # external limits (K11-K13), if any
+    if not state.caps:  # no external limit here (nearly everywhere): one allocation, as before
+        return allocate(maxima)
+    return charging_limits.share_within(state.caps, allocate, maxima)  # external limits (K11-K13)
 
 
 def session_of(d: DockState) -> charging.ChargingSession:

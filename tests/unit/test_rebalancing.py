@@ -111,6 +111,17 @@ def test_a_donor_keeps_what_it_needs_itself() -> None:
     assert len(moves) == 1
 
 
+def test_a_donor_does_not_give_against_returns_it_only_expects() -> None:
+    # 3 cars, 4 pickups and 4 returns over 4 hours: the netted forecast says it never runs out, but
+    # with no car back it would miss one; it gives nothing. With 6 cars it gives 2 (keeps 4).
+    rates = {"short": flat(1.0, 0.0), "donor": flat(1.0, 1.0)}
+    for cars, gives in ((3, 0), (6, 2)):
+        stations = [station("short", 48.860, 2.350, cars=0, free=4),
+                    station("donor", 48.865, 2.352, cars=cars, free=1)]
+        assert rb.forecast([stations[1]], rates)[0].no_car is None
+        assert len(rb.plan_moves(stations, rates, min_range_km=20)) == gives
+
+
 def test_cars_without_enough_range_stay() -> None:
     stations = [station("short", 48.860, 2.350, cars=0, free=4),
                 station("near", 48.865, 2.352, cars=2, free=1, range_km=20.5),  # 0.75 km away

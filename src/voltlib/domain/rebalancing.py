@@ -17,6 +17,9 @@ Model (expected values, a fluid approximation; docs/car-sharing.md, "Rebalancing
   Each hour ``level = cars + returns - pickups``; below 0 is missed pickups ("no car"), above the
   capacity missed returns ("no bay"); the level is then clamped. Pickups and returns inside one hour
   are netted, so a station whose two flows balance shows no shortage even if it is tiny.
+* **Donors** give only cars they would not need for their own pickups if no car came back within
+  the horizon: on the simulated Paris day, giving against forecast returns put two thirds of the
+  trips lost for no car at the stations that had given cars (docs/simulator.md, "Field crews").
 * **Shortage.** Reported when the horizon's expected missed pickups (or returns) reach
   ``SHORTAGE_MIN``; its hour is the first in which any were missed.
 """
@@ -238,7 +241,11 @@ class _Balance:
         def mr(n: int) -> float:
             return missed(n, cap, rates)[1]
 
-        give = 0 if mp0 >= SHORTAGE_MIN else max(k for k in range(cars + 1) if mp(cars - k) < SHORTAGE_MIN)
+        # a donor keeps what its own members would take if no car came back within the horizon: its
+        # returns are forecast, not promised, and giving against them moved the shortage to the donor
+        own = Rates(rates.pickups, (0.0,) * len(rates.returns))
+        give = 0 if mp0 >= SHORTAGE_MIN else max((k for k in range(cars + 1)
+                                                  if missed(cars - k, cap, own)[0] < SHORTAGE_MIN), default=0)
         want = 0
         if mp0 >= SHORTAGE_MIN:
             bay_ok = max(mr0 + _EPS, SHORTAGE_MIN)  # never create (or worsen) a bay shortage
@@ -262,11 +269,12 @@ def plan_moves(stations: Sequence[StationState], rates: Mapping[str, Rates], *, 
 
     First, stations about to run out of cars (earliest first) get cars from the nearest stations
     that can spare them; then stations about to fill up (earliest first) send cars to the nearest
-    stations with room. A donor never gives so many that it would itself miss ``SHORTAGE_MIN``
-    pickups; a receiver never takes more than its free bays, nor so many that it would start missing
-    returns. The car moved is the donor's with the most range, and only if that range covers the
-    drive plus the city's minimum (the car must still be rentable on arrival). No station both gives
-    and receives; no move is longer than ``max_km``. ``pinned`` cars (already on a task) stay.
+    stations with room. A donor gives only cars it would not need for its own pickups even if no car
+    came back within the horizon (so it never misses ``SHORTAGE_MIN`` pickups by giving); a receiver
+    never takes more than its free bays, nor so many that it would start missing returns. The car
+    moved is the donor's with the most range, and only if that range covers the drive plus the
+    city's minimum (the car must still be rentable on arrival). No station both gives and receives;
+    no move is longer than ``max_km``. ``pinned`` cars (already on a task) stay.
     """
     balances = {s.station_id: _Balance.of(s, rates[s.station_id], pinned) for s in stations}
     near = neighbours(tuple(s.place for s in stations), max_km)

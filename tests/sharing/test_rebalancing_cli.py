@@ -44,7 +44,7 @@ def test_forecast_moves_and_tasks(database_url: str) -> None:
     assert {s["station_id"]: bool(s["no_car"]) for s in forecast["stations"]} == {
         "st-edge": True, "st-far": True, "st-full": False}
     moves = json.loads(invoke("moves", "--max", "1", *demand, *db))["moves"]
-    assert [(m["car_id"], m["to_station"]) for m in moves] == [("car-pa-00005", "st-edge")]
+    assert [(m["car_id"], m["to_station"]) for m in moves] == [("car-pa-00001", "st-edge")]
 
     store.run_sync(partial(store_rb.create_task, city="paris", car_id="car-pa-00005", from_station="st-mid",
                            to_station="st-edge", reason="no_car", by="cli-test", now=MORNING))

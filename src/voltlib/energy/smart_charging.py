@@ -380,19 +380,27 @@ class SmartCharging:
     async def apply(self, state: StationState, wanted: dict[Dock, int]) -> None:
         local = self.gateway.connections
         tx_of = {(d.cp_id, d.connector_id): d.transaction_id for d in state.docks}
+        # a post this node set higher than the plan and can no longer reach (cut off) keeps drawing it
+        stuck = any(self._sent.get(d, 0) > w for d, w in wanted.items() if d[0] not in local)
         wanted = {d: w for d, w in wanted.items() if d[0] in local}
-        for dock in [d for d in tx_of if d in self._sent and d not in wanted]:
+        for dock in [d for d, tx in tx_of.items() if d in self._sent and tx is None]:
             del self._sent[dock]  # the session ended: its TxProfile went with its transaction
         # no TxProfile yet: the safe start; a charge point that connected since is told everything again
         self._must_send -= {d for d, tx in tx_of.items() if tx is None}  # the session ended
         current = {d: self._sent.get(d, safe_start_w(state)) for d in wanted if d[0] not in self._unknown}
+        held = stuck  # a decrease did not go through: no increase may follow it in this plan
         for dock, watts in ordered_changes(current, wanted, self._must_send & set(wanted)):
+            increase = watts > current.get(dock, math.inf)
+            if increase and held:
+                continue  # the next plan retries, once the decrease is through
             profile = charging.charging_profile([charging.SchedulePeriod(0, watts)], self.services.clock.now(),
                                                 TX_PROFILE_ID, "Tx", TX_STACK_LEVEL, transaction_id=tx_of[dock])
             if (await self._send(dock[0], LimitPower(dock[1], profile))).accepted:
                 self._sent[dock] = watts
                 self._must_send.discard(dock)
                 await self._check(dock, watts)
+            elif not increase:
+                held = True
         for cp_id in {d.cp_id for d in state.docks} & self._unknown:
             if all(d in self._sent for d in wanted if d[0] == cp_id):  # every session told: known again
                 self._unknown.discard(cp_id)

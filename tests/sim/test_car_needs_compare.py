@@ -85,3 +85,23 @@ def _toml(s: object) -> dict[str, object]:
     assert isinstance(s, Scenario)
     return {"name": s.name, "city": s.city, "members": s.members, "rentals_per_day": s.rentals_per_day,
             "start": s.start.isoformat(), "hours": s.hours, "stations": s.stations}
+
+
+def test_a_post_relays_a_cars_needs_and_never_a_departure_already_past() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from voltlib.sim.chargepoint import SimulatedChargePoint
+    from voltlib.sim.dialect_v201 import DialectV201
+    from voltlib.sim.hardware import Car
+
+    cp = SimulatedChargePoint("sim-k", "ws://127.0.0.1:9/ocpp", ocpp_version="2.0.1")
+    car = Car(battery_wh=27_000.0, soc=50.0, max_power_w=3_000.0, iso15118=True, target_soc=80.0,
+              departure=datetime.now(UTC) + timedelta(hours=2))
+    cp.plug_in(1, car)
+    assert isinstance(cp.dialect, DialectV201)
+    needs = cp.dialect.charging_needs(cp.connector(1))
+    assert needs["evseId"] == 1 and needs["chargingNeeds"]["acChargingParameters"] == {
+        "energyAmount": 8_100, "evMinCurrent": 6, "evMaxCurrent": 14, "evMaxVoltage": 230}
+    assert "departureTime" in needs["chargingNeeds"]
+    car.departure = datetime.now(UTC) - timedelta(minutes=1)  # the member did not come
+    assert "departureTime" not in cp.dialect.charging_needs(cp.connector(1))["chargingNeeds"]

@@ -192,7 +192,10 @@ class DialectV201(Dialect):
         ac = m.ACChargingParameters(energy_amount=car.energy_needed_wh(), ev_min_current=EV_MIN_CURRENT_A,
                                     ev_max_current=math.ceil(car.max_power_w / EV_VOLTAGE_V),
                                     ev_max_voltage=EV_VOLTAGE_V)
-        departure = None if car.departure is None else car.departure + self.cp.clock_offset
+        # ISO 15118 says how many seconds until departure, never a past time: one that has passed
+        # (the member did not come, or the message waited in the outbox) is not said
+        departure = None if car.departure is None or car.departure <= self.cp.clock.now() \
+            else car.departure + self.cp.clock_offset
         needs = m.ChargingNeeds(requested_energy_transfer="AC_single_phase", ac_charging_parameters=ac,
                                 departure_time=departure)
         return _out(m.NotifyEVChargingNeeds(evse_id=c.connector_id, charging_needs=needs,

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from tests.conformance.conftest import wait_until
 from tests.conftest import BOTH_VERSIONS, PASSWORD, RunningServer, start_server
+from tests.energy.conftest import OPTIONS, docked_station
 from tests.sharing.conftest import HEADER
 from voltlib.bench.compare import free_port
 from voltlib.config import Settings
@@ -28,14 +29,12 @@ from voltlib.security.credentials import hash_password
 from voltlib.sharing.cities import builtin_cities
 from voltlib.sharing.importer import parse_snapshot
 from voltlib.sharing.store import import_snapshot, upsert_city
-from voltlib.sim import Car, SimOptions, SimulatedChargePoint
+from voltlib.sim import Car, SimulatedChargePoint
 from voltlib.store.tables import commands, ev_charging_needs, ev_charging_schedules, vehicles
 
 LIMIT_W = 4_000
 SNAPSHOT = HEADER + "\n" + "3 rue N;2;2;0;0;0;operational;Paris;;st-n;STATION;48.8600, 2.3500;75003;Paris/N/3;" \
                            "operational;;0;station;ok;x\n"
-OPTIONS = SimOptions(connectors=1, connector_power_w=3_000.0, max_power_w=3_000.0, meter_interval=1,
-                     call_timeout=5.0, connect_timeout=5.0, reconnect_min=0.2, reconnect_max=1.0, tick=0.1)
 SOCS = {1: 20.0, 2: 60.0}
 
 
@@ -54,25 +53,11 @@ async def server(request: pytest.FixtureRequest, database_url: str) -> AsyncIter
 
 @pytest_asyncio.fixture
 async def station(server: RunningServer) -> AsyncIterator[dict[int, SimulatedChargePoint]]:
-    def seed(conn: Any) -> None:
-        upsert_city(conn, builtin_cities()["paris"])
-        import_snapshot(conn, "paris", parse_snapshot(SNAPSHOT, car_prefix="NE"), security_profile=1,
-                        password_hash=hash_password(PASSWORD), soc_percent=80.0, now=datetime.now(UTC))
-        for bay, soc in SOCS.items():
-            conn.execute(vehicles.update().where(vehicles.c.charge_point_id == f"st-n-{bay}").values(soc_percent=soc))
-
-    await server.store.write(seed)
-    cps = {bay: SimulatedChargePoint(f"st-n-{bay}", server.ws_url, password=PASSWORD, options=OPTIONS,
-                                     ocpp_version="2.0.1") for bay in SOCS}
-    cps[1].plug_in(1, Car(battery_wh=27_000.0, soc=SOCS[1], max_power_w=3_000.0))
-    cps[2].plug_in(1, Car(battery_wh=27_000.0, soc=SOCS[2], max_power_w=3_000.0, iso15118=True,
-                          departure=datetime.now(UTC) + timedelta(minutes=50), target_soc=95.0))
-    async with contextlib.AsyncExitStack() as stack:
-        for cp in cps.values():
-            await cp.start()
-            stack.push_async_callback(cp.stop)
-        for cp in cps.values():
-            assert await cp.wait_accepted(10)
+    cars = {1: Car(battery_wh=27_000.0, soc=SOCS[1], max_power_w=3_000.0),
+            2: Car(battery_wh=27_000.0, soc=SOCS[2], max_power_w=3_000.0, iso15118=True,
+                   departure=datetime.now(UTC) + timedelta(minutes=50), target_soc=95.0)}
+    async with docked_station(server, SNAPSHOT, station="st-n", car_prefix="NE", cars=cars,
+                              ocpp_version="2.0.1") as cps:
         yield cps
 
 

@@ -5,9 +5,7 @@ power it frees to the other car; the EMS lifts it (ClearedChargingLimit) and the
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -15,15 +13,11 @@ import pytest
 import pytest_asyncio
 
 from tests.conformance.conftest import wait_until
-from tests.conftest import PASSWORD, RunningServer
+from tests.conftest import RunningServer
+from tests.energy.conftest import docked_station
 from tests.sharing.conftest import HEADER
-from voltlib.security.credentials import hash_password
-from voltlib.sharing.cities import builtin_cities
-from voltlib.sharing.importer import parse_snapshot
-from voltlib.sharing.store import import_snapshot, upsert_city
-from voltlib.sim import Car, SimOptions, SimulatedChargePoint
+from voltlib.sim import Car, SimulatedChargePoint
 from voltlib.sim.dialect_v201 import DialectV201
-from voltlib.store.tables import vehicles
 
 LIMIT_W = 4_000
 CAP_W = 1_200
@@ -31,33 +25,13 @@ SOCS = {1: 10.0, 2: 50.0}  # bay -> the docked car's state of charge: bay 1 char
 SNAPSHOT = HEADER + "\n" + "9 rue L;2;2;0;0;0;operational;Paris;;st-l;STATION;48.8500, 2.3400;75009;Paris/L/9;" \
                            "operational;;0;station;ok;x\n"
 pytestmark = pytest.mark.parametrize("ocpp_version", ["2.0.1"], indirect=True)
-OPTIONS = SimOptions(connectors=1, connector_power_w=3_000.0, max_power_w=3_000.0, meter_interval=1,
-                     call_timeout=5.0, connect_timeout=5.0, reconnect_min=0.2, reconnect_max=1.0, tick=0.1)
 
 
 @pytest_asyncio.fixture
 async def station(server: RunningServer) -> AsyncIterator[dict[int, SimulatedChargePoint]]:
-    parsed = parse_snapshot(SNAPSHOT, car_prefix="EL")
-
-    def seed(conn: Any) -> None:
-        upsert_city(conn, builtin_cities()["paris"])
-        import_snapshot(conn, "paris", parsed, security_profile=1, password_hash=hash_password(PASSWORD),
-                        soc_percent=80.0, now=datetime.now(UTC))
-        for bay, soc in SOCS.items():
-            conn.execute(vehicles.update().where(vehicles.c.charge_point_id == f"st-l-{bay}")
-                         .values(soc_percent=soc))
-
-    await server.store.write(seed)
-    cps = {bay: SimulatedChargePoint(f"st-l-{bay}", server.ws_url, password=PASSWORD, options=OPTIONS,
-                                     ocpp_version="2.0.1") for bay in SOCS}
-    for bay, cp in cps.items():
-        cp.plug_in(1, Car(soc=SOCS[bay], max_power_w=3_000.0))
-    async with contextlib.AsyncExitStack() as stack:
-        for cp in cps.values():
-            await cp.start()
-            stack.push_async_callback(cp.stop)
-        for cp in cps.values():
-            assert await cp.wait_accepted(10)
+    cars = {bay: Car(soc=soc, max_power_w=3_000.0) for bay, soc in SOCS.items()}
+    async with docked_station(server, SNAPSHOT, station="st-l", car_prefix="EL", cars=cars,
+                              ocpp_version="2.0.1") as cps:
         yield cps
 
 

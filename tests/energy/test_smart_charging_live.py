@@ -7,57 +7,31 @@ simulated hardware), and their MeterValues are read back through the API."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 
 from tests.conformance.conftest import wait_until
-from tests.conftest import BOTH_VERSIONS, PASSWORD, RunningServer
+from tests.conftest import BOTH_VERSIONS, RunningServer
+from tests.energy.conftest import docked_station
 from tests.sharing.conftest import HEADER
-from voltlib.security.credentials import hash_password
-from voltlib.sharing.cities import builtin_cities
-from voltlib.sharing.importer import parse_snapshot
-from voltlib.sharing.store import import_snapshot, upsert_city
-from voltlib.sim import Car, SimOptions, SimulatedChargePoint
-from voltlib.store.tables import vehicles
+from voltlib.sim import Car, SimulatedChargePoint
 
 LIMIT_W = 6_000
 SOCS = {1: 90.0, 2: 10.0, 3: 50.0, 4: 25.0}  # bay -> the docked car's state of charge
 SNAPSHOT = HEADER + "\n" + "9 rue E;4;4;0;0;0;operational;Paris;;st-e;STATION;48.8500, 2.3400;75009;Paris/E/9;" \
                            "operational;;0;station;ok;x\n"
 pytestmark = pytest.mark.parametrize("ocpp_version", BOTH_VERSIONS, indirect=True)
-OPTIONS = SimOptions(connectors=1, connector_power_w=3_000.0, max_power_w=3_000.0, meter_interval=1,
-                     call_timeout=5.0, connect_timeout=5.0, reconnect_min=0.2, reconnect_max=1.0, tick=0.1)
 
 
 @pytest_asyncio.fixture
 async def station(server: RunningServer) -> AsyncIterator[dict[int, SimulatedChargePoint]]:
-    parsed = parse_snapshot(SNAPSHOT, car_prefix="EN")
-
-    def seed(conn: Any) -> None:
-        upsert_city(conn, builtin_cities()["paris"])
-        import_snapshot(conn, "paris", parsed, security_profile=1, password_hash=hash_password(PASSWORD),
-                        soc_percent=80.0, now=datetime.now(UTC))
-        for bay, soc in SOCS.items():
-            conn.execute(vehicles.update().where(vehicles.c.charge_point_id == f"st-e-{bay}")
-                         .values(soc_percent=soc))
-
-    await server.store.write(seed)
-    cps = {bay: SimulatedChargePoint(f"st-e-{bay}", server.ws_url, password=PASSWORD, options=OPTIONS,
-                                     ocpp_version=server.station_version) for bay in SOCS}
-    for bay, cp in cps.items():  # the cars are there when the charge points boot, as in a full station
-        cp.plug_in(1, Car(soc=SOCS[bay], max_power_w=3_000.0))
-    async with contextlib.AsyncExitStack() as stack:
-        for cp in cps.values():
-            await cp.start()
-            stack.push_async_callback(cp.stop)
-        for cp in cps.values():
-            assert await cp.wait_accepted(10)
+    cars = {bay: Car(soc=soc, max_power_w=3_000.0) for bay, soc in SOCS.items()}
+    async with docked_station(server, SNAPSHOT, station="st-e", car_prefix="EN", cars=cars,
+                              ocpp_version=server.station_version) as cps:
         yield cps
 
 

@@ -13,7 +13,8 @@ import httpx
 
 from tests.conformance.conftest import wait_until
 from tests.conftest import PASSWORD, free_port, start_server
-from tests.energy.test_smart_charging_live import OPTIONS, SNAPSHOT, SOCS, drawn
+from tests.energy.conftest import OPTIONS
+from tests.energy.test_smart_charging_live import SNAPSHOT, SOCS, drawn
 from voltlib.config import Settings
 from voltlib.energy.smart_charging import write_limits
 from voltlib.security.credentials import hash_password

@@ -121,13 +121,19 @@ def tx_show(transaction_id: int, as_json: JsonOpt = False, url: UrlOpt = DEFAULT
 
 
 def _show_one(row: dict[str, Any], as_json: bool) -> None:
+    show_fields(row, as_json, f"transaction {row['id']}", extra={"kWh": _kwh(row)})
+
+
+def show_fields(row: dict[str, Any], as_json: bool, title: str, extra: dict[str, str] | None = None) -> None:
+    """One API object as JSON, or as a field/value table (with ``extra`` rows worked out for people)."""
     if as_json:
         typer.echo(json.dumps(row, indent=2))
         return
-    table = Table("field", "value", title=f"transaction {row['id']}")
+    table = Table("field", "value", title=title)
     for key, value in row.items():
         table.add_row(key, "" if value is None else str(value))
-    table.add_row("kWh", _kwh(row))
+    for key, text in (extra or {}).items():
+        table.add_row(key, text)
     Console().print(table)
 
 

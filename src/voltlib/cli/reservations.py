@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from voltlib.cli.operator import DEFAULT_URL, JsonOpt, TokenOpt, UrlOpt, _checked, _client, _iso, _when
+from voltlib.cli.operator import DEFAULT_URL, JsonOpt, TokenOpt, UrlOpt, _checked, _client, _iso, _when, show_fields
 
 reservation_app = typer.Typer(help="Reservations: list, show, make, cancel (through the running server).",
                               no_args_is_help=True)
@@ -32,13 +32,7 @@ def _table(rows: list[dict[str, Any]]) -> Table:
 
 
 def _show(row: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        typer.echo(json.dumps(row, indent=2))
-        return
-    table = Table("field", "value", title=f"reservation {row['id']}")
-    for key, value in row.items():
-        table.add_row(key, "" if value is None else str(value))
-    Console().print(table)
+    show_fields(row, as_json, f"reservation {row['id']}")
 
 
 @reservation_app.command("list")

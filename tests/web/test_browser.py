@@ -175,6 +175,15 @@ async def test_operator_flow(paris: RunningServer, browser: Any) -> None:
         await page.keyboard.press("Enter")
         await expect(popup.locator("h3")).to_have_text(station.name)
         await expect(popup.locator("h3")).to_be_focused()
+        # a live event about the station redraws the open popup: the focus stays in it
+        await page.evaluate("document.querySelector('#station-popup h3').dataset.drawn = 'before'")
+        sim.change_availability(1, False)
+        await expect(popup.locator("h3")).not_to_have_attribute("data-drawn", "before", timeout=20_000)
+        await expect(popup.locator("h3")).to_be_focused()
+        await page.evaluate("document.querySelector('#station-popup h3').dataset.drawn = 'again'")
+        sim.change_availability(1, True)  # and back: the station page below shows the bay Available
+        await expect(popup.locator("h3")).not_to_have_attribute("data-drawn", "again", timeout=20_000)
+        await expect(popup.locator("h3")).to_be_focused()
         await popup.get_by_role("link", name="Station page").click()
         await expect(page.locator("#station-title")).to_have_text(station.name)
         await expect(page.get_by_role("link", name=f"{cp_id} / 1")).to_be_visible()
@@ -342,7 +351,7 @@ async def test_alert_acknowledged_and_charge_point_quarantined(paris: RunningSer
 @pytest_asyncio.fixture
 async def morning(tmp_path: Path) -> AsyncIterator[RunningServer]:
     """The rebalancing tests' small city at 08:00 in Paris (tests/sharing/test_rebalancing.py): its
-    edge station runs out of cars and a central one out of bays."""
+    edge station runs out of cars and the far one, where few people are, can spare one."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'voltlib.db'}", port=free_port(),
                         time_origin=rebalancing.MORNING)
     runner, server = await start_server(settings)
@@ -369,7 +378,7 @@ async def test_rebalancing_moves_become_field_tasks_carried_to_the_end(morning: 
     moves = page.locator('h2:has-text("Recommended moves") ~ table').first
     await expect(moves.locator("tbody tr")).to_have_count(1, timeout=30_000)
     first = moves.locator("tbody tr").first
-    await expect(first).to_contain_text("st-full")  # a car the full station does not need, to the edge
+    await expect(first).to_contain_text("st-far")  # a car the far station does not need, to the edge
     await expect(first).to_contain_text("no car")
     car = (await first.locator("td").first.inner_text()).strip()
     await first.get_by_role("button", name="Create task").click()

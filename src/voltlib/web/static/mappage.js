@@ -58,18 +58,23 @@ export async function showMapPage(main, { city, picker, session }) {
   let alerts = new Map();
   const popup = window.L.popup({ maxWidth: 340, minWidth: 260, className: "station-popup-frame" });
   let shown = null;  // the station whose popup is open
+  const focusTitle = () => popup.getElement()?.querySelector("h3")?.focus({ preventScroll: true });
+  // A live refresh replaces the popup's content: a keyboard user whose focus was in it keeps it
+  // (on the new title) instead of being thrown back to the page.
   const fill = async (st) => {
     const content = await stationPopup(st, byId.get(st.station_id), { features, href: hrefOf(st),
       incidents: alerts.get(st.station_id) || [],
       vehicles: features.stations ? [] : (await gbfs(city, "vehicle_status")).vehicles });
-    if (shown === st) popup.setContent(content);
-    return content;
+    if (shown !== st) return;
+    const hadFocus = popup.getElement()?.contains(document.activeElement) ?? false;
+    popup.setContent(content);
+    if (hadFocus) focusTitle();
   };
   const open = async (st) => {
     shown = st;
     popup.setLatLng([st.lat, st.lon]).setContent(h("p", {}, "Loading…")).openOn(map);
-    const content = await fill(st);
-    content.querySelector("h3")?.focus({ preventScroll: true });
+    await fill(st);
+    if (shown === st) focusTitle();
   };
   map.on("popupclose", () => { shown = null; });
   const markers = stationMarkers(map, info.stations, byId, hrefOf, open);

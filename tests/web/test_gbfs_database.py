@@ -4,18 +4,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.sharing.conftest import SNAPSHOT, City
+from tests.sharing.conftest import CAR_ID, SNAPSHOT, City
 from tests.sharing.conftest import city as city  # the fixture, re-exported
 from voltlib.events import ConnectorStatusChanged
 from voltlib.gbfs import feeds
 from voltlib.sharing.importer import parse_snapshot
-from voltlib.store.tables import vehicles
+from voltlib.store.tables import connectors, vehicles
 
 from .gbfs_schema import errors
 
@@ -73,3 +73,45 @@ async def test_a_car_leaving_shows_in_station_status(city: City) -> None:
     assert (a_before["num_vehicles_available"], a_after["num_vehicles_available"]) == (1, 0)
     assert a_after["num_docks_available"] == 2
     assert (await _get(client, "/gbfs/paris/vehicle_status.json"))["data"]["vehicles"] == []
+
+
+async def _st_b_after_report(client: httpx.AsyncClient, last: Any) -> dict[str, Any]:
+    """st-b's station_status once its last_reported moved past ``last`` (the rebuild after a
+    status report; polled, never timed)."""
+    for _ in range(200):
+        st: dict[str, Any] = next(s for s in (await _get(client, "/gbfs/paris/station_status.json"))["data"]["stations"]
+                                  if s["station_id"] == "st-b")
+        if st["last_reported"] != last:
+            return st
+        await asyncio.sleep(0.05)
+    raise AssertionError("station_status never showed the report")
+
+
+async def _report_reserved(city: City, cp_id: str, at: datetime) -> None:
+    """The charge point's StatusNotification Reserved, as the gateway stores and announces it."""
+    await city.server.store.write(lambda conn: conn.execute(connectors.insert().values(
+        charge_point_id=cp_id, connector_id=1, status="Reserved", error_code="NoError", status_at=at)))
+    await city.server.gateway.services.bus.publish(ConnectorStatusChanged(
+        charge_point_id=cp_id, at=at, connector_id=1, previous="Available", status="Reserved",
+        error_code="NoError", vendor_error_code=None, info=None, expected=True))
+
+
+async def test_a_bay_reserved_by_an_operator_is_not_free(city: City) -> None:
+    """A bay whose charge point reports Reserved is not free to members; car sharing's own bay
+    hold (also Reserved at the post) counts once."""
+    client = city.client
+    member = await city.sign_up(1)
+    assert (await client.post("/api/v1/me/reservation", json={"car_id": CAR_ID},
+                              headers=member.headers())).status_code == 201
+    hold = await client.post("/api/v1/me/reservation/bay", json={"station_id": "st-b"}, headers=member.headers())
+    assert hold.status_code == 201, hold.text
+    held_cp = hold.json()["bay_hold"]["dock"][0]
+    other_cp = next(cp for cp in ("st-b-1", "st-b-2") if cp != held_cp)
+    first = await _st_b_after_report(client, None)
+    now = datetime.now(UTC).replace(microsecond=0)
+    await _report_reserved(city, held_cp, now + timedelta(minutes=1))
+    second = await _st_b_after_report(client, first["last_reported"])
+    assert second["num_docks_available"] == 1  # car sharing's hold, counted once
+    await _report_reserved(city, other_cp, now + timedelta(minutes=2))  # an operator's reservation
+    third = await _st_b_after_report(client, second["last_reported"])
+    assert third["num_docks_available"] == 0

@@ -5,7 +5,9 @@ Counting, so that the feeds agree with the database and with the rental rules:
   reservation or rental, and has the range the city requires to be rented (``min_range_km``);
 - a docked car below that range is *disabled* (it stays charging and cannot be rented);
 - *free bays* are ``sharing.store.station_availability``'s: no car and no live bay reservation,
-  less the bays whose connector reports Faulted or Unavailable (counted as disabled docks);
+  less the bays whose connector reports Faulted or Unavailable (counted as disabled docks) and the
+  bays whose connector reports Reserved for someone else than car sharing (an operator's
+  reservation through the API: not free to a member, and back when the charge point says so);
 - a station's ``last_reported`` is the newest connector status time of its bays (or state-of-charge
   reading of its cars); stations never heard from report the time of the import (EPOCH otherwise).
 """
@@ -48,6 +50,7 @@ def read_snapshot(conn: Connection, system_id: str) -> CitySnapshot | None:
                                     connectors.c.connector_id == bays.c.connector_id))
         .where(stations.c.city == system_id)).all()
     held_cars = {r[0] for r in conn.execute(select(rentals.c.active_car).where(rentals.c.active_car.is_not(None)))}
+    held_bays = {r[0] for r in conn.execute(select(rentals.c.active_bay).where(rentals.c.active_bay.is_not(None)))}
     station_of = {(cp_id, connector_id): station_id for station_id, cp_id, connector_id, _, _ in docks}
     occupied = set()
     cars: list[Vehicle] = []
@@ -67,11 +70,18 @@ def read_snapshot(conn: Connection, system_id: str) -> CitySnapshot | None:
         by_station[station_id].append((vehicle, vehicle.reserved))
     reported: dict[str, datetime] = {}
     broken_free: dict[str, int] = defaultdict(int)
+    reserved_free: dict[str, int] = defaultdict(int)
     for station_id, cp_id, connector_id, status, status_at in docks:
         if status_at is not None:
             reported[station_id] = max(reported.get(station_id, status_at), status_at)
-        if status in BROKEN and (cp_id, connector_id) not in occupied:
+        if (cp_id, connector_id) in occupied:
+            continue
+        if status in BROKEN:
             broken_free[station_id] += 1
+        elif status == "Reserved" and f"{cp_id}/{connector_id}" not in held_bays:
+            # held by someone else than car sharing (an operator's reservation through the API):
+            # car sharing's own bay holds are already out of free_bays
+            reserved_free[station_id] += 1
     built: list[Station] = []
     states: list[StationState] = []
     closures: list[Closure] = []
@@ -83,7 +93,7 @@ def read_snapshot(conn: Connection, system_id: str) -> CitySnapshot | None:
         closed = s["status"] == "closed"
         available = sum(1 for v, _ in here if not v.reserved and not v.disabled)
         disabled = sum(1 for v, _ in here if v.disabled and not v.reserved)
-        free = max(0, s["free_bays"] - broken_free.get(sid, 0))
+        free = max(0, s["free_bays"] - broken_free.get(sid, 0) - reserved_free.get(sid, 0))
         states.append(StationState(sid, 0 if closed else available, disabled, 0 if closed else free,
                                    broken_free.get(sid, 0), last, closed=closed))
         if closed:

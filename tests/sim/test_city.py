@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +37,16 @@ def test_demand_follows_the_day_and_the_autolib_scale() -> None:
     minutes = sum(t.duration.total_seconds() for t in day) / len(day) / 60
     assert 10 < minutes < 60
     assert abs(sum(demand.HOURLY) - 1.0) < 1e-9
+
+
+def test_origins_follow_reach_so_every_station_gets_back_what_it_gives() -> None:
+    # 24 stations in a dense quarter and one alone, 15 km north
+    places = [*PLACES[:24], demand.Place("alone", 48.85 + 15 / 111.2, 2.30)]
+    day = demand.trips(places, T0.replace(hour=0), 24, 16_000, seed=1)
+    out, into = Counter(t.origin for t in day), Counter(t.destination for t in day)
+    assert out["alone"] < 0.1 * out["s12"]  # few people there, few trips
+    for p in places:  # uniform origins would drain "alone" of a 25th of the day's trips
+        assert abs(out[p.station_id] - into[p.station_id]) <= 4 * math.sqrt(out[p.station_id]) + 5, p
 
 
 def test_built_in_scenarios_load_and_bad_ones_say_why(tmp_path: Path) -> None:

@@ -5,11 +5,16 @@ Autolib' Paris served about 16,000 rentals a day at its peak with ~4,000 cars; a
 37–40 minutes on average and covered about 9 km. The time-of-day profile has the morning and
 evening commuting peaks and a midday plateau typical of car sharing (an assumption shaped like
 published one-way car-sharing profiles, not Autolib' data). Destinations are drawn with a weight
-that falls with distance, scaled so trips average about 9 km in Paris.
+that falls with distance, scaled so trips average about 9 km in Paris. Origins are drawn in
+proportion to each station's *reach* (the sum of its destination weights): with a symmetric weight
+this makes every station's expected departures and arrivals equal over a day, as people come back,
+and gives an isolated suburban station fewer trips than one in a dense quarter (docs/simulator.md,
+"Demand model").
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -58,6 +63,12 @@ def destination_weights(origin: Place, others: Sequence[Place]) -> list[float]:
     return [destination_weight(distance_km(origin, p)) for p in others]
 
 
+def origin_weights(places: Sequence[Place]) -> list[float]:
+    """Relative chance that a trip starts at each of ``places``: its reach, the sum of its
+    destination weights to every other place. Shared by the simulator and rebalancing."""
+    return [sum(destination_weights(p, [q for q in places if q is not p])) for p in places]
+
+
 def destination_weight(km: float) -> float:
     return math.exp(-km / DISTANCE_SCALE_KM) + 1e-6
 
@@ -83,6 +94,7 @@ def trips(places: Sequence[Place], start: datetime, hours: float, per_day: float
     if len(places) < 2 or hours <= 0 or per_day <= 0:
         return []
     rng = random.Random(seed)
+    origins = list(itertools.accumulate(origin_weights(places)))
     out: list[Trip] = []
     t, end = start, start + timedelta(hours=hours)
     while t < end:
@@ -91,13 +103,13 @@ def trips(places: Sequence[Place], start: datetime, hours: float, per_day: float
         expected = per_day * HOURLY[t.hour] * span_h
         for _ in range(_poisson(rng, expected)):
             at = t + timedelta(seconds=rng.uniform(0, span_h * 3600.0))
-            out.append(_trip(rng, places, at))
+            out.append(_trip(rng, places, origins, at))
         t = hour_end
     return sorted(out, key=lambda trip: trip.at)
 
 
-def _trip(rng: random.Random, places: Sequence[Place], at: datetime) -> Trip:
-    origin = rng.choice(places)
+def _trip(rng: random.Random, places: Sequence[Place], origins: Sequence[float], at: datetime) -> Trip:
+    origin = rng.choices(places, cum_weights=origins, k=1)[0]
     others = [p for p in places if p is not origin]
     dest = rng.choices(others, weights=destination_weights(origin, others), k=1)[0]
     km = max(0.5, distance_km(origin, dest))

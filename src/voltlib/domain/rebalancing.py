@@ -42,6 +42,7 @@ RENTALS_PER_CAR_DAY: Final = 4.0  # Autolib' Paris at its peak: ~16,000 rentals 
 MAX_HOURS: Final = 24
 MAX_MOVE_KM: Final = 8.0  # street km: beyond this a move costs more agent time than it saves
 DEFAULT_MAX_MOVES: Final = 20
+RETURNS_COUNTED: Final = 0.5  # share of its forecast returns a station short of cars counts on
 _EPS: Final = 1e-9
 
 
@@ -86,17 +87,27 @@ class Rates:
 # --- rates from the demand model ---------------------------------------------------------------
 
 @lru_cache(maxsize=8)
+def origin_shares(places: tuple[Place, ...]) -> dict[str, float]:
+    """Each station's share of the city's departures (the demand model's origin weights)."""
+    weights = demand.origin_weights(places)
+    total = sum(weights) or 1.0
+    return {p.station_id: w / total for p, w in zip(places, weights, strict=True)}
+
+
+@lru_cache(maxsize=8)
 def arrival_profile(places: tuple[Place, ...]) -> dict[str, tuple[float, ...]]:
     """For each station *j*: ``profile[lag]`` = expected arrivals at *j*, ``lag`` hours after the
-    hour of departure, per trip leaving each station. Geometry only (O(n²)), so it is cached."""
+    hour of departure, per trip in the city (each origin weighted by its share of departures).
+    Geometry only (O(n²)), so it is cached."""
     out: dict[str, list[float]] = {p.station_id: [0.0] for p in places}
     if len(places) < 2:
         return {k: tuple(v) for k, v in out.items()}
+    shares = origin_shares(places)
     for origin in places:
         others = [p for p in places if p is not origin]
         km = [demand.distance_km(origin, p) for p in others]
         weights = [demand.destination_weight(d) for d in km]  # = demand.destination_weights, one distance each
-        total = sum(weights)
+        total = sum(weights) / shares[origin.station_id]
         for dest, d, w in zip(others, km, weights, strict=True):
             hours = demand.mean_trip_minutes(d) / 60.0
             lag, frac = int(hours), hours - int(hours)
@@ -114,20 +125,21 @@ def demand_rates(places: Sequence[Place], start: datetime, hours: int, per_day: 
     if not 1 <= hours <= MAX_HOURS:
         raise ValueError(f"1 to {MAX_HOURS} hours")
     profiles = arrival_profile(tuple(places))
+    shares = origin_shares(tuple(places))
     longest = max((len(p) for p in profiles.values()), default=1)
-    n = max(1, len(places))
 
-    def departures(k: int) -> float:  # per station, in hour k (negative: before the start)
+    def departures(k: int) -> float:  # in the whole city, in hour k (negative: before the start)
         if len(places) < 2:  # the demand model has nowhere to go
             return 0.0
-        return demand.expected_trips(per_day, hour_start(start, k), hour_start(start, k + 1)) / n
+        return demand.expected_trips(per_day, hour_start(start, k), hour_start(start, k + 1))
 
     per_hour = {k: departures(k) for k in range(-longest, hours)}
     rates: dict[str, Rates] = {}
     for place in places:
         profile = profiles[place.station_id]
         returns = tuple(sum(per_hour[k - lag] * share for lag, share in enumerate(profile)) for k in range(hours))
-        rates[place.station_id] = Rates(tuple(per_hour[k] for k in range(hours)), returns)
+        mine = shares[place.station_id]
+        rates[place.station_id] = Rates(tuple(per_hour[k] * mine for k in range(hours)), returns)
     return rates
 
 
@@ -188,12 +200,22 @@ def _shortage(values: Iterable[float]) -> Shortage | None:
     return Shortage(next(i for i, v in enumerate(values) if v > 0), total)
 
 
+def counted(rates: Rates) -> Rates:
+    """The rates a station short of cars plans on: its pickups, and ``RETURNS_COUNTED`` of its
+    forecast returns (they come at random; a member who finds no car is lost even if one comes back
+    an hour later)."""
+    return Rates(rates.pickups, tuple(RETURNS_COUNTED * r for r in rates.returns))
+
+
 def forecast(stations: Iterable[StationState], rates: Mapping[str, Rates]) -> list[StationForecast]:
+    """Expected cars and free bays hour by hour; a shortage of cars as the planner judges it
+    (:func:`counted`), of bays on the full forecast."""
     out = []
     for s in stations:
         hours = project(len(s.cars), s.capacity, rates[s.station_id])
+        short = project(len(s.cars), s.capacity, counted(rates[s.station_id]))
         out.append(StationForecast(s.station_id, len(s.cars), s.free_bays, hours,
-                                   _shortage(h.missed_pickups for h in hours),
+                                   _shortage(h.missed_pickups for h in short),
                                    _shortage(h.missed_returns for h in hours)))
     return out
 
@@ -231,12 +253,14 @@ class _Balance:
     @classmethod
     def of(cls, s: StationState, rates: Rates, pinned: frozenset[str]) -> _Balance:
         cars, cap = len(s.cars), s.capacity
-        hours = project(cars, cap, rates)
+        # a receiver counts on part of its forecast returns only (docs/car-sharing.md "Moves")
+        planned = counted(rates)
+        hours = project(cars, cap, planned)
         mp0 = sum(h.missed_pickups for h in hours)
-        mr0 = sum(h.missed_returns for h in hours)
+        mr0 = missed(cars, cap, rates)[1]
 
         def mp(n: int) -> float:
-            return missed(n, cap, rates)[0]
+            return missed(n, cap, planned)[0]
 
         def mr(n: int) -> float:
             return missed(n, cap, rates)[1]
@@ -257,7 +281,7 @@ class _Balance:
         room = 0 if mr0 >= SHORTAGE_MIN else max(k for k in range(s.free_bays + 1)
                                                  if k == 0 or mr(cars + k) < SHORTAGE_MIN)
         first_car = next((i for i, h in enumerate(hours) if h.missed_pickups > 0), len(hours))
-        first_bay = next((i for i, h in enumerate(hours) if h.missed_returns > 0), len(hours))
+        first_bay = next((i for i, h in enumerate(project(cars, cap, rates)) if h.missed_returns > 0), len(hours))
         return cls(s, give, want, shed, room, first_car, first_bay, mp0,
                    sorted((c for c in s.cars if c.car_id not in pinned), key=lambda c: (-c.range_km, c.car_id)))
 

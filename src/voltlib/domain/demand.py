@@ -66,7 +66,7 @@ def destination_weights(origin: Place, others: Sequence[Place]) -> list[float]:
 def origin_weights(places: Sequence[Place]) -> list[float]:
     """Relative chance that a trip starts at each of ``places``: its reach, the sum of its
     destination weights to every other place. Shared by the simulator and rebalancing."""
-    return [sum(destination_weights(p, [q for q in places if q is not p])) for p in places]
+    return [sum(destination_weight(distance_km(p, q)) for q in places if q is not p) for p in places]
 
 
 def destination_weight(km: float) -> float:

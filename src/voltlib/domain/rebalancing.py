@@ -87,36 +87,29 @@ class Rates:
 # --- rates from the demand model ---------------------------------------------------------------
 
 @lru_cache(maxsize=8)
-def origin_shares(places: tuple[Place, ...]) -> dict[str, float]:
-    """Each station's share of the city's departures (the demand model's origin weights)."""
-    weights = demand.origin_weights(places)
-    total = sum(weights) or 1.0
-    return {p.station_id: w / total for p, w in zip(places, weights, strict=True)}
-
-
-@lru_cache(maxsize=8)
 def arrival_profile(places: tuple[Place, ...]) -> dict[str, tuple[float, ...]]:
     """For each station *j*: ``profile[lag]`` = expected arrivals at *j*, ``lag`` hours after the
-    hour of departure, per trip in the city (each origin weighted by its share of departures).
-    Geometry only (O(n²)), so it is cached."""
+    hour of departure, per trip in the city. A trip leaves *i* for *j* with chance ``w_ij / Z``
+    (origins weighted by their reach ``sum_j w_ij``, ``Z`` the sum of every reach: the demand
+    model's origin weights); the weight depends on distance only, so ``sum(profile)`` is also *j*'s
+    share of the departures. Geometry only (O(n²)), so it is cached."""
     out: dict[str, list[float]] = {p.station_id: [0.0] for p in places}
     if len(places) < 2:
         return {k: tuple(v) for k, v in out.items()}
-    shares = origin_shares(places)
     for origin in places:
         others = [p for p in places if p is not origin]
         km = [demand.distance_km(origin, p) for p in others]
         weights = [demand.destination_weight(d) for d in km]  # = demand.destination_weights, one distance each
-        total = sum(weights) / shares[origin.station_id]
         for dest, d, w in zip(others, km, weights, strict=True):
             hours = demand.mean_trip_minutes(d) / 60.0
             lag, frac = int(hours), hours - int(hours)
             profile = out[dest.station_id]
             while len(profile) < lag + 2:
                 profile.append(0.0)
-            profile[lag] += w / total * (1.0 - frac)
-            profile[lag + 1] += w / total * frac
-    return {k: tuple(v) for k, v in out.items()}
+            profile[lag] += w * (1.0 - frac)
+            profile[lag + 1] += w * frac
+    z = sum(sum(p) for p in out.values())
+    return {k: tuple(x / z for x in v) for k, v in out.items()}
 
 
 def demand_rates(places: Sequence[Place], start: datetime, hours: int, per_day: float) -> dict[str, Rates]:
@@ -125,7 +118,6 @@ def demand_rates(places: Sequence[Place], start: datetime, hours: int, per_day: 
     if not 1 <= hours <= MAX_HOURS:
         raise ValueError(f"1 to {MAX_HOURS} hours")
     profiles = arrival_profile(tuple(places))
-    shares = origin_shares(tuple(places))
     longest = max((len(p) for p in profiles.values()), default=1)
 
     def departures(k: int) -> float:  # in the whole city, in hour k (negative: before the start)
@@ -138,7 +130,7 @@ def demand_rates(places: Sequence[Place], start: datetime, hours: int, per_day: 
     for place in places:
         profile = profiles[place.station_id]
         returns = tuple(sum(per_hour[k - lag] * share for lag, share in enumerate(profile)) for k in range(hours))
-        mine = shares[place.station_id]
+        mine = sum(profile)  # the station's share of departures: as many leave as arrive (see arrival_profile)
         rates[place.station_id] = Rates(tuple(per_hour[k] * mine for k in range(hours)), returns)
     return rates
 
@@ -255,9 +247,9 @@ class _Balance:
         cars, cap = len(s.cars), s.capacity
         # a receiver counts on part of its forecast returns only (docs/car-sharing.md "Moves")
         planned = counted(rates)
-        hours = project(cars, cap, planned)
+        hours, full = project(cars, cap, planned), project(cars, cap, rates)
         mp0 = sum(h.missed_pickups for h in hours)
-        mr0 = missed(cars, cap, rates)[1]
+        mr0 = sum(h.missed_returns for h in full)
 
         def mp(n: int) -> float:
             return missed(n, cap, planned)[0]
@@ -281,7 +273,7 @@ class _Balance:
         room = 0 if mr0 >= SHORTAGE_MIN else max(k for k in range(s.free_bays + 1)
                                                  if k == 0 or mr(cars + k) < SHORTAGE_MIN)
         first_car = next((i for i, h in enumerate(hours) if h.missed_pickups > 0), len(hours))
-        first_bay = next((i for i, h in enumerate(project(cars, cap, rates)) if h.missed_returns > 0), len(hours))
+        first_bay = next((i for i, h in enumerate(full) if h.missed_returns > 0), len(full))
         return cls(s, give, want, shed, room, first_car, first_bay, mp0,
                    sorted((c for c in s.cars if c.car_id not in pinned), key=lambda c: (-c.range_km, c.car_id)))
 

@@ -42,6 +42,19 @@ async def _call(ws: websockets.ClientConnection, message_id: str, action: str, p
     return json.loads(await ws.recv())
 
 
+async def _reserve_accepted(server: RunningServer, ws: websockets.ClientConnection, cp_id: str) -> None:
+    """An operator reserves connector 1 through the API; the raw charge point accepts ReserveNow."""
+    await server.add_id_tag("TAG-M1")
+    async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers(), timeout=10) as api:
+        posted = asyncio.ensure_future(api.post(f"/api/v1/charge-points/{cp_id}/reservations",
+                                                json={"connector_id": 1, "id_tag": "TAG-M1", "minutes": 30}))
+        call = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert call[0] == 2 and call[2] == "ReserveNow" and call[3]["idTag"] == "TAG-M1"
+        await ws.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+        answer = await posted
+    assert answer.status_code == 201 and answer.json()["status"] == "Accepted"
+
+
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     return {(s.name, frozenset(s.labels.items())): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
@@ -72,6 +85,7 @@ async def test_metrics_after_real_traffic(observed: RunningServer) -> None:
         assert bad[0] == 4 and bad[2] == "OccurenceConstraintViolation"
         garbage = await _call(ws, "x2", "NoSuchAction", {})
         assert garbage[0] == 4 and garbage[2] == "NotImplemented"
+        await _reserve_accepted(server, ws, "CP-M1")
         with pytest.raises(websockets.InvalidStatus):  # a wrong password: a security event
             async with websockets.connect(f"{server.ws_url}/CP-M2", subprotocols=["ocpp1.6"],
                                           additional_headers=basic_auth("CP-M2", "wrong-password-0123456")):
@@ -103,7 +117,9 @@ async def test_metrics_after_real_traffic(observed: RunningServer) -> None:
         assert value(found, "voltlib_security_events_total", kind="auth_failed", severity="high") == 1
         assert value(found, "voltlib_security_alerts_total", kind="protocol_violation", severity="warning") == 1
         assert value(found, "voltlib_cluster_peers") == 0 and value(found, "voltlib_cluster_connected") == 1
-        assert value(found, "voltlib_reservations", state="held") == 0
+        assert value(found, "voltlib_reservations", state="Accepted", origin="api") == 1
+        assert not any(name == "voltlib_reservations" and dict(labels)["origin"] == "car-sharing"
+                       for name, labels in found)
         assert value(found, "voltlib_bus_consumer_queue_depth", consumer="security", scope="node") == 0
         assert value(found, "voltlib_node_info", version=__import__("voltlib").__version__) == 1
         # the metrics port: no token needed, and OpenMetrics for who asks for it

@@ -15,6 +15,8 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -33,7 +35,8 @@ from voltlib import events as ev
 from voltlib.api.framework import Problem
 from voltlib.cluster import NatsCluster
 from voltlib.config import Settings
-from voltlib.store.tables import rentals
+from voltlib.store import reservations as reservation_rows
+from voltlib.store.tables import rentals, reservations
 from voltlib.telemetry.counters import Histogram
 
 if TYPE_CHECKING:
@@ -42,11 +45,9 @@ if TYPE_CHECKING:
     from voltlib.gbfs.http import FeedCache
 
 log = logging.getLogger(__name__)
-DATABASE_EVERY = 10.0  # seconds: the database-wide counts (rentals) are read at most this often
+DATABASE_EVERY = 10.0  # seconds: the database-wide counts (rentals, reservations) are read at most this often
 METRICS_PATH = "/metrics"
 REGISTRY_KEY = web.AppKey("metrics-registry", CollectorRegistry)
-# What a rental's state says of its reservation (docs/operations.md): held now, or how one ended unused.
-RESERVATION_STATES = {"reserved": "held", "expired": "expired", "cancelled": "cancelled"}
 
 
 def node_name(settings: Settings) -> str:
@@ -62,6 +63,7 @@ class NodeCollector:
         self.gateway, self.node, self.gbfs, self.charging = gateway, node, gbfs, charging
         self.security_events: dict[tuple[str, str], int] = {}  # (kind, severity) -> count
         self._rentals: dict[str, int] = {}
+        self._reservations: dict[tuple[str, str], int] = {}  # (status as of now, origin) -> count
         self._read_at = float("-inf")
         gateway.services.bus.watch(self._on_incident, ev.SecurityIncident, name="metrics", scope="node")
 
@@ -74,7 +76,8 @@ class NodeCollector:
         """Read what only the database knows, at most every ``DATABASE_EVERY`` seconds."""
         if time.monotonic() - self._read_at < DATABASE_EVERY:
             return
-        self._rentals = await self.gateway.services.store.read(_rentals_by_state)
+        counts = partial(_sharing_counts, now=self.gateway.services.clock.now())
+        self._rentals, self._reservations = await self.gateway.services.store.read(counts)
         self._read_at = time.monotonic()
 
     def collect(self) -> Iterable[Metric]:
@@ -190,12 +193,13 @@ class NodeCollector:
     def _sharing(self) -> Iterable[Metric]:
         rental = GaugeMetricFamily("voltlib_rentals", "Rentals in the database by state (network-wide, read "
                                    f"at most every {DATABASE_EVERY:g} s)", labels=["node", "state"])
-        reservation = GaugeMetricFamily("voltlib_reservations", "Reservations by state: held now, or ended "
-                                        "unused (expired, cancelled); network-wide", labels=["node", "state"])
+        reservation = GaugeMetricFamily("voltlib_reservations", "Reservations by status as of now (Requested, "
+                                        "Accepted, a refusal, Used, Cancelled, Expired...) and origin (api, "
+                                        "car-sharing); network-wide", labels=["node", "state", "origin"])
         for state, count in sorted(self._rentals.items()):
             rental.add_metric([self.node, state], count)
-        for state, named in RESERVATION_STATES.items():
-            reservation.add_metric([self.node, named], self._rentals.get(state, 0))
+        for (status, origin), count in sorted(self._reservations.items()):
+            reservation.add_metric([self.node, status, origin], count)
         yield rental
         yield reservation
 
@@ -222,9 +226,15 @@ def _add(family: HistogramMetricFamily, labels: list[str], histogram: Histogram)
     family.add_metric(labels, histogram.buckets(), histogram.sum)
 
 
-def _rentals_by_state(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(rentals.c.state, func.count()).group_by(rentals.c.state))
-    return {str(state): int(count) for state, count in rows}
+def _sharing_counts(conn: Connection, now: datetime) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+    """Rentals by state; reservations by status as the API reads it now (an open one past its
+    expiry is Expired) and origin: one truth for the operator's and car sharing's holds."""
+    by_state = conn.execute(select(rentals.c.state, func.count()).group_by(rentals.c.state))
+    status = reservation_rows.status_at(now).label("status")
+    origin = reservations.c.origin
+    by_status = conn.execute(select(status, origin, func.count()).group_by(status, origin))
+    return ({str(state): int(count) for state, count in by_state},
+            {(str(s), str(origin)): int(count) for s, origin, count in by_status})
 
 
 def install(app: web.Application, gateway: Gateway, *, gbfs: FeedCache | None = None,

@@ -14,6 +14,7 @@ from voltlib.domain import commands as cmd
 from voltlib.domain import rental as dr
 from voltlib.domain.commands import CommandRefused
 from voltlib.store import repo, reservations
+from voltlib.telemetry.logs import RENTAL
 
 if TYPE_CHECKING:
     from voltlib.sharing.service import SharingService
@@ -25,6 +26,9 @@ REQUESTED_BY = "car-sharing"
 async def carry_out(sharing: SharingService, effect: dr.Effect) -> None:
     s = sharing.services
     now = s.clock.now()
+    rental_id = getattr(effect, "rental_id", None)
+    if rental_id is not None:  # this effect's own task: its log lines name the rental, nothing else's
+        RENTAL.set(rental_id)
     try:
         if isinstance(effect, dr.SendReserveNow):
             await _reserve(sharing, effect)

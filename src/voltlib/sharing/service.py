@@ -259,7 +259,8 @@ def _late_departure(conn: Connection, change: Change, car: dict[str, Any], dock:
     started = _apply(conn, change, claimant, dr.CarUnplugged(f"unplug:{dock.charge_point_id}:{dock.connector_id}:"
                                                               f"{at.isoformat()}", at), city.policy, now)
     ss.save_rental(conn, started, now)
-    log.info("late departure of car %s at %s starts released rental %s", car["id"], at, started.rental_id)
+    log.info("late departure of car %s at %s starts released rental %s", car["id"], at, started.rental_id,
+             extra={"rental_id": started.rental_id})
     return True
 
 
@@ -549,6 +550,9 @@ class SharingService:
         except IntegrityError:
             raise SharingError(409, "already_taken", "another request took this car or bay first") from None
         for event in change.events:
+            if isinstance(event, ev.RentalChanged):  # the operator's trail of a rental, by its id
+                log.info("rental %s of car %s is %s", event.rental_id, event.car_id, event.state,
+                         extra={"rental_id": event.rental_id, "charge_point_id": event.charge_point_id})
             await self.services.bus.publish(event)
         for effect in change.effects:
             self._spawn(carry_out(self, effect))

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,8 +19,11 @@ import pytest
 import pytest_asyncio
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
 
 from tests.conftest import RunningServer, basic_auth, free_port, start_server
+from tests.integration.test_readiness import READERS
+from tests.sim.test_chargepoint import eventually
 from voltlib.config import Settings
 
 TOKEN = "metrics-secret-for-the-test-0123"
@@ -146,3 +150,53 @@ async def test_metrics_after_real_traffic(observed: RunningServer) -> None:
 async def test_no_metrics_on_the_main_port_without_a_token(server: RunningServer) -> None:
     async with httpx.AsyncClient(base_url=server.url) as http:
         assert (await http.get("/metrics")).status_code == 404
+
+
+async def test_a_scrape_serves_while_the_readers_are_busy_then_counts(observed: RunningServer) -> None:
+    """A reconnection storm keeps every reader thread busy: the scrape does not wait for them (it
+    serves without the database counts), and a later scrape has them once a reader is free."""
+    server = observed
+    release = threading.Event()
+    busy = [asyncio.ensure_future(server.store.read(lambda _conn: release.wait(60))) for _ in range(READERS)]
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30,
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            starved = await http.get("/metrics")
+            assert not any(task.done() for task in busy)  # the readers were busy all along
+            assert starved.status_code == 200
+            found = samples(starved.text)
+            assert value(found, "voltlib_node_info", version=__import__("voltlib").__version__) == 1
+            assert not any(name == "voltlib_database_counts_age_seconds" for name, _ in found)
+            release.set()
+            await asyncio.gather(*busy)
+
+            async def counted() -> bool:
+                again = samples((await http.get("/metrics")).text)
+                return any(name == "voltlib_database_counts_age_seconds" for name, _ in again)
+
+            assert await eventually(counted)
+    finally:
+        release.set()
+        await asyncio.gather(*busy)
+
+
+async def test_a_scrape_serves_while_the_database_refuses_connections(observed: RunningServer,
+                                                                      database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        return  # a SQLite file cannot refuse a connection; PostgreSQL can
+    name = database_url.rsplit("/", 1)[1]
+    admin = create_engine(database_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n "
+                              "AND pid <> pg_backend_pid()"), {"n": name})
+        async with httpx.AsyncClient(base_url=observed.url, timeout=30) as http:
+            down = await http.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert down.status_code == 200
+        assert value(samples(down.text), "voltlib_cluster_connected") == 1
+        assert "voltlib_database_counts_age_seconds" not in down.text
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()

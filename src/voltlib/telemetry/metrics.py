@@ -10,6 +10,7 @@ main port whoever sends ``Authorization: Bearer <metrics_token>``.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import socket
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DATABASE_EVERY = 10.0  # seconds: the database-wide counts (rentals, reservations) are read at most this often
+READ_WAIT = 2.0  # seconds a scrape waits for that read before serving the last counts
 METRICS_PATH = "/metrics"
 REGISTRY_KEY = web.AppKey("metrics-registry", CollectorRegistry)
 
@@ -64,7 +66,9 @@ class NodeCollector:
         self.security_events: dict[tuple[str, str], int] = {}  # (kind, severity) -> count
         self._rentals: dict[str, int] = {}
         self._reservations: dict[tuple[str, str], int] = {}  # (status as of now, origin) -> count
-        self._read_at = float("-inf")
+        self._read_at = float("-inf")  # monotonic: the last read's end, ok or not
+        self._counted_at: float | None = None  # the last read that succeeded
+        self._reading: asyncio.Future[tuple[dict[str, int], dict[tuple[str, str], int]]] | None = None
         gateway.services.bus.watch(self._on_incident, ev.SecurityIncident, name="metrics", scope="node")
 
     def _on_incident(self, event: ev.Event) -> None:
@@ -73,12 +77,25 @@ class NodeCollector:
         self.security_events[key] = self.security_events.get(key, 0) + 1
 
     async def refresh(self) -> None:
-        """Read what only the database knows, at most every ``DATABASE_EVERY`` seconds."""
-        if time.monotonic() - self._read_at < DATABASE_EVERY:
+        """Read what only the database knows, at most every ``DATABASE_EVERY`` seconds, waiting at
+        most ``READ_WAIT``: a scrape never fails or stalls on a database that is down or a node whose
+        readers are busy; it serves the last counts, whose age ``voltlib_database_counts_age_seconds``
+        tells (one read at a time: a slow one is picked up by a later scrape)."""
+        if self._reading is None and time.monotonic() - self._read_at >= DATABASE_EVERY:
+            counts = partial(_sharing_counts, now=self.gateway.services.clock.now())
+            self._reading = asyncio.ensure_future(self.gateway.services.store.read(counts))
+        if self._reading is None:
             return
-        counts = partial(_sharing_counts, now=self.gateway.services.clock.now())
-        self._rentals, self._reservations = await self.gateway.services.store.read(counts)
-        self._read_at = time.monotonic()
+        done, _ = await asyncio.wait({self._reading}, timeout=READ_WAIT)
+        if not done:
+            return
+        reading, self._reading, self._read_at = self._reading, None, time.monotonic()
+        try:
+            self._rentals, self._reservations = reading.result()
+            self._counted_at = self._read_at
+        except Exception as exc:  # noqa: BLE001 (whatever the driver raises: served stale, said once a read)
+            log.warning("metrics: the database counts could not be read (%s): serving the last ones",
+                        type(exc).__name__)
 
     def collect(self) -> Iterable[Metric]:
         node = self.node
@@ -202,6 +219,11 @@ class NodeCollector:
             reservation.add_metric([self.node, status, origin], count)
         yield rental
         yield reservation
+        if self._counted_at is not None:
+            age = GaugeMetricFamily("voltlib_database_counts_age_seconds", "Seconds since the rentals and "
+                                    "reservations counts were last read from the database", labels=["node"])
+            age.add_metric([self.node], time.monotonic() - self._counted_at)
+            yield age
 
     def _work(self) -> Iterable[Metric]:
         rebuild = HistogramMetricFamily("voltlib_gbfs_rebuild_duration_seconds", "One city's GBFS files rebuilt "

@@ -6,6 +6,7 @@ TransactionEvents answered with the right CallError; a car returned by ISO 15118
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -18,6 +19,7 @@ from tests.conformance.station201 import Station201, voltlib_id
 from tests.conftest import RunningServer
 from tests.integration.test_ocpp201_gateway import BOOT
 from tests.integration.test_ocpp201_gateway import connect as connect_raw
+from tests.integration.test_protocol import security_events
 from tests.sharing.conftest import CAR_TAG, City, catch_up, city
 from voltlib import events as ev
 from voltlib.security import records
@@ -283,6 +285,27 @@ async def test_a_transaction_whose_evse_is_not_known_yet_waits_for_it(server: Ru
     assert (start.connector_id, start.id_tag) == (2, "DRIVER-7")
     assert [e.transaction_id for e in heard if isinstance(e, ev.TransactionStopped)] == [start.transaction_id]
     assert (await _tx_row(server, "CP-E201", "tx-noevse"))["connector_id"] == 2
+
+
+async def test_a_call_refused_by_its_handler_is_a_violation_the_detectors_count(server: RunningServer) -> None:
+    """EVSE 0 passes the schema but not the rules: the CallError is remembered for a retransmission,
+    and the refusal counts as a protocol violation (published, recorded as a security event)."""
+    await server.add_charge_point("CP-V201")
+    seen: list[ev.Event] = []
+    server.gateway.services.bus.watch(seen.append, ev.ProtocolViolationSeen, name="test", scope="node")
+    async with connect_raw(server, "CP-V201") as station:
+        assert (await station.call("BootNotification", BOOT))[2]["status"] == "Accepted"
+        frame = json.dumps([2, "evse-zero-1", "TransactionEvent", _event(evse={"id": 0})])
+        refused = await station.raw(frame)
+        assert refused[:3] == [4, "evse-zero-1", "PropertyConstraintViolation"]
+        assert await station.raw(frame) == refused  # the same answer to the same call
+        assert (await station.call("Heartbeat", {}))[0] == 3
+        await server.settled()
+    assert [(e.action, e.code, e.count) for e in seen if isinstance(e, ev.ProtocolViolationSeen)] == [
+        ("TransactionEvent", "PropertyConstraintViolation", 1)]
+    found = [e for e in await security_events(server) if e["charge_point_id"] == "CP-V201"]
+    assert [(e["kind"], e["detail"]["code"], e["detail"]["action"]) for e in found] == [
+        ("protocol_violation", "PropertyConstraintViolation", "TransactionEvent")]
 
 
 def _event(**changes: Any) -> dict[str, Any]:

@@ -152,12 +152,14 @@ class ChargePointConnection:
         MESSAGE_ID.set(getattr(event, "message_id", None))  # the log lines of this frame name it
         if isinstance(event, CallReceived):
             self.ctx.stored_whole = False
-            reply = await self._answer(event)
+            reply, refused = await self._answer(event)
             self.ctx.services.calls.answered(event.action, reply, time.monotonic() - received)
             outcome = _outcome(reply)
             if outcome == "error" or (event.action not in STORED_ELSEWHERE and not self.ctx.stored_whole) \
                     or self._log_in_full():
                 self._record("charge_point", event.message_id, event.action, outcome, text, reply)
+            if refused is not None:  # answered already: what is left is the detectors' count
+                await self._on_violation(dataclasses.replace(refused, reply=None))
         elif isinstance(event, Retransmitted):
             self.ctx.services.calls.retransmitted(event.action)
             if event.reply is not None:
@@ -176,22 +178,25 @@ class ChargePointConnection:
             self._record("charge_point", event.message_id or "", event.action, "violation", text, event.reply)
             await self._on_violation(event)
 
-    async def _answer(self, event: CallReceived) -> str:
+    async def _answer(self, event: CallReceived) -> tuple[str, Violation | None]:
+        """The reply sent, and the violation when a handler refused the call as the peer's fault."""
+        refused = None
         if self.ctx.registration != "Accepted" and event.action != "BootNotification":
             reply = self.session.fail(event.message_id, ErrorCode.SECURITY_ERROR,
                                       f"charge point is {self.ctx.registration}: only BootNotification is accepted",
                                       fault="peer", remember=False)
         else:
-            reply = await self._handle(event)
+            handled = await self._handle(event)
+            reply, refused = (handled.reply or "", handled) if isinstance(handled, Violation) else (handled, None)
         await self._send(reply)
         while self.ctx.after_reply:
             try:
                 await self.ctx.after_reply.pop(0)()
             except Exception:  # the call is answered already: log, and go on with the next
                 log.exception("an action after answering %s from %s failed", event.action, self.cp_id)
-        return reply
+        return reply, refused
 
-    async def _handle(self, event: CallReceived) -> str:
+    async def _handle(self, event: CallReceived) -> str | Violation:
         handler = HANDLERS[self.session.version].get(event.request.ACTION)
         if handler is None:  # typed, but not wired yet (2.0.1 in progress): said so, and the call may come again
             return self.session.fail(event.message_id, ErrorCode.NOT_IMPLEMENTED,
@@ -200,8 +205,10 @@ class ChargePointConnection:
         try:
             return self.session.answer(event.message_id, await handler(self.ctx, event.request))
         except OcppError as exc:  # the call is wrong in a way its schema cannot say (e.g. a 2.0.1 EVSE 0)
-            log.info("%s from %s refused: %s", event.action, self.cp_id, exc)
             self.ctx.after_reply.clear()
+            if exc.fault == "peer":  # logged, counted and published as any other violation
+                return self.session.refuse(event.message_id, event.action, exc)
+            log.warning("%s from %s refused by us: %s", event.action, self.cp_id, exc)
             return self.session.fail(event.message_id, exc.code, exc.description, fault=exc.fault)
         except Exception:
             log.exception("handler for %s from %s failed", event.action, self.cp_id)

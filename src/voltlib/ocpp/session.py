@@ -347,6 +347,15 @@ class OcppSession:
             self.memory.store_reply(message_id, text)
         return text
 
+    def refuse(self, message_id: str, action: str, error: OcppError) -> Violation:
+        """A call its schema allows but the protocol's rules do not (a handler's ``OcppError`` of the
+        peer's fault, e.g. a 2.0.1 EVSE 0): answered with ``error``, remembered for retransmissions,
+        and counted like any other violation towards ``violations_before_close``."""
+        violation = self._violation(error, message_id, action)
+        assert violation.reply is not None
+        self.memory.store_reply(message_id, violation.reply)
+        return violation
+
     def start_call(self, action: str, payload: dict[str, Any] | msgspec.Struct) -> tuple[str, str]:
         """Validate and frame a call of ours (a payload, or a typed message such as
         :class:`voltlib.ocpp.v201.messages.GetVariables`). Only one may be outstanding: the caller queues."""

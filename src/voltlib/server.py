@@ -280,7 +280,7 @@ async def drain(gateway: Gateway, sites: Sequence[web.BaseSite]) -> None:
     """Stop taking charge points and requests, let the calls under way be answered, close every
     socket with 1001; ``runner.cleanup`` then commits what is still queued and the process exits."""
     services = gateway.services
-    services.draining = True  # /api/v1/ready answers 503 from now on
+    services.draining = True  # /api/v1/ready and any WebSocket upgrade still reaching us answer 503 from now on
     log.info("draining: no new connections; %d charge points to close", len(gateway.connections))
     for site in sites:
         await site.stop()

@@ -1,7 +1,7 @@
 """SIGTERM drains a real ``voltlib serve``: charge points sending MeterValues back to back see their
 sockets closed with 1001 (going away), the process exits 0, and every MeterValues it acknowledged is
 in the database afterwards. In-process: a drain waits for a command's answer before closing, and
-/api/v1/ready says 503 from its start."""
+/api/v1/ready says 503 from its start, and so does a WebSocket upgrade reaching the node meanwhile."""
 
 from __future__ import annotations
 
@@ -14,11 +14,13 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import pytest
 import websockets
 from sqlalchemy import select
 
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, free_port, start_server
 from tests.integration.test_logs import _up
+from voltlib.config import Settings
 from voltlib.server import drain
 from voltlib.store import repo
 from voltlib.store.db import Store
@@ -141,3 +143,53 @@ async def test_drain_answers_what_is_under_way_then_closes(server: RunningServer
             assert closed.rcvd is not None and closed.rcvd.code == 1001
         else:
             raise AssertionError("the socket was not closed")
+
+
+async def test_a_draining_node_refuses_a_new_connection_while_it_closes_the_others(database_url: str) -> None:
+    """The listener is left open here (``drain(gateway, [])``), as a socket accepted just before it
+    closes would be: the upgrade must get 503 from the application, not a session the drain has
+    already stopped looking for. Meanwhile an idle charge point is closed with 1001 and a busy one is
+    held open until our command is answered (long timeouts: the drain waits on the answer alone)."""
+    settings = Settings(database_url=database_url, port=free_port(), command_timeout=60.0, drain_timeout=60.0,
+                        duplicate_probe_timeout=1.0)
+    runner, server = await start_server(settings)
+    try:
+        for cp_id in ("CP-BUSY", "CP-IDLE", "CP-NEW"):
+            await server.add_charge_point(cp_id, profile=0)
+        async with (websockets.connect(f"{server.ws_url}/CP-BUSY", subprotocols=["ocpp1.6"]) as busy,
+                    websockets.connect(f"{server.ws_url}/CP-IDLE", subprotocols=["ocpp1.6"]) as idle):
+            for ws in (busy, idle):
+                await ws.send(json.dumps([2, "b", "BootNotification", {"chargePointVendor": "V",
+                                                                        "chargePointModel": "M"}]))
+                assert json.loads(await ws.recv())[2]["status"] == "Accepted"
+            async with httpx.AsyncClient(base_url=server.url, headers=server.api_headers(), timeout=90) as http:
+                command = asyncio.create_task(http.post("/api/v1/charge-points/CP-BUSY/commands/ClearCache",
+                                                        json={}))
+                call = json.loads(await asyncio.wait_for(busy.recv(), 30))  # out, its answer withheld
+                draining = asyncio.create_task(drain(server.gateway, []))
+                assert await _close_code(idle) == 1001  # the idle one goes at once
+                with pytest.raises(websockets.InvalidStatus) as refused:
+                    async with websockets.connect(f"{server.ws_url}/CP-NEW", subprotocols=["ocpp1.6"],
+                                                  open_timeout=30):
+                        pass
+                assert refused.value.response.status_code == 503
+                assert refused.value.response.headers["Retry-After"] == "1"
+                assert "CP-NEW" not in server.gateway.connections
+                assert not draining.done()  # still held by CP-BUSY's command, which is not answered yet
+                await busy.send(json.dumps([3, call[1], {"status": "Accepted"}]))
+                await asyncio.wait_for(draining, 30)
+                assert (await command).json()["state"] == "answered"
+            assert await _close_code(busy) == 1001
+        events = await server.store.read(lambda conn: repo.list_security_events(conn, cp_id="CP-NEW"))
+        assert events == []  # a node going away is no failed attempt of the charge point's
+    finally:
+        await runner.cleanup()
+
+
+async def _close_code(ws: websockets.ClientConnection) -> int | None:
+    """The close code the server sent, reading (bounded) until the socket closes."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 30)
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd is not None else None

@@ -44,7 +44,7 @@ class Services:
     # gateway logs their every frame in full, whatever ``message_log`` says.
     quarantined: set[str] = field(default_factory=set)
     calls: CallStats = field(default_factory=CallStats)  # counted by the connections, read by /metrics
-    draining: bool = False  # stopping (SIGTERM): not ready for the load balancer any more (server.drain)
+    draining: bool = False  # stopping (SIGTERM): /api/v1/ready and WebSocket upgrades answer 503 (server.drain)
 
 
 @dataclass(slots=True)

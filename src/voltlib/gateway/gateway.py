@@ -79,6 +79,8 @@ class Gateway:
     # -- the WebSocket endpoint --
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.services.draining:  # SIGTERM: a socket accepted before the listener closed must not stay
+            return _draining()
         cp_id = unquote(request.match_info["cp_id"])
         transport = auth.transport_of(request)
         if not auth.IDENTITY.match(cp_id):
@@ -244,8 +246,11 @@ class Gateway:
         return {"row": row}
 
     async def _serve(self, request: web.Request, record: repo.ChargePointRecord, transport: auth.Transport,
-                     subprotocol: str) -> web.WebSocketResponse:
+                     subprotocol: str) -> web.StreamResponse:
         s = self.services
+        if s.draining:  # the drain began while this upgrade read the database: not one more to close
+            self._turns.give_back(record.id)
+            return _draining()
         ws = web.WebSocketResponse(protocols=(subprotocol,), autoping=False, heartbeat=s.settings.ping_interval,
                                    max_msg_size=s.settings.max_frame_bytes, compress=False)
         try:
@@ -666,6 +671,14 @@ def _meets_policy(password: str) -> bool:
     except PasswordPolicyError:
         return False
     return True
+
+
+def _draining() -> web.Response:
+    """503 to a WebSocket upgrade while the node drains (its listener may have accepted the socket just
+    before it closed): the charge point tries again, and the balancer sends it to a node that serves.
+    Not a failed attempt of the charge point's, so neither counted nor a security event."""
+    body = {"type": "about:blank", "title": "draining", "status": 503, "detail": "this node is shutting down"}
+    return web.json_response(body, status=503, headers={"Retry-After": "1"}, content_type="application/problem+json")
 
 
 def _pair(cp_id: str, address: str) -> str:

@@ -1,17 +1,25 @@
 """``voltlib bench rolling-restart``: charge points behind HAProxy on two nodes (PostgreSQL, NATS),
 both nodes restarted one after the other under load (docs/benchmarks.md, "Rolling restart").
 
-Each simulated charge point connects through the balancer, boots, starts one transaction, then
-sends a MeterValues of it every ``meter_s`` seconds (first at a random offset). Closed, it connects
-again at once, boots again, and sends again, with the same message id, a call that got no answer,
-as OCPP wants. The run: every charge point in its transaction, ``settle_s`` of steady load, SIGTERM
-to node A (it drains, docs/operations.md), wait until every charge point is connected again, start
-A, wait until HAProxy takes it again, the same for node B, ``settle_s`` more, stop.
+Each simulated charge point connects through the balancer, boots, starts a transaction, then
+sends a MeterValues of it every ``meter_s`` seconds (first at a random offset); every ``tx_every``
+of those intervals (at its own phase) it sends StopTransaction and StartTransaction instead, so
+transactions start and stop all through the run, the restarts included. Closed, it connects again
+at once, boots again, and sends again, with the same message id and payload, a call that got no
+answer, as OCPP wants. The run: every charge point in a transaction, ``settle_s`` of steady load,
+SIGTERM to node A (it drains, docs/operations.md), wait until every charge point is connected
+again, start A, wait until HAProxy takes it again, the same for node B, ``settle_s`` more, stop.
 
-Measured: acknowledged MeterValues missing from the database afterwards (must be 0), charge points
-with more than one transaction (0), the time from each SIGTERM until every charge point is
-connected again, and call latency (p50, p99) in the steady windows and during the restarts.
-Only loopback is used: nodes on 127.0.0.1, HAProxy reaching them from 127.0.0.3.
+Measured, against the database afterwards: acknowledged MeterValues missing (must be 0);
+duplicate transactions, the rows of this run's transactions beyond the StartTransactions the
+charge points sent (0: a StartTransaction sent again is recognised by its natural key, charge
+point, connector, timestamp and idTag, ``repo.start_transaction``, and gets the same
+transactionId, on whichever node); acknowledged StartTransactions whose transactionId is not the
+row stored for them, and acknowledged StopTransactions whose transaction is not closed (0). Also
+the time from each SIGTERM until every charge point is connected again, the transactions started
+and stopped during the restarts (so the duplicate check has something to check), and call latency
+(p50, p99) in the steady windows and during the restarts. Only loopback is used: nodes on
+127.0.0.1, HAProxy reaching them from 127.0.0.3.
 
 ``balancers`` > 1 runs that many HAProxy instances of the same configuration, each on its own
 address and in front of both nodes, charge point ``i`` connecting to balancer ``i % balancers``:
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import random
@@ -39,7 +48,7 @@ from typing import Any
 
 import aiohttp
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from voltlib.bench.compare import free_port
 from voltlib.bench.load import percentile
@@ -50,7 +59,6 @@ from voltlib.store.migrate import upgrade
 from voltlib.store.tables import meter_values, transactions
 
 CONFIG = Path(__file__).parents[3] / "docs" / "haproxy.cfg"  # the repository's; see docs/operations.md
-ID_TAG = "BENCHROLL"
 LB_SOURCE = "127.0.0.3"
 RISE_S = 3.0  # docs/haproxy.cfg: "inter 1s rise 2", and a margin
 
@@ -67,15 +75,27 @@ class RollingPlan:
     ramp_timeout_s: float = 600.0
     back_timeout_s: float = 300.0
     balancers: int = 1  # HAProxy instances, each in front of both nodes, charge points split between them
+    # meter intervals between a charge point's StopTransaction + StartTransaction: at 10,000 charge points
+    # and meter_s 30, ~330 transactions start (and stop) a minute; at meter_s 10, ~1,000
+    tx_every: int = 60
 
 
 @dataclass
 class RollingResult:
     charge_points: int
     balancers: int = 1
-    acknowledged: int = 0
-    lost: int = 0
-    duplicate_transactions: int = 0
+    meter_s: float = 0.0
+    tx_every: int = 0
+    acknowledged: int = 0  # MeterValues
+    lost: int = 0  # acknowledged MeterValues missing from the database
+    duplicate_transactions: int = 0  # rows beyond the StartTransactions the charge points sent
+    transactions_started: int = 0  # acknowledged StartTransactions
+    transactions_stopped: int = 0  # acknowledged StopTransactions
+    started_during_restarts: int = 0  # acknowledged between a SIGTERM and every charge point back
+    stopped_during_restarts: int = 0
+    starts_lost: int = 0  # acknowledged, but its transactionId is not the row stored for it
+    stops_lost: int = 0  # acknowledged, but its transaction is not closed in the database
+    retried: dict[str, int] = field(default_factory=dict)  # calls sent again (same id) after reconnecting
     back_s: list[float] = field(default_factory=list)  # per restart: SIGTERM until every one connected
     moved: list[int] = field(default_factory=list)  # per restart: charge points the stopped node held
     cut_short: int = 0
@@ -132,24 +152,48 @@ async def _until_ready(base: str, timeout: float, times: int = 1) -> None:
 
 
 class _ChargePoint:
-    __slots__ = ("acked", "cp_id", "index", "latencies", "online", "sessions", "tx")
+    __slots__ = ("acked", "cp_id", "index", "latencies", "online", "retried", "sent_starts", "sessions", "starts",
+                 "stops", "tx")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.cp_id = f"ROLL-{index:05d}"
         self.acked: list[int] = []  # seconds after START of each acknowledged MeterValues
         self.latencies: list[tuple[float, float]] = []  # (sent at, seconds)
-        self.tx: int | None = None
+        self.tx: int | None = None  # the transaction under way
+        self.sent_starts: set[int] = set()  # each StartTransaction sent (its stamp, seconds after START)
+        self.starts: list[tuple[int, int, float]] = []  # acknowledged: (stamp, transactionId, monotonic)
+        self.stops: list[tuple[int, float]] = []  # acknowledged: (transactionId, monotonic)
+        self.retried: dict[str, int] = {}
         self.online = False
         self.sessions = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A call of the charge point's, kept as sent: sent again unchanged when it got no answer."""
+
+    uid: str
+    action: str
+    payload: dict[str, Any]
+    n: int  # its stamp, seconds after START
+
+
+def _stamp(n: int) -> str:
+    return (START + timedelta(seconds=n)).isoformat().replace("+00:00", "Z")
+
+
+def _reading(n: int) -> dict[str, Any]:
+    return {"timestamp": _stamp(n), "sampledValue": [{"value": str(1000 + n),
+                                                      "measurand": "Energy.Active.Import.Register"}]}
 
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
 
 
 class _Fleet:
-    def __init__(self, plan: RollingPlan, urls: list[str]) -> None:
-        self.plan, self.urls = plan, urls
+    def __init__(self, plan: RollingPlan, urls: list[str], id_tag: str) -> None:
+        self.plan, self.urls, self.id_tag = plan, urls, id_tag
         self.points = [_ChargePoint(i) for i in range(plan.charge_points)]
         self.stop = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
@@ -162,8 +206,9 @@ class _Fleet:
         assert self.session is not None
         rng = random.Random(cp.index)
         url = self.urls[cp.index % len(self.urls)]  # its balancer, as DNS round-robin gave it
+        phase = rng.randrange(self.plan.tx_every)  # its transactions end and start at their own time
         n = 0
-        unanswered: tuple[str, str] | None = None
+        unanswered: _Call | None = None
         while not self.stop.is_set():
             try:
                 async with self.connecting:
@@ -173,22 +218,29 @@ class _Fleet:
                     cp.sessions += 1
                     await self._call(ws, f"b{cp.sessions}", "BootNotification",
                                      {"chargePointVendor": "Bench", "chargePointModel": "Roll"})
-                    if cp.tx is None:
-                        reply = await self._call(ws, "start", "StartTransaction", {
-                            "connectorId": 1, "idTag": ID_TAG, "meterStart": 0,
-                            "timestamp": START.isoformat().replace("+00:00", "Z")})
-                        cp.tx = int(reply["transactionId"])
-                    cp.online = True
                     if unanswered is not None:  # the call the last socket took with it: again, same id
-                        await self._meter(ws, cp, *unanswered)
+                        cp.retried[unanswered.action] = cp.retried.get(unanswered.action, 0) + 1
+                        await self._send(ws, cp, unanswered)
                         unanswered = None
+                    if cp.tx is None:  # its first, or the one after a stop the last socket answered
+                        unanswered = self._start(cp, n)
+                        await self._send(ws, cp, unanswered)
+                        unanswered = None
+                    cp.online = True
                     await self._listen(ws, rng.uniform(0, self.plan.meter_s) if cp.sessions == 1 else 0)
                     while not self.stop.is_set():
                         n += 1
-                        message = (f"m{n}", str(n))
-                        unanswered = message
-                        await self._meter(ws, cp, *message)
-                        unanswered = None
+                        if (n + phase) % self.plan.tx_every == 0 and cp.tx is not None:
+                            calls = [_Call(f"t{n}", "StopTransaction", {
+                                "transactionId": cp.tx, "meterStop": 1000 + n, "timestamp": _stamp(n),
+                                "reason": "Local"}, n), self._start(cp, n)]
+                        else:
+                            calls = [_Call(f"m{n}", "MeterValues", {"connectorId": 1, "transactionId": cp.tx,
+                                                                    "meterValue": [_reading(n)]}, n)]
+                        for call in calls:
+                            unanswered = call
+                            await self._send(ws, cp, call)
+                            unanswered = None
                         await self._listen(ws, self.plan.meter_s)
             except (aiohttp.ClientError, ConnectionError, TimeoutError, _Closed):
                 await asyncio.sleep(rng.uniform(0.05, 0.3))  # as a charge point: back in a moment
@@ -211,14 +263,25 @@ class _Fleet:
             if frame[0] == 2:
                 await ws.send_str(json.dumps([3, frame[1], {"status": "Accepted"}]))
 
-    async def _meter(self, ws: aiohttp.ClientWebSocketResponse, cp: _ChargePoint, uid: str, n: str) -> None:
-        stamp = START + timedelta(seconds=int(n))
+    def _start(self, cp: _ChargePoint, n: int) -> _Call:
+        cp.sent_starts.add(n)
+        return _Call(f"s{n}", "StartTransaction", {"connectorId": 1, "idTag": self.id_tag, "meterStart": 1000 + n,
+                                                   "timestamp": _stamp(n)}, n)
+
+    async def _send(self, ws: aiohttp.ClientWebSocketResponse, cp: _ChargePoint, call: _Call) -> None:
+        """Send ``call`` and note what its answer acknowledges."""
         sent = time.monotonic()
-        await self._call(ws, uid, "MeterValues", {"connectorId": 1, "transactionId": cp.tx, "meterValue": [
-            {"timestamp": stamp.isoformat().replace("+00:00", "Z"),
-             "sampledValue": [{"value": str(1000 + int(n)), "measurand": "Energy.Active.Import.Register"}]}]})
-        cp.latencies.append((sent, time.monotonic() - sent))
-        cp.acked.append(int(n))
+        reply = await self._call(ws, call.uid, call.action, call.payload)
+        done = time.monotonic()
+        cp.latencies.append((sent, done - sent))
+        if call.action == "MeterValues":
+            cp.acked.append(call.n)
+        elif call.action == "StopTransaction":
+            cp.stops.append((int(call.payload["transactionId"]), done))
+            cp.tx = None
+        else:
+            cp.tx = int(reply["transactionId"])
+            cp.starts.append((call.n, cp.tx, done))
 
     @staticmethod
     async def _call(ws: aiohttp.ClientWebSocketResponse, uid: str, action: str,
@@ -242,7 +305,7 @@ class _Closed(Exception):
     pass
 
 
-def _prepare(plan: RollingPlan) -> None:
+def _prepare(plan: RollingPlan, id_tag: str) -> None:
     store = Store(plan.database_url)
     try:
         upgrade(store.engine)
@@ -254,35 +317,61 @@ def _prepare(plan: RollingPlan) -> None:
                 if f"ROLL-{i:05d}" not in known:
                     repo.add_charge_point(conn, cp_id=f"ROLL-{i:05d}", registration="Accepted", security_profile=0,
                                           password_hash=None, certificate_fingerprint=None, now=now)
-            repo.upsert_id_tag(conn, id_tag=ID_TAG, status="Accepted", expiry_date=None, parent_id_tag=None, now=now)
+            repo.upsert_id_tag(conn, id_tag=id_tag, status="Accepted", expiry_date=None, parent_id_tag=None, now=now)
 
         store.run_sync(add)
     finally:
         store.close()
 
 
-def _audit(plan: RollingPlan, points: list[_ChargePoint]) -> tuple[int, int, int]:
-    """(acknowledged, lost, charge points with more than one transaction), this run's only (its
-    transactions start at ``START``; an earlier run on the same database had another)."""
+@dataclass(frozen=True)
+class _Audit:
+    acknowledged: int
+    lost: int
+    duplicates: int
+    starts_lost: int
+    stops_lost: int
+
+
+def _seconds(at: datetime) -> int:
+    return int(((at if at.tzinfo else at.replace(tzinfo=UTC)) - START).total_seconds())
+
+
+def _audit(plan: RollingPlan, points: list[_ChargePoint], id_tag: str) -> _Audit:
+    """This run's figures, read back from the database: its transactions are those of its own idTag
+    (an earlier run on the same database had another), its readings those of its transactions."""
     store = Store(plan.database_url)
     try:
         ids = [cp.cp_id for cp in points]
-        txs = [cp.tx for cp in points if cp.tx is not None]
+        txs = sorted({tx for cp in points for _, tx, _ in cp.starts})
         stamps = store.run_sync(lambda conn: conn.execute(
             select(meter_values.c.charge_point_id, meter_values.c.sampled_at)
-            .where(meter_values.c.transaction_id.in_(txs))).all())
-        tx_counts = store.run_sync(lambda conn: conn.execute(
-            select(transactions.c.charge_point_id, func.count()).where(transactions.c.charge_point_id.in_(ids))
-            .where(transactions.c.started_at == START).group_by(transactions.c.charge_point_id)).all())
+            .where(meter_values.c.transaction_id.in_(txs))).all()) if txs else []
+        rows = store.run_sync(lambda conn: conn.execute(
+            select(transactions.c.charge_point_id, transactions.c.id, transactions.c.started_at,
+                   transactions.c.stopped_at)
+            .where(transactions.c.charge_point_id.in_(ids), transactions.c.id_tag == id_tag)).all())
     finally:
         store.close()
     stored: dict[str, set[int]] = {}
     for cp_id, at in stamps:
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        stored.setdefault(cp_id, set()).add(int((at - START).total_seconds()))
+        stored.setdefault(cp_id, set()).add(_seconds(at))
+    started: dict[str, list[tuple[int, int]]] = {}  # (stamp, id) of each row
+    closed: set[int] = set()
+    for cp_id, tx_id, started_at, stopped_at in rows:
+        started.setdefault(cp_id, []).append((_seconds(started_at), int(tx_id)))
+        if stopped_at is not None:
+            closed.add(int(tx_id))
+    duplicates = starts_lost = 0
+    for cp in points:
+        mine = started.get(cp.cp_id, [])
+        # a row whose start it never sent, or a second row for one it did (sent again after a reconnect)
+        duplicates += len(mine) - len({at for at, _ in mine if at in cp.sent_starts})
+        starts_lost += len({(at, tx) for at, tx, _ in cp.starts} - set(mine))
     acknowledged = sum(len(cp.acked) for cp in points)
     lost = sum(len(set(cp.acked) - stored.get(cp.cp_id, set())) for cp in points)
-    return acknowledged, lost, sum(1 for _, count in tx_counts if count > 1)
+    stops_lost = sum(1 for cp in points for tx, _ in cp.stops if tx not in closed)
+    return _Audit(acknowledged, lost, duplicates, starts_lost, stops_lost)
 
 
 async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
@@ -293,14 +382,17 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
     if 2 * -(-plan.charge_points // plan.balancers) + 100 > files:
         progress(f"warning: {files} open files per process is short for {plan.charge_points} charge points "
                  f"on {plan.balancers} HAProxy (two each): raise the limit or add --balancers")
-    await asyncio.to_thread(_prepare, plan)
+    if plan.tx_every < 1:
+        raise ValueError("tx_every: at least 1 meter interval between a charge point's transactions")
+    id_tag = f"ROLL{uuid.uuid4().hex[:12].upper()}"  # this run's transactions are those of its idTag
+    await asyncio.to_thread(_prepare, plan, id_tag)
     logs = Path(tempfile.mkdtemp(prefix="voltlib-rolling-"))
     cluster = f"roll{uuid.uuid4().hex[:8]}"
     a, b = _Node("node-a", plan, cluster, logs), _Node("node-b", plan, cluster, logs)
     lb_ports = [free_port() for _ in range(plan.balancers)]
     balancers: list[asyncio.subprocess.Process] = []
-    result = RollingResult(plan.charge_points, balancers=plan.balancers)
-    fleet = _Fleet(plan, [f"ws://127.0.0.1:{port}/ocpp" for port in lb_ports])
+    result = RollingResult(plan.charge_points, balancers=plan.balancers, meter_s=plan.meter_s, tx_every=plan.tx_every)
+    fleet = _Fleet(plan, [f"ws://127.0.0.1:{port}/ocpp" for port in lb_ports], id_tag)
     tasks: list[asyncio.Task[None]] = []
     windows: list[tuple[float, float]] = []  # restarts: SIGTERM until every charge point is back
     try:
@@ -313,8 +405,8 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
         tasks = [asyncio.create_task(fleet.run(cp)) for cp in fleet.points]
         progress(f"{plan.charge_points} charge points connecting through {plan.balancers} HAProxy "
                  f"(logs in {logs})")
-        await _wait(lambda: all(cp.tx is not None and cp.online for cp in fleet.points), plan.ramp_timeout_s)
-        progress(f"every charge point in its transaction; {plan.settle_s:g} s of steady load")
+        await _wait(lambda: all(cp.starts and cp.online for cp in fleet.points), plan.ramp_timeout_s)
+        progress(f"every charge point in a transaction; {plan.settle_s:g} s of steady load")
         await asyncio.sleep(plan.settle_s)
         for node in (a, b):
             before = {cp.index: cp.sessions for cp in fleet.points}
@@ -328,8 +420,9 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
             result.back_s.append(back - started)
             windows.append((started, back))
             result.moved.append(sum(1 for cp in fleet.points if cp.sessions > before[cp.index]))
+            begun = sum(1 for cp in fleet.points for _, _, at in cp.starts if started <= at <= back)
             progress(f"every charge point back {back - started:.1f} s after {node.name}'s SIGTERM "
-                     f"({result.moved[-1]} moved); starting it again")
+                     f"({result.moved[-1]} moved, {begun} transactions started meanwhile); starting it again")
             await node.start()
             await asyncio.sleep(RISE_S)  # HAProxy takes it back after two good health checks
         await asyncio.sleep(plan.settle_s)
@@ -351,11 +444,22 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
                     await node.stop()
             await node.kill()
     result.cut_short = await asyncio.to_thread(lambda: sum(_cut_short(path) for path in logs.glob("node-*.log")))
-    result.acknowledged, result.lost, result.duplicate_transactions = await asyncio.to_thread(
-        _audit, plan, fleet.points)
-    during = sorted(s for cp in fleet.points for at, s in cp.latencies if any(lo <= at <= hi for lo, hi in windows))
-    steady = sorted(s for cp in fleet.points for at, s in cp.latencies
-                    if not any(lo <= at <= hi for lo, hi in windows))
+    audit = await asyncio.to_thread(_audit, plan, fleet.points, id_tag)
+    result.acknowledged, result.lost, result.duplicate_transactions = audit.acknowledged, audit.lost, audit.duplicates
+    result.starts_lost, result.stops_lost = audit.starts_lost, audit.stops_lost
+
+    def restarting(at: float) -> bool:
+        return any(lo <= at <= hi for lo, hi in windows)
+
+    result.transactions_started = sum(len(cp.starts) for cp in fleet.points)
+    result.transactions_stopped = sum(len(cp.stops) for cp in fleet.points)
+    result.started_during_restarts = sum(1 for cp in fleet.points for _, _, at in cp.starts if restarting(at))
+    result.stopped_during_restarts = sum(1 for cp in fleet.points for _, at in cp.stops if restarting(at))
+    for cp in fleet.points:
+        for action, count in cp.retried.items():
+            result.retried[action] = result.retried.get(action, 0) + count
+    during = sorted(s for cp in fleet.points for at, s in cp.latencies if restarting(at))
+    steady = sorted(s for cp in fleet.points for at, s in cp.latencies if not restarting(at))
     result.steady_ms = (percentile(steady, 0.5) * 1000, percentile(steady, 0.99) * 1000) if steady else (0, 0)
     result.restart_ms = (percentile(during, 0.5) * 1000, percentile(during, 0.99) * 1000) if during else (0, 0)
     result.calls = len(steady) + len(during)
@@ -398,13 +502,31 @@ async def _wait(condition: Any, timeout: float) -> None:
         await asyncio.sleep(0.1)
 
 
+def failed(result: RollingResult) -> bool:
+    """Anything acknowledged lost, or a transaction stored twice: the bench's exit status 1."""
+    return bool(result.lost or result.duplicate_transactions or result.starts_lost or result.stops_lost)
+
+
+def as_json(result: RollingResult) -> str:
+    """The result as one JSON object, for a run's record beside its printout."""
+    return json.dumps(dataclasses.asdict(result), indent=2)
+
+
 def render(result: RollingResult) -> str:
+    retried = ", ".join(f"{count:,} {action}" for action, count in sorted(result.retried.items())) or "none"
     lines = [
         f"charge points                      {result.charge_points:,}",
         f"HAProxy instances                  {result.balancers}",
         f"acknowledged MeterValues           {result.acknowledged:,}",
         f"acknowledged, missing from the db  {result.lost}",
-        f"charge points with 2+ transactions {result.duplicate_transactions}",
+        f"transactions started / stopped     {result.transactions_started:,} / {result.transactions_stopped:,} "
+        f"(one each {result.tx_every} meter intervals of {result.meter_s:g} s)",
+        f"  during the restarts              {result.started_during_restarts:,} / "
+        f"{result.stopped_during_restarts:,}",
+        f"duplicate transactions             {result.duplicate_transactions}",
+        f"acknowledged starts not stored     {result.starts_lost}",
+        f"acknowledged stops not stored      {result.stops_lost}",
+        f"calls sent again after reconnect   {retried}",
         f"connections cut short by a drain   {result.cut_short}",
         f"reconnections                      {result.reconnects:,}",
     ]

@@ -523,22 +523,29 @@ def bench_rolling_restart(
                                                        "point to be connected again.")] = 300.0,
     ramp_timeout_s: Annotated[float, typer.Option(help="Seconds to wait for every charge point to connect and "
                                                        "start its transaction.")] = 600.0,
+    tx_every: Annotated[int, typer.Option(min=1, help="Meter intervals between a charge point's StopTransaction "
+                                                      "+ StartTransaction (at its own phase), all through the "
+                                                      "run.")] = 60,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this file, as "
+                                                                 "JSON.")] = None,
 ) -> None:
     """Two nodes behind HAProxy (docs/haproxy.cfg) on PostgreSQL and NATS, both restarted one after the
-    other under load: acknowledged messages lost, duplicate transactions, time until every charge point
-    is back, latency (docs/benchmarks.md)."""
+    other under load, transactions starting and stopping throughout: acknowledged messages lost,
+    duplicate transactions, time until every charge point is back, latency (docs/benchmarks.md)."""
     from voltlib.bench import rolling
 
     url = database_url or load_settings(None).database_url
     plan = rolling.RollingPlan(database_url=url, charge_points=charge_points, meter_s=meter_s, settle_s=settle_s,
                                haproxy=haproxy, balancers=balancers, back_timeout_s=back_timeout_s,
-                               ramp_timeout_s=ramp_timeout_s)
+                               ramp_timeout_s=ramp_timeout_s, tx_every=tx_every)
     try:
         result = asyncio.run(rolling.run(plan, progress=typer.echo))
     except ValueError as exc:
         raise typer.Exit(code=_fail(str(exc))) from None
     typer.echo(rolling.render(result))
-    if result.lost or result.duplicate_transactions:
+    if json_out is not None:
+        json_out.write_text(rolling.as_json(result) + "\n")
+    if rolling.failed(result):
         raise typer.Exit(1)
 
 

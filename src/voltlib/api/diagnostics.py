@@ -28,13 +28,12 @@ from voltlib.api.framework import (
     READ_ROLES,
     WRITE_ROLES,
     Problem,
-    Query,
     Route,
     body_of,
-    int_query,
     reply,
     whole_number,
 )
+from voltlib.api.paging import page_request, paged
 from voltlib.gateway.gateway import CommandError, Gateway
 from voltlib.security import audit
 from voltlib.store import diagnostics as dg
@@ -42,6 +41,7 @@ from voltlib.store import repo
 from voltlib.store.tables import badges, members
 
 MAX_REQUEST_ID = 2**31 - 1
+DEFAULT_PAGE = 100  # events a page
 BADGE_TYPE = "ISO14443"  # member badges are RFID cards (as the command port's)
 CUSTOMER_INFORMATION_REQUESTED = "customer_information.requested"
 CUSTOMER_INFORMATION_READ = "customer_information.read"
@@ -151,8 +151,9 @@ def diagnostics_routes(gateway: Gateway) -> list[Route]:
     async def events(request: web.Request) -> web.Response:
         cp_id = request.match_info["cp_id"]
         await known(cp_id)
-        limit = int_query(request, "limit", 100, low=1, high=1000)
-        return reply(await store.read(partial(dg.list_events, cp_id=cp_id, limit=limit)))
+        limit, after = page_request(request, dg.EVENTS, DEFAULT_PAGE)
+        page = await store.read(partial(dg.event_page, cp_id=cp_id, after=after, limit=limit))
+        return paged(request, page.rows, dg.EVENTS, page)
 
     async def monitors(request: web.Request) -> web.Response:
         cp_id = request.match_info["cp_id"]
@@ -210,16 +211,22 @@ def diagnostics_routes(gateway: Gateway) -> list[Route]:
 
     return [
         Route("GET", "/api/v1/charge-points/{cp_id}/events", events,
-              "Events a 2.0.1 station reported (NotifyEvent), newest first (limit)", READ_ROLES,
-              returns=list[StationEvent], query=(Query("limit", int, "at most this many (1-1000, default 100)"),)),
+              "Events a 2.0.1 station reported (NotifyEvent), newest first", READ_ROLES,
+              returns=list[StationEvent], paged=True),
         Route("GET", "/api/v1/charge-points/{cp_id}/monitors", monitors,
-              "The variable monitors a 2.0.1 station reported or accepted", READ_ROLES, returns=list[Monitor]),
+              "The variable monitors a 2.0.1 station reported or accepted", READ_ROLES, returns=list[Monitor],
+              unpaged="one row per monitor id the station holds, replaced in place and cleared with it: as many "
+                      "as the station has set, never more with time"),
         Route("GET", "/api/v1/charge-points/{cp_id}/display-messages", display_messages,
               "The display messages a 2.0.1 station holds (set by voltlib or reported)", READ_ROLES,
-              returns=list[DisplayMessage]),
+              returns=list[DisplayMessage],
+              unpaged="one row per message id the station holds, replaced in place and cleared with it: its "
+                      "display's slots"),
         Route("GET", "/api/v1/charge-points/{cp_id}/customer-information/{request_id}", customer_information,
               "What a station reported of a customer for one CustomerInformation request (audited read)",
-              READ_ROLES, returns=list[CustomerInformationPart]),
+              READ_ROLES, returns=list[CustomerInformationPart],
+              unpaged="the parts of one request (one per seq_no), read whole: the audited read is of the whole "
+                      "answer"),
         Route("POST", "/api/v1/members/{member_id}/customer-information", request_customer_information,
               "Ask a 2.0.1 station for what it holds of a member, or to clear it (CustomerInformation; audited)",
               WRITE_ROLES, CustomerInformationRequest, tag="sharing", returns=CustomerInformationSent),

@@ -55,11 +55,13 @@ CSRF_HEADER = ("X-Requested-With", "voltlib")  # required on cookie-authenticate
 @dataclass(frozen=True)
 class Query:
     """A query parameter a route reads, for the OpenAPI document (``kind``: str, int, float, bool,
-    datetime, or a tuple of the allowed strings)."""
+    datetime, or a tuple of the allowed strings; ``low``/``high``: a number's bounds, in the schema)."""
 
     name: str
     kind: Any = str
     description: str = ""
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Route:
     status: int = 200  # of a successful answer
     query: tuple[Query, ...] = ()  # the query parameters it reads
     paged: bool = False  # a list paged by ?limit= and ?cursor=, the next page in a Link header (api/paging.py)
+    unpaged: str = ""  # a list that is not paged: why it stays small (docs/operations.md, "Not paged")
     returns_media: str | None = None  # an answer that is not JSON (e.g. text/csv)
 
 

@@ -477,3 +477,17 @@ class Moves(msgspec.Struct, kw_only=True):
     live_tasks: int
     moves: list[Move]
 
+
+
+class OpenApiInfo(msgspec.Struct, kw_only=True):
+    title: str
+    version: str
+
+
+class OpenApiDocument(msgspec.Struct, kw_only=True):
+    """GET /api/v1/openapi.json: an OpenAPI 3.1 document (its parts are OpenAPI's, not voltlib's)."""
+
+    openapi: str
+    info: OpenApiInfo
+    paths: dict[str, dict[str, dict[str, Any]]]  # path → method → operation
+    components: dict[str, dict[str, Any]]

@@ -20,10 +20,10 @@ from voltlib.api.framework import (
     Query,
     Route,
     body_of,
-    int_query,
     reply,
     whole_number,
 )
+from voltlib.api.paging import page_request, paged
 from voltlib.domain import rebalancing as rb
 from voltlib.domain.idtags import MAX_ID_TOKEN
 from voltlib.events import FieldTaskChanged
@@ -33,8 +33,9 @@ from voltlib.sharing import rebalancing as store_rb
 
 TAG = "rebalancing"
 BASE = "/api/v1/rebalancing"
-FORECAST = (Query("city", str, "default paris"), Query("hours", int, "hours ahead (default 6)"),
-            Query("rentals_per_day", float, "the demand to assume (default: the city's own)"))
+DEFAULT_PAGE = 200  # field tasks a page (what the map and the crews' desk read at once)
+FORECAST = (Query("city", str, "default paris"), Query("hours", int, "hours ahead (default 6)", 1, rb.MAX_HOURS),
+            Query("rentals_per_day", float, "the demand to assume (default: the city's own)", 0, 1_000_000))
 
 
 class NewTask(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -135,9 +136,10 @@ def rebalancing_routes(services: Services) -> list[Route]:
         if state is not None and state not in {s.value for s in rb.TaskState}:
             raise Problem(422, "invalid-state", f"state is one of {', '.join(s.value for s in rb.TaskState)}",
                           parameter="state")
-        limit = min(int_query(request, "limit", 200), 1000)
-        return reply(await store.read(partial(store_rb.list_tasks, city=request.query.get("city"), state=state,
-                                              limit=limit)))
+        limit, after = page_request(request, store_rb.TASKS, DEFAULT_PAGE)
+        page = await store.read(partial(store_rb.task_page, city=request.query.get("city"), state=state,
+                                        after=after, limit=limit))
+        return paged(request, page.rows, store_rb.TASKS, page)
 
     def task_id(request: web.Request) -> int:
         value = request.match_info["task_id"]
@@ -183,12 +185,13 @@ def rebalancing_routes(services: Services) -> list[Route]:
         Route("GET", f"{BASE}/moves", moves, "Recommended moves (a car from a station that can spare it to one that "
               "will run short, or out of one that will fill up), most urgent first; live tasks counted as done "
               "(?city=&hours=&rentals_per_day=&max=20)", OPERATOR_ROLES, tag=TAG, returns=m.Moves,
-              query=(*FORECAST, Query("max", int, "moves at most (0 to 200)"))),
+              query=(*FORECAST, Query("max", int, "moves at most (0 to 200)", 0, 200))),
         Route("POST", f"{BASE}/tasks", create, "Create a field task from a move (proposed); one live task per car; "
               "audited", OPERATOR_ROLES, NewTask, tag=TAG, returns=m.FieldTask, status=201),
-        Route("GET", f"{BASE}/tasks", list_tasks, "Field tasks, newest first (?city=&state=&limit=)",
-              OPERATOR_ROLES, tag=TAG, query=(Query("city"), Query("state"), Query("limit", int, "at most 1000")),
-              returns=list[m.FieldTask]),  # type: ignore[valid-type]
+        Route("GET", f"{BASE}/tasks", list_tasks, "Field tasks, newest first (?city=&state=)", OPERATOR_ROLES,
+              tag=TAG, query=(Query("city", str, "only this city's"),
+                              Query("state", tuple(s.value for s in rb.TaskState), "only those in this state")),
+              returns=list[m.FieldTask], paged=True),  # type: ignore[valid-type]
         Route("GET", f"{BASE}/tasks/{{task_id}}", get_task, "One field task with its history (who, what, when)",
               OPERATOR_ROLES, tag=TAG, returns=m.FieldTask),
         Route("POST", f"{BASE}/tasks/{{task_id}}/transition", transition, "assign (needs assignee; "

@@ -309,13 +309,14 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
     routes += id_tag_routes(gateway)
     routes += security_api.build_routes(gateway)  # issue 5
     routes.extend(extra or [])
-    spec = openapi(routes, __version__)
+    document: list[dict[str, Any]] = []  # built once every route, this one included, is declared
 
     async def openapi_json(request: web.Request) -> web.Response:
-        return reply(spec)
+        return reply(document[0])
 
-    routes.append(Route("GET", "/api/v1/openapi.json", openapi_json, "This document", None, tag="system",
-                        returns=dict[str, Any]))
+    routes.append(Route("GET", "/api/v1/openapi.json", openapi_json, "This document (OpenAPI 3.1)", None,
+                        tag="system", returns=m.OpenApiDocument))
+    document.append(openapi(routes, __version__))
     return routes
 
 

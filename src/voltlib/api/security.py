@@ -114,6 +114,8 @@ def build_routes(gateway: Gateway) -> list[Route]:
         return reply(thresholds.as_wire(service_of(gateway).detectors.tuning))
 
     async def put_thresholds(request: web.Request) -> web.Response:
+        # Checked by tuning_from, not by decoding ThresholdChange: the same rules (both are made from
+        # Tuning), and the named 422 invalid-threshold problem clients already get.
         changes = await json_object(request)
         detectors = service_of(gateway).detectors
         try:
@@ -281,9 +283,10 @@ def build_routes(gateway: Gateway) -> list[Route]:
               returns=list[m.AuditEntry], paged=True,  # type: ignore[valid-type]
               query=(Query("action", str, "only this action (e.g. transaction.close)"),)),
         Route("GET", f"{base}/thresholds", get_thresholds, "Detector thresholds in force (durations in seconds)",
-              SEE_ALERTS, tag="security", returns=dict[str, Any]),
+              SEE_ALERTS, tag="security", returns=thresholds.Thresholds),
         Route("PUT", f"{base}/thresholds", put_thresholds, "Change detector thresholds now (partial; validated; "
-              "audited; until restart, see security_thresholds)", RESPOND, tag="security", returns=dict[str, Any]),
+              "audited; until restart, see security_thresholds)", RESPOND, thresholds.ThresholdChange,
+              tag="security", returns=thresholds.Thresholds),
         Route("GET", f"{base}/audit/verify", audit_verify, "Verify the audit hash chain", READ_AUDIT, tag="security",
               returns=m.AuditVerification),
         Route("GET", f"{base}/alerts", alerts, "Alerts, newest first", SEE_ALERTS, tag="security",

@@ -22,7 +22,6 @@ from voltlib.api.framework import (
     Query,
     Route,
     body_of,
-    int_query,
     reply,
 )
 from voltlib.api.paging import MAX_PAGE, page_request, paged
@@ -34,8 +33,10 @@ from voltlib.sharing.codec import rental_from_dict, rental_to_dict
 from voltlib.sharing.eligibility import car_range_km, subscription_until
 from voltlib.sharing.service import SharingError, SharingService
 from voltlib.store import lists, repo
+from voltlib.store.pages import cut
 
 TAG = "car sharing"
+DEFAULT_STATIONS = 50  # a page of stations (1,119 in Paris: the whole city is two pages of 1,000)
 MONTH = Query("month", str, "YYYY-MM: that month's statement (UTC)")
 
 
@@ -147,8 +148,10 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
             rows = [r for r in rows if r["cars"] > 0]
         elif request.query.get("with") == "bays":
             rows = [r for r in rows if r["free_bays"] > 0]
-        limit = min(int_query(request, "limit", 50), 2000)
-        return reply(rows[:limit])
+        order = lists.NEAREST if near else lists.STATIONS
+        limit, after = page_request(request, order, DEFAULT_STATIONS)
+        page = cut(rows, order, after, limit)
+        return paged(request, page.rows, order, page)
 
     async def station(request: web.Request) -> web.Response:
         station_id = request.match_info["station_id"]
@@ -279,9 +282,10 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
               "(shown once). The licence must then be verified by an operator", None, SignUp, tag=TAG,
               returns=m.SignedUp, status=201),
         Route("GET", "/api/v1/stations", list_stations, "Stations with cars docked and free bays; "
-              "?city=, ?near=LAT,LON (sorted by distance), ?with=cars|bays, ?limit=", None, tag=TAG,
-              query=(Query("city"), Query("near", str, "LAT,LON: sorted by distance"), Query("with", ("cars", "bays")),
-                     Query("limit", int, "at most 2000 (default 50)")), returns=list[m.Station]),  # type: ignore[valid-type]
+              "by id, or nearest first with ?near=LAT,LON (?city=, ?with=cars|bays)", None, tag=TAG,
+              query=(Query("city", str, "only this city's"), Query("near", str, "LAT,LON: nearest first"),
+                     Query("with", ("cars", "bays"), "only those with a car docked, or a free bay")),
+              returns=list[m.Station], paged=True),  # type: ignore[valid-type]
         Route("GET", "/api/v1/stations/{station_id}", station, "One station: bays, cars with state of charge and "
               "range", None, tag=TAG, returns=m.StationDetail),
         Route("GET", "/api/v1/me", my_profile, "The member's profile and badges", MEMBER_ROLES, tag=TAG,
@@ -302,7 +306,8 @@ def sharing_routes(sharing: SharingService) -> list[Route]:
         Route("GET", "/api/v1/me/invoices", my_invoices, "Invoices; ?month=YYYY-MM gives that month's statement",
               MEMBER_ROLES, tag=TAG, returns=m.Statement, paged=True, query=(MONTH,)),
         Route("GET", "/api/v1/cities", list_cities, "Cities, their plans and rental policy", READ_ROLES, tag=TAG,
-              returns=list[m.City]),  # type: ignore[valid-type]
+              returns=list[m.City],  # type: ignore[valid-type]
+              unpaged="the cities an operator configured (voltlib city add): a handful"),
         Route("GET", "/api/v1/members", list_members, "Members, in order of sign-up", OPERATOR_ROLES, tag=TAG,
               returns=list[m.Member], paged=True),  # type: ignore[valid-type]
         Route("GET", "/api/v1/members/{member_id}", get_member, "One member", OPERATOR_ROLES, tag=TAG,

@@ -14,19 +14,23 @@ from voltlib.api.models import ProblemDetails
 from voltlib.api.paging import MAX_PAGE
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
-PAGE_QUERY = (Query("limit", int, f"rows per page (at least 1; more than {MAX_PAGE} gives {MAX_PAGE})"),
+PAGE_QUERY = (Query("limit", int, f"rows per page, 1 to {MAX_PAGE} (a larger value reads as {MAX_PAGE})", 1,
+                    MAX_PAGE),
               Query("cursor", str, "where to continue: from the Link rel=next of the previous page (opaque)"))
 LINK = {"Link": {"description": 'RFC 8288: <the next page>; rel="next", absent on the last page',
                  "schema": {"type": "string"}}}
 
 
-def _query_schema(kind: Any) -> dict[str, Any]:
+def _query_schema(query: Query) -> dict[str, Any]:
+    kind = query.kind
     if isinstance(kind, tuple):
         return {"type": "string", "enum": list(kind)}
     if kind is datetime:
         return {"type": "string", "format": "date-time"}
-    return {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"},
-            bool: {"type": "boolean"}}[kind]
+    schema = {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"},
+              bool: {"type": "boolean"}}[kind]
+    bounds = {"minimum": query.low, "maximum": query.high}
+    return schema | {k: int(v) if kind is int else v for k, v in bounds.items() if v is not None}
 
 
 def openapi(routes: list[Route], version: str) -> dict[str, Any]:
@@ -50,10 +54,12 @@ def openapi(routes: list[Route], version: str) -> dict[str, Any]:
                       for p in route.path.split("/") if p.startswith("{")]
         for query in (*route.query, *(PAGE_QUERY if route.paged else ())):
             parameters.append({"name": query.name, "in": "query", "required": False,
-                               "schema": _query_schema(query.kind),
+                               "schema": _query_schema(query),
                                **({"description": query.description} if query.description else {})})
         if parameters:
             op["parameters"] = parameters
+        if route.unpaged:
+            op["x-unpaged"] = route.unpaged  # a list whole in one answer, and why it stays small
         if route.body_media is not None:
             op["requestBody"] = {"required": True, "content": {route.body_media: {"schema": {"type": "string"}}}}
         elif route.body is not None:

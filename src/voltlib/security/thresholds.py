@@ -11,12 +11,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from voltlib.security.detectors import Tuning
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Tuning)}
 _DEFAULTS = Tuning()
+# Larger is no threshold but a typo (and 1e308 seconds is no timedelta; 2**70 no JSON integer we write).
+MAX_NUMBER = 1_000_000_000
 
 
 class ThresholdError(ValueError):
@@ -30,9 +34,9 @@ def _convert(name: str, value: Any) -> Any:
             raise ThresholdError(f"{name}: true or false")
         return value
     if isinstance(default, timedelta | int | float):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_NUMBER:
             raise ThresholdError(f"{name}: a positive number" + (" of seconds" if isinstance(default, timedelta)
-                                                                  else ""))
+                                                                  else "") + f" up to {MAX_NUMBER:,}")
         if isinstance(default, timedelta):
             return timedelta(seconds=value)
         if isinstance(default, int) and not float(value).is_integer():
@@ -43,7 +47,8 @@ def _convert(name: str, value: Any) -> Any:
             raise ThresholdError(f"{name}: a list of non-empty strings")
         return tuple(value) if isinstance(default, tuple) else frozenset(value)
     if isinstance(default, dict):
-        if not isinstance(value, dict) or not all(isinstance(v, int | float) and v > 0 for v in value.values()):
+        if not isinstance(value, dict) or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                                                  and 0 < v <= MAX_NUMBER for v in value.values()):
             raise ThresholdError(f"{name}: a table of charge point → positive number")
         return {str(k): float(v) for k, v in value.items()}
     raise ThresholdError(f"{name}: not settable")
@@ -66,3 +71,26 @@ def as_wire(tuning: Tuning) -> dict[str, Any]:
             value = sorted(value) if isinstance(value, frozenset) else list(value)
         out[name] = value
     return out
+
+
+def _wire_type(name: str) -> Any:
+    """The JSON type of a threshold, as :func:`as_wire` writes it and :func:`tuning_from` takes it."""
+    default = getattr(_DEFAULTS, name)
+    positive = msgspec.Meta(gt=0, le=MAX_NUMBER)
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, timedelta):
+        return Annotated[float, positive, msgspec.Meta(description="seconds")]
+    if isinstance(default, int | float):
+        return Annotated[type(default), positive]
+    if isinstance(default, tuple | frozenset):
+        return list[Annotated[str, msgspec.Meta(min_length=1)]]
+    if isinstance(default, dict):
+        return Annotated[dict[str, Annotated[float, positive]], msgspec.Meta(description="charge point → value")]
+    raise TypeError(f"no wire type for threshold {name}")
+
+
+# The API's models, made from Tuning's fields so a new threshold is in the OpenAPI document at once.
+Thresholds = msgspec.defstruct("Thresholds", [(n, _wire_type(n)) for n in _FIELDS], kw_only=True)
+ThresholdChange = msgspec.defstruct("ThresholdChange", [(n, _wire_type(n), msgspec.UNSET) for n in _FIELDS],
+                                    kw_only=True, forbid_unknown_fields=True)

@@ -18,6 +18,7 @@ from voltlib.domain.demand import Place
 from voltlib.sharing import store as ss
 from voltlib.sharing.crews import is_crew_badge, task_of_row, task_values
 from voltlib.sharing.eligibility import car_range_km
+from voltlib.store.pages import Key, Order, Page, fetch
 from voltlib.store.tables import bays, cities, field_tasks, rentals, stations, vehicles
 
 
@@ -168,14 +169,25 @@ def get_task(conn: Connection, task_id: int) -> dict[str, Any] | None:
     return None if row is None else _out(row)
 
 
-def list_tasks(conn: Connection, *, city: str | None = None, state: str | None = None,
-               limit: int = 200) -> list[dict[str, Any]]:
-    query = select(field_tasks).order_by(field_tasks.c.id.desc()).limit(limit)
+TASKS = Order((field_tasks.c.id,))  # newest first; done and cancelled tasks stay, so the list grows
+
+
+def task_page(conn: Connection, *, city: str | None = None, state: str | None = None, after: Key | None = None,
+              limit: int = 200) -> Page:
+    """A page of field tasks, newest first, after the cursor's key."""
+    query = select(field_tasks)
     if city is not None:
         query = query.where(field_tasks.c.city == city)
     if state is not None:
         query = query.where(field_tasks.c.state == state)
-    return [_out(r) for r in conn.execute(query).mappings()]
+    page = fetch(conn, query, TASKS, after, limit)
+    return Page([_out(r) for r in page.rows], page.next)
+
+
+def list_tasks(conn: Connection, *, city: str | None = None, state: str | None = None,
+               limit: int = 200) -> list[dict[str, Any]]:
+    """The newest ``limit`` field tasks (the CLI's one screen)."""
+    return task_page(conn, city=city, state=state, limit=limit).rows
 
 
 def live_tasks(conn: Connection, city: str) -> list[rb.FieldTask]:

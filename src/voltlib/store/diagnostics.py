@@ -14,6 +14,7 @@ from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from voltlib.store.pages import Key, Order, Page, fetch
 from voltlib.store.tables import customer_information, device_model, display_messages, station_events, variable_monitors
 
 
@@ -34,11 +35,13 @@ def record_events(conn: Connection, cp_id: str, rows: Iterable[dict[str, Any]], 
     return stored
 
 
-def list_events(conn: Connection, cp_id: str, limit: int = 100) -> list[dict[str, Any]]:
-    """The station's latest events, newest first."""
-    query = (select(station_events).where(station_events.c.charge_point_id == cp_id)
-             .order_by(station_events.c.id.desc()).limit(limit))
-    return [dict(r) for r in conn.execute(query).mappings()]
+EVENTS = Order((station_events.c.id,))  # newest first: the table grows for as long as a station reports
+
+
+def event_page(conn: Connection, cp_id: str, after: Key | None, limit: int) -> Page:
+    """A page of the station's events, newest first, after the cursor's key."""
+    return fetch(conn, select(station_events).where(station_events.c.charge_point_id == cp_id), EVENTS, after,
+                 limit)
 
 
 def store_monitors(conn: Connection, cp_id: str, request_id: int, rows: Iterable[dict[str, Any]],

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import BigInteger, Column, Connection, Select, func, select
 
 from voltlib.domain import meter
 from voltlib.store.pages import Key, Order, Page, fetch
@@ -27,6 +27,7 @@ from voltlib.store.tables import (
     security_alerts,
     security_events,
     security_incidents,
+    stations,
     transactions,
     vehicles,
     work_orders,
@@ -49,6 +50,9 @@ RENTALS = Order((rentals.c.created_at, rentals.c.id))
 INVOICES = Order((invoices.c.issued_at, invoices.c.id))
 MEMBERS = Order((members.c.created_at, members.c.id), descending=False)  # in order of sign-up
 VEHICLES = Order((vehicles.c.id,), descending=False)
+STATIONS = Order((stations.c.id,), descending=False)
+# ?near=: nearest first; the distance is computed per request (sharing.store.distance_m), not stored
+NEAREST = Order((Column("distance_m", BigInteger), stations.c.id), descending=False)
 
 
 @dataclass(frozen=True)

@@ -100,3 +100,13 @@ def fetch(conn: Connection, query: Select[Any], order: Order, after: Key | None,
         return Page(rows, None)
     del rows[limit:]
     return Page(rows, order.key_of(rows[-1]))
+
+
+def cut(rows: list[dict[str, Any]], order: Order, after: Key | None, limit: int) -> Page:
+    """:func:`fetch` for a list computed in Python (already sorted in ``order``): the same cursors,
+    for a list whose sort key (a distance) is not a column."""
+    if after is not None:
+        rows = [r for r in rows if (order.key_of(r) < after if order.descending else order.key_of(r) > after)]
+    if len(rows) <= limit:
+        return Page(rows, None)
+    return Page(rows[:limit], order.key_of(rows[limit - 1]))

@@ -7,6 +7,7 @@ response schemas it declares (the security responses too), and models generated 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import json
 import re
@@ -25,6 +26,8 @@ from tests.integration.test_api_walk import QUERY_PARAMS
 from tests.integration.test_protocol import BOOT, Client, connect
 from tests.integration.test_transactions_api import start, stop
 from tests.sharing.conftest import CAR_ID, City, seeded_city
+from voltlib.api.paging import MAX_PAGE
+from voltlib.security.detectors import Tuning
 
 
 def operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -38,6 +41,32 @@ def success(op: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def check(doc: dict[str, Any], schema: dict[str, Any], instance: Any) -> None:
     jsonschema.Draft202012Validator({**schema, "components": doc["components"]}).validate(instance)
+
+
+def resolved(doc: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def bare_objects(doc: dict[str, Any], schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parts of an answer's schema (the answer, an array's items, a union's members) that are
+    an object saying nothing of its fields: {"type": "object"} is no description."""
+    schema = resolved(doc, schema)
+    if schema.get("type") == "array":
+        return bare_objects(doc, schema["items"])
+    members = schema.get("anyOf", []) + schema.get("oneOf", [])
+    if members:
+        return [bare for member in members for bare in bare_objects(doc, member)]
+    return [schema] if schema.get("type") == "object" and not schema.get("properties") else []
+
+
+def not_paged_in_the_docs() -> set[str]:
+    """The paths docs/operations.md lists under "Not paged" (the bullet, up to its "Nor are")."""
+    text = (Path(__file__).parents[2] / "docs" / "operations.md").read_text()
+    bullet = text[text.index("- **Not paged**"):]
+    bullet = bullet[:bullet.index("Nor are")]
+    return set(re.findall(r"`(/api/v1/[^`]+)`", bullet))
 
 
 async def test_the_document_is_valid_and_describes_answers_and_parameters(server: RunningServer) -> None:
@@ -58,6 +87,37 @@ async def test_the_document_is_valid_and_describes_answers_and_parameters(server
             names = {p["name"] for p in op["parameters"] if p["in"] == "query"}
             assert {"limit", "cursor"} <= names and "Link" in response["headers"], (method, path)
     assert undescribed == set() and described >= 54  # every operation's answer has a schema
+    assert "/api/v1/openapi.json" in doc["paths"]  # the document describes itself too
+    bare = {(method, path) for method, path, op in operations(doc)
+            for media in success(op)[1].get("content", {}).values() if bare_objects(doc, media["schema"])}
+    assert bare == set(), bare  # no exception: every answer lists its fields
+    unpaged = set()
+    for method, path, op in operations(doc):
+        query = {p["name"]: p for p in op.get("parameters", []) if p["in"] == "query"}
+        if "limit" in query:  # wherever it is read, limit says its bounds
+            assert query["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}, (method, path)
+        schema = success(op)[1].get("content", {}).get("application/json", {}).get("schema")
+        if method != "GET" or schema is None or resolved(doc, schema).get("type") != "array":
+            continue
+        if "x-unpaged" in op:  # a small list, whole in one answer: it says why
+            assert len(op["x-unpaged"]) > 20 and not {"limit", "cursor"} & set(query), (method, path)
+            unpaged.add(path)
+        else:  # every other list is in cursor pages, the next one in a Link header
+            assert {"limit", "cursor"} <= set(query) and "Link" in success(op)[1]["headers"], (method, path)
+    assert unpaged == not_paged_in_the_docs() and len(unpaged) == 4  # the code and the docs agree
+    thresholds = doc["paths"]["/api/v1/security/thresholds"]
+    fields = {f.name for f in dataclasses.fields(Tuning)}
+    for method in ("get", "put"):
+        answer = resolved(doc, success(thresholds[method])[1]["content"]["application/json"]["schema"])
+        assert set(answer["properties"]) == set(answer["required"]) == fields  # every threshold, by name
+    change = thresholds["put"]["requestBody"]["content"]["application/json"]["schema"]
+    assert change == {"$ref": "#/components/schemas/ThresholdChange"}
+    assert set(resolved(doc, change)["properties"]) == fields and not resolved(doc, change).get("required")
+    with pytest.raises(jsonschema.ValidationError):  # an unknown name is refused, as the server does
+        check(doc, change, {"failed_auth_per_idnetity": 3})
+    with pytest.raises(jsonschema.ValidationError):
+        check(doc, change, {"reboots": 0})
+    check(doc, change, {"reboots": 9, "auth_window": 30.5, "physical_codes": ["door"]})
     problem = doc["components"]["responses"]["Problem"]["content"]["application/problem+json"]["schema"]
     assert doc["components"]["schemas"][problem["$ref"].rsplit("/", 1)[1]]["required"] == [
         "type", "title", "status", "detail"]
@@ -143,12 +203,17 @@ async def test_real_answers_match_their_schemas(server: RunningServer) -> None:
         await answered("POST", "/api/v1/rebalancing/tasks/{task_id}/transition",
                        f"/api/v1/rebalancing/tasks/{task['id']}/transition", server.api_headers(),
                        json={"action": "cancel"})
+        changed = await answered("PUT", "/api/v1/security/thresholds", "/api/v1/security/thresholds",
+                                 server.api_headers(), json={"reboots": 9})
+        assert changed["reboots"] == 9 and changed["auth_window"] == 600.0
         missing = await api.get("/api/v1/transactions/12345")
         check(doc, {"$ref": "#/components/schemas/ProblemDetails"}, missing.json())
     assert len(checked) >= 25 and {"/api/v1/transactions", "/api/v1/charge-points/{cp_id}",
                                    "/api/v1/charge-points/{cp_id}/meter-values", "/api/v1/invoices",
                                    "/api/v1/rebalancing/forecast", "/api/v1/rebalancing/moves",
-                                   "/api/v1/ready"} <= checked
+                                   "/api/v1/ready", "/api/v1/security/thresholds", "/api/v1/openapi.json",
+                                   "/api/v1/stations", "/api/v1/rebalancing/tasks",
+                                   "/api/v1/charge-points/{cp_id}/events"} <= checked
 
 
 async def answer_every_call(cp: Client) -> None:

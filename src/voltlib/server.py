@@ -40,6 +40,7 @@ from voltlib.gateway.device_model import DeviceModelFollower
 from voltlib.gateway.drain import close_when_idle
 from voltlib.gateway.gateway import Gateway
 from voltlib.gateway.monitoring_v201 import MonitoringFollower
+from voltlib.gateway.reservation_answers import ReservationFollower
 from voltlib.gateway.tls import MAX_HANDSHAKES, RELOAD_EVERY, ContextSource, HandshakeWatcher, TlsSite
 from voltlib.gbfs import http as gbfs_http
 from voltlib.gbfs.dbsource import DatabaseSource
@@ -99,6 +100,7 @@ def build_app(settings: Settings, *, clock: Clock | None = None, store: Store | 
     DeviceModelFollower(services).install()  # GetVariables / SetVariables answers update the device model
     MonitoringFollower(services).install()  # monitors and display messages set or cleared (2.0.1 N, O)
     ProfileFollower(services).install()  # what each charge point holds of charging profiles (issue 17 K)
+    ReservationFollower(services).install()  # every ReserveNow / CancelReservation answer in reservations (issue 20)
     app[SHARING_KEY] = sharing
     charging = SmartCharging(gateway)
     if settings.smart_charging:

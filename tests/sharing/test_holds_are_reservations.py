@@ -108,3 +108,40 @@ def test_migration_0022_carries_the_holds_rentals_had_over(database_url: str) ->
             assert len(conn.execute(select(reservations.c.id)).all()) == 2
     finally:
         store.close()
+
+
+async def test_an_id_an_operator_gave_by_hand_is_never_given_to_a_hold(city: City,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A raw ReserveNow's id is in the table, and car sharing draws from the API's allocator, inside
+    its own transaction: an id taken is skipped, never a primary-key error (the random draw is steered
+    onto it); a hold's id cannot be taken or cancelled by hand."""
+    member = await city.sign_up(1)
+    expiry = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
+    async with connect(city.server, ORIGIN) as a:
+        await a.boot()
+        raw = await city.client.post(f"/api/v1/charge-points/{ORIGIN}/commands/ReserveNow",
+                                     headers=city.server.api_headers(),
+                                     json={"connectorId": 2, "expiryDate": expiry, "idTag": "VAN-9",
+                                           "reservationId": 4242})
+        assert raw.status_code == 200 and raw.json()["response"] == {"status": "Accepted"}, raw.text
+        # secrets.randbelow(n) + 1: 4242 (taken) five times, then 4343. Drawn outside the table, an id
+        # taken was a primary-key error: the write ran again (at most twice more), then the member got a 409.
+        draws = iter([4242 - 1] * 5 + [4343 - 1])
+        monkeypatch.setattr("voltlib.store.reservations.secrets.randbelow", lambda n: next(draws))
+        held = await city.client.post("/api/v1/me/reservation", json={"car_id": CAR_ID}, headers=member.headers())
+        assert held.status_code == 201, held.text
+        assert held.json()["car_hold"]["reservation_id"] == 4343
+        monkeypatch.undo()
+        [mine] = await listed(city, origin="api")
+        assert (mine["id"], mine["status"], mine["id_tag"], mine["detail"]) == (4242, "Accepted", "VAN-9",
+                                                                                 "ReserveNow command")
+
+        taken = await city.client.post(f"/api/v1/charge-points/{ORIGIN}/commands/ReserveNow",
+                                       headers=city.server.api_headers(),
+                                       json={"connectorId": 2, "expiryDate": expiry, "idTag": "VAN-9",
+                                             "reservationId": 4343})
+        assert taken.status_code == 409 and taken.json()["title"] == "reservation-id-taken", taken.text
+        kept = await city.client.post(f"/api/v1/charge-points/{ORIGIN}/commands/CancelReservation",
+                                      headers=city.server.api_headers(), json={"reservationId": 4343})
+        assert kept.status_code == 409 and kept.json()["title"] == "car-sharing-hold", kept.text
+        assert [c["reservation_id"] for c in a.got("ReserveNow")] == [4242, 4343] and not a.got("CancelReservation")

@@ -142,9 +142,8 @@ def reservation_routes(gateway: Gateway) -> list[Route]:
         if outcome.state != "answered":
             raise Problem(502, "not-cancelled", f"CancelReservation {outcome.state}: the charge point may still hold "
                           "it (until its expiry)", command=dict(outcome.record))
-        detail = f"by {by}" if outcome.status == "Accepted" else f"by {by}; the charge point did not hold it"
         await store.write(partial(rs.end, reservation_id=row["id"], status="Cancelled", now=clock.now(),
-                                  detail=detail))
+                                  detail=rs.cancel_detail(by, outcome.status)))
         return reply(await store.read(partial(rs.get, reservation_id=row["id"], now=clock.now())))
 
     declared = (Query("charge_point", str, "only this charge point's"), Query("id_tag", str, "only this id tag's"),

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from voltlib import __version__
 from voltlib.api import models as m
+from voltlib.api import raw_reservations
 from voltlib.api import security as security_api
 from voltlib.api.diagnostics import CUSTOMER_INFORMATION_REQUESTED
 from voltlib.api.framework import (
@@ -213,9 +214,11 @@ def build_routes(gateway: Gateway, extra: list[Route] | None = None) -> list[Rou
                 audit.append, actor=request.get(PRINCIPAL) or "?", action=CUSTOMER_INFORMATION_REQUESTED,
                 target=f"cp_id={cp_id(request)}", now=clock.now(),
                 detail={"raw": True, **{k: payload.get(k) for k in ("requestId", "report", "clear")}}))
-        try:
-            row = await gateway.send_command(cp_id(request), request.match_info["action"], payload,
-                                             requested_by=request.get(PRINCIPAL), timeout=timeout, wait=wait)
+        sending = partial(gateway.send_command, cp_id(request), request.match_info["action"], payload,
+                          requested_by=request.get(PRINCIPAL), timeout=timeout, wait=wait)
+        try:  # a raw ReserveNow / CancelReservation is kept in the reservations table too (issue 20)
+            row = await raw_reservations.send(gateway, cp_id(request), request.match_info["action"], payload,
+                                              request.get(PRINCIPAL), sending)
         except CommandError as exc:
             raise Problem(exc.status, exc.title, exc.detail) from None
         if wait:

@@ -46,11 +46,10 @@ from voltlib.sharing import store as ss
 from voltlib.sharing.displays import Displays
 from voltlib.sharing.effects import carry_out
 from voltlib.sharing.eligibility import TRIP_MARGIN, car_range_km, is_rentable, soc_snapshot, standing
-from voltlib.store import repo
+from voltlib.store import repo, reservations
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_RESERVATION_ID = 2**31 - 1
 TIMER_MIN_WALL = 0.5  # wall seconds between rental timer ticks at least, however fast the clock runs
 LANES = 64  # car-sharing events handled at once (each charge point's in order)
 
@@ -337,7 +336,7 @@ def _displace_bay_hold(conn: Connection, change: Change, dock: dr.Dock, car_id: 
     event: dr.RentalEvent
     if free:
         event = dr.ReserveBay(f"bay-moved:{other.rental_id}:{now.isoformat()}", now,
-                              secrets.randbelow(MAX_RESERVATION_ID) + 1,
+                              reservations.new_id(conn),
                               dr.Dock(free[0]["charge_point_id"], free[0]["connector_id"]))
     else:
         event = dr.BayHoldLost(f"bay-lost:{other.rental_id}:{now.isoformat()}", now, hold.reservation_id)
@@ -381,7 +380,7 @@ def reserve_car_op(conn: Connection, member_id: str, car_id: str | None, station
                            {"range_km": round(best, 1), "min_range_km": city.min_range_km,
                             "needed_km": round(needed_km, 1)})
     rental = _new_rental(member, _first_badge(member), rentable[0], city)
-    event = dr.ReserveCar(f"reserve:{rental.rental_id}", now, secrets.randbelow(MAX_RESERVATION_ID) + 1)
+    event = dr.ReserveCar(f"reserve:{rental.rental_id}", now, reservations.new_id(conn))
     rental = _apply(conn, change, rental, event, city.policy, now)
     ss.insert_rental(conn, rental, member["city"], now)  # IntegrityError: someone else won the car
     return change
@@ -398,7 +397,7 @@ def reserve_bay_op(conn: Connection, member_id: str, station_id: str, now: datet
                            {"suggestion": nearest_with_space(conn, station_id)})
     dock = dr.Dock(free[0]["charge_point_id"], free[0]["connector_id"])
     event = dr.ReserveBay(f"bay:{rental.rental_id}:{now.isoformat()}", now,
-                          secrets.randbelow(MAX_RESERVATION_ID) + 1, dock)
+                          reservations.new_id(conn), dock)
     rental = _apply(conn, change, rental, event, city.policy, now)
     ss.save_rental(conn, rental, now)  # IntegrityError: someone else won the bay
     return change

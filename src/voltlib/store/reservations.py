@@ -25,6 +25,7 @@ REFUSALS = ("Rejected", "Faulted", "Occupied", "Unavailable")
 ENDS = ("Cancelled", "Used", "Expired", "Removed")
 STATUSES = (*OPEN, *REFUSALS, "Failed", *ENDS)
 ORIGINS = ("api", "car-sharing")
+COMMAND = "ReserveNow command"  # the detail of an operator's raw ReserveNow: the id was theirs
 ORDER = Order((reservations.c.created_at, reservations.c.id))  # newest first
 r = reservations.c
 
@@ -49,30 +50,58 @@ def new_id(conn: Connection) -> int:
 
 def insert(conn: Connection, *, reservation_id: int, cp_id: str, connector_id: int, id_tag: str,
            expires_at: datetime, origin: str, requested_by: str | None, now: datetime,
-           rental_id: str | None = None) -> None:
+           rental_id: str | None = None, detail: str | None = None) -> None:
     """Record a reservation about to be sent (Requested)."""
     conn.execute(reservations.insert().values(
         id=reservation_id, charge_point_id=cp_id, connector_id=connector_id, id_tag=id_tag, expires_at=expires_at,
-        status="Requested", origin=origin, rental_id=rental_id, requested_by=requested_by, created_at=now,
+        status="Requested", origin=origin, rental_id=rental_id, requested_by=requested_by, detail=detail,
+        created_at=now, updated_at=now))
+
+
+def claim(conn: Connection, *, reservation_id: int, cp_id: str, connector_id: int, id_tag: str,
+          expires_at: datetime, requested_by: str | None, now: datetime) -> dict[str, Any] | None:
+    """Record a reservation whose id the operator chose (a raw ReserveNow command), so that the
+    allocator never hands that id out while the charge point may hold it. The id is free, or the
+    operator's own on this charge point (ReserveNow with a held id replaces that reservation), or an
+    operator's one that no longer holds anything: the row is (re)written Requested. Else (a car-sharing
+    hold, or open on another charge point) nothing is written and that row is returned."""
+    row = conn.execute(_readable(now).where(r.id == reservation_id).with_for_update()).mappings().first()
+    if row is None:
+        insert(conn, reservation_id=reservation_id, cp_id=cp_id, connector_id=connector_id, id_tag=id_tag,
+               expires_at=expires_at, origin="api", requested_by=requested_by, now=now, detail=COMMAND)
+        return None
+    if row["origin"] != "api" or (row["charge_point_id"] != cp_id and row["status"] in OPEN):
+        return dict(row)
+    conn.execute(update(reservations).where(r.id == reservation_id).values(
+        charge_point_id=cp_id, connector_id=connector_id, id_tag=id_tag, expires_at=expires_at, status="Requested",
+        requested_by=requested_by, rental_id=None, transaction_id=None, detail=COMMAND, created_at=now,
         updated_at=now))
+    return None
 
 
-def answered(conn: Connection, reservation_id: int, state: str, status: str | None, now: datetime) -> None:
+def answered(conn: Connection, reservation_id: int, state: str, status: str | None, now: datetime, *,
+             cp_id: str | None = None) -> None:
     """What became of ReserveNow (the command's ``state`` and the charge point's ``status``). A
     reservation sent but not answered (timeout, connection lost) stays Requested: the charge point
     may hold it, and it ends at its expiry anyway."""
     if state == "answered" and status in ("Accepted", *REFUSALS):
-        _move(conn, reservation_id, ("Requested",), status, now)
+        _move(conn, reservation_id, ("Requested",), status, now, cp_id=cp_id)
     elif state in ("offline", "refused", "failed"):
-        _move(conn, reservation_id, ("Requested",), "Failed", now, detail=f"ReserveNow {state}")
-    else:
-        _move(conn, reservation_id, ("Requested",), "Requested", now, detail=f"no answer to ReserveNow ({state})")
+        _move(conn, reservation_id, ("Requested",), "Failed", now, cp_id=cp_id, detail=f"ReserveNow {state}")
+    elif state != "queued":
+        _move(conn, reservation_id, ("Requested",), "Requested", now, cp_id=cp_id,
+              detail=f"no answer to ReserveNow ({state})")
 
 
 def end(conn: Connection, reservation_id: int, status: str, now: datetime, *, cp_id: str | None = None,
         transaction_id: int | None = None, detail: str | None = None) -> bool:
     """End an open reservation (``cp_id``: only if it is that charge point's). False: it was not open."""
     return _move(conn, reservation_id, OPEN, status, now, cp_id=cp_id, transaction_id=transaction_id, detail=detail)
+
+
+def cancel_detail(by: str | None, status: str | None) -> str:
+    """Why a CancelReservation the charge point answered ended its reservation (Rejected: it held none)."""
+    return f"by {by}" if status == "Accepted" else f"by {by}; the charge point did not hold it"
 
 
 def used(conn: Connection, cp_id: str, reservation_id: int | None, transaction_id: int, now: datetime) -> None:

@@ -4,6 +4,7 @@ a TOML file (``--config`` or ``VOLTLIB_CONFIG``), and the defaults below."""
 from __future__ import annotations
 
 import os
+import socket
 from datetime import UTC, datetime
 from ipaddress import ip_network
 from pathlib import Path
@@ -145,6 +146,10 @@ class Settings(BaseSettings):
     # SIGTERM: how long the node waits for its charge points' calls under way before closing their
     # sockets all the same (docs/operations.md, "Stopping a node").
     drain_timeout: float = Field(10.0, ge=0)
+
+    def node(self) -> str:
+        """This node's name (``node_name``, else host:port): in metrics, logs, and on the commands it sends."""
+        return self.node_name or f"{socket.gethostname()}:{self.port}"
 
     @field_validator("trusted_proxies")
     @classmethod

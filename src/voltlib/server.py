@@ -151,8 +151,16 @@ def _install_web(app: web.Application, gateway: Gateway, source: SnapshotSource 
 
 async def _maintenance(app: web.Application):  # type: ignore[no-untyped-def]
     gateway = app[GATEWAY_KEY]
+    s = gateway.services
     # before the first charge point: which are in quarantine (commands refused, every frame logged)
     await security_service.service_of(gateway).load()
+    # the commands this node left under way when it stopped: lost, not queued for ever (issue 20). Nodes
+    # sharing a port need their own node_name to tell theirs apart: without, theirs are left as they are.
+    alone, named = s.settings.bus_url is None, s.settings.node_name is not None or not s.settings.reuse_port
+    lost = await s.store.write(partial(repo.lose_commands, node=s.settings.node(), alone=alone,
+                                       now=s.clock.now())) if alone or named else 0
+    if lost:
+        log.warning("%d command(s) under way when voltlib stopped marked lost", lost)
     tasks = [asyncio.create_task(_purge_forever(gateway)), asyncio.create_task(app[SHARING_KEY].run_timers())]
     settings = gateway.services.settings
     if settings.smart_charging:

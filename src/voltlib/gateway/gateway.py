@@ -385,7 +385,7 @@ class Gateway:
         await self._admit(cp_id, action, payload)
         s = self.services
         command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action, request=payload,
-                                                 requested_by=requested_by, now=s.clock.now()))
+                                                 requested_by=requested_by, now=s.clock.now(), node=s.settings.node()))
         row = await s.store.read(partial(repo.get_command, command_id=command_id))  # as stored: queued
         assert row is not None
         task = asyncio.get_running_loop().create_task(
@@ -446,7 +446,10 @@ class Gateway:
         if command_id is None:
             command_id = await s.store.write(partial(repo.create_command, cp_id=cp_id, action=action,
                                                      request=payload if recorded is None else recorded,
-                                                     requested_by=requested_by, now=s.clock.now()))
+                                                     requested_by=requested_by, now=s.clock.now(),
+                                                     node=s.settings.node()))
+        elif here is not None:  # stored by another node's API: sent from here, so lost if this node stops
+            await s.store.write(partial(repo.update_command, command_id=command_id, node=s.settings.node()))
         connection = self.connections.get(cp_id)
         values: dict[str, Any]
         if connection is None:

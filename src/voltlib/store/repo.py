@@ -455,11 +455,25 @@ def read_messages(conn: Connection, cp_id: str, limit: int = 100) -> list[dict[s
 
 
 def create_command(conn: Connection, cp_id: str, action: str, request: dict[str, Any], requested_by: str | None,
-                   now: datetime) -> int:
+                   now: datetime, node: str | None = None) -> int:
     result = conn.execute(insert(commands).values(
         charge_point_id=cp_id, action=action, request=request, state="queued", requested_by=requested_by,
-        created_at=now).returning(commands.c.id))
+        created_at=now, node=node).returning(commands.c.id))
     return int(result.scalar_one())
+
+
+def lose_commands(conn: Connection, node: str, alone: bool, now: datetime) -> int:
+    """At start-up, before anything is sent: the commands ``node`` left under way when it stopped
+    (still ``queued``: sent or not, never answered) are ``lost``. ``alone`` (no cluster): every such
+    command, whichever node name it was sent under; on a cluster, only this node's (the others may
+    be waiting for their answers now)."""
+    where = [commands.c.state == "queued"]
+    if not alone:
+        where.append(commands.c.node == node)
+    return int(conn.execute(update(commands).where(*where).values(
+        state="lost", finished_at=now, error_code="node-restarted",
+        error_description=f"voltlib ({node}) stopped before the answer; it may have reached the charge point")
+    ).rowcount)
 
 
 def update_command(conn: Connection, command_id: int, **values: Any) -> None:

@@ -221,12 +221,14 @@ commands = Table(
     Column("action", String(40), nullable=False),
     Column("message_id", String(36)),
     Column("request", JSON, nullable=False),
-    Column("state", String(16), nullable=False),  # queued | sent | answered | failed | timeout | offline
+    # queued | answered | failed | timeout | lost | offline | refused
+    Column("state", String(16), nullable=False),
     Column("response", JSON),
     Column("error_code", String(40)), Column("error_description", String(255)),
     Column("requested_by", String(64)),
     Column("created_at", TS, nullable=False),
     Column("finished_at", TS),
+    Column("node", String(64)),  # the node sending it: its start-up marks what it left under way lost
     Index("ix_commands_cp", "charge_point_id", "created_at"),
 )
 

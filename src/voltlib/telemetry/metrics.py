@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
@@ -54,7 +53,7 @@ REGISTRY_KEY = web.AppKey("metrics-registry", CollectorRegistry)
 
 def node_name(settings: Settings) -> str:
     """This node's name in metrics and logs: the ``node_name`` setting, else host:port."""
-    return settings.node_name or f"{socket.gethostname()}:{settings.port}"
+    return settings.node()
 
 
 class NodeCollector:

@@ -49,8 +49,10 @@ class ReservationFollower:
         self.services.bus.subscribe(self.on_event, ev.CommandFinished, name="reservation-answers", scope="node")
 
     async def on_event(self, event: ev.Event) -> None:
+        """Queued, not awaited, as charging profiles' follower: car sharing's answers come by the
+        thousand, and the senders that wait have written the same thing already."""
         if isinstance(event, ev.CommandFinished) and event.action in FOLLOWED:
             op = follow(event.charge_point_id, event.action, event.state, event.request, event.response,
                         event.requested_by, self.services.clock.now())
             if op is not None:
-                await self.services.store.write(op)
+                self.services.store.write_later(op)

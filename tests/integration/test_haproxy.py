@@ -279,9 +279,10 @@ async def test_two_nodes_behind_haproxy_and_a_rolling_restart(pg_url: str, tmp_p
 
 
 async def test_tls_terminated_at_haproxy_keeps_security_profiles_2_and_3(pg_url: str, tmp_path: Path) -> None:
-    """wss:// ends at HAProxy: a profile 2 charge point's password and a profile 3 one's certificate
-    (checked by HAProxy against the CA, by the node against its pin) pass; the same claims sent to a
-    node by anyone but the balancer, or over the balancer's plain ws://, do not."""
+    """wss:// ends at HAProxy in front of two nodes: a profile 2 charge point's password and a profile
+    3 one's certificate (checked by HAProxy against the CA, by the node against its pin) pass, and
+    still pass once one node is stopped; the same claims sent to a node by anyone but the balancer,
+    or over the balancer's plain ws://, do not."""
     _require_nats()
     binary = _haproxy()
     pki = make_pki(tmp_path / "pki")
@@ -301,13 +302,14 @@ async def test_tls_terminated_at_haproxy_keeps_security_profiles_2_and_3(pg_url:
             store.close()
 
     await asyncio.to_thread(register)
-    node = Node("node-tls", pg_url, f"tls{uuid.uuid4().hex[:8]}", tmp_path)
+    cluster = f"tls{uuid.uuid4().hex[:8]}"
+    node, other = Node("node-tls", pg_url, cluster, tmp_path), Node("node-tls-b", pg_url, cluster, tmp_path)
     lb_port, tls_port = free_port(), free_port()
     balancer: asyncio.subprocess.Process | None = None
     try:
-        await node.start()
+        await asyncio.gather(node.start(), other.start())
         env = {**os.environ, "VOLTLIB_LB_BIND": f"127.0.0.1:{lb_port}", "VOLTLIB_LB_SOURCE": LB_SOURCE,
-               "VOLTLIB_NODE_A": f"127.0.0.1:{node.port}", "VOLTLIB_NODE_B": f"127.0.0.1:{node.port}",
+               "VOLTLIB_NODE_A": f"127.0.0.1:{node.port}", "VOLTLIB_NODE_B": f"127.0.0.1:{other.port}",
                "VOLTLIB_LB_TLS_BIND": f"127.0.0.1:{tls_port}", "VOLTLIB_LB_CERT": str(bundle),
                "VOLTLIB_LB_CLIENT_CA": str(pki.ca.cert)}
         with (tmp_path / "haproxy-tls.log").open("wb") as sink:
@@ -341,8 +343,13 @@ async def test_tls_terminated_at_haproxy_keeps_security_profiles_2_and_3(pg_url:
                                      headers={"Authorization": f"Bearer {TOKEN}"}) as api:
             detail = (await api.get("/api/v1/charge-points/CP-T3")).json()
         assert detail["last_address"] == CP_SOURCE
+        assert await other.stop() == 0  # one node drained and gone: wss goes on through the one left
+        for _ in range(2):  # the second connection would land on the stopped node if HAProxy still sent there
+            assert await boots(wss, "CP-T3", ssl=pki.client_context(cp3))
+            assert await boots(wss, "CP-T2", ssl=pki.client_context(), additional_headers=basic_auth("CP-T2"))
+        assert not await boots(wss, "CP-T3", ssl=pki.client_context())
     finally:
         if balancer is not None and balancer.returncode is None:
             balancer.terminate()
             await balancer.wait()
-        await node.kill()
+        await asyncio.gather(node.kill(), other.kill())

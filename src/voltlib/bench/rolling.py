@@ -61,6 +61,7 @@ from voltlib.store.tables import meter_values, transactions
 CONFIG = Path(__file__).parents[3] / "docs" / "haproxy.cfg"  # the repository's; see docs/operations.md
 LB_SOURCE = "127.0.0.3"
 RISE_S = 3.0  # docs/haproxy.cfg: "inter 1s rise 2", and a margin
+QUIET_S = 3.0  # "every charge point back": all connected, and none has seen its socket close for this long
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,8 @@ async def _until_ready(base: str, timeout: float, times: int = 1) -> None:
 
 
 class _ChargePoint:
-    __slots__ = ("acked", "cp_id", "index", "latencies", "online", "retried", "sent_starts", "sessions", "starts",
-                 "stops", "tx")
+    __slots__ = ("acked", "cp_id", "index", "latencies", "online", "online_at", "retried", "sent_starts", "sessions",
+                 "starts", "stops", "tx")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -166,6 +167,7 @@ class _ChargePoint:
         self.stops: list[tuple[int, float]] = []  # acknowledged: (transactionId, monotonic)
         self.retried: dict[str, int] = {}
         self.online = False
+        self.online_at = 0.0  # monotonic: when its current session was up (booted, in its transaction)
         self.sessions = 0
 
 
@@ -198,9 +200,16 @@ class _Fleet:
         self.stop = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
         self.connecting = asyncio.Semaphore(200)
+        self.closed_at = float("-inf")  # monotonic: the last time a charge point saw its session end
 
     def online(self) -> int:
         return sum(cp.online for cp in self.points)
+
+    def settled(self) -> bool:
+        """Every charge point connected, and none has seen its socket close for ``QUIET_S``: a charge
+        point of the stopped node slow to read its close frame (a loaded machine) is not taken for
+        one that stayed, to reconnect later to the node restarted meanwhile."""
+        return self.online() == len(self.points) and time.monotonic() - self.closed_at >= QUIET_S
 
     async def run(self, cp: _ChargePoint) -> None:
         assert self.session is not None
@@ -226,7 +235,7 @@ class _Fleet:
                         unanswered = self._start(cp, n)
                         await self._send(ws, cp, unanswered)
                         unanswered = None
-                    cp.online = True
+                    cp.online, cp.online_at = True, time.monotonic()
                     await self._listen(ws, rng.uniform(0, self.plan.meter_s) if cp.sessions == 1 else 0)
                     while not self.stop.is_set():
                         n += 1
@@ -245,6 +254,8 @@ class _Fleet:
             except (aiohttp.ClientError, ConnectionError, TimeoutError, _Closed):
                 await asyncio.sleep(rng.uniform(0.05, 0.3))  # as a charge point: back in a moment
             finally:
+                if cp.online:
+                    self.closed_at = time.monotonic()
                 cp.online = False
 
     async def _listen(self, ws: aiohttp.ClientWebSocketResponse, seconds: float) -> None:
@@ -415,11 +426,12 @@ async def run(plan: RollingPlan, progress: Any = print) -> RollingResult:
             progress(f"{node.name} stopped (exit {code}); waiting for every charge point to be back")
             with contextlib.suppress(TimeoutError):  # first its charge points see their sockets close (a node
                 await _wait(lambda: fleet.online() < plan.charge_points, 5.0)  # holding none: 5 s, then on)
-            await _wait(lambda: fleet.online() == plan.charge_points, plan.back_timeout_s)
-            back = time.monotonic()
+            await _wait(fleet.settled, plan.back_timeout_s)
+            moved = [cp for cp in fleet.points if cp.sessions > before[cp.index]]
+            back = max((cp.online_at for cp in moved), default=time.monotonic())  # the last one back
             result.back_s.append(back - started)
             windows.append((started, back))
-            result.moved.append(sum(1 for cp in fleet.points if cp.sessions > before[cp.index]))
+            result.moved.append(len(moved))
             begun = sum(1 for cp in fleet.points for _, _, at in cp.starts if started <= at <= back)
             progress(f"every charge point back {back - started:.1f} s after {node.name}'s SIGTERM "
                      f"({result.moved[-1]} moved, {begun} transactions started meanwhile); starting it again")

@@ -188,16 +188,19 @@ async def test_release_sends_operative_and_allows_remote_starts(server: RunningS
     assert (await api(server, "GET", "/api/v1/security/audit/verify")).json()["ok"] is True
 
 
-async def test_inside_a_work_order_the_tamper_is_expected_and_the_badge_checks_in(server: RunningServer) -> None:
+@pytest.mark.parametrize("tech_badge", ["TECH01", "0b7e2f1c-3d4a-4e5f-8a9b-0c1d2e3f4a5b"])  # 1.6-size, 36
+async def test_inside_a_work_order_the_tamper_is_expected_and_the_badge_checks_in(server: RunningServer,
+                                                                                   tech_badge: str) -> None:
     now = datetime.now(UTC)
     order = await api(server, "POST", "/api/v1/security/work-orders", {
-        "technician": "tech-1", "badge": "TECH01", "charge_points": ["CP-WO"],
+        "technician": "tech-1", "badge": tech_badge, "charge_points": ["CP-WO"],
         "starts_at": (now - timedelta(hours=1)).isoformat(), "ends_at": (now + timedelta(hours=1)).isoformat(),
         "purpose": "replace the meter"})
-    assert order.status_code == 201
-    await server.add_id_tag("TECH01")
+    assert order.status_code == 201, order.text
+    assert order.json()["badge"] == tech_badge
+    await server.add_id_tag(tech_badge)
     async with station(server, "CP-WO") as cp:
-        assert (await cp.call("Authorize", badge("TECH01")))[2]["idTokenInfo"]["status"] == "Accepted"
+        assert (await cp.call("Authorize", badge(tech_badge)))[2]["idTokenInfo"]["status"] == "Accepted"
         assert (await cp.call("SecurityEventNotification", security_event("TamperDetectionActivated")))[0] == 3
         await server.settled()
     found = await alerts(server, "CP-WO")

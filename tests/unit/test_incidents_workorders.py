@@ -52,11 +52,18 @@ def test_work_order_coverage() -> None:
     (["CP"], T0, T0, "x", "B"),
     (["CP"], T0, T0 + timedelta(days=8), "x", "B"),
     (["CP"], T0, T0 + timedelta(hours=1), " ", "B"),
-    (["CP"], T0, T0 + timedelta(hours=1), "x", "B" * 21),
+    (["CP"], T0, T0 + timedelta(hours=1), "x", "B" * 37),  # longer than any OCPP id token
+    (["CP"], T0, T0 + timedelta(hours=1), "x", " B1"),
+    (["CP"], T0, T0 + timedelta(hours=1), "x", ""),
 ])
 def test_invalid_work_orders(cps: list[str], start: datetime, end: datetime, purpose: str, badge: str) -> None:
     with pytest.raises(wo.InvalidWorkOrder):
         wo.check(cps, start, end, purpose, badge)
+
+
+def test_a_work_order_badge_may_be_a_2_0_1_token_of_36_characters() -> None:
+    wo.check(["CP"], T0, T0 + timedelta(hours=1), "x", "B" * 21)
+    wo.check(["CP"], T0, T0 + timedelta(hours=1), "x", "0b7e2f1c-3d4a-4e5f-8a9b-0c1d2e3f4a5b")
 
 
 def test_response_policy() -> None:

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from voltlib.domain.idtags import MAX_ID_TOKEN, valid_id_token
+
 MAX_WINDOW = timedelta(days=7)
 
 
@@ -43,8 +45,9 @@ def check(charge_points: list[str], starts_at: datetime, ends_at: datetime, purp
         raise InvalidWorkOrder("a work order lasts at most 7 days")
     if not purpose.strip():
         raise InvalidWorkOrder("say what the intervention is for")
-    if not 1 <= len(badge) <= 20:
-        raise InvalidWorkOrder("the technician's badge is an OCPP idTag of 1 to 20 characters")
+    if not valid_id_token(badge):  # a 2.0.1 station's technician may carry a 36-character token
+        raise InvalidWorkOrder(f"the technician's badge is an OCPP id token of 1 to {MAX_ID_TOKEN} printable "
+                               "characters, no outer spaces")
 
 
 def covering(orders: Iterable[WorkOrder], cp_id: str, at: datetime) -> WorkOrder | None:

@@ -454,7 +454,7 @@ work_orders = Table(
     "work_orders", metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("technician", String(64), nullable=False),
-    Column("badge", String(20), nullable=False),
+    Column("badge", String(36), nullable=False),  # an id token: 36 in 2.0.1 (migration 0024)
     Column("charge_points", JSON, nullable=False),  # list of charge point ids
     Column("starts_at", TS, nullable=False),
     Column("ends_at", TS, nullable=False),

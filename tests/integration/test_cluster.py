@@ -25,10 +25,10 @@ import websockets
 from nats.aio.msg import Msg
 from ocpp.v16 import call
 
-from tests.conformance.conftest import connect, wait_until
+from tests.conformance.conftest import Station, connect, wait_until
 from tests.conftest import RunningServer, basic_auth, free_port, start_server
 from tests.integration import test_duplicate_identity as dup
-from tests.sharing.conftest import CAR_TAG, seeded_city
+from tests.sharing.conftest import CAR_TAG, City, Member, seeded_city
 from tests.sharing.test_rentals import DESTINATION, ORIGIN
 from voltlib import events as ev
 from voltlib.bus import SCOPES
@@ -273,6 +273,27 @@ async def test_a_certificate_request_is_signed_once_by_the_node_holding_the_char
             assert len(cp.got("CertificateSigned")) == 1
 
 
+async def ride_across(city: City, member: Member, origin: Station, destination: Station,
+                      nodes: tuple[RunningServer, RunningServer]) -> None:
+    """The car charging at ``origin`` is badged, unplugged and returned 25 minutes later at
+    ``destination``, the two charge points held by different nodes; both nodes settled."""
+    await origin.boot()
+    await origin.status(1, "Charging")
+    charging = await origin.start_tx(1, CAR_TAG)
+    await destination.boot()
+    await destination.status(1, "Available")
+    assert (await origin.authorize(member.badge))["status"] == "Accepted"
+    await origin.stop_tx(charging.transaction_id, 1200, reason="EVDisconnected")
+    await origin.status(1, "Available")  # the car leaves its bay on the origin's node
+    await city.wait_for_state(member, "started")
+    back = (datetime.now(UTC) + timedelta(minutes=25)).isoformat()
+    returned = await destination.start_tx(1, CAR_TAG, timestamp=back)  # and comes back on the other's
+    assert returned.id_tag_info["status"] == "Accepted"
+    await city.wait_for_state(member, None)
+    for node in nodes:
+        await node.settled()
+
+
 async def test_a_one_way_rental_across_two_nodes_ends_and_is_invoiced_once(
         nodes: tuple[RunningServer, RunningServer]) -> None:
     """Badge and unplug at a charge point held by A, return at one held by B: each node's car sharing
@@ -281,22 +302,7 @@ async def test_a_one_way_rental_across_two_nodes_ends_and_is_invoiced_once(
     async with seeded_city(a) as city:
         member = await city.sign_up(1)
         async with connect(a, ORIGIN) as origin, connect(b, DESTINATION) as destination:
-            await origin.boot()
-            await origin.status(1, "Charging")
-            charging = await origin.start_tx(1, CAR_TAG)
-            await destination.boot()
-            await destination.status(1, "Available")
-            assert (await origin.authorize(member.badge))["status"] == "Accepted"
-            await origin.stop_tx(charging.transaction_id, 1200, reason="EVDisconnected")
-            await origin.status(1, "Available")  # the car leaves its bay on A's charge point
-            await city.wait_for_state(member, "started")
-
-            back = (datetime.now(UTC) + timedelta(minutes=25)).isoformat()
-            returned = await destination.start_tx(1, CAR_TAG, timestamp=back)  # and comes back on B's
-            assert returned.id_tag_info["status"] == "Accepted"
-            await city.wait_for_state(member, None)
-            for node in nodes:
-                await node.settled()
+            await ride_across(city, member, origin, destination, nodes)
         history = (await city.client.get("/api/v1/me/rentals", headers=member.headers())).json()
         assert [(r["state"], r["return_dock"]) for r in history] == [("closed", [DESTINATION, 1])]
         statement = (await city.client.get("/api/v1/me/invoices", headers=member.headers())).json()

@@ -19,10 +19,9 @@ import pytest
 import pytest_asyncio
 import websockets
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import create_engine, text
 
 from tests.conftest import RunningServer, basic_auth, free_port, start_server
-from tests.integration.test_readiness import READERS
+from tests.integration.test_readiness import READERS, refusing_connections
 from tests.sim.test_chargepoint import eventually
 from voltlib.config import Settings
 
@@ -184,19 +183,9 @@ async def test_a_scrape_serves_while_the_database_refuses_connections(observed: 
                                                                       database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         return  # a SQLite file cannot refuse a connection; PostgreSQL can
-    name = database_url.rsplit("/", 1)[1]
-    admin = create_engine(database_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n "
-                              "AND pid <> pg_backend_pid()"), {"n": name})
+    with refusing_connections(database_url):
         async with httpx.AsyncClient(base_url=observed.url, timeout=30) as http:
             down = await http.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert down.status_code == 200
         assert value(samples(down.text), "voltlib_cluster_connected") == 1
         assert "voltlib_database_counts_age_seconds" not in down.text
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()

@@ -5,14 +5,12 @@ its smart-charging plans and its bus consumers' queues as they are (issue 18, pa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import httpx
 
 from tests.conformance.conftest import connect
-from tests.integration.test_cluster import two_nodes
+from tests.integration.test_cluster import ride_across, two_nodes
 from tests.integration.test_metrics import samples
-from tests.sharing.conftest import CAR_TAG, seeded_city
+from tests.sharing.conftest import seeded_city
 from tests.sim.test_chargepoint import eventually
 
 TOKEN = "metrics-secret-for-two-nodes-0123"
@@ -41,20 +39,7 @@ async def test_each_node_reports_itself_its_peer_and_the_network(database_url: s
     async with two_nodes(database_url, metrics_token=TOKEN) as (a, b), seeded_city(a) as city:
         member = await city.sign_up(1)
         async with connect(a, ORIGIN) as origin, connect(b, DESTINATION) as destination:
-            await origin.boot()
-            await origin.status(1, "Charging")
-            charging = await origin.start_tx(1, CAR_TAG)
-            await destination.boot()
-            await destination.status(1, "Available")
-            assert (await origin.authorize(member.badge))["status"] == "Accepted"
-            await origin.stop_tx(charging.transaction_id, 1200, reason="EVDisconnected")
-            await origin.status(1, "Available")
-            await city.wait_for_state(member, "started")
-            back = (datetime.now(UTC) + timedelta(minutes=25)).isoformat()
-            assert (await destination.start_tx(1, CAR_TAG, timestamp=back)).id_tag_info["status"] == "Accepted"
-            await city.wait_for_state(member, None)
-            for node in (a, b):
-                await node.settled()
+            await ride_across(city, member, origin, destination, (a, b))
             assert (await city.client.get("/gbfs/paris/station_status.json")).status_code == 200  # on A
 
             async def both_hear_a_peer_and_planned() -> tuple[Found, Found] | None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -49,28 +51,39 @@ async def test_ready_then_not_while_the_schema_is_behind(server: RunningServer, 
         assert (await http.get("/api/v1/ready")).status_code == 200
 
 
-async def test_not_ready_while_the_database_refuses_connections(server: RunningServer, database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        return  # a SQLite file cannot refuse a connection; PostgreSQL can
+@contextmanager
+def refusing_connections(database_url: str) -> Iterator[Callable[[], None]]:
+    """The PostgreSQL database of ``database_url`` refuses connections and drops those it has, until
+    the ``allow`` yielded is called or the block ends."""
     name = database_url.rsplit("/", 1)[1]
     admin = create_engine(database_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+
+    def allow() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+
     try:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
             conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n "
                               "AND pid <> pg_backend_pid()"), {"n": name})
+        yield allow
+    finally:
+        allow()
+        admin.dispose()
+
+
+async def test_not_ready_while_the_database_refuses_connections(server: RunningServer, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        return  # a SQLite file cannot refuse a connection; PostgreSQL can
+    with refusing_connections(database_url) as allow:
         async with httpx.AsyncClient(base_url=server.url) as http:
             down = await http.get("/api/v1/ready")
             assert down.status_code == 503
             assert down.json()["checks"]["database"].startswith("unreachable")
             assert down.json()["checks"]["migrations"] == "unknown"
-            with admin.connect() as conn:
-                conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            allow()
             assert (await http.get("/api/v1/ready")).status_code == 200
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
 
 
 async def test_not_ready_without_nats_when_one_is_configured(database_url: str) -> None:
